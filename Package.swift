@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// qxub: run commands as batch jobs on HPC clusters and watch them as if they ran in your terminal.
+//
+// The layout is the architecture (arrows point one way):
+//
+//   qxub (exe) -> QxubCLI -> QxubClient -> QxubProtocol -> CZlib
+//                                    \---> QxubSystem
+//   qxub-agent (exe) -> QxubAgent -> QxubScheduler -> QxubProtocol
+//                                \--> QxubSystem
+//
+// The static agent links only the Swift runtime, Glibc, zlib and our own Foundation-free modules.
+import PackageDescription
+
+let package = Package(
+    name: "qxub",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "qxub", targets: ["qxub"]),
+        .executable(name: "qxub-agent", targets: ["qxub-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // zlib from the system (Debian: zlib1g-dev).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        // Frames, codec, compression, messages, version negotiation. No I/O, no Foundation.
+        .target(name: "QxubProtocol", dependencies: ["CZlib"]),
+        // Thin POSIX layer (file descriptors, poll loop, processes, clocks) shared by agent and client. No Foundation.
+        .target(name: "QxubSystem"),
+        // Job spec -> scheduler submission, status parsing, exit semantics. No Foundation.
+        .target(name: "QxubScheduler", dependencies: ["QxubProtocol", "QxubSystem"]),
+        // The agent's logic as a library: session, job supervision, output tailing.
+        .target(name: "QxubAgent", dependencies: ["QxubProtocol", "QxubScheduler", "QxubSystem"]),
+        .executableTarget(name: "qxub-agent", dependencies: ["QxubAgent"]),
+        // Client side: agent launcher (local child or ssh), agent client, configuration.
+        .target(name: "QxubClient", dependencies: ["QxubProtocol", "QxubSystem"]),
+        .target(name: "QxubCLI", dependencies: [
+            "QxubClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "qxub", dependencies: ["QxubCLI"]),
+        // Benchmarks print figures against a floor measured in the same run; never part of the tests.
+        .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient"]),
+
+        .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
+        .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["QxubClient", "QxubProtocol", "QxubSystem"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

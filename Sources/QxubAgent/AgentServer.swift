@@ -1,0 +1,41 @@
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one agent session on standard input and output until the client leaves.
+public enum AgentServer {
+    /// The hello this agent sends.
+    public static func hello(scheduler: String) -> Hello {
+        Hello(
+            software: "qxub-agent \(QxubVersion.current)",
+            platform: Environment.platform(),
+            hostname: Environment.hostname(),
+            scheduler: scheduler)
+    }
+
+    /// Serves the protocol on fds 0 and 1; returns the process exit status.
+    public static func serve(input: Int32 = 0, output: Int32 = 1, log: (String) -> Void) -> Int32 {
+        ignoreBrokenPipes()
+        let loop = EventLoop()
+        let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: ""))
+        do {
+            try session.start()
+            try loop.run()
+        } catch {
+            log("qxub-agent: \(error)")
+            return 1
+        }
+        switch session.ending {
+        case .protocolError(let error):
+            log("qxub-agent: session ended: \(error)")
+        case .systemError(let error):
+            log("qxub-agent: session ended: \(error)")
+        case .clientClosed, nil:
+            break
+        }
+        return session.ending?.exitStatus ?? 0
+    }
+}

@@ -1,0 +1,254 @@
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's side of one session: reads requests from `input`, writes answers to `output`.
+///
+/// It runs on an ``EventLoop`` and never blocks: reads happen whenever bytes arrive, writes whenever the
+/// pipe has room, so a slow reader on the client's side can never stop the agent from reading.
+/// The session ends when the client says goodbye or closes its end (the agent never outlives its client),
+/// or on a protocol error, which is reported on stderr and, when possible, to the client.
+public final class AgentSession {
+    /// Why a session ended.
+    public enum Ending: Equatable, Sendable {
+        /// The client said goodbye or closed its end.
+        case clientClosed
+        /// The client broke the protocol.
+        case protocolError(ProtocolError)
+        /// A system call failed.
+        case systemError(SystemError)
+
+        /// The agent's exit status: 0, 2 for a protocol error, 1 for a system error.
+        public var exitStatus: Int32 {
+            switch self {
+            case .clientClosed: 0
+            case .protocolError: 2
+            case .systemError: 1
+            }
+        }
+    }
+
+    public let loop: EventLoop
+    private let input: Int32
+    private let output: Int32
+    private var endpoint: ProtocolEndpoint
+    private var outbox: [UInt8] = []
+    private var outboxStart = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var handlers: [AgentRequestHandler] = []
+    public private(set) var ending: Ending?
+    /// Called once when the session ends (before the loop stops).
+    public var onEnd: ((Ending) -> Void)?
+
+    /// Bytes queued for the client and not yet written; producers of job output hold back above a limit.
+    public var pendingOutputBytes: Int { outbox.count - outboxStart }
+
+    public init(loop: EventLoop, input: Int32, output: Int32, hello: Hello) {
+        self.loop = loop
+        self.input = input
+        self.output = output
+        self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: 0)
+    }
+
+    /// Adds a handler for requests beyond the session basics (jobs, status, cancel).
+    public func register(_ handler: AgentRequestHandler) {
+        handlers.append(handler)
+    }
+
+    /// Writes the magic and hello and starts reading.
+    public func start() throws {
+        try FileDescriptor.setNonBlocking(input)
+        try FileDescriptor.setNonBlocking(output)
+        enqueue(endpoint.start())
+        loop.setReadable(input) { [unowned self] in self.readAvailable() }
+    }
+
+    /// Sends a message to the client on `channel`.
+    public func send(_ message: Message, channel: UInt32 = 0) {
+        guard ending == nil else { return }
+        do {
+            var bytes: [UInt8] = []
+            try endpoint.encode(message, channel: channel, into: &bytes)
+            enqueue(bytes)
+        } catch {
+            end(.protocolError(error))
+        }
+    }
+
+    /// Answers request `requestID` with an error.
+    public func sendError(requestID: UInt32, code: ErrorCode, message: String, hint: String = "") {
+        send(.error(ErrorMessage(requestID: requestID, code: code, message: message, hint: hint)))
+    }
+
+    /// The negotiated terms, once the client's hello has arrived.
+    public var negotiation: Negotiation? { endpoint.negotiation }
+
+    // MARK: - Reading
+
+    private func readAvailable() {
+        while ending == nil {
+            let outcome: FileDescriptor.ReadResult
+            do {
+                outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(input, into: $0) }
+            } catch let error as SystemError {
+                return end(.systemError(error))
+            } catch {
+                return end(.systemError(SystemError("read", "stdin", errno: EIO)))
+            }
+            switch outcome {
+            case .wouldBlock:
+                return
+            case .endOfFile:
+                do {
+                    try endpoint.finish()
+                    end(.clientClosed)
+                } catch {
+                    end(.protocolError(error))
+                }
+                return
+            case .bytes(let count):
+                do {
+                    for event in try endpoint.receive(readBuffer[0..<count]) {
+                        handle(event)
+                        if ending != nil { return }
+                    }
+                } catch {
+                    // Tell the client what it did wrong, if it can still understand us; then stop.
+                    if endpoint.negotiation != nil {
+                        sendError(requestID: 0, code: .malformedRequest, message: error.description)
+                    }
+                    return end(.protocolError(error))
+                }
+            }
+        }
+    }
+
+    private func handle(_ event: ProtocolEndpoint.Event) {
+        switch event {
+        case .stray:
+            break  // The agent scans strictly; it never reports stray bytes.
+        case .ready:
+            for handler in handlers { handler.sessionReady(self) }
+        case .message(let channel, let message):
+            handle(message, channel: channel)
+        }
+    }
+
+    private func handle(_ message: Message, channel: UInt32) {
+        switch message {
+        case .ping(let ping):
+            send(.pong(ping))
+        case .pong:
+            for handler in handlers { _ = handler.handle(message, channel: channel, session: self) }
+        case .goodbye:
+            end(.clientClosed)
+        case .hello:
+            sendError(requestID: 0, code: .malformedRequest, message: "hello was sent twice")
+        case .unknown(let type, let requestID):
+            sendError(
+                requestID: requestID, code: .unknownRequest,
+                message: "this agent (\(QxubVersion.current)) does not know the request \(type)",
+                hint: "install a newer agent: `qxub agent install`")
+        default:
+            for handler in handlers where handler.handle(message, channel: channel, session: self) { return }
+            let requestID = message.requestID ?? 0
+            sendError(
+                requestID: requestID, code: .unknownRequest,
+                message: "this agent does not handle \(message.frameType) messages",
+                hint: "install a newer agent: `qxub agent install`")
+        }
+    }
+
+    // MARK: - Writing
+
+    private func enqueue(_ bytes: [UInt8]) {
+        let wasEmpty = pendingOutputBytes == 0
+        outbox.append(contentsOf: bytes)
+        if wasEmpty { flush() }
+    }
+
+    private func flush() {
+        while pendingOutputBytes > 0 {
+            let written: Int
+            do {
+                written = try outbox.withUnsafeBytes {
+                    try FileDescriptor.writeSome(output, UnsafeRawBufferPointer(rebasing: $0[outboxStart...]))
+                }
+            } catch let error as SystemError {
+                // The client went away: nothing left to tell it.
+                outbox.removeAll()
+                outboxStart = 0
+                loop.setWritable(output, nil)
+                return end(error.errno == EPIPE ? .clientClosed : .systemError(error))
+            } catch {
+                return
+            }
+            if written == 0 { break }
+            outboxStart += written
+        }
+        if pendingOutputBytes == 0 {
+            outbox.removeAll(keepingCapacity: outbox.capacity <= 1 << 20)
+            outboxStart = 0
+            loop.setWritable(output, nil)
+            for handler in handlers { handler.outputDrained(self) }
+            if ending != nil { loop.stop() }
+        } else {
+            if outboxStart > 1 << 20 {
+                outbox.removeSubrange(0..<outboxStart)
+                outboxStart = 0
+            }
+            loop.setWritable(output) { [unowned self] in self.flush() }
+        }
+    }
+
+    // MARK: - Ending
+
+    /// Ends the session: stops reading, writes what is queued (so an error frame reaches the client), stops the loop.
+    public func end(_ reason: Ending) {
+        guard ending == nil else { return }
+        ending = reason
+        loop.setReadable(input, nil)
+        for handler in handlers { handler.sessionEnded(self) }
+        onEnd?(reason)
+        if pendingOutputBytes == 0 {
+            loop.stop()
+        } else {
+            // Give the queued bytes a bounded time to leave, then stop regardless.
+            loop.schedule(after: 2) { [unowned self] in self.loop.stop() }
+        }
+    }
+}
+
+/// Something that handles requests beyond the session basics (jobs, status, cancel).
+public protocol AgentRequestHandler: AnyObject {
+    /// Handles `message`; returns false when it is not this handler's.
+    func handle(_ message: Message, channel: UInt32, session: AgentSession) -> Bool
+    func sessionReady(_ session: AgentSession)
+    /// The outbox emptied: producers that held back may send more.
+    func outputDrained(_ session: AgentSession)
+    func sessionEnded(_ session: AgentSession)
+}
+
+extension AgentRequestHandler {
+    public func sessionReady(_ session: AgentSession) {}
+    public func outputDrained(_ session: AgentSession) {}
+    public func sessionEnded(_ session: AgentSession) {}
+}
+
+extension Message {
+    /// The request id a reply must carry, for messages that are requests.
+    public var requestID: UInt32? {
+        switch self {
+        case .submit(let value): value.requestID
+        case .watch(let value): value.requestID
+        case .unwatch(let value): value.requestID
+        case .cancel(let value): value.requestID
+        case .statusQuery(let value): value.requestID
+        case .unknown(_, let requestID): requestID
+        default: nil
+        }
+    }
+}

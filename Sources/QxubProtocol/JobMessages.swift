@@ -1,0 +1,307 @@
+// Requests from the client and the agent's answers. Field 1 of every request is its request id, so a
+// peer that does not know a request type can still answer it with an error naming that id.
+
+/// Submit one job.
+public struct Submit: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var spec: JobSpec
+    public init(requestID: UInt32, spec: JobSpec) {
+        self.requestID = requestID
+        self.spec = spec
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.message(2, spec)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, spec: JobSpec(name: "", command: .shell(""), workingDirectory: ""))
+        var sawSpec = false
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2:
+                spec = try field.message()
+                sawSpec = true
+            default: break
+            }
+        }
+        guard sawSpec else { throw .malformedPayload(type: .submit, reason: "no job spec") }
+    }
+}
+
+/// The reply to ``Submit``: the scheduler accepted the job.
+public struct Submitted: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobID: String
+    /// The backend that took it: "local", "slurm" or "pbspro".
+    public var backend: String
+    /// Where the job's script, status records and (by default) output live on the agent's host.
+    public var stateDirectory: String
+    public init(requestID: UInt32, jobID: String, backend: String, stateDirectory: String = "") {
+        self.requestID = requestID
+        self.jobID = jobID
+        self.backend = backend
+        self.stateDirectory = stateDirectory
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.string(2, jobID)
+        writer.string(3, backend)
+        writer.string(4, stateDirectory)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobID: "", backend: "")
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobID = try field.string()
+            case 3: backend = try field.string()
+            case 4: stateDirectory = try field.string()
+            default: break
+            }
+        }
+    }
+}
+
+/// Follow a job on the frame's channel, resuming its output at the given byte offsets.
+public struct Watch: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobID: String
+    public var stdoutOffset: UInt64
+    public var stderrOffset: UInt64
+    public init(requestID: UInt32, jobID: String, stdoutOffset: UInt64 = 0, stderrOffset: UInt64 = 0) {
+        self.requestID = requestID
+        self.jobID = jobID
+        self.stdoutOffset = stdoutOffset
+        self.stderrOffset = stderrOffset
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.string(2, jobID)
+        writer.varint(3, stdoutOffset)
+        writer.varint(4, stderrOffset)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobID: "")
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobID = try field.string()
+            case 3: stdoutOffset = try field.uint64()
+            case 4: stderrOffset = try field.uint64()
+            default: break
+            }
+        }
+    }
+}
+
+/// A request that names one job: ``FrameType/cancel``, ``FrameType/unwatch``.
+public struct JobRequest: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobID: String
+    public init(requestID: UInt32, jobID: String) {
+        self.requestID = requestID
+        self.jobID = jobID
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.string(2, jobID)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobID: "")
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobID = try field.string()
+            default: break
+            }
+        }
+    }
+}
+
+/// The reply to a cancel: the scheduler accepted it (the job's end arrives later as ``JobTermination``).
+public struct CancelResult: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobID: String
+    /// False when the job had already finished: nothing was cancelled.
+    public var wasActive: Bool
+    public init(requestID: UInt32, jobID: String, wasActive: Bool) {
+        self.requestID = requestID
+        self.jobID = jobID
+        self.wasActive = wasActive
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.string(2, jobID)
+        writer.bool(3, wasActive)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobID: "", wasActive: false)
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobID = try field.string()
+            case 3: wasActive = try field.bool()
+            default: break
+            }
+        }
+    }
+}
+
+/// Status of many jobs in one request (one scheduler query on the agent's side).
+public struct StatusQuery: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobIDs: [String]
+    public init(requestID: UInt32, jobIDs: [String]) {
+        self.requestID = requestID
+        self.jobIDs = jobIDs
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.strings(2, jobIDs)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobIDs: [])
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobIDs.append(try field.string())
+            default: break
+            }
+        }
+    }
+}
+
+/// One job's line in a ``StatusReport``.
+public struct JobStatus: WireCodable, Hashable {
+    public var jobID: String
+    public var state: JobState
+    public var termination: JobTermination?
+    public init(jobID: String, state: JobState, termination: JobTermination? = nil) {
+        self.jobID = jobID
+        self.state = state
+        self.termination = termination
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.string(1, jobID)
+        writer.message(2, state)
+        writer.message(3, termination)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(jobID: "", state: JobState(phase: .unknown))
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: jobID = try field.string()
+            case 2: state = try field.message()
+            case 3: termination = try field.message()
+            default: break
+            }
+        }
+    }
+}
+
+/// The reply to ``StatusQuery``: one entry per job asked about, in the same order.
+public struct StatusReport: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var jobs: [JobStatus]
+    public init(requestID: UInt32, jobs: [JobStatus]) {
+        self.requestID = requestID
+        self.jobs = jobs
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.messages(2, jobs)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, jobs: [])
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: jobs.append(try field.message())
+            default: break
+            }
+        }
+    }
+}
+
+/// Bytes of a job's stdout or stderr, starting at `offset` in that stream.
+public struct Output: WireCodable, Hashable {
+    public enum Stream: UInt8, Hashable, Sendable {
+        case stdout = 0
+        case stderr = 1
+    }
+    public var stream: Stream
+    public var offset: UInt64
+    public var data: [UInt8]
+    public init(stream: Stream, offset: UInt64, data: [UInt8]) {
+        self.stream = stream
+        self.offset = offset
+        self.data = data
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, UInt64(stream.rawValue))
+        writer.varint(2, offset)
+        writer.bytes(3, data)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(stream: .stdout, offset: 0, data: [])
+        while let field = try reader.next() {
+            switch field.number {
+            case 1:
+                guard let stream = Stream(rawValue: UInt8(truncatingIfNeeded: try field.uint64())) else {
+                    throw .malformedPayload(type: .output, reason: "unknown stream")
+                }
+                self.stream = stream
+            case 2: offset = try field.uint64()
+            case 3: data = try field.bytes()
+            default: break
+            }
+        }
+    }
+}
+
+/// Where a job is in its life: queued → running on a host → finished.
+public struct JobState: WireCodable, Hashable {
+    public enum Phase: UInt8, Hashable, Sendable, CustomStringConvertible {
+        case unknown = 0
+        case queued = 1
+        case held = 2
+        case running = 3
+        case finished = 4
+        public var description: String {
+            switch self {
+            case .unknown: "unknown"
+            case .queued: "queued"
+            case .held: "held"
+            case .running: "running"
+            case .finished: "finished"
+            }
+        }
+    }
+    public var phase: Phase
+    /// The execution host, once running.
+    public var host: String
+    /// The scheduler's own word for the state (e.g. "PENDING", "R"), for display.
+    public var detail: String
+    public init(phase: Phase, host: String = "", detail: String = "") {
+        self.phase = phase
+        self.host = host
+        self.detail = detail
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, UInt64(phase.rawValue))
+        writer.string(2, host)
+        writer.string(3, detail)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(phase: .unknown)
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: phase = Phase(rawValue: UInt8(truncatingIfNeeded: try field.uint64())) ?? .unknown
+            case 2: host = try field.string()
+            case 3: detail = try field.string()
+            default: break
+            }
+        }
+    }
+}

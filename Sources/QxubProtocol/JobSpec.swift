@@ -1,0 +1,242 @@
+/// Everything the agent needs to submit one job. Built by the client from options and configuration.
+public struct JobSpec: WireCodable, Hashable {
+    /// How the command is run.
+    public enum Command: Hashable, Sendable {
+        /// One string, run by `bash -c` (pipes, `$VARS` and `;` work as in a terminal).
+        case shell(String)
+        /// An argv, passed exactly: no word splitting, globbing or expansion.
+        case argv([String])
+    }
+
+    /// Where the command runs: plain, conda, modules (then conda), or a container.
+    public struct Context: WireCodable, Hashable {
+        public var condaEnvironment: String?
+        public var modules: [String]
+        public var container: String?
+        public var binds: [String]
+
+        public init(condaEnvironment: String? = nil, modules: [String] = [], container: String? = nil, binds: [String] = []) {
+            self.condaEnvironment = condaEnvironment
+            self.modules = modules
+            self.container = container
+            self.binds = binds
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            writer.string(1, condaEnvironment)
+            writer.strings(2, modules)
+            writer.string(3, container)
+            writer.strings(4, binds)
+        }
+
+        public init(from reader: inout WireReader) throws(ProtocolError) {
+            self.init()
+            while let field = try reader.next() {
+                switch field.number {
+                case 1: condaEnvironment = try field.string()
+                case 2: modules.append(try field.string())
+                case 3: container = try field.string()
+                case 4: binds.append(try field.string())
+                default: break
+                }
+            }
+        }
+    }
+
+    /// Requested resources, already parsed into units (the client validates what users type).
+    public struct Resources: WireCodable, Hashable {
+        public var memoryBytes: UInt64?
+        public var cpus: UInt32?
+        public var walltimeSeconds: UInt64?
+        public var localDiskBytes: UInt64?
+        public var gpus: UInt32?
+        public var storage: String?
+        /// Raw scheduler resource requests (PBS `-l` values), passed through unchanged.
+        public var raw: [String]
+
+        public init(memoryBytes: UInt64? = nil, cpus: UInt32? = nil, walltimeSeconds: UInt64? = nil, localDiskBytes: UInt64? = nil, gpus: UInt32? = nil, storage: String? = nil, raw: [String] = []) {
+            self.memoryBytes = memoryBytes
+            self.cpus = cpus
+            self.walltimeSeconds = walltimeSeconds
+            self.localDiskBytes = localDiskBytes
+            self.gpus = gpus
+            self.storage = storage
+            self.raw = raw
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            // Presence matters (0 is not "unset"), so optional numbers carry a leading 1 bit.
+            if let memoryBytes { writer.varint(1, memoryBytes &+ 1) }
+            if let cpus { writer.varint(2, UInt64(cpus) + 1) }
+            if let walltimeSeconds { writer.varint(3, walltimeSeconds &+ 1) }
+            if let localDiskBytes { writer.varint(4, localDiskBytes &+ 1) }
+            if let gpus { writer.varint(5, UInt64(gpus) + 1) }
+            writer.string(6, storage)
+            writer.strings(7, raw)
+        }
+
+        public init(from reader: inout WireReader) throws(ProtocolError) {
+            func present(_ field: WireReader.Field) throws(ProtocolError) -> UInt64 {
+                let raw = try field.uint64()
+                guard raw > 0 else {
+                    throw .malformedPayload(type: .submit, reason: "resource field \(field.number) is zero")
+                }
+                return raw - 1
+            }
+            self.init()
+            while let field = try reader.next() {
+                switch field.number {
+                case 1: memoryBytes = try present(field)
+                case 2: cpus = UInt32(exactly: try present(field))
+                case 3: walltimeSeconds = try present(field)
+                case 4: localDiskBytes = try present(field)
+                case 5: gpus = UInt32(exactly: try present(field))
+                case 6: storage = try field.string()
+                case 7: raw.append(try field.string())
+                default: break
+                }
+            }
+        }
+    }
+
+    public var name: String
+    public var command: Command
+    public var workingDirectory: String
+    public var createWorkingDirectory: Bool
+    public var context: Context
+    public var pre: String?
+    public var post: String?
+    /// Exported in the job, values literal (never expanded).
+    public var variables: [KeyValue]
+    public var resources: Resources
+    public var queue: String?
+    public var project: String?
+    public var array: String?
+    public var email: String?
+    public var emailEvents: String?
+    /// The user's stdout and stderr files, and the job log (scheduler output, audit block).
+    public var stdoutPath: String?
+    public var stderrPath: String?
+    public var joblogPath: String?
+    /// "local", "slurm", "pbspro", or empty for "whatever the agent detects".
+    public var backend: String
+    public var submitHost: String
+    public var clientVersion: String
+
+    public init(
+        name: String, command: Command, workingDirectory: String, createWorkingDirectory: Bool = false,
+        context: Context = Context(), pre: String? = nil, post: String? = nil, variables: [KeyValue] = [],
+        resources: Resources = Resources(), queue: String? = nil, project: String? = nil, array: String? = nil,
+        email: String? = nil, emailEvents: String? = nil, stdoutPath: String? = nil, stderrPath: String? = nil,
+        joblogPath: String? = nil, backend: String = "", submitHost: String = "", clientVersion: String = ""
+    ) {
+        self.name = name
+        self.command = command
+        self.workingDirectory = workingDirectory
+        self.createWorkingDirectory = createWorkingDirectory
+        self.context = context
+        self.pre = pre
+        self.post = post
+        self.variables = variables
+        self.resources = resources
+        self.queue = queue
+        self.project = project
+        self.array = array
+        self.email = email
+        self.emailEvents = emailEvents
+        self.stdoutPath = stdoutPath
+        self.stderrPath = stderrPath
+        self.joblogPath = joblogPath
+        self.backend = backend
+        self.submitHost = submitHost
+        self.clientVersion = clientVersion
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.string(1, name)
+        switch command {
+        case .shell(let line):
+            writer.string(2, line)
+        case .argv(let arguments):
+            writer.bool(3, true)
+            writer.strings(4, arguments)
+        }
+        writer.string(5, workingDirectory)
+        writer.bool(6, createWorkingDirectory)
+        writer.message(7, context)
+        writer.string(8, pre)
+        writer.string(9, post)
+        writer.messages(10, variables)
+        writer.message(11, resources)
+        writer.string(12, queue)
+        writer.string(13, project)
+        writer.string(14, array)
+        writer.string(15, email)
+        writer.string(16, emailEvents)
+        writer.string(17, stdoutPath)
+        writer.string(18, stderrPath)
+        writer.string(19, joblogPath)
+        writer.string(20, backend)
+        writer.string(21, submitHost)
+        writer.string(22, clientVersion)
+    }
+
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(name: "", command: .shell(""), workingDirectory: "")
+        var shellLine = ""
+        var isArgv = false
+        var arguments: [String] = []
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: name = try field.string()
+            case 2: shellLine = try field.string()
+            case 3: isArgv = try field.bool()
+            case 4: arguments.append(try field.string())
+            case 5: workingDirectory = try field.string()
+            case 6: createWorkingDirectory = try field.bool()
+            case 7: context = try field.message()
+            case 8: pre = try field.string()
+            case 9: post = try field.string()
+            case 10: variables.append(try field.message())
+            case 11: resources = try field.message()
+            case 12: queue = try field.string()
+            case 13: project = try field.string()
+            case 14: array = try field.string()
+            case 15: email = try field.string()
+            case 16: emailEvents = try field.string()
+            case 17: stdoutPath = try field.string()
+            case 18: stderrPath = try field.string()
+            case 19: joblogPath = try field.string()
+            case 20: backend = try field.string()
+            case 21: submitHost = try field.string()
+            case 22: clientVersion = try field.string()
+            default: break
+            }
+        }
+        command = isArgv ? .argv(arguments) : .shell(shellLine)
+    }
+}
+
+/// A name and a value, e.g. one `--var KEY=VALUE`.
+public struct KeyValue: WireCodable, Hashable {
+    public var key: String
+    public var value: String
+    public init(_ key: String, _ value: String) {
+        self.key = key
+        self.value = value
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.string(1, key)
+        writer.string(2, value)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init("", "")
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: key = try field.string()
+            case 2: value = try field.string()
+            default: break
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/// How a job ended. Outcomes are values: a failed job is data, not a thrown error.
+public enum JobTermination: WireCodable, Hashable {
+    /// Why a scheduler ended a job.
+    public enum SchedulerReason: UInt8, Hashable, Sendable, CustomStringConvertible {
+        case walltime = 1
+        case memory = 2
+        /// Deleted by someone else (or by us from another process) while it ran or waited.
+        case deleted = 3
+        case nodeFailure = 4
+        case other = 5
+
+        public var description: String {
+            switch self {
+            case .walltime: "walltime exceeded"
+            case .memory: "memory limit exceeded"
+            case .deleted: "deleted"
+            case .nodeFailure: "node failure"
+            case .other: "killed by the scheduler"
+            }
+        }
+    }
+
+    /// The command exited with this status.
+    case exited(Int32)
+    /// The command was killed by this signal.
+    case signaled(Int32)
+    /// The scheduler ended the job; `ranFirst` is false when it never started.
+    case killedByScheduler(SchedulerReason, detail: String, ranFirst: Bool)
+    /// Cancelled at the user's request through qxub.
+    case cancelled(ranFirst: Bool)
+    /// Neither the job's records nor the scheduler can tell.
+    case unknown(String)
+
+    public func encode(to writer: inout WireWriter) {
+        switch self {
+        case .exited(let code):
+            writer.varint(1, 1 as UInt64)
+            writer.optionalSigned(2, code)
+        case .signaled(let signal):
+            writer.varint(1, 2 as UInt64)
+            writer.optionalSigned(2, signal)
+        case .killedByScheduler(let reason, let detail, let ranFirst):
+            writer.varint(1, 3 as UInt64)
+            writer.varint(3, UInt64(reason.rawValue))
+            writer.string(4, detail)
+            writer.bool(5, ranFirst)
+        case .cancelled(let ranFirst):
+            writer.varint(1, 4 as UInt64)
+            writer.bool(5, ranFirst)
+        case .unknown(let detail):
+            writer.varint(1, 5 as UInt64)
+            writer.string(4, detail)
+        }
+    }
+
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        var kind: UInt64 = 0
+        var code: Int32 = 0
+        var reason: UInt8 = 0
+        var detail = ""
+        var ranFirst = false
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: kind = try field.uint64()
+            case 2: code = try field.int32()
+            case 3: reason = UInt8(truncatingIfNeeded: try field.uint64())
+            case 4: detail = try field.string()
+            case 5: ranFirst = try field.bool()
+            default: break
+            }
+        }
+        switch kind {
+        case 1: self = .exited(code)
+        case 2: self = .signaled(code)
+        case 3: self = .killedByScheduler(SchedulerReason(rawValue: reason) ?? .other, detail: detail, ranFirst: ranFirst)
+        case 4: self = .cancelled(ranFirst: ranFirst)
+        default: self = .unknown(detail.isEmpty ? "unrecognised job end (kind \(kind))" : detail)
+        }
+    }
+}

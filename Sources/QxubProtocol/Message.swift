@@ -1,0 +1,101 @@
+/// A decoded frame payload: what one side says to the other.
+public enum Message: Hashable, Sendable {
+    case hello(Hello)
+    case goodbye(Goodbye)
+    case ping(Ping)
+    case pong(Pong)
+    case error(ErrorMessage)
+    case submit(Submit)
+    case submitted(Submitted)
+    case watch(Watch)
+    case unwatch(JobRequest)
+    case cancel(JobRequest)
+    case cancelResult(CancelResult)
+    case statusQuery(StatusQuery)
+    case statusReport(StatusReport)
+    case output(Output)
+    case jobState(JobState)
+    case jobEnd(JobTermination)
+    /// A frame type this build does not know; `requestID` is its field 1 when that is a number, else 0.
+    case unknown(FrameType, requestID: UInt32)
+
+    public var frameType: FrameType {
+        switch self {
+        case .hello: .hello
+        case .goodbye: .goodbye
+        case .ping: .ping
+        case .pong: .pong
+        case .error: .error
+        case .submit: .submit
+        case .submitted: .submitted
+        case .watch: .watch
+        case .unwatch: .unwatch
+        case .cancel: .cancel
+        case .cancelResult: .cancelResult
+        case .statusQuery: .statusQuery
+        case .statusReport: .statusReport
+        case .output: .output
+        case .jobState: .jobState
+        case .jobEnd: .jobEnd
+        case .unknown(let type, _): type
+        }
+    }
+
+    /// The frame that carries this message on `channel`.
+    public func frame(channel: UInt32 = 0) -> Frame {
+        let payload: [UInt8]
+        switch self {
+        case .hello(let value): payload = value.wireBytes()
+        case .goodbye(let value): payload = value.wireBytes()
+        case .ping(let value): payload = value.wireBytes()
+        case .pong(let value): payload = value.wireBytes()
+        case .error(let value): payload = value.wireBytes()
+        case .submit(let value): payload = value.wireBytes()
+        case .submitted(let value): payload = value.wireBytes()
+        case .watch(let value): payload = value.wireBytes()
+        case .unwatch(let value): payload = value.wireBytes()
+        case .cancel(let value): payload = value.wireBytes()
+        case .cancelResult(let value): payload = value.wireBytes()
+        case .statusQuery(let value): payload = value.wireBytes()
+        case .statusReport(let value): payload = value.wireBytes()
+        case .output(let value): payload = value.wireBytes()
+        case .jobState(let value): payload = value.wireBytes()
+        case .jobEnd(let value): payload = value.wireBytes()
+        case .unknown(_, let requestID):
+            var writer = WireWriter()
+            writer.varint(1, requestID)
+            payload = writer.bytes
+        }
+        return Frame(type: frameType, channel: channel, payload: payload)
+    }
+
+    /// Decodes a frame's payload according to its type.
+    public init(frame: Frame) throws(ProtocolError) {
+        let bytes = frame.payload[...]
+        let type = frame.type
+        switch type {
+        case .hello: self = .hello(try Hello(wireBytes: bytes, type: type))
+        case .goodbye: self = .goodbye(try Goodbye(wireBytes: bytes, type: type))
+        case .ping: self = .ping(try Ping(wireBytes: bytes, type: type))
+        case .pong: self = .pong(try Pong(wireBytes: bytes, type: type))
+        case .error: self = .error(try ErrorMessage(wireBytes: bytes, type: type))
+        case .submit: self = .submit(try Submit(wireBytes: bytes, type: type))
+        case .submitted: self = .submitted(try Submitted(wireBytes: bytes, type: type))
+        case .watch: self = .watch(try Watch(wireBytes: bytes, type: type))
+        case .unwatch: self = .unwatch(try JobRequest(wireBytes: bytes, type: type))
+        case .cancel: self = .cancel(try JobRequest(wireBytes: bytes, type: type))
+        case .cancelResult: self = .cancelResult(try CancelResult(wireBytes: bytes, type: type))
+        case .statusQuery: self = .statusQuery(try StatusQuery(wireBytes: bytes, type: type))
+        case .statusReport: self = .statusReport(try StatusReport(wireBytes: bytes, type: type))
+        case .output: self = .output(try Output(wireBytes: bytes, type: type))
+        case .jobState: self = .jobState(try JobState(wireBytes: bytes, type: type))
+        case .jobEnd: self = .jobEnd(try JobTermination(wireBytes: bytes, type: type))
+        default:
+            // Best effort: read field 1 as the request id so the answer can name it.
+            var reader = WireReader(bytes, type: type)
+            let first = try? reader.next()
+            let requestID = (first.flatMap { $0 }.flatMap { $0.number == 1 ? try? $0.uint32() : nil }) ?? 0
+            self = .unknown(type, requestID: requestID)
+        }
+    }
+}

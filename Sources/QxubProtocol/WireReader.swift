@@ -1,0 +1,119 @@
+/// Reads the tagged fields written by ``WireWriter``; unknown fields are skipped by the caller's `default:`.
+public struct WireReader {
+    /// One field as read from the wire.
+    public struct Field {
+        public let number: Int
+        fileprivate let value: Value
+        fileprivate let type: FrameType
+
+        fileprivate enum Value {
+            case varint(UInt64)
+            case bytes(ArraySlice<UInt8>)
+        }
+
+        public func uint64() throws(ProtocolError) -> UInt64 {
+            guard case .varint(let value) = value else { throw mismatch("a number") }
+            return value
+        }
+
+        public func uint32() throws(ProtocolError) -> UInt32 {
+            let value = try uint64()
+            guard value <= UInt64(UInt32.max) else { throw malformed("field \(number) is out of range") }
+            return UInt32(value)
+        }
+
+        public func int() throws(ProtocolError) -> Int {
+            let value = try uint64()
+            guard value <= UInt64(Int.max) else { throw malformed("field \(number) is out of range") }
+            return Int(value)
+        }
+
+        public func bool() throws(ProtocolError) -> Bool { try uint64() != 0 }
+
+        public func int64() throws(ProtocolError) -> Int64 {
+            let raw = try uint64()
+            return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        }
+
+        public func int32() throws(ProtocolError) -> Int32 {
+            let value = try int64()
+            guard let narrow = Int32(exactly: value) else { throw malformed("field \(number) is out of range") }
+            return narrow
+        }
+
+        public func bytes() throws(ProtocolError) -> [UInt8] {
+            guard case .bytes(let value) = value else { throw mismatch("bytes") }
+            return Array(value)
+        }
+
+        public func string() throws(ProtocolError) -> String {
+            guard case .bytes(let value) = value else { throw mismatch("a string") }
+            return String(decoding: value, as: UTF8.self)
+        }
+
+        public func message<Message: WireCodable>(_: Message.Type = Message.self) throws(ProtocolError) -> Message {
+            guard case .bytes(let value) = value else { throw mismatch("a nested message") }
+            var nested = WireReader(value, type: type)
+            return try Message(from: &nested)
+        }
+
+        private func mismatch(_ expected: String) -> ProtocolError {
+            malformed("field \(number) should be \(expected)")
+        }
+
+        private func malformed(_ reason: String) -> ProtocolError {
+            .malformedPayload(type: type, reason: reason)
+        }
+    }
+
+    private let bytes: ArraySlice<UInt8>
+    private var index: Int
+    private let type: FrameType
+
+    public init(_ bytes: ArraySlice<UInt8>, type: FrameType) {
+        self.bytes = bytes
+        self.index = bytes.startIndex
+        self.type = type
+    }
+
+    /// The next field, or `nil` at the end of the payload.
+    public mutating func next() throws(ProtocolError) -> Field? {
+        guard index < bytes.endIndex else { return nil }
+        let key = try readVarint()
+        let number = key >> 3
+        guard number > 0, number <= 1 << 28 else { throw malformed("bad field number \(number)") }
+        switch key & 7 {
+        case UInt64(WireKind.varint.rawValue):
+            return Field(number: Int(number), value: .varint(try readVarint()), type: type)
+        case UInt64(WireKind.lengthDelimited.rawValue):
+            let length = try readVarint()
+            guard length <= UInt64(bytes.endIndex - index) else {
+                throw malformed("field \(number) claims \(length) bytes but only \(bytes.endIndex - index) remain")
+            }
+            let value = bytes[index..<(index + Int(length))]
+            index += Int(length)
+            return Field(number: Int(number), value: .bytes(value), type: type)
+        default:
+            throw malformed("field \(number) has unknown wire kind \(key & 7)")
+        }
+    }
+
+    private mutating func readVarint() throws(ProtocolError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard index < bytes.endIndex else { throw malformed("payload ends inside a number") }
+            let byte = bytes[index]
+            index += 1
+            guard shift < 64 else { throw malformed("number longer than 64 bits") }
+            if shift == 63 && byte > 1 { throw malformed("number longer than 64 bits") }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+    }
+
+    private func malformed(_ reason: String) -> ProtocolError {
+        .malformedPayload(type: type, reason: reason)
+    }
+}

@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed system call: what we tried, on what, and the `errno` text.
+public struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var operation: String
+    public var subject: String
+    public var errno: Int32
+
+    public init(_ operation: String, _ subject: String = "", errno: Int32 = currentErrno()) {
+        self.operation = operation
+        self.subject = subject
+        self.errno = errno
+    }
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        return subject.isEmpty ? "\(operation): \(reason)" : "\(operation) \(subject): \(reason)"
+    }
+}
+
+/// `errno` of the calling thread.
+@inline(__always)
+public func currentErrno() -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.errno
+    #else
+    return Darwin.errno
+    #endif
+}

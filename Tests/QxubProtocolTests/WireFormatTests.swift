@@ -1,0 +1,196 @@
+import QxubProtocol
+import Testing
+
+private func text(_ string: String) -> String { hex(Array(string.utf8)) }
+
+private func payload(_ message: Message) -> String { hex(message.frame().payload) }
+
+@Suite("Message payloads")
+struct WireFormatTests {
+    // Golden bytes, written from the field tables in docs/protocol.md: key = field << 3 | kind.
+    @Test("ping: field 1 varint nonce")
+    func pingGolden() {
+        #expect(payload(.ping(Ping(nonce: 300))) == "08" + "ac02")
+        var encoder = FrameEncoder()
+        #expect(hex(try! encoder.encode(Message.ping(Ping(nonce: 300)).frame())) == "00000003" + "03" + "00" + "00000000" + "08ac02")
+    }
+
+    @Test("pong echoes the nonce under its own type")
+    func pongGolden() {
+        let frame = Message.pong(Pong(nonce: 1)).frame()
+        #expect(frame.type == .pong)
+        #expect(hex(frame.payload) == "0801")
+    }
+
+    @Test("hello")
+    func helloGolden() {
+        let hello = Hello(
+            versions: 1...2, software: "qxub 0.1.0", capabilities: ["deflate"], maxPayload: 1 << 20,
+            platform: "linux-x86_64", hostname: "h", scheduler: "")
+        let expected = "0801" + "1002" + "1a0a" + text("qxub 0.1.0") + "2207" + text("deflate") + "28808040"
+            + "320c" + text("linux-x86_64") + "3a01" + text("h")
+        #expect(payload(.hello(hello)) == expected)
+    }
+
+    @Test("goodbye")
+    func goodbyeGolden() {
+        #expect(payload(.goodbye(Goodbye(reason: "bye"))) == "0a03" + text("bye"))
+    }
+
+    @Test("error: request id, code, message, hint")
+    func errorGolden() {
+        let error = ErrorMessage(requestID: 7, code: .unknownJob, message: "no job 42", hint: "try qxub history")
+        #expect(payload(.error(error)) == "0807" + "1003" + "1a09" + text("no job 42") + "2210" + text("try qxub history"))
+    }
+
+    @Test("output: stream, offset, bytes; zero fields are omitted")
+    func outputGolden() {
+        #expect(payload(.output(Output(stream: .stderr, offset: 5, data: Array("hi\n".utf8)))) == "0801" + "1005" + "1a03" + "68690a")
+        #expect(payload(.output(Output(stream: .stdout, offset: 0, data: [0x78]))) == "1a0178")
+    }
+
+    @Test("job end: kind, zigzag code, reason, detail, ran-first")
+    func jobEndGolden() {
+        #expect(payload(.jobEnd(.exited(0))) == "0801" + "1000")
+        #expect(payload(.jobEnd(.exited(7))) == "0801" + "100e")
+        #expect(payload(.jobEnd(.exited(-29))) == "0801" + "1039")
+        #expect(payload(.jobEnd(.signaled(9))) == "0802" + "1012")
+        #expect(payload(.jobEnd(.killedByScheduler(.walltime, detail: "limit 3", ranFirst: true))) == "0803" + "1801" + "2207" + text("limit 3") + "2801")
+        #expect(payload(.jobEnd(.cancelled(ranFirst: false))) == "0804")
+        #expect(payload(.jobEnd(.unknown("lost"))) == "0805" + "2204" + text("lost"))
+    }
+
+    @Test("job state: phase, host, detail")
+    func jobStateGolden() {
+        #expect(payload(.jobState(JobState(phase: .running, host: "gadi-cpu-1", detail: "R"))) == "0803" + "120a" + text("gadi-cpu-1") + "1a01" + text("R"))
+    }
+
+    @Test("submit, submitted, watch, cancel, cancel result, status query and report")
+    func requestGoldens() {
+        let spec = JobSpec(name: "t", command: .argv(["echo", "a b"]), workingDirectory: "/w")
+        let specBytes = "0a01" + text("t") + "1801" + "2204" + text("echo") + "2203" + text("a b") + "2a02" + text("/w") + "3a00" + "5a00"
+        #expect(payload(.submit(Submit(requestID: 2, spec: spec))) == "0802" + "12" + String(format2(specBytes.count / 2)) + specBytes)
+        #expect(payload(.submitted(Submitted(requestID: 2, jobID: "128.vm", backend: "pbspro"))) == "0802" + "1206" + text("128.vm") + "1a06" + text("pbspro"))
+        #expect(payload(.watch(Watch(requestID: 3, jobID: "5", stdoutOffset: 10, stderrOffset: 0))) == "0803" + "1201" + text("5") + "180a")
+        #expect(payload(.cancel(JobRequest(requestID: 4, jobID: "5"))) == "0804" + "1201" + text("5"))
+        #expect(payload(.cancelResult(CancelResult(requestID: 4, jobID: "5", wasActive: true))) == "0804" + "1201" + text("5") + "1801")
+        #expect(payload(.statusQuery(StatusQuery(requestID: 5, jobIDs: ["1", "2"]))) == "0805" + "1201" + text("1") + "1201" + text("2"))
+        let report = StatusReport(requestID: 5, jobs: [JobStatus(jobID: "1", state: JobState(phase: .finished), termination: .exited(3))])
+        let entry = "0a01" + text("1") + "12020804" + "1a04" + "08011006"
+        #expect(payload(.statusReport(report)) == "0805" + "12" + format2(entry.count / 2) + entry)
+    }
+
+    @Test("every message round-trips", arguments: sampleMessages())
+    func roundTrip(message: Message) throws {
+        #expect(try Message(frame: message.frame(channel: 9)) == message)
+    }
+
+    @Test("fields a newer peer adds are skipped")
+    func unknownFieldsAreSkipped() throws {
+        let error = ErrorMessage(requestID: 7, code: .submitFailed, message: "qsub said no", hint: "check -q")
+        var extended = error.wireBytes()
+        extended += bytes(hex: "f806 2a")  // field 127, varint 42
+        extended += bytes(hex: "fa06 03 010203")  // field 127, three bytes
+        let decoded = try Message(frame: Frame(type: .error, payload: extended))
+        #expect(decoded == .error(error))
+    }
+
+    @Test("an unknown error code decodes to .unknown, never a crash")
+    func unknownErrorCode() throws {
+        let decoded = try Message(frame: Frame(type: .error, payload: bytes(hex: "0801 10e707")))
+        #expect(decoded == .error(ErrorMessage(requestID: 1, code: .unknown(999), message: "")))
+    }
+
+    @Test("an unknown frame type keeps its request id so it can be answered")
+    func unknownFrameType() throws {
+        let decoded = try Message(frame: Frame(type: FrameType(rawValue: 0x7E), payload: bytes(hex: "082a 1203616263")))
+        #expect(decoded == .unknown(FrameType(rawValue: 0x7E), requestID: 42))
+    }
+
+    @Test("an unknown job end kind decodes to .unknown")
+    func unknownTermination() throws {
+        let decoded = try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0863")))
+        guard case .jobEnd(.unknown) = decoded else {
+            Issue.record("got \(decoded)")
+            return
+        }
+    }
+
+    @Test("malformed payloads are typed errors", arguments: [
+        ("0880", "ends inside a number"),
+        ("0a05616263", "claims 5 bytes"),
+        ("09", "unknown wire kind 1"),
+        ("0a03616263", "should be a number"),
+        ("08ffffffffffffffffff02", "longer than 64 bits"),
+        ("08ffffffffffffffffffff01", "longer than 64 bits"),
+        ("00", "bad field number 0"),
+    ])
+    func malformedPayloads(payloadHex: String, reason: String) throws {
+        #expect {
+            try Message(frame: Frame(type: .ping, payload: bytes(hex: payloadHex)))
+        } throws: { error in
+            guard case ProtocolError.malformedPayload(.ping, let message) = error else { return false }
+            return message.contains(reason)
+        }
+    }
+
+    @Test("a hello whose lowest version is above its highest is malformed")
+    func helloBadRange() {
+        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .hello, payload: bytes(hex: "0805 1002"))) }
+    }
+
+    @Test("a resource field of zero is malformed, not an underflow")
+    func zeroResourceField() {
+        // submit { 1: 1, 2: spec { 11: resources { 1: 0 } } }
+        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1204 5a020800"))) }
+    }
+
+    @Test("an exit code out of 32-bit range is malformed")
+    func exitCodeRange() {
+        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0801 1080808080808001"))) }
+    }
+}
+
+private func format2(_ value: Int) -> String {
+    let text = String(value, radix: 16)
+    return text.count == 1 ? "0" + text : text
+}
+
+func sampleMessages() -> [Message] {
+    let spec = JobSpec(
+        name: "train \"x\" $(rm -rf) `id`", command: .shell("echo $PBS_JOBID; hostname"), workingDirectory: "/scratch/a b",
+        createWorkingDirectory: true,
+        context: .init(condaEnvironment: "pytorch", modules: ["cuda/12", "gcc"], container: "/img.sif", binds: ["/g:/g"]),
+        pre: "", post: "echo done", variables: [KeyValue("A", "1,2;3"), KeyValue("Ü", "\n")],
+        resources: .init(memoryBytes: 0, cpus: 4, walltimeSeconds: 7200, localDiskBytes: 1 << 30, gpus: 0, storage: "gdata/a56", raw: ["place=scatter"]),
+        queue: "normal", project: "a56", array: "1-3", email: "me@x", emailEvents: "ae", stdoutPath: "/o", stderrPath: "/e",
+        joblogPath: "/l", backend: "pbspro", submitHost: "laptop", clientVersion: "0.1.0")
+    return [
+        .hello(Hello(software: "qxub 0.1.0", platform: "linux-x86_64", hostname: "gadi-login-01", scheduler: "pbspro")),
+        .goodbye(Goodbye(reason: "done")),
+        .ping(Ping(nonce: .max)),
+        .pong(Pong(nonce: 0)),
+        .error(ErrorMessage(requestID: 1, code: .cancelFailed, message: "m", hint: "h")),
+        .submit(Submit(requestID: 1, spec: spec)),
+        .submit(Submit(requestID: 2, spec: JobSpec(name: "", command: .argv([]), workingDirectory: ""))),
+        .submitted(Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")),
+        .watch(Watch(requestID: 1, jobID: "5", stdoutOffset: .max, stderrOffset: 1)),
+        .unwatch(JobRequest(requestID: 1, jobID: "5")),
+        .cancel(JobRequest(requestID: 1, jobID: "5")),
+        .cancelResult(CancelResult(requestID: 1, jobID: "5", wasActive: false)),
+        .statusQuery(StatusQuery(requestID: 1, jobIDs: ["1", "2", "3"])),
+        .statusReport(StatusReport(requestID: 1, jobs: [
+            JobStatus(jobID: "1", state: JobState(phase: .queued, detail: "PENDING")),
+            JobStatus(jobID: "2", state: JobState(phase: .finished), termination: .signaled(9)),
+        ])),
+        .output(Output(stream: .stderr, offset: 1 << 40, data: Array(0...255))),
+        .jobState(JobState(phase: .held, detail: "H")),
+        .jobEnd(.killedByScheduler(.memory, detail: "OUT_OF_MEMORY", ranFirst: true)),
+        .jobEnd(.exited(Int32.min)),
+        .jobEnd(.cancelled(ranFirst: true)),
+    ]
+}
+
+extension Message: CustomTestStringConvertible {
+    public var testDescription: String { frameType.description }
+}
