@@ -36,7 +36,12 @@ let package = Package(
         .target(name: "QxubScheduler", dependencies: ["QxubProtocol", "QxubSystem"]),
         // The agent's logic as a library: session, job supervision, output tailing.
         .target(name: "QxubAgent", dependencies: ["QxubProtocol", "QxubScheduler", "QxubSystem"]),
-        .executableTarget(name: "qxub-agent", dependencies: ["QxubAgent"]),
+        .executableTarget(
+            name: "qxub-agent",
+            dependencies: ["QxubAgent"],
+            // Swift 5 mode only for this one file of top-level code: see the comment in main.swift.
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         // Client side: agent launcher (local child or ssh), agent client, configuration.
         .target(name: "QxubClient", dependencies: ["QxubProtocol", "QxubSystem"]),
         .target(name: "QxubCLI", dependencies: [

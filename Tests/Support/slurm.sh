@@ -364,9 +364,10 @@ do_start() {
   wait_for "$left" "node $NODE to be idle" node_idle \
     || fail_start "node $NODE never became idle: $(sl sinfo -N 2>&1 || true)"
 
-  PROBE_ID="$(sl sbatch --parsable -J qxub-probe -o /dev/null -e /dev/null --wrap true 2>&1)" \
-    || fail_start "sbatch of the probe job failed: $PROBE_ID"
+  PROBE_ID="$(sl sbatch --parsable -J qxub-probe -o /dev/null -e /dev/null --wrap true 2>"$LOGDIR/probe.err")" \
+    || fail_start "sbatch of the probe job failed: $(cat "$LOGDIR/probe.err")"
   PROBE_ID="${PROBE_ID%%;*}"
+  [[ "$PROBE_ID" =~ ^[0-9]+$ ]] || fail_start "sbatch printed no job id: '$PROBE_ID' $(cat "$LOGDIR/probe.err")"
   PROBE_FAILED=0
   left=$((START_TIMEOUT - (SECONDS - t0))); [ "$left" -gt 5 ] || left=5
   wait_for "$left" "probe job $PROBE_ID to complete" probe_job_done \

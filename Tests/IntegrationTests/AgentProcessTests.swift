@@ -1,0 +1,180 @@
+import QxubProtocol
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A built `qxub-agent serve` on real pipes, driven step by step.
+final class AgentPipe {
+    let child: ChildProcess
+    var endpoint: ProtocolEndpoint
+    private var pending: [ProtocolEndpoint.Event] = []
+
+    init(hello: Hello = Hello(software: "qxub-tests")) throws {
+        child = try ChildProcess.spawn([BuiltProducts.agent, "serve"], stdin: .pipe, stdout: .pipe, stderr: .pipe)
+        endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try FileDescriptor.writeAll(child.stdin!, bytes)
+    }
+
+    func send(_ message: Message, channel: UInt32 = 0) throws {
+        try write(endpoint.encode(message, channel: channel))
+    }
+
+    /// The next event from the agent, waiting at most `timeout` seconds.
+    func next(timeout: Double = 10) throws -> ProtocolEndpoint.Event? {
+        let deadline = MonotonicClock.now() + timeout
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while pending.isEmpty {
+            let remaining = deadline - MonotonicClock.now()
+            guard remaining > 0 else { return nil }
+            var poller = pollfd(fd: child.stdout!, events: Int16(POLLIN), revents: 0)
+            _ = poll(&poller, 1, Int32(remaining * 1000))
+            let outcome = try buffer.withUnsafeMutableBytes { try FileDescriptor.read(child.stdout!, into: $0) }
+            switch outcome {
+            case .bytes(let count): pending += try endpoint.receive(buffer[0..<count])
+            case .endOfFile: return nil
+            case .wouldBlock: continue
+            }
+        }
+        return pending.removeFirst()
+    }
+
+    func nextMessage(timeout: Double = 10) throws -> Message? {
+        while let event = try next(timeout: timeout) {
+            if case .message(_, let message) = event { return message }
+        }
+        return nil
+    }
+
+    /// Closes stdin and collects the exit status and stderr.
+    func finish() throws -> (exit: ProcessExit, stderr: String) {
+        FileDescriptor.close(child.stdin!)
+        let stderr = try FileDescriptor.readAll(child.stderr!)
+        let exit = child.wait()
+        FileDescriptor.close(child.stdout!)
+        FileDescriptor.close(child.stderr!)
+        return (exit, String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("qxub-agent serve over real pipes")
+struct AgentProcessTests {
+    @Test("hello, ping, an unknown request answered with an error, and the session goes on")
+    func conversation() throws {
+        let agent = try AgentPipe()
+        try agent.write(agent.endpoint.start())
+        guard case .ready(let negotiation) = try agent.next() else {
+            Issue.record("the agent did not say hello")
+            return
+        }
+        #expect(negotiation.peer.software.hasPrefix("qxub-agent "))
+        #expect(negotiation.peer.platform.hasPrefix("linux-"))
+        #expect(negotiation.compression)
+
+        try agent.send(.ping(Ping(nonce: 77)))
+        #expect(try agent.nextMessage() == .pong(Pong(nonce: 77)))
+
+        try agent.send(.unknown(FrameType(rawValue: 0x6F), requestID: 41))
+        guard case .error(let error) = try agent.nextMessage() else {
+            Issue.record("no error frame for an unknown request")
+            return
+        }
+        #expect(error.requestID == 41)
+        #expect(error.code == .unknownRequest)
+        #expect(!error.hint.isEmpty)
+
+        // The session continues after the error, with a compressed frame this time.
+        try agent.send(.ping(Ping(nonce: 78)))
+        #expect(try agent.nextMessage() == .pong(Pong(nonce: 78)))
+
+        try agent.send(.goodbye(Goodbye(reason: "done")))
+        let (exit, stderr) = try agent.finish()
+        #expect(exit == .exited(0), "stderr: \(stderr)")
+    }
+
+    @Test("closing stdin ends the agent cleanly: it never outlives its client")
+    func exitsWhenStdinCloses() throws {
+        let agent = try AgentPipe()
+        try agent.write(agent.endpoint.start())
+        _ = try agent.next()
+        let (exit, stderr) = try agent.finish()
+        #expect(exit == .exited(0), "stderr: \(stderr)")
+    }
+
+    @Test("--version prints the version, protocol range and platform, under env -i")
+    func version() throws {
+        let run = try runCollectingOutput(["/usr/bin/env", "-i", BuiltProducts.agent, "--version"], timeout: 10)
+        #expect(run.exit == .exited(0))
+        #expect(run.stdoutText.hasPrefix("qxub-agent \(QxubVersion.current) (protocol 1-1, linux-"))
+    }
+
+    @Test("an unknown command is a usage error")
+    func usage() throws {
+        let run = try runCollectingOutput([BuiltProducts.agent, "frobnicate"], timeout: 10)
+        #expect(run.exit == .exited(64))
+        #expect(run.stderrText.contains("unknown command 'frobnicate'"))
+    }
+
+    static func opening(compress: Bool = true) -> [UInt8] {
+        var client = ProtocolEndpoint(
+            hello: Hello(software: "qxub-tests", capabilities: compress ? ["deflate"] : []), preambleLimit: 0)
+        return client.start()
+    }
+
+    static var hostileInputs: [(String, [UInt8], String)] {
+        var generator = SplitMix64Local(seed: 3)
+        let random = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let bomb: [UInt8] = {
+            let deflater = try! Deflater()
+            let payload = try! deflater.compress(Array(repeating: 0, count: 32 << 20))
+            var bytes: [UInt8] = []
+            FrameHeader(length: UInt32(payload.count), type: .output, flags: .compressed, channel: 1).write(into: &bytes)
+            return bytes + payload
+        }()
+        var hugeLength: [UInt8] = []
+        FrameHeader(length: .max, type: .submit, flags: [], channel: 0).write(into: &hugeLength)
+        var truncated: [UInt8] = []
+        FrameHeader(length: 500, type: .submit, flags: [], channel: 0).write(into: &truncated)
+        truncated += Array(repeating: 1, count: 100)
+        var badPayload: [UInt8] = []
+        FrameHeader(length: 2, type: .submit, flags: [], channel: 0).write(into: &badPayload)
+        badPayload += [0x0A, 0x05]
+        return [
+            ("random bytes", random, "magic"),
+            ("an HTTP request", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "magic"),
+            ("a huge declared length", opening() + hugeLength, "declared 4294967295 bytes"),
+            ("a decompression bomb", opening() + bomb, "decompression bomb"),
+            ("a frame cut short", opening() + truncated, "ended in the middle of a frame (400 bytes missing)"),
+            ("a malformed payload", opening() + badPayload, "submit frame was malformed"),
+            ("random bytes after the hello", opening() + random, "session ended"),
+            ("nothing at all", [], "ended before the peer said hello"),
+        ]
+    }
+
+    @Test("hostile input ends the session with a clear message and a non-zero exit, never a crash or a hang",
+          arguments: hostileInputs)
+    func hostileInput(name: String, input: [UInt8], expected: String) throws {
+        let run = try runCollectingOutput([BuiltProducts.agent, "serve"], stdinBytes: input, timeout: 20)
+        #expect(run.exit == .exited(2), "\(name): \(run.exit), stderr: \(run.stderrText)")
+        #expect(run.stderrText.contains(expected), "\(name): stderr was \(run.stderrText)")
+        #expect(run.stderrText.hasPrefix("qxub-agent: "))
+    }
+}
+
+/// Deterministic bytes for hostile inputs.
+struct SplitMix64Local: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
