@@ -72,7 +72,7 @@ pid_alive() { # pidfile
 # Stop the processes named by pid files: SIGTERM all at once, wait (bounded),
 # then SIGKILL whatever is left. Missing or stale pid files are fine.
 kill_pidfiles() { # pidfile...
-  local pf pid i
+  local pf pid any
   local -a pids=()
   for pf in "$@"; do
     pid="$(cat "$pf" 2>/dev/null || true)"
@@ -81,10 +81,10 @@ kill_pidfiles() { # pidfile...
       pids+=("$pid")
     fi
   done
-  for i in $(seq 1 100); do   # 10 s
-    local alive=0
-    for pid in "${pids[@]}"; do alive "$pid" && alive=1; done
-    [ "$alive" -eq 0 ] && break
+  for _ in $(seq 1 100); do   # 10 s
+    any=0
+    for pid in "${pids[@]}"; do alive "$pid" && any=1; done
+    [ "$any" -eq 0 ] && break
     sleep 0.1
   done
   for pid in "${pids[@]}"; do
@@ -174,12 +174,12 @@ is_up() {
 do_stop() {
   # 1. Cancel every job while the controller still answers, and give them a moment.
   if [ -f "$CONF" ] && pid_alive "$RUNDIR/slurmctld.pid"; then
-    local ids i
+    local ids
     ids="$(sl squeue -h -o '%i' 2>/dev/null || true)"
     if [ -n "$ids" ]; then
       # shellcheck disable=SC2086
       sl scancel $ids 2>/dev/null || true
-      for i in $(seq 1 50); do
+      for _ in $(seq 1 50); do
         [ -z "$(sl squeue -h -o '%i' 2>/dev/null || true)" ] && break
         sleep 0.2
       done
@@ -188,11 +188,11 @@ do_stop() {
   # 2. The daemons we started.
   kill_pidfiles "$RUNDIR/slurmd.pid" "$RUNDIR/slurmctld.pid"
   # 3. Leftover step daemons and their job processes (after a crash or kill -9).
-  local -a left=()
-  mapfile -t left < <(leftover_pids)
-  if [ "${#left[@]}" -gt 0 ]; then
+  local -a stray=()
+  mapfile -t stray < <(leftover_pids)
+  if [ "${#stray[@]}" -gt 0 ]; then
     local -a all=()
-    mapfile -t all < <({ descendants "${left[@]}"; printf "%s\n" "${left[@]}"; } | sort -un)
+    mapfile -t all < <({ descendants "${stray[@]}"; printf "%s\n" "${stray[@]}"; } | sort -un)
     log "killing ${#all[@]} leftover slurm process(es): ${all[*]}"
     kill -KILL "${all[@]}" 2>/dev/null || true
   fi
@@ -223,10 +223,9 @@ start_munge() {
         --log-file="$LOGDIR/munged.log" --pid-file="$RUNDIR/munged.pid" \
         --seed-file="$MUNGE_DIR/munged.seed"; then
     tail_logs
-    die "munged failed to start (socket $MUNGE_SOCKET)"
+    die "munged failed to start (socket $MUNGE_SOCKET; munged wants every directory above it executable by all, so keep QXUB_SLURM_DIR under e.g. /tmp)"
   fi
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     if timeout 5 munge -S "$MUNGE_SOCKET" -n 2>/dev/null | timeout 5 unmunge -S "$MUNGE_SOCKET" >/dev/null 2>&1; then
       return 0
     fi

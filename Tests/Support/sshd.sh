@@ -145,7 +145,7 @@ leftover_pids() {
 
 do_stop() {
   local -a pids=()
-  local pid i
+  local pid
   pid="$(sshd_pid || true)"
   if [ -n "$pid" ]; then
     mapfile -t pids < <({ echo "$pid"; descendants "$pid"; leftover_pids; } | sort -un)
@@ -154,8 +154,9 @@ do_stop() {
   fi
   if [ "${#pids[@]}" -gt 0 ]; then
     kill -TERM "${pids[@]}" 2>/dev/null || true
-    for i in $(seq 1 50); do   # 5 s
-      local any=0
+    local any
+    for _ in $(seq 1 50); do   # 5 s
+      any=0
       for pid in "${pids[@]}"; do alive "$pid" && any=1; done
       [ "$any" -eq 0 ] && break
       sleep 0.1

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the fully static qxub-agent and checks what a login node needs of it:
+#   - `ldd` says "not a dynamic executable" (runs on any glibc, however old),
+#   - at most 8 MB stripped,
+#   - runs with an empty environment (`env -i`).
+#
+#   bash install/build-agent.sh          # result: .build-static/qxub-agent (stripped)
+#
+# There is no musl SDK here: `-static-executable` works because the agent imports only Glibc, zlib and
+# our own Foundation-free modules (no Foundation, no ArgumentParser, no NSS lookups).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+max_bytes=8000000
+
+echo "build-agent: swift build -c release --product qxub-agent -static-executable"
+# The linker warns that libswiftCore could dlopen; the agent never loads anything at run time.
+swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -static-executable 2>&1 \
+  | grep -v -e "Using 'dlopen' in statically linked" -e '^\[' || true
+built=.build-static/release/qxub-agent
+[ -x "$built" ] || { echo "build-agent: the build produced no $built" >&2; exit 1; }
+strip -o .build-static/qxub-agent "$built"
+agent=.build-static/qxub-agent
+
+kind=$(ldd "$agent" 2>&1 || true)
+case "$kind" in
+  *"not a dynamic executable"*) ;;
+  *) echo "build-agent: $agent is not static; ldd says:" >&2; echo "$kind" >&2; exit 1 ;;
+esac
+size=$(stat -c %s "$agent")
+if [ "$size" -gt "$max_bytes" ]; then
+  echo "build-agent: $agent is $size bytes stripped, over the $max_bytes limit" >&2
+  exit 1
+fi
+version=$(env -i "$agent" --version) || { echo "build-agent: $agent does not run under env -i" >&2; exit 1; }
+echo "build-agent: ok: $agent, $size bytes stripped, static, env -i: $version"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as README.md gives it and as CI runs it:
+#
+#   bash install/test.sh
+#
+# 1. installs the Debian packages the tests need (install/test-deps.sh),
+# 2. builds the static agent and checks it (install/build-agent.sh),
+# 3. fuzzes the protocol decoders for a bounded time (Tests/Fuzz/run.sh),
+# 4. runs `swift test` against the built binaries, the static agent included.
+# Integration tests start their real components (sshd, Slurm) through Tests/Support/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash install/test-deps.sh
+bash install/build-agent.sh
+echo "test: fuzzing the frame decoder for ${QXUB_FUZZ_SECONDS:-30}s"
+bash Tests/Fuzz/run.sh "${QXUB_FUZZ_SECONDS:-30}"
+echo "test: swift build --build-tests"
+swift build --build-tests 2>&1 | grep -v '^\[' || true
+export QXUB_TEST_AGENT="$root/.build-static/qxub-agent"
+echo "test: swift test (agent under test: $QXUB_TEST_AGENT)"
+swift test --skip-build
