@@ -56,6 +56,23 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO=(sudo -n)
 fi
 
+# Two scripts (slurm.sh, sshd.sh) may run this at once on a bare machine:
+# serialize installs, then look again at what is still missing.
+LOCK=/tmp/qxub-test-deps.lock
+exec 9>>"$LOCK"
+if command -v flock >/dev/null 2>&1; then
+  flock -w 900 9 || die "timed out after 900 s waiting for another test-deps.sh ($LOCK)"
+  still=()
+  for p in "${missing[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || still+=("$p")
+  done
+  if [ "${#still[@]}" -eq 0 ]; then
+    log "installed meanwhile by another run: ${missing[*]}"
+    exit 0
+  fi
+  missing=("${still[@]}")
+fi
+
 log "installing: ${missing[*]}"
 
 # Keep apt from starting daemons (munged, slurmctld, sshd, ...) during install:

@@ -20,7 +20,9 @@ public enum AgentServer {
     public static func serve(input: Int32 = 0, output: Int32 = 1, log: (String) -> Void) -> Int32 {
         ignoreBrokenPipes()
         let loop = EventLoop()
-        let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: ""))
+        let options = JobService.Options.fromEnvironment()
+        let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: options.defaultKind.rawValue))
+        session.register(JobService(options: options))
         do {
             try session.start()
             try loop.run()

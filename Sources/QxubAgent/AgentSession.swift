@@ -110,18 +110,24 @@ public final class AgentSession {
                 }
                 return
             case .bytes(let count):
+                // Every event decoded before a bad frame is handled first: a ping just before garbage
+                // still gets its pong. (Handling happens after decoding: replies use the same endpoint.)
+                var events: [ProtocolEndpoint.Event] = []
+                var failure: ProtocolError?
                 do {
-                    for event in try endpoint.receive(readBuffer[0..<count]) {
-                        handle(event)
-                        if ending != nil { return }
-                    }
+                    try endpoint.receive(readBuffer[0..<count]) { events.append($0) }
                 } catch {
+                    failure = error
+                }
+                for event in events where ending == nil { handle(event) }
+                if let failure {
                     // Tell the client what it did wrong, if it can still understand us; then stop.
                     if endpoint.negotiation != nil {
-                        sendError(requestID: 0, code: .malformedRequest, message: error.description)
+                        sendError(requestID: 0, code: .malformedRequest, message: failure.description)
                     }
-                    return end(.protocolError(error))
+                    return end(.protocolError(failure))
                 }
+                if ending != nil { return }
             }
         }
     }
@@ -134,6 +140,11 @@ public final class AgentSession {
             for handler in handlers { handler.sessionReady(self) }
         case .message(let channel, let message):
             handle(message, channel: channel)
+        case .malformed(_, let type, let requestID, let error):
+            // The framing is intact: answer the request and carry on. Malformed replies are dropped.
+            if Message.isRequest(type) {
+                sendError(requestID: requestID, code: .malformedRequest, message: error.description, hint: "this is a bug in the client: please report it")
+            }
         }
     }
 
@@ -151,14 +162,16 @@ public final class AgentSession {
             sendError(
                 requestID: requestID, code: .unknownRequest,
                 message: "this agent (\(QxubVersion.current)) does not know the request \(type)",
-                hint: "install a newer agent: `qxub agent install`")
+                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`")
+        case _ where !Message.isRequest(message.frameType):
+            break  // A reply or event from the client (an error, say) is never answered: no ping-pong of errors.
         default:
             for handler in handlers where handler.handle(message, channel: channel, session: self) { return }
             let requestID = message.requestID ?? 0
             sendError(
                 requestID: requestID, code: .unknownRequest,
                 message: "this agent does not handle \(message.frameType) messages",
-                hint: "install a newer agent: `qxub agent install`")
+                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`")
         }
     }
 

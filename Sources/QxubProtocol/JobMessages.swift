@@ -5,13 +5,17 @@
 public struct Submit: WireCodable, Hashable {
     public var requestID: UInt32
     public var spec: JobSpec
-    public init(requestID: UInt32, spec: JobSpec) {
+    /// Render the script and the submission command, submit nothing (`qxub exec --dry`).
+    public var dryRun: Bool
+    public init(requestID: UInt32, spec: JobSpec, dryRun: Bool = false) {
         self.requestID = requestID
         self.spec = spec
+        self.dryRun = dryRun
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.message(2, spec)
+        writer.bool(3, dryRun)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, spec: JobSpec(name: "", command: .shell(""), workingDirectory: ""))
@@ -22,6 +26,7 @@ public struct Submit: WireCodable, Hashable {
             case 2:
                 spec = try field.message()
                 sawSpec = true
+            case 3: dryRun = try field.bool()
             default: break
             }
         }
@@ -37,17 +42,29 @@ public struct Submitted: WireCodable, Hashable {
     public var backend: String
     /// Where the job's script, status records and (by default) output live on the agent's host.
     public var stateDirectory: String
-    public init(requestID: UInt32, jobID: String, backend: String, stateDirectory: String = "") {
+    /// The job script (always for a dry run).
+    public var script: String
+    /// The submission command as an argv (empty for the local backend).
+    public var command: [String]
+    /// Things the user should know (an option this scheduler ignores, say).
+    public var warnings: [String]
+    public init(requestID: UInt32, jobID: String, backend: String, stateDirectory: String = "", script: String = "", command: [String] = [], warnings: [String] = []) {
         self.requestID = requestID
         self.jobID = jobID
         self.backend = backend
         self.stateDirectory = stateDirectory
+        self.script = script
+        self.command = command
+        self.warnings = warnings
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
         writer.string(3, backend)
         writer.string(4, stateDirectory)
+        writer.string(5, script)
+        writer.strings(6, command)
+        writer.strings(7, warnings)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "", backend: "")
@@ -57,6 +74,9 @@ public struct Submitted: WireCodable, Hashable {
             case 2: jobID = try field.string()
             case 3: backend = try field.string()
             case 4: stateDirectory = try field.string()
+            case 5: script = try field.string()
+            case 6: command.append(try field.string())
+            case 7: warnings.append(try field.string())
             default: break
             }
         }
@@ -248,7 +268,7 @@ public struct Output: WireCodable, Hashable {
         while let field = try reader.next() {
             switch field.number {
             case 1:
-                guard let stream = Stream(rawValue: UInt8(truncatingIfNeeded: try field.uint64())) else {
+                guard let raw = UInt8(exactly: try field.uint64()), let stream = Stream(rawValue: raw) else {
                     throw .malformedPayload(type: .output, reason: "unknown stream")
                 }
                 self.stream = stream
@@ -297,7 +317,7 @@ public struct JobState: WireCodable, Hashable {
         self.init(phase: .unknown)
         while let field = try reader.next() {
             switch field.number {
-            case 1: phase = Phase(rawValue: UInt8(truncatingIfNeeded: try field.uint64())) ?? .unknown
+            case 1: phase = UInt8(exactly: try field.uint64()).flatMap(Phase.init(rawValue:)) ?? .unknown
             case 2: host = try field.string()
             case 3: detail = try field.string()
             default: break

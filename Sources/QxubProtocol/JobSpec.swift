@@ -66,10 +66,11 @@ public struct JobSpec: WireCodable, Hashable {
 
         public func encode(to writer: inout WireWriter) {
             // Presence matters (0 is not "unset"), so optional numbers carry a leading 1 bit.
-            if let memoryBytes { writer.varint(1, memoryBytes &+ 1) }
+            // UInt64.max cannot carry the +1; it is sent as UInt64.max - 1 (no real request is that large).
+            if let memoryBytes { writer.varint(1, min(memoryBytes, .max - 1) + 1) }
             if let cpus { writer.varint(2, UInt64(cpus) + 1) }
-            if let walltimeSeconds { writer.varint(3, walltimeSeconds &+ 1) }
-            if let localDiskBytes { writer.varint(4, localDiskBytes &+ 1) }
+            if let walltimeSeconds { writer.varint(3, min(walltimeSeconds, .max - 1) + 1) }
+            if let localDiskBytes { writer.varint(4, min(localDiskBytes, .max - 1) + 1) }
             if let gpus { writer.varint(5, UInt64(gpus) + 1) }
             writer.string(6, storage)
             writer.strings(7, raw)
@@ -83,14 +84,20 @@ public struct JobSpec: WireCodable, Hashable {
                 }
                 return raw - 1
             }
+            func narrow(_ value: UInt64, _ field: WireReader.Field) throws(ProtocolError) -> UInt32 {
+                guard let narrow = UInt32(exactly: value) else {
+                    throw .malformedPayload(type: .submit, reason: "resource field \(field.number) is out of range")
+                }
+                return narrow
+            }
             self.init()
             while let field = try reader.next() {
                 switch field.number {
                 case 1: memoryBytes = try present(field)
-                case 2: cpus = UInt32(exactly: try present(field))
+                case 2: cpus = try narrow(present(field), field)
                 case 3: walltimeSeconds = try present(field)
                 case 4: localDiskBytes = try present(field)
-                case 5: gpus = UInt32(exactly: try present(field))
+                case 5: gpus = try narrow(present(field), field)
                 case 6: storage = try field.string()
                 case 7: raw.append(try field.string())
                 default: break

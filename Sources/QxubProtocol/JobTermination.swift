@@ -63,7 +63,7 @@ public enum JobTermination: WireCodable, Hashable {
             switch field.number {
             case 1: kind = try field.uint64()
             case 2: code = try field.int32()
-            case 3: reason = UInt8(truncatingIfNeeded: try field.uint64())
+            case 3: reason = UInt8(exactly: try field.uint64()) ?? 0
             case 4: detail = try field.string()
             case 5: ranFirst = try field.bool()
             default: break

@@ -91,11 +91,26 @@ public enum Message: Hashable, Sendable {
         case .jobState: self = .jobState(try JobState(wireBytes: bytes, type: type))
         case .jobEnd: self = .jobEnd(try JobTermination(wireBytes: bytes, type: type))
         default:
-            // Best effort: read field 1 as the request id so the answer can name it.
-            var reader = WireReader(bytes, type: type)
-            let first = try? reader.next()
-            let requestID = (first.flatMap { $0 }.flatMap { $0.number == 1 ? try? $0.uint32() : nil }) ?? 0
-            self = .unknown(type, requestID: requestID)
+            self = .unknown(type, requestID: Message.requestID(inPayload: frame.payload))
+        }
+    }
+
+    /// Field 1 as a request id, wherever it stands in the payload; 0 when absent or unreadable.
+    public static func requestID(inPayload payload: [UInt8]) -> UInt32 {
+        var reader = WireReader(payload[...], type: .error)
+        while let field = try? reader.next() {
+            if field.number == 1, let id = try? field.uint32() { return id }
+        }
+        return 0
+    }
+
+    /// Whether this type is a request the receiver must answer (replies and events are never answered,
+    /// so two peers can never bounce errors at each other).
+    public static func isRequest(_ type: FrameType) -> Bool {
+        switch type {
+        case .submit, .watch, .unwatch, .cancel, .statusQuery, .ping: true
+        case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .output, .jobState, .jobEnd: false
+        default: true  // an unknown type: assume a newer peer's request, and answer it
         }
     }
 }

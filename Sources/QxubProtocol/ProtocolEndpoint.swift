@@ -16,6 +16,9 @@ public struct ProtocolEndpoint {
         case ready(Negotiation)
         /// A message on a channel (never a hello).
         case message(channel: UInt32, Message)
+        /// A frame whose payload did not decode. The framing is intact, so the session can go on: a
+        /// receiver answers requests with a `malformed-request` error naming `requestID`.
+        case malformed(channel: UInt32, type: FrameType, requestID: UInt32, error: ProtocolError)
     }
 
     private enum Phase {
@@ -52,16 +55,27 @@ public struct ProtocolEndpoint {
     }
 
     /// Feeds bytes from the peer; returns what they said, in order.
+    ///
+    /// If the bytes end in a protocol error, the events decoded before it are lost to the caller; use
+    /// ``receive(_:onEvent:)`` to act on every event before the error.
     public mutating func receive<Bytes: Sequence>(_ bytes: Bytes) throws(ProtocolError) -> [Event]
     where Bytes.Element == UInt8 {
         var events: [Event] = []
+        try receive(bytes) { events.append($0) }
+        return events
+    }
+
+    /// Feeds bytes from the peer and hands each event to `onEvent` as soon as it is decoded, so a ping
+    /// followed by garbage still gets its pong before the session ends.
+    public mutating func receive<Bytes: Sequence>(_ bytes: Bytes, onEvent: (Event) -> Void) throws(ProtocolError)
+    where Bytes.Element == UInt8 {
         if case .awaitingMagic(var scanner) = phase {
             switch try scanner.feed(bytes) {
             case .needMore:
                 phase = .awaitingMagic(scanner)
-                return events
+                return
             case .found(let stray, let remainder):
-                if !stray.isEmpty { events.append(.stray(stray)) }
+                if !stray.isEmpty { onEvent(.stray(stray)) }
                 phase = .awaitingHello
                 decoder.append(remainder)
             }
@@ -83,12 +97,15 @@ public struct ProtocolEndpoint {
                     try decoder.enableDecompression()
                 }
                 phase = .ready(negotiation)
-                events.append(.ready(negotiation))
+                onEvent(.ready(negotiation))
             case .ready:
-                events.append(.message(channel: frame.channel, try Message(frame: frame)))
+                do {
+                    onEvent(.message(channel: frame.channel, try Message(frame: frame)))
+                } catch {
+                    onEvent(.malformed(channel: frame.channel, type: frame.type, requestID: Message.requestID(inPayload: frame.payload), error: error))
+                }
             }
         }
-        return events
     }
 
     /// Call when the peer's stream ends: throws if it ended early or mid-frame.

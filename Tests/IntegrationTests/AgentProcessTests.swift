@@ -13,6 +13,7 @@ final class AgentPipe {
     private var pending: [ProtocolEndpoint.Event] = []
 
     init(hello: Hello = Hello(software: "qxub-tests")) throws {
+        ignoreBrokenPipes()  // an agent that ended must fail the test, not kill the test runner
         child = try ChildProcess.spawn([BuiltProducts.agent, "serve"], stdin: .pipe, stdout: .pipe, stderr: .pipe)
         endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
     }
@@ -97,6 +98,52 @@ struct AgentProcessTests {
         #expect(exit == .exited(0), "stderr: \(stderr)")
     }
 
+    @Test("a malformed request is answered with its request id and the session goes on")
+    func malformedRequest() throws {
+        let agent = try AgentPipe(hello: Hello(software: "qxub-tests", capabilities: []))
+        try agent.write(agent.endpoint.start())
+        _ = try agent.next()
+        // submit { 1: 9 } with no job spec, then a ping.
+        var frame: [UInt8] = []
+        FrameHeader(length: 2, type: .submit, flags: [], channel: 0).write(into: &frame)
+        try agent.write(frame + [0x08, 0x09])
+        guard case .error(let error) = try agent.nextMessage() else {
+            Issue.record("no error for a malformed submit")
+            return
+        }
+        #expect(error.requestID == 9)
+        #expect(error.code == .malformedRequest)
+        #expect(error.message.contains("no job spec"))
+        try agent.send(.ping(Ping(nonce: 5)))
+        #expect(try agent.nextMessage() == .pong(Pong(nonce: 5)))
+        let (exit, stderr) = try agent.finish()
+        #expect(exit == .exited(0), "stderr: \(stderr)")
+    }
+
+    @Test("a request just before a fatal frame is still answered")
+    func requestBeforeGarbage() throws {
+        let agent = try AgentPipe(hello: Hello(software: "qxub-tests", capabilities: []))
+        try agent.write(agent.endpoint.start())
+        _ = try agent.next()
+        var bytes = try agent.endpoint.encode(.ping(Ping(nonce: 8)))
+        FrameHeader(length: .max, type: .submit, flags: [], channel: 0).write(into: &bytes)
+        try agent.write(bytes)
+        #expect(try agent.nextMessage() == .pong(Pong(nonce: 8)))
+        let (exit, stderr) = try agent.finish()
+        #expect(exit == .exited(2))
+        #expect(stderr.contains("declared 4294967295 bytes"))
+    }
+
+    @Test("an error frame from the client is not answered (no ping-pong of errors)")
+    func errorsAreNotAnswered() throws {
+        let agent = try AgentPipe(hello: Hello(software: "qxub-tests", capabilities: []))
+        try agent.write(agent.endpoint.start())
+        _ = try agent.next()
+        try agent.send(.error(ErrorMessage(requestID: 3, code: .internalError, message: "client trouble")))
+        try agent.send(.ping(Ping(nonce: 6)))
+        #expect(try agent.nextMessage() == .pong(Pong(nonce: 6)))
+    }
+
     @Test("closing stdin ends the agent cleanly: it never outlives its client")
     func exitsWhenStdinCloses() throws {
         let agent = try AgentPipe()
@@ -141,16 +188,12 @@ struct AgentProcessTests {
         var truncated: [UInt8] = []
         FrameHeader(length: 500, type: .submit, flags: [], channel: 0).write(into: &truncated)
         truncated += Array(repeating: 1, count: 100)
-        var badPayload: [UInt8] = []
-        FrameHeader(length: 2, type: .submit, flags: [], channel: 0).write(into: &badPayload)
-        badPayload += [0x0A, 0x05]
         return [
             ("random bytes", random, "magic"),
             ("an HTTP request", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "magic"),
             ("a huge declared length", opening() + hugeLength, "declared 4294967295 bytes"),
             ("a decompression bomb", opening() + bomb, "decompression bomb"),
             ("a frame cut short", opening() + truncated, "ended in the middle of a frame (400 bytes missing)"),
-            ("a malformed payload", opening() + badPayload, "submit frame was malformed"),
             ("random bytes after the hello", opening() + random, "session ended"),
             ("nothing at all", [], "ended before the peer said hello"),
         ]

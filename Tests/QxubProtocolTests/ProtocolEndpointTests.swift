@@ -135,4 +135,35 @@ struct ProtocolEndpointTests {
         var agent = ProtocolEndpoint(hello: Hello(software: "agent", maxPayload: 100), preambleLimit: 0)
         #expect(throws: ProtocolError.self) { try client.receive(agent.start()) }
     }
+
+    @Test("a bad payload after the hello is a recoverable event naming the request id")
+    func malformedPayloadIsRecoverable() throws {
+        var (client, agent, _) = try connectedPair()
+        // submit { 2: spec { 11: resources { 1: 0 } }, 1: 12 }: a zero resource, and field 1 stands second.
+        let wire = try client.encode(.unknown(.submit, requestID: 0))
+        var frame: [UInt8] = []
+        FrameHeader(length: 8, type: .submit, flags: [], channel: 0).write(into: &frame)
+        frame += bytes(hex: "1204 5a020800 080c")
+        _ = wire
+        var events: [ProtocolEndpoint.Event] = []
+        try agent.receive(frame) { events.append($0) }
+        guard case .malformed(_, .submit, let requestID, _) = events.first else {
+            Issue.record("expected a malformed event, got \(events)")
+            return
+        }
+        #expect(requestID == 12)
+        // The session goes on.
+        let more = try agent.receive(try client.encode(.ping(Ping(nonce: 2))))
+        #expect(more == [.message(channel: 0, .ping(Ping(nonce: 2)))])
+    }
+
+    @Test("events before a fatal frame are delivered before the error")
+    func eventsBeforeFatalError() throws {
+        var (client, agent, _) = try connectedPair()
+        var bytes = try client.encode(.ping(Ping(nonce: 1)))
+        FrameHeader(length: .max, type: .output, flags: [], channel: 1).write(into: &bytes)
+        var events: [ProtocolEndpoint.Event] = []
+        #expect(throws: ProtocolError.self) { try agent.receive(bytes) { events.append($0) } }
+        #expect(events == [.message(channel: 0, .ping(Ping(nonce: 1)))])
+    }
 }

@@ -27,6 +27,11 @@
 #     several 1-CPU jobs run side by side and the node is not drained for lying
 #   - MinJobAge=300: finished jobs stay visible to `scontrol show job` for 5 minutes
 #   - no cgroups in the VM/container: proctrack/linuxproc, task/none, jobacct_gather/none
+#   - slurmctld schedules batch jobs from a loop that ticks once a second, so a job
+#     starts 0-1 s after sbatch (measured: ~0.1-1.0 s); the very first scheduling pass
+#     comes ~3 s after slurmctld starts, which `start` absorbs with its probe job
+#   - any local user can submit too (e.g. qxubbash through Tests/Support/sshd.sh, with
+#     SLURM_CONF set): slurm.conf and the munge socket are reachable by all
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"

@@ -1,0 +1,91 @@
+import QxubProtocol
+import QxubScheduler
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Follows one job for one watch: its records, its output files from byte offsets, and its end.
+final class JobFollower {
+    let jobID: String
+    let channel: UInt32
+    let paths: JobPaths
+    let kind: SchedulerKind
+    let requestID: UInt32
+    var offsets: [Output.Stream: UInt64]
+    private var descriptors: [Output.Stream: Int32] = [:]
+    var sentState: JobState?
+    var records: JobRecords
+    /// When the scheduler first said "finished" while no exit record existed (records can arrive late on NFS).
+    var finishedWithoutRecordSince: Double?
+    /// When an exit record that looks like a signal was first seen (the scheduler may have sent it).
+    var awaitingVerdictSince: Double?
+    /// How many scheduler answers in a row did not mention the job.
+    var missingFromScheduler = 0
+    var detailRequested = false
+    var detail: SchedulerJobInfo?
+    var ended = false
+
+    init(jobID: String, channel: UInt32, requestID: UInt32, paths: JobPaths, kind: SchedulerKind, stdoutOffset: UInt64, stderrOffset: UInt64) {
+        self.jobID = jobID
+        self.channel = channel
+        self.requestID = requestID
+        self.paths = paths
+        self.kind = kind
+        self.offsets = [.stdout: stdoutOffset, .stderr: stderrOffset]
+        self.records = JobRecords(paths: paths)
+    }
+
+    deinit { closeFiles() }
+
+    func refreshRecords() {
+        records = JobRecords(paths: paths)
+    }
+
+    var hasStarted: Bool { records.startedHost != nil || records.exitStatus != nil }
+
+    /// Reads new output (up to `budget` bytes) and hands it out in chunks; returns bytes read and whether
+    /// both streams are at their end for now.
+    func pump(budget: Int, send: (Output) -> Void) -> (bytes: Int, atEnd: Bool) {
+        var total = 0
+        var atEnd = true
+        // The same file for both streams (--out X --err X) is read once, as stdout.
+        let streams: [Output.Stream] = paths.stdout == paths.stderr ? [.stdout] : [.stdout, .stderr]
+        for stream in streams {
+            guard let fd = descriptor(for: stream) else { continue }
+            while total < budget {
+                let offset = offsets[stream]!
+                guard let chunk = try? FileSystem.read(fd: fd, offset: offset, count: min(ProtocolConstants.outputChunkSize, budget - total)),
+                      !chunk.isEmpty else { break }
+                send(Output(stream: stream, offset: offset, data: chunk))
+                offsets[stream] = offset + UInt64(chunk.count)
+                total += chunk.count
+            }
+            if total >= budget { atEnd = false }
+        }
+        return (total, atEnd)
+    }
+
+    private func descriptor(for stream: Output.Stream) -> Int32? {
+        if let fd = descriptors[stream] { return fd }
+        let path = stream == .stdout ? paths.stdout : paths.stderr
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        descriptors[stream] = fd
+        return fd
+    }
+
+    func closeFiles() {
+        for fd in descriptors.values { FileDescriptor.close(fd) }
+        descriptors.removeAll()
+    }
+
+    /// How the job ended according to its own exit record (nil without one).
+    func terminationFromRecord() -> JobTermination? {
+        guard let status = records.exitStatus else { return nil }
+        if records.cancelled && status > 128 { return .cancelled(ranFirst: true) }
+        if status > 128 && status <= 128 + 64 { return .signaled(status - 128) }
+        return .exited(status)
+    }
+}

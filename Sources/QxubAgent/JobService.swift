@@ -1,0 +1,488 @@
+import QxubProtocol
+import QxubScheduler
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Submits, follows, cancels and reports on jobs for one session.
+///
+/// Following is driven by a tick: job records first (written by the job script, so they are exact and
+/// cost nothing to read), the scheduler only as a fallback, asked at most once per ``pollInterval`` for
+/// all followed jobs together. inotify wakes the tick early where it works; elsewhere (Lustre, NFS
+/// writes from compute nodes) the tick backs off from 50 ms to ``maxTickInterval``.
+public final class JobService: AgentRequestHandler {
+    public struct Options: Sendable {
+        public var store: JobStore
+        /// The backend for jobs that do not name one.
+        public var defaultKind: SchedulerKind
+        /// Seconds between scheduler queries for jobs without an exit record.
+        public var pollInterval: Double
+        public var maxTickInterval: Double
+        /// Job output queued for the client above which reading pauses (the files are the buffer).
+        public var outputHighWater: Int
+
+        public init(store: JobStore, defaultKind: SchedulerKind, pollInterval: Double = 5, maxTickInterval: Double = 0.5, outputHighWater: Int = 1 << 20) {
+            self.store = store
+            self.defaultKind = defaultKind
+            self.pollInterval = pollInterval
+            self.maxTickInterval = maxTickInterval
+            self.outputHighWater = outputHighWater
+        }
+
+        /// From the environment: `QXUB_STATE_DIR`, `QXUB_SCHEDULER`, `QXUB_POLL_INTERVAL`.
+        public static func fromEnvironment() -> Options {
+            var options = Options(store: JobStore(root: JobStore.defaultRoot()), defaultKind: SchedulerKind.detect())
+            if let text = Environment.get("QXUB_POLL_INTERVAL"), let value = Double(text), value > 0 { options.pollInterval = value }
+            return options
+        }
+    }
+
+    private let options: Options
+    private weak var session: AgentSession?
+    private var followers: [UInt32: JobFollower] = [:]
+    private var localChildren: Set<pid_t> = []
+    private var tickTimer: Int?
+    private var tickInterval = 0.05
+    private var fileWatcher: FileWatcher?
+    private var schedulerQueryRunning: Set<SchedulerKind> = []
+    private var lastSchedulerQuery: [SchedulerKind: Double] = [:]
+    private var schedulerInfo: [String: SchedulerJobInfo] = [:]
+    private var schedulerAnswers = 0
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    public func sessionReady(_ session: AgentSession) {
+        self.session = session
+        fileWatcher = FileWatcher(loop: session.loop) { [weak self] in self?.tickSoon() }
+    }
+
+    public func sessionEnded(_ session: AgentSession) {
+        if let tickTimer { session.loop.cancelTimer(tickTimer) }
+        tickTimer = nil
+        followers.removeAll()
+    }
+
+    public func outputDrained(_ session: AgentSession) {
+        if !followers.isEmpty { tickSoon() }
+    }
+
+    public func handle(_ message: Message, channel: UInt32, session: AgentSession) -> Bool {
+        self.session = session
+        switch message {
+        case .submit(let submit): self.submit(submit)
+        case .watch(let watch): self.watch(watch, channel: channel)
+        case .unwatch(let request): followers[channel] = nil
+            _ = request
+        case .cancel(let request): cancel(request)
+        case .statusQuery(let query): status(query)
+        default: return false
+        }
+        return true
+    }
+
+    // MARK: - Submit
+
+    private func kind(for spec: JobSpec) throws(SchedulerError) -> SchedulerKind {
+        guard !spec.backend.isEmpty else { return options.defaultKind }
+        guard let kind = SchedulerKind(name: spec.backend) else {
+            throw SchedulerError(.malformedRequest, "unknown backend '\(spec.backend)'", hint: "use local, slurm or pbspro")
+        }
+        return kind
+    }
+
+    private func submit(_ submit: Submit) {
+        guard let session else { return }
+        let spec = submit.spec
+        do {
+            let kind = try kind(for: spec)
+            if submit.dryRun {
+                let directory = options.store.plannedJobDirectory()
+                let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
+                let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
+                session.send(.submitted(Submitted(requestID: submit.requestID, jobID: "", backend: kind.rawValue, stateDirectory: directory, script: rendered.script, command: rendered.command)))
+                return
+            }
+            let directory = try options.store.createJobDirectory()
+            let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
+            let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
+            try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
+            var meta = JobMeta()
+            meta["backend"] = kind.rawValue
+            meta["name"] = spec.name
+            meta["stdout"] = paths.stdout
+            meta["stderr"] = paths.stderr
+            meta["joblog"] = paths.joblog
+            meta["workdir"] = spec.workingDirectory
+            meta["submitted"] = String(Int(MonotonicClock.wallNow()))
+            meta["submit_host"] = spec.submitHost
+            meta["command"] = rendered.command.joined(separator: " ")
+            try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
+            // PBS copies the job log into place when the job ends: its directory must exist.
+            try? FileSystem.createDirectories(FileSystem.directoryName(paths.joblog))
+            for path in [paths.stdout, paths.stderr] { try? FileSystem.createDirectories(FileSystem.directoryName(path)) }
+            if kind == .local {
+                try submitLocal(submit, paths: paths)
+            } else {
+                try AsyncCommand.run(rendered.command, on: session.loop, timeout: 120) { [weak self] run in
+                    self?.submitted(submit, kind: kind, paths: paths, run: run)
+                }
+            }
+        } catch let error as SchedulerError {
+            session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
+        } catch {
+            session.sendError(requestID: submit.requestID, code: .submitFailed, message: "could not prepare the job: \(error)", hint: "check that \(options.store.root) is writable")
+        }
+    }
+
+    private func submitted(_ submit: Submit, kind: SchedulerKind, paths: JobPaths, run: CollectedRun) {
+        guard let session else { return }
+        do {
+            let jobID = try SchedulerBackend(kind: kind).submittedJobID(run)
+            try options.store.link(jobID: jobID, to: paths.stateDirectory)
+            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory)))
+        } catch let error as SchedulerError {
+            session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
+        } catch {
+            // The scheduler has the job but the index could not be written: still report the job, never lose it.
+            let jobID = (try? SchedulerBackend(kind: kind).submittedJobID(run)) ?? "?"
+            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: ["could not index the job under \(options.store.root): \(error)"])))
+        }
+    }
+
+    private func submitLocal(_ submit: Submit, paths: JobPaths) throws {
+        guard let session else { return }
+        let jobID = "local-" + JobStore.randomHex(8)
+        let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw SystemError("open", paths.joblog) }
+        defer { FileDescriptor.close(log) }
+        var environment = Environment.all().filter { !$0.hasPrefix("QXUB_JOB_ID=") }
+        environment.append("QXUB_JOB_ID=" + jobID)
+        try options.store.link(jobID: jobID, to: paths.stateDirectory)
+        let child = try ChildProcess.spawn(
+            ["/bin/bash", paths.script], environment: environment,
+            stdin: .null, stdout: .fileDescriptor(log), stderr: .fileDescriptor(log), newSession: true)
+        localChildren.insert(child.pid)
+        try FileSystem.writeAtomically(paths.pidRecord, "\(child.pid)\n")
+        session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory)))
+        tickSoon()
+    }
+
+    // MARK: - Watch
+
+    private func watch(_ watch: Watch, channel: UInt32) {
+        guard let session else { return }
+        guard channel != 0 else {
+            return session.sendError(requestID: watch.requestID, code: .malformedRequest, message: "watch needs a channel other than 0")
+        }
+        guard let directory = options.store.directory(forJobID: watch.jobID) else {
+            return session.sendError(
+                requestID: watch.requestID, code: .unknownJob,
+                message: "no job \(watch.jobID) submitted through qxub is known on \(Environment.hostname()) (looked in \(options.store.root))",
+                hint: "check the id with `qxub history`")
+        }
+        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
+        let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
+        let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        let follower = JobFollower(
+            jobID: watch.jobID, channel: channel, requestID: watch.requestID, paths: paths, kind: kind,
+            stdoutOffset: watch.stdoutOffset, stderrOffset: watch.stderrOffset)
+        followers[channel] = follower
+        for path in Set([directory, FileSystem.directoryName(paths.stdout), FileSystem.directoryName(paths.stderr)]) {
+            fileWatcher?.watch(path)
+        }
+        if !follower.hasStarted {
+            send(follower, state: JobState(phase: .queued))
+        }
+        tickSoon()
+    }
+
+    // MARK: - Following
+
+    private func tickSoon() {
+        guard let session else { return }
+        if let tickTimer { session.loop.cancelTimer(tickTimer) }
+        tickInterval = 0.05
+        tickTimer = session.loop.schedule(after: 0.005) { [weak self] in self?.tick() }
+    }
+
+    private func scheduleTick() {
+        guard let session, !followers.isEmpty || !localChildren.isEmpty else {
+            tickTimer = nil
+            return
+        }
+        tickTimer = session.loop.schedule(after: tickInterval) { [weak self] in self?.tick() }
+    }
+
+    private func tick() {
+        tickTimer = nil
+        guard let session, session.ending == nil else { return }
+        reapLocalChildren()
+        var progressed = false
+        let now = MonotonicClock.now()
+        for follower in followers.values.sorted(by: { $0.channel < $1.channel }) where !follower.ended {
+            if advance(follower, now: now) { progressed = true }
+        }
+        followers = followers.filter { !$0.value.ended }
+        querySchedulersIfDue(now: now)
+        tickInterval = progressed ? 0.05 : min(options.maxTickInterval, tickInterval * 2)
+        scheduleTick()
+    }
+
+    /// One step for one job; returns whether anything was sent.
+    private func advance(_ follower: JobFollower, now: Double) -> Bool {
+        guard let session else { return false }
+        var progressed = false
+        follower.refreshRecords()
+        let records = follower.records
+        if let host = records.startedHost, follower.sentState?.phase != .running, records.exitStatus == nil || follower.sentState == nil {
+            progressed = send(follower, state: JobState(phase: .running, host: host)) || progressed
+        }
+        var atEnd = true
+        if follower.hasStarted {
+            let budget = options.outputHighWater - session.pendingOutputBytes
+            guard budget > 0 else { return progressed }  // the client is slow: the files hold the rest
+            let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel) }
+            atEnd = pumped.atEnd
+            if pumped.bytes > 0 { progressed = true }
+        }
+        if let termination = follower.terminationFromRecord() {
+            guard atEnd else { return progressed }
+            // A signal death may be the scheduler's doing (walltime, memory, qdel): ask it before deciding.
+            if case .signaled = termination, follower.kind != .local, !records.cancelled {
+                if let info = schedulerInfo[follower.jobID], info.phase == .finished,
+                   case .killedByScheduler = info.termination {
+                    return finish(follower, info.termination!)
+                }
+                if follower.awaitingVerdictSince == nil { follower.awaitingVerdictSince = now }
+                if now - follower.awaitingVerdictSince! < max(3 * options.pollInterval, 6) { return progressed }
+            }
+            return finish(follower, termination)
+        }
+        // No exit record (yet): the scheduler, or for local jobs the process, decides.
+        if follower.kind == .local {
+            return advanceLocal(follower, now: now) || progressed
+        }
+        guard let info = schedulerInfo[follower.jobID] else { return progressed }
+        switch info.phase {
+        case .queued, .held:
+            if !follower.hasStarted { progressed = send(follower, state: JobState(phase: info.phase, detail: info.rawState)) || progressed }
+        case .running:
+            if !follower.hasStarted { progressed = send(follower, state: JobState(phase: .running, host: info.host, detail: info.rawState)) || progressed }
+        case .finished:
+            if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
+            // Give a late exit record (NFS attribute caches) a few seconds before trusting the scheduler.
+            guard now - follower.finishedWithoutRecordSince! >= 3 else { return progressed }
+            if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
+            if let termination = info.termination { return finish(follower, termination) }
+            if let detail = follower.detail, let termination = detail.termination { return finish(follower, termination) }
+            if !follower.detailRequested, let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID) {
+                follower.detailRequested = true
+                _ = try? AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak follower] run in
+                    follower?.detail = SchedulerBackend(kind: .slurm).parseDetail(run)[follower?.jobID ?? ""]
+                        ?? SchedulerJobInfo(jobID: "", phase: .unknown)
+                }
+                return progressed
+            }
+            if follower.detailRequested && follower.detail == nil { return progressed }
+            return finish(follower, .unknown("the scheduler says \(info.rawState) and the job left no exit record"))
+        case .unknown:
+            break
+        }
+        return progressed
+    }
+
+    private func advanceLocal(_ follower: JobFollower, now: Double) -> Bool {
+        guard let pid = FileSystem.readText(follower.paths.pidRecord).flatMap({ pid_t($0.trimmingWhitespace()) }) else {
+            return false
+        }
+        if kill(pid, 0) == 0 || currentErrno() == EPERM {
+            return false  // still running
+        }
+        if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
+        guard now - follower.finishedWithoutRecordSince! >= 0.5 else { return false }
+        follower.refreshRecords()
+        if follower.records.exitStatus != nil { return false }  // arrived meanwhile; next tick finishes it
+        if follower.records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
+        return finish(follower, .killedByScheduler(.other, detail: "the job's processes ended without recording an exit status (killed from outside qxub?)", ranFirst: follower.hasStarted))
+    }
+
+    @discardableResult
+    private func send(_ follower: JobFollower, state: JobState) -> Bool {
+        guard follower.sentState != state else { return false }
+        follower.sentState = state
+        session?.send(.jobState(state), channel: follower.channel)
+        return true
+    }
+
+    private func finish(_ follower: JobFollower, _ termination: JobTermination) -> Bool {
+        guard let session else { return false }
+        // Whatever the files still hold goes out before the end.
+        _ = follower.pump(budget: .max) { output in session.send(.output(output), channel: follower.channel) }
+        send(follower, state: JobState(phase: .finished))
+        session.send(.jobEnd(termination), channel: follower.channel)
+        follower.ended = true
+        follower.closeFiles()
+        return true
+    }
+
+    private func reapLocalChildren() {
+        for pid in localChildren {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result < 0 && currentErrno() == ECHILD) { localChildren.remove(pid) }
+        }
+    }
+
+    // MARK: - Scheduler queries
+
+    private func querySchedulersIfDue(now: Double) {
+        var idsByKind: [SchedulerKind: [String]] = [:]
+        var urgent: Set<SchedulerKind> = []
+        for follower in followers.values where follower.kind != .local {
+            let needsVerdict = follower.awaitingVerdictSince != nil
+            guard follower.records.exitStatus == nil || needsVerdict else { continue }
+            idsByKind[follower.kind, default: []].append(follower.jobID)
+            if needsVerdict || follower.finishedWithoutRecordSince != nil { urgent.insert(follower.kind) }
+        }
+        for (kind, ids) in idsByKind where !schedulerQueryRunning.contains(kind) {
+            let interval = urgent.contains(kind) ? min(1, options.pollInterval) : options.pollInterval
+            if let last = lastSchedulerQuery[kind], now - last < interval { continue }
+            runSchedulerQuery(kind: kind, jobIDs: ids.sorted()) { _ in }
+        }
+    }
+
+    /// One query for many jobs; updates ``schedulerInfo`` and calls `completion` with the answers.
+    private func runSchedulerQuery(kind: SchedulerKind, jobIDs: [String], completion: @escaping ([String: SchedulerJobInfo]?) -> Void) {
+        let backend = SchedulerBackend(kind: kind)
+        guard let session, let command = backend.statusCommand(jobIDs) else { return completion([:]) }
+        schedulerQueryRunning.insert(kind)
+        lastSchedulerQuery[kind] = MonotonicClock.now()
+        do {
+            try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
+                guard let self else { return }
+                self.schedulerQueryRunning.remove(kind)
+                guard !backend.statusFailed(run) else {
+                    AgentLog.write("scheduler query failed (\(run.exit)): \(run.stderrText)")
+                    return completion(nil)
+                }
+                let answers = backend.parseStatus(run)
+                for (id, info) in answers { self.schedulerInfo[id] = info }
+                completion(answers)
+            }
+        } catch {
+            schedulerQueryRunning.remove(kind)
+            AgentLog.write("cannot run \(command.first ?? ""): \(error)")
+            completion(nil)
+        }
+    }
+
+    // MARK: - Cancel
+
+    private func cancel(_ request: JobRequest) {
+        guard let session else { return }
+        guard let directory = options.store.directory(forJobID: request.jobID) else {
+            return session.sendError(requestID: request.requestID, code: .unknownJob, message: "no job \(request.jobID) submitted through qxub is known here", hint: "check the id with `qxub history`")
+        }
+        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
+        let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
+        let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        let records = JobRecords(paths: paths)
+        if records.exitStatus != nil {
+            return session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: false)))
+        }
+        try? FileSystem.writeAtomically(paths.cancelRecord, "\(Int(MonotonicClock.wallNow()))\n")
+        if kind == .local {
+            var active = false
+            if let pid = FileSystem.readText(paths.pidRecord).flatMap({ pid_t($0.trimmingWhitespace()) }) {
+                active = kill(-pid, SIGTERM) == 0
+                // Processes that ignore SIGTERM get SIGKILL after a grace period.
+                session.loop.schedule(after: 10) { _ = kill(-pid, SIGKILL) }
+            }
+            session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: active)))
+            tickSoon()
+            return
+        }
+        guard let command = SchedulerBackend(kind: kind).cancelCommand(request.jobID) else { return }
+        do {
+            try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
+                guard let self, let session = self.session else { return }
+                if let error = SchedulerBackend(kind: kind).cancelError(run, jobID: request.jobID) {
+                    session.sendError(requestID: request.requestID, code: error.code, message: error.message, hint: error.hint)
+                } else {
+                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: true)))
+                }
+                // Learn the end soon rather than at the next regular query.
+                self.lastSchedulerQuery[kind] = nil
+                self.tickSoon()
+            }
+        } catch {
+            session.sendError(requestID: request.requestID, code: .cancelFailed, message: "cannot run \(command[0]): \(error)")
+        }
+    }
+
+    // MARK: - Status of many jobs
+
+    private func status(_ query: StatusQuery) {
+        guard let session else { return }
+        var answers: [String: JobStatus] = [:]
+        var askScheduler: [SchedulerKind: [String]] = [:]
+        for id in query.jobIDs {
+            guard let directory = options.store.directory(forJobID: id) else {
+                answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "not a qxub job here"))
+                continue
+            }
+            let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
+            let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
+            let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+            let follower = JobFollower(jobID: id, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
+            if let termination = follower.terminationFromRecord() {
+                answers[id] = JobStatus(jobID: id, state: JobState(phase: .finished, host: follower.records.startedHost ?? ""), termination: termination)
+            } else if kind == .local {
+                let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
+                let alive = pid.map { kill($0, 0) == 0 } ?? false
+                answers[id] = alive
+                    ? JobStatus(jobID: id, state: JobState(phase: follower.hasStarted ? .running : .queued, host: follower.records.startedHost ?? ""))
+                    : JobStatus(jobID: id, state: JobState(phase: .finished), termination: follower.records.cancelled ? .cancelled(ranFirst: follower.hasStarted) : .unknown("the job's processes ended without an exit record"))
+            } else {
+                askScheduler[kind, default: []].append(id)
+            }
+        }
+        var pending = askScheduler.count
+        let reply: () -> Void = { [weak session] in
+            session?.send(.statusReport(StatusReport(requestID: query.requestID, jobs: query.jobIDs.map {
+                answers[$0] ?? JobStatus(jobID: $0, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
+            })))
+        }
+        guard pending > 0 else {
+            reply()
+            return
+        }
+        for (kind, ids) in askScheduler {
+            runSchedulerQuery(kind: kind, jobIDs: ids) { infos in
+                for id in ids {
+                    if let info = infos?[id] {
+                        answers[id] = JobStatus(jobID: id, state: JobState(phase: info.phase, host: info.host, detail: info.rawState), termination: info.phase == .finished ? info.termination : nil)
+                    } else if infos == nil {
+                        answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler query failed"))
+                    }
+                }
+                pending -= 1
+                if pending == 0 { reply() }
+            }
+        }
+    }
+}
+
+/// Diagnostics on stderr when `QXUB_AGENT_DEBUG` is set (the protocol owns stdout).
+enum AgentLog {
+    static let enabled = Environment.get("QXUB_AGENT_DEBUG") != nil
+
+    static func write(_ message: @autoclosure () -> String) {
+        guard enabled else { return }
+        try? FileDescriptor.writeAll(2, "qxub-agent: " + message() + "\n")
+    }
+}

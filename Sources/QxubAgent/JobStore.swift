@@ -1,0 +1,147 @@
+import QxubProtocol
+import QxubScheduler
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's files under the user's home: one directory per job, and an index by job id.
+///
+/// ```
+/// ~/.qxub/jobs/20261125-103000-3f9a2c/   job.sh, meta, started, exit, cancelled, pid, out, err, joblog
+/// ~/.qxub/by-id/128.gadi-pbs -> ../jobs/20261125-103000-3f9a2c
+/// ```
+/// Everything is plain files written atomically (no SQLite, no locks), so it is safe on NFS and Lustre
+/// and any login node of the cluster can follow any job.
+public struct JobStore: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    /// `$QXUB_STATE_DIR`, else `$HOME/.qxub`.
+    public static func defaultRoot() -> String {
+        if let explicit = Environment.get("QXUB_STATE_DIR"), !explicit.isEmpty { return explicit }
+        return (Environment.get("HOME") ?? "/tmp") + "/.qxub"
+    }
+
+    /// A new, empty job directory (mode 0700).
+    public func createJobDirectory() throws -> String {
+        try FileSystem.createDirectories(root + "/jobs")
+        try FileSystem.createDirectories(root + "/by-id")
+        for _ in 0..<20 {
+            let path = root + "/jobs/" + Self.timestamp() + "-" + Self.randomHex(6)
+            if mkdir(path, 0o700) == 0 { return path }
+            if currentErrno() != EEXIST { throw SystemError("mkdir", path) }
+        }
+        throw SystemError("mkdir", root + "/jobs", errno: EEXIST)
+    }
+
+    /// A job directory's path as it would be created now (for dry runs, which create nothing).
+    public func plannedJobDirectory() -> String {
+        root + "/jobs/" + Self.timestamp() + "-" + Self.randomHex(6)
+    }
+
+    /// Records the scheduler's id for a job directory.
+    public func link(jobID: String, to directory: String) throws {
+        try FileSystem.writeAtomically(directory + "/jobid", jobID + "\n")
+        let name = directory.split(separator: "/").last.map(String.init) ?? directory
+        try FileSystem.symlink("../jobs/" + name, at: indexPath(jobID))
+    }
+
+    /// The directory of a job submitted through qxub, or nil.
+    public func directory(forJobID jobID: String) -> String? {
+        let link = indexPath(jobID)
+        guard let target = FileSystem.readLink(link) else { return nil }
+        let directory = target.hasPrefix("/") ? target : root + "/by-id/" + target
+        return FileSystem.isDirectory(directory) ? directory : nil
+    }
+
+    private func indexPath(_ jobID: String) -> String {
+        root + "/by-id/" + String(jobID.map { $0 == "/" ? "_" : $0 })
+    }
+
+    static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))-\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
+    }
+
+    static func randomHex(_ count: Int) -> String {
+        let digits = Array("0123456789abcdef")
+        return String((0..<count).map { _ in digits[Int.random(in: 0..<16)] })
+    }
+}
+
+/// The `key=value` description of a submission kept with the job (for attach and history).
+public struct JobMeta: Hashable, Sendable {
+    public var values: [String: String]
+
+    public init(values: [String: String] = [:]) {
+        self.values = values
+    }
+
+    public subscript(key: String) -> String? {
+        get { values[key] }
+        set { values[key] = newValue }
+    }
+
+    /// One `key=value` per line; backslash and newline escaped.
+    public func serialized() -> String {
+        values.keys.sorted().map { key in
+            let value = values[key]!.replacingAll("\\", with: "\\\\").replacingAll("\n", with: "\\n")
+            return key + "=" + value + "\n"
+        }.joined()
+    }
+
+    public init(parsing text: String) {
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            var value = ""
+            var escaped = false
+            for character in line[line.index(after: equals)...] {
+                if escaped {
+                    value.append(character == "n" ? "\n" : character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else {
+                    value.append(character)
+                }
+            }
+            values[String(line[..<equals])] = value
+        }
+        self.values = values
+    }
+}
+
+/// The records a job script writes.
+public struct JobRecords: Hashable, Sendable {
+    /// From `started`: when and where.
+    public var startedHost: String?
+    /// From `exit`: the command's status and an optional note ("setup", "pre").
+    public var exitStatus: Int32?
+    public var exitNote: String
+    public var cancelled: Bool
+
+    public init(paths: JobPaths) {
+        startedHost = nil
+        exitStatus = nil
+        exitNote = ""
+        if let text = FileSystem.readText(paths.startedRecord) {
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            startedHost = fields.count > 1 ? String(fields[1]) : ""
+        }
+        if let text = FileSystem.readText(paths.exitRecord) {
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            exitStatus = fields.first.flatMap { Int32($0) }
+            exitNote = fields.count > 2 ? String(fields[2]) : ""
+        }
+        cancelled = FileSystem.exists(paths.cancelRecord)
+    }
+}

@@ -1,0 +1,27 @@
+/// Where one job's files live. The state directory sits under the user's home (a shared filesystem on
+/// clusters), so any login node can follow the job: `~/.qxub/jobs/<stamp>-<random>/`.
+public struct JobPaths: Hashable, Sendable {
+    public var stateDirectory: String
+    public var stdout: String
+    public var stderr: String
+    public var joblog: String
+
+    public init(stateDirectory: String, stdout: String? = nil, stderr: String? = nil, joblog: String? = nil) {
+        self.stateDirectory = stateDirectory
+        self.stdout = stdout ?? stateDirectory + "/out"
+        self.stderr = stderr ?? stateDirectory + "/err"
+        self.joblog = joblog ?? stateDirectory + "/joblog"
+    }
+
+    public var script: String { stateDirectory + "/job.sh" }
+    /// "<epoch> <host>", written when the job starts.
+    public var startedRecord: String { stateDirectory + "/started" }
+    /// "<status> <epoch>", written when the command (and --post) ended.
+    public var exitRecord: String { stateDirectory + "/exit" }
+    /// Written by the agent when someone asked qxub to cancel the job.
+    public var cancelRecord: String { stateDirectory + "/cancelled" }
+    /// `key=value` lines describing the submission (for attach and history).
+    public var metaRecord: String { stateDirectory + "/meta" }
+    /// The process group of a local-backend job.
+    public var pidRecord: String { stateDirectory + "/pid" }
+}

@@ -1,0 +1,358 @@
+import QxubProtocol
+
+/// A job script and the command that submits it.
+public struct RenderedSubmission: Hashable, Sendable {
+    /// The whole script, directives first.
+    public var script: String
+    /// The submission argv; the script path is the last argument (empty for the local backend).
+    public var command: [String]
+}
+
+/// Renders the bash job script for one scheduler.
+///
+/// Every user value goes through ``shellQuote(_:)``. Directive values must be plain (letters, digits and
+/// `_.,:=+/@%-`); anything else (a path with a space, say) is passed on the submission command line as its
+/// own argv element instead, where no parser can misread it.
+public struct JobScript {
+    public var spec: JobSpec
+    public var paths: JobPaths
+    public var kind: SchedulerKind
+
+    public init(spec: JobSpec, paths: JobPaths, kind: SchedulerKind) {
+        self.spec = spec
+        self.paths = paths
+        self.kind = kind
+    }
+
+    /// Checks what the script cannot carry safely; throws with a message that says what to change.
+    public func validate() throws(SchedulerError) {
+        func reject(_ what: String, _ value: String) throws(SchedulerError) {
+            if value.utf8.contains(0) || value.utf8.contains(0x0A) || value.utf8.contains(0x0D) {
+                throw SchedulerError(.malformedRequest, "\(what) contains a line break or NUL byte: \(EscapedBytes(Array(value.utf8)))", hint: "remove it")
+            }
+        }
+        try reject("the job name", spec.name)
+        for (what, value) in [("the queue", spec.queue), ("the project", spec.project), ("the array range", spec.array),
+                              ("the email address", spec.email), ("the email events", spec.emailEvents),
+                              ("the storage request", spec.resources.storage), ("the working directory", spec.workingDirectory),
+                              ("the stdout path", paths.stdout), ("the stderr path", paths.stderr), ("the job log path", paths.joblog)] {
+            if let value { try reject(what, value) }
+        }
+        for raw in spec.resources.raw { try reject("the resource request", raw) }
+        for variable in spec.variables where !isShellIdentifier(variable.key) {
+            throw SchedulerError(.malformedRequest, "--var \(variable.key)=…: \(EscapedBytes(Array(variable.key.utf8))) is not a valid variable name", hint: "use letters, digits and _, not starting with a digit")
+        }
+        if kind == .slurm, let raw = spec.resources.raw.first {
+            throw SchedulerError(.malformedRequest, "-l \(raw): raw -l resources are PBS Pro syntax and this cluster runs Slurm", hint: "use --mem, --cpus, --time, --gpus or --disk")
+        }
+        if case .argv(let arguments) = spec.command, arguments.isEmpty {
+            throw SchedulerError(.malformedRequest, "no command to run", hint: "put the command after --")
+        }
+    }
+
+    public func render() throws(SchedulerError) -> RenderedSubmission {
+        try validate()
+        var directives: [String] = []
+        var commandLine: [String] = []
+        let prefix: String
+        switch kind {
+        case .pbspro: prefix = "#PBS"
+        case .slurm: prefix = "#SBATCH"
+        case .local: prefix = ""
+        }
+        /// A directive when the value is plain, else the same option on the command line.
+        func option(_ flag: String, _ value: String, joined: Bool = false) {
+            let plain = !value.isEmpty && value.utf8.allSatisfy(isDirectiveByte)
+            if plain {
+                directives.append(joined ? "\(prefix) \(flag)=\(value)" : "\(prefix) \(flag) \(value)")
+            } else if joined {
+                commandLine.append("\(flag)=\(value)")
+            } else {
+                commandLine += [flag, value]
+            }
+        }
+        let resources = spec.resources
+        switch kind {
+        case .pbspro:
+            option("-N", spec.name)
+            if let queue = spec.queue { option("-q", queue) }
+            if let project = spec.project { option("-P", project) }
+            if let walltime = resources.walltimeSeconds { option("-l", "walltime=" + clockTime(walltime)) }
+            if let memory = resources.memoryBytes { option("-l", "mem=" + pbsSize(memory)) }
+            if let cpus = resources.cpus { option("-l", "ncpus=\(cpus)") }
+            if let gpus = resources.gpus { option("-l", "ngpus=\(gpus)") }
+            if let disk = resources.localDiskBytes { option("-l", "jobfs=" + pbsSize(disk)) }
+            if let storage = resources.storage { option("-l", "storage=" + storage) }
+            for raw in resources.raw { option("-l", raw) }
+            if let array = spec.array { option("-J", array) }
+            if let email = spec.email {
+                option("-M", email)
+                option("-m", spec.emailEvents ?? "ae")
+            }
+            option("-S", "/bin/bash")
+            option("-j", "oe")
+            option("-o", paths.joblog)
+        case .slurm:
+            option("--job-name", spec.name, joined: true)
+            if let queue = spec.queue { option("--partition", queue, joined: true) }
+            if let project = spec.project { option("--account", project, joined: true) }
+            if let walltime = resources.walltimeSeconds { option("--time", slurmTime(walltime), joined: true) }
+            if let memory = resources.memoryBytes { option("--mem", "\((memory + (1 << 20) - 1) >> 20)M", joined: true) }
+            if let cpus = resources.cpus { option("--cpus-per-task", "\(cpus)", joined: true) }
+            if let gpus = resources.gpus { option("--gpus", "\(gpus)", joined: true) }
+            if let disk = resources.localDiskBytes { option("--tmp", "\((disk + (1 << 20) - 1) >> 20)M", joined: true) }
+            if let array = spec.array { option("--array", array, joined: true) }
+            if let email = spec.email {
+                option("--mail-user", email, joined: true)
+                option("--mail-type", slurmMailTypes(spec.emailEvents ?? "ae"), joined: true)
+            }
+            option("--output", paths.joblog, joined: true)
+        case .local:
+            break
+        }
+
+        var lines: [String] = ["#!/bin/bash"]
+        lines += directives
+        lines.append("# Generated by qxub \(spec.clientVersion.isEmpty ? QxubVersion.current : spec.clientVersion) for the \(kind) backend. To rerun, run qxub again.")
+        if !commandLine.isEmpty {
+            lines.append("# Also on the submission command line (values a directive cannot carry): \(commandLine.map(shellQuote).joined(separator: " "))")
+        }
+        lines.append(contentsOf: body())
+        let submission: [String]
+        switch kind {
+        case .pbspro: submission = ["qsub"] + commandLine + [paths.script]
+        case .slurm: submission = ["sbatch", "--parsable"] + commandLine + [paths.script]
+        case .local: submission = []
+        }
+        return RenderedSubmission(script: lines.joined(separator: "\n") + "\n", command: submission)
+    }
+
+    /// The part after the directives: records, audit block, context, the command.
+    private func body() -> [String] {
+        let state = shellQuote(paths.stateDirectory)
+        var lines: [String] = []
+        let idSource: String
+        switch kind {
+        case .pbspro: idSource = "${PBS_JOBID:-}"
+        case .slurm: idSource = "${SLURM_JOB_ID:-}"
+        case .local: idSource = "${QXUB_JOB_ID:-}"
+        }
+        lines += [
+            "",
+            "umask 077",
+            "qxub_state=\(state)",
+            "QXUB_JOB_ID=\(idSource)",
+            "QXUB_STATE_DIR=$qxub_state",
+            "export QXUB_JOB_ID QXUB_STATE_DIR",
+            "# Status records are written atomically (temporary file, then rename) for the agent to read.",
+            "qxub_record() { printf '%s\\n' \"$2\" >\"$qxub_state/.$1.$$\" && mv -f \"$qxub_state/.$1.$$\" \"$qxub_state/$1\"; }",
+            "qxub_fail() {",
+            "  qxub_code=$1; shift",
+            "  printf 'qxub: %s\\n' \"$*\" >&2",
+            "  printf 'qxub: %s\\n' \"$*\" >&3",
+            "  qxub_record exit \"$qxub_code $(date +%s) setup\"",
+            "  exit \"$qxub_code\"",
+            "}",
+            "qxub_host=$(hostname 2>/dev/null || uname -n)",
+            "",
+            "# The job log (this script's own output) gets an audit block.",
+            "echo \"qxub \(QxubVersion.current): job $QXUB_JOB_ID (\(kind))\"",
+            "echo \"submitted from: \(auditValue(spec.submitHost))\"",
+            "echo \"running on:     $qxub_host\"",
+            "echo \"started:        $(date)\"",
+            "echo \"context:        \(auditValue(contextDescription))\"",
+            "echo \"command:        \(auditValue(commandDescription))\"",
+            "echo \"stdout: \(auditValue(paths.stdout))\"",
+            "echo \"stderr: \(auditValue(paths.stderr))\"",
+        ]
+        if kind == .local && (spec.resources != JobSpec.Resources() || spec.queue != nil) {
+            lines.append("echo 'note: the local backend does not enforce resources or queues'")
+        }
+        // The user's stdout and stderr go to their own files from here on; fd 3 stays the job log.
+        // The files are emptied before the started record appears, so a follower never streams old content.
+        let directories = Set([parent(paths.stdout), parent(paths.stderr)].compactMap { $0 })
+        let stdout = shellQuote(paths.stdout)
+        let stderr = shellQuote(paths.stderr)
+        lines.append("mkdir -p -- \(directories.sorted().map(shellQuote).joined(separator: " ")) 2>/dev/null")
+        lines.append("exec 3>&1 4>&2")
+        lines.append("{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }")
+        lines.append("qxub_record started \"$(date +%s) $qxub_host\"")
+
+        for variable in spec.variables {
+            lines.append("export \(variable.key)=\(shellQuote(variable.value))")
+        }
+        let directory = spec.workingDirectory.isEmpty ? "$HOME" : shellQuote(spec.workingDirectory)
+        if spec.createWorkingDirectory {
+            lines.append("mkdir -p -- \(directory) || qxub_fail 78 \(shellQuote("cannot create the working directory \(spec.workingDirectory)"))")
+        }
+        lines.append("cd -- \(directory) || qxub_fail 78 \(shellQuote("cannot enter the working directory \(spec.workingDirectory) on")) \"$qxub_host\" \(shellQuote("(use --create-execdir to create it)"))")
+
+        lines += activation()
+
+        if let pre = spec.pre, !pre.isEmpty {
+            lines += [
+                "bash -c \(shellQuote(pre))",
+                "qxub_status=$?",
+                "if [ \"$qxub_status\" -ne 0 ]; then",
+                "  echo \"qxub: --pre failed with exit status $qxub_status; the command was not run\" >&2",
+                "  qxub_record exit \"$qxub_status $(date +%s) pre\"",
+                "  exit \"$qxub_status\"",
+                "fi",
+            ]
+        }
+        lines.append(mainCommand())
+        lines.append("qxub_status=$?")
+        if let post = spec.post, !post.isEmpty {
+            lines += [
+                "if [ \"$qxub_status\" -eq 0 ]; then",
+                "  bash -c \(shellQuote(post))",
+                "  qxub_status=$?",
+                "  [ \"$qxub_status\" -eq 0 ] || echo \"qxub: --post failed with exit status $qxub_status\" >&2",
+                "fi",
+            ]
+        }
+        lines += [
+            "qxub_record exit \"$qxub_status $(date +%s)\"",
+            "echo \"finished:       $(date), exit status $qxub_status\" >&3",
+            "exit \"$qxub_status\"",
+        ]
+        return lines
+    }
+
+    private func activation() -> [String] {
+        var lines: [String] = []
+        let context = spec.context
+        if !context.modules.isEmpty {
+            lines += [
+                "if ! type module >/dev/null 2>&1; then",
+                "  for qxub_init in /etc/profile.d/modules.sh /usr/share/Modules/init/bash /etc/profile.d/lmod.sh /usr/share/lmod/lmod/init/bash; do",
+                "    [ -f \"$qxub_init\" ] && . \"$qxub_init\" && break",
+                "  done",
+                "fi",
+                "type module >/dev/null 2>&1 || qxub_fail 78 \"environment modules are not available on $qxub_host (no 'module' command): drop --mod, or load them in your command\"",
+            ]
+            for module in context.modules {
+                lines.append("module load \(shellQuote(module)) || qxub_fail 78 \(shellQuote("module load \(module) failed (see the message above): check the name with 'module avail \(module)'"))")
+            }
+        }
+        if let environment = context.condaEnvironment {
+            lines += [
+                "if ! type conda >/dev/null 2>&1; then",
+                "  for qxub_init in \"$HOME\"/miniforge3 \"$HOME\"/miniconda3 \"$HOME\"/mambaforge \"$HOME\"/anaconda3; do",
+                "    [ -f \"$qxub_init/etc/profile.d/conda.sh\" ] && . \"$qxub_init/etc/profile.d/conda.sh\" && break",
+                "  done",
+                "fi",
+                "type conda >/dev/null 2>&1 || qxub_fail 78 \"conda is not available on $qxub_host: load it first (for example --mod miniconda3) or install it in your home\"",
+                "qxub_hook=$(conda shell.bash hook 2>/dev/null) && eval \"$qxub_hook\"",
+                "conda activate \(shellQuote(environment)) || qxub_fail 78 \(shellQuote("conda activate \(environment) failed: is it listed by 'conda env list'?"))",
+            ]
+        }
+        if let image = context.container {
+            lines += [
+                "qxub_runtime=$(command -v apptainer || command -v singularity)",
+                "if [ -z \"$qxub_runtime\" ] && type module >/dev/null 2>&1; then module load singularity >/dev/null 2>&1; qxub_runtime=$(command -v apptainer || command -v singularity); fi",
+                "[ -n \"$qxub_runtime\" ] || qxub_fail 78 \"neither apptainer nor singularity is available on $qxub_host: load one with --mod, or drop --sif\"",
+                "[ -r \(shellQuote(image)) ] || qxub_fail 78 \(shellQuote("the container image \(image) does not exist or is not readable on")) \"$qxub_host\"",
+            ]
+        }
+        return lines
+    }
+
+    private func mainCommand() -> String {
+        var prefix = ""
+        if let image = spec.context.container {
+            prefix = "\"$qxub_runtime\" exec "
+            for bind in spec.context.binds { prefix += "--bind \(shellQuote(bind)) " }
+            prefix += shellQuote(image) + " "
+        }
+        switch spec.command {
+        case .shell(let line):
+            return prefix + "bash -c \(shellQuote(line))"
+        case .argv(let arguments):
+            // `exec`-free and argv-exact: each element is one quoted word.
+            return prefix + arguments.map(shellQuote).joined(separator: " ")
+        }
+    }
+
+    private var contextDescription: String {
+        let context = spec.context
+        var parts: [String] = []
+        if !context.modules.isEmpty { parts.append("modules " + context.modules.joined(separator: " ")) }
+        if let environment = context.condaEnvironment { parts.append("conda environment " + environment) }
+        if let image = context.container {
+            parts.append("container " + image + (context.binds.isEmpty ? "" : " (bind " + context.binds.joined(separator: ", ") + ")"))
+        }
+        return parts.isEmpty ? "plain" : parts.joined(separator: ", then ")
+    }
+
+    private var commandDescription: String {
+        switch spec.command {
+        case .shell(let line): line
+        case .argv(let arguments): arguments.map(shellQuote).joined(separator: " ")
+        }
+    }
+
+    /// A value shown inside a double-quoted `echo`: made inert by quoting it as its own word.
+    private func auditValue(_ value: String) -> String {
+        // Close the double quote, insert a single-quoted literal, reopen: "…"'value'"…".
+        let flat = value.replacingAll("\n", with: "\\n").replacingAll("\r", with: "\\r")
+        return "\"" + shellQuote(flat) + "\""
+    }
+
+    private func parent(_ path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
+        return String(path[..<slash])
+    }
+}
+
+/// Seconds as `H:MM:SS` (hours may exceed 24, as PBS accepts).
+public func clockTime(_ seconds: UInt64) -> String {
+    let hours = seconds / 3600
+    let minutes = (seconds % 3600) / 60
+    let secs = seconds % 60
+    return "\(hours):\(minutes < 10 ? "0" : "")\(minutes):\(secs < 10 ? "0" : "")\(secs)"
+}
+
+/// Slurm's `D-HH:MM:SS`, or `H:MM:SS` under a day.
+func slurmTime(_ seconds: UInt64) -> String {
+    guard seconds >= 86400 else { return clockTime(seconds) }
+    let days = seconds / 86400
+    return "\(days)-" + clockTime(seconds % 86400)
+}
+
+/// Bytes in PBS units (kb = 1024 bytes): the largest unit that divides exactly.
+public func pbsSize(_ bytes: UInt64) -> String {
+    if bytes > 0 && bytes % (1 << 30) == 0 { return "\(bytes >> 30)GB" }
+    if bytes > 0 && bytes % (1 << 20) == 0 { return "\(bytes >> 20)MB" }
+    if bytes > 0 && bytes % (1 << 10) == 0 { return "\(bytes >> 10)KB" }
+    return "\(bytes)b"
+}
+
+/// PBS `-m` letters (a: abort, b: begin, e: end, n: none) as Slurm `--mail-type` names.
+func slurmMailTypes(_ events: String) -> String {
+    var types: [String] = []
+    if events.contains("b") { types.append("BEGIN") }
+    if events.contains("e") { types.append("END") }
+    if events.contains("a") { types.append("FAIL") }
+    return types.isEmpty ? "NONE" : types.joined(separator: ",")
+}
+
+private func isDirectiveByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        true
+    case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: "="), UInt8(ascii: "+"),
+        UInt8(ascii: "/"), UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "-"):
+        true
+    default:
+        false
+    }
+}
+
+func isShellIdentifier(_ name: String) -> Bool {
+    guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+    return name.utf8.allSatisfy { byte in
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+    }
+}

@@ -1,0 +1,126 @@
+import QxubProtocol
+import QxubSystem
+
+/// The scheduler-specific commands and how to read their answers. Running them is the agent's job.
+public struct SchedulerBackend: Sendable {
+    public let kind: SchedulerKind
+
+    public init(kind: SchedulerKind) {
+        self.kind = kind
+    }
+
+    /// The job script and the command that submits it.
+    public func submission(for spec: JobSpec, paths: JobPaths) throws(SchedulerError) -> RenderedSubmission {
+        try JobScript(spec: spec, paths: paths, kind: kind).render()
+    }
+
+    /// The job id from a successful submission, or the scheduler's refusal as an error with a hint.
+    public func submittedJobID(_ run: CollectedRun) throws(SchedulerError) -> String {
+        let stdout = run.stdoutText.trimmingWhitespace()
+        let stderr = run.stderrText.trimmingWhitespace()
+        guard run.exit == .exited(0) else {
+            throw SchedulerError(.submitFailed, stderr.isEmpty ? "the submission failed (\(run.exit)) with no message" : stderr, hint: hint(forRejection: stderr))
+        }
+        switch kind {
+        case .pbspro:
+            guard let line = stdout.split(separator: "\n").last, !line.isEmpty else {
+                throw SchedulerError(.submitFailed, "qsub printed no job id" + (stderr.isEmpty ? "" : ": " + stderr))
+            }
+            return String(line)
+        case .slurm:
+            // --parsable prints "id" or "id;cluster"; without it "Submitted batch job id".
+            guard let line = stdout.split(separator: "\n").last else {
+                throw SchedulerError(.submitFailed, "sbatch printed no job id" + (stderr.isEmpty ? "" : ": " + stderr))
+            }
+            let id = line.hasPrefix("Submitted batch job ") ? line.dropFirst("Submitted batch job ".count) : line.prefix { $0 != ";" }
+            guard !id.isEmpty, id.allSatisfy({ $0.isNumber || $0 == "_" }) else {
+                throw SchedulerError(.submitFailed, "sbatch printed no job id: \(stdout)")
+            }
+            return String(id)
+        case .local:
+            return stdout
+        }
+    }
+
+    /// One command that asks about all `jobIDs` at once (nil for the local backend).
+    public func statusCommand(_ jobIDs: [String]) -> [String]? {
+        guard !jobIDs.isEmpty else { return nil }
+        switch kind {
+        case .pbspro: return ["qstat", "-xf"] + jobIDs
+        case .slurm: return ["squeue", "-h", "-t", "all", "-o", SlurmStatusParser.squeueFormat, "-j", jobIDs.joined(separator: ",")]
+        case .local: return nil
+        }
+    }
+
+    /// What the status command said. Ids it did not mention are absent (the scheduler forgot them).
+    public func parseStatus(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
+        switch kind {
+        case .pbspro: PBSStatusParser.parse(run.stdoutText)
+        case .slurm: SlurmStatusParser.parseSqueue(run.stdoutText)
+        case .local: [:]
+        }
+    }
+
+    /// Whether the status command itself failed (as opposed to not knowing some of the jobs).
+    public func statusFailed(_ run: CollectedRun) -> Bool {
+        switch kind {
+        case .pbspro:
+            // 153: some id unknown (the others are still printed); 35: finished without -x.
+            if case .exited(let code) = run.exit { return ![0, 153, 35].contains(code) }
+            return true
+        case .slurm:
+            // rc 1 with "Invalid job id specified" means none of the ids is known any more.
+            if run.exit == .exited(0) { return false }
+            return !run.stderrText.contains("Invalid job id specified")
+        case .local:
+            return false
+        }
+    }
+
+    /// A second, per-job question for a finished job whose exit the batch query could not tell.
+    public func detailCommand(_ jobID: String) -> [String]? {
+        kind == .slurm ? ["scontrol", "show", "job", jobID] : nil
+    }
+
+    public func parseDetail(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
+        kind == .slurm ? SlurmStatusParser.parseScontrol(run.stdoutText) : [:]
+    }
+
+    public func cancelCommand(_ jobID: String) -> [String]? {
+        switch kind {
+        case .pbspro: ["qdel", jobID]
+        case .slurm: ["scancel", jobID]
+        case .local: nil
+        }
+    }
+
+    /// Cancel outcome: nil when accepted, else an error. A job that already finished is not an error.
+    public func cancelError(_ run: CollectedRun, jobID: String) -> SchedulerError? {
+        if run.exit == .exited(0) { return nil }
+        let message = run.stderrText.trimmingWhitespace()
+        if message.contains("Job has finished") || message.contains("finished") { return nil }
+        return SchedulerError(.cancelFailed, message.isEmpty ? "cancelling \(jobID) failed (\(run.exit))" : message,
+                              hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself")
+    }
+
+    /// Advice for the common ways a scheduler refuses a job (messages as recorded from PBS and Slurm).
+    func hint(forRejection message: String) -> String {
+        let lower = message.lowercased()
+        if lower.contains("unknown queue") { return "check the queue name (-q); `qstat -Q` lists the queues" }
+        if lower.contains("invalid partition") { return "check the partition (-q); `sinfo -s` lists them" }
+        if lower.contains("walltime") || lower.contains("--time") { return "give the time as 2h30m, 90m or HH:MM:SS" }
+        if lower.contains("unknown resource") { return "check the -l resource names this cluster accepts" }
+        if lower.contains("--mem") || lower.contains("memory") { return "give memory as 4GB, 512MB or 16g" }
+        if lower.contains("project") || lower.contains("account") { return "check the project (-P) you can charge" }
+        return ""
+    }
+}
+
+extension String {
+    package func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[first...last])
+    }
+}
