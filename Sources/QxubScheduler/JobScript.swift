@@ -1,4 +1,5 @@
 import QxubProtocol
+import QxubSystem
 
 /// A job script and the command that submits it.
 public struct RenderedSubmission: Hashable, Sendable {

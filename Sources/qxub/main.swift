@@ -1,1 +1,4 @@
-print("x")
+// qxub: thin executable; everything lives in QxubCLI.
+import QxubCLI
+
+Entry.main(Array(CommandLine.arguments.dropFirst()))

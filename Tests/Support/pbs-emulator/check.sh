@@ -365,16 +365,27 @@ def wait_for(keys_states, timeout=30):
         raise SystemExit(finish())
 
 
-def finish():
+CLEANED = []
+
+
+def cleanup():
+    if CLEANED:
+        return
+    CLEANED.append(True)
     try:
-        run("python3", os.path.join(EMU, "pbsemu.py"), "shutdown")
+        subprocess.run(["python3", os.path.join(EMU, "pbsemu.py"), "shutdown"], env=dict(BASE_ENV),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
     except Exception:
         pass
-    dt = time.time() - T0
     if os.environ.get("KEEP"):
         print("kept %s" % T)
     else:
         shutil.rmtree(T, ignore_errors=True)
+
+
+def finish():
+    cleanup()
+    dt = time.time() - T0
     if FAILS:
         print("check.sh: %d of %d comparisons FAILED in %.1f s" % (len(FAILS), NCHECK, dt))
         return 1
@@ -609,6 +620,12 @@ def main():
     return finish()
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+signal.signal(signal.SIGTERM, _terminate)
+signal.signal(signal.SIGHUP, _terminate)
 try:
     sys.exit(main())
 except SystemExit:
@@ -619,4 +636,6 @@ except BaseException:
     FAILS.append("exception")
     finish()
     sys.exit(2)
+finally:
+    cleanup()
 PY

@@ -1511,7 +1511,21 @@ class Runner:
             rec["stime"] = int(now)
             rec["mtime"] = int(now)
             rec["comment"] = "Job Array Began at %s" % fmt_comment_time(now)
-        ch = self.launch(rec, m, now)
+        try:
+            ch = self.launch(rec, m, now)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            # like a mom that cannot start the job: JOB_EXEC_FAIL1
+            m.update({"state": "F", "substate": 93, "exit_status": -1, "obittime": int(now),
+                      "history_timestamp": int(now), "mtime": int(now),
+                      "comment": "Job run at %s on %s and failed" % (fmt_comment_time(now), m["exec_vnode"])})
+            try:
+                os.unlink(CFG.p("running", marker_name(m["id"])))
+            except OSError:
+                pass
+            maybe_finish_array(rec, now)
+            return True
         m["session_id"] = ch.pid
         self.children[ch.pid] = ch
         return True
@@ -1527,6 +1541,10 @@ class Runner:
         if "d" in keep:
             o = out_final if "o" in keep else None
             e = err_final if "e" in keep else None
+            if o and os.path.isdir(o):
+                o = os.path.join(o, "%s.o%d%s" % (rec["name"], rec["seq"], sfx))
+            if e and os.path.isdir(e):
+                e = os.path.join(e, "%s.e%d%s" % (rec["name"], rec["seq"], sfx))
         else:
             o = os.path.join(home, "%s.o%d%s" % (rec["name"], rec["seq"], sfx)) if "o" in keep else None
             e = os.path.join(home, "%s.e%d%s" % (rec["name"], rec["seq"], sfx)) if "e" in keep else None
@@ -1548,9 +1566,30 @@ class Runner:
         mode = 0o666 & ~um
         out_t, err_t, spool_o, spool_e = self.stream_targets(rec, m)
         jobid = m["id"]
-        fd_out = os.open(out_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, mode)
-        fd_err = fd_out if err_t == out_t else os.open(
-            err_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+        def open_target(path, spool_suffix):
+            """-> (path, fd, spooled?); a direct-write target that cannot be opened is spooled."""
+            try:
+                return path, os.open(path, flags, mode), False
+            except OSError:
+                sp = CFG.p("spool", "%s.%s" % (jobid, spool_suffix))
+                return sp, os.open(sp, flags, mode), True
+
+        join = rec["Join_Path"]
+        if join == "oe":
+            out_t, fd_out, sp = open_target(out_t, "OU")
+            spool_o = out_t if sp else spool_o
+            err_t, fd_err = out_t, fd_out
+        elif join == "eo":
+            err_t, fd_err, sp = open_target(err_t, "ER")
+            spool_e = err_t if sp else spool_e
+            out_t, fd_out = err_t, fd_err
+        else:
+            out_t, fd_out, sp = open_target(out_t, "OU")
+            spool_o = out_t if sp else spool_o
+            err_t, fd_err, sp = open_target(err_t, "ER")
+            spool_e = err_t if sp else spool_e
         tmpdir = os.path.join(CFG.tmpdir_base, "pbs.%s" % jobid)
         os.makedirs(tmpdir, exist_ok=True)
         nodefile = CFG.p("aux", jobid)

@@ -1,0 +1,130 @@
+import ArgumentParser
+import QxubClient
+import QxubProtocol
+
+/// Where the command runs: conda, modules, a container.
+struct ContextOptions: ParsableArguments {
+    @Option(name: .customLong("env"), help: "Activate this conda environment.")
+    var condaEnvironment: String?
+
+    @Option(name: [.customLong("mod"), .customLong("module")], help: "Load this environment module (repeatable; loaded before --env).")
+    var modules: [String] = []
+
+    @Option(name: [.customLong("mods"), .customLong("modules")], help: "Modules to load, separated by commas or spaces.")
+    var moduleList: String?
+
+    @Option(name: [.customLong("sif"), .customLong("container")], help: "Run inside this Singularity/Apptainer image.")
+    var container: String?
+
+    @Option(name: .customLong("bind"), help: "Bind path for the container (repeatable; as singularity --bind).")
+    var binds: [String] = []
+
+    var allModules: [String] {
+        modules + (moduleList ?? "").split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    func validate() throws {
+        if container != nil && (condaEnvironment != nil || !allModules.isEmpty) {
+            throw ValidationError("--sif runs the command in a container: it cannot be combined with --env or --mod")
+        }
+        if !binds.isEmpty && container == nil {
+            throw ValidationError("--bind needs --sif")
+        }
+    }
+}
+
+/// What the job asks the scheduler for.
+struct ResourceOptions: ParsableArguments {
+    @Option(name: [.customLong("mem"), .customLong("memory")], help: "Memory: \(ResourceParser.memoryForms).")
+    var memory: String?
+
+    @Option(name: [.customLong("cpus"), .customLong("threads")], help: "CPU cores.")
+    var cpus: UInt32?
+
+    @Option(name: [.customLong("time"), .customLong("runtime")], help: "Walltime: \(ResourceParser.timeForms).")
+    var walltime: String?
+
+    @Option(name: [.customLong("disk"), .customLong("jobfs")], help: "Node-local disk (PBS jobfs, Slurm --tmp).")
+    var disk: String?
+
+    @Option(name: .customLong("gpus"), help: "GPUs.")
+    var gpus: UInt32?
+
+    @Option(name: [.customLong("storage"), .customLong("volumes")], help: "PBS storage request (e.g. gdata/a56+scratch/a56).")
+    var storage: String?
+
+    @Option(name: [.customShort("l"), .customLong("resources")], help: "A raw PBS -l resource request (repeatable).")
+    var raw: [String] = []
+}
+
+/// Scheduler placement and identity.
+struct JobOptions: ParsableArguments {
+    @Option(name: [.customShort("N"), .customLong("name")], help: "Job name (default: the command's name and the time).")
+    var name: String?
+
+    @Option(name: [.customShort("q"), .customLong("queue")], help: "Queue (PBS) or partition (Slurm).")
+    var queue: String?
+
+    @Option(name: [.customShort("P"), .customLong("project")], help: "Project (PBS -P) or account (Slurm).")
+    var project: String?
+
+    @Option(name: .customLong("array"), help: "Array job range (PBS -J, Slurm --array), e.g. 1-10.")
+    var array: String?
+
+    @Option(name: .customLong("email"), help: "Email address for job notifications.")
+    var email: String?
+
+    @Option(name: .customLong("email-opts"), help: "When to email, as PBS -m letters (a: abort, b: begin, e: end).")
+    var emailEvents: String?
+
+    @Option(name: .customLong("pre"), help: "Shell command to run before the command (its failure stops the job).")
+    var pre: String?
+
+    @Option(name: .customLong("post"), help: "Shell command to run after the command, only if it succeeded.")
+    var post: String?
+
+    @Option(name: .customLong("var"), help: "KEY=VALUE exported in the job, value taken literally (repeatable).")
+    var variables: [String] = []
+
+    @Option(name: .customLong("vars"), help: "Several KEY=VALUE, separated by commas.")
+    var variableList: String?
+
+    @Option(name: .customLong("execdir"), help: "Working directory of the job (default: the current directory).")
+    var workingDirectory: String?
+
+    @Flag(name: .customLong("create-execdir"), help: "Create the working directory if it does not exist.")
+    var createWorkingDirectory = false
+
+    @Option(name: .customLong("backend"), help: "Force the backend: local, slurm or pbspro (default: detected).")
+    var backend: String?
+}
+
+/// Where output goes and how qxub behaves.
+struct OutputOptions: ParsableArguments {
+    @Option(name: .customLong("out"), help: "File for the job's stdout (default: in the job's state directory).")
+    var stdout: String?
+
+    @Option(name: .customLong("err"), help: "File for the job's stderr.")
+    var stderr: String?
+
+    @Option(name: .customLong("joblog"), help: "File for the scheduler's job log.")
+    var joblog: String?
+
+    @Flag(name: [.customLong("dry"), .customLong("dry-run")], help: "Print the submission command and job script; submit nothing.")
+    var dry = false
+
+    @Flag(name: .customLong("terse"), help: "Print only the job id and return at once.")
+    var terse = false
+
+    @Flag(name: .customLong("quiet"), help: "Print nothing; exit with the job's exit status.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "More messages (repeatable).")
+    var verbose: Int
+
+    func validate() throws {
+        if [dry, terse, quiet].filter({ $0 }).count > 1 {
+            throw ValidationError("--dry, --terse and --quiet exclude each other")
+        }
+    }
+}

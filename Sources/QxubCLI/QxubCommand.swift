@@ -1,0 +1,14 @@
+import ArgumentParser
+import QxubProtocol
+
+/// The root `qxub` command.
+public struct QxubCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qxub",
+        abstract: "Run commands as HPC batch jobs and watch them as if they ran in your terminal.",
+        version: "qxub \(QxubVersion.current)",
+        subcommands: [Exec.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,201 @@
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The client's end of one agent session: a child process (the local agent, or `ssh` running it on a
+/// cluster) whose stdin and stdout carry the protocol. Runs on an ``EventLoop``; never blocks it.
+public final class AgentConnection {
+    public let loop: EventLoop
+    private let child: ChildProcess
+    private var endpoint: ProtocolEndpoint
+    private var outbox: [UInt8] = []
+    private var outboxStart = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var nextRequest: UInt32 = 1
+    private var closed = false
+    /// What the agent said, in order.
+    public var onEvent: (ProtocolEndpoint.Event) -> Void = { _ in }
+    /// The session ended: nil when the agent closed cleanly.
+    public var onClose: (ClientError?) -> Void = { _ in }
+    /// Describes the far end in errors ("the local agent", "gadi").
+    public let peerName: String
+
+    /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
+    public init(command: [String], peerName: String, loop: EventLoop, hello: Hello = AgentConnection.hello()) throws {
+        self.loop = loop
+        self.peerName = peerName
+        self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
+        ignoreBrokenPipes()
+        do {
+            child = try ChildProcess.spawn(command, stdin: .pipe, stdout: .pipe, stderr: .inherit)
+        } catch {
+            throw ClientError("cannot start \(command.first ?? "the agent"): \(error)", hint: "check that it is installed", exitCode: ExitCodes.unavailable)
+        }
+        try FileDescriptor.setNonBlocking(child.stdin!)
+        try FileDescriptor.setNonBlocking(child.stdout!)
+        loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
+        enqueue(endpoint.start())
+    }
+
+    /// The hello qxub sends.
+    public static func hello() -> Hello {
+        Hello(software: "qxub \(QxubVersion.current)", platform: Environment.platform(), hostname: Environment.hostname())
+    }
+
+    public var negotiation: Negotiation? { endpoint.negotiation }
+
+    /// A fresh request id.
+    public func requestID() -> UInt32 {
+        defer { nextRequest &+= 1 }
+        return nextRequest
+    }
+
+    public func send(_ message: Message, channel: UInt32 = 0) {
+        guard !closed else { return }
+        do {
+            var bytes: [UInt8] = []
+            try endpoint.encode(message, channel: channel, into: &bytes)
+            enqueue(bytes)
+        } catch {
+            finish(ClientError("cannot encode a \(message.frameType) message: \(error)", exitCode: ExitCodes.internalError))
+        }
+    }
+
+    /// Says goodbye and closes our end; the agent exits when it reads end of file.
+    public func close() {
+        guard !closed else { return }
+        send(.goodbye(Goodbye()))
+        flush()
+        closed = true
+        loop.remove(child.stdout!)
+        loop.remove(child.stdin!)
+        FileDescriptor.close(child.stdin!)
+        FileDescriptor.close(child.stdout!)
+        reap(timeout: 2)
+    }
+
+    /// Kills the agent process (when it no longer answers).
+    public func terminate() {
+        child.signal(SIGTERM)
+    }
+
+    // MARK: - I/O
+
+    private func readAvailable() {
+        while !closed {
+            let outcome: FileDescriptor.ReadResult
+            do {
+                outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(child.stdout!, into: $0) }
+            } catch {
+                return finish(ClientError("reading from \(peerName) failed: \(error)", exitCode: ExitCodes.connectionLost))
+            }
+            switch outcome {
+            case .wouldBlock:
+                return
+            case .endOfFile:
+                do {
+                    try endpoint.finish()
+                    finish(nil)
+                } catch {
+                    finish(describe(error))
+                }
+                return
+            case .bytes(let count):
+                var events: [ProtocolEndpoint.Event] = []
+                var failure: ProtocolError?
+                do {
+                    try endpoint.receive(readBuffer[0..<count]) { events.append($0) }
+                } catch {
+                    failure = error
+                }
+                for event in events where !closed { onEvent(event) }
+                if let failure { return finish(describe(failure)) }
+            }
+        }
+    }
+
+    private func enqueue(_ bytes: [UInt8]) {
+        let wasEmpty = outbox.count == outboxStart
+        outbox.append(contentsOf: bytes)
+        if wasEmpty { flush() }
+    }
+
+    private func flush() {
+        while outboxStart < outbox.count {
+            let written: Int
+            do {
+                written = try outbox.withUnsafeBytes {
+                    try FileDescriptor.writeSome(child.stdin!, UnsafeRawBufferPointer(rebasing: $0[outboxStart...]))
+                }
+            } catch {
+                // The agent is gone; its stdout end (and exit status) tell why.
+                outbox.removeAll()
+                outboxStart = 0
+                loop.setWritable(child.stdin!, nil)
+                return
+            }
+            if written == 0 { break }
+            outboxStart += written
+        }
+        if outboxStart == outbox.count {
+            outbox.removeAll(keepingCapacity: true)
+            outboxStart = 0
+            if !closed { loop.setWritable(child.stdin!, nil) }
+        } else if !closed {
+            loop.setWritable(child.stdin!) { [unowned self] in flush() }
+        }
+    }
+
+    private func finish(_ error: ClientError?) {
+        guard !closed else { return }
+        closed = true
+        loop.remove(child.stdout!)
+        loop.remove(child.stdin!)
+        FileDescriptor.close(child.stdin!)
+        FileDescriptor.close(child.stdout!)
+        let exit = reap(timeout: 2)
+        var error = error
+        if error == nil, let exit, exit != .exited(0), negotiation == nil {
+            error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)
+        }
+        onClose(error)
+    }
+
+    @discardableResult
+    private func reap(timeout: Double) -> ProcessExit? {
+        let deadline = MonotonicClock.now() + timeout
+        while MonotonicClock.now() < deadline {
+            if let exit = child.poll() { return exit }
+            usleep(5_000)
+        }
+        child.signal(SIGKILL)
+        return child.wait()
+    }
+
+    /// Turns protocol errors into sentences that name the likely cause and the fix.
+    private func describe(_ error: ProtocolError) -> ClientError {
+        switch error {
+        case .preambleNotFound(let first, _):
+            let text = String(decoding: first, as: UTF8.self)
+            if text.contains("qxub-agent is not installed") || text.contains("not found") {
+                return ClientError("\(peerName) did not start qxub-agent: \(EscapedBytes(first))", hint: "run `qxub agent install` for this platform", exitCode: ExitCodes.unavailable)
+            }
+            return ClientError(
+                "no qxub-agent answered on \(peerName); it printed \(EscapedBytes(first))",
+                hint: "a login file (~/.bashrc, ~/.cshrc, ~/.profile) may print text for non-interactive shells; guard it with `[ -t 1 ]` or `[[ $- == *i* ]]`",
+                exitCode: ExitCodes.unavailable)
+        case .versionMismatch(let local, let remote, let software):
+            if remote.upperBound < local.lowerBound {
+                return ClientError("\(peerName) runs an older agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)); this qxub needs protocol \(local.lowerBound)-\(local.upperBound)", hint: "install the matching agent: `qxub agent install`", exitCode: ExitCodes.unavailable)
+            }
+            return ClientError("\(peerName) runs a newer agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)) than this qxub understands (\(local.lowerBound)-\(local.upperBound))", hint: "upgrade qxub on this machine (install/install.sh)", exitCode: ExitCodes.unavailable)
+        case .endedBeforeHello:
+            return ClientError("\(peerName) closed the connection before the agent said hello", hint: "run `qxub agent install`, or check the agent with `qxub-agent --version`", exitCode: ExitCodes.unavailable)
+        default:
+            return ClientError("the session with \(peerName) broke: \(error)", exitCode: ExitCodes.connectionLost)
+        }
+    }
+}

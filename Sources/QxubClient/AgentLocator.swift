@@ -1,0 +1,33 @@
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds the agent binary for local sessions.
+public enum AgentLocator {
+    /// `$QXUB_AGENT`, else `<prefix>/libexec/qxub/qxub-agent` beside the installed `qxub`, else a
+    /// `qxub-agent` in the same directory (a build folder).
+    public static func localAgent() throws(ClientError) -> String {
+        if let explicit = Environment.get("QXUB_AGENT"), !explicit.isEmpty {
+            guard access(explicit, X_OK) == 0 else {
+                throw ClientError("QXUB_AGENT is \(explicit), which is not an executable file", hint: "unset it or point it at qxub-agent", exitCode: ExitCodes.unavailable)
+            }
+            return explicit
+        }
+        let directory = FileSystem.directoryName(executablePath())
+        let candidates = [
+            directory + "/../libexec/qxub/qxub-agent",
+            directory + "/qxub-agent",
+        ]
+        for candidate in candidates where access(candidate, X_OK) == 0 { return candidate }
+        throw ClientError(
+            "cannot find qxub-agent (looked in \(candidates.joined(separator: ", ")))",
+            hint: "reinstall with install/install.sh, or set QXUB_AGENT to its path", exitCode: ExitCodes.unavailable)
+    }
+
+    /// This process's executable.
+    public static func executablePath() -> String {
+        FileSystem.readLink("/proc/self/exe") ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,93 @@
+import QxubProtocol
+
+/// A failure the user sees: what went wrong, what to do, and qxub's exit status for it.
+public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var hint: String
+    public var exitCode: Int32
+
+    public init(_ message: String, hint: String = "", exitCode: Int32 = ExitCodes.internalError) {
+        self.message = message
+        self.hint = hint
+        self.exitCode = exitCode
+    }
+
+    public var description: String { hint.isEmpty ? message : message + "\n  hint: " + hint }
+
+    /// An error frame from the agent, with the exit status its code maps to.
+    public init(_ error: ErrorMessage) {
+        let exitCode: Int32
+        switch error.code {
+        case .submitFailed: exitCode = ExitCodes.submissionRefused
+        case .unknownJob, .schedulerUnavailable: exitCode = ExitCodes.unavailable
+        case .malformedRequest, .unknownRequest: exitCode = ExitCodes.usage
+        case .cancelFailed, .internalError, .unknown: exitCode = ExitCodes.internalError
+        }
+        self.init(error.message, hint: error.hint, exitCode: exitCode)
+    }
+}
+
+/// qxub's exit statuses (docs/exit-codes.md). A job's own code passes through unchanged; these are the
+/// statuses qxub itself chooses, and qxub always says on stderr when it chose one.
+public enum ExitCodes {
+    /// Bad command line or configuration (sysexits EX_USAGE).
+    public static let usage: Int32 = 64
+    /// The agent, the scheduler or the job could not be reached or found (EX_UNAVAILABLE).
+    public static let unavailable: Int32 = 69
+    /// A bug in qxub (EX_SOFTWARE).
+    public static let internalError: Int32 = 70
+    /// The job's environment could not be set up: conda, modules, container, working directory (EX_CONFIG).
+    public static let setupFailed: Int32 = 78
+    /// The job ran out of walltime (as GNU timeout).
+    public static let walltime: Int32 = 124
+    /// The scheduler refused the submission (as `docker run` for its own errors).
+    public static let submissionRefused: Int32 = 125
+    /// Cancelled with Ctrl-C (128 + SIGINT).
+    public static let interrupted: Int32 = 130
+    /// The job ran out of memory (128 + SIGKILL, as the kernel's OOM killer).
+    public static let memory: Int32 = 137
+    /// Deleted by someone else (128 + SIGTERM, what qdel and scancel send).
+    public static let deleted: Int32 = 143
+    /// The node failed under the job; rerunning may work (EX_TEMPFAIL).
+    public static let nodeFailure: Int32 = 75
+    /// Lost the connection to the cluster while the job still runs.
+    public static let connectionLost: Int32 = 255
+
+    /// The status qxub exits with for a job's end, and a sentence for stderr when qxub chose it.
+    public static func exit(for termination: JobTermination) -> (code: Int32, message: String?) {
+        switch termination {
+        case .exited(let code):
+            // A shell exits with its status modulo 256; PBS negative statuses are handled as kills.
+            return (Int32(UInt8(truncatingIfNeeded: code)), nil)
+        case .signaled(let signal):
+            return (128 + signal, "the job was killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")")
+        case .killedByScheduler(let reason, let detail, let ranFirst):
+            let tail = detail.isEmpty ? "" : ": " + detail
+            switch reason {
+            case .walltime: return (walltime, "the scheduler killed the job: walltime exceeded\(tail)")
+            case .memory: return (memory, "the scheduler killed the job: memory limit exceeded\(tail)")
+            case .deleted:
+                return (deleted, ranFirst ? "the job was deleted while it ran (qdel/scancel from outside this qxub)\(tail)" : "the job was deleted before it started\(tail)")
+            case .nodeFailure: return (nodeFailure, "the job's node failed\(tail); rerunning may work")
+            case .other: return (deleted, "the scheduler ended the job\(tail)")
+            }
+        case .cancelled(let ranFirst):
+            return (interrupted, ranFirst ? "the job was cancelled" : "the job was cancelled before it started")
+        case .unknown(let detail):
+            return (unavailable, "cannot tell how the job ended: \(detail)")
+        }
+    }
+
+    static func signalName(_ signal: Int32) -> String? {
+        switch signal {
+        case 1: "SIGHUP"
+        case 2: "SIGINT"
+        case 6: "SIGABRT"
+        case 9: "SIGKILL"
+        case 11: "SIGSEGV"
+        case 15: "SIGTERM"
+        case 24: "SIGXCPU"
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `qxub exec`: submits one job through an agent and follows it to its end as if it ran here.
+///
+/// Job stdout goes to our stdout and job stderr to our stderr, byte for byte. Ctrl-C cancels the job and
+/// waits for the scheduler to confirm; a second Ctrl-C leaves it running. The exit status is the job's.
+public final class ExecSession {
+    public enum Mode: Sendable {
+        /// Follow the job: stream output, exit with its code.
+        case follow
+        /// Print the job id and return at once.
+        case terse
+        /// Follow silently: no output at all, exit with the job's code.
+        case quiet
+        /// Print the submission and the script; submit nothing.
+        case dry
+    }
+
+    /// What the terminal may show (never on stdout).
+    public enum Status {
+        case submitted(jobID: String, backend: String)
+        case state(JobState)
+        case finished(code: Int32, message: String?)
+        case cancelling(jobID: String)
+        case detached(jobID: String, message: String)
+        case warning(String)
+    }
+
+    public var onStatus: (Status) -> Void = { _ in }
+    private let connection: AgentConnection
+    private let spec: JobSpec
+    private let mode: Mode
+    private let channel: UInt32 = 1
+    private var submitRequest: UInt32 = 0
+    private var jobID: String?
+    private var exitCode: Int32?
+    private var interrupts = 0
+    private var signalFD: Int32 = -1
+    /// Output bytes written so far per stream (the offsets a re-watch resumes from).
+    public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
+
+    public init(connection: AgentConnection, spec: JobSpec, mode: Mode) {
+        self.connection = connection
+        self.spec = spec
+        self.mode = mode
+    }
+
+    /// Runs until the job ends (or, for terse and dry runs, until it is submitted); returns the exit status.
+    public func run() -> Int32 {
+        connection.onEvent = { [unowned self] event in handle(event) }
+        connection.onClose = { [unowned self] error in closed(error) }
+        if mode != .dry && mode != .terse {
+            if let fd = try? SignalPipe.install([SIGINT, SIGTERM, SIGHUP]) {
+                signalFD = fd
+                connection.loop.setReadable(fd) { [unowned self] in
+                    for signal in SignalPipe.drain() { interrupted(by: signal) }
+                }
+            }
+        }
+        do {
+            try connection.loop.run()
+        } catch {
+            return fail(ClientError("the event loop failed: \(error)", exitCode: ExitCodes.internalError))
+        }
+        if signalFD >= 0 {
+            connection.loop.remove(signalFD)
+            SignalPipe.restoreDefault([SIGINT, SIGTERM, SIGHUP])
+        }
+        return exitCode ?? ExitCodes.internalError
+    }
+
+    private func handle(_ event: ProtocolEndpoint.Event) {
+        switch event {
+        case .stray(let bytes):
+            onStatus(.warning("the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 120)); a login file (~/.bashrc, ~/.cshrc) probably prints for non-interactive shells: guard it with `[ -t 1 ]`"))
+        case .ready:
+            submitRequest = connection.requestID()
+            connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))
+        case .malformed(_, let type, _, let error):
+            onStatus(.warning("ignored a malformed \(type) from the agent: \(error)"))
+        case .message(let channel, let message):
+            handle(message, channel: channel)
+        }
+    }
+
+    private func handle(_ message: Message, channel: UInt32) {
+        switch message {
+        case .submitted(let submitted) where submitted.requestID == submitRequest:
+            for warning in submitted.warnings { onStatus(.warning(warning)) }
+            switch mode {
+            case .dry:
+                var text = "# qxub dry run: nothing was submitted (backend: \(submitted.backend))\n"
+                if !submitted.command.isEmpty {
+                    text += "# submission command: " + submitted.command.map(shellQuote).joined(separator: " ") + "\n"
+                } else {
+                    text += "# the local backend runs the script with bash as a detached process group\n"
+                }
+                text += "# job script (" + submitted.stateDirectory + "/job.sh):\n" + submitted.script
+                try? FileDescriptor.writeAll(1, text)
+                done(0)
+            case .terse:
+                try? FileDescriptor.writeAll(1, submitted.jobID + "\n")
+                done(0)
+            case .follow, .quiet:
+                jobID = submitted.jobID
+                onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
+                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: self.channel)
+            }
+        case .output(let output) where channel == self.channel:
+            deliver(output)
+        case .jobState(let state) where channel == self.channel:
+            onStatus(.state(state))
+        case .jobEnd(let termination) where channel == self.channel:
+            let (code, message) = ExitCodes.exit(for: termination)
+            onStatus(.finished(code: code, message: message))
+            done(code)
+        case .cancelResult(let result):
+            if !result.wasActive { onStatus(.warning("job \(result.jobID) had already finished")) }
+        case .error(let error):
+            if error.code == .cancelFailed, let jobID {
+                onStatus(.warning("cancelling \(jobID) failed: \(error.message)\(error.hint.isEmpty ? "" : " (\(error.hint))")"))
+                return
+            }
+            done(fail(ClientError(error)))
+        default:
+            break
+        }
+    }
+
+    /// Writes job output to our stdout/stderr exactly once: bytes at or past what was written.
+    private func deliver(_ output: Output) {
+        let already = written[output.stream]!
+        guard output.offset + UInt64(output.data.count) > already else { return }
+        let skip = Int(already > output.offset ? already - output.offset : 0)
+        if output.offset > already {
+            onStatus(.warning("\(output.offset - already) bytes of job \(output.stream) are missing (the file shrank or was replaced)"))
+        }
+        let bytes = Array(output.data[skip...])
+        written[output.stream] = output.offset + UInt64(output.data.count)
+        guard mode == .follow else { return }
+        try? FileDescriptor.writeAll(output.stream == .stdout ? 1 : 2, bytes)
+    }
+
+    private func interrupted(by signal: Int32) {
+        guard let jobID else {
+            // Not submitted yet (or submitting): nothing to cancel; stop here.
+            onStatus(.warning("interrupted before the job was submitted"))
+            return done(ExitCodes.interrupted)
+        }
+        interrupts += 1
+        if signal != SIGINT || interrupts > 1 {
+            onStatus(.detached(jobID: jobID, message: "left job \(jobID) running; follow it with `qxub attach \(jobID)` or cancel it with `qxub cancel \(jobID)`"))
+            return done(ExitCodes.interrupted)
+        }
+        onStatus(.cancelling(jobID: jobID))
+        connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
+    }
+
+    private func closed(_ error: ClientError?) {
+        guard exitCode == nil else { return }
+        if let jobID {
+            let reason = error.map { ": " + $0.message } ?? ""
+            onStatus(.detached(jobID: jobID, message: "lost the connection to the agent\(reason); job \(jobID) is still running: `qxub attach \(jobID)` follows it"))
+            return done(ExitCodes.connectionLost)
+        }
+        done(fail(error ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
+    }
+
+    private func fail(_ error: ClientError) -> Int32 {
+        if mode != .quiet {
+            try? FileDescriptor.writeAll(2, "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n"))
+        }
+        return error.exitCode
+    }
+
+    private func done(_ code: Int32) {
+        guard exitCode == nil else { return }
+        exitCode = code
+        connection.close()
+        connection.loop.stop()
+    }
+}
