@@ -140,6 +140,7 @@ public struct JobScript {
         }
         lines += [
             "",
+            "qxub_umask=$(umask)",
             "umask 077",
             "qxub_state=\(state)",
             "QXUB_JOB_ID=\(idSource)",
@@ -157,14 +158,12 @@ public struct JobScript {
             "qxub_host=$(hostname 2>/dev/null || uname -n)",
             "",
             "# The job log (this script's own output) gets an audit block.",
-            "echo \"qxub \(QxubVersion.current): job $QXUB_JOB_ID (\(kind))\"",
-            "echo \"submitted from: \(auditValue(spec.submitHost))\"",
-            "echo \"running on:     $qxub_host\"",
-            "echo \"started:        $(date)\"",
-            "echo \"context:        \(auditValue(contextDescription))\"",
-            "echo \"command:        \(auditValue(commandDescription))\"",
-            "echo \"stdout: \(auditValue(paths.stdout))\"",
-            "echo \"stderr: \(auditValue(paths.stderr))\"",
+            "echo \"qxub \(QxubVersion.current): job $QXUB_JOB_ID (\(kind)) on $qxub_host, started $(date)\"",
+            "echo " + shellQuote("submitted from: " + spec.submitHost),
+            "echo " + shellQuote("context:        " + contextDescription),
+            "echo " + shellQuote("command:        " + flat(commandDescription)),
+            "echo " + shellQuote("stdout:         " + paths.stdout),
+            "echo " + shellQuote("stderr:         " + paths.stderr),
         ]
         if kind == .local && (spec.resources != JobSpec.Resources() || spec.queue != nil) {
             lines.append("echo 'note: the local backend does not enforce resources or queues'")
@@ -178,6 +177,8 @@ public struct JobScript {
         lines.append("exec 3>&1 4>&2")
         lines.append("{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }")
         lines.append("qxub_record started \"$(date +%s) $qxub_host\"")
+        // Records and output files are private; what the command creates follows the user's own umask.
+        lines.append("umask \"$qxub_umask\"")
 
         for variable in spec.variables {
             lines.append("export \(variable.key)=\(shellQuote(variable.value))")
@@ -293,11 +294,9 @@ public struct JobScript {
         }
     }
 
-    /// A value shown inside a double-quoted `echo`: made inert by quoting it as its own word.
-    private func auditValue(_ value: String) -> String {
-        // Close the double quote, insert a single-quoted literal, reopen: "…"'value'"…".
-        let flat = value.replacingAll("\n", with: "\\n").replacingAll("\r", with: "\\r")
-        return "\"" + shellQuote(flat) + "\""
+    /// One line for the audit block.
+    private func flat(_ value: String) -> String {
+        value.replacingAll("\n", with: "\\n").replacingAll("\r", with: "\\r")
     }
 
     private func parent(_ path: String) -> String? {

@@ -164,6 +164,11 @@ public struct CollectedRun: Sendable {
     public var exit: ProcessExit
     public var stdout: [UInt8]
     public var stderr: [UInt8]
+    public init(exit: ProcessExit, stdout: [UInt8], stderr: [UInt8]) {
+        self.exit = exit
+        self.stdout = stdout
+        self.stderr = stderr
+    }
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }
