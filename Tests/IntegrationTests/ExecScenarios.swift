@@ -1,0 +1,154 @@
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The exec behaviours every backend must show, run against one backend.
+struct ExecScenarios {
+    let backend: String
+    let sandbox: Sandbox
+
+    func exec(_ arguments: [String], timeout: Double = 120) throws -> CollectedRun {
+        try sandbox.qxub(["exec", "--backend", backend] + arguments, timeout: timeout)
+    }
+
+    func exitCodes() throws {
+        let zero = try exec(["--", "echo hello"])
+        #expect(zero.exit == .exited(0), "\(zero.stderrText)")
+        #expect(zero.stdoutText == "hello\n")
+        let seven = try exec(["--", "bash", "-c", "echo out; echo err >&2; exit 7"])
+        #expect(seven.exit == .exited(7), "\(seven.stderrText)")
+        #expect(seven.stdoutText == "out\n", "stdout holds only job stdout")
+        #expect(seven.stderrText.contains("err\n"))
+        #expect(!seven.stderrText.contains("out"))
+    }
+
+    func signal() throws {
+        let run = try exec(["--", "echo before; kill -9 $$"])
+        #expect(run.exit == .exited(137), "\(run.stderrText)")
+        #expect(run.stdoutText == "before\n")
+        #expect(run.stderrText.contains("killed by signal 9"))
+    }
+
+    func argvIsExact() throws {
+        let run = try exec(["--", "python3", "-c", "import sys; print(sys.argv[1:])", "a  b", "$HOME", "*", "it's"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "['a  b', '$HOME', '*', \"it's\"]\n")
+    }
+
+    func byteExactOutput() throws {
+        // Partial lines, carriage returns, no final newline, binary bytes, then 10 MB.
+        let run = try exec(["--", "printf 'a\\rb\\rc'; sleep 0.3; printf 'partial'; sleep 0.3; printf '\\000\\377\\n'; head -c 10485760 /dev/zero | tr '\\0' 'x'"], timeout: 300)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let expected = Array("a\rb\rcpartial".utf8) + [0, 255, 10] + Array(repeating: UInt8(ascii: "x"), count: 10_485_760)
+        #expect(run.stdout.count == expected.count)
+        #expect(run.stdout == expected)
+    }
+
+    func randomBytes() throws {
+        let file = sandbox.directory + "/random.bin"
+        let run = try exec(["--", "head -c 3000000 /dev/urandom > \(file); cat \(file)"], timeout: 300)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdout == FileSystem.read(file))
+    }
+
+    func prePost() throws {
+        let run = try exec(["--pre", "echo pre", "--post", "echo post", "--", "echo main"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "pre\nmain\npost\n", "nothing truncates earlier output")
+        let failing = try exec(["--post", "echo post", "--", "echo main; exit 4"])
+        #expect(failing.exit == .exited(4))
+        #expect(failing.stdoutText == "main\n", "post runs only when main succeeded")
+        let badPre = try exec(["--pre", "exit 9", "--", "echo main"])
+        #expect(badPre.exit == .exited(9))
+        #expect(badPre.stdoutText == "")
+        #expect(badPre.stderrText.contains("--pre failed with exit status 9"))
+    }
+
+    func hostileValues() throws {
+        let value = "a 'b' \"c\" $(touch PWNED) `touch PWNED` ;, ünï\nline2"
+        let run = try exec(["--var", "V=" + value, "--", "printf '%s' \"$V\""])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == value)
+        #expect(!FileSystem.exists(sandbox.directory + "/home/PWNED"))
+        let name = try exec(["-N", "my job/1:x $(id)", "--", "echo $QXUB_JOB_ID"])
+        #expect(name.exit == .exited(0), "\(name.stderrText)")
+        #expect(!name.stdoutText.isEmpty)
+    }
+
+    func missingOutputDirectory() throws {
+        let out = sandbox.directory + "/not/yet/there/out.txt"
+        let run = try exec(["--out", out, "--", "echo into a new directory"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "into a new directory\n")
+        #expect(FileSystem.readText(out) == "into a new directory\n")
+    }
+
+    func condaFailure() throws {
+        let missing = try exec(["--env", "nosuchenv", "--", "echo never"])
+        #expect(missing.exit == .exited(78), "\(missing.stderrText)")
+        #expect(missing.stderrText.contains("conda activate nosuchenv failed"))
+        #expect(missing.stdoutText == "")
+    }
+
+    func modules() throws {
+        let good = try exec(["--mod", "good", "--mods", "fine,ok", "--", "echo loaded"])
+        #expect(good.exit == .exited(0), "\(good.stderrText)")
+        #expect(good.stdoutText == "loaded\n")
+        let bad = try exec(["--mod", "bad", "--", "echo never"])
+        #expect(bad.exit == .exited(78))
+        #expect(bad.stderrText.contains("module load bad failed"))
+    }
+
+    func cancelWhileRunning() throws {
+        let child = try sandbox.start(["exec", "--backend", backend, "--", "echo started; sleep 300"])
+        let started = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } }
+        #expect(started, "the job never started")
+        usleep(300_000)
+        kill(child.pid, SIGINT)
+        let run = collect(child, timeout: 60)
+        #expect(run.exit == .exited(130), "\(run.stderrText)")
+        #expect(run.stdoutText == "started\n")
+        #expect(run.stderrText.contains("cancelling job"))
+        #expect(run.stderrText.contains("cancelled"))
+    }
+
+    func terseQuietDry() throws {
+        let terse = try exec(["--terse", "--", "sleep 1; echo done"])
+        #expect(terse.exit == .exited(0))
+        let id = terse.stdoutText.trimmingWhitespaceForTests()
+        #expect(!id.isEmpty && !id.contains(" "), "terse prints only the id: \(terse.stdoutText)")
+        let quiet = try exec(["--quiet", "--", "echo hidden; echo hidden >&2; exit 5"])
+        #expect(quiet.exit == .exited(5))
+        #expect(quiet.stdout.isEmpty && quiet.stderr.isEmpty)
+        let before = sandbox.jobDirectories.count
+        let dry = try exec(["--dry", "--mem", "2GB", "--", "echo $X"])
+        #expect(dry.exit == .exited(0))
+        #expect(dry.stdoutText.contains("#!/bin/bash"))
+        #expect(dry.stdoutText.contains("echo $X"))
+        #expect(sandbox.jobDirectories.count == before, "a dry run submits nothing")
+    }
+}
+
+extension String {
+    func trimmingWhitespaceForTests() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}
+
+/// Fake `conda` and `module` commands for activation tests.
+let fakeActivationTools: [String: String] = [
+    "conda": """
+        case "$1" in
+          shell.bash) echo 'conda() { command conda "$@"; }' ;;
+          activate) if [ "$2" = good ]; then exit 0; fi; echo "EnvironmentNameNotFound: Could not find conda environment: $2" >&2; exit 1 ;;
+        esac
+        """,
+    "module": """
+        [ "$1" = load ] || exit 0
+        [ "$2" = bad ] && { echo "ERROR: Unable to locate a modulefile for '$2'" >&2; exit 1; }
+        exit 0
+        """,
+]

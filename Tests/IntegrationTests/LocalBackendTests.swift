@@ -1,0 +1,52 @@
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("qxub exec on the built-in local backend", .serialized)
+struct LocalBackendTests {
+    func scenarios(_ label: String) throws -> ExecScenarios {
+        ExecScenarios(backend: "local", sandbox: try Sandbox(label, fakeBinaries: fakeActivationTools))
+    }
+
+    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws { try scenarios("codes").exitCodes() }
+    @Test("a signal death exits 128+N with a message") func signal() throws { try scenarios("signal").signal() }
+    @Test("two or more arguments are an exact argv") func argv() throws { try scenarios("argv").argvIsExact() }
+    @Test("output arrives byte for byte: partial lines, \\r, binary, 10 MB") func bytes() throws { try scenarios("bytes").byteExactOutput() }
+    @Test("random binary output arrives unchanged") func random() throws { try scenarios("random").randomBytes() }
+    @Test("--pre and --post") func prePost() throws { try scenarios("prepost").prePost() }
+    @Test("hostile values arrive literally and never execute") func hostile() throws { try scenarios("hostile").hostileValues() }
+    @Test("an output directory that does not exist yet is created") func missingDirectory() throws { try scenarios("outdir").missingOutputDirectory() }
+    @Test("a failing conda activation stops the job with 78 and says what to fix") func conda() throws { try scenarios("conda").condaFailure() }
+    @Test("modules load in order; a failing module stops the job") func modules() throws { try scenarios("modules").modules() }
+    @Test("Ctrl-C cancels the running job and exits 130") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
+    @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
+
+    @Test("without conda anywhere the job says so")
+    func noConda() throws {
+        let sandbox = try Sandbox("noconda")
+        sandbox.environment["PATH"] = sandbox.directory + "/bin:/usr/bin:/bin"
+        let run = try sandbox.qxub(["exec", "--backend", "local", "--env", "base", "--", "echo never"])
+        #expect(run.exit == .exited(78))
+        #expect(run.stderrText.contains("conda is not available"))
+    }
+
+    @Test("bad input is refused before anything is submitted, with the accepted forms", arguments: [
+        (["--mem", "lots"], "is not a memory size"),
+        (["--time", "1:99:00"], "is not a duration"),
+        (["--sif", "x.sif", "--env", "e"], "cannot be combined"),
+        ([], "no command"),
+        (["--cmd", "echo", "--", "extra"], "not both"),
+    ])
+    func badInput(arguments: [String], message: String) throws {
+        let sandbox = try Sandbox("badinput")
+        var all = ["exec", "--backend", "local"] + arguments
+        if !arguments.isEmpty && !arguments.contains("--cmd") { all += ["--", "echo"] }
+        let run = try sandbox.qxub(all)
+        #expect(run.exit == .exited(64), "\(run.stderrText)")
+        #expect(run.stderrText.contains(message), "\(run.stderrText)")
+        #expect(sandbox.jobDirectories.isEmpty)
+    }
+}

@@ -1,0 +1,88 @@
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private directory and environment for running the built `qxub` as a user would.
+final class Sandbox {
+    let directory: String
+    var environment: [String: String]
+
+    /// - Parameter fakeBinaries: name → shell script body, put first on PATH (fake `conda`, `module`...).
+    init(_ label: String, fakeBinaries: [String: String] = [:], extraPath: [String] = []) throws {
+        directory = "/tmp/qxub-it-\(label)-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        try FileSystem.createDirectories(directory + "/bin", mode: 0o755)
+        try FileSystem.createDirectories(directory + "/home", mode: 0o755)
+        for (name, body) in fakeBinaries {
+            try FileSystem.writeAtomically(directory + "/bin/" + name, "#!/bin/bash\n" + body + "\n", mode: 0o755)
+        }
+        var environment: [String: String] = [:]
+        for entry in Environment.all() {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            let key = String(entry[..<equals])
+            if key.hasPrefix("QXUB_") || key.hasPrefix("PBS_") || key.hasPrefix("SLURM_") { continue }
+            environment[key] = String(entry[entry.index(after: equals)...])
+        }
+        environment["HOME"] = directory + "/home"
+        environment["QXUB_STATE_DIR"] = directory + "/state"
+        environment["QXUB_AGENT"] = BuiltProducts.agent
+        environment["QXUB_POLL_INTERVAL"] = "1"
+        environment["PATH"] = ([directory + "/bin"] + extraPath + [environment["PATH"] ?? "/usr/bin:/bin"]).joined(separator: ":")
+        self.environment = environment
+    }
+
+    deinit {
+        _ = try? runCollectingOutput(["rm", "-rf", directory], timeout: 30)
+    }
+
+    var environmentList: [String] { environment.map { $0.key + "=" + $0.value } }
+
+    /// Runs `qxub ARGS` to completion.
+    func qxub(_ arguments: [String], timeout: Double = 120) throws -> CollectedRun {
+        try runCollectingOutput([BuiltProducts.qxub] + arguments, environment: environmentList, timeout: timeout)
+    }
+
+    /// Starts `qxub ARGS` with pipes, for tests that signal it mid-run.
+    func start(_ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess.spawn([BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe)
+    }
+
+    /// The job directories created so far.
+    var jobDirectories: [String] {
+        let listing = (try? runCollectingOutput(["ls", "-1", directory + "/state/jobs"]))?.stdoutText ?? ""
+        return listing.split(separator: "\n").map { directory + "/state/jobs/" + $0 }
+    }
+
+    /// Waits until `condition` holds, up to `timeout` seconds.
+    func wait(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = MonotonicClock.now() + timeout
+        while MonotonicClock.now() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+}
+
+/// Drains a started child's pipes and waits for it (the pipes are drained concurrently).
+func collect(_ child: ChildProcess, timeout: Double = 60) -> CollectedRun {
+    var outputs: [Int32: [UInt8]] = [:]
+    var open = [child.stdout!, child.stderr!]
+    let deadline = MonotonicClock.now() + timeout
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while !open.isEmpty && MonotonicClock.now() < deadline {
+        var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        _ = poll(&fds, nfds_t(fds.count), 200)
+        for entry in fds where entry.revents != 0 {
+            let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+            if count > 0 { outputs[entry.fd, default: []] += buffer[0..<count] } else { open.removeAll { $0 == entry.fd } }
+        }
+    }
+    if !open.isEmpty { child.signal(SIGKILL) }
+    let exit = child.wait()
+    FileDescriptor.close(child.stdout!)
+    FileDescriptor.close(child.stderr!)
+    return CollectedRun(exit: exit, stdout: outputs[child.stdout!] ?? [], stderr: outputs[child.stderr!] ?? [])
+}
