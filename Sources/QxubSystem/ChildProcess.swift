@@ -63,7 +63,15 @@ public struct ChildProcess: Sendable {
         stderr: Stdio = .inherit,
         newSession: Bool = false
     ) throws -> ChildProcess {
-        guard let program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
+        guard var program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
+        // posix_spawnp searches our own PATH; with an environment given, search the child's instead.
+        if let environment, !program.contains("/"),
+           let path = environment.last(where: { $0.hasPrefix("PATH=") })?.dropFirst(5) {
+            guard let found = Environment.which(program, path: String(path)) else {
+                throw SystemError("spawn", program, errno: ENOENT)
+            }
+            program = found
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -33,7 +33,11 @@ final class Sandbox {
         self.environment = environment
     }
 
+    /// Commands run (with this environment) before the directory is removed.
+    var cleanup: [[String]] = []
+
     deinit {
+        for command in cleanup { _ = try? runCollectingOutput(command, environment: environmentList, timeout: 60) }
         _ = try? runCollectingOutput(["rm", "-rf", directory], timeout: 30)
     }
 
