@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient"]),
 
         .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
-        .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"]),
+        .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"], exclude: ["Golden"]),
         .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol"]),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: ["QxubClient", "QxubProtocol", "QxubSystem"]),

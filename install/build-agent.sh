@@ -15,8 +15,12 @@ max_bytes=8000000
 
 echo "build-agent: swift build -c release --product qxub-agent -static-executable"
 # The linker warns that libswiftCore could dlopen; the agent never loads anything at run time.
+set +o pipefail
 swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -static-executable 2>&1 \
-  | grep -v -e "Using 'dlopen' in statically linked" -e '^\[' || true
+  | grep -v -e "Using 'dlopen' in statically linked" -e '^\['
+status=${PIPESTATUS[0]}
+set -o pipefail
+[ "$status" -eq 0 ] || { echo "build-agent: the build failed (status $status)" >&2; exit 1; }
 built=.build-static/release/qxub-agent
 [ -x "$built" ] || { echo "build-agent: the build produced no $built" >&2; exit 1; }
 strip -o .build-static/qxub-agent "$built"

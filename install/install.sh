@@ -28,7 +28,7 @@ if ! dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok i
 fi
 bash install/build-agent.sh
 echo "install: swift build -c release --product qxub"
-swift build -c release --product qxub 2>&1 | grep -v '^\[' || true
+swift build -c release --product qxub
 [ -x .build/release/qxub ] || { echo "install: the build produced no .build/release/qxub" >&2; exit 1; }
 install -d "$prefix/bin" "$prefix/libexec/qxub"
 install -m 0755 .build/release/qxub "$prefix/bin/qxub"

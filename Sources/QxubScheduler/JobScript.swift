@@ -331,9 +331,9 @@ public func pbsSize(_ bytes: UInt64) -> String {
 /// PBS `-m` letters (a: abort, b: begin, e: end, n: none) as Slurm `--mail-type` names.
 func slurmMailTypes(_ events: String) -> String {
     var types: [String] = []
-    if events.contains("b") { types.append("BEGIN") }
-    if events.contains("e") { types.append("END") }
-    if events.contains("a") { types.append("FAIL") }
+    if events.contains("b" as Character) { types.append("BEGIN") }
+    if events.contains("e" as Character) { types.append("END") }
+    if events.contains("a" as Character) { types.append("FAIL") }
     return types.isEmpty ? "NONE" : types.joined(separator: ",")
 }
 

@@ -25,7 +25,7 @@ public enum PBSStatusParser {
                 lastKey = nil
             } else if line.hasPrefix("\t"), let key = lastKey {
                 current?.attributes[key, default: ""] += line.dropFirst()
-            } else if let separator = line.firstRange(of: " = "), line.hasPrefix("    ") {
+            } else if let separator = line.firstRange(ofLiteral: " = "), line.hasPrefix("    ") {
                 let key = String(line[line.startIndex..<separator.lowerBound].drop { $0 == " " })
                 current?.attributes[key] = String(line[separator.upperBound...])
                 lastKey = key

@@ -71,7 +71,7 @@ public struct SchedulerBackend: Sendable {
         case .slurm:
             // rc 1 with "Invalid job id specified" means none of the ids is known any more.
             if run.exit == .exited(0) { return false }
-            return !run.stderrText.contains("Invalid job id specified")
+            return !run.stderrText.containsText("Invalid job id specified")
         case .local:
             return false
         }
@@ -98,7 +98,7 @@ public struct SchedulerBackend: Sendable {
     public func cancelError(_ run: CollectedRun, jobID: String) -> SchedulerError? {
         if run.exit == .exited(0) { return nil }
         let message = run.stderrText.trimmingWhitespace()
-        if message.contains("Job has finished") || message.contains("finished") { return nil }
+        if message.containsText("Job has finished") || message.containsText("finished") { return nil }
         return SchedulerError(.cancelFailed, message.isEmpty ? "cancelling \(jobID) failed (\(run.exit))" : message,
                               hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself")
     }
@@ -106,12 +106,12 @@ public struct SchedulerBackend: Sendable {
     /// Advice for the common ways a scheduler refuses a job (messages as recorded from PBS and Slurm).
     func hint(forRejection message: String) -> String {
         let lower = message.lowercased()
-        if lower.contains("unknown queue") { return "check the queue name (-q); `qstat -Q` lists the queues" }
-        if lower.contains("invalid partition") { return "check the partition (-q); `sinfo -s` lists them" }
-        if lower.contains("walltime") || lower.contains("--time") { return "give the time as 2h30m, 90m or HH:MM:SS" }
-        if lower.contains("unknown resource") { return "check the -l resource names this cluster accepts" }
-        if lower.contains("--mem") || lower.contains("memory") { return "give memory as 4GB, 512MB or 16g" }
-        if lower.contains("project") || lower.contains("account") { return "check the project (-P) you can charge" }
+        if lower.containsText("unknown queue") { return "check the queue name (-q); `qstat -Q` lists the queues" }
+        if lower.containsText("invalid partition") { return "check the partition (-q); `sinfo -s` lists them" }
+        if lower.containsText("walltime") || lower.containsText("--time") { return "give the time as 2h30m, 90m or HH:MM:SS" }
+        if lower.containsText("unknown resource") { return "check the -l resource names this cluster accepts" }
+        if lower.containsText("--mem") || lower.containsText("memory") { return "give memory as 4GB, 512MB or 16g" }
+        if lower.containsText("project") || lower.containsText("account") { return "check the project (-P) you can charge" }
         return ""
     }
 }

@@ -10,7 +10,7 @@ public enum SlurmStatusParser {
     public static func parseSqueue(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
         for line in text.split(separator: "\n") {
-            let fields = line.contains("|")
+            let fields = line.contains("|" as Character)
                 ? line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
                 : line.split(separator: " ").map(String.init)
             guard fields.count >= 2 else { continue }
@@ -25,7 +25,7 @@ public enum SlurmStatusParser {
     /// `scontrol show job ID` → one record per job (an array parent prints one per task).
     public static func parseScontrol(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
-        for block in text.split(separator: "\n\n") {
+        for block in blocks(text) {
             var fields: [String: String] = [:]
             for token in block.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
                 guard let equals = token.firstIndex(of: "=") else { continue }
@@ -39,6 +39,22 @@ public enum SlurmStatusParser {
             result[jobID] = info(jobID: jobID, state: state, nodes: nodes, reason: fields["Reason"] ?? "", exitCode: fields["ExitCode"])
         }
         return result
+    }
+
+    /// Records separated by blank lines (lines of spaces count as blank, as scontrol ends records with "   ").
+    static func blocks(_ text: String) -> [String] {
+        var blocks: [String] = []
+        var current = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.allSatisfy({ $0 == " " }) {
+                if !current.isEmpty { blocks.append(current) }
+                current = ""
+            } else {
+                current += line + "\n"
+            }
+        }
+        if !current.isEmpty { blocks.append(current) }
+        return blocks
     }
 
     static func info(jobID: String, state: String, nodes: String, reason: String, exitCode: String?) -> SchedulerJobInfo {

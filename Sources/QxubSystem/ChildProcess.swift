@@ -65,7 +65,7 @@ public struct ChildProcess: Sendable {
     ) throws -> ChildProcess {
         guard var program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
         // posix_spawnp searches our own PATH; with an environment given, search the child's instead.
-        if let environment, !program.contains("/"),
+        if let environment, !program.contains("/" as Character),
            let path = environment.last(where: { $0.hasPrefix("PATH=") })?.dropFirst(5) {
             guard let found = Environment.which(program, path: String(path)) else {
                 throw SystemError("spawn", program, errno: ENOENT)

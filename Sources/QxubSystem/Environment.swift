@@ -40,7 +40,7 @@ public enum Environment {
 
     /// Looks `program` up on `PATH`; the full path of the first executable found.
     public static func which(_ program: String, path: String? = get("PATH")) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        if program.contains("/" as Character) { return access(program, X_OK) == 0 ? program : nil }
         for directory in (path ?? "/usr/bin:/bin").split(separator: ":") {
             let candidate = directory + "/" + program
             if access(candidate, X_OK) == 0 { return String(candidate) }

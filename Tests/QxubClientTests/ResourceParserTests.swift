@@ -1,0 +1,64 @@
+import QxubClient
+import QxubProtocol
+import Testing
+
+@Suite("What users write for resources")
+struct ResourceParserTests {
+    static let memoryCases: [(String, UInt64)] = [
+        ("4GB", 4 * gib), ("16g", 16 * gib), ("1.5GB", 1536 * mib), ("4GiB", 4 * gib), ("512MB", 512 * mib),
+        ("512m", 512 * mib), ("2000", 2000 * mib), ("100kb", 100 * 1024), ("4 gb", 4 * gib), ("1TB", 1024 * gib),
+    ]
+    static let mib: UInt64 = 1 << 20
+    static let gib: UInt64 = 1 << 30
+
+    @Test("memory sizes in binary units, as PBS reads them", arguments: memoryCases)
+    func memory(text: String, bytes: UInt64) throws {
+        #expect(try ResourceParser.memory(text) == bytes)
+    }
+
+    static let walltimeCases: [(String, UInt64)] = [
+        ("2h30m", 9000), ("90m", 5400), ("45s", 45), ("1d", 86400), ("1d12h", 129_600), ("100:00:00", 360_000),
+        ("1:30:00", 5400), ("2:30", 9000), ("90", 5400), ("1-12:00:00", 129_600), ("3600s", 3600), ("1.5h", 5400),
+    ]
+
+    @Test("walltimes", arguments: walltimeCases)
+    func walltime(text: String, seconds: UInt64) throws {
+        #expect(try ResourceParser.walltime(text) == seconds)
+    }
+
+    @Test("nonsense is refused with the accepted forms, never a crash", arguments: [
+        "", "abc", "4XB", "-1GB", "1e400GB", "GB", "1:99:00", "1:2:3:4", "0", "0m", "h", "2h30", "9999999999999999999999", "1..5h",
+    ])
+    func refusals(text: String) {
+        let memory = #expect(throws: ClientError.self) { try ResourceParser.memory(text) }
+        #expect(memory?.exitCode == ExitCodes.usage)
+        #expect(memory?.hint.contains("4GB") == true)
+        if text != "2000" {
+            let time = #expect(throws: ClientError.self) { try ResourceParser.walltime(text) }
+            #expect(time?.hint.contains("2h30m") == true)
+        }
+    }
+}
+
+@Suite("Exit statuses for job ends (docs/exit-codes.md)")
+struct ExitCodeTests {
+    static let cases: [(JobTermination, Int32, Bool)] = [
+        (.exited(0), 0, false),
+        (.exited(7), 7, false),
+        (.exited(300), 44, false),
+        (.signaled(9), 137, true),
+        (.killedByScheduler(.walltime, detail: "", ranFirst: true), 124, true),
+        (.killedByScheduler(.memory, detail: "", ranFirst: true), 137, true),
+        (.killedByScheduler(.deleted, detail: "", ranFirst: false), 143, true),
+        (.killedByScheduler(.nodeFailure, detail: "", ranFirst: true), 75, true),
+        (.cancelled(ranFirst: true), 130, true),
+        (.unknown("?"), 69, true),
+    ]
+
+    @Test("each kind of end maps to its documented status", arguments: cases)
+    func mapping(termination: JobTermination, code: Int32, explained: Bool) {
+        let (actual, message) = ExitCodes.exit(for: termination)
+        #expect(actual == code)
+        #expect((message != nil) == explained)
+    }
+}
