@@ -50,7 +50,7 @@ let package = Package(
         ]),
         .executableTarget(name: "qxub", dependencies: ["QxubCLI"]),
         // Benchmarks print figures against a floor measured in the same run; never part of the tests.
-        .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient"]),
+        .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient", "QxubSystem"]),
 
         .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
         .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"], exclude: ["Golden"]),

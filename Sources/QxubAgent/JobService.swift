@@ -57,7 +57,10 @@ public final class JobService: AgentRequestHandler {
 
     public func sessionReady(_ session: AgentSession) {
         self.session = session
-        fileWatcher = FileWatcher(loop: session.loop) { [weak self] in self?.tickSoon() }
+        // QXUB_NO_INOTIFY=1 measures the polling path alone (what Lustre and NFS get for remote writes).
+        if Environment.get("QXUB_NO_INOTIFY") == nil {
+            fileWatcher = FileWatcher(loop: session.loop) { [weak self] in self?.tickSoon() }
+        }
     }
 
     public func sessionEnded(_ session: AgentSession) {
