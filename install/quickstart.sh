@@ -8,9 +8,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/install/install.sh" --prefix "${QXUB_PREFIX:-$HOME/.local}"
 qxub="${QXUB_PREFIX:-$HOME/.local}/bin/qxub"
 echo
-echo "quickstart: running a first job: $qxub exec -- 'echo \"hello from \$(hostname)\"; echo to stderr >&2; exit 3'"
+echo "quickstart: running a first job on the local backend: $qxub exec --backend local -- 'echo \"hello from \$(hostname)\"; echo to stderr >&2; exit 3'"
 set +e
-"$qxub" exec -- 'echo "hello from $(hostname)"; echo to stderr >&2; exit 3'
+"$qxub" exec --backend local -- 'echo "hello from $(hostname)"; echo to stderr >&2; exit 3'
 status=$?
 set -e
 echo "quickstart: the job's exit code came back as qxub's: $status"

@@ -6,7 +6,8 @@
 # 1. installs the Debian packages the tests need (install/test-deps.sh),
 # 2. builds the static agent and checks it (install/build-agent.sh),
 # 3. fuzzes the protocol decoders for a bounded time (Tests/Fuzz/run.sh),
-# 4. runs `swift test` against the built binaries, the static agent included.
+# 4. runs the README's first command (install/quickstart.sh) into a temporary prefix,
+# 5. runs `swift test` against the built binaries, the static agent included.
 # Integration tests start their real components (sshd, Slurm) through Tests/Support/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,8 @@ bash install/test-deps.sh
 bash install/build-agent.sh
 echo "test: fuzzing the frame decoder for ${QXUB_FUZZ_SECONDS:-30}s"
 bash Tests/Fuzz/run.sh "${QXUB_FUZZ_SECONDS:-30}"
+echo "test: the README's first command, into a temporary prefix"
+QXUB_PREFIX=$(mktemp -d) bash install/quickstart.sh
 echo "test: swift build --build-tests"
 swift build --build-tests
 export QXUB_TEST_AGENT="$root/.build-static/qxub-agent"

@@ -276,10 +276,11 @@ public final class JobService: AgentRequestHandler {
         case .running:
             if !follower.hasStarted { progressed = send(follower, state: JobState(phase: .running, host: info.host, detail: info.rawState)) || progressed }
         case .finished:
+            // A cancel we asked for needs no confirmation from the records.
+            if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
             if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
             // Give a late exit record (NFS attribute caches) a few seconds before trusting the scheduler.
             guard now - follower.finishedWithoutRecordSince! >= 3 else { return progressed }
-            if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
             if let termination = info.termination { return finish(follower, termination) }
             if let detail = follower.detail, let termination = detail.termination { return finish(follower, termination) }
             if !follower.detailRequested, let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID) {
@@ -349,7 +350,7 @@ public final class JobService: AgentRequestHandler {
             let needsVerdict = follower.awaitingVerdictSince != nil
             guard follower.records.exitStatus == nil || needsVerdict else { continue }
             idsByKind[follower.kind, default: []].append(follower.jobID)
-            if needsVerdict || follower.finishedWithoutRecordSince != nil { urgent.insert(follower.kind) }
+            if needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled { urgent.insert(follower.kind) }
         }
         for (kind, ids) in idsByKind where !schedulerQueryRunning.contains(kind) {
             let interval = urgent.contains(kind) ? min(1, options.pollInterval) : options.pollInterval

@@ -30,7 +30,9 @@ public final class AgentConnection {
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
         ignoreBrokenPipes()
         do {
-            child = try ChildProcess.spawn(command, stdin: .pipe, stdout: .pipe, stderr: .inherit)
+            // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
+            // cancel request; the agent must live on to carry it out.
+            child = try ChildProcess.spawn(command, stdin: .pipe, stdout: .pipe, stderr: .inherit, newProcessGroup: true)
         } catch {
             throw ClientError("cannot start \(command.first ?? "the agent"): \(error)", hint: "check that it is installed", exitCode: ExitCodes.unavailable)
         }

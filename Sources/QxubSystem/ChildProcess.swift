@@ -55,13 +55,16 @@ public struct ChildProcess: Sendable {
     /// - Parameters:
     ///   - environment: `nil` inherits ours.
     ///   - newSession: the child leads a new session and process group (it survives our terminal's Ctrl-C).
+    ///   - newProcessGroup: the child gets its own process group in our session: the terminal's Ctrl-C
+    ///     reaches only us, and we decide what it means for the child.
     public static func spawn(
         _ arguments: [String],
         environment: [String]? = nil,
         stdin: Stdio = .inherit,
         stdout: Stdio = .inherit,
         stderr: Stdio = .inherit,
-        newSession: Bool = false
+        newSession: Bool = false,
+        newProcessGroup: Bool = false
     ) throws -> ChildProcess {
         guard var program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
         // posix_spawnp searches our own PATH; with an environment given, search the child's instead.
@@ -117,6 +120,10 @@ public struct ChildProcess: Sendable {
         sigemptyset(&mask)
         posix_spawnattr_setsigmask(&attributes, &mask)
         var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        if newProcessGroup && !newSession {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         if newSession {
             #if canImport(Glibc)
             flags |= 0x80  // POSIX_SPAWN_SETSID (glibc 2.26+), not exported to Swift
