@@ -107,7 +107,7 @@ struct ExecScenarios {
         let started = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } }
         #expect(started, "the job never started")
         usleep(300_000)
-        kill(child.pid, SIGINT)
+        kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stdoutText == "started\n")

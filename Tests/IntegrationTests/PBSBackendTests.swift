@@ -52,7 +52,7 @@ struct PBSBackendTests {
         let submitted = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") } }
         #expect(submitted)
         usleep(300_000)
-        kill(child.pid, SIGINT)
+        kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("cancelled before it started"))

@@ -48,9 +48,10 @@ final class Sandbox {
         try runCollectingOutput([BuiltProducts.qxub] + arguments, environment: environmentList, timeout: timeout)
     }
 
-    /// Starts `qxub ARGS` with pipes, for tests that signal it mid-run.
+    /// Starts `qxub ARGS` with pipes in its own process group, for tests that signal it mid-run: signal
+    /// the group (`kill(-pid, SIGINT)`), as a terminal does on Ctrl-C, so every child gets it too.
     func start(_ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess.spawn([BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe)
+        try ChildProcess.spawn([BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe, newProcessGroup: true)
     }
 
     /// The job directories created so far.

@@ -42,7 +42,7 @@ struct SlurmBackendTests {
         #expect(submitted)
         usleep(500_000)
         #expect(!sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }, "the job should still be queued")
-        kill(child.pid, SIGINT)
+        kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("cancelled before it started"))
