@@ -403,8 +403,13 @@ public final class JobService: AgentRequestHandler {
             var active = false
             if let pid = FileSystem.readText(paths.pidRecord).flatMap({ pid_t($0.trimmingWhitespace()) }) {
                 active = kill(-pid, SIGTERM) == 0
-                // Processes that ignore SIGTERM get SIGKILL after a grace period.
-                session.loop.schedule(after: 10) { _ = kill(-pid, SIGKILL) }
+                // Processes that ignore SIGTERM get SIGKILL after a grace period, from a detached helper:
+                // the agent itself may be gone by then (the client left).
+                if active {
+                    _ = try? ChildProcess.spawn(
+                        ["/bin/sh", "-c", "sleep 10; kill -9 -\(pid) 2>/dev/null"],
+                        stdin: .null, stdout: .null, stderr: .null, newSession: true)
+                }
             }
             session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: active)))
             tickSoon()

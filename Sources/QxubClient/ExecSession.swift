@@ -153,7 +153,11 @@ public final class ExecSession {
             return done(ExitCodes.interrupted)
         }
         interrupts += 1
-        if signal != SIGINT || interrupts > 1 {
+        if interrupts > 1 {
+            onStatus(.detached(jobID: jobID, message: "stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, so it may still be running; `qxub status \(jobID)` shows where it is, `qxub cancel \(jobID)` cancels it"))
+            return done(ExitCodes.interrupted)
+        }
+        if signal != SIGINT {
             onStatus(.detached(jobID: jobID, message: "left job \(jobID) running; follow it with `qxub attach \(jobID)` or cancel it with `qxub cancel \(jobID)`"))
             return done(ExitCodes.interrupted)
         }

@@ -24,6 +24,42 @@ struct LocalBackendTests {
     @Test("Ctrl-C cancels the running job and exits 130") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 
+    @Test("a second Ctrl-C stops waiting for the cancel and says how to follow up")
+    func secondInterrupt() throws {
+        let sandbox = try Sandbox("second")
+        // The job ignores SIGTERM, so the first Ctrl-C's cancel cannot finish before the second one.
+        let child = try sandbox.start(["exec", "--backend", "local", "--", "trap '' TERM; echo started; sleep 300"])
+        #expect(sandbox.wait { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } })
+        usleep(300_000)
+        kill(-child.pid, SIGINT)
+        usleep(500_000)
+        kill(-child.pid, SIGINT)
+        let run = collect(child, timeout: 30)
+        #expect(run.exit == .exited(130), "\(run.stderrText)")
+        #expect(run.stderrText.contains("stopped waiting for job local-"))
+        #expect(run.stderrText.contains("qxub cancel local-"))
+        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap { pid_t($0.trimmingWhitespaceForTests()) }
+        let group = try #require(pid)
+        #expect(kill(-group, 0) == 0, "the job's command ignores SIGTERM and still runs")
+        // The cancel escalates to SIGKILL after 10 s even though the agent is gone.
+        #expect(sandbox.wait(timeout: 20) { kill(-group, 0) != 0 }, "SIGKILL never came")
+    }
+
+    @Test("SIGTERM to qxub leaves the job running and says how to follow it")
+    func terminateLeavesJob() throws {
+        let sandbox = try Sandbox("sigterm")
+        let child = try sandbox.start(["exec", "--backend", "local", "--", "echo started; sleep 300"])
+        #expect(sandbox.wait { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } })
+        kill(child.pid, SIGTERM)
+        let run = collect(child, timeout: 30)
+        #expect(run.exit == .exited(130), "\(run.stderrText)")
+        #expect(run.stderrText.contains("qxub attach local-"))
+        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap { pid_t($0.trimmingWhitespaceForTests()) }
+        let group = try #require(pid)
+        #expect(kill(-group, 0) == 0, "the job must still run")
+        kill(-group, SIGKILL)
+    }
+
     @Test("without conda anywhere the job says so")
     func noConda() throws {
         let sandbox = try Sandbox("noconda")

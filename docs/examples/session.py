@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""Reproduce the example session of docs/protocol.md against a real qxub-agent.
+"""Reproduce the example sessions of docs/protocol.md against a real qxub-agent.
 
-Builds the client's side of a session by hand (no qxub code involved), pipes it into
+Builds the client's side of a session by hand (no qxub code involved), talks to
 `qxub-agent serve`, and prints both directions frame by frame with annotations.
 
-    python3 docs/examples/session.py [path/to/qxub-agent]
+    python3 docs/examples/session.py [path/to/qxub-agent]         # section 8.1: session basics, hex
+    python3 docs/examples/session.py --job [path/to/qxub-agent]   # section 8.2: one job, decoded
+    python3 docs/examples/session.py --selftest                   # the encoder against golden bytes
 
-The agent defaults to .build/debug/qxub-agent (relative to the repository root). Only the Python
-standard library is used. `--selftest` checks this encoder against golden bytes from
-Tests/QxubProtocolTests/WireFormatTests.swift and exits.
+The agent defaults to .build/debug/qxub-agent (relative to the repository root). It runs with
+QXUB_SCHEDULER=local and a fresh temporary QXUB_STATE_DIR, so nothing touches a real scheduler or
+~/.qxub. Only the Python standard library is used. `--selftest` checks this encoder against golden
+bytes from Tests/QxubProtocolTests/WireFormatTests.swift and exits.
 """
 
 import os
+import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import zlib
 
 MAGIC = bytes([0x89, 0x51, 0x58, 0x55, 0x42, 0x0D, 0x0A, 0x1A])  # "\x89QXUB\r\n\x1a"
@@ -36,6 +42,43 @@ FIELD_NAMES = {
     "ping": {1: "nonce"},
     "pong": {1: "nonce"},
     "error": {1: "request id", 2: "code", 3: "message", 4: "hint"},
+    "submit": {1: "request id", 2: "spec", 3: "dry run"},
+    "submitted": {1: "request id", 2: "job id", 3: "backend", 4: "state directory", 5: "script",
+                  6: "command", 7: "warnings"},
+    "watch": {1: "request id", 2: "job id", 3: "stdout offset", 4: "stderr offset"},
+    "unwatch": {1: "request id", 2: "job id"},
+    "cancel": {1: "request id", 2: "job id"},
+    "cancel-result": {1: "request id", 2: "job id", 3: "was active"},
+    "status-query": {1: "request id", 2: "job ids"},
+    "status-report": {1: "request id", 2: "jobs"},
+    "output": {1: "stream", 2: "offset", 3: "data"},
+    "job-state": {1: "phase", 2: "host", 3: "detail"},
+    "job-end": {1: "kind", 2: "code", 3: "reason", 4: "detail", 5: "ran first"},
+}
+
+# Nested messages: (message, field) -> the nested message's own field table.
+NESTED = {
+    ("submit", 2): "JobSpec", ("status-report", 2): "JobStatus",
+    ("JobSpec", 7): "Context", ("JobSpec", 10): "KeyValue", ("JobSpec", 11): "Resources",
+    ("JobStatus", 2): "job-state", ("JobStatus", 3): "job-end",
+}
+FIELD_NAMES.update({
+    "JobSpec": {1: "name", 2: "shell command", 3: "is argv", 4: "argv", 5: "working directory",
+                6: "create working directory", 7: "context", 8: "pre", 9: "post", 10: "variables",
+                11: "resources", 12: "queue", 13: "project", 14: "array", 15: "email", 16: "email events",
+                17: "stdout path", 18: "stderr path", 19: "joblog path", 20: "backend", 21: "submit host",
+                22: "client version"},
+    "Context": {1: "conda environment", 2: "modules", 3: "container", 4: "binds"},
+    "Resources": {1: "memory+1", 2: "cpus+1", 3: "walltime+1", 4: "local disk+1", 5: "gpus+1",
+                  6: "storage", 7: "raw"},
+    "KeyValue": {1: "key", 2: "value"},
+    "JobStatus": {1: "job id", 2: "state", 3: "termination"},
+})
+ENUMS = {
+    ("output", 1): {0: "stdout", 1: "stderr"},
+    ("job-state", 1): {0: "unknown", 1: "queued", 2: "held", 3: "running", 4: "finished"},
+    ("job-end", 1): {1: "exited", 2: "signaled", 3: "killed by the scheduler", 4: "cancelled", 5: "unknown"},
+    ("job-end", 3): {1: "walltime", 2: "memory", 3: "deleted", 4: "node failure", 5: "other"},
 }
 
 ERROR_CODES = {1: "unknown-request", 2: "malformed-request", 3: "unknown-job", 4: "submit-failed",
@@ -93,6 +136,10 @@ def client_bytes():
         ("hello", frame(0x01, hello)),
         ("ping", frame(0x03, f_varint(1, 1))),                 # nonce 1
         ("type 0x6f (unknown)", frame(0x6F, f_varint(1, 41))),  # field 1 = request id 41
+        # A cancel whose field 2 claims 5 bytes where only 2 follow: malformed, request id 42.
+        ("cancel (malformed)", frame(0x14, f_varint(1, 42) + bytes([0x12, 0x05]) + b"ab")),
+        # An error frame that ends inside a number: malformed, but not a request, so never answered.
+        ("error (malformed)", frame(0x05, bytes([0x08]))),
         ("goodbye", frame(0x02, f_bytes(1, "done"))),
     ]
 
@@ -121,6 +168,8 @@ def fields(payload):
             value, at = read_varint(payload, at)
         elif kind == LENGTH_DELIMITED:
             length, at = read_varint(payload, at)
+            if at + length > len(payload):
+                raise ValueError(f"field {number} claims {length} bytes but only {len(payload) - at} remain")
             value = payload[at:at + length]
             at += length
         else:
@@ -163,6 +212,10 @@ def hexdump(data, indent="    "):
 
 
 def describe_value(type_name, number, kind, value):
+    if (type_name, number) in ENUMS and kind == VARINT:
+        return f"{value} ({ENUMS[(type_name, number)].get(value, 'unknown value')})"
+    if type_name == "job-end" and number == 2 and kind == VARINT:
+        return f"{value} (zigzag for {(value >> 1) ^ -(value & 1)})"
     if kind == LENGTH_DELIMITED:
         try:
             return repr(value.decode("utf-8"))
@@ -188,22 +241,38 @@ def show_frame(header, frame_type, flags, channel, wire, payload):
     else:
         print("    payload: empty")
     names = FIELD_NAMES.get(type_name, {})
-    for number, kind, value, raw in fields(payload):
-        name = names.get(number, "field")
-        print(f"      {raw[:12].hex(' ')}{' ...' if len(raw) > 12 else ''}")
-        print(f"          field {number} ({'varint' if kind == VARINT else 'bytes'}) {name} = "
-              f"{describe_value(type_name, number, kind, value)}")
+    try:
+        for number, kind, value, raw in fields(payload):
+            name = names.get(number, "field")
+            print(f"      {raw[:12].hex(' ')}{' ...' if len(raw) > 12 else ''}")
+            print(f"          field {number} ({'varint' if kind == VARINT else 'bytes'}) {name} = "
+                  f"{describe_value(type_name, number, kind, value)}")
+    except (ValueError, IndexError):
+        print("      (the payload does not decode)")
+
+
+def agent_environment():
+    """The agent's environment: the local backend and a throwaway state directory."""
+    state = tempfile.mkdtemp(prefix="qxub-example-")
+    return dict(os.environ, QXUB_SCHEDULER="local", QXUB_STATE_DIR=state), state
 
 
 def main(argv):
     if "--selftest" in argv:
         return selftest()
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    agent = argv[1] if len(argv) > 1 else os.path.join(root, ".build", "debug", "qxub-agent")
+    arguments = [a for a in argv[1:] if not a.startswith("--")]
+    agent = arguments[0] if arguments else os.path.join(root, ".build", "debug", "qxub-agent")
+    if "--job" in argv:
+        return job_example(agent)
 
     parts = client_bytes()
     to_agent = b"".join(data for _, data in parts)
-    run = subprocess.run([agent, "serve"], input=to_agent, capture_output=True, timeout=30)
+    environment, state = agent_environment()
+    try:
+        run = subprocess.run([agent, "serve"], input=to_agent, capture_output=True, timeout=30, env=environment)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
     print(f"client -> agent ({len(to_agent)} bytes):")
     print(hexdump(to_agent))
@@ -227,6 +296,127 @@ def main(argv):
     print(f"agent exit status: {run.returncode}")
     print(f"agent stderr: {run.stderr.decode('utf-8', 'replace')!r}")
     return 0 if run.returncode == 0 else 1
+
+
+# --- section 8.2: one job on the local backend, decoded ----------------------------------------------
+
+def describe_fields(type_name, payload, indent):
+    """One line per field; nested messages are decoded recursively with their own field names."""
+    lines = []
+    names = FIELD_NAMES.get(type_name, {})
+    for number, kind, value, _ in fields(payload):
+        name = names.get(number, f"field {number}")
+        nested = NESTED.get((type_name, number))
+        if nested and kind == LENGTH_DELIMITED:
+            lines.append(f"{indent}{number} {name}: {nested}" + (" (empty)" if not value else ""))
+            lines += describe_fields(nested, value, indent + "    ")
+        else:
+            lines.append(f"{indent}{number} {name} = {describe_value(type_name, number, kind, value)}")
+    return lines
+
+
+class Peer:
+    """The client's end of a live session: writes frames, reads and inflates the agent's frames."""
+
+    def __init__(self, agent, environment):
+        self.process = subprocess.Popen([agent, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=environment)
+        self.buffer = b""
+        self.inflater = zlib.decompressobj()
+        self.seen_magic = False
+
+    def send(self, frame_type, payload, channel=0):
+        type_name = FRAME_TYPES.get(frame_type, f"type-0x{frame_type:02x}")
+        print(f"client -> agent  {type_name}, channel {channel}, {len(payload)} bytes")
+        for line in describe_fields(type_name, payload, "    "):
+            print(line)
+        self.process.stdin.write(frame(frame_type, payload, channel))
+        self.process.stdin.flush()
+
+    def receive(self, timeout=30):
+        """The agent's next frame as (type name, channel, payload, compressed, wire length)."""
+        while True:
+            if not self.seen_magic and len(self.buffer) >= len(MAGIC):
+                assert self.buffer.startswith(MAGIC), "the agent did not start with the magic"
+                self.buffer = self.buffer[len(MAGIC):]
+                self.seen_magic = True
+            if self.seen_magic and len(self.buffer) >= HEADER_SIZE:
+                length = int.from_bytes(self.buffer[0:4], "big")
+                if len(self.buffer) >= HEADER_SIZE + length:
+                    frame_type, flags = self.buffer[4], self.buffer[5]
+                    channel = int.from_bytes(self.buffer[6:10], "big")
+                    wire = self.buffer[HEADER_SIZE:HEADER_SIZE + length]
+                    self.buffer = self.buffer[HEADER_SIZE + length:]
+                    compressed = bool(flags & FLAG_COMPRESSED)
+                    payload = self.inflater.decompress(wire) if compressed else wire
+                    return FRAME_TYPES.get(frame_type, f"type-0x{frame_type:02x}"), channel, payload, compressed, length
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            if not ready:
+                raise TimeoutError("the agent sent nothing for 30 s")
+            data = os.read(self.process.stdout.fileno(), 65536)
+            if not data:
+                raise EOFError("the agent closed its stdout")
+            self.buffer += data
+
+    def expect(self, until):
+        """Prints the agent's frames until `until(type name, channel, payload)` is true; returns that payload."""
+        while True:
+            type_name, channel, payload, compressed, length = self.receive()
+            size = f"{len(payload)} bytes" + (f", {length} compressed" if compressed else "")
+            print(f"agent -> client  {type_name}, channel {channel}, {size}")
+            for line in describe_fields(type_name, payload, "    "):
+                print(line)
+            if until(type_name, channel, payload):
+                return payload
+
+
+def field(payload, number):
+    for n, _, value, _ in fields(payload):
+        if n == number:
+            return value
+    return None
+
+
+def job_example(agent):
+    environment, state = agent_environment()
+    peer = Peer(agent, environment)
+    try:
+        hello = (f_varint(1, 1) + f_varint(2, 1) + f_bytes(3, "qxub 0.1.0") + f_bytes(4, "deflate")
+                 + f_varint(5, 1048576))
+        peer.process.stdin.write(MAGIC)
+        peer.send(0x01, hello)
+        peer.expect(lambda t, c, p: t == "hello")
+
+        # The job: one shell line, run in /tmp, on whatever backend the agent detected (local here).
+        spec = (f_bytes(1, "example")
+                + f_bytes(2, "echo hello; echo oops >&2; exit 3")
+                + f_bytes(5, "/tmp")
+                + key(7, LENGTH_DELIMITED) + varint(0)     # Context: plain
+                + key(11, LENGTH_DELIMITED) + varint(0))   # Resources: none
+        peer.send(0x10, f_varint(1, 1) + f_bytes(2, spec))
+        submitted = peer.expect(lambda t, c, p: t in ("submitted", "error") and field(p, 1) == 1)
+        job_id = field(submitted, 2)
+        if job_id is None:
+            return 1
+
+        peer.send(0x12, f_varint(1, 2) + f_bytes(2, job_id), channel=1)
+        peer.expect(lambda t, c, p: t == "job-end" and c == 1)
+
+        peer.send(0x14, f_varint(1, 3) + f_bytes(2, job_id))
+        peer.expect(lambda t, c, p: t in ("cancel-result", "error") and field(p, 1) == 3)
+
+        peer.send(0x16, f_varint(1, 4) + f_bytes(2, job_id) + f_bytes(2, "12345.nosuch"))
+        peer.expect(lambda t, c, p: t in ("status-report", "error") and field(p, 1) == 4)
+
+        peer.send(0x02, f_bytes(1, "done"))
+        peer.process.stdin.close()
+        status = peer.process.wait(timeout=10)
+        print(f"agent exit status: {status}")
+        return 0 if status == 0 else 1
+    finally:
+        if peer.process.poll() is None:
+            peer.process.kill()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def selftest():
