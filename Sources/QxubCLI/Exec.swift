@@ -40,6 +40,9 @@ extension QxubCommand {
             if let commandString, commandString.trimmingCharacters(in: " \t\n").isEmpty {
                 throw ValidationError("--cmd is empty")
             }
+            if job.array != nil && !output.terse && !output.dry {
+                throw ValidationError("following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)")
+            }
             try context.validate()
             try output.validate()
         }

@@ -145,9 +145,11 @@ public struct JobScript {
             "qxub_state=\(state)",
             "QXUB_JOB_ID=\(idSource)",
             "QXUB_STATE_DIR=$qxub_state",
+            // Each subjob of an array keeps its own records and output files: <name>.<index>.
+            spec.array == nil ? "qxub_suffix=" : "qxub_suffix=.${PBS_ARRAY_INDEX:-${SLURM_ARRAY_TASK_ID:-}}",
             "export QXUB_JOB_ID QXUB_STATE_DIR",
             "# Status records are written atomically (temporary file, then rename) for the agent to read.",
-            "qxub_record() { printf '%s\\n' \"$2\" >\"$qxub_state/.$1.$$\" && mv -f \"$qxub_state/.$1.$$\" \"$qxub_state/$1\"; }",
+            "qxub_record() { printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\" && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; }",
             "qxub_fail() {",
             "  qxub_code=$1; shift",
             "  printf 'qxub: %s\\n' \"$*\" >&2",
@@ -171,8 +173,8 @@ public struct JobScript {
         // The user's stdout and stderr go to their own files from here on; fd 3 stays the job log.
         // The files are emptied before the started record appears, so a follower never streams old content.
         let directories = Set([parent(paths.stdout), parent(paths.stderr)].compactMap { $0 })
-        let stdout = shellQuote(paths.stdout)
-        let stderr = shellQuote(paths.stderr)
+        let stdout = shellQuote(paths.stdout) + (spec.array == nil ? "" : "\"$qxub_suffix\"")
+        let stderr = shellQuote(paths.stderr) + (spec.array == nil ? "" : "\"$qxub_suffix\"")
         lines.append("mkdir -p -- \(directories.sorted().map(shellQuote).joined(separator: " ")) 2>/dev/null")
         lines.append("exec 3>&1 4>&2")
         lines.append("{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }")

@@ -102,6 +102,31 @@ struct ExecScenarios {
         #expect(bad.stderrText.contains("module load bad failed"))
     }
 
+    func arrayTerse() throws {
+        let run = try exec(["--terse", "--array", "1-3", "--", "echo task $QXUB_JOB_ID"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let directory = try #require(sandbox.jobDirectories.first)
+        let done = sandbox.wait(timeout: 60) { (1...3).allSatisfy { FileSystem.exists(directory + "/exit.\($0)") } }
+        #expect(done, "every subjob writes its own exit record")
+        for index in 1...3 {
+            #expect(FileSystem.readText(directory + "/out.\(index)")?.hasPrefix("task ") == true)
+        }
+        let follow = try exec(["--array", "1-3", "--", "true"])
+        #expect(follow.exit == .exited(64))
+        #expect(follow.stderrText.contains("--terse"))
+    }
+
+    func container() throws {
+        let missing = try exec(["--sif", sandbox.directory + "/missing.sif", "--", "echo never"])
+        #expect(missing.exit == .exited(78), "\(missing.stderrText)")
+        #expect(missing.stderrText.contains("does not exist or is not readable"))
+        let image = sandbox.directory + "/image.sif"
+        try FileSystem.writeAtomically(image, "fake image")
+        let run = try exec(["--sif", image, "--bind", "/a:/b", "--", "echo", "in the container"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "exec --bind /a:/b \(image) echo in the container\n")
+    }
+
     func cancelWhileRunning() throws {
         let child = try sandbox.start(["exec", "--backend", backend, "--", "echo started; sleep 300"])
         let started = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } }
@@ -145,6 +170,10 @@ let fakeActivationTools: [String: String] = [
           shell.bash) echo 'conda() { command conda "$@"; }' ;;
           activate) if [ "$2" = good ]; then exit 0; fi; echo "EnvironmentNameNotFound: Could not find conda environment: $2" >&2; exit 1 ;;
         esac
+        """,
+    // Prints how it was called, then runs the command (as `singularity exec IMAGE CMD` would, inside).
+    "singularity": """
+        echo "$@"
         """,
     "module": """
         [ "$1" = load ] || exit 0

@@ -21,6 +21,7 @@ struct LocalBackendTests {
     @Test("an output directory that does not exist yet is created") func missingDirectory() throws { try scenarios("outdir").missingOutputDirectory() }
     @Test("a failing conda activation stops the job with 78 and says what to fix") func conda() throws { try scenarios("conda").condaFailure() }
     @Test("modules load in order; a failing module stops the job") func modules() throws { try scenarios("modules").modules() }
+    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws { try scenarios("container").container() }
     @Test("Ctrl-C cancels the running job and exits 130") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 

@@ -31,6 +31,7 @@ struct PBSBackendTests {
     @Test("a missing output directory") func outdir() throws { try scenarios("outdir").missingOutputDirectory() }
     @Test("failing conda activation") func conda() throws { try scenarios("conda").condaFailure() }
     @Test("modules") func modules() throws { try scenarios("modules").modules() }
+    @Test("array jobs: each subjob has its own records and output") func array() throws { try scenarios("array").arrayTerse() }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 

@@ -27,6 +27,8 @@ struct SlurmBackendTests {
     @Test("a missing output directory") func outdir() throws { try scenarios("outdir").missingOutputDirectory() }
     @Test("failing conda activation") func conda() throws { try scenarios("conda").condaFailure() }
     @Test("modules") func modules() throws { try scenarios("modules").modules() }
+    @Test("array jobs: each subjob has its own records and output") func array() throws { try scenarios("array").arrayTerse() }
+    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws { try scenarios("container").container() }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
 
     @Test("Ctrl-C while queued cancels the job before it starts")
