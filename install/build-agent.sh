@@ -37,4 +37,6 @@ if [ "$size" -gt "$max_bytes" ]; then
   exit 1
 fi
 version=$(env -i "$agent" --version) || { echo "build-agent: $agent does not run under env -i" >&2; exit 1; }
+# The remote bootstrap travels with the agent (qxub agent install sends both).
+cp shim/qxub-shim .build-static/qxub-shim
 echo "build-agent: ok: $agent, $size bytes stripped, static, env -i: $version"

@@ -7,6 +7,7 @@
 #   DIR/bin/qxub                           the command-line tool
 #   DIR/libexec/qxub/qxub-agent            the static agent, run as a local child on this machine and
 #                                          sent to clusters by `qxub agent install`
+#   DIR/libexec/qxub/qxub-shim             the remote bootstrap sent with it
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="${HOME}/.local"
@@ -33,6 +34,7 @@ swift build -c release --product qxub
 install -d "$prefix/bin" "$prefix/libexec/qxub"
 install -m 0755 .build/release/qxub "$prefix/bin/qxub"
 install -m 0755 .build-static/qxub-agent "$prefix/libexec/qxub/qxub-agent"
+install -m 0644 shim/qxub-shim "$prefix/libexec/qxub/qxub-shim"
 echo "install: installed $prefix/bin/qxub and $prefix/libexec/qxub/qxub-agent"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;

@@ -46,11 +46,27 @@ public final class AgentSession {
     /// Bytes queued for the client and not yet written; producers of job output hold back above a limit.
     public var pendingOutputBytes: Int { outbox.count - outboxStart }
 
+    /// Seconds of silence from a client that promised heartbeats after which the session ends: a client
+    /// whose laptop died must not leave an agent behind on the login node.
+    public var silenceLimit: Double = 90
+    private var lastHeard = MonotonicClock.now()
+
     public init(loop: EventLoop, input: Int32, output: Int32, hello: Hello) {
         self.loop = loop
         self.input = input
         self.output = output
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: 0)
+    }
+
+    private func watchForSilence() {
+        loop.schedule(after: min(15, silenceLimit / 3)) { [weak self] in
+            guard let self, self.ending == nil else { return }
+            if MonotonicClock.now() - self.lastHeard > self.silenceLimit {
+                try? FileDescriptor.writeAll(2, "qxub-agent: no word from the client for \(Int(self.silenceLimit)) s; ending the session\n")
+                return self.end(.clientClosed)
+            }
+            self.watchForSilence()
+        }
     }
 
     /// Adds a handler for requests beyond the session basics (jobs, status, cancel).
@@ -110,6 +126,7 @@ public final class AgentSession {
                 }
                 return
             case .bytes(let count):
+                lastHeard = MonotonicClock.now()
                 // Every event decoded before a bad frame is handled first: a ping just before garbage
                 // still gets its pong. (Handling happens after decoding: replies use the same endpoint.)
                 var events: [ProtocolEndpoint.Event] = []
@@ -136,7 +153,8 @@ public final class AgentSession {
         switch event {
         case .stray:
             break  // The agent scans strictly; it never reports stray bytes.
-        case .ready:
+        case .ready(let negotiation):
+            if negotiation.peer.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { watchForSilence() }
             for handler in handlers { handler.sessionReady(self) }
         case .message(let channel, let message):
             handle(message, channel: channel)

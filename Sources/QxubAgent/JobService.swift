@@ -97,9 +97,29 @@ public final class JobService: AgentRequestHandler {
         return kind
     }
 
+    /// `{user}` and `{project}` left by the client for this side (`{{user}}` in the Python qxub's
+    /// `working_dir`), and output paths relative to the job's working directory.
+    static func resolvedOnThisHost(_ spec: JobSpec) -> JobSpec {
+        var spec = spec
+        let user = Environment.get("USER") ?? Environment.get("LOGNAME") ?? ""
+        let project = Environment.get("PROJECT") ?? ""
+        spec.workingDirectory = spec.workingDirectory.replacingAll("{user}", with: user).replacingAll("{project}", with: project)
+        let base = spec.workingDirectory.isEmpty ? (Environment.get("HOME") ?? "/") : spec.workingDirectory
+        func absolute(_ path: String?) -> String? {
+            guard let path, !path.isEmpty else { return nil }
+            if path.hasPrefix("/") { return path }
+            if path.hasPrefix("~/") { return (Environment.get("HOME") ?? "") + path.dropFirst() }
+            return base + "/" + path
+        }
+        spec.stdoutPath = absolute(spec.stdoutPath)
+        spec.stderrPath = absolute(spec.stderrPath)
+        spec.joblogPath = absolute(spec.joblogPath)
+        return spec
+    }
+
     private func submit(_ submit: Submit) {
         guard let session else { return }
-        let spec = submit.spec
+        let spec = Self.resolvedOnThisHost(submit.spec)
         do {
             let kind = try kind(for: spec)
             if submit.dryRun {

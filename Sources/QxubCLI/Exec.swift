@@ -21,6 +21,7 @@ extension QxubCommand {
         @OptionGroup(title: "Resources") var resources: ResourceOptions
         @OptionGroup(title: "Job") var job: JobOptions
         @OptionGroup(title: "Output") var output: OutputOptions
+        @OptionGroup(title: "Where") var place: PlatformOptions
 
         @Option(name: .customLong("cmd"), help: "The command as one string (instead of after --).")
         var commandString: String?
@@ -56,31 +57,61 @@ extension QxubCommand {
             } else {
                 commandLine = .argv(command)
             }
-            let spec: JobSpec
-            do {
-                spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output).build()
-            } catch let error as ClientError {
-                throw CLIFailure(error)
-            }
             let mode: ExecSession.Mode = output.dry ? .dry : output.terse ? .terse : output.quiet ? .quiet : .follow
-            let code = try Self.runSession(spec: spec, mode: mode)
+            let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
+                let platform = try place.platform()
+                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote).build()
+                return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
+            }
             if code != 0 { throw ExitCode(code) }
         }
 
-        static func runSession(spec: JobSpec, mode: ExecSession.Mode) throws -> Int32 {
-            let loop = EventLoop()
-            let connection: AgentConnection
-            do {
-                let agent = try AgentLocator.localAgent()
-                connection = try AgentConnection(command: [agent, "serve"], peerName: "the local agent", loop: loop)
-            } catch let error as ClientError {
-                throw CLIFailure(error)
-            }
-            let session = ExecSession(connection: connection, spec: spec, mode: mode)
-            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry, loop: loop)
+        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode) throws(ClientError) -> Int32 {
+            let session = try ExecSession(endpoint: endpoint, start: start, mode: mode)
+            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry, loop: session.eventLoop)
             session.onStatus = { status.show($0) }
             return session.run()
         }
+    }
+
+    /// `qxub attach JOB`: follow a job submitted earlier, from any login node of the cluster.
+    public struct Attach: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Follow a job submitted earlier: its output from the start, then live, and its exit status.",
+            discussion: "Ctrl-C stops following; the job keeps running.")
+
+        @Argument(help: "The job id (as `qxub exec --terse` printed it).")
+        var jobID: String
+
+        @Flag(name: .customLong("quiet"), help: "Print nothing; exit with the job's exit status.")
+        var quiet = false
+
+        @OptionGroup(title: "Where") var place: PlatformOptions
+
+        public init() {}
+
+        public func run() throws {
+            let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
+                try Exec.runSession(endpoint: AgentEndpoint(platform: try place.platform()), start: .attach(jobID: jobID), mode: quiet ? .quiet : .follow)
+            }
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+}
+
+/// `--platform NAME` / `--profile NAME` and `--config FILE`.
+struct PlatformOptions: ParsableArguments {
+    @Option(name: [.customLong("platform"), .customLong("profile")], help: "Where to run: a platform from the configuration (default: defaults.platform, else this machine).")
+    var platformName: String?
+
+    @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
+    var configFile: String?
+
+    func platform() throws(ClientError) -> Platform {
+        if let configFile, !FileSystem.exists(configFile) {
+            throw ClientError("--config \(configFile): no such file", hint: "give the path of a YAML configuration file", exitCode: ExitCodes.usage)
+        }
+        return try Platform.resolve(platformName, configuration: try Configuration.load(explicit: configFile))
     }
 }
 
@@ -88,6 +119,15 @@ extension QxubCommand {
 struct CLIFailure: Error {
     let error: ClientError
     init(_ error: ClientError) { self.error = error }
+
+    /// Runs `body`, turning a ``ClientError`` into a failure the entry point prints.
+    static func catching<T>(_ body: () throws(ClientError) -> T) throws(CLIFailure) -> T {
+        do {
+            return try body()
+        } catch {
+            throw CLIFailure(error)
+        }
+    }
 }
 
 extension String {

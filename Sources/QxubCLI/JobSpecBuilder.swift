@@ -13,11 +13,14 @@ struct JobSpecBuilder {
     let resources: ResourceOptions
     let job: JobOptions
     let output: OutputOptions
+    /// Set for a remote platform: paths are the cluster's, resolved there against the working directory.
+    var remote: Platform.Remote? = nil
 
     func build() throws(ClientError) -> JobSpec {
         let cwd = FileSystem.currentDirectory()
         func absolute(_ path: String?) -> String? {
             guard let path, !path.isEmpty else { return nil }
+            if remote != nil { return path }
             if path.hasPrefix("/") { return path }
             if path == "~" || path.hasPrefix("~/") { return (Environment.get("HOME") ?? "") + path.dropFirst() }
             return cwd + "/" + path
@@ -36,7 +39,7 @@ struct JobSpecBuilder {
         return JobSpec(
             name: JobName.sanitize(job.name ?? JobName.defaultName(for: command)),
             command: command,
-            workingDirectory: absolute(job.workingDirectory) ?? cwd,
+            workingDirectory: absolute(job.workingDirectory) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
             context: .init(condaEnvironment: context.condaEnvironment, modules: context.allModules, container: absolute(context.container), binds: context.binds),
             pre: job.pre, post: job.post, variables: variables, resources: parsed,

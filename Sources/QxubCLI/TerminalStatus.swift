@@ -53,6 +53,11 @@ final class TerminalStatus {
         case .detached(_, let message):
             stopTimer()
             line("qxub: \(message)", always: true)
+        case .reconnecting(let attempt, let reason):
+            stopTimer()
+            line("qxub: connection lost (\(reason)); reconnecting (attempt \(attempt))…", always: true)
+        case .reconnected:
+            line("qxub: reconnected; resuming the output where it stopped", always: true)
         case .warning(let message):
             line("qxub: warning: \(message)", always: true)
         }

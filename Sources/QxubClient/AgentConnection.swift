@@ -22,11 +22,14 @@ public final class AgentConnection {
     public var onClose: (ClientError?) -> Void = { _ in }
     /// Describes the far end in errors ("the local agent", "gadi").
     public let peerName: String
+    /// The remote platform's name, for the commands that fix things (nil for the local agent).
+    public let platformName: String?
 
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
-    public init(command: [String], peerName: String, loop: EventLoop, hello: Hello = AgentConnection.hello()) throws {
+    public init(command: [String], peerName: String, platformName: String? = nil, loop: EventLoop, hello: Hello = AgentConnection.hello()) throws {
         self.loop = loop
         self.peerName = peerName
+        self.platformName = platformName
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
         ignoreBrokenPipes()
         do {
@@ -44,7 +47,10 @@ public final class AgentConnection {
 
     /// The hello qxub sends.
     public static func hello() -> Hello {
-        Hello(software: "qxub \(QxubVersion.current)", platform: Environment.platform(), hostname: Environment.hostname())
+        Hello(
+            software: "qxub \(QxubVersion.current)",
+            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilityHeartbeat],
+            platform: Environment.platform(), hostname: Environment.hostname())
     }
 
     public var negotiation: Negotiation? { endpoint.negotiation }
@@ -177,13 +183,17 @@ public final class AgentConnection {
         return child.wait()
     }
 
+    private var installHint: String {
+        "run `qxub agent install" + (platformName.map { " --platform \($0)" } ?? "") + "`"
+    }
+
     /// Turns protocol errors into sentences that name the likely cause and the fix.
     private func describe(_ error: ProtocolError) -> ClientError {
         switch error {
         case .preambleNotFound(let first, _):
             let text = String(decoding: first, as: UTF8.self)
-            if text.contains("qxub-agent is not installed") || text.contains("not found") {
-                return ClientError("\(peerName) did not start qxub-agent: \(EscapedBytes(first))", hint: "run `qxub agent install` for this platform", exitCode: ExitCodes.unavailable)
+            if text.containsText("qxub-agent is not installed") || text.containsText("qxub-shim") {
+                return ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
             }
             return ClientError(
                 "no qxub-agent answered on \(peerName); it printed \(EscapedBytes(first))",
@@ -191,11 +201,12 @@ public final class AgentConnection {
                 exitCode: ExitCodes.unavailable)
         case .versionMismatch(let local, let remote, let software):
             if remote.upperBound < local.lowerBound {
-                return ClientError("\(peerName) runs an older agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)); this qxub needs protocol \(local.lowerBound)-\(local.upperBound)", hint: "install the matching agent: `qxub agent install`", exitCode: ExitCodes.unavailable)
+                return ClientError("\(peerName) runs an older agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)); this qxub needs protocol \(local.lowerBound)-\(local.upperBound)", hint: installHint, exitCode: ExitCodes.unavailable)
             }
             return ClientError("\(peerName) runs a newer agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)) than this qxub understands (\(local.lowerBound)-\(local.upperBound))", hint: "upgrade qxub on this machine (install/install.sh)", exitCode: ExitCodes.unavailable)
         case .endedBeforeHello:
-            return ClientError("\(peerName) closed the connection before the agent said hello", hint: "run `qxub agent install`, or check the agent with `qxub-agent --version`", exitCode: ExitCodes.unavailable)
+            let cause = platformName == nil ? "" : ": qxub-agent is probably not installed there (see the message above)"
+            return ClientError("\(peerName) closed the connection before the agent said hello\(cause)", hint: installHint, exitCode: ExitCodes.unavailable)
         default:
             return ClientError("the session with \(peerName) broke: \(error)", exitCode: ExitCodes.connectionLost)
         }

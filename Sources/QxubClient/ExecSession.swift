@@ -21,6 +21,13 @@ public final class ExecSession {
         case dry
     }
 
+    /// What the session does first.
+    public enum Start: Sendable {
+        case submit(JobSpec)
+        /// Follow a job submitted earlier (`qxub attach`).
+        case attach(jobID: String)
+    }
+
     /// What the terminal may show (never on stdout).
     public enum Status {
         case submitted(jobID: String, backend: String)
@@ -28,13 +35,22 @@ public final class ExecSession {
         case finished(code: Int32, message: String?)
         case cancelling(jobID: String)
         case detached(jobID: String, message: String)
+        case reconnecting(attempt: Int, reason: String)
+        case reconnected
         case warning(String)
     }
 
     public var onStatus: (Status) -> Void = { _ in }
-    private let connection: AgentConnection
-    private let spec: JobSpec
+    private let loop: EventLoop
+    private let endpoint: AgentEndpoint
+    private var connection: AgentConnection
+    private let start: Start
     private let mode: Mode
+    private var reconnectAttempts = 0
+    private var lastHeard = MonotonicClock.now()
+    private var heartbeatTimer: Int?
+    /// Delays between reconnection attempts (seconds); past the last one qxub gives up with 255.
+    public var reconnectDelays: [Double] = [1, 2, 4, 8, 15]
     private let channel: UInt32 = 1
     private var submitRequest: UInt32 = 0
     private var jobID: String?
@@ -44,34 +60,68 @@ public final class ExecSession {
     /// Output bytes written so far per stream (the offsets a re-watch resumes from).
     public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
 
-    public init(connection: AgentConnection, spec: JobSpec, mode: Mode) {
-        self.connection = connection
-        self.spec = spec
+    /// Opens the first session at once (so connection errors surface before anything else).
+    public init(endpoint: AgentEndpoint, start: Start, mode: Mode, loop: EventLoop = EventLoop()) throws(ClientError) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.start = start
         self.mode = mode
+        self.connection = try endpoint.connect(loop: loop)
+        if case .attach(let jobID) = start { self.jobID = jobID }
     }
+
+    /// The loop the session runs on (for timers of whoever renders the status).
+    public var eventLoop: EventLoop { loop }
 
     /// Runs until the job ends (or, for terse and dry runs, until it is submitted); returns the exit status.
     public func run() -> Int32 {
-        connection.onEvent = { [unowned self] event in handle(event) }
-        connection.onClose = { [unowned self] error in closed(error) }
+        wire(connection)
         if mode != .dry && mode != .terse {
             if let fd = try? SignalPipe.install([SIGINT, SIGTERM, SIGHUP]) {
                 signalFD = fd
-                connection.loop.setReadable(fd) { [unowned self] in
+                loop.setReadable(fd) { [unowned self] in
                     for signal in SignalPipe.drain() { interrupted(by: signal) }
                 }
             }
         }
+        heartbeat()
         do {
-            try connection.loop.run()
+            try loop.run()
         } catch {
             return fail(ClientError("the event loop failed: \(error)", exitCode: ExitCodes.internalError))
         }
         if signalFD >= 0 {
-            connection.loop.remove(signalFD)
+            loop.remove(signalFD)
             SignalPipe.restoreDefault([SIGINT, SIGTERM, SIGHUP])
         }
+        if let heartbeatTimer { loop.cancelTimer(heartbeatTimer) }
         return exitCode ?? ExitCodes.internalError
+    }
+
+    private func wire(_ connection: AgentConnection) {
+        connection.onEvent = { [unowned self, unowned connection] event in
+            guard connection === self.connection else { return }
+            lastHeard = MonotonicClock.now()
+            handle(event)
+        }
+        connection.onClose = { [unowned self, unowned connection] error in
+            guard connection === self.connection else { return }
+            closed(error)
+        }
+    }
+
+    /// Pings every few seconds; a session silent for three intervals is dead (a sleeping laptop, a dropped
+    /// network): it is torn down and the reconnect logic takes over.
+    private func heartbeat() {
+        heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
+            guard let self, self.exitCode == nil else { return }
+            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+                self.connection.terminate()
+            } else if self.connection.negotiation != nil {
+                self.connection.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
+            }
+            self.heartbeat()
+        }
     }
 
     private func handle(_ event: ProtocolEndpoint.Event) {
@@ -79,8 +129,15 @@ public final class ExecSession {
         case .stray(let bytes):
             onStatus(.warning("the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 120)); a login file (~/.bashrc, ~/.cshrc) probably prints for non-interactive shells: guard it with `[ -t 1 ]`"))
         case .ready:
-            submitRequest = connection.requestID()
-            connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))
+            if let jobID, reconnectAttempts > 0 || isAttach {
+                // Resume every stream where it stopped: nothing lost, nothing printed twice.
+                if reconnectAttempts > 0 { onStatus(.reconnected) }
+                reconnectAttempts = 0
+                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: written[.stdout]!, stderrOffset: written[.stderr]!)), channel: channel)
+            } else if case .submit(let spec) = start {
+                submitRequest = connection.requestID()
+                connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))
+            }
         case .malformed(_, let type, _, let error):
             onStatus(.warning("ignored a malformed \(type) from the agent: \(error)"))
         case .message(let channel, let message):
@@ -152,6 +209,11 @@ public final class ExecSession {
             onStatus(.warning("interrupted before the job was submitted"))
             return done(ExitCodes.interrupted)
         }
+        if isAttach {
+            // Attaching only watches: Ctrl-C stops watching, never cancels someone's job by surprise.
+            onStatus(.detached(jobID: jobID, message: "stopped following job \(jobID); it keeps running (`qxub cancel \(jobID)` cancels it)"))
+            return done(ExitCodes.interrupted)
+        }
         interrupts += 1
         if interrupts > 1 {
             onStatus(.detached(jobID: jobID, message: "stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, so it may still be running; `qxub status \(jobID)` shows where it is, `qxub cancel \(jobID)` cancels it"))
@@ -165,14 +227,38 @@ public final class ExecSession {
         connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
     }
 
+    private var isAttach: Bool {
+        if case .attach = start { return true }
+        return false
+    }
+
     private func closed(_ error: ClientError?) {
         guard exitCode == nil else { return }
-        if let jobID {
-            let reason = error.map { ": " + $0.message } ?? ""
-            onStatus(.detached(jobID: jobID, message: "lost the connection to the agent\(reason); job \(jobID) is still running: `qxub attach \(jobID)` follows it"))
+        guard let jobID, mode == .follow || mode == .quiet else {
+            return done(fail(error ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
+        }
+        // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
+        let reason = error?.message ?? "the agent closed the session"
+        guard reconnectAttempts < reconnectDelays.count, interrupts == 0 else {
+            let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
+            onStatus(.detached(jobID: jobID, message: "lost the connection to \(endpoint.peerName) (\(reason)); job \(jobID) is still running: `qxub attach \(jobID)\(platform)` follows it"))
             return done(ExitCodes.connectionLost)
         }
-        done(fail(error ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
+        let delay = reconnectDelays[reconnectAttempts]
+        reconnectAttempts += 1
+        onStatus(.reconnecting(attempt: reconnectAttempts, reason: reason))
+        loop.schedule(after: delay) { [weak self] in self?.reconnect() }
+    }
+
+    private func reconnect() {
+        guard exitCode == nil else { return }
+        do {
+            connection = try endpoint.connect(loop: loop)
+            lastHeard = MonotonicClock.now()
+            wire(connection)
+        } catch {
+            closed(error)
+        }
     }
 
     private func fail(_ error: ClientError) -> Int32 {
@@ -186,6 +272,6 @@ public final class ExecSession {
         guard exitCode == nil else { return }
         exitCode = code
         connection.close()
-        connection.loop.stop()
+        loop.stop()
     }
 }

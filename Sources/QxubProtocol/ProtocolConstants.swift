@@ -32,4 +32,11 @@ public enum ProtocolConstants {
 
     /// Capability name: this side compresses frames with one deflate stream per direction.
     public static let capabilityDeflate = "deflate"
+
+    /// Capability name (client): this side pings at least every ``heartbeatInterval`` seconds, so the
+    /// agent may end a session that falls silent (the client's machine died or lost its network).
+    public static let capabilityHeartbeat = "heartbeat"
+
+    /// Seconds between a client's pings.
+    public static let heartbeatInterval = 10.0
 }

@@ -115,12 +115,3 @@ public struct SchedulerBackend: Sendable {
         return ""
     }
 }
-
-extension String {
-    package func trimmingWhitespace() -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        return String(scalars[first...last])
-    }
-}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import QxubClient
+import QxubSystem
+
+extension QxubCommand {
+    /// `qxub agent install|status|uninstall --platform NAME`
+    public struct Agent: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Install, inspect or remove qxub-agent on a cluster.",
+            subcommands: [Install.self, Status.self, Uninstall.self])
+
+        public init() {}
+
+        static func installer(_ place: PlatformOptions) throws(ClientError) -> AgentInstaller {
+            let platform = try place.platform()
+            guard let remote = platform.remote else {
+                throw ClientError("platform \(platform.name) runs on this machine, whose agent ships with qxub", hint: "name a remote platform: --platform NAME", exitCode: ExitCodes.usage)
+            }
+            return AgentInstaller(platform: platform.name, remote: remote)
+        }
+
+        public struct Install: ParsableCommand {
+            public static let configuration = CommandConfiguration(
+                abstract: "Send the static agent to the cluster through the ssh connection (older versions stay).")
+            @OptionGroup var place: PlatformOptions
+            @Option(name: .customLong("dir"), help: "Install somewhere else than ~/.qxub/agent (a noexec or full home).")
+            var directory: String?
+            public init() {}
+            public func run() throws {
+                let message = try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).install(directory: directory) }
+                print(message.replacingOccurrencesOfPrefix("qxub-install: ", with: ""))
+            }
+        }
+
+        public struct Status: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "List the agents installed on the cluster.")
+            @OptionGroup var place: PlatformOptions
+            public init() {}
+            public func run() throws {
+                print(try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).status() }, terminator: "")
+            }
+        }
+
+        public struct Uninstall: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Remove the installed agents and the shim (job records stay).")
+            @OptionGroup var place: PlatformOptions
+            public init() {}
+            public func run() throws {
+                print(try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).uninstall() })
+            }
+        }
+    }
+}
+
+extension String {
+    func replacingOccurrencesOfPrefix(_ prefix: String, with replacement: String) -> String {
+        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
+    }
+}

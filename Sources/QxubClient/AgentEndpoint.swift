@@ -1,0 +1,33 @@
+import QxubProtocol
+import QxubSystem
+
+/// How to start a session with the agent for a platform: a local child, or ssh to a cluster.
+public struct AgentEndpoint: Sendable {
+    public let platform: Platform
+    /// The name used in messages ("the local agent", "gadi").
+    public var peerName: String { platform.remote == nil ? "the local agent" : platform.name }
+
+    public init(platform: Platform) {
+        self.platform = platform
+    }
+
+    /// Opens a new session (for a remote platform: after making sure the ssh master is alive).
+    public func connect(loop: EventLoop) throws(ClientError) -> AgentConnection {
+        let command: [String]
+        if let remote = platform.remote {
+            let launcher = SSHLauncher(platform: platform.name, remote: remote)
+            let controlPath = try launcher.controlPath()
+            try launcher.ensureMaster(controlPath: controlPath)
+            command = launcher.sessionArguments(controlPath: controlPath)
+        } else {
+            command = [try AgentLocator.localAgent(), "serve"]
+        }
+        do {
+            return try AgentConnection(command: command, peerName: peerName, platformName: platform.remote == nil ? nil : platform.name, loop: loop)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError("cannot start a session with \(peerName): \(error)", exitCode: ExitCodes.unavailable)
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import QxubProtocol
+import QxubSystem
+
+/// `qxub agent install/status/uninstall` for a remote platform, through the same ssh connection as the
+/// sessions (no scp, no internet on the cluster).
+public struct AgentInstaller: Sendable {
+    public let launcher: SSHLauncher
+
+    public init(platform: String, remote: Platform.Remote) {
+        launcher = SSHLauncher(platform: platform, remote: remote)
+    }
+
+    /// The static agent to send, and the shim beside it (`QXUB_SHIM` overrides).
+    static func artifacts() throws(ClientError) -> (agent: String, shim: String) {
+        let agent = try AgentLocator.localAgent()
+        let candidates = [Environment.get("QXUB_SHIM"), FileSystem.directoryName(agent) + "/qxub-shim"].compactMap { $0 }
+        guard let shim = candidates.first(where: FileSystem.exists) else {
+            throw ClientError("cannot find qxub-shim next to \(agent)", hint: "reinstall with install/install.sh", exitCode: ExitCodes.unavailable)
+        }
+        return (agent, shim)
+    }
+
+    /// "linux-x86_64" or "linux-aarch64", read from the ELF header of `binary`.
+    static func binaryPlatform(_ bytes: [UInt8]) -> String? {
+        guard bytes.count > 20, bytes[0...3] == [0x7F, 0x45, 0x4C, 0x46] else { return nil }
+        switch UInt16(bytes[18]) | UInt16(bytes[19]) << 8 {
+        case 0x3E: return "linux-x86_64"
+        case 0xB7: return "linux-aarch64"
+        case 0x15: return "linux-ppc64le"
+        default: return nil
+        }
+    }
+
+    static func sha256(_ path: String) throws(ClientError) -> String {
+        for command in [["sha256sum", path], ["shasum", "-a", "256", path]] {
+            if let run = try? runCollectingOutput(command, timeout: 60), run.exit == .exited(0),
+               let digest = run.stdoutText.split(separator: " ").first, digest.count == 64 {
+                return String(digest)
+            }
+        }
+        throw ClientError("cannot compute the agent's sha256 (neither sha256sum nor shasum works here)", exitCode: ExitCodes.unavailable)
+    }
+
+    /// Sends the agent into `directory` (default `~/.qxub/agent`) under its version; older versions stay.
+    public func install(directory: String?) throws(ClientError) -> String {
+        let (agentPath, shimPath) = try Self.artifacts()
+        guard let agent = FileSystem.read(agentPath, limit: 64 << 20), let shim = FileSystem.read(shimPath) else {
+            throw ClientError("cannot read \(agentPath) or \(shimPath)", exitCode: ExitCodes.unavailable)
+        }
+        guard let platform = Self.binaryPlatform(agent) else {
+            throw ClientError("\(agentPath) is not a Linux executable qxub can install", hint: "build it with install/build-agent.sh", exitCode: ExitCodes.unavailable)
+        }
+        let digest = try Self.sha256(agentPath)
+        let versions = ProtocolConstants.versions
+        let script = """
+            set -e
+            v=\(shellQuote(QxubVersion.current)); platform=\(shellQuote(platform)); want=\(digest)
+            dir=\(shellQuote(directory ?? ""))
+            [ -n "$dir" ] || dir="$HOME/.qxub/agent"
+            machine="$(uname -s | tr 'A-Z' 'a-z')-$(uname -m)"
+            tmp=; shimtmp=; lock=
+            cleanup() { rm -f "$tmp" "$shimtmp"; [ -z "$lock" ] || rmdir "$lock" 2>/dev/null || true; }
+            trap cleanup EXIT
+            if [ "$machine" != "$platform" ]; then
+              echo "qxub-install: refused: $(hostname) is $machine but this agent is built for $platform"; exit 3
+            fi
+            mkdir -p "$HOME/.qxub/bin" "$dir"
+            n=0
+            until mkdir "$dir/.install-lock" 2>/dev/null; do
+              n=$((n + 1))
+              [ "$n" -lt 30 ] || { echo "qxub-install: $dir/.install-lock is held by another install (remove it if none runs)"; exit 4; }
+              sleep 1
+            done
+            lock="$dir/.install-lock"
+            shimtmp="$HOME/.qxub/bin/.qxub-shim.$$"
+            dd bs=1 count=\(shim.count) of="$shimtmp" 2>/dev/null
+            tmp="$dir/.upload.$$"
+            cat > "$tmp"
+            got=$( (sha256sum "$tmp" 2>/dev/null || shasum -a 256 "$tmp") | cut -d' ' -f1)
+            [ "$got" = "$want" ] || { echo "qxub-install: checksum mismatch ($got, expected $want): the upload was damaged"; exit 5; }
+            chmod 755 "$tmp"
+            "$tmp" --version >/dev/null 2>&1 || { echo "qxub-install: the agent cannot run from $dir (a noexec or full filesystem?): use --dir on another filesystem"; exit 6; }
+            mkdir -p "$dir/$v"
+            chmod 755 "$dir/$v"
+            mv -f "$tmp" "$dir/$v/qxub-agent"
+            tmp=
+            printf '%s %s\\n' \(versions.lowerBound) \(versions.upperBound) > "$dir/$v/protocol"
+            printf '%s\\n' "$platform" > "$dir/$v/platform"
+            chmod 644 "$shimtmp" "$dir/$v/protocol" "$dir/$v/platform"
+            mv -f "$shimtmp" "$HOME/.qxub/bin/qxub-shim"
+            shimtmp=
+            if [ "$dir" = "$HOME/.qxub/agent" ]; then rm -f "$HOME/.qxub/agent-dir"; else printf '%s\\n' "$dir" > "$HOME/.qxub/agent-dir"; fi
+            echo "qxub-install: installed qxub-agent $v ($platform, protocol \(versions.lowerBound)-\(versions.upperBound)) in $dir/$v on $(hostname)"
+            """
+        let scriptBytes = Array(script.utf8)
+        // The login shell (bash, zsh or tcsh) runs this one line; the script arrives on stdin, then the shim
+        // and the binary. dd reads the script and the shim byte-exactly; cat takes the rest.
+        let command = "sh -c 'eval \"$(dd bs=1 count=\(scriptBytes.count) 2>/dev/null)\"'"
+        let run = try remote(command, stdin: scriptBytes + shim + agent, timeout: 600)
+        let output = (run.stdoutText + run.stderrText).trimmingWhitespace()
+        guard run.exit == .exited(0), output.containsText("qxub-install: installed") else {
+            throw ClientError(
+                "installing qxub-agent on \(launcher.platform) failed: \(output.isEmpty ? "\(run.exit)" : output)",
+                hint: output.containsText("refused") ? "install qxub's agent built for that architecture" : "see the message above",
+                exitCode: ExitCodes.unavailable)
+        }
+        return output.split(separator: "\n").last.map(String.init) ?? output
+    }
+
+    /// What is installed on the cluster.
+    public func status() throws(ClientError) -> String {
+        let run = try remote("sh .qxub/bin/qxub-shim status", stdin: nil, timeout: 60)
+        guard run.exit == .exited(0) else {
+            throw ClientError("no qxub-agent is installed on \(launcher.platform)", hint: "run `qxub agent install --platform \(launcher.platform)`", exitCode: ExitCodes.unavailable)
+        }
+        return run.stdoutText
+    }
+
+    /// Removes every installed agent and the shim (job records stay).
+    public func uninstall() throws(ClientError) -> String {
+        let script = "d=$(cat \"$HOME/.qxub/agent-dir\" 2>/dev/null || echo \"$HOME/.qxub/agent\"); rm -rf \"$d\" \"$HOME/.qxub/bin/qxub-shim\" \"$HOME/.qxub/agent-dir\" && echo \"removed $d and the shim; job records in ~/.qxub/jobs stay\""
+        let run = try remote("sh -c " + shellQuote(script), stdin: nil, timeout: 60)
+        guard run.exit == .exited(0) else {
+            throw ClientError("uninstalling on \(launcher.platform) failed: \(run.stderrText)", exitCode: ExitCodes.unavailable)
+        }
+        return run.stdoutText.trimmingWhitespace()
+    }
+
+    /// Runs one command on the cluster over the shared connection.
+    func remote(_ command: String, stdin: [UInt8]?, timeout: Double) throws(ClientError) -> CollectedRun {
+        let controlPath = try launcher.controlPath()
+        try launcher.ensureMaster(controlPath: controlPath)
+        let arguments = launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T", launcher.remote.host, command]
+        do {
+            return try runCollectingOutput(arguments, stdinBytes: stdin ?? [], timeout: timeout, outputLimit: 1 << 20)
+        } catch {
+            throw ClientError("cannot run ssh: \(error)", exitCode: ExitCodes.unavailable)
+        }
+    }
+}

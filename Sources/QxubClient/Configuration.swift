@@ -1,0 +1,145 @@
+import QxubSystem
+import Yams
+
+/// One value from a YAML configuration file.
+public indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
+    case string(String)
+    case list([ConfigValue])
+    case map([String: ConfigValue])
+    case null
+
+    public var string: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var bool: Bool? {
+        guard let text = string?.lowercased() else { return nil }
+        switch text {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: return nil
+        }
+    }
+
+    public var list: [ConfigValue]? {
+        if case .list(let value) = self { return value }
+        return nil
+    }
+
+    public var map: [String: ConfigValue]? {
+        if case .map(let value) = self { return value }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let value): value
+        case .list(let values): "[" + values.map(\.description).joined(separator: ", ") + "]"
+        case .map(let values): "{" + values.keys.sorted().map { "\($0): \(values[$0]!)" }.joined(separator: ", ") + "}"
+        case .null: "null"
+        }
+    }
+
+    init(_ node: Node) {
+        switch node {
+        case .scalar(let scalar):
+            let plainNull = scalar.style == .plain && ["~", "null", "Null", "NULL", ""].contains(scalar.string)
+            self = plainNull ? .null : .string(scalar.string)
+        case .sequence(let sequence):
+            self = .list(sequence.map(ConfigValue.init))
+        case .mapping(let mapping):
+            var values: [String: ConfigValue] = [:]
+            for (key, value) in mapping { values[key.string ?? ""] = ConfigValue(value) }
+            self = .map(values)
+        case .alias:
+            self = .null
+        }
+    }
+
+    /// `other` laid over `self`: maps merge key by key, anything else is replaced.
+    func merged(with other: ConfigValue) -> ConfigValue {
+        guard case .map(var base) = self, case .map(let top) = other else { return other }
+        for (key, value) in top { base[key] = base[key].map { $0.merged(with: value) } ?? value }
+        return .map(base)
+    }
+}
+
+/// qxub's configuration: YAML layers merged in order, later wins (the Python qxub's files load as they are).
+///
+/// system (`$XDG_CONFIG_DIRS/qxub/config.yaml`, first found) < user (`$XDG_CONFIG_HOME` or
+/// `~/.config/qxub/config.yaml`) < project (`.qx/project.yaml`, then `.qx/local.yaml`, found by walking up
+/// from the working directory) < `--config FILE` < the command line.
+public struct Configuration: Sendable {
+    public struct Layer: Sendable, Hashable {
+        public var name: String
+        public var path: String
+    }
+
+    public private(set) var root: ConfigValue = .map([:])
+    public private(set) var layers: [Layer] = []
+
+    public init() {}
+
+    /// The files that exist, in merge order.
+    public static func layerFiles(explicit: String?, workingDirectory: String = FileSystem.currentDirectory()) -> [Layer] {
+        var layers: [Layer] = []
+        let xdgDirs = (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":")
+        if let system = xdgDirs.map({ String($0) + "/qxub/config.yaml" }).first(where: FileSystem.exists) {
+            layers.append(Layer(name: "system", path: system))
+        }
+        let home = Environment.get("HOME") ?? ""
+        let userDirectory = Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
+        let user = userDirectory + "/qxub/config.yaml"
+        if FileSystem.exists(user) { layers.append(Layer(name: "user", path: user)) }
+        var directory = workingDirectory
+        while true {
+            if FileSystem.isDirectory(directory + "/.qx") {
+                for (name, file) in [("project", "project.yaml"), ("local", "local.yaml")] where FileSystem.exists(directory + "/.qx/" + file) {
+                    layers.append(Layer(name: name, path: directory + "/.qx/" + file))
+                }
+                break
+            }
+            if directory == "/" || directory.isEmpty { break }
+            directory = FileSystem.directoryName(directory)
+        }
+        if let explicit { layers.append(Layer(name: "--config", path: explicit)) }
+        return layers
+    }
+
+    /// Loads and merges every layer. A file that does not parse is an error that names it.
+    public static func load(explicit: String? = nil) throws(ClientError) -> Configuration {
+        var configuration = Configuration()
+        for layer in layerFiles(explicit: explicit) {
+            guard let text = FileSystem.readText(layer.path) else {
+                throw ClientError("cannot read the \(layer.name) configuration \(layer.path)", hint: "check that it exists and is readable", exitCode: ExitCodes.usage)
+            }
+            let node: Node?
+            do {
+                node = try Yams.compose(yaml: text)
+            } catch {
+                throw ClientError("\(layer.path) is not valid YAML: \(error)", hint: "fix it, or check it with `qxub config validate`", exitCode: ExitCodes.usage)
+            }
+            guard let node else { continue }
+            let value = ConfigValue(node)
+            guard value.map != nil else {
+                throw ClientError("\(layer.path) must hold a mapping of settings at the top", hint: "for example `defaults:` and `platforms:` sections", exitCode: ExitCodes.usage)
+            }
+            configuration.root = configuration.root.merged(with: value)
+            configuration.layers.append(layer)
+        }
+        return configuration
+    }
+
+    /// The value at a dotted path such as `platforms.gadi.remote.host`.
+    public func value(_ path: String) -> ConfigValue? {
+        var current = root
+        for key in path.split(separator: ".") {
+            guard let next = current.map?[String(key)] else { return nil }
+            current = next
+        }
+        return current == .null ? nil : current
+    }
+
+    public func string(_ path: String) -> String? { value(path)?.string }
+}

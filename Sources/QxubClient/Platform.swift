@@ -1,0 +1,61 @@
+import QxubSystem
+
+/// Where jobs run: this machine, or a cluster reached over SSH (a platform with a `remote:` section).
+public struct Platform: Sendable, Hashable {
+    /// How to reach a cluster. Keys follow the Python qxub's `platforms.<name>.remote`.
+    public struct Remote: Sendable, Hashable {
+        public var host: String
+        public var user: String?
+        /// Where jobs start; `{user}` resolves here, `{{user}}` and `{{project}}` on the cluster.
+        public var workingDirectory: String?
+        public var identity: String?
+        /// Forward the ssh agent (for jobs that push to git or DVC remotes).
+        public var agentForwarding: Bool
+        /// How long an idle master connection stays open (ssh's ControlPersist).
+        public var controlPersist: String
+        /// An ssh_config file to use instead of ~/.ssh/config (`ssh -F`).
+        public var sshConfig: String?
+        /// Extra `-o Key=Value` options.
+        public var sshOptions: [String]
+    }
+
+    public var name: String
+    public var remote: Remote?
+
+    public static let local = Platform(name: "local", remote: nil)
+
+    /// The platform chosen by `--platform` or `defaults.platform`; local when neither names one.
+    public static func resolve(_ requested: String?, configuration: Configuration) throws(ClientError) -> Platform {
+        guard let name = requested ?? configuration.string("defaults.platform"), !name.isEmpty else { return .local }
+        guard let entry = configuration.value("platforms.\(name)") else {
+            if name == "local" { return .local }
+            let known = configuration.value("platforms")?.map?.keys.sorted() ?? []
+            throw ClientError(
+                "platform '\(name)' is not configured",
+                hint: known.isEmpty ? "add platforms.\(name).remote.host to ~/.config/qxub/config.yaml (see docs/remote-setup.md)" : "configured platforms: \(known.joined(separator: ", "))",
+                exitCode: ExitCodes.usage)
+        }
+        guard let remote = entry.map?["remote"]?.map, !remote.isEmpty else { return Platform(name: name, remote: nil) }
+        guard let host = remote["host"]?.string, !host.isEmpty else {
+            throw ClientError("platforms.\(name).remote has no host", hint: "set platforms.\(name).remote.host (an ssh host or ~/.ssh/config alias)", exitCode: ExitCodes.usage)
+        }
+        let user = Environment.get("USER") ?? ""
+        return Platform(name: name, remote: Remote(
+            host: host,
+            user: remote["user"]?.string,
+            workingDirectory: remote["working_dir"]?.string.map { Self.resolveLocalTemplates($0, user: user) },
+            identity: remote["identity"]?.string ?? remote["identity_file"]?.string,
+            agentForwarding: remote["agent_forwarding"]?.bool ?? remote["forward_agent"]?.bool ?? false,
+            controlPersist: remote["control_persist"]?.string ?? "10m",
+            sshConfig: remote["ssh_config"]?.string,
+            sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? []))
+    }
+
+    /// `{user}` → the local user; `{{user}}` and `{{project}}` stay for the cluster side as `{user}`/`{project}`.
+    static func resolveLocalTemplates(_ text: String, user: String) -> String {
+        let marker = "\u{1}"
+        return text.replacingAll("{{", with: marker).replacingAll("{user}", with: user)
+            .replacingAll(marker + "user}}", with: "{user}").replacingAll(marker + "project}}", with: "{project}")
+            .replacingAll(marker, with: "{{")
+    }
+}

@@ -1,0 +1,129 @@
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the system `ssh` for a remote platform, so the user's ~/.ssh/config, keys, agent, ProxyJump and
+/// MFA keep working, and reuses one master connection (ControlMaster/ControlPersist) for every call.
+public struct SSHLauncher: Sendable {
+    public let platform: String
+    public let remote: Platform.Remote
+
+    public init(platform: String, remote: Platform.Remote) {
+        self.platform = platform
+        self.remote = remote
+    }
+
+    /// The remote command that starts the agent: constant, tiny, and the same for bash, zsh and tcsh.
+    public static func agentCommand(versions: ClosedRange<UInt32> = ProtocolConstants.versions) -> String {
+        "sh .qxub/bin/qxub-shim \(versions.lowerBound) \(versions.upperBound)"
+    }
+
+    /// A private directory with a short path for control sockets (the socket path limit is about 104 bytes
+    /// on macOS, and ssh adds 17 characters while binding).
+    public static func controlDirectory() throws(ClientError) -> String {
+        let directory: String
+        if let explicit = Environment.get("QXUB_CONTROL_DIR"), !explicit.isEmpty {
+            directory = explicit
+        } else if let runtime = Environment.get("XDG_RUNTIME_DIR"), !runtime.isEmpty, FileSystem.isDirectory(runtime) {
+            directory = runtime + "/qxub"
+        } else {
+            directory = "/tmp/qxub-cm-\(getuid())"
+        }
+        do {
+            try FileSystem.createDirectories(directory, mode: 0o700)
+        } catch {
+            throw ClientError("cannot create the ssh control directory \(directory): \(error)", hint: "set QXUB_CONTROL_DIR to a private directory", exitCode: ExitCodes.unavailable)
+        }
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
+            throw ClientError("the ssh control directory \(directory) is not private to you", hint: "remove it or set QXUB_CONTROL_DIR", exitCode: ExitCodes.unavailable)
+        }
+        return directory
+    }
+
+    /// True when the user's own ssh configuration already manages connection sharing for this host.
+    public func userManagesControlPath() -> Bool {
+        guard let run = try? runCollectingOutput(["ssh"] + configArguments + ["-G", remote.host], timeout: 10), run.exit == .exited(0) else { return false }
+        for line in run.stdoutText.split(separator: "\n") where line.hasPrefix("controlpath ") {
+            return line.dropFirst("controlpath ".count) != "none"
+        }
+        return false
+    }
+
+    var configArguments: [String] {
+        var arguments: [String] = []
+        if let config = remote.sshConfig { arguments += ["-F", config] }
+        for option in remote.sshOptions { arguments += ["-o", option] }
+        if let user = remote.user { arguments += ["-l", user] }
+        if let identity = remote.identity { arguments += ["-i", identity] }
+        return arguments
+    }
+
+    /// ssh with the user's options and our connection sharing.
+    public func baseArguments(controlPath: String?) -> [String] {
+        var arguments = ["ssh"] + configArguments
+        if let controlPath {
+            arguments += ["-o", "ControlPath=" + controlPath, "-o", "ControlPersist=" + remote.controlPersist]
+        }
+        return arguments
+    }
+
+    /// Our control socket for this platform (nil when the user's ssh config has its own).
+    public func controlPath() throws(ClientError) -> String? {
+        if userManagesControlPath() { return nil }
+        let safe = String(platform.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        return try Self.controlDirectory() + "/" + safe
+    }
+
+    /// Makes sure a live master connection exists: a dead one (laptop slept, network changed) is cleared,
+    /// a missing one is opened in the foreground so a passphrase or MFA prompt can use the terminal. Its
+    /// stderr goes to a log file, never to a pipe someone waits on.
+    public func ensureMaster(controlPath: String?) throws(ClientError) {
+        let base = baseArguments(controlPath: controlPath)
+        if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
+            return
+        }
+        if let controlPath, FileSystem.exists(controlPath) {
+            // A socket with no master behind it: ssh would fail or hang on it.
+            unlink(controlPath)
+        }
+        let log = try Self.logPath()
+        let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        defer { if fd >= 0 { FileDescriptor.close(fd) } }
+        var arguments = base + ["-o", "ControlMaster=auto", "-f", "-N", "-n"]
+        if remote.agentForwarding { arguments.append("-A") }
+        arguments.append(remote.host)
+        let master: ChildProcess
+        do {
+            master = try ChildProcess.spawn(arguments, stdin: .null, stdout: .null, stderr: fd >= 0 ? .fileDescriptor(fd) : .inherit)
+        } catch {
+            throw ClientError("cannot run ssh: \(error)", hint: "install the OpenSSH client", exitCode: ExitCodes.unavailable)
+        }
+        let exit = master.wait()
+        guard exit == .exited(0) else {
+            let tail = FileSystem.readText(log).map { String($0.split(separator: "\n").suffix(5).joined(separator: "\n")) } ?? ""
+            throw ClientError(
+                "cannot connect to \(remote.host) (platform \(platform)): ssh \(exit)\(tail.isEmpty ? "" : "\n" + tail)",
+                hint: "check that `ssh \(remote.host) true` works from this terminal",
+                exitCode: ExitCodes.unavailable)
+        }
+    }
+
+    /// The argv of the session: ssh over the master, running the agent bootstrap, never prompting.
+    public func sessionArguments(controlPath: String?) -> [String] {
+        var arguments = baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T"]
+        if remote.agentForwarding { arguments.append("-A") }
+        return arguments + [remote.host, Self.agentCommand()]
+    }
+
+    /// `~/.local/state/qxub/ssh.log`: what ssh masters printed.
+    static func logPath() throws(ClientError) -> String {
+        let base = Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.local/state"
+        let directory = base + "/qxub"
+        try? FileSystem.createDirectories(directory, mode: 0o700)
+        return directory + "/ssh.log"
+    }
+}
