@@ -34,6 +34,29 @@ enum Components {
         }
     }
 
+    private static let sshdResult = Mutex<Result<[String: String], ComponentError>?>(nil)
+
+    /// Starts the loopback sshd with its bash and tcsh test users (idempotent); returns its environment.
+    static func sshd() throws -> [String: String] {
+        try sshdResult.withLock { cached in
+            if let cached { return try cached.get() }
+            let script = repositoryRoot + "/Tests/Support/sshd.sh"
+            let result: Result<[String: String], ComponentError>
+            do {
+                let start = try runCollectingOutput(["bash", script, "start"], timeout: 300)
+                if start.exit == .exited(0) {
+                    result = .success(parseExports(try runCollectingOutput(["bash", script, "env"], timeout: 30).stdoutText))
+                } else {
+                    result = .failure(ComponentError(message: "Tests/Support/sshd.sh start failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))
+                }
+            } catch {
+                result = .failure(ComponentError(message: "cannot run Tests/Support/sshd.sh: \(error)"))
+            }
+            cached = result
+            return try result.get()
+        }
+    }
+
     /// The PBS Pro emulator's bin directory (kept in Tests/Support/pbs-emulator).
     static var pbsEmulatorBin: String { repositoryRoot + "/Tests/Support/pbs-emulator/bin" }
 

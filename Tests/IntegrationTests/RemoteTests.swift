@@ -1,0 +1,181 @@
+import QxubProtocol
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// qxub from a "laptop" to a "cluster" through a real OpenSSH sshd on loopback (Tests/Support/sshd.sh),
+/// with bash and tcsh login shells. The cluster's users and homes are shared, so these run one at a time.
+@Suite("Remote execution over one ssh connection", .serialized)
+struct RemoteTests {
+    struct Remote {
+        let sandbox: Sandbox
+        let ssh: [String: String]
+
+        func sshRun(_ host: String, _ command: String) throws -> CollectedRun {
+            try runCollectingOutput(["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, host, command], timeout: 60)
+        }
+
+        func qxub(_ arguments: [String], timeout: Double = 120) throws -> CollectedRun {
+            try sandbox.qxub(arguments, timeout: timeout)
+        }
+
+        /// The ssh processes of this sandbox's sessions (not the master).
+        func sessionProcesses() -> [pid_t] {
+            let run = try? runCollectingOutput(["pgrep", "-f", "qxub-shim 1 1"])
+            return (run?.stdoutText ?? "").split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").containsText(sandbox.directory)
+            }
+        }
+    }
+
+    /// A fresh laptop (its own config and control sockets) and clean cluster homes.
+    func remote(_ label: String) throws -> Remote {
+        let ssh = try Components.sshd()
+        let sandbox = try Sandbox("remote-" + label)
+        let config = ssh["QXUB_TEST_SSH_CONFIG"]!
+        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
+            platforms:
+              bashbox:
+                remote:
+                  host: qxub-bash
+                  ssh_config: \(config)
+                  working_dir: /tmp/qxub-homes/{{user}}/work
+              tcshbox:
+                remote:
+                  host: qxub-tcsh
+                  ssh_config: \(config)
+            """)
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        sandbox.environment["QXUB_CONTROL_DIR"] = sandbox.directory + "/cm"
+        sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        let remote = Remote(sandbox: sandbox, ssh: ssh)
+        for host in ["qxub-bash", "qxub-tcsh"] {
+            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work; mkdir -p $HOME/work'")
+        }
+        sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/bashbox", "-O", "exit", "qxub-bash"])
+        sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/tcshbox", "-O", "exit", "qxub-tcsh"])
+        return remote
+    }
+
+    @Test("bash and tcsh login shells: agent missing → a clear message; install → jobs run; status lists it",
+          arguments: ["bashbox", "tcshbox"])
+    func installAndRun(platform: String) throws {
+        let remote = try remote("install-" + platform)
+        let missing = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--", "echo never"])
+        #expect(missing.exit == .exited(69), "\(missing.stderrText)")
+        #expect(missing.stderrText.contains("qxub agent install --platform \(platform)"))
+
+        let install = try remote.qxub(["agent", "install", "--platform", platform])
+        #expect(install.exit == .exited(0), "\(install.stderrText)")
+        #expect(install.stdoutText.contains("installed qxub-agent \(QxubVersion.current)"))
+
+        let run = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--create-execdir", "--", "python3", "-c", "import os,sys; print(os.getcwd()); print('to stderr', file=sys.stderr); sys.exit(6)"])
+        #expect(run.exit == .exited(6), "\(run.stderrText)")
+        #expect(run.stderrText.contains("to stderr\n"))
+        if platform == "bashbox" {
+            #expect(run.stdoutText == "/tmp/qxub-homes/qxubbash/work\n", "{{user}} resolves on the cluster")
+        } else {
+            #expect(run.stdoutText == "/tmp/qxub-homes/qxubtcsh\n", "no working_dir: the remote home")
+        }
+
+        let status = try remote.qxub(["agent", "status", "--platform", platform])
+        #expect(status.stdoutText.contains("\(QxubVersion.current)  protocol 1 1  linux-"))
+
+        let uninstall = try remote.qxub(["agent", "uninstall", "--platform", platform])
+        #expect(uninstall.exit == .exited(0), "\(uninstall.stderrText)")
+        let gone = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--", "true"])
+        #expect(gone.exit == .exited(69))
+    }
+
+    @Test("a login file that prints a banner: the job still runs, and qxub says what printed it")
+    func banner() throws {
+        let remote = try remote("banner")
+        #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
+        _ = try remote.sshRun("qxub-tcsh", "sh -c 'echo \"echo Welcome to the cluster; echo module loaded\" > $HOME/.cshrc'")
+        let run = try remote.qxub(["exec", "--platform", "tcshbox", "--backend", "local", "--", "echo job output"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "job output\n", "the banner never reaches stdout")
+        #expect(run.stderrText.contains("Welcome to the cluster"))
+        #expect(run.stderrText.contains(".cshrc"))
+    }
+
+    @Test("an agent of an older or newer protocol is refused with the command that fixes it", arguments: [(0, "older agent"), (9, "newer agent")])
+    func protocolMismatch(version: UInt32, expected: String) throws {
+        let remote = try remote("version-\(version)")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // A stand-in agent that says hello with another protocol range, installed as version 99.0.0.
+        var fake = ProtocolEndpoint(hello: Hello(versions: version...version, software: "qxub-agent 99.0.0"), preambleLimit: 0)
+        let escaped = fake.start().map { "\\" + String($0, radix: 8) }.joined()
+        let agent = "#!/bin/sh\nprintf '\(escaped)'\ncat >/dev/null\n"
+        let directory = "$HOME/.qxub/agent/99.0.0"
+        _ = try remote.sshRun("qxub-bash", "mkdir -p \(directory) && cp $HOME/.qxub/agent/\(QxubVersion.current)/platform \(directory)/ && echo '1 1' > \(directory)/protocol")
+        let write = try runCollectingOutput(["ssh", "-F", remote.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", "cat > \(directory)/qxub-agent && chmod 755 \(directory)/qxub-agent"], stdinBytes: Array(agent.utf8))
+        #expect(write.exit == .exited(0), "\(write.stderrText)")
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "true"])
+        #expect(run.exit == .exited(69), "\(run.stderrText)")
+        #expect(run.stderrText.contains(expected), "\(run.stderrText)")
+        #expect(run.stderrText.contains(version == 0 ? "qxub agent install --platform bashbox" : "upgrade qxub"))
+    }
+
+    @Test("the connection killed mid-stream (ssh, then the agent): qxub reconnects and the output is whole, nothing twice",
+          arguments: ["ssh", "agent"])
+    func reconnect(victim: String) throws {
+        let remote = try remote("reconnect-" + victim)
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2"])
+        // Let some output flow, then cut the session.
+        usleep(1_500_000)
+        if victim == "ssh" {
+            for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
+        } else {
+            _ = try remote.sshRun("qxub-bash", "pkill -KILL -u qxubbash -f 'qxub-agent serve'")
+        }
+        let run = collect(child, timeout: 120)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let expected = (1...40).map { "line \($0)\n" }.joined()
+        #expect(run.stdoutText == expected)
+        #expect(run.stderrText.contains("reconnecting"))
+        #expect(run.stderrText.contains("done\n"))
+    }
+
+    @Test("a dead ControlMaster socket is cleared, not hung on")
+    func deadMaster() throws {
+        let remote = try remote("deadmaster")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // Kill the master hard: its socket file stays behind with nobody listening.
+        let masters = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox"])
+        for pid in masters.stdoutText.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
+        usleep(200_000)
+        #expect(FileSystem.exists(remote.sandbox.directory + "/cm/bashbox"), "the stale socket should still be there")
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master died"], timeout: 60)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "after the master died\n")
+    }
+
+    @Test("attach follows a job submitted earlier, from its first byte")
+    func attach() throws {
+        let remote = try remote("attach")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let terse = try remote.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo first; sleep 1; echo second; exit 3"])
+        let id = terse.stdoutText.trimmingWhitespaceForTests()
+        #expect(terse.exit == .exited(0) && id.hasPrefix("local-"), "\(terse.stderrText)")
+        let run = try remote.qxub(["attach", id, "--platform", "bashbox"])
+        #expect(run.exit == .exited(3), "\(run.stderrText)")
+        #expect(run.stdoutText == "first\nsecond\n")
+        let unknown = try remote.qxub(["attach", "local-nosuch", "--platform", "bashbox"])
+        #expect(unknown.exit == .exited(69))
+        #expect(unknown.stderrText.contains("no job local-nosuch"))
+    }
+
+    @Test("an unknown platform is a usage error naming the configured ones")
+    func unknownPlatform() throws {
+        let remote = try remote("unknown")
+        let run = try remote.qxub(["exec", "--platform", "nosuch", "--", "true"])
+        #expect(run.exit == .exited(64))
+        #expect(run.stderrText.contains("bashbox, tcshbox"))
+    }
+}
