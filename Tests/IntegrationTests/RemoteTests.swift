@@ -171,6 +171,32 @@ struct RemoteTests {
         #expect(unknown.stderrText.contains("no job local-nosuch"))
     }
 
+    @Test("100 jobs over one session against the real Slurm: one ssh session, every job's output tagged, a summary")
+    func hundredJobsOneSession() throws {
+        let remote = try remote("batch")
+        let slurm = try Components.slurm()
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // The cluster's login file sets up the scheduler's client, as sites do.
+        _ = try remote.sshRun("qxub-bash", "echo 'export SLURM_CONF=\(slurm["SLURM_CONF"]!)' > $HOME/.bashrc")
+        let commands = (1...100).map { "echo job \($0) on $(hostname)" + ($0 == 42 ? "; exit 9" : "") }.joined(separator: "\n")
+        try FileSystem.writeAtomically(remote.sandbox.directory + "/jobs.txt", commands + "\n")
+        // Count the agent sessions qxub opens: an ssh wrapper first on PATH logs every invocation.
+        let log = remote.sandbox.directory + "/ssh-calls.log"
+        try FileSystem.writeAtomically(remote.sandbox.directory + "/bin/ssh", "#!/bin/sh\necho \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
+        func sessions() -> Int { (FileSystem.readText(log) ?? "").split(separator: "\n").filter { $0.contains("qxub-shim") }.count }
+        let before = sessions()
+        let run = try remote.qxub(["batch", "--platform", "bashbox", "--backend", "slurm", remote.sandbox.directory + "/jobs.txt"], timeout: 600)
+        #expect(run.exit == .exited(1), "one job failed: \(run.stderrText)")
+        #expect(sessions() - before == 1, "all 100 jobs went over one ssh session")
+        let lines = run.stdoutText.split(separator: "\n")
+        #expect(lines.count == 100)
+        for index in 1...100 {
+            #expect(lines.contains { $0.hasPrefix("[\(index)] job \(index) on ") }, "job \(index)")
+        }
+        #expect(run.stderrText.contains("100 jobs, 99 succeeded, 1 failed"))
+        #expect(run.stderrText.contains("[42] "))
+    }
+
     @Test("an unknown platform is a usage error naming the configured ones")
     func unknownPlatform() throws {
         let remote = try remote("unknown")
