@@ -70,7 +70,11 @@ extension QxubCommand {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode)
             let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry, loop: session.eventLoop)
             session.onStatus = { status.show($0) }
-            return session.run()
+            let code = session.run()
+            if Environment.get("QXUB_STATS") == "1" {
+                try? FileDescriptor.writeAll(2, "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n")
+            }
+            return code
         }
     }
 

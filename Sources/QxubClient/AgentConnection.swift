@@ -16,6 +16,9 @@ public final class AgentConnection {
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var nextRequest: UInt32 = 1
     private var closed = false
+    /// Bytes read from and written to the agent's pipes (the wire, compressed).
+    public private(set) var bytesReceived = 0
+    public private(set) var bytesSent = 0
     /// What the agent said, in order.
     public var onEvent: (ProtocolEndpoint.Event) -> Void = { _ in }
     /// The session ended: nil when the agent closed cleanly.
@@ -112,6 +115,7 @@ public final class AgentConnection {
                 }
                 return
             case .bytes(let count):
+                bytesReceived += count
                 var events: [ProtocolEndpoint.Event] = []
                 var failure: ProtocolError?
                 do {
@@ -147,6 +151,7 @@ public final class AgentConnection {
             }
             if written == 0 { break }
             outboxStart += written
+            bytesSent += written
         }
         if outboxStart == outbox.count {
             outbox.removeAll(keepingCapacity: true)

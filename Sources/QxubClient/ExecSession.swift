@@ -252,6 +252,7 @@ public final class ExecSession {
 
     private func reconnect() {
         guard exitCode == nil else { return }
+        wireBytesReceived += connection.bytesReceived
         do {
             connection = try endpoint.connect(loop: loop)
             lastHeard = MonotonicClock.now()
@@ -268,9 +269,14 @@ public final class ExecSession {
         return error.exitCode
     }
 
+    /// Wire bytes received over all connections of this session, and job output bytes delivered.
+    public private(set) var wireBytesReceived = 0
+    public var outputBytes: UInt64 { written[.stdout]! + written[.stderr]! }
+
     private func done(_ code: Int32) {
         guard exitCode == nil else { return }
         exitCode = code
+        wireBytesReceived += connection.bytesReceived
         connection.close()
         loop.stop()
     }

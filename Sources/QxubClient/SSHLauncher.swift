@@ -72,10 +72,32 @@ public struct SSHLauncher: Sendable {
     }
 
     /// Our control socket for this platform (nil when the user's ssh config has its own).
+    ///
+    /// A live socket of ours answers at once (no process spawned); only without one is `ssh -G` asked
+    /// whether the user's configuration shares connections itself.
     public func controlPath() throws(ClientError) -> String? {
-        if userManagesControlPath() { return nil }
         let safe = String(platform.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
-        return try Self.controlDirectory() + "/" + safe
+        let ours = try Self.controlDirectory() + "/" + safe
+        if Self.socketIsLive(ours) { return ours }
+        return userManagesControlPath() ? nil : ours
+    }
+
+    /// Whether a master listens on the Unix socket at `path` (a connect, no ssh process).
+    static func socketIsLive(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { FileDescriptor.close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
     }
 
     /// Makes sure a live master connection exists: a dead one (laptop slept, network changed) is cleared,
@@ -83,7 +105,9 @@ public struct SSHLauncher: Sendable {
     /// stderr goes to a log file, never to a pipe someone waits on.
     public func ensureMaster(controlPath: String?) throws(ClientError) {
         let base = baseArguments(controlPath: controlPath)
-        if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
+        if let controlPath {
+            if Self.socketIsLive(controlPath) { return }
+        } else if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
             return
         }
         if let controlPath, FileSystem.exists(controlPath) {

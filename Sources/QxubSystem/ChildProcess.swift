@@ -204,7 +204,9 @@ public func runCollectingOutput(
         try? FileDescriptor.writeAll(input, stdinBytes)
         FileDescriptor.close(input)
     }
-    var outputs: [Int32: [UInt8]] = [:]
+    // Two plain arrays, appended in place (a dictionary's values would be copied on every append).
+    var stdout: [UInt8] = []
+    var stderr: [UInt8] = []
     var open: [Int32] = [child.stdout!, child.stderr!]
     let deadline = MonotonicClock.now() + timeout
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -224,8 +226,10 @@ public func runCollectingOutput(
             }
             switch outcome {
             case .bytes(let count):
-                if outputs[entry.fd, default: []].count < outputLimit {
-                    outputs[entry.fd, default: []].append(contentsOf: buffer[0..<count])
+                if entry.fd == child.stdout {
+                    if stdout.count < outputLimit { stdout.append(contentsOf: buffer[0..<count]) }
+                } else if stderr.count < outputLimit {
+                    stderr.append(contentsOf: buffer[0..<count])
                 }
             case .endOfFile:
                 open.removeAll { $0 == entry.fd }
@@ -238,7 +242,6 @@ public func runCollectingOutput(
     let exit = child.wait()
     FileDescriptor.close(child.stdout!)
     FileDescriptor.close(child.stderr!)
-    var stderr = outputs[child.stderr!] ?? []
     if timedOut { stderr += Array("\n(killed after \(Int(timeout)) s without finishing)\n".utf8) }
-    return CollectedRun(exit: exit, stdout: outputs[child.stdout!] ?? [], stderr: stderr)
+    return CollectedRun(exit: exit, stdout: stdout, stderr: stderr)
 }

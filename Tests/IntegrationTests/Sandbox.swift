@@ -73,7 +73,8 @@ final class Sandbox {
 
 /// Drains a started child's pipes and waits for it (the pipes are drained concurrently).
 func collect(_ child: ChildProcess, timeout: Double = 60) -> CollectedRun {
-    var outputs: [Int32: [UInt8]] = [:]
+    var stdout: [UInt8] = []
+    var stderr: [UInt8] = []
     var open = [child.stdout!, child.stderr!]
     let deadline = MonotonicClock.now() + timeout
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -82,12 +83,18 @@ func collect(_ child: ChildProcess, timeout: Double = 60) -> CollectedRun {
         _ = poll(&fds, nfds_t(fds.count), 200)
         for entry in fds where entry.revents != 0 {
             let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-            if count > 0 { outputs[entry.fd, default: []] += buffer[0..<count] } else { open.removeAll { $0 == entry.fd } }
+            if count <= 0 {
+                open.removeAll { $0 == entry.fd }
+            } else if entry.fd == child.stdout {
+                stdout += buffer[0..<count]
+            } else {
+                stderr += buffer[0..<count]
+            }
         }
     }
     if !open.isEmpty { child.signal(SIGKILL) }
     let exit = child.wait()
     FileDescriptor.close(child.stdout!)
     FileDescriptor.close(child.stderr!)
-    return CollectedRun(exit: exit, stdout: outputs[child.stdout!] ?? [], stderr: outputs[child.stderr!] ?? [])
+    return CollectedRun(exit: exit, stdout: stdout, stderr: stderr)
 }
