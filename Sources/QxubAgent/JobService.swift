@@ -281,7 +281,7 @@ public final class JobService: AgentRequestHandler {
                     return finish(follower, info.termination!)
                 }
                 if follower.awaitingVerdictSince == nil { follower.awaitingVerdictSince = now }
-                if now - follower.awaitingVerdictSince! < max(3 * options.pollInterval, 6) { return progressed }
+                if now - follower.awaitingVerdictSince! < 5 { return progressed }
             }
             return finish(follower, termination)
         }
@@ -289,7 +289,13 @@ public final class JobService: AgentRequestHandler {
         if follower.kind == .local {
             return advanceLocal(follower, now: now) || progressed
         }
-        guard let info = schedulerInfo[follower.jobID] else { return progressed }
+        guard let info = schedulerInfo[follower.jobID] else {
+            if follower.missingFromScheduler >= 3 {
+                if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
+                return finish(follower, .unknown("the scheduler no longer knows job \(follower.jobID) and it left no exit record (purged from the scheduler's history?)"))
+            }
+            return progressed
+        }
         switch info.phase {
         case .queued, .held:
             if !follower.hasStarted { progressed = send(follower, state: JobState(phase: info.phase, detail: info.rawState)) || progressed }
@@ -395,6 +401,12 @@ public final class JobService: AgentRequestHandler {
                 }
                 let answers = backend.parseStatus(run)
                 for (id, info) in answers { self.schedulerInfo[id] = info }
+                // A job the scheduler no longer knows and that left no exit record cannot end by itself:
+                // after three answers without it, say so instead of following it forever.
+                for follower in self.followers.values where jobIDs.contains(follower.jobID) {
+                    follower.missingFromScheduler = answers[follower.jobID] == nil ? follower.missingFromScheduler + 1 : 0
+                }
+                self.tickSoon()
                 completion(answers)
             }
         } catch {

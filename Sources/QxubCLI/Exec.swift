@@ -46,6 +46,7 @@ extension QxubCommand {
             }
             try context.validate()
             try output.validate()
+            try resources.validate()
         }
 
         public func run() throws {

@@ -55,6 +55,10 @@ struct ResourceOptions: ParsableArguments {
 
     @Option(name: [.customShort("l"), .customLong("resources")], help: "A raw PBS -l resource request (repeatable).")
     var raw: [String] = []
+
+    func validate() throws {
+        if cpus == 0 { throw ValidationError("--cpus 0: a job needs at least one CPU") }
+    }
 }
 
 /// Scheduler placement and identity.

@@ -56,6 +56,7 @@ public final class ExecSession {
     private var jobID: String?
     private var exitCode: Int32?
     private var interrupts = 0
+    private var cancelWhenSubmitted = false
     private var signalFD: Int32 = -1
     /// Output bytes written so far per stream (the offsets a re-watch resumes from).
     public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
@@ -166,6 +167,10 @@ public final class ExecSession {
             case .follow, .quiet:
                 jobID = submitted.jobID
                 onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
+                if cancelWhenSubmitted {
+                    onStatus(.cancelling(jobID: submitted.jobID))
+                    connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID)))
+                }
                 connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: self.channel)
             }
         case .output(let output) where channel == self.channel:
@@ -205,7 +210,13 @@ public final class ExecSession {
 
     private func interrupted(by signal: Int32) {
         guard let jobID else {
-            // Not submitted yet (or submitting): nothing to cancel; stop here.
+            if submitRequest != 0 && mode != .dry && !cancelWhenSubmitted {
+                // The submission is on its way: the job may exist any moment; cancel it as soon as it does.
+                cancelWhenSubmitted = true
+                interrupts += 1
+                onStatus(.warning("interrupted while submitting: the job will be cancelled as soon as the scheduler accepts it"))
+                return
+            }
             onStatus(.warning("interrupted before the job was submitted"))
             return done(ExitCodes.interrupted)
         }
@@ -262,10 +273,10 @@ public final class ExecSession {
         }
     }
 
+    /// qxub's own errors are printed even with --quiet (which silences the job and the progress, not
+    /// the reason qxub itself failed).
     private func fail(_ error: ClientError) -> Int32 {
-        if mode != .quiet {
-            try? FileDescriptor.writeAll(2, "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n"))
-        }
+        try? FileDescriptor.writeAll(2, "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n"))
         return error.exitCode
     }
 

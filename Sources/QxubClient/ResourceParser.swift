@@ -42,6 +42,8 @@ public enum ResourceParser {
             ClientError("'\(text)' is not a duration", hint: "write it like \(timeForms)", exitCode: ExitCodes.usage)
         }
         guard !trimmed.isEmpty else { throw fail() }
+        // Bounded well below overflow: ten years is more than any scheduler grants.
+        let limit: UInt64 = 10 * 366 * 86400
         var seconds: UInt64 = 0
         if trimmed.contains(":") {
             // [D-]H:MM:SS or H:MM
@@ -53,7 +55,7 @@ public enum ResourceParser {
                 rest = rest[rest.index(after: dash)...]
             }
             let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { UInt64($0) }
-            guard parts.allSatisfy({ $0 != nil }), (2...3).contains(parts.count) else { throw fail() }
+            guard parts.allSatisfy({ $0 != nil && $0! < limit }), (2...3).contains(parts.count), days < limit else { throw fail() }
             let numbers = parts.map { $0! }
             if numbers.count == 3 {
                 guard numbers[1] < 60, numbers[2] < 60 else { throw fail() }
@@ -64,6 +66,7 @@ public enum ResourceParser {
             }
             seconds += days * 86400
         } else if let minutes = UInt64(trimmed) {
+            guard minutes < limit else { throw fail() }
             seconds = minutes * 60
         } else {
             var number = ""
@@ -83,12 +86,15 @@ public enum ResourceParser {
                 case "w": unit = 7 * 86400
                 default: throw fail()
                 }
-                seconds += UInt64((value * unit).rounded())
+                let amount = (value * unit).rounded()
+                guard amount < Double(limit) else { throw fail() }
+                seconds += UInt64(amount)
                 number = ""
                 sawUnit = true
             }
             guard number.isEmpty, sawUnit else { throw fail() }
         }
+        guard seconds <= limit else { throw fail() }
         guard seconds > 0 else { throw ClientError("'\(text)' is zero: a job needs some time", hint: "write it like \(timeForms)", exitCode: ExitCodes.usage) }
         return seconds
     }

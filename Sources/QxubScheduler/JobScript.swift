@@ -46,6 +46,9 @@ public struct JobScript {
         if kind == .slurm, let raw = spec.resources.raw.first {
             throw SchedulerError(.malformedRequest, "-l \(raw): raw -l resources are PBS Pro syntax and this cluster runs Slurm", hint: "use --mem, --cpus, --time, --gpus or --disk")
         }
+        if kind == .local && spec.array != nil {
+            throw SchedulerError(.malformedRequest, "the local backend has no job arrays", hint: "submit arrays to PBS Pro or Slurm, or use qxub batch")
+        }
         if case .argv(let arguments) = spec.command, arguments.isEmpty {
             throw SchedulerError(.malformedRequest, "no command to run", hint: "put the command after --")
         }
@@ -144,10 +147,10 @@ public struct JobScript {
             "umask 077",
             "qxub_state=\(state)",
             "QXUB_JOB_ID=\(idSource)",
-            "QXUB_STATE_DIR=$qxub_state",
+            "QXUB_JOB_DIR=$qxub_state",
             // Each subjob of an array keeps its own records and output files: <name>.<index>.
             spec.array == nil ? "qxub_suffix=" : "qxub_suffix=.${PBS_ARRAY_INDEX:-${SLURM_ARRAY_TASK_ID:-}}",
-            "export QXUB_JOB_ID QXUB_STATE_DIR",
+            "export QXUB_JOB_ID QXUB_JOB_DIR",
             "# Status records are written atomically (temporary file, then rename) for the agent to read.",
             "qxub_record() { printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\" && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; }",
             "qxub_fail() {",
@@ -255,7 +258,7 @@ public struct JobScript {
             lines += [
                 "qxub_runtime=$(command -v apptainer || command -v singularity)",
                 "if [ -z \"$qxub_runtime\" ] && type module >/dev/null 2>&1; then module load singularity >/dev/null 2>&1; qxub_runtime=$(command -v apptainer || command -v singularity); fi",
-                "[ -n \"$qxub_runtime\" ] || qxub_fail 78 \"neither apptainer nor singularity is available on $qxub_host: load one with --mod, or drop --sif\"",
+                "[ -n \"$qxub_runtime\" ] || qxub_fail 78 \"neither apptainer nor singularity is available on $qxub_host (not on PATH, and no singularity module): ask your site how to get one, or drop --sif\"",
                 "[ -r \(shellQuote(image)) ] || qxub_fail 78 \(shellQuote("the container image \(image) does not exist or is not readable on")) \"$qxub_host\"",
             ]
         }
@@ -273,8 +276,10 @@ public struct JobScript {
         case .shell(let line):
             return prefix + "bash -c \(shellQuote(line))"
         case .argv(let arguments):
-            // `exec`-free and argv-exact: each element is one quoted word.
-            return prefix + arguments.map(shellQuote).joined(separator: " ")
+            // Argv-exact, and run as a program (as execvp would): in a subshell with `exec`, so a word
+            // such as `exit` or `cd` is never a builtin of this script.
+            if !prefix.isEmpty { return prefix + arguments.map(shellQuote).joined(separator: " ") }
+            return "( exec -- " + arguments.map(shellQuote).joined(separator: " ") + " )"
         }
     }
 

@@ -6,9 +6,9 @@ qxub_umask=$(umask)
 umask 077
 qxub_state=/home/u/.qxub/jobs/20261125-103000-abcdef
 QXUB_JOB_ID=${QXUB_JOB_ID:-}
-QXUB_STATE_DIR=$qxub_state
+QXUB_JOB_DIR=$qxub_state
 qxub_suffix=
-export QXUB_JOB_ID QXUB_STATE_DIR
+export QXUB_JOB_ID QXUB_JOB_DIR
 # Status records are written atomically (temporary file, then rename) for the agent to read.
 qxub_record() { printf '%s\n' "$2" >"$qxub_state/.$1$qxub_suffix.$$" && mv -f "$qxub_state/.$1$qxub_suffix.$$" "$qxub_state/$1$qxub_suffix"; }
 qxub_fail() {
@@ -59,7 +59,7 @@ if [ "$qxub_status" -ne 0 ]; then
   qxub_record exit "$qxub_status $(date +%s) pre"
   exit "$qxub_status"
 fi
-python train.py --epochs 3
+( exec -- python train.py --epochs 3 )
 qxub_status=$?
 if [ "$qxub_status" -eq 0 ]; then
   bash -c 'echo post'

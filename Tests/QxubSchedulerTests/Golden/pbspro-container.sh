@@ -10,9 +10,9 @@ qxub_umask=$(umask)
 umask 077
 qxub_state=/home/u/.qxub/jobs/20261125-103000-abcdef
 QXUB_JOB_ID=${PBS_JOBID:-}
-QXUB_STATE_DIR=$qxub_state
+QXUB_JOB_DIR=$qxub_state
 qxub_suffix=
-export QXUB_JOB_ID QXUB_STATE_DIR
+export QXUB_JOB_ID QXUB_JOB_DIR
 # Status records are written atomically (temporary file, then rename) for the agent to read.
 qxub_record() { printf '%s\n' "$2" >"$qxub_state/.$1$qxub_suffix.$$" && mv -f "$qxub_state/.$1$qxub_suffix.$$" "$qxub_state/$1$qxub_suffix"; }
 qxub_fail() {
@@ -39,7 +39,7 @@ umask "$qxub_umask"
 cd -- /w || qxub_fail 78 'cannot enter the working directory /w on' "$qxub_host" '(use --create-execdir to create it)'
 qxub_runtime=$(command -v apptainer || command -v singularity)
 if [ -z "$qxub_runtime" ] && type module >/dev/null 2>&1; then module load singularity >/dev/null 2>&1; qxub_runtime=$(command -v apptainer || command -v singularity); fi
-[ -n "$qxub_runtime" ] || qxub_fail 78 "neither apptainer nor singularity is available on $qxub_host: load one with --mod, or drop --sif"
+[ -n "$qxub_runtime" ] || qxub_fail 78 "neither apptainer nor singularity is available on $qxub_host (not on PATH, and no singularity module): ask your site how to get one, or drop --sif"
 [ -r /images/ubuntu.sif ] || qxub_fail 78 'the container image /images/ubuntu.sif does not exist or is not readable on' "$qxub_host"
 "$qxub_runtime" exec --bind /g/data:/g/data /images/ubuntu.sif bash -c 'cat /etc/os-release | head -1'
 qxub_status=$?
