@@ -57,6 +57,10 @@ public final class JobService: AgentRequestHandler {
 
     public func sessionReady(_ session: AgentSession) {
         self.session = session
+        AgentLog.path = options.store.root + "/agent.log"
+        try? FileSystem.createDirectories(options.store.root)
+        if session.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilityVerbose) == true { AgentLog.mirrorToStderr = true }
+        AgentLog.write("session from \(session.negotiation?.peer.software ?? "?") on \(session.negotiation?.peer.hostname ?? "?"); scheduler \(options.defaultKind)")
         // QXUB_NO_INOTIFY=1 measures the polling path alone (what Lustre and NFS get for remote writes).
         if Environment.get("QXUB_NO_INOTIFY") == nil {
             fileWatcher = FileWatcher(loop: session.loop) { [weak self] in self?.tickSoon() }
@@ -64,6 +68,7 @@ public final class JobService: AgentRequestHandler {
     }
 
     public func sessionEnded(_ session: AgentSession) {
+        AgentLog.write("session ended: \(session.ending.map { "\($0)" } ?? "?")")
         if let tickTimer { session.loop.cancelTimer(tickTimer) }
         tickTimer = nil
         followers.removeAll()
@@ -166,6 +171,7 @@ public final class JobService: AgentRequestHandler {
         do {
             let jobID = try SchedulerBackend(kind: kind).submittedJobID(run)
             try options.store.link(jobID: jobID, to: paths.stateDirectory)
+            AgentLog.write("submitted \(jobID) (\(kind)) in \(paths.stateDirectory)")
             session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory)))
         } catch let error as SchedulerError {
             session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
@@ -190,6 +196,7 @@ public final class JobService: AgentRequestHandler {
             stdin: .null, stdout: .fileDescriptor(log), stderr: .fileDescriptor(log), newSession: true)
         localChildren.insert(child.pid)
         try FileSystem.writeAtomically(paths.pidRecord, "\(child.pid)\n")
+        AgentLog.write("started \(jobID) (local, process group \(child.pid)) in \(paths.stateDirectory)")
         session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory)))
         tickSoon()
     }
@@ -518,12 +525,20 @@ public final class JobService: AgentRequestHandler {
     }
 }
 
-/// Diagnostics on stderr when `QXUB_AGENT_DEBUG` is set (the protocol owns stdout).
+/// The agent's log: `<state root>/agent.log` (rotated at 1 MiB), mirrored on stderr (which reaches the
+/// user's terminal through ssh) when the client asked for `-v` or `QXUB_AGENT_DEBUG` is set.
 enum AgentLog {
-    static let enabled = Environment.get("QXUB_AGENT_DEBUG") != nil
+    nonisolated(unsafe) static var mirrorToStderr = Environment.get("QXUB_AGENT_DEBUG") != nil
+    nonisolated(unsafe) static var path: String?
 
     static func write(_ message: @autoclosure () -> String) {
-        guard enabled else { return }
-        try? FileDescriptor.writeAll(2, "qxub-agent: " + message() + "\n")
+        let text = message()
+        if mirrorToStderr { try? FileDescriptor.writeAll(2, "qxub-agent: " + text + "\n") }
+        guard let path else { return }
+        if let size = FileSystem.size(path), size > 1 << 20 { rename(path, path + ".1") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { FileDescriptor.close(fd) }
+        try? FileDescriptor.writeAll(fd, "\(Int(MonotonicClock.wallNow())) [\(getpid())] \(text)\n")
     }
 }

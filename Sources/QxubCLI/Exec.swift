@@ -59,6 +59,7 @@ extension QxubCommand {
                 commandLine = .argv(command)
             }
             let mode: ExecSession.Mode = output.dry ? .dry : output.terse ? .terse : output.quiet ? .quiet : .follow
+            ClientLog.level = output.verbose
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let platform = try place.platform()
                 let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote).build()

@@ -46,13 +46,15 @@ public final class AgentConnection {
         try FileDescriptor.setNonBlocking(child.stdout!)
         loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
         enqueue(endpoint.start())
+        ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))")
     }
 
     /// The hello qxub sends.
     public static func hello() -> Hello {
         Hello(
             software: "qxub \(QxubVersion.current)",
-            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilityHeartbeat],
+            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilityHeartbeat]
+                + (ClientLog.level > 0 ? [ProtocolConstants.capabilityVerbose] : []),
             platform: Environment.platform(), hostname: Environment.hostname())
     }
 
@@ -164,6 +166,7 @@ public final class AgentConnection {
 
     private func finish(_ error: ClientError?) {
         guard !closed else { return }
+        ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         closed = true
         loop.remove(child.stdout!)
         loop.remove(child.stdin!)

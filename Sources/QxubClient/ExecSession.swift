@@ -166,6 +166,7 @@ public final class ExecSession {
                 done(0)
             case .follow, .quiet:
                 jobID = submitted.jobID
+                ClientLog.write("submitted job \(submitted.jobID) (\(submitted.backend)) on \(endpoint.peerName), state in \(submitted.stateDirectory)")
                 onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
                 if cancelWhenSubmitted {
                     onStatus(.cancelling(jobID: submitted.jobID))
@@ -179,6 +180,7 @@ public final class ExecSession {
             onStatus(.state(state))
         case .jobEnd(let termination) where channel == self.channel:
             let (code, message) = ExitCodes.exit(for: termination)
+            ClientLog.write("job \(jobID ?? "?") ended: \(termination) → exit \(code)")
             onStatus(.finished(code: code, message: message))
             done(code)
         case .cancelResult(let result):
@@ -256,6 +258,7 @@ public final class ExecSession {
             return done(ExitCodes.connectionLost)
         }
         let delay = reconnectDelays[reconnectAttempts]
+        ClientLog.write("job \(jobID): connection lost (\(reason)); reconnect attempt \(reconnectAttempts + 1) in \(delay) s")
         reconnectAttempts += 1
         onStatus(.reconnecting(attempt: reconnectAttempts, reason: reason))
         loop.schedule(after: delay) { [weak self] in self?.reconnect() }

@@ -37,6 +37,9 @@ public enum ProtocolConstants {
     /// agent may end a session that falls silent (the client's machine died or lost its network).
     public static let capabilityHeartbeat = "heartbeat"
 
+    /// Capability name (client): the user asked for `-v`; the agent mirrors its log lines on its stderr.
+    public static let capabilityVerbose = "verbose"
+
     /// Seconds between a client's pings.
     public static let heartbeatInterval = 10.0
 }

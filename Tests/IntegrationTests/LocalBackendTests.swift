@@ -1,3 +1,4 @@
+import QxubProtocol
 import QxubSystem
 import Testing
 
@@ -59,6 +60,36 @@ struct LocalBackendTests {
         let group = try #require(pid)
         #expect(kill(-group, 0) == 0, "the job must still run")
         kill(-group, SIGKILL)
+    }
+
+    @Test("status, cancel and monitor over one session each; ids also from stdin")
+    func statusCancelMonitor() throws {
+        let sandbox = try Sandbox("status")
+        let quick = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "exit 3"]).stdoutText.trimmingWhitespaceForTests()
+        let slow = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        #expect(sandbox.wait { FileSystem.exists(sandbox.jobDirectories.sorted().first! + "/exit") })
+        let status = try sandbox.qxub(["status", quick, slow, "local-nosuch"])
+        #expect(status.stdoutText.contains("\(quick): finished"))
+        #expect(status.stdoutText.contains("exit status 3"))
+        #expect(status.stdoutText.contains("\(slow): running"))
+        #expect(status.stdoutText.contains("local-nosuch: unknown"))
+        let snakemake = try sandbox.qxub(["status", "--format", "snakemake", quick, slow])
+        #expect(snakemake.stdoutText == "failed\nrunning\n")
+        let cancel = try sandbox.qxub(["cancel", slow])
+        #expect(cancel.exit == .exited(0), "\(cancel.stderrText)")
+        #expect(cancel.stdoutText == "\(slow): cancel requested\n")
+        let monitor = try runCollectingOutput([BuiltProducts.qxub, "monitor", "-i", "0.5"], environment: sandbox.environmentList, stdinBytes: Array("\(quick)\n\(slow)\n".utf8), timeout: 60)
+        #expect(monitor.exit == .exited(1), "one failed, one cancelled: \(monitor.stderrText)")
+        #expect(monitor.stdoutText.contains("all jobs finished: 0 succeeded, 2 failed"))
+    }
+
+    @Test("doctor reports the local agent")
+    func doctor() throws {
+        let sandbox = try Sandbox("doctor")
+        let run = try sandbox.qxub(["doctor"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText.contains("agent round trip"))
+        #expect(run.stdoutText.contains("qxub-agent \(QxubVersion.current)"))
     }
 
     @Test("without conda anywhere the job says so")

@@ -197,6 +197,18 @@ struct RemoteTests {
         #expect(run.stderrText.contains("[42] "))
     }
 
+    @Test("doctor measures the master, the login shell, the agent and reports login-file noise")
+    func doctor() throws {
+        let remote = try remote("doctor")
+        #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
+        _ = try remote.sshRun("qxub-tcsh", "sh -c 'echo \"echo Welcome\" > $HOME/.cshrc'")
+        let run = try remote.qxub(["doctor", "--platform", "tcshbox"])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        for expected in ["master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED", "Welcome"] {
+            #expect(run.stdoutText.contains(expected), "missing \(expected) in \(run.stdoutText)")
+        }
+    }
+
     @Test("an unknown platform is a usage error naming the configured ones")
     func unknownPlatform() throws {
         let remote = try remote("unknown")

@@ -1,0 +1,67 @@
+import ArgumentParser
+import QxubClient
+import QxubProtocol
+import QxubSystem
+
+extension QxubCommand {
+    /// `qxub doctor [--platform NAME]`: what users cannot see, measured.
+    public struct Doctor: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Check the connection to a platform: master connection, login-shell cost, stray output, agent, scheduler.")
+        @OptionGroup(title: "Where") var place: PlatformOptions
+        public init() {}
+
+        public func run() throws {
+            try CLIFailure.catching { () throws(ClientError) -> Void in
+                let platform = try place.platform()
+                func line(_ label: String, _ value: String) { print(label.padding(to: 22) + value) }
+                func ms(_ seconds: Double) -> String {
+                    let value = seconds * 1000
+                    return value < 10 ? String(Int((value * 100).rounded()) / 100) + "." + String(format2(Int((value * 100).rounded()) % 100)) + " ms" : String(Int(value.rounded())) + " ms"
+                }
+                func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+                line("platform", platform.remote.map { "\(platform.name) (ssh \($0.host))" } ?? "this machine (local agent)")
+                if let remote = platform.remote {
+                    let launcher = SSHLauncher(platform: platform.name, remote: remote)
+                    let controlPath = try launcher.controlPath()
+                    line("control socket", controlPath.map { "\($0) (\(FileSystem.exists($0) ? "present" : "none yet"))" } ?? "managed by your ssh config")
+                    let start = MonotonicClock.now()
+                    try launcher.ensureMaster(controlPath: controlPath)
+                    line("master connection", "live (\(ms(MonotonicClock.now() - start)) to check or open)")
+                    var shell: [Double] = []
+                    for _ in 0..<5 {
+                        let begin = MonotonicClock.now()
+                        _ = try? runCollectingOutput(launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", remote.host, "true"], timeout: 30)
+                        shell.append(MonotonicClock.now() - begin)
+                    }
+                    line("ssh host true", "\(ms(median(shell))) median of 5 (login shell start-up over the master)")
+                }
+                let begin = MonotonicClock.now()
+                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                defer { requests.close() }
+                let pings = try requests.pings(10)
+                line("session start", ms(MonotonicClock.now() - begin - pings.reduce(0, +)) + " (ssh + agent start + hello)")
+                line("agent round trip", "\(ms(median(pings))) median of 10 pings over the open session")
+                if let peer = requests.negotiation?.peer {
+                    line("agent", "\(peer.software) on \(peer.hostname) (\(peer.platform))")
+                    line("protocol", "version \(requests.negotiation!.version), compression \(requests.negotiation!.compression ? "on" : "off")")
+                    line("scheduler", peer.scheduler.isEmpty ? "unknown" : peer.scheduler)
+                }
+                if requests.strayBytes.isEmpty {
+                    line("login files", "quiet (nothing printed before the agent)")
+                } else {
+                    line("login files", "PRINTED \(requests.strayBytes.count) bytes before the agent: \(EscapedBytes(requests.strayBytes, limit: 120))")
+                    line("", "guard them with `[ -t 1 ]` (sh/bash) or `if ($?prompt)` (csh/tcsh)")
+                }
+            }
+        }
+    }
+}
+
+private func format2(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+extension String {
+    func padding(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}

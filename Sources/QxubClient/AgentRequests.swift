@@ -1,0 +1,94 @@
+import QxubProtocol
+import QxubSystem
+
+/// Short request/reply conversations with an agent: cancel, status, ping. One session each.
+public final class AgentRequests {
+    public let loop = EventLoop()
+    public let connection: AgentConnection
+    public private(set) var strayBytes: [UInt8] = []
+    public private(set) var negotiation: Negotiation?
+
+    public init(endpoint: AgentEndpoint) throws(ClientError) {
+        connection = try endpoint.connect(loop: loop)
+    }
+
+    /// Sends what `request` builds once the session is ready, and returns the first reply `accept` takes.
+    public func ask<T>(timeout: Double = 120, _ request: @escaping (AgentConnection) -> [Message], accept: @escaping (Message) -> T?) throws(ClientError) -> T {
+        var result: T?
+        var failure: ClientError?
+        let send = { [unowned self] in
+            for message in request(connection) { connection.send(message) }
+        }
+        connection.onEvent = { [unowned self] event in
+            switch event {
+            case .stray(let bytes): strayBytes += bytes
+            case .ready(let negotiation):
+                self.negotiation = negotiation
+                send()
+            case .message(_, let message):
+                if let value = accept(message) {
+                    result = value
+                    loop.stop()
+                } else if case .error(let error) = message {
+                    failure = ClientError(error)
+                    loop.stop()
+                }
+            case .malformed: break
+            }
+        }
+        connection.onClose = { [unowned self] error in
+            failure = failure ?? error ?? ClientError("the agent closed the session without answering", exitCode: ExitCodes.unavailable)
+            loop.stop()
+        }
+        if negotiation != nil { send() }
+        let timer = loop.schedule(after: timeout) { [unowned self] in
+            failure = ClientError("no answer from \(connection.peerName) in \(Int(timeout)) s", exitCode: ExitCodes.unavailable)
+            loop.stop()
+        }
+        try? loop.run()
+        loop.cancelTimer(timer)
+        if let result { return result }
+        throw failure ?? ClientError("no answer", exitCode: ExitCodes.unavailable)
+    }
+
+    public func close() { connection.close() }
+
+    /// Cancels jobs; returns (job, outcome message) pairs.
+    public func cancel(_ jobIDs: [String]) throws(ClientError) -> [(String, String)] {
+        var outcomes: [(String, String)] = []
+        for jobID in jobIDs {
+            do {
+                let result = try ask({ connection in [.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))] }) { message -> CancelResult? in
+                    if case .cancelResult(let result) = message { return result }
+                    return nil
+                }
+                outcomes.append((jobID, result.wasActive ? "cancel requested" : "had already finished"))
+            } catch {
+                outcomes.append((jobID, "failed: \(error.message)"))
+            }
+        }
+        return outcomes
+    }
+
+    /// The status of many jobs in one request (one scheduler query on the agent's side).
+    public func status(_ jobIDs: [String]) throws(ClientError) -> [JobStatus] {
+        try ask({ connection in [.statusQuery(StatusQuery(requestID: connection.requestID(), jobIDs: jobIDs))] }) { message -> [JobStatus]? in
+            if case .statusReport(let report) = message { return report.jobs }
+            return nil
+        }
+    }
+
+    /// Round-trip times of `count` pings over this session, in seconds.
+    public func pings(_ count: Int) throws(ClientError) -> [Double] {
+        var times: [Double] = []
+        for nonce in 0..<count {
+            let start = MonotonicClock.now()
+            _ = try ask({ _ in [.ping(Ping(nonce: UInt64(nonce)))] }) { message -> Bool? in
+                if case .pong(let pong) = message, pong.nonce == UInt64(nonce) { return true }
+                return nil
+            }
+            times.append(MonotonicClock.now() - start)
+        }
+        return times
+    }
+}
