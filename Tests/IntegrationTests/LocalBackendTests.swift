@@ -67,7 +67,7 @@ struct LocalBackendTests {
         let sandbox = try Sandbox("status")
         let quick = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "exit 3"]).stdoutText.trimmingWhitespaceForTests()
         let slow = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
-        #expect(sandbox.wait { FileSystem.exists(sandbox.jobDirectories.sorted().first! + "/exit") })
+        #expect(sandbox.wait { FileSystem.exists(sandbox.directory + "/state/by-id/\(quick)/exit") })
         let status = try sandbox.qxub(["status", quick, slow, "local-nosuch"])
         #expect(status.stdoutText.contains("\(quick): finished"))
         #expect(status.stdoutText.contains("exit status 3"))
