@@ -5,6 +5,7 @@
 #
 # Installs:
 #   DIR/bin/qxub                           the command-line tool
+#   DIR/bin/qx                             a link: `qx ARGS` is `qxub exec ARGS`
 #   DIR/libexec/qxub/qxub-agent            the static agent, run as a local child on this machine and
 #                                          sent to clusters by `qxub agent install`
 #   DIR/libexec/qxub/qxub-shim             the remote bootstrap sent with it
@@ -33,6 +34,7 @@ swift build -c release --product qxub
 [ -x .build/release/qxub ] || { echo "install: the build produced no .build/release/qxub" >&2; exit 1; }
 install -d "$prefix/bin" "$prefix/libexec/qxub"
 install -m 0755 .build/release/qxub "$prefix/bin/qxub"
+ln -sf qxub "$prefix/bin/qx"   # `qx ARGS` = `qxub exec ARGS`
 install -m 0755 .build-static/qxub-agent "$prefix/libexec/qxub/qxub-agent"
 install -m 0644 shim/qxub-shim "$prefix/libexec/qxub/qxub-shim"
 echo "install: installed $prefix/bin/qxub and $prefix/libexec/qxub/qxub-agent"

@@ -44,10 +44,11 @@ extension QxubCommand {
                 throw CLIFailure(ClientError("\(file) has no commands", hint: "one shell command line per line", exitCode: ExitCodes.usage))
             }
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
-                let platform = try place.platform()
+                let configuration = try place.configuration()
+                let platform = try Platform.resolve(place.platformName, configuration: configuration)
                 var specs: [JobSpec] = []
                 for (index, command) in commands.enumerated() {
-                    var spec = try JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote).build()
+                    var spec = try JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration).build()
                     if job.name == nil { spec.name = spec.name + "-\(index + 1)" }
                     specs.append(spec)
                 }

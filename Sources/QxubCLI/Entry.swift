@@ -4,7 +4,11 @@ import QxubSystem
 
 /// The `qxub` executable's entry: parse, run, and turn failures into messages and exit statuses.
 public enum Entry {
-    public static func main(_ arguments: [String]) -> Never {
+    /// - Parameter commandLine: argv, the program's name first (`qx` means `qxub exec`).
+    public static func main(_ commandLine: [String]) -> Never {
+        let name = commandLine.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "qxub"
+        let rest = Array(commandLine.dropFirst())
+        let arguments = name == "qx" ? QxArguments.execArguments(rest) : rest
         do {
             var command = try QxubCommand.parseAsRoot(arguments)
             try command.run()

@@ -61,8 +61,9 @@ extension QxubCommand {
             let mode: ExecSession.Mode = output.dry ? .dry : output.terse ? .terse : output.quiet ? .quiet : .follow
             ClientLog.level = output.verbose
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
-                let platform = try place.platform()
-                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote).build()
+                let configuration = try place.configuration()
+                let platform = try Platform.resolve(place.platformName, configuration: configuration)
+                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration).build()
                 return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
             }
             if code != 0 { throw ExitCode(code) }
@@ -113,11 +114,15 @@ struct PlatformOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
     var configFile: String?
 
-    func platform() throws(ClientError) -> Platform {
+    func configuration() throws(ClientError) -> Configuration {
         if let configFile, !FileSystem.exists(configFile) {
             throw ClientError("--config \(configFile): no such file", hint: "give the path of a YAML configuration file", exitCode: ExitCodes.usage)
         }
-        return try Platform.resolve(platformName, configuration: try Configuration.load(explicit: configFile))
+        return try Configuration.load(explicit: configFile)
+    }
+
+    func platform() throws(ClientError) -> Platform {
+        try Platform.resolve(platformName, configuration: try configuration())
     }
 }
 

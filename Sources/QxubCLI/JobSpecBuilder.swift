@@ -15,6 +15,16 @@ struct JobSpecBuilder {
     let output: OutputOptions
     /// Set for a remote platform: paths are the cluster's, resolved there against the working directory.
     var remote: Platform.Remote? = nil
+    /// `defaults.*` and `templates:` apply where the command line says nothing.
+    var configuration = Configuration()
+
+    /// One value per resource: the command line, else `defaults.<key>` (unless a raw `-l` names it).
+    private func configured(_ key: String, unlessRaw rawNames: [String] = []) -> String? {
+        guard let value = configuration.value("defaults.\(key)") else { return nil }
+        let raw = resources.raw.flatMap { $0.split(separator: ",") }.map { $0.split(separator: "=").first.map(String.init) ?? "" }
+        if rawNames.contains(where: raw.contains) { return nil }
+        return value.string
+    }
 
     func build() throws(ClientError) -> JobSpec {
         let cwd = FileSystem.currentDirectory()
@@ -32,19 +42,50 @@ struct JobSpecBuilder {
             }
             variables.append(KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
         }
-        var parsed = JobSpec.Resources(cpus: resources.cpus, gpus: resources.gpus, storage: resources.storage, raw: resources.raw)
-        if let memory = resources.memory { parsed.memoryBytes = try ResourceParser.memory(memory) }
-        if let walltime = resources.walltime { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
-        if let disk = resources.disk { parsed.localDiskBytes = try ResourceParser.memory(disk) }
+        func number(_ text: String?, _ key: String) throws(ClientError) -> UInt32? {
+            guard let text else { return nil }
+            guard let value = UInt32(text), value > 0 else {
+                throw ClientError("defaults.\(key) is '\(text)', not a positive whole number", hint: "fix it with `qxub config set defaults.\(key) 4`", exitCode: ExitCodes.usage)
+            }
+            return value
+        }
+        var raw = resources.raw
+        if raw.isEmpty, let list = configuration.value("defaults.resources")?.list {
+            raw = list.compactMap(\.string)  // as the Python qxub: only when nothing else asks for resources
+        }
+        var cpus = resources.cpus
+        if cpus == nil { cpus = try number(configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
+        var gpus = resources.gpus
+        if gpus == nil { gpus = try number(configured("gpus", unlessRaw: ["ngpus"]), "gpus") }
+        var parsed = JobSpec.Resources(cpus: cpus, gpus: gpus, storage: resources.storage ?? configured("volumes", unlessRaw: ["storage"]), raw: raw)
+        if let memory = resources.memory ?? configured("mem", unlessRaw: ["mem"]) { parsed.memoryBytes = try ResourceParser.memory(memory) }
+        if let walltime = resources.walltime ?? configured("runtime", unlessRaw: ["walltime"]) { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
+        if let disk = resources.disk ?? configured("disk", unlessRaw: ["jobfs"]) { parsed.localDiskBytes = try ResourceParser.memory(disk) }
+
+        let queue = job.queue ?? configured("queue")
+        let project = job.project ?? configured("project") ?? Environment.get("PROJECT")
+        var templates: [String: String] = [:]
+        for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
+        var templateVariables = TemplateVariables(user: Environment.get("USER") ?? "", project: project, name: nil, queue: queue, templates: templates)
+        var warned: Set<String> = []
+        func resolve(_ text: String?) -> String? {
+            text.map { templateVariables.resolve($0) { name in
+                if warned.insert(name).inserted { ClientLog.write("unknown template variable {\(name)} in '\(text!)'") }
+            } }
+        }
+        let name = JobName.sanitize(resolve(job.name ?? configured("name")) ?? JobName.defaultName(for: command))
+        templateVariables.values["name"] = name
         return JobSpec(
-            name: JobName.sanitize(job.name ?? JobName.defaultName(for: command)),
+            name: name,
             command: command,
             workingDirectory: absolute(job.workingDirectory) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
             context: .init(condaEnvironment: context.condaEnvironment, modules: context.allModules, container: absolute(context.container), binds: context.binds),
             pre: job.pre, post: job.post, variables: variables, resources: parsed,
-            queue: job.queue, project: job.project, array: job.array, email: job.email, emailEvents: job.emailEvents,
-            stdoutPath: absolute(output.stdout), stderrPath: absolute(output.stderr), joblogPath: absolute(output.joblog),
+            queue: queue, project: project, array: job.array,
+            email: job.email ?? configured("email"), emailEvents: job.emailEvents ?? configured("email_opts"),
+            stdoutPath: absolute(resolve(output.stdout ?? configured("out"))), stderrPath: absolute(resolve(output.stderr ?? configured("err"))),
+            joblogPath: absolute(resolve(output.joblog ?? configured("joblog"))),
             backend: job.backend ?? "", submitHost: Environment.hostname(), clientVersion: QxubVersion.current)
     }
 }

@@ -1,4 +1,4 @@
-// qxub: thin executable; everything lives in QxubCLI.
+// qxub: thin executable; everything lives in QxubCLI. Installed also as `qx` (= `qxub exec`).
 import QxubCLI
 
-Entry.main(Array(CommandLine.arguments.dropFirst()))
+Entry.main(CommandLine.arguments)

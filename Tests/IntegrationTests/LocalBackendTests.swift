@@ -118,3 +118,74 @@ struct LocalBackendTests {
         #expect(sandbox.jobDirectories.isEmpty)
     }
 }
+
+@Suite("Configuration layers and the qx entry point, through the built qxub")
+struct ConfigurationTests {
+    /// A sandbox with a user config, a project with .qx/project.yaml and .qx/local.yaml, and a --config file.
+    func layered() throws -> (Sandbox, String) {
+        let sandbox = try Sandbox("config")
+        let user = sandbox.directory + "/config/qxub"
+        try FileSystem.createDirectories(user)
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        sandbox.environment["USER"] = "alice"
+        try FileSystem.writeAtomically(user + "/config.yaml", """
+            defaults:
+              project: a56
+              queue: normal
+              mem: 8GB
+              runtime: 1h
+              name: "{user}-job"
+              out: /scratch/{project}/{user}/{name}.out
+            templates:
+              log_dir: /scratch/{project}/{user}/logs
+            unknown_python_key: ignored
+            """)
+        let project = sandbox.directory + "/project/sub"
+        try FileSystem.createDirectories(sandbox.directory + "/project/.qx")
+        try FileSystem.createDirectories(project)
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/project.yaml", "defaults:\n  queue: express\n  cpus: 4\n")
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults:\n  cpus: 8\n")
+        return (sandbox, project)
+    }
+
+    func dry(_ sandbox: Sandbox, in directory: String, _ arguments: [String]) throws -> String {
+        let run = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments + ["--", "echo"], environment: sandbox.environmentList)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        return run.stdoutText
+    }
+
+    @Test("system < user < project < local < --config < command line; one value per resource")
+    func layering() throws {
+        let (sandbox, project) = try layered()
+        let script = try dry(sandbox, in: project, [])
+        for line in ["#PBS -N alice-job", "#PBS -q express", "#PBS -P a56", "#PBS -l walltime=1:00:00", "#PBS -l mem=8GB", "#PBS -l ncpus=8"] {
+            #expect(script.contains(line + "\n"), "missing \(line)")
+        }
+        #expect(script.contains("/scratch/a56/alice/alice-job.out"), "templates resolve in paths")
+        try FileSystem.writeAtomically(sandbox.directory + "/extra.yaml", "defaults:\n  queue: hugemem\n")
+        let overridden = try dry(sandbox, in: project, ["--config", sandbox.directory + "/extra.yaml", "--mem", "2GB", "-N", "mine"])
+        #expect(overridden.contains("#PBS -q hugemem\n"))
+        #expect(overridden.contains("#PBS -l mem=2GB\n"))
+        #expect(!overridden.contains("mem=8GB"), "the command line replaces the config value; it is never emitted twice")
+        #expect(overridden.contains("#PBS -N mine\n"))
+        let raw = try dry(sandbox, in: project, ["-l", "mem=3GB"])
+        #expect(raw.contains("#PBS -l mem=3GB\n") && !raw.contains("mem=8GB"), "a raw -l beats the config's value")
+    }
+
+    @Test("a broken config file is an error that names it")
+    func brokenConfig() throws {
+        let (sandbox, project) = try layered()
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults: [unclosed\n")
+        let run = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--", "true"], environment: sandbox.environmentList)
+        #expect(run.exit == .exited(64))
+        #expect(run.stderrText.contains(".qx/local.yaml is not valid YAML"))
+    }
+
+    @Test("qx: the first word that is not an option starts the command (options of the command pass through)")
+    func qx() throws {
+        let sandbox = try Sandbox("qx")
+        _ = try runCollectingOutput(["ln", "-s", BuiltProducts.qxub, sandbox.directory + "/bin/qx"])
+        let run = try runCollectingOutput([sandbox.directory + "/bin/qx", "--backend", "local", "-N", "t", "--quiet", "python3", "-c", "import sys; sys.exit(len(sys.argv))", "--epochs", "3"], environment: sandbox.environmentList, timeout: 60)
+        #expect(run.exit == .exited(3), "argv was [-c, --epochs, 3]: \(run.stderrText)")
+    }
+}

@@ -1,0 +1,70 @@
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `{user}`, `{project}`, `{name}`, `{queue}`, `{timestamp}`, `{date}`, `{time}` and the `templates:`
+/// section, resolved in names and paths (as the Python qxub does, nested up to 10 times).
+public struct TemplateVariables: Sendable {
+    public var values: [String: String]
+
+    public init(user: String, project: String?, name: String?, queue: String?, templates: [String: String], now: time_t = time(nil)) {
+        var now = now
+        var parts = tm()
+        localtime_r(&now, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let date = "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
+        let clock = "\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
+        var values = templates
+        values["user"] = user
+        values["date"] = date
+        values["time"] = clock
+        values["timestamp"] = date + "_" + clock
+        if let project { values["project"] = project }
+        if let name { values["name"] = name }
+        if let queue { values["queue"] = queue }
+        self.values = values
+    }
+
+    /// `text` with every known `{variable}` replaced; `{{...}}` is left alone (it belongs to the cluster
+    /// side); unknown names are reported through `unknown` and left as they are.
+    public func resolve(_ text: String, unknown: (String) -> Void = { _ in }) -> String {
+        var current = text
+        for _ in 0..<10 {
+            var output = ""
+            var changed = false
+            var rest = Substring(current)
+            while let open = rest.firstIndex(of: "{") {
+                output += rest[..<open]
+                let afterOpen = rest.index(after: open)
+                if afterOpen < rest.endIndex, rest[afterOpen] == "{" {
+                    // `{{name}}`: kept verbatim for the remote side.
+                    if let close = rest[afterOpen...].firstRange(ofLiteral: "}}") {
+                        output += rest[open..<close.upperBound]
+                        rest = rest[close.upperBound...]
+                        continue
+                    }
+                }
+                guard let close = rest[afterOpen...].firstIndex(of: "}") else {
+                    output += rest[open...]
+                    rest = rest[rest.endIndex...]
+                    break
+                }
+                let name = String(rest[afterOpen..<close])
+                if let value = values[name] {
+                    output += value
+                    changed = true
+                } else {
+                    unknown(name)
+                    output += rest[open...close]
+                }
+                rest = rest[rest.index(after: close)...]
+            }
+            output += rest
+            current = output
+            if !changed { break }
+        }
+        return current
+    }
+}
