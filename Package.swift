@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "QxubCLI", dependencies: [
             "QxubClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "qxub", dependencies: ["QxubCLI"]),
         // Benchmarks print figures against a floor measured in the same run; never part of the tests.

@@ -78,6 +78,36 @@ public struct Configuration: Sendable {
 
     public private(set) var root: ConfigValue = .map([:])
     public private(set) var layers: [Layer] = []
+    /// For each dotted key with a value: the layer that set it last.
+    public private(set) var origins: [String: Layer] = [:]
+
+    /// Top-level keys of the Python qxub's schema (read or not); any other key earns a warning.
+    public static let knownTopLevelKeys: Set<String> = [
+        "defaults", "templates", "platforms", "platform_search_paths", "shared_db", "monitoring", "monitor",
+        "notifications", "queue_preferences", "aliases", "verbosity", "history",
+    ]
+
+    /// Keys this qxub does not know, as dotted paths, with their file.
+    public var unknownKeys: [(key: String, layer: Layer)] {
+        origins.compactMap { key, layer in
+            let top = key.split(separator: ".").first.map(String.init) ?? key
+            return Self.knownTopLevelKeys.contains(top) ? nil : (key, layer)
+        }.sorted { $0.key < $1.key }
+    }
+
+    /// Every leaf as `dotted.key` → value, sorted.
+    public var flattened: [(key: String, value: ConfigValue)] {
+        var result: [(String, ConfigValue)] = []
+        func walk(_ value: ConfigValue, _ prefix: String) {
+            if case .map(let map) = value, !map.isEmpty {
+                for key in map.keys.sorted() { walk(map[key]!, prefix.isEmpty ? key : prefix + "." + key) }
+            } else if !prefix.isEmpty {
+                result.append((prefix, value))
+            }
+        }
+        walk(root, "")
+        return result
+    }
 
     public init() {}
 
@@ -127,6 +157,9 @@ public struct Configuration: Sendable {
             }
             configuration.root = configuration.root.merged(with: value)
             configuration.layers.append(layer)
+            var single = Configuration()
+            single.root = value
+            for (key, _) in single.flattened { configuration.origins[key] = layer }
         }
         return configuration
     }

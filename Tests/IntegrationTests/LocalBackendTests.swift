@@ -181,6 +181,24 @@ struct ConfigurationTests {
         #expect(run.stderrText.contains(".qx/local.yaml is not valid YAML"))
     }
 
+    @Test("qxub config set/get/list --show-origin/validate")
+    func configCommands() throws {
+        let sandbox = try Sandbox("configcmd")
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        #expect(try sandbox.qxub(["config", "init"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "init"]).exit == .exited(1), "never overwrites")
+        #expect(try sandbox.qxub(["config", "set", "defaults.queue", "express"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "set", "mystery.key", "1"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "get", "defaults.queue"]).stdoutText == "express\n")
+        let missing = try sandbox.qxub(["config", "get", "defaults.nothing"])
+        #expect(missing.exit == .exited(1) && missing.stderrText.contains("not set"))
+        let list = try sandbox.qxub(["config", "list", "--show-origin"])
+        #expect(list.stdoutText.contains("defaults.queue: express  (user: \(sandbox.directory)/config/qxub/config.yaml)"))
+        let validate = try sandbox.qxub(["config", "validate"])
+        #expect(validate.exit == .exited(0))
+        #expect(validate.stdoutText.contains("warning: unknown key mystery.key"))
+    }
+
     @Test("qx: the first word that is not an option starts the command (options of the command pass through)")
     func qx() throws {
         let sandbox = try Sandbox("qx")

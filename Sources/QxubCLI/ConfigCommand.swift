@@ -1,0 +1,166 @@
+import ArgumentParser
+import QxubClient
+import QxubSystem
+import Yams
+
+extension QxubCommand {
+    /// `qxub config get|set|list|files|validate|init|edit`
+    public struct Config: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Read and change qxub's configuration (YAML layers; Python qxub files load as they are).",
+            subcommands: [Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self])
+        public init() {}
+
+        static func load(_ explicit: String? = nil) throws(CLIFailure) -> Configuration {
+            try CLIFailure.catching { () throws(ClientError) -> Configuration in try Configuration.load(explicit: explicit) }
+        }
+
+        static var userFile: String {
+            let home = Environment.get("HOME") ?? ""
+            let directory = Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
+            return directory + "/qxub/config.yaml"
+        }
+
+        public struct Get: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Print the value at a dotted key (the whole merged configuration without one).")
+            @Argument var key: String?
+            public init() {}
+            public func run() throws {
+                let configuration = try Config.load()
+                guard let key else {
+                    for (key, value) in configuration.flattened { print("\(key): \(value)") }
+                    return
+                }
+                guard let value = configuration.value(key) else {
+                    throw CLIFailure(ClientError("configuration key '\(key)' is not set", hint: "`qxub config list` shows what is set", exitCode: 1))
+                }
+                if case .map = value {
+                    var sub = configuration.flattened.filter { $0.key.hasPrefix(key + ".") }
+                    sub.sort { $0.key < $1.key }
+                    for (name, leaf) in sub { print("\(name): \(leaf)") }
+                } else {
+                    print(value)
+                }
+            }
+        }
+
+        public struct Set: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML.")
+            @Argument var key: String
+            @Argument var value: String
+            @Flag(name: .customLong("project"), help: "Write .qx/project.yaml in the current directory.") var project = false
+            @Flag(name: .customLong("local"), help: "Write .qx/local.yaml in the current directory.") var local = false
+            public init() {}
+            public func run() throws {
+                let path = project ? FileSystem.currentDirectory() + "/.qx/project.yaml" : local ? FileSystem.currentDirectory() + "/.qx/local.yaml" : Config.userFile
+                let keys = key.split(separator: ".").map(String.init)
+                guard !keys.isEmpty, !keys.contains(where: \.isEmpty) else { throw ValidationError("'\(key)' is not a dotted key such as defaults.queue") }
+                do {
+                    let existing = FileSystem.readText(path).flatMap { try? Yams.compose(yaml: $0) } ?? Node.mapping([:])
+                    guard case .mapping = existing else { throw ValidationError("\(path) does not hold a mapping at its top") }
+                    let parsed = (try? Yams.compose(yaml: value)).flatMap { $0 } ?? Node(value)
+                    let updated = setting(existing, keys[...], parsed)
+                    try FileSystem.createDirectories(FileSystem.directoryName(path))
+                    try FileSystem.writeAtomically(path, try Yams.serialize(node: updated), mode: 0o644)
+                    print("\(key) = \(value) in \(path)")
+                } catch let error as ValidationError {
+                    throw error
+                } catch {
+                    throw CLIFailure(ClientError("cannot write \(path): \(error)", exitCode: 1))
+                }
+            }
+
+            func setting(_ node: Node, _ keys: ArraySlice<String>, _ value: Node) -> Node {
+                guard let first = keys.first else { return value }
+                var mapping = node.mapping ?? Node.Mapping([(Node, Node)]())
+                let child = mapping[Node(first)] ?? Node.mapping([:])
+                mapping[Node(first)] = setting(child, keys.dropFirst(), value)
+                return .mapping(mapping)
+            }
+        }
+
+        public struct List: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Every setting in effect, optionally with the file it comes from.")
+            @Flag(name: .customLong("show-origin"), help: "Name the file each value comes from.") var showOrigin = false
+            public init() {}
+            public func run() throws {
+                let configuration = try Config.load()
+                for (key, value) in configuration.flattened {
+                    let origin = showOrigin ? "  (\(configuration.origins[key].map { "\($0.name): \($0.path)" } ?? "?"))" : ""
+                    print("\(key): \(value)\(origin)")
+                }
+            }
+        }
+
+        public struct Files: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "The configuration files, in the order they are merged.")
+            public init() {}
+            public func run() throws {
+                let layers = Configuration.layerFiles(explicit: nil)
+                if layers.isEmpty { print("no configuration files (the user file would be \(Config.userFile))") }
+                for layer in layers { print("\(layer.name): \(layer.path)") }
+            }
+        }
+
+        public struct Validate: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Check that every file parses, and list keys qxub does not know.")
+            public init() {}
+            public func run() throws {
+                let configuration = try Config.load()
+                for layer in configuration.layers { print("ok: \(layer.name): \(layer.path)") }
+                let unknown = configuration.unknownKeys
+                for entry in unknown { print("warning: unknown key \(entry.key) in \(entry.layer.path)") }
+                do {
+                    _ = try Platform.resolve(nil, configuration: configuration)
+                } catch {
+                    throw CLIFailure(error)
+                }
+            }
+        }
+
+        public struct Init: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Write a starting user configuration (never overwrites).")
+            public init() {}
+            public func run() throws {
+                let path = Config.userFile
+                guard !FileSystem.exists(path) else {
+                    throw CLIFailure(ClientError("\(path) already exists", hint: "edit it with `qxub config edit`", exitCode: 1))
+                }
+                let template = """
+                    # qxub configuration (the Python qxub's keys are read as they are).
+                    defaults:
+                      # project: a56
+                      # queue: normal
+                      # mem: 4GB
+                      # runtime: 1h
+                      # cpus: 1
+                      # platform: gadi          # run remotely by default
+                    # platforms:
+                    #   gadi:
+                    #     remote:
+                    #       host: gadi.nci.org.au
+                    #       working_dir: /scratch/a56/{{user}}
+
+                    """
+                do {
+                    try FileSystem.createDirectories(FileSystem.directoryName(path))
+                    try FileSystem.writeAtomically(path, template, mode: 0o644)
+                } catch {
+                    throw CLIFailure(ClientError("cannot write \(path): \(error)", exitCode: 1))
+                }
+                print("wrote \(path)")
+            }
+        }
+
+        public struct Edit: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Open the user configuration in $EDITOR (then check it).")
+            public init() {}
+            public func run() throws {
+                let editor = Environment.get("VISUAL") ?? Environment.get("EDITOR") ?? "vi"
+                let child = try ChildProcess.spawn(["/bin/sh", "-c", editor + " \"$0\"", Config.userFile])
+                _ = child.wait()
+                _ = try Config.load()
+            }
+        }
+    }
+}
