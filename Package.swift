@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // zlib from the system (Debian: zlib1g-dev).
@@ -44,7 +45,11 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // Client side: agent launcher (local child or ssh), agent client, configuration.
-        .target(name: "QxubClient", dependencies: ["QxubProtocol", "QxubSystem", .product(name: "Yams", package: "Yams")]),
+        .target(name: "QxubClient", dependencies: [
+            "QxubProtocol", "QxubSystem",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .target(name: "QxubCLI", dependencies: [
             "QxubClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

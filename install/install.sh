@@ -22,12 +22,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$root"
-if ! dpkg-query -W -f='${Status}' zlib1g-dev 2>/dev/null | grep -q 'install ok installed'; then
-  if command -v dpkg-query >/dev/null 2>&1; then
-    echo "install: zlib1g-dev is missing; installing it" >&2
-    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
-    "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq zlib1g-dev
-  fi
+missing=()
+for package in zlib1g-dev libsqlite3-dev; do
+  command -v dpkg-query >/dev/null 2>&1 || break
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install: installing the build's system libraries: ${missing[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+  "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 bash install/build-agent.sh
 echo "install: swift build -c release --product qxub"

@@ -8,7 +8,8 @@
 # Only missing packages are installed (noninteractive, --no-install-recommends).
 #
 # Packages and why:
-#   zlib1g-dev                 linking the Swift build (Foundation networking)
+#   zlib1g-dev                 the protocol's compression (and the static agent)
+#   libsqlite3-dev             the local job history (GRDB)
 #   openssh-server/-client     Tests/Support/sshd.sh: real sshd on 127.0.0.1
 #   tcsh                       a csh-family login shell for the ssh tests
 #   slurmctld slurmd           Tests/Support/slurm.sh: real single-node Slurm
@@ -22,6 +23,7 @@ set -euo pipefail
 
 PACKAGES=(
   zlib1g-dev
+  libsqlite3-dev
   openssh-server
   openssh-client
   tcsh

@@ -54,6 +54,7 @@ extension QxubCommand {
                 }
                 let session = try BatchSession(endpoint: AgentEndpoint(platform: platform), specs: specs, terse: output.terse)
                 session.onMessage = { try? FileDescriptor.writeAll(2, "qxub: " + $0 + "\n") }
+                session.history = try? HistoryStore()
                 let code = session.run()
                 if !output.terse && !output.quiet {
                     let results = session.results

@@ -69,9 +69,17 @@ extension QxubCommand {
             if code != 0 { throw ExitCode(code) }
         }
 
-        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode) throws(ClientError) -> Int32 {
+        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode)
-            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry, loop: session.eventLoop)
+            session.onlyStream = onlyStream
+            if mode != .dry {
+                do {
+                    session.history = try HistoryStore()
+                } catch {
+                    ClientLog.write("history unavailable: \(error.message)")
+                }
+            }
+            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil, loop: session.eventLoop)
             session.onStatus = { status.show($0) }
             let code = session.run()
             if Environment.get("QXUB_STATS") == "1" {

@@ -29,11 +29,15 @@ public final class BatchSession {
     private var exitCode: Int32?
     private var signalFD: Int32 = -1
     public var onMessage: (String) -> Void = { _ in }
+    /// Where submissions and job ends are recorded (best effort).
+    public var history: HistoryStore?
+    private let platformName: String
 
     public init(endpoint: AgentEndpoint, specs: [JobSpec], terse: Bool) throws(ClientError) {
         self.specs = specs
         self.terse = terse
         self.outcomes = Array(repeating: Outcome(), count: specs.count)
+        self.platformName = endpoint.platform.name
         self.connection = try endpoint.connect(loop: loop)
     }
 
@@ -87,6 +91,9 @@ public final class BatchSession {
         case .submitted(let submitted):
             guard let index = requestToIndex[submitted.requestID] else { return }
             outcomes[index].jobID = submitted.jobID
+            if case .shell(let line) = specs[index].command {
+                try? history?.recordSubmission(jobID: submitted.jobID, platform: platformName, backend: submitted.backend, name: specs[index].name, command: line, workingDirectory: specs[index].workingDirectory, stateDirectory: submitted.stateDirectory)
+            }
             if terse {
                 try? FileDescriptor.writeAll(1, submitted.jobID + "\n")
                 if outcomes.allSatisfy({ $0.jobID != nil || $0.code != nil }) { finish(failures()) }
@@ -110,6 +117,9 @@ public final class BatchSession {
             let (code, explanation) = ExitCodes.exit(for: termination)
             outcomes[index].code = code
             outcomes[index].message = explanation
+            if let jobID = outcomes[index].jobID {
+                try? history?.recordEnd(jobID: jobID, platform: platformName, exitCode: code, status: code == 0 ? "succeeded" : "failed")
+            }
             jobEnded()
         default:
             break

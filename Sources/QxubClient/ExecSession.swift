@@ -49,6 +49,10 @@ public final class ExecSession {
     private var reconnectAttempts = 0
     private var lastHeard = MonotonicClock.now()
     private var heartbeatTimer: Int?
+    /// Where submissions and job ends are recorded (best effort: a history failure never fails a job).
+    public var history: HistoryStore?
+    /// Only this stream is written out (`qxub history out|err`).
+    public var onlyStream: Output.Stream?
     /// Delays between reconnection attempts (seconds); past the last one qxub gives up with 255.
     public var reconnectDelays: [Double] = [1, 2, 4, 8, 15]
     private let channel: UInt32 = 1
@@ -162,11 +166,13 @@ public final class ExecSession {
                 try? FileDescriptor.writeAll(1, text)
                 done(0)
             case .terse:
+                recordSubmission(submitted)
                 try? FileDescriptor.writeAll(1, submitted.jobID + "\n")
                 done(0)
             case .follow, .quiet:
                 jobID = submitted.jobID
                 ClientLog.write("submitted job \(submitted.jobID) (\(submitted.backend)) on \(endpoint.peerName), state in \(submitted.stateDirectory)")
+                recordSubmission(submitted)
                 onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
                 if cancelWhenSubmitted {
                     onStatus(.cancelling(jobID: submitted.jobID))
@@ -181,6 +187,9 @@ public final class ExecSession {
         case .jobEnd(let termination) where channel == self.channel:
             let (code, message) = ExitCodes.exit(for: termination)
             ClientLog.write("job \(jobID ?? "?") ended: \(termination) → exit \(code)")
+            if let jobID, !isAttach || history != nil {
+                do { try history?.recordEnd(jobID: jobID, platform: endpoint.platform.name, exitCode: code, status: code == 0 ? "succeeded" : "failed") } catch { ClientLog.write("history: \(error)") }
+            }
             onStatus(.finished(code: code, message: message))
             done(code)
         case .cancelResult(let result):
@@ -206,8 +215,8 @@ public final class ExecSession {
         }
         let bytes = Array(output.data[skip...])
         written[output.stream] = output.offset + UInt64(output.data.count)
-        guard mode == .follow else { return }
-        try? FileDescriptor.writeAll(output.stream == .stdout ? 1 : 2, bytes)
+        guard mode == .follow, onlyStream == nil || onlyStream == output.stream else { return }
+        try? FileDescriptor.writeAll(onlyStream != nil ? 1 : output.stream == .stdout ? 1 : 2, bytes)
     }
 
     private func interrupted(by signal: Int32) {
@@ -238,6 +247,20 @@ public final class ExecSession {
         }
         onStatus(.cancelling(jobID: jobID))
         connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
+    }
+
+    private func recordSubmission(_ submitted: Submitted) {
+        guard let history, case .submit(let spec) = start else { return }
+        let command: String
+        switch spec.command {
+        case .shell(let line): command = line
+        case .argv(let arguments): command = arguments.map(shellQuote).joined(separator: " ")
+        }
+        do {
+            try history.recordSubmission(jobID: submitted.jobID, platform: endpoint.platform.name, backend: submitted.backend, name: spec.name, command: command, workingDirectory: spec.workingDirectory, stateDirectory: submitted.stateDirectory)
+        } catch {
+            ClientLog.write("history: cannot record \(submitted.jobID): \(error)")
+        }
     }
 
     private var isAttach: Bool {

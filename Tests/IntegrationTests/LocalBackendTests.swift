@@ -83,6 +83,26 @@ struct LocalBackendTests {
         #expect(monitor.stdoutText.contains("all jobs finished: 0 succeeded, 2 failed"))
     }
 
+    @Test("every submission lands in the history; history out/err print a job's streams")
+    func history() throws {
+        let sandbox = try Sandbox("history")
+        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
+        #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "first", "--", "echo out-one; echo err-one >&2"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "second", "--", "exit 4"]).exit == .exited(4))
+        let list = try sandbox.qxub(["history"])
+        let lines = list.stdoutText.split(separator: "\n")
+        #expect(lines.count == 2, "\(list.stdoutText)")
+        #expect(lines.first?.contains("first") == true && lines.first?.contains("exit 0") == true)
+        #expect(lines.last?.contains("second") == true && lines.last?.contains("exit 4") == true)
+        let firstID = String(lines.first!.split(separator: " ", omittingEmptySubsequences: true)[2])
+        let out = try sandbox.qxub(["history", "out", firstID])
+        #expect(out.stdoutText == "out-one\n", "\(out.stderrText)")
+        let err = try sandbox.qxub(["history", "err", String(firstID.prefix(10))])
+        #expect(err.stdoutText == "err-one\n", "prefix lookup: \(err.stderrText)")
+        let show = try sandbox.qxub(["history", "show"])
+        #expect(show.stdoutText.contains("exit 4"))
+    }
+
     @Test("doctor reports the local agent")
     func doctor() throws {
         let sandbox = try Sandbox("doctor")

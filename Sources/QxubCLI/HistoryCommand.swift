@@ -1,0 +1,93 @@
+import ArgumentParser
+import QxubClient
+import QxubProtocol
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension QxubCommand {
+    /// `qxub history [list] | show JOB | out JOB | err JOB`
+    public struct History: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Jobs submitted from this machine (local and remote), newest first; a job's details and output.",
+            subcommands: [List.self, Show.self, Out.self, Err.self],
+            defaultSubcommand: List.self)
+        public init() {}
+
+        static func store() throws(CLIFailure) -> HistoryStore {
+            try CLIFailure.catching { () throws(ClientError) -> HistoryStore in try HistoryStore() }
+        }
+
+        static func find(_ jobID: String?) throws -> HistoryStore.Record {
+            let store = try store()
+            let record = try jobID.map { try store.find($0) } ?? store.recent(limit: 1).first
+            guard let record else {
+                throw CLIFailure(ClientError(jobID.map { "no job \($0) in the history (or the prefix matches several)" } ?? "the history is empty", hint: "`qxub history` lists the jobs", exitCode: 1))
+            }
+            return record
+        }
+
+        public struct List: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "List recent jobs.")
+            @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
+            @Option(help: "Only jobs of this platform.") var platform: String?
+            public init() {}
+            public func run() throws {
+                let records = try History.store().recent(limit: max(1, limit), platform: platform)
+                if records.isEmpty { print("no jobs yet") }
+                for record in records.reversed() {
+                    var when = time_t(record.submittedAt)
+                    var parts = tm()
+                    localtime_r(&when, &parts)
+                    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+                    let stamp = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min))"
+                    let end = record.exitCode.map { "exit \($0)" } ?? record.status
+                    print("\(stamp)  \(record.jobID.padding(to: 18))\(record.platform.padding(to: 10))\(end.padding(to: 10))\(record.name)")
+                }
+            }
+        }
+
+        public struct Show: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Everything recorded about one job (default: the newest).")
+            @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            public init() {}
+            public func run() throws {
+                let record = try History.find(jobID)
+                print("job:        \(record.jobID)")
+                print("platform:   \(record.platform) (\(record.backend))")
+                print("name:       \(record.name)")
+                print("command:    \(record.command)")
+                print("directory:  \(record.workingDirectory)")
+                print("state:      \(record.stateDirectory)")
+                print("status:     \(record.status)" + (record.exitCode.map { ", exit \($0)" } ?? ""))
+            }
+        }
+
+        /// Prints one of a job's streams, fetched through the agent (so remote jobs work too).
+        static func stream(_ jobID: String?, _ stream: Output.Stream) throws {
+            let record = try find(jobID)
+            let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
+                let configuration = try Configuration.load()
+                let platform = try Platform.resolve(record.platform == "local" ? nil : record.platform, configuration: configuration)
+                return try Exec.runSession(endpoint: AgentEndpoint(platform: platform), start: .attach(jobID: record.jobID), mode: .follow, onlyStream: stream)
+            }
+            if code == ExitCodes.unavailable || code == ExitCodes.connectionLost { throw ExitCode(code) }
+        }
+
+        public struct Out: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Print a job's stdout (waits for a running job; default: the newest job).")
+            @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            public init() {}
+            public func run() throws { try History.stream(jobID, .stdout) }
+        }
+
+        public struct Err: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Print a job's stderr (waits for a running job; default: the newest job).")
+            @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            public init() {}
+            public func run() throws { try History.stream(jobID, .stderr) }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import GRDB
+import QxubSystem
+
+/// Every submission, local or remote, in a local SQLite database (`~/.local/share/qxub/history.sqlite`).
+///
+/// One small transaction per submission and per job end: history stays fast with many thousands of
+/// records (the Python qxub rewrites a YAML file on every call and wipes it past about 150). Rollback
+/// journal, no WAL and no mmap, so a home directory on NFS or Lustre is safe.
+public final class HistoryStore: Sendable {
+    public struct Record: Sendable, Hashable {
+        public var id: Int64
+        public var jobID: String
+        public var platform: String
+        public var backend: String
+        public var name: String
+        public var command: String
+        public var workingDirectory: String
+        public var stateDirectory: String
+        public var submittedAt: Double
+        public var endedAt: Double?
+        public var exitCode: Int?
+        public var status: String
+    }
+
+    private let queue: DatabaseQueue
+    public let path: String
+
+    /// `QXUB_HISTORY_DB`, else `$XDG_DATA_HOME/qxub/history.sqlite`, else `~/.local/share/qxub/history.sqlite`.
+    public static var defaultPath: String {
+        if let explicit = Environment.get("QXUB_HISTORY_DB"), !explicit.isEmpty { return explicit }
+        let base = Environment.get("XDG_DATA_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.local/share"
+        return base + "/qxub/history.sqlite"
+    }
+
+    public init(path: String = HistoryStore.defaultPath) throws(ClientError) {
+        self.path = path
+        do {
+            try FileSystem.createDirectories(FileSystem.directoryName(path), mode: 0o700)
+            var configuration = GRDB.Configuration()
+            configuration.busyMode = .timeout(10)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA mmap_size = 0")
+            }
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("v1") { db in
+                try db.execute(sql: """
+                    CREATE TABLE jobs (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        job_id TEXT NOT NULL,
+                        platform TEXT NOT NULL,
+                        backend TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        command TEXT NOT NULL,
+                        working_directory TEXT NOT NULL,
+                        state_directory TEXT NOT NULL,
+                        submitted_at REAL NOT NULL,
+                        ended_at REAL,
+                        exit_code INTEGER,
+                        status TEXT NOT NULL
+                    );
+                    CREATE INDEX jobs_job_id ON jobs(job_id);
+                    CREATE INDEX jobs_submitted_at ON jobs(submitted_at);
+                    """)
+            }
+            try migrator.migrate(queue)
+        } catch {
+            throw ClientError("cannot open the job history \(path): \(error)", hint: "move it aside, or set QXUB_HISTORY_DB", exitCode: ExitCodes.internalError)
+        }
+    }
+
+    /// Records a submission; returns its row id.
+    @discardableResult
+    public func recordSubmission(jobID: String, platform: String, backend: String, name: String, command: String, workingDirectory: String, stateDirectory: String) throws -> Int64 {
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
+                arguments: [jobID, platform, backend, name, command, workingDirectory, stateDirectory, MonotonicClock.wallNow()])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Records how a job ended (the newest record with that id on that platform).
+    public func recordEnd(jobID: String, platform: String, exitCode: Int32, status: String) throws {
+        try queue.write { db in
+            try db.execute(
+                sql: "UPDATE jobs SET ended_at = ?, exit_code = ?, status = ? WHERE id = (SELECT id FROM jobs WHERE job_id = ? AND platform = ? ORDER BY id DESC LIMIT 1)",
+                arguments: [MonotonicClock.wallNow(), Int(exitCode), status, jobID, platform])
+        }
+    }
+
+    /// The newest records first.
+    public func recent(limit: Int, platform: String? = nil) throws -> [Record] {
+        try queue.read { db in
+            let rows: [Row]
+            if let platform {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE platform = ? ORDER BY id DESC LIMIT ?", arguments: [platform, limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
+            }
+            return rows.map(Self.record)
+        }
+    }
+
+    /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
+    public func find(_ jobID: String) throws -> Record? {
+        try queue.read { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1", arguments: [jobID]) {
+                return Self.record(row)
+            }
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE job_id LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 2", arguments: [Self.likePrefix(jobID)])
+            return rows.count == 1 ? Self.record(rows[0]) : nil
+        }
+    }
+
+    public func count() throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
+    }
+
+    static func likePrefix(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped + "%"
+    }
+
+    static func record(_ row: Row) -> Record {
+        Record(
+            id: row["id"], jobID: row["job_id"], platform: row["platform"], backend: row["backend"], name: row["name"],
+            command: row["command"], workingDirectory: row["working_directory"], stateDirectory: row["state_directory"],
+            submittedAt: row["submitted_at"], endedAt: row["ended_at"], exitCode: row["exit_code"], status: row["status"])
+    }
+}

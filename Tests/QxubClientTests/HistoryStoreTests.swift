@@ -1,0 +1,44 @@
+import QxubClient
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Job history in SQLite")
+struct HistoryStoreTests {
+    func store() throws -> (HistoryStore, String) {
+        let directory = "/tmp/qxub-history-test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        return (try HistoryStore(path: directory + "/history.sqlite"), directory)
+    }
+
+    @Test("10,000 records: nothing lost, the newest first, prefixes find jobs")
+    func manyRecords() throws {
+        let (history, directory) = try store()
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        for index in 0..<10_000 {
+            try history.recordSubmission(jobID: "\(100_000 + index).gadi-pbs", platform: index % 2 == 0 ? "gadi" : "local", backend: "pbspro", name: "job\(index)", command: "echo \(index)", workingDirectory: "/w", stateDirectory: "/s/\(index)")
+        }
+        #expect(try history.count() == 10_000)
+        let recent = try history.recent(limit: 3)
+        #expect(recent.map(\.jobID) == ["109999.gadi-pbs", "109998.gadi-pbs", "109997.gadi-pbs"])
+        #expect(try history.recent(limit: 5, platform: "gadi").allSatisfy { $0.platform == "gadi" })
+        try history.recordEnd(jobID: "109999.gadi-pbs", platform: "local", exitCode: 3, status: "failed")
+        let found = try #require(try history.find("109999"))
+        #expect(found.exitCode == 3 && found.status == "failed")
+        #expect(try history.find("10") == nil, "an ambiguous prefix finds nothing")
+        #expect(try history.find("1%") == nil, "LIKE wildcards are literal")
+    }
+
+    @Test("a file that is not a database is a clear error")
+    func corrupt() throws {
+        let directory = "/tmp/qxub-history-bad-\(getpid())"
+        try FileSystem.createDirectories(directory)
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        try FileSystem.writeAtomically(directory + "/history.sqlite", String(repeating: "not sqlite ", count: 100))
+        let error = #expect(throws: ClientError.self) { try HistoryStore(path: directory + "/history.sqlite") }
+        #expect(error?.message.contains("cannot open the job history") == true)
+        #expect(error?.hint.contains("QXUB_HISTORY_DB") == true)
+    }
+}
