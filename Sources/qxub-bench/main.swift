@@ -14,6 +14,8 @@ case "exec":
         backends = arguments[index + 1].split(separator: ",").map(String.init)
     }
     try execBenchmark(backends: backends)
+case "startup":
+    try startupBenchmark()
 case "remote":
     func value(_ flag: String, _ fallback: String) -> String {
         guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return fallback }
@@ -21,5 +23,5 @@ case "remote":
     }
     try remoteBenchmark(host: value("--host", "qxub-bash"), sshConfig: value("--ssh-config", "/tmp/qxub-sshd/ssh_config"), backend: value("--backend", "local"))
 default:
-    print("usage: qxub-bench protocol | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] [--backend B]")
+    print("usage: qxub-bench protocol | startup | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] [--backend B]")
 }
