@@ -131,7 +131,7 @@ public final class JobService: AgentRequestHandler {
                 let directory = options.store.plannedJobDirectory()
                 let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
                 let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
-                session.send(.submitted(Submitted(requestID: submit.requestID, jobID: "", backend: kind.rawValue, stateDirectory: directory, script: rendered.script, command: rendered.command)))
+                session.send(.submitted(Submitted(requestID: submit.requestID, jobID: "", backend: kind.rawValue, stateDirectory: directory, script: rendered.script, command: rendered.command, warnings: rendered.warnings)))
                 return
             }
             let directory = try options.store.createJobDirectory()
@@ -153,10 +153,10 @@ public final class JobService: AgentRequestHandler {
             try? FileSystem.createDirectories(FileSystem.directoryName(paths.joblog))
             for path in [paths.stdout, paths.stderr] { try? FileSystem.createDirectories(FileSystem.directoryName(path)) }
             if kind == .local {
-                try submitLocal(submit, paths: paths)
+                try submitLocal(submit, paths: paths, warnings: rendered.warnings)
             } else {
                 try AsyncCommand.run(rendered.command, on: session.loop, timeout: 120) { [weak self] run in
-                    self?.submitted(submit, kind: kind, paths: paths, run: run)
+                    self?.submitted(submit, kind: kind, paths: paths, run: run, warnings: rendered.warnings)
                 }
             }
         } catch let error as SchedulerError {
@@ -166,13 +166,13 @@ public final class JobService: AgentRequestHandler {
         }
     }
 
-    private func submitted(_ submit: Submit, kind: SchedulerKind, paths: JobPaths, run: CollectedRun) {
+    private func submitted(_ submit: Submit, kind: SchedulerKind, paths: JobPaths, run: CollectedRun, warnings: [String]) {
         guard let session else { return }
         do {
             let jobID = try SchedulerBackend(kind: kind).submittedJobID(run)
             try options.store.link(jobID: jobID, to: paths.stateDirectory)
             AgentLog.write("submitted \(jobID) (\(kind)) in \(paths.stateDirectory)")
-            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory)))
+            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
         } catch let error as SchedulerError {
             session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
         } catch {
@@ -182,7 +182,7 @@ public final class JobService: AgentRequestHandler {
         }
     }
 
-    private func submitLocal(_ submit: Submit, paths: JobPaths) throws {
+    private func submitLocal(_ submit: Submit, paths: JobPaths, warnings: [String]) throws {
         guard let session else { return }
         let jobID = "local-" + JobStore.randomHex(8)
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -197,7 +197,7 @@ public final class JobService: AgentRequestHandler {
         localChildren.insert(child.pid)
         try FileSystem.writeAtomically(paths.pidRecord, "\(child.pid)\n")
         AgentLog.write("started \(jobID) (local, process group \(child.pid)) in \(paths.stateDirectory)")
-        session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory)))
+        session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
         tickSoon()
     }
 

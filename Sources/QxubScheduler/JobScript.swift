@@ -7,6 +7,8 @@ public struct RenderedSubmission: Hashable, Sendable {
     public var script: String
     /// The submission argv; the script path is the last argument (empty for the local backend).
     public var command: [String]
+    /// Options this scheduler cannot honour, said to the user rather than dropped in silence.
+    public var warnings: [String] = []
 }
 
 /// Renders the bash job script for one scheduler.
@@ -128,7 +130,22 @@ public struct JobScript {
         case .slurm: submission = ["sbatch", "--parsable"] + commandLine + [paths.script]
         case .local: submission = []
         }
-        return RenderedSubmission(script: lines.joined(separator: "\n") + "\n", command: submission)
+        return RenderedSubmission(script: lines.joined(separator: "\n") + "\n", command: submission, warnings: ignoredOptions())
+    }
+
+    private func ignoredOptions() -> [String] {
+        var ignored: [String] = []
+        switch kind {
+        case .slurm:
+            if spec.resources.storage != nil { ignored.append("--storage is a PBS Pro (NCI) request; Slurm has no equivalent, so it was left out") }
+        case .local:
+            if spec.resources != JobSpec.Resources() { ignored.append("the local backend does not enforce resources (--mem, --cpus, --time, ...)") }
+            if spec.queue != nil || spec.project != nil { ignored.append("the local backend has no queues or projects: -q/-P were ignored") }
+            if spec.email != nil { ignored.append("the local backend sends no email: --email was ignored") }
+        case .pbspro:
+            break
+        }
+        return ignored
     }
 
     /// The part after the directives: records, audit block, context, the command.

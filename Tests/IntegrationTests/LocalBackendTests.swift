@@ -103,6 +103,15 @@ struct LocalBackendTests {
         #expect(show.stdoutText.contains("exit 4"))
     }
 
+    @Test("options the local backend cannot honour are named, not dropped in silence")
+    func ignoredOptions() throws {
+        let sandbox = try Sandbox("ignored")
+        let run = try sandbox.qxub(["exec", "--backend", "local", "--mem", "4GB", "-q", "normal", "--", "true"])
+        #expect(run.exit == .exited(0))
+        #expect(run.stderrText.contains("does not enforce resources"))
+        #expect(run.stderrText.contains("-q/-P were ignored"))
+    }
+
     @Test("doctor reports the local agent")
     func doctor() throws {
         let sandbox = try Sandbox("doctor")
