@@ -64,11 +64,8 @@ public struct JobStore: Sendable {
     }
 
     static func timestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))-\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
+        let now = LocalTime()
+        return now.compactDate + "-" + now.compactTime
     }
 
     static func randomHex(_ count: Int) -> String {

@@ -38,11 +38,7 @@ extension QxubCommand {
                 let records = try History.store().recent(limit: max(1, limit), platform: platform)
                 if records.isEmpty { print("no jobs yet") }
                 for record in records.reversed() {
-                    var when = time_t(record.submittedAt)
-                    var parts = tm()
-                    localtime_r(&when, &parts)
-                    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-                    let stamp = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min))"
+                    let stamp = LocalTime(time_t(record.submittedAt)).minutes
                     let end = record.exitCode.map { "exit \($0)" } ?? record.status
                     print("\(stamp)  \(record.jobID.padding(to: 18))\(record.platform.padding(to: 10))\(end.padding(to: 10))\(record.name)")
                 }

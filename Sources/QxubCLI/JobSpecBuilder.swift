@@ -100,11 +100,8 @@ enum JobName {
         case .argv(let arguments): first = arguments.first ?? "job"
         }
         let base = first.split(separator: "/").last.map(String.init) ?? first
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(base)-\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))-\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
+        let now = LocalTime()
+        return "\(base)-\(now.compactDate)-\(now.compactTime)"
     }
 
     /// Letters, digits, `_`, `-` and `.` only (others become `_`), starting with a letter, at most 200 bytes.

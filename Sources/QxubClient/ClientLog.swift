@@ -29,11 +29,6 @@ public enum ClientLog {
         let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let stamp = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-        try? FileDescriptor.writeAll(fd, "\(stamp) [\(getpid())] \(text)\n")
+        try? FileDescriptor.writeAll(fd, "\(LocalTime().seconds) [\(getpid())] \(text)\n")
     }
 }

@@ -10,12 +10,9 @@ public struct TemplateVariables: Sendable {
     public var values: [String: String]
 
     public init(user: String, project: String?, name: String?, queue: String?, templates: [String: String], now: time_t = time(nil)) {
-        var now = now
-        var parts = tm()
-        localtime_r(&now, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let date = "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
-        let clock = "\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
+        let local = LocalTime(now)
+        let date = local.compactDate
+        let clock = local.compactTime
         var values = templates
         values["user"] = user
         values["date"] = date

@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A moment in the local time zone, formatted the few ways qxub writes times (no Foundation).
+public struct LocalTime: Sendable {
+    public let year, month, day, hour, minute, second: Int32
+
+    /// Now, or the given seconds since the epoch.
+    public init(_ seconds: time_t = time(nil)) {
+        var seconds = seconds
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        year = parts.tm_year + 1900
+        month = parts.tm_mon + 1
+        day = parts.tm_mday
+        hour = parts.tm_hour
+        minute = parts.tm_min
+        second = parts.tm_sec
+    }
+
+    private func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+    /// `20261125`
+    public var compactDate: String { "\(year)\(two(month))\(two(day))" }
+    /// `103000`
+    public var compactTime: String { "\(two(hour))\(two(minute))\(two(second))" }
+    /// `2026-11-25 10:30`
+    public var minutes: String { "\(year)-\(two(month))-\(two(day)) \(two(hour)):\(two(minute))" }
+    /// `2026-11-25 10:30:00`
+    public var seconds: String { minutes + ":" + two(second) }
+}
