@@ -35,8 +35,7 @@ public final class AgentSession {
     private let input: Int32
     private let output: Int32
     private var endpoint: ProtocolEndpoint
-    private var outbox: [UInt8] = []
-    private var outboxStart = 0
+    private let outbox: OutboxWriter
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var handlers: [AgentRequestHandler] = []
     public private(set) var ending: Ending?
@@ -44,7 +43,7 @@ public final class AgentSession {
     public var onEnd: ((Ending) -> Void)?
 
     /// Bytes queued for the client and not yet written; producers of job output hold back above a limit.
-    public var pendingOutputBytes: Int { outbox.count - outboxStart }
+    public var pendingOutputBytes: Int { outbox.pendingBytes }
 
     /// Seconds of silence from a client that promised heartbeats after which the session ends: a client
     /// whose laptop died must not leave an agent behind on the login node.
@@ -56,6 +55,15 @@ public final class AgentSession {
         self.input = input
         self.output = output
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: 0)
+        self.outbox = OutboxWriter(loop: loop, fd: output)
+        outbox.onDrained = { [unowned self] in
+            for handler in handlers { handler.outputDrained(self) }
+            if ending != nil { loop.stop() }
+        }
+        outbox.onError = { [unowned self] error in
+            // The client went away: nothing left to tell it.
+            end(error.errno == EPIPE ? .clientClosed : .systemError(error))
+        }
     }
 
     private func watchForSilence() {
@@ -196,43 +204,7 @@ public final class AgentSession {
     // MARK: - Writing
 
     private func enqueue(_ bytes: [UInt8]) {
-        let wasEmpty = pendingOutputBytes == 0
-        outbox.append(contentsOf: bytes)
-        if wasEmpty { flush() }
-    }
-
-    private func flush() {
-        while pendingOutputBytes > 0 {
-            let written: Int
-            do {
-                written = try outbox.withUnsafeBytes {
-                    try FileDescriptor.writeSome(output, UnsafeRawBufferPointer(rebasing: $0[outboxStart...]))
-                }
-            } catch let error as SystemError {
-                // The client went away: nothing left to tell it.
-                outbox.removeAll()
-                outboxStart = 0
-                loop.setWritable(output, nil)
-                return end(error.errno == EPIPE ? .clientClosed : .systemError(error))
-            } catch {
-                return
-            }
-            if written == 0 { break }
-            outboxStart += written
-        }
-        if pendingOutputBytes == 0 {
-            outbox.removeAll(keepingCapacity: outbox.capacity <= 1 << 20)
-            outboxStart = 0
-            loop.setWritable(output, nil)
-            for handler in handlers { handler.outputDrained(self) }
-            if ending != nil { loop.stop() }
-        } else {
-            if outboxStart > 1 << 20 {
-                outbox.removeSubrange(0..<outboxStart)
-                outboxStart = 0
-            }
-            loop.setWritable(output) { [unowned self] in self.flush() }
-        }
+        outbox.enqueue(bytes)
     }
 
     // MARK: - Ending

@@ -11,14 +11,13 @@ public final class AgentConnection {
     public let loop: EventLoop
     private let child: ChildProcess
     private var endpoint: ProtocolEndpoint
-    private var outbox: [UInt8] = []
-    private var outboxStart = 0
+    private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var nextRequest: UInt32 = 1
     private var closed = false
     /// Bytes read from and written to the agent's pipes (the wire, compressed).
     public private(set) var bytesReceived = 0
-    public private(set) var bytesSent = 0
+    public var bytesSent: Int { outbox.bytesWritten }
     /// What the agent said, in order.
     public var onEvent: (ProtocolEndpoint.Event) -> Void = { _ in }
     /// The session ended: nil when the agent closed cleanly.
@@ -44,6 +43,8 @@ public final class AgentConnection {
         }
         try FileDescriptor.setNonBlocking(child.stdin!)
         try FileDescriptor.setNonBlocking(child.stdout!)
+        // A failed write means the agent is gone; its stdout's end of file (and exit status) tell why.
+        outbox = OutboxWriter(loop: loop, fd: child.stdin!)
         loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
         enqueue(endpoint.start())
         ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))")
@@ -81,7 +82,8 @@ public final class AgentConnection {
     public func close() {
         guard !closed else { return }
         send(.goodbye(Goodbye()))
-        flush()
+        outbox.flush()
+        outbox.stop()
         closed = true
         loop.remove(child.stdout!)
         loop.remove(child.stdin!)
@@ -132,42 +134,14 @@ public final class AgentConnection {
     }
 
     private func enqueue(_ bytes: [UInt8]) {
-        let wasEmpty = outbox.count == outboxStart
-        outbox.append(contentsOf: bytes)
-        if wasEmpty { flush() }
-    }
-
-    private func flush() {
-        while outboxStart < outbox.count {
-            let written: Int
-            do {
-                written = try outbox.withUnsafeBytes {
-                    try FileDescriptor.writeSome(child.stdin!, UnsafeRawBufferPointer(rebasing: $0[outboxStart...]))
-                }
-            } catch {
-                // The agent is gone; its stdout end (and exit status) tell why.
-                outbox.removeAll()
-                outboxStart = 0
-                loop.setWritable(child.stdin!, nil)
-                return
-            }
-            if written == 0 { break }
-            outboxStart += written
-            bytesSent += written
-        }
-        if outboxStart == outbox.count {
-            outbox.removeAll(keepingCapacity: true)
-            outboxStart = 0
-            if !closed { loop.setWritable(child.stdin!, nil) }
-        } else if !closed {
-            loop.setWritable(child.stdin!) { [unowned self] in flush() }
-        }
+        outbox.enqueue(bytes)
     }
 
     private func finish(_ error: ClientError?) {
         guard !closed else { return }
         ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         closed = true
+        outbox.stop()
         loop.remove(child.stdout!)
         loop.remove(child.stdin!)
         FileDescriptor.close(child.stdin!)
