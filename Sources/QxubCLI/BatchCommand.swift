@@ -48,7 +48,7 @@ extension QxubCommand {
                 let platform = try Platform.resolve(place.platformName, configuration: configuration)
                 var specs: [JobSpec] = []
                 for (index, command) in commands.enumerated() {
-                    var spec = try JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration).build()
+                    var spec = try JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, sharedByManyJobs: true).build()
                     if job.name == nil { spec.name = spec.name + "-\(index + 1)" }
                     specs.append(spec)
                 }

@@ -66,7 +66,7 @@ extension QxubCommand {
             let record = try find(jobID)
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try Configuration.load()
-                let platform = try Platform.resolve(record.platform == "local" ? nil : record.platform, configuration: configuration)
+                let platform = record.platform == Platform.local.name ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
                 return try Exec.runSession(endpoint: AgentEndpoint(platform: platform), start: .attach(jobID: record.jobID), mode: .follow, onlyStream: stream)
             }
             if code == ExitCodes.unavailable || code == ExitCodes.connectionLost { throw ExitCode(code) }

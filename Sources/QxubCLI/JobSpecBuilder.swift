@@ -17,13 +17,22 @@ struct JobSpecBuilder {
     var remote: Platform.Remote? = nil
     /// `defaults.*` and `templates:` apply where the command line says nothing.
     var configuration = Configuration()
+    /// Batch jobs share options: a configured out/err/joblog path would be shared too, so it is not applied.
+    var sharedByManyJobs = false
 
     /// One value per resource: the command line, else `defaults.<key>` (unless a raw `-l` names it).
     private func configured(_ key: String, unlessRaw rawNames: [String] = []) -> String? {
         guard let value = configuration.value("defaults.\(key)") else { return nil }
-        let raw = resources.raw.flatMap { $0.split(separator: ",") }.map { $0.split(separator: "=").first.map(String.init) ?? "" }
+        let raw = effectiveRaw.flatMap { $0.split(separator: ",") }.map { $0.split(separator: "=").first.map(String.init) ?? "" }
         if rawNames.contains(where: raw.contains) { return nil }
         return value.string
+    }
+
+    /// The raw `-l` requests: the command line's, else `defaults.resources` (as the Python qxub: only
+    /// when nothing else asks for resources). A key named there is not also taken from `defaults.<key>`.
+    private var effectiveRaw: [String] {
+        if !resources.raw.isEmpty { return resources.raw }
+        return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
     }
 
     func build() throws(ClientError) -> JobSpec {
@@ -49,10 +58,7 @@ struct JobSpecBuilder {
             }
             return value
         }
-        var raw = resources.raw
-        if raw.isEmpty, let list = configuration.value("defaults.resources")?.list {
-            raw = list.compactMap(\.string)  // as the Python qxub: only when nothing else asks for resources
-        }
+        let raw = effectiveRaw
         var cpus = resources.cpus
         if cpus == nil { cpus = try number(configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
         var gpus = resources.gpus
@@ -84,8 +90,9 @@ struct JobSpecBuilder {
             pre: job.pre, post: job.post, variables: variables, resources: parsed,
             queue: queue, project: project, array: job.array,
             email: job.email ?? configured("email"), emailEvents: job.emailEvents ?? configured("email_opts"),
-            stdoutPath: absolute(resolve(output.stdout ?? configured("out"))), stderrPath: absolute(resolve(output.stderr ?? configured("err"))),
-            joblogPath: absolute(resolve(output.joblog ?? configured("joblog"))),
+            stdoutPath: absolute(resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out")))),
+            stderrPath: absolute(resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err")))),
+            joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),
             backend: job.backend ?? "", submitHost: Environment.hostname(), clientVersion: QxubVersion.current)
     }
 }

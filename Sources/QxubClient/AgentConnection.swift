@@ -51,10 +51,12 @@ public final class AgentConnection {
     }
 
     /// The hello qxub sends.
-    public static func hello() -> Hello {
+    /// - Parameter heartbeat: promise pings every ``ProtocolConstants/heartbeatInterval`` (the agent then
+    ///   ends the session after 90 s of silence); only sessions that really ping may promise it.
+    public static func hello(heartbeat: Bool = true) -> Hello {
         Hello(
             software: "qxub \(QxubVersion.current)",
-            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilityHeartbeat]
+            capabilities: [ProtocolConstants.capabilityDeflate] + (heartbeat ? [ProtocolConstants.capabilityHeartbeat] : [])
                 + (ClientLog.level > 0 ? [ProtocolConstants.capabilityVerbose] : []),
             platform: Environment.platform(), hostname: Environment.hostname())
     }

@@ -12,7 +12,8 @@ public struct AgentEndpoint: Sendable {
     }
 
     /// Opens a new session (for a remote platform: after making sure the ssh master is alive).
-    public func connect(loop: EventLoop) throws(ClientError) -> AgentConnection {
+    /// - Parameter heartbeat: the caller pings every few seconds (see ``AgentConnection/hello(heartbeat:)``).
+    public func connect(loop: EventLoop, heartbeat: Bool = true) throws(ClientError) -> AgentConnection {
         let command: [String]
         if let remote = platform.remote {
             let launcher = SSHLauncher(platform: platform.name, remote: remote)
@@ -23,7 +24,7 @@ public struct AgentEndpoint: Sendable {
             command = [try AgentLocator.localAgent(), "serve"]
         }
         do {
-            return try AgentConnection(command: command, peerName: peerName, platformName: platform.remote == nil ? nil : platform.name, loop: loop)
+            return try AgentConnection(command: command, peerName: peerName, platformName: platform.remote == nil ? nil : platform.name, loop: loop, hello: AgentConnection.hello(heartbeat: heartbeat))
         } catch let error as ClientError {
             throw error
         } catch {

@@ -9,7 +9,8 @@ public final class AgentRequests {
     public private(set) var negotiation: Negotiation?
 
     public init(endpoint: AgentEndpoint) throws(ClientError) {
-        connection = try endpoint.connect(loop: loop)
+        // Requests are short and separated by pauses the caller chooses: no heartbeat promised.
+        connection = try endpoint.connect(loop: loop, heartbeat: false)
     }
 
     /// Sends what `request` builds once the session is ready, and returns the first reply `accept` takes.

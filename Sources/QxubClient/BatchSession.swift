@@ -59,12 +59,22 @@ public final class BatchSession {
                 cancelAll()
             }
         }
+        heartbeat()
         try? loop.run()
         if signalFD >= 0 {
             loop.remove(signalFD)
             SignalPipe.restoreDefault([SIGINT])
         }
         return exitCode ?? ExitCodes.internalError
+    }
+
+    /// Keeps the heartbeat promise made in the hello (the agent ends silent sessions).
+    private func heartbeat() {
+        loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
+            guard let self, self.exitCode == nil else { return }
+            if self.connection.negotiation != nil { self.connection.send(.ping(Ping(nonce: 0))) }
+            self.heartbeat()
+        }
     }
 
     private func handle(_ event: ProtocolEndpoint.Event) {

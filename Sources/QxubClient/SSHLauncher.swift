@@ -118,6 +118,9 @@ public struct SSHLauncher: Sendable {
         let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         defer { if fd >= 0 { FileDescriptor.close(fd) } }
         var arguments = base + ["-o", "ControlMaster=auto", "-f", "-N", "-n"]
+        // An unreachable host must not wait for the system's TCP timeout (minutes). ssh keeps the first
+        // value it sees: a ConnectTimeout in the platform's ssh_options (earlier on the line) wins.
+        arguments += ["-o", "ConnectTimeout=20"]
         if remote.agentForwarding { arguments.append("-A") }
         arguments.append(remote.host)
         let master: ChildProcess

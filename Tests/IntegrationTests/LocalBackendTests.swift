@@ -201,6 +201,16 @@ struct ConfigurationTests {
         #expect(raw.contains("#PBS -l mem=3GB\n") && !raw.contains("mem=8GB"), "a raw -l beats the config's value")
     }
 
+    @Test("defaults.resources and defaults.mem never both reach the job")
+    func resourcesListBeatsKeyDefaults() throws {
+        let (sandbox, project) = try layered()
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults:\n  resources: [mem=16GB, ncpus=2]\n")
+        let script = try dry(sandbox, in: project, [])
+        #expect(script.contains("#PBS -l mem=16GB\n"))
+        #expect(!script.contains("mem=8GB"), "one value per resource")
+        #expect(script.contains("#PBS -l ncpus=2\n") && !script.contains("ncpus=4"))
+    }
+
     @Test("a broken config file is an error that names it")
     func brokenConfig() throws {
         let (sandbox, project) = try layered()
