@@ -8,7 +8,7 @@ extension QxubCommand {
     public struct Config: ParsableCommand {
         public static let configuration = CommandConfiguration(
             abstract: "Read and change qxub's configuration (YAML layers; Python qxub files load as they are).",
-            subcommands: [Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self])
+            subcommands: [Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self, Shortcut.self])
         public init() {}
 
         static func load(_ explicit: String? = nil) throws(CLIFailure) -> Configuration {

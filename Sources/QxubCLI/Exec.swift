@@ -35,7 +35,10 @@ extension QxubCommand {
             if commandString != nil && !command.isEmpty {
                 throw ValidationError("give the command either after -- or with --cmd, not both")
             }
-            if commandString == nil && command.isEmpty {
+            if job.shortcut != nil && job.alias != nil {
+                throw ValidationError("--shortcut and --alias exclude each other")
+            }
+            if commandString == nil && command.isEmpty && job.alias == nil {
                 throw ValidationError("no command: put it after --, as in `qxub exec -- python train.py`")
             }
             if let commandString, commandString.trimmingCharacters(in: " \t\n").isEmpty {
@@ -50,20 +53,30 @@ extension QxubCommand {
         }
 
         public func run() throws {
-            let commandLine: JobSpec.Command
-            if let commandString {
-                commandLine = .shell(commandString)
-            } else if command.count == 1 {
-                commandLine = .shell(command[0])
-            } else {
-                commandLine = .argv(command)
-            }
             let mode: ExecSession.Mode = output.dry ? .dry : output.terse ? .terse : output.quiet ? .quiet : .follow
             ClientLog.level = output.verbose
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try place.configuration()
                 let platform = try Platform.resolve(place.platformName, configuration: configuration)
-                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration).build()
+                let words = commandString.map { $0.split(separator: " ").map(String.init) } ?? (command.count == 1 ? command[0].split(separator: " ").map(String.init) : command)
+                let preset = try job.preset(for: words, context: context, configuration: configuration)
+                if let preset, !output.quiet && !output.terse {
+                    try? FileDescriptor.writeAll(2, "qxub: using \(preset.kind.rawValue) '\(preset.name)'\n")
+                }
+                let commandLine: JobSpec.Command
+                if let commandString {
+                    commandLine = .shell(commandString)
+                } else if command.count == 1 {
+                    commandLine = .shell(command[0])
+                } else if command.isEmpty {
+                    guard let stored = preset?.string("cmd") else {
+                        throw ClientError("alias '\(job.alias ?? "")' has no cmd and no command was given", hint: "put the command after --", exitCode: ExitCodes.usage)
+                    }
+                    commandLine = .shell(stored)
+                } else {
+                    commandLine = .argv(command)
+                }
+                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset).build()
                 return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
             }
             if code != 0 { throw ExitCode(code) }

@@ -101,6 +101,33 @@ struct JobOptions: ParsableArguments {
 
     @Option(name: .customLong("backend"), help: "Force the backend: local, slurm or pbspro (default: detected).")
     var backend: String?
+
+    @Option(name: .customLong("shortcut"), help: "Apply this shortcut (default: the one whose key starts the command, when no --env/--mod/--sif is given).")
+    var shortcut: String?
+
+    @Option(name: .customLong("alias"), help: "Apply this alias from the configuration's aliases: section.")
+    var alias: String?
+
+    /// The preset for a command: --alias, --shortcut, or the shortcut the command's first words match.
+    func preset(for words: [String], context: ContextOptions, configuration: Configuration) throws(ClientError) -> JobPreset? {
+        if let alias {
+            guard let preset = configuration.alias(alias) else {
+                let known = configuration.aliasNames
+                throw ClientError("no alias '\(alias)'", hint: known.isEmpty ? "define it under aliases: in your configuration" : "aliases: " + known.joined(separator: ", "), exitCode: ExitCodes.usage)
+            }
+            return preset
+        }
+        let store = try ShortcutStore.load()
+        if let shortcut {
+            guard let preset = store.shortcuts[shortcut] else {
+                let known = store.shortcuts.keys.sorted()
+                throw ClientError("no shortcut '\(shortcut)'", hint: known.isEmpty ? "create one with `qxub config shortcut set`" : "shortcuts: " + known.joined(separator: ", "), exitCode: ExitCodes.usage)
+            }
+            return preset
+        }
+        let contextGiven = context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        return contextGiven ? nil : store.match(words)
+    }
 }
 
 /// Where output goes and how qxub behaves.

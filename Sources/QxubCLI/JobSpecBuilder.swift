@@ -19,6 +19,13 @@ struct JobSpecBuilder {
     var configuration = Configuration()
     /// Batch jobs share options: a configured out/err/joblog path would be shared too, so it is not applied.
     var sharedByManyJobs = false
+    /// A shortcut or alias: between the command line and the configuration.
+    var preset: JobPreset? = nil
+
+    /// The command line's value, else the preset's, else `defaults.<configKey>`.
+    private func layered(_ cli: String?, preset key: String, config configKey: String? = nil) -> String? {
+        cli ?? preset?.string(key) ?? configKey.flatMap { configured($0) }
+    }
 
     /// One value per resource: the command line, else `defaults.<key>` (unless a raw `-l` names it).
     private func configured(_ key: String, unlessRaw rawNames: [String] = []) -> String? {
@@ -32,6 +39,18 @@ struct JobSpecBuilder {
     /// when nothing else asks for resources). A key named there is not also taken from `defaults.<key>`.
     private var effectiveRaw: [String] {
         if !resources.raw.isEmpty { return resources.raw }
+        if let preset, !preset.list("resources").isEmpty {
+            // A preset's named entries (mem=, walltime=...) count as given, so the config's are not added.
+            let entries = preset.resourceEntries
+            return entries.raw + entries.named.map { $0.key + "=" + $0.value }
+        }
+        return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
+    }
+
+    /// Raw requests sent as they are (named ones from a preset become typed values instead).
+    private var passedRaw: [String] {
+        if !resources.raw.isEmpty { return resources.raw }
+        if let preset, !preset.list("resources").isEmpty { return preset.resourceEntries.raw }
         return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
     }
 
@@ -45,7 +64,8 @@ struct JobSpecBuilder {
             return cwd + "/" + path
         }
         var variables: [KeyValue] = []
-        for entry in job.variables + (job.variableList.map { $0.split(separator: ",").map(String.init) } ?? []) {
+        let presetVariables = preset?.list("vars").flatMap { $0.split(separator: ";").map(String.init) } ?? []
+        for entry in presetVariables + job.variables + (job.variableList.map { $0.split(separator: ",").map(String.init) } ?? []) {
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
                 throw ClientError("--var \(entry): expected KEY=VALUE", hint: "for example --var SEED=42", exitCode: ExitCodes.usage)
             }
@@ -58,18 +78,19 @@ struct JobSpecBuilder {
             }
             return value
         }
-        let raw = effectiveRaw
+        let raw = passedRaw
+        let named = preset?.resourceEntries.named ?? [:]
         var cpus = resources.cpus
-        if cpus == nil { cpus = try number(configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
+        if cpus == nil { cpus = try number(named["ncpus"] ?? configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
         var gpus = resources.gpus
-        if gpus == nil { gpus = try number(configured("gpus", unlessRaw: ["ngpus"]), "gpus") }
-        var parsed = JobSpec.Resources(cpus: cpus, gpus: gpus, storage: resources.storage ?? configured("volumes", unlessRaw: ["storage"]), raw: raw)
-        if let memory = resources.memory ?? configured("mem", unlessRaw: ["mem"]) { parsed.memoryBytes = try ResourceParser.memory(memory) }
-        if let walltime = resources.walltime ?? configured("runtime", unlessRaw: ["walltime"]) { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
-        if let disk = resources.disk ?? configured("disk", unlessRaw: ["jobfs"]) { parsed.localDiskBytes = try ResourceParser.memory(disk) }
+        if gpus == nil { gpus = try number(named["ngpus"] ?? configured("gpus", unlessRaw: ["ngpus"]), "gpus") }
+        var parsed = JobSpec.Resources(cpus: cpus, gpus: gpus, storage: resources.storage ?? named["storage"] ?? configured("volumes", unlessRaw: ["storage"]), raw: raw)
+        if let memory = resources.memory ?? named["mem"] ?? configured("mem", unlessRaw: ["mem"]) { parsed.memoryBytes = try ResourceParser.memory(memory) }
+        if let walltime = resources.walltime ?? named["walltime"] ?? configured("runtime", unlessRaw: ["walltime"]) { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
+        if let disk = resources.disk ?? named["jobfs"] ?? configured("disk", unlessRaw: ["jobfs"]) { parsed.localDiskBytes = try ResourceParser.memory(disk) }
 
-        let queue = job.queue ?? configured("queue")
-        let project = job.project ?? configured("project") ?? Environment.get("PROJECT")
+        let queue = layered(job.queue, preset: "queue", config: "queue")
+        let project = layered(job.project, preset: "project", config: "project") ?? Environment.get("PROJECT")
         var templates: [String: String] = [:]
         for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
         var templateVariables = TemplateVariables(user: Environment.get("USER") ?? "", project: project, name: nil, queue: queue, templates: templates)
@@ -79,17 +100,23 @@ struct JobSpecBuilder {
                 if warned.insert(name).inserted { ClientLog.write("unknown template variable {\(name)} in '\(text!)'") }
             } }
         }
-        let name = JobName.sanitize(resolve(job.name ?? configured("name")) ?? JobName.defaultName(for: command))
+        let name = JobName.sanitize(resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command))
+        // The context comes whole from one place: the command line if it names any, else the preset.
+        let cliContext = context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        let environment = cliContext ? context.condaEnvironment : preset?.string("env")
+        let modules = cliContext ? context.allModules : preset?.modules ?? []
+        let container = cliContext ? context.container : preset?.string("sif")
+        let binds = cliContext ? context.binds : preset?.list("bind") ?? []
         templateVariables.values["name"] = name
         return JobSpec(
             name: name,
             command: command,
-            workingDirectory: absolute(job.workingDirectory) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
+            workingDirectory: absolute(job.workingDirectory ?? preset?.string("execdir")) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
-            context: .init(condaEnvironment: context.condaEnvironment, modules: context.allModules, container: absolute(context.container), binds: context.binds),
-            pre: job.pre, post: job.post, variables: variables, resources: parsed,
-            queue: queue, project: project, array: job.array,
-            email: job.email ?? configured("email"), emailEvents: job.emailEvents ?? configured("email_opts"),
+            context: .init(condaEnvironment: environment, modules: modules, container: absolute(container), binds: binds),
+            pre: job.pre ?? preset?.string("pre"), post: job.post ?? preset?.string("post"), variables: variables, resources: parsed,
+            queue: queue, project: project, array: job.array ?? preset?.string("array"),
+            email: layered(job.email, preset: "email", config: "email"), emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
             stdoutPath: absolute(resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out")))),
             stderrPath: absolute(resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err")))),
             joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),

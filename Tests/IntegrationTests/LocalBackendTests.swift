@@ -211,6 +211,60 @@ struct ConfigurationTests {
         #expect(script.contains("#PBS -l ncpus=2\n") && !script.contains("ncpus=4"))
     }
 
+    @Test("shortcuts: longest prefix wins, the command line beats the shortcut, which beats the config")
+    func shortcuts() throws {
+        let (sandbox, project) = try layered()
+        #expect(try sandbox.qxub(["config", "shortcut", "set", "python", "--env", "base", "--mem", "2GB", "-q", "copyq"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "shortcut", "set", "python train.py", "--env", "pytorch", "--mem", "32GB", "--gpus", "1"]).exit == .exited(0))
+        let bad = try sandbox.qxub(["config", "shortcut", "set", "x", "--mem", "lots"])
+        #expect(bad.exit == .exited(64), "a bad value never reaches the file")
+        func dryArgv(_ arguments: [String]) throws -> CollectedRun {
+            try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments, environment: sandbox.environmentList)
+        }
+        let long = try dryArgv(["--", "python", "train.py", "--epochs", "3"])
+        #expect(long.stderrText.contains("using shortcut 'python train.py'"))
+        #expect(long.stdoutText.contains("conda activate pytorch"))
+        #expect(long.stdoutText.contains("#PBS -l mem=32GB\n") && long.stdoutText.contains("#PBS -l ngpus=1\n"))
+        #expect(long.stdoutText.contains("python train.py --epochs 3"), "the full command is kept")
+        let short = try dryArgv(["--mem", "4GB", "--", "python", "other.py"])
+        #expect(short.stdoutText.contains("#PBS -l mem=4GB\n") && !short.stdoutText.contains("mem=2GB"), "the command line beats the shortcut")
+        #expect(short.stdoutText.contains("#PBS -q copyq\n"), "the shortcut beats the config's express")
+        let context = try dryArgv(["--env", "mine", "--", "python", "train.py"])
+        #expect(!context.stderrText.contains("using shortcut"), "no auto-match when a context is given")
+        let missing = try dryArgv(["--shortcut", "nosuch", "--", "true"])
+        #expect(missing.exit == .exited(64) && missing.stderrText.contains("python, python train.py"))
+        let list = try sandbox.qxub(["config", "shortcut", "list"])
+        #expect(list.stdoutText.contains("python train.py: env=pytorch"))
+        #expect(try sandbox.qxub(["config", "shortcut", "rename", "python", "py"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "shortcut", "delete", "py"]).exit == .exited(0))
+        #expect(try sandbox.qxub(["config", "shortcut", "show", "py"]).exit == .exited(1))
+    }
+
+    @Test("aliases from the config, flat and hierarchical; cmd is used when no command is given")
+    func aliases() throws {
+        let (sandbox, project) = try layered()
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", """
+            aliases:
+              flat: {env: dvc, queue: copyq, cmd: dvc push}
+              tree:
+                main: {queue: hugemem, resources: [mem=64GB]}
+                subcommand: {type: module, mod: [samtools, bwa]}
+                target: {cmd: make all}
+            """)
+        func dryAlias(_ arguments: [String]) throws -> CollectedRun {
+            try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments, environment: sandbox.environmentList)
+        }
+        let flat = try dryAlias(["--alias", "flat"])
+        #expect(flat.exit == .exited(0), "\(flat.stderrText)")
+        #expect(flat.stdoutText.contains("conda activate dvc") && flat.stdoutText.contains("#PBS -q copyq\n") && flat.stdoutText.contains("bash -c 'dvc push'"))
+        let tree = try dryAlias(["--alias", "tree"])
+        #expect(tree.stdoutText.contains("module load samtools") && tree.stdoutText.contains("module load bwa"))
+        #expect(tree.stdoutText.contains("#PBS -l mem=64GB\n") && !tree.stdoutText.contains("mem=8GB"))
+        #expect(tree.stdoutText.contains("bash -c 'make all'"))
+        let unknown = try dryAlias(["--alias", "nosuch", "--", "true"])
+        #expect(unknown.exit == .exited(64) && unknown.stderrText.contains("aliases: flat, tree"))
+    }
+
     @Test("a broken config file is an error that names it")
     func brokenConfig() throws {
         let (sandbox, project) = try layered()
