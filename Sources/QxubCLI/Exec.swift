@@ -76,7 +76,9 @@ extension QxubCommand {
                 } else {
                     commandLine = .argv(command)
                 }
-                let spec = try JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset).build()
+                var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset)
+                let spec = try builder.build()
+                if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
                 return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
             }
             if code != 0 { throw ExitCode(code) }

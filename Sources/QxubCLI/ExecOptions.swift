@@ -47,8 +47,14 @@ struct ResourceOptions: ParsableArguments {
     @Option(name: [.customLong("disk"), .customLong("jobfs")], help: "Node-local disk (PBS jobfs, Slurm --tmp).")
     var disk: String?
 
-    @Option(name: .customLong("gpus"), help: "GPUs.")
+    @Option(name: .customLong("gpus"), help: "GPUs (without -q this selects a GPU queue and sets CPUs per GPU).")
     var gpus: UInt32?
+
+    @Option(name: .customLong("gpu-type"), help: "GPU model for queue selection (e.g. v100, a100).")
+    var gpuType: String?
+
+    @Flag(name: .customLong("internet"), help: "Needs internet access: selects a queue that has it (e.g. copyq).")
+    var internet = false
 
     @Option(name: [.customLong("storage"), .customLong("volumes")], help: "PBS storage request (e.g. gdata/a56+scratch/a56).")
     var storage: String?

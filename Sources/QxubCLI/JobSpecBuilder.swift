@@ -54,7 +54,25 @@ struct JobSpecBuilder {
         return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
     }
 
-    func build() throws(ClientError) -> JobSpec {
+    /// Messages for the user about values changed for a queue.
+    var warnings: [String] = []
+
+    /// The definition of the platform's queues: the one named like the platform, the only one loaded, or
+    /// none (then `--queue auto` is an error that says how to get one).
+    private func definitionForQueues(required: Bool) throws(ClientError) -> PlatformDefinition? {
+        let definitions = try PlatformDefinition.all(configuration: configuration)
+        let platformName = configuration.string("defaults.platform")
+        if let match = definitions.first(where: { $0.name == platformName }) ?? (definitions.count == 1 ? definitions.first : nil) {
+            return match
+        }
+        guard required else { return nil }
+        throw ClientError(
+            definitions.isEmpty ? "--queue auto (and --gpus or --internet without -q) needs a platform definition, and none is installed" : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))); set defaults.platform to choose one",
+            hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it, or give -q QUEUE",
+            exitCode: ExitCodes.usage)
+    }
+
+    mutating func build() throws(ClientError) -> JobSpec {
         let cwd = FileSystem.currentDirectory()
         func absolute(_ path: String?) -> String? {
             guard let path, !path.isEmpty else { return nil }
@@ -89,7 +107,23 @@ struct JobSpecBuilder {
         if let walltime = resources.walltime ?? named["walltime"] ?? configured("runtime", unlessRaw: ["walltime"]) { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
         if let disk = resources.disk ?? named["jobfs"] ?? configured("disk", unlessRaw: ["jobfs"]) { parsed.localDiskBytes = try ResourceParser.memory(disk) }
 
-        let queue = layered(job.queue, preset: "queue", config: "queue")
+        var queue = layered(job.queue, preset: "queue", config: "queue")
+        // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
+        // known queue's minimums raise values (with a warning) and its limits refuse what cannot run.
+        let wantsAuto = queue == "auto" || (job.queue == nil && (resources.gpus != nil || resources.internet || resources.gpuType != nil))
+        if let definition = try definitionForQueues(required: wantsAuto) {
+            let request = QueueSelector.Request(
+                cpus: parsed.cpus, memory: parsed.memoryBytes, walltime: parsed.walltimeSeconds, gpus: parsed.gpus,
+                gpuType: resources.gpuType, internet: resources.internet, localDisk: parsed.localDiskBytes)
+            let chosen = wantsAuto ? try QueueSelector.select(request, in: definition) : queue
+            if let chosen {
+                let decision = try QueueSelector.adjust(request, queue: chosen, in: definition, auto: wantsAuto, cpusExplicit: resources.cpus != nil)
+                queue = decision.queue
+                parsed.cpus = decision.cpus
+                parsed.localDiskBytes = decision.localDisk
+                for warning in decision.warnings { warnings.append(warning) }
+            }
+        }
         let project = layered(job.project, preset: "project", config: "project") ?? Environment.get("PROJECT")
         var templates: [String: String] = [:]
         for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }

@@ -265,6 +265,26 @@ struct ConfigurationTests {
         #expect(unknown.exit == .exited(64) && unknown.stderrText.contains("aliases: flat, tree"))
     }
 
+    @Test("--queue auto, --gpus and --internet pick queues from the platform definition; limits refuse before submission")
+    func queueAuto() throws {
+        let (sandbox, project) = try layered()
+        sandbox.environment["QXUB_PLATFORM_FILE"] = Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml"
+        let gpu = try dry(sandbox, in: project, ["--gpus", "1", "--cpus", "5"])
+        #expect(gpu.contains("#PBS -q gpuvolta\n") && gpu.contains("#PBS -l ncpus=12\n") && gpu.contains("#PBS -l ngpus=1\n"))
+        let online = try dry(sandbox, in: project, ["--internet", "--cpus", "1"])
+        #expect(online.contains("#PBS -q copyq\n"))
+        let big = try dry(sandbox, in: project, ["-q", "auto", "--mem", "600GB"])
+        #expect(big.contains("#PBS -q hugemem\n"))
+        let refused = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro", "-q", "express", "--cpus", "5000", "--", "true"], environment: sandbox.environmentList)
+        #expect(refused.exit == .exited(64))
+        #expect(refused.stderrText.contains("5000 CPUs exceed the limit of 3200 on queue 'express'"))
+        #expect(sandbox.jobDirectories.isEmpty)
+        sandbox.environment["QXUB_PLATFORM_FILE"] = nil
+        sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
+        let missing = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "-q", "auto", "--", "true"], environment: sandbox.environmentList)
+        #expect(missing.exit == .exited(64) && missing.stderrText.contains("nci_gadi.yaml"))
+    }
+
     @Test("a broken config file is an error that names it")
     func brokenConfig() throws {
         let (sandbox, project) = try layered()

@@ -1,0 +1,86 @@
+import ArgumentParser
+import QxubClient
+import QxubSystem
+
+extension QxubCommand {
+    /// `qxub platform list|info`
+    public struct PlatformCommand: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "platform",
+            abstract: "Platforms from the configuration and the platform definitions (queues, limits, rules).",
+            subcommands: [List.self, Info.self])
+        public init() {}
+
+        static func load() throws -> (Configuration, [PlatformDefinition]) {
+            try CLIFailure.catching { () throws(ClientError) -> (Configuration, [PlatformDefinition]) in
+                let configuration = try Configuration.load()
+                return (configuration, try PlatformDefinition.all(configuration: configuration))
+            }
+        }
+
+        public struct List: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "List configured platforms and loaded definitions.")
+            public init() {}
+            public func run() throws {
+                let (configuration, definitions) = try PlatformCommand.load()
+                let configured = configuration.value("platforms")?.map ?? [:]
+                for name in configured.keys.sorted() {
+                    let host = configured[name]?.map?["remote"]?.map?["host"]?.string
+                    print("\(name): \(host.map { "remote (ssh \($0))" } ?? "this machine")")
+                }
+                for definition in definitions {
+                    print("\(definition.name): definition \(definition.source), \(definition.queues.count) queues")
+                }
+                if configured.isEmpty && definitions.isEmpty { print("no platforms: see docs/remote-setup.md and docs/platforms/") }
+            }
+        }
+
+        public struct Info: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Queues, limits, walltime rules and charge rates of a platform definition.")
+            @Argument var name: String?
+            public init() {}
+            public func run() throws {
+                let (_, definitions) = try PlatformCommand.load()
+                guard let definition = name.flatMap({ wanted in definitions.first { $0.name == wanted } }) ?? (name == nil ? definitions.first : nil) else {
+                    throw CLIFailure(ClientError("no platform definition \(name ?? "") is loaded", hint: "`qxub platform list` shows what is", exitCode: 1))
+                }
+                print("\(definition.name) (\(definition.source))")
+                for queue in definition.queues {
+                    var facts = ["\(queue.billingRate) SU/core-hour"]
+                    if let limit = queue.maxCPUs { facts.append("≤\(limit) cpus") }
+                    if let limit = queue.maxMemory { facts.append("≤\(limit >> 30)GB") }
+                    if let type = queue.gpuType { facts.append("GPU \(type), \(queue.cpusPerGPU ?? 0) cpus/GPU") }
+                    if queue.internet { facts.append("internet") }
+                    let walltimes = queue.walltimeRules.map { "\($0.0.lowerBound)-\($0.0.upperBound) cpus: \(QueueSelector.hours($0.1))" }
+                    print("  \(queue.name): " + facts.joined(separator: ", ") + (walltimes.isEmpty ? "" : "; walltime " + walltimes.joined(separator: ", ")))
+                }
+                for rule in definition.rules {
+                    print("  rule: \(rule.condition) → \(rule.queue)\(rule.isDefault ? " (default)" : "")")
+                }
+            }
+        }
+    }
+
+    /// `qxub select-queue --cpus N --mem M --time T [--gpus G --gpu-type X --internet]`
+    public struct SelectQueue: ParsableCommand {
+        public static let configuration = CommandConfiguration(commandName: "select-queue", abstract: "Which queue `--queue auto` would choose, and the values it would send.")
+        @OptionGroup var resources: ResourceOptions
+        public init() {}
+        public func run() throws {
+            let (configuration, definitions) = try PlatformCommand.load()
+            let decision = try CLIFailure.catching { () throws(ClientError) -> QueueSelector.Decision in
+                let platformName = configuration.string("defaults.platform")
+                guard let definition = definitions.first(where: { $0.name == platformName }) ?? definitions.first else {
+                    throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
+                }
+                let request = QueueSelector.Request(
+                    cpus: resources.cpus, memory: try resources.memory.map(ResourceParser.memory), walltime: try resources.walltime.map(ResourceParser.walltime),
+                    gpus: resources.gpus, gpuType: resources.gpuType, internet: resources.internet, localDisk: try resources.disk.map(ResourceParser.memory))
+                let queue = try QueueSelector.select(request, in: definition)
+                return try QueueSelector.adjust(request, queue: queue, in: definition, auto: true, cpusExplicit: resources.cpus != nil)
+            }
+            for warning in decision.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
+            print(decision.queue + (decision.cpus.map { " ncpus=\($0)" } ?? ""))
+        }
+    }
+}

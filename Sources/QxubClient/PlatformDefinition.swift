@@ -1,0 +1,120 @@
+import QxubSystem
+import Yams
+
+/// A cluster's queues, limits and queue-selection rules, in the Python qxub's platform schema.
+public struct PlatformDefinition: Sendable, Hashable {
+    public struct Queue: Sendable, Hashable {
+        public var name: String
+        public var billingRate: Double
+        public var gpuType: String?
+        public var cpusPerGPU: UInt32?
+        public var internet: Bool
+        public var maxCPUs, minCPUs, maxGPUs, minGPUs: UInt32?
+        public var maxMemory, minMemory, maxLocalStorage, minLocalStorage: UInt64?
+        /// (first core, last core, max walltime seconds)
+        public var walltimeRules: [(ClosedRange<UInt32>, UInt64)]
+
+        public static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.name == rhs.name }
+        public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+
+        /// The longest walltime for this many cores, if the queue says.
+        public func maxWalltime(cores: UInt32) -> UInt64? {
+            walltimeRules.first { $0.0.contains(cores) }?.1
+        }
+    }
+
+    public struct Rule: Sendable, Hashable {
+        public var condition: String
+        public var queue: String
+        public var isDefault: Bool
+    }
+
+    public var name: String
+    public var queues: [Queue]
+    public var rules: [Rule]
+    public var source: String
+
+    public func queue(_ name: String) -> Queue? { queues.first { $0.name == name } }
+}
+
+extension PlatformDefinition {
+    /// Reads `platform:`, `platforms: [...]` or a bare mapping from a YAML file.
+    public static func load(_ path: String) throws(ClientError) -> [PlatformDefinition] {
+        guard let text = FileSystem.readText(path) else {
+            throw ClientError("cannot read the platform definition \(path)", exitCode: ExitCodes.usage)
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw ClientError("\(path) is not valid YAML: \(error)", exitCode: ExitCodes.usage)
+        }
+        guard let node else { return [] }
+        let root = ConfigValue(node)
+        var entries: [[String: ConfigValue]] = []
+        if let single = root.map?["platform"]?.map { entries = [single] }
+        else if let many = root.map?["platforms"]?.list { entries = many.compactMap(\.map) }
+        else if let bare = root.map, bare["queues"] != nil { entries = [bare] }
+        return try entries.map { entry throws(ClientError) in try parse(entry, source: path) }
+    }
+
+    static func parse(_ entry: [String: ConfigValue], source: String) throws(ClientError) -> PlatformDefinition {
+        func bytes(_ value: ConfigValue?) throws(ClientError) -> UInt64? {
+            guard let text = value?.string else { return nil }
+            return try ResourceParser.memory(text)
+        }
+        func count(_ value: ConfigValue?) -> UInt32? { value?.string.flatMap { UInt32($0) } }
+        var queues: [Queue] = []
+        for item in entry["queues"]?.list ?? [] {
+            guard let queue = item.map, let name = queue["name"]?.string else { continue }
+            let limits = queue["limits"]?.map ?? [:]
+            var rules: [(ClosedRange<UInt32>, UInt64)] = []
+            for rule in queue["walltime_rules"]?.list ?? [] {
+                guard let map = rule.map, let cores = map["cores"]?.string, let limit = map["max_walltime"]?.string else { continue }
+                let seconds = try ResourceParser.walltime(limit)
+                for part in cores.split(separator: ",") {
+                    let bounds = part.split(separator: "-").compactMap { UInt32(String($0).trimmingWhitespace()) }
+                    if bounds.count == 1 { rules.append((bounds[0]...bounds[0], seconds)) }
+                    if bounds.count == 2, bounds[0] <= bounds[1] { rules.append((bounds[0]...bounds[1], seconds)) }
+                }
+            }
+            queues.append(Queue(
+                name: name, billingRate: queue["su_billing_rate"]?.string.flatMap(Double.init) ?? 1,
+                gpuType: queue["gpu_type"]?.string?.lowercased(), cpusPerGPU: count(queue["cpus_per_gpu"]),
+                internet: queue["internet_connectivity"]?.bool ?? false,
+                maxCPUs: count(limits["max_cpus"]), minCPUs: count(limits["min_cpus"]),
+                maxGPUs: count(limits["max_gpus"]), minGPUs: count(limits["min_gpus"]),
+                maxMemory: try bytes(limits["max_memory"]), minMemory: try bytes(limits["min_memory"]),
+                maxLocalStorage: try bytes(limits["max_local_storage"]), minLocalStorage: try bytes(limits["min_local_storage"]),
+                walltimeRules: rules))
+        }
+        let rules = (entry["auto_selection_rules"]?.list ?? []).compactMap { item -> Rule? in
+            guard let map = item.map, let queue = map["queue"]?.string else { return nil }
+            return Rule(condition: map["condition"]?.string ?? "", queue: queue, isDefault: map["is_default"]?.bool ?? false)
+        }
+        return PlatformDefinition(name: entry["name"]?.string ?? "unnamed", queues: queues, rules: rules, source: source)
+    }
+
+    /// Definitions from `QXUB_PLATFORM_FILE`, else every `*.yaml` in `QXUB_PLATFORM_PATHS` (colon-separated),
+    /// `platform_search_paths`, or `/etc/qxub/platforms`, `~/.config/qxub/platforms`, `~/.qxub/platforms`;
+    /// plus the `definition:` file of each configured platform.
+    public static func all(configuration: Configuration) throws(ClientError) -> [PlatformDefinition] {
+        var files: [String] = []
+        if let file = Environment.get("QXUB_PLATFORM_FILE"), !file.isEmpty {
+            files = [file]
+        } else {
+            let home = Environment.get("HOME") ?? ""
+            var directories = (Environment.get("QXUB_PLATFORM_PATHS") ?? "").split(separator: ":").map(String.init)
+            if directories.isEmpty { directories = configuration.value("platform_search_paths")?.list?.compactMap(\.string) ?? [] }
+            if directories.isEmpty { directories = ["/etc/qxub/platforms", home + "/.config/qxub/platforms", home + "/.qxub/platforms"] }
+            for directory in directories where FileSystem.isDirectory(directory) {
+                let listing = (try? runCollectingOutput(["ls", "-1", directory]))?.stdoutText ?? ""
+                files += listing.split(separator: "\n").filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+            }
+            for (_, entry) in configuration.value("platforms")?.map ?? [:] {
+                if let definition = entry.map?["definition"]?.string, !definition.contains("://") { files.append(definition) }
+            }
+        }
+        var definitions: [PlatformDefinition] = []
+        for file in files { definitions += try load(file) }
+        return definitions
+    }
+}

@@ -1,0 +1,85 @@
+import QxubClient
+import QxubSystem
+import Testing
+
+@Suite("Queue selection and queue rules (the shipped NCI Gadi definition)")
+struct QueueSelectorTests {
+    static let gadi: PlatformDefinition = {
+        var path = #filePath
+        for _ in 0..<3 { path = FileSystem.directoryName(path) }
+        return try! PlatformDefinition.load(path + "/docs/platforms/nci_gadi.yaml")[0]
+    }()
+
+    static let gib: UInt64 = 1 << 30
+
+    // The Python qxub's observed table (inventory 6.3), except the small-job case, decided on purpose:
+    // a small job goes to `normal` (the default rule), not `normalsl` (which Python reached by skipping it).
+    static let cases: [(String, QueueSelector.Request, String)] = [
+        ("small job", .init(), "normal"),
+        ("4 cpus", .init(cpus: 4), "normal"),
+        ("1200GB", .init(memory: 1200 * gib), "hugemem"),
+        ("1500GB", .init(memory: 1500 * gib), "megamem"),
+        ("600GB", .init(memory: 600 * gib), "hugemem"),
+        ("200GB", .init(memory: 200 * gib), "normalsr"),
+        ("1 GPU", .init(gpus: 1), "gpuvolta"),
+        ("4 A100", .init(gpus: 4, gpuType: "a100"), "dgxa100"),
+        ("internet", .init(internet: true), "copyq"),
+    ]
+
+    @Test("--queue auto", arguments: cases)
+    func auto(label: String, request: QueueSelector.Request, queue: String) throws {
+        #expect(try QueueSelector.select(request, in: Self.gadi) == queue, "\(label)")
+    }
+
+    @Test("GPUs set CPUs from cpus_per_gpu; an explicit odd count is rounded up with a warning")
+    func gpus() throws {
+        let one = try QueueSelector.adjust(.init(gpus: 1), queue: "gpuvolta", in: Self.gadi, auto: true, cpusExplicit: false)
+        #expect(one.cpus == 12 && one.warnings.isEmpty)
+        let a100 = try QueueSelector.adjust(.init(gpus: 4, gpuType: "a100"), queue: "dgxa100", in: Self.gadi, auto: true, cpusExplicit: false)
+        #expect(a100.cpus == 64)
+        let odd = try QueueSelector.adjust(.init(cpus: 13), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true)
+        #expect(odd.cpus == 24)
+        #expect(odd.warnings == ["ncpus=13 overridden to ncpus=24 for queue 'gpuvolta' (must be a multiple of 12 (cpus_per_gpu))"])
+        let autoOdd = try QueueSelector.adjust(.init(cpus: 1), queue: "gpuvolta", in: Self.gadi, auto: true, cpusExplicit: true)
+        #expect(autoOdd.warnings.first?.contains("auto-selected") == true)
+        let exact = try QueueSelector.adjust(.init(cpus: 36), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true)
+        #expect(exact.cpus == 36 && exact.warnings.isEmpty)
+        let plain = try QueueSelector.adjust(.init(cpus: 3), queue: "normal", in: Self.gadi, auto: false, cpusExplicit: true)
+        #expect(plain.cpus == 3 && plain.warnings.isEmpty)
+        let unknown = try QueueSelector.adjust(.init(cpus: 3), queue: "nosuch", in: Self.gadi, auto: false, cpusExplicit: true)
+        #expect(unknown.cpus == 3)
+    }
+
+    @Test("jobfs minimums: raised with a warning, injected silently when absent")
+    func jobfsMinimum() throws {
+        var definition = Self.gadi
+        definition.queues[0].minLocalStorage = 100 * Self.gib
+        let low = try QueueSelector.adjust(.init(localDisk: 50 * Self.gib), queue: "normal", in: definition, auto: false, cpusExplicit: false)
+        #expect(low.localDisk == 100 * Self.gib && low.warnings.count == 1)
+        let high = try QueueSelector.adjust(.init(localDisk: 200 * Self.gib), queue: "normal", in: definition, auto: false, cpusExplicit: false)
+        #expect(high.localDisk == 200 * Self.gib && high.warnings.isEmpty)
+        let none = try QueueSelector.adjust(.init(), queue: "normal", in: definition, auto: false, cpusExplicit: false)
+        #expect(none.localDisk == 100 * Self.gib && none.warnings.isEmpty)
+    }
+
+    @Test("limits are checked before submission, naming the limit and queues that fit", arguments: [
+        ("normal", QueueSelector.Request(cpus: 96, walltime: 60 * 3600), "exceeds the maximum of 48:00:00", "ask for less"),
+        ("normal", QueueSelector.Request(cpus: 1000, walltime: 30 * 3600), "exceeds the maximum of 24:00:00", "normalsr"),
+        ("express", QueueSelector.Request(cpus: 5000), "5000 CPUs exceed the limit of 3200", "normal"),
+        ("normal", QueueSelector.Request(memory: 300 << 30), "exceed the limit of 190GB", "hugemem"),
+        ("copyq", QueueSelector.Request(cpus: 4), "4 CPUs exceed the limit of 1", "normal"),
+    ])
+    func limits(queue: String, request: QueueSelector.Request, message: String, fits: String) {
+        let error = #expect(throws: ClientError.self) {
+            try QueueSelector.adjust(request, queue: queue, in: Self.gadi, auto: false, cpusExplicit: request.cpus != nil)
+        }
+        #expect(error?.message.contains(message) == true, "\(String(describing: error))")
+        #expect(error?.hint.contains(fits) == true, "\(String(describing: error?.hint))")
+    }
+
+    @Test("an unknown GPU type names the available ones")
+    func unknownGPU() {
+        let error = #expect(throws: ClientError.self) { try QueueSelector.select(.init(gpus: 1, gpuType: "h100"), in: Self.gadi) }
+        #expect(error?.hint == "available types: a100, v100")
+    }
+}
