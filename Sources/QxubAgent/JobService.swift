@@ -407,7 +407,8 @@ public final class JobService: AgentRequestHandler {
                     return completion(nil)
                 }
                 let answers = backend.parseStatus(run)
-                for (id, info) in answers { self.schedulerInfo[id] = info }
+                // What the scheduler no longer mentions must not keep its last answer.
+                for id in jobIDs { self.schedulerInfo[id] = answers[id] }
                 // A job the scheduler no longer knows and that left no exit record cannot end by itself:
                 // after three answers without it, say so instead of following it forever.
                 for follower in self.followers.values where jobIDs.contains(follower.jobID) {

@@ -94,7 +94,7 @@ extension QxubCommand {
                     ClientLog.write("history unavailable: \(error.message)")
                 }
             }
-            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil, loop: session.eventLoop)
+            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil, loop: session.eventLoop, showWarnings: mode != .quiet)
             session.onStatus = { status.show($0) }
             let code = session.run()
             if Environment.get("QXUB_STATS") == "1" {

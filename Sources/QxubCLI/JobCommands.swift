@@ -105,7 +105,8 @@ extension QxubCommand {
                         }
                     }
                     let finished = statuses.filter { $0.state.phase == .finished }
-                    let unknown = statuses.filter { $0.state.phase == .unknown }
+                    // Unknown because a scheduler query failed is not an end: ask again next round.
+                    let unknown = statuses.filter { $0.state.phase == .unknown && !$0.state.detail.containsText("query failed") }
                     if finished.count + unknown.count == statuses.count {
                         let ok = finished.filter { $0.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false }.count
                         return (ok, statuses.count - ok)

@@ -110,8 +110,11 @@ struct JobSpecBuilder {
         var queue = layered(job.queue, preset: "queue", config: "queue")
         // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
         // known queue's minimums raise values (with a warning) and its limits refuse what cannot run.
-        let wantsAuto = queue == "auto" || (job.queue == nil && (resources.gpus != nil || resources.internet || resources.gpuType != nil))
-        if let definition = try definitionForQueues(required: wantsAuto) {
+        // As the Python qxub: --gpus, --gpu-type and --internet imply --queue auto unless -q was given; without
+        // a definition they fall back to the configured queue, while an explicit `auto` needs one.
+        let explicitAuto = queue == "auto"
+        let wantsAuto = explicitAuto || (job.queue == nil && preset?.string("queue") == nil && (resources.gpus != nil || resources.internet || resources.gpuType != nil))
+        if let definition = try definitionForQueues(required: explicitAuto) {
             let request = QueueSelector.Request(
                 cpus: parsed.cpus, memory: parsed.memoryBytes, walltime: parsed.walltimeSeconds, gpus: parsed.gpus,
                 gpuType: resources.gpuType, internet: resources.internet, localDisk: parsed.localDiskBytes)
@@ -142,6 +145,17 @@ struct JobSpecBuilder {
         let container = cliContext ? context.container : preset?.string("sif")
         let binds = cliContext ? context.binds : preset?.list("bind") ?? []
         templateVariables.values["name"] = name
+        // One value per resource: a raw entry for a resource that also has a typed value is dropped.
+        let typed: [String: Bool] = [
+            "mem": parsed.memoryBytes != nil, "walltime": parsed.walltimeSeconds != nil, "ncpus": parsed.cpus != nil,
+            "jobfs": parsed.localDiskBytes != nil, "ngpus": parsed.gpus != nil, "storage": parsed.storage != nil,
+        ]
+        parsed.raw = parsed.raw.compactMap { entry in
+            let kept = entry.split(separator: ",").filter { part in
+                !(typed[part.split(separator: "=").first.map(String.init) ?? ""] ?? false)
+            }
+            return kept.isEmpty ? nil : kept.joined(separator: ",")
+        }
         return JobSpec(
             name: name,
             command: command,

@@ -18,13 +18,20 @@ final class TerminalStatus {
     private var timer: Int?
     private weak var loop: EventLoop?
 
-    init(quiet: Bool, loop: EventLoop) {
+    /// Warnings (things qxub could not do as asked) are shown unless the user asked for silence.
+    private let showWarnings: Bool
+
+    init(quiet: Bool, loop: EventLoop, showWarnings: Bool = true) {
         self.quiet = quiet
+        self.showWarnings = showWarnings
         self.interactive = !quiet && isatty(2) == 1
         self.loop = loop
     }
 
     func show(_ status: ExecSession.Status) {
+        if case .warning(let message) = status, showWarnings {
+            return line("qxub: warning: \(message)", always: true)
+        }
         guard !quiet else { return }
         switch status {
         case .submitted(let id, let backend):
@@ -78,7 +85,7 @@ final class TerminalStatus {
     }
 
     private func line(_ text: String, always: Bool) {
-        guard interactive || always else { return }
+        guard interactive || always, !quiet || text.hasPrefix("qxub: warning:") else { return }
         let prefix = lineOpen ? "\r\u{1B}[K" : ""
         lineOpen = false
         try? FileDescriptor.writeAll(2, prefix + text + "\n")

@@ -45,7 +45,10 @@ public final class BatchSession {
     public var results: [Outcome] { outcomes }
 
     public func run() -> Int32 {
-        connection.onEvent = { [unowned self] event in handle(event) }
+        connection.onEvent = { [unowned self] event in
+            lastHeard = MonotonicClock.now()
+            handle(event)
+        }
         connection.onClose = { [unowned self] error in
             guard exitCode == nil else { return }
             let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map { $0.element.jobID! }
@@ -69,10 +72,17 @@ public final class BatchSession {
     }
 
     /// Keeps the heartbeat promise made in the hello (the agent ends silent sessions).
+    private var lastHeard = MonotonicClock.now()
+
+    /// Keeps the heartbeat promise, and notices a dead session (three intervals without a word).
     private func heartbeat() {
         loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
             guard let self, self.exitCode == nil else { return }
-            if self.connection.negotiation != nil { self.connection.send(.ping(Ping(nonce: 0))) }
+            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+                self.connection.terminate()
+            } else if self.connection.negotiation != nil {
+                self.connection.send(.ping(Ping(nonce: 0)))
+            }
             self.heartbeat()
         }
     }
@@ -101,6 +111,7 @@ public final class BatchSession {
         case .submitted(let submitted):
             guard let index = requestToIndex[submitted.requestID] else { return }
             outcomes[index].jobID = submitted.jobID
+            if index == 0 { for warning in submitted.warnings { onMessage("warning: \(warning)") } }
             if case .shell(let line) = specs[index].command {
                 try? history?.recordSubmission(jobID: submitted.jobID, platform: platformName, backend: submitted.backend, name: specs[index].name, command: line, workingDirectory: specs[index].workingDirectory, stateDirectory: submitted.stateDirectory)
             }

@@ -209,6 +209,9 @@ struct ConfigurationTests {
         #expect(script.contains("#PBS -l mem=16GB\n"))
         #expect(!script.contains("mem=8GB"), "one value per resource")
         #expect(script.contains("#PBS -l ncpus=2\n") && !script.contains("ncpus=4"))
+        let cli = try dry(sandbox, in: project, ["--mem", "1GB"])
+        #expect(cli.contains("#PBS -l mem=1GB\n") && !cli.contains("mem=16GB"), "the command line's --mem replaces the list's mem=")
+        #expect(cli.contains("#PBS -l ncpus=2\n"), "the rest of the list stays")
     }
 
     @Test("shortcuts: longest prefix wins, the command line beats the shortcut, which beats the config")
