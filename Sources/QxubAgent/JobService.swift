@@ -268,7 +268,8 @@ public final class JobService: AgentRequestHandler {
         var progressed = false
         follower.refreshRecords()
         let records = follower.records
-        if let host = records.startedHost, follower.sentState?.phase != .running, records.exitStatus == nil || follower.sentState == nil {
+        // The running state always comes before the job's first output (even for a job that already ended).
+        if let host = records.startedHost, follower.sentState?.phase != .running {
             progressed = send(follower, state: JobState(phase: .running, host: host)) || progressed
         }
         var atEnd = true

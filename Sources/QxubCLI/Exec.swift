@@ -3,6 +3,10 @@ import QxubClient
 import QxubProtocol
 import QxubSystem
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension QxubCommand {
     /// `qxub exec [options] -- COMMAND...`
     public struct Exec: ParsableCommand {
@@ -97,6 +101,11 @@ extension QxubCommand {
             let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil, loop: session.eventLoop, showWarnings: mode != .quiet)
             session.onStatus = { status.show($0) }
             let code = session.run()
+            if session.failure?.agentMissing == true, let remote = endpoint.platform.remote, offerInstall(platform: endpoint.platform.name) {
+                let message = try AgentInstaller(platform: endpoint.platform.name, remote: remote).install(directory: nil)
+                try? FileDescriptor.writeAll(2, "qxub: " + message.replacingOccurrencesOfPrefix("qxub-install: ", with: "") + "\n")
+                return try runSession(endpoint: endpoint, start: start, mode: mode, onlyStream: onlyStream)
+            }
             if Environment.get("QXUB_STATS") == "1" {
                 try? FileDescriptor.writeAll(2, "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n")
             }
@@ -104,6 +113,19 @@ extension QxubCommand {
         }
     }
 
+    /// On a terminal, asks whether to install the agent now (the session never reached the scheduler).
+    static func offerInstall(platform: String) -> Bool {
+        guard isatty(0) == 1, isatty(2) == 1 else { return false }
+        try? FileDescriptor.writeAll(2, "qxub: install qxub-agent on \(platform) now? [Y/n] ")
+        var byte: UInt8 = 0
+        var answer: [UInt8] = []
+        while read(0, &byte, 1) == 1 && byte != 0x0A { answer.append(byte) }
+        let text = String(decoding: answer, as: UTF8.self).trimmingWhitespace().lowercased()
+        return text.isEmpty || text == "y" || text == "yes"
+    }
+}
+
+extension QxubCommand {
     /// `qxub attach JOB`: follow a job submitted earlier, from any login node of the cluster.
     public struct Attach: ParsableCommand {
         public static let configuration = CommandConfiguration(

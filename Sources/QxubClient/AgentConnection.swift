@@ -159,9 +159,11 @@ public final class AgentConnection {
     @discardableResult
     private func reap(timeout: Double) -> ProcessExit? {
         let deadline = MonotonicClock.now() + timeout
+        var pause: UInt32 = 100
         while MonotonicClock.now() < deadline {
             if let exit = child.poll() { return exit }
-            usleep(5_000)
+            usleep(pause)  // the agent exits within a millisecond of its stdin closing: look often, then less
+            pause = min(pause * 2, 20_000)
         }
         child.signal(SIGKILL)
         return child.wait()
@@ -177,7 +179,9 @@ public final class AgentConnection {
         case .preambleNotFound(let first, _):
             let text = String(decoding: first, as: UTF8.self)
             if text.containsText("qxub-agent is not installed") || text.containsText("qxub-shim") {
-                return ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
+                var error = ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
+                error.agentMissing = platformName != nil
+                return error
             }
             return ClientError(
                 "no qxub-agent answered on \(peerName); it printed \(EscapedBytes(first))",
@@ -190,7 +194,9 @@ public final class AgentConnection {
             return ClientError("\(peerName) runs a newer agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)) than this qxub understands (\(local.lowerBound)-\(local.upperBound))", hint: "upgrade qxub on this machine (install/install.sh)", exitCode: ExitCodes.unavailable)
         case .endedBeforeHello:
             let cause = platformName == nil ? "" : ": qxub-agent is probably not installed there (see the message above)"
-            return ClientError("\(peerName) closed the connection before the agent said hello\(cause)", hint: installHint, exitCode: ExitCodes.unavailable)
+            var error = ClientError("\(peerName) closed the connection before the agent said hello\(cause)", hint: installHint, exitCode: ExitCodes.unavailable)
+            error.agentMissing = platformName != nil
+            return error
         default:
             return ClientError("the session with \(peerName) broke: \(error)", exitCode: ExitCodes.connectionLost)
         }

@@ -5,6 +5,8 @@ public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     public var hint: String
     public var exitCode: Int32
+    /// The remote platform has no agent this qxub can use (`qxub agent install` fixes it).
+    public var agentMissing = false
 
     public init(_ message: String, hint: String = "", exitCode: Int32 = ExitCodes.internalError) {
         self.message = message

@@ -301,7 +301,11 @@ public final class ExecSession {
 
     /// qxub's own errors are printed even with --quiet (which silences the job and the progress, not
     /// the reason qxub itself failed).
+    /// The error that ended the session, if one did.
+    public private(set) var failure: ClientError?
+
     private func fail(_ error: ClientError) -> Int32 {
+        failure = error
         try? FileDescriptor.writeAll(2, "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n"))
         return error.exitCode
     }

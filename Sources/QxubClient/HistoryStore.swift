@@ -40,6 +40,8 @@ public final class HistoryStore: Sendable {
             configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA mmap_size = 0")
+                // History is a record, not a ledger: one sync per commit is plenty.
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
             queue = try DatabaseQueue(path: path, configuration: configuration)
             var migrator = DatabaseMigrator()
