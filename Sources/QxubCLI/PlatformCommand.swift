@@ -83,4 +83,38 @@ extension QxubCommand {
             print(decision.queue + (decision.cpus.map { " ncpus=\($0)" } ?? ""))
         }
     }
+
+    /// `qxub estimate --cpus N --time T [--mem M] [-q QUEUE]`: service units per queue.
+    public struct Estimate: ParsableCommand {
+        public static let configuration = CommandConfiguration(abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).")
+        @OptionGroup var resources: ResourceOptions
+        @Option(name: [.customShort("q"), .customLong("queue")], help: "Only this queue.") var queue: String?
+        public init() {}
+        public func run() throws {
+            let (configuration, definitions) = try PlatformCommand.load()
+            let rows = try CLIFailure.catching { () throws(ClientError) -> [(String, Double)] in
+                let platformName = configuration.string("defaults.platform")
+                guard let definition = definitions.first(where: { $0.name == platformName }) ?? definitions.first else {
+                    throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
+                }
+                guard let time = resources.walltime else {
+                    throw ClientError("--time is needed to estimate a cost", hint: "for example --time 2h", exitCode: ExitCodes.usage)
+                }
+                let seconds = try ResourceParser.walltime(time)
+                let request = QueueSelector.Request(cpus: resources.cpus ?? 1, memory: try resources.memory.map(ResourceParser.memory), walltime: seconds, gpus: resources.gpus, gpuType: resources.gpuType)
+                var rows: [(String, Double)] = []
+                for candidate in definition.queues where queue == nil || candidate.name == queue {
+                    guard let decision = try? QueueSelector.adjust(request, queue: candidate.name, in: definition, auto: false, cpusExplicit: true) else { continue }
+                    rows.append((candidate.name, Double(decision.cpus ?? 1) * Double(seconds) / 3600 * candidate.billingRate))
+                }
+                guard !rows.isEmpty else {
+                    throw ClientError("no queue of \(definition.name) can run this request", hint: "`qxub platform info` shows the limits", exitCode: ExitCodes.usage)
+                }
+                return rows.sorted { $0.1 < $1.1 }
+            }
+            for (name, units) in rows { print("\(name.padding(to: 12))\(String(Int(units.rounded()))) SU") }
+            print("cheapest: \(rows[0].0)")
+        }
+    }
 }
+

@@ -97,6 +97,7 @@ public enum QueueSelector {
         if let limit = queue.maxCPUs, cpus > limit { return "\(cpus) CPUs exceed the limit of \(limit)" }
         if let limit = queue.maxMemory, let memory = request.memory, memory > limit { return "\(memory >> 30)GB of memory exceed the limit of \(limit >> 30)GB" }
         if let limit = queue.minMemory, let memory = request.memory, memory < limit { return "\(memory >> 30)GB of memory is below the minimum of \(limit >> 30)GB" }
+        if let minimum = queue.minGPUs, minimum > 0, (request.gpus ?? 0) < minimum { return "the queue needs at least \(minimum) GPU(s)" }
         if let gpus = request.gpus, gpus > 0 {
             if queue.gpuType == nil { return "the queue has no GPUs" }
             if let type = request.gpuType?.lowercased(), queue.gpuType != type { return "the queue's GPUs are \(queue.gpuType!), not \(type)" }

@@ -282,6 +282,9 @@ struct ConfigurationTests {
         #expect(refused.exit == .exited(64))
         #expect(refused.stderrText.contains("5000 CPUs exceed the limit of 3200 on queue 'express'"))
         #expect(sandbox.jobDirectories.isEmpty)
+        let estimate = try sandbox.qxub(["estimate", "--cpus", "48", "--time", "2h"])
+        #expect(estimate.stdoutText.contains("normalbw    120 SU") && estimate.stdoutText.contains("normal      192 SU"), "the Python qxub's figures for 48 cpus x 2 h")
+        #expect(estimate.stdoutText.hasSuffix("cheapest: normalbw\n") && !estimate.stdoutText.contains("gpuvolta"))
         sandbox.environment["QXUB_PLATFORM_FILE"] = nil
         sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
         let missing = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "-q", "auto", "--", "true"], environment: sandbox.environmentList)

@@ -77,6 +77,11 @@ struct QueueSelectorTests {
         #expect(error?.hint.contains(fits) == true, "\(String(describing: error?.hint))")
     }
 
+    @Test("a GPU queue refuses a job without GPUs")
+    func gpuQueueNeedsGPUs() {
+        #expect(throws: ClientError.self) { try QueueSelector.adjust(.init(cpus: 48), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true) }
+    }
+
     @Test("an unknown GPU type names the available ones")
     func unknownGPU() {
         let error = #expect(throws: ClientError.self) { try QueueSelector.select(.init(gpus: 1, gpuType: "h100"), in: Self.gadi) }
