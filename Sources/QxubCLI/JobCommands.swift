@@ -10,13 +10,38 @@ import Glibc
 extension QxubCommand {
     /// `qxub cancel JOB...`
     public struct Cancel: ParsableCommand {
-        public static let configuration = CommandConfiguration(abstract: "Cancel jobs submitted through qxub.")
+        public static let configuration = CommandConfiguration(
+            abstract: "Cancel jobs submitted through qxub: by id, by name (a shell pattern), or all unfinished ones.",
+            discussion: "--name and --all look in the local history for jobs not yet seen to end.")
         @Argument(help: "Job ids (read from stdin, one per line, when none are given).") var jobIDs: [String] = []
+        @Option(name: .customLong("name"), help: "Cancel unfinished jobs whose name matches this pattern (e.g. 'train-*').") var namePattern: String?
+        @Flag(name: .customLong("all"), help: "Cancel every unfinished job of the platform.") var all = false
+        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "List what would be cancelled.") var dryRun = false
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
 
+        public func validate() throws {
+            if (namePattern != nil || all) && !jobIDs.isEmpty { throw ValidationError("give ids, --name or --all, not several") }
+            if namePattern != nil && all { throw ValidationError("--name and --all exclude each other") }
+        }
+
         public func run() throws {
-            let ids = jobIDs.isEmpty ? readIDsFromStdin() : jobIDs
+            var ids = jobIDs
+            if namePattern != nil || all {
+                let platform = try CLIFailure.catching { () throws(ClientError) -> Platform in try place.platform() }
+                let records = try History.store().unfinished(platform: platform.name)
+                ids = records.filter { record in namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true }.map(\.jobID)
+                guard !ids.isEmpty else {
+                    print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history")
+                    return
+                }
+                if dryRun {
+                    for id in ids { print("\(id): would be cancelled") }
+                    return
+                }
+            } else if ids.isEmpty {
+                ids = readIDsFromStdin()
+            }
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let outcomes = try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
                 let requests = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
@@ -48,9 +73,12 @@ extension QxubCommand {
             let ids = jobIDs.isEmpty ? readIDsFromStdin() : jobIDs
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let statuses = try CLIFailure.catching { () throws(ClientError) -> [JobStatus] in
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
+                let platform = try place.platform()
+                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
                 defer { requests.close() }
-                return try requests.status(ids)
+                let statuses = try requests.status(ids)
+                recordEnds(statuses, platform: platform.name)
+                return statuses
             }
             var worst: Int32 = 0
             for status in statuses {
@@ -85,21 +113,65 @@ extension QxubCommand {
         @Argument(help: "Job ids.") var jobIDs: [String] = []
         @Option(name: [.customShort("i"), .customLong("interval")], help: "Seconds between checks.") var interval: Double = 5
         @Flag(name: .customLong("quiet"), help: "Only the final summary.") var quiet = false
+        @Flag(name: .customLong("summary"), help: "Counts per state instead of a line per job.") var summary = false
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
+
+        /// The live table on a terminal: one row per job, redrawn in place.
+        func table(_ statuses: [JobStatus], names: [String: String], started: Double) -> [String] {
+            if summary {
+                var counts: [String: Int] = [:]
+                for status in statuses {
+                    let key: String
+                    if status.state.phase == .finished {
+                        key = status.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false ? "succeeded" : "failed"
+                    } else {
+                        key = "\(status.state.phase)"
+                    }
+                    counts[key, default: 0] += 1
+                }
+                return [["queued", "held", "running", "succeeded", "failed", "unknown"].compactMap { key in counts[key].map { "\(key) \($0)" } }.joined(separator: ", ")]
+            }
+            var rows = ["JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "EXIT"]
+            for status in statuses {
+                let exit = status.termination.map { String(ExitCodes.exit(for: $0).code) } ?? ""
+                let state = status.state.phase == .running && !status.state.host.isEmpty ? "running" : "\(status.state.phase)"
+                rows.append(status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24) + state.padding(to: 10) + exit)
+            }
+            let elapsed = Int(MonotonicClock.now() - started)
+            rows.append("(\(elapsed / 60)m\(elapsed % 60)s; every \(interval)s; Ctrl-C stops watching)")
+            return rows
+        }
 
         public func run() throws {
             let ids = Array(Set(jobIDs.isEmpty ? readIDsFromStdin() : jobIDs)).sorted()
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let (succeeded, failed) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int) in
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
+                let platform = try place.platform()
+                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
                 defer { requests.close() }
                 var reported: Set<String> = []
+                let live = !quiet && isatty(1) == 1
+                var drawn = 0
+                let started = MonotonicClock.now()
+                var names: [String: String] = [:]
+                if let history = try? HistoryStore() {
+                    for id in ids { if let record = try? history.find(id) { names[id] = record.name } }
+                }
                 while true {
                     let statuses = try requests.status(ids)
+                    if live {
+                        // Redraw the table in place: up over what was drawn, clear, draw.
+                        let rows = table(statuses, names: names, started: started)
+                        var text = drawn > 0 ? "\u{1B}[\(drawn)A" : ""
+                        for row in rows { text += "\r\u{1B}[K" + row + "\n" }
+                        try? FileDescriptor.writeAll(1, text)
+                        drawn = rows.count
+                    }
+                    recordEnds(statuses.filter { $0.state.phase == .finished && !reported.contains($0.jobID) }, platform: platform.name)
                     for status in statuses where status.state.phase == .finished && !reported.contains(status.jobID) {
                         reported.insert(status.jobID)
-                        if !quiet {
+                        if !quiet && !live {
                             let code = status.termination.map { ExitCodes.exit(for: $0).code } ?? ExitCodes.unavailable
                             print("\(status.jobID): finished, exit status \(code)")
                         }
@@ -111,17 +183,25 @@ extension QxubCommand {
                         let ok = finished.filter { $0.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false }.count
                         return (ok, statuses.count - ok)
                     }
-                    if !quiet && isatty(2) == 1 {
-                        let running = statuses.filter { $0.state.phase == .running }.count
-                        try? FileDescriptor.writeAll(2, "\r\u{1B}[K\(finished.count)/\(statuses.count) finished, \(running) running")
+                    if !quiet && !live && summary {
+                        print(table(statuses, names: names, started: started)[0])
                     }
                     usleep(UInt32(max(0.5, interval) * 1_000_000))
                 }
             }
-            if !quiet && isatty(2) == 1 { try? FileDescriptor.writeAll(2, "\r\u{1B}[K") }
             print("all jobs finished: \(succeeded) succeeded, \(failed) failed")
             if failed > 0 { throw ExitCode(1) }
         }
+    }
+}
+
+/// Ends seen by status or monitor go into the history too (jobs submitted with --terse were not followed).
+func recordEnds(_ statuses: [JobStatus], platform: String) {
+    guard let history = try? HistoryStore() else { return }
+    for status in statuses where status.state.phase == .finished {
+        guard let termination = status.termination else { continue }
+        let code = ExitCodes.exit(for: termination).code
+        try? history.recordEnd(jobID: status.jobID, platform: platform, exitCode: code, status: code == 0 ? "succeeded" : "failed")
     }
 }
 

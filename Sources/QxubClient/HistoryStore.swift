@@ -115,6 +115,11 @@ public final class HistoryStore: Sendable {
         }
     }
 
+    /// Jobs submitted and not yet seen to end, newest first (optionally on one platform).
+    public func unfinished(platform: String? = nil) throws -> [Record] {
+        try recent(limit: 100_000, platform: platform).filter { $0.endedAt == nil }
+    }
+
     public func count() throws -> Int {
         try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
     }

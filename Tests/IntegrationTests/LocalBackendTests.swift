@@ -112,6 +112,25 @@ struct LocalBackendTests {
         #expect(run.stderrText.contains("-q/-P were ignored"))
     }
 
+    @Test("cancel --name and --all use the history's unfinished jobs; monitor --summary counts states")
+    func cancelByNameAndAll() throws {
+        let sandbox = try Sandbox("cancelname")
+        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
+        let keep = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "keep", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let train = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "train-7", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let preview = try sandbox.qxub(["cancel", "--name", "train-*", "--dry-run"])
+        #expect(preview.stdoutText == "\(train): would be cancelled\n")
+        let named = try sandbox.qxub(["cancel", "--name", "train-*"])
+        #expect(named.stdoutText == "\(train): cancel requested\n", "\(named.stderrText)")
+        let summary = try sandbox.qxub(["monitor", "--summary", "-i", "0.5", train])
+        #expect(summary.stdoutText.contains("failed 1") || summary.stdoutText.contains("all jobs finished: 0 succeeded, 1 failed"), "\(summary.stdoutText)")
+        let everything = try sandbox.qxub(["cancel", "--all"])
+        #expect(everything.stdoutText.contains("\(keep): cancel requested"), "\(everything.stdoutText)")
+        #expect(!everything.stdoutText.contains(train), "the ended job is known to have ended")
+        let none = try sandbox.qxub(["cancel", "--name", "nothing*"])
+        #expect(none.stdoutText.contains("no unfinished jobs named nothing*"))
+    }
+
     @Test("doctor reports the local agent")
     func doctor() throws {
         let sandbox = try Sandbox("doctor")
