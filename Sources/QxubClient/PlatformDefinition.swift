@@ -110,7 +110,12 @@ extension PlatformDefinition {
                 files += listing.split(separator: "\n").filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
             }
             for (_, entry) in configuration.value("platforms")?.map ?? [:] {
-                if let definition = entry.map?["definition"]?.string, !definition.contains("://") { files.append(definition) }
+                guard let definition = entry.map?["definition"]?.string else { continue }
+                if definition.hasPrefix("http://") || definition.hasPrefix("https://") {
+                    files.append(try DefinitionCache.file(for: definition) { ClientLog.write($0); try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n") })
+                } else {
+                    files.append(definition.hasPrefix("file://") ? String(definition.dropFirst(7)) : definition)
+                }
             }
         }
         var definitions: [PlatformDefinition] = []

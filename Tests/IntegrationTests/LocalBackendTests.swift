@@ -310,6 +310,49 @@ struct ConfigurationTests {
         #expect(missing.exit == .exited(64) && missing.stderrText.contains("nci_gadi.yaml"))
     }
 
+    @Test("a definition named by URL is fetched once a day into the cache, and served from it when offline")
+    func definitionURLCache() throws {
+        let sandbox = try Sandbox("defurl")
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        sandbox.environment["XDG_CACHE_HOME"] = sandbox.directory + "/cache"
+        sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
+        try FileSystem.createDirectories(sandbox.directory + "/www")
+        _ = try runCollectingOutput(["cp", Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml", sandbox.directory + "/www/"])
+        // A real HTTP server on loopback, on a free port it reports itself.
+        let server = try ChildProcess.spawn(["python3", "-u", "-c", """
+            import http.server, functools, sys
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+            server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """, sandbox.directory + "/www"], stdin: .null, stdout: .pipe, stderr: .null)
+        var portText = ""
+        var byte: UInt8 = 0
+        while read(server.stdout!, &byte, 1) == 1 && byte != 0x0A { portText.append(Character(Unicode.Scalar(byte))) }
+        let port = try #require(Int(portText))
+        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n")
+        let online = try sandbox.qxub(["platform", "info", "gadi"])
+        #expect(online.exit == .exited(0), "\(online.stderrText)")
+        #expect(online.stdoutText.contains("gpuvolta"))
+        server.signal(SIGKILL)
+        _ = server.wait()
+        let cache = sandbox.directory + "/cache/qxub/platforms"
+        #expect(!((try? runCollectingOutput(["ls", cache]))?.stdoutText ?? "").isEmpty, "the definition was cached")
+        // Fresh cache, server gone: served silently from the cache.
+        let fresh = try sandbox.qxub(["platform", "info", "gadi"])
+        #expect(fresh.exit == .exited(0) && !fresh.stderrText.contains("warning"))
+        // Stale cache (two days old), server gone: still served, with a warning.
+        _ = try runCollectingOutput(["sh", "-c", "touch -d '2 days ago' \"$0\"/*", cache])
+        let stale = try sandbox.qxub(["platform", "info", "gadi"])
+        #expect(stale.exit == .exited(0))
+        #expect(stale.stderrText.contains("using the copy cached"))
+        // No cache and no server: a clear error.
+        _ = try runCollectingOutput(["rm", "-rf", cache])
+        let offline = try sandbox.qxub(["platform", "info", "gadi"])
+        #expect(offline.exit == .exited(69) && offline.stderrText.contains("cannot fetch the platform definition"))
+    }
+
     @Test("a broken config file is an error that names it")
     func brokenConfig() throws {
         let (sandbox, project) = try layered()
