@@ -250,6 +250,7 @@ extension Message {
         case .unwatch(let value): value.requestID
         case .cancel(let value): value.requestID
         case .statusQuery(let value): value.requestID
+        case .historyQuery(let value): value.requestID
         case .unknown(_, let requestID): requestID
         default: nil
         }

@@ -87,6 +87,9 @@ public final class JobService: AgentRequestHandler {
             _ = request
         case .cancel(let request): cancel(request)
         case .statusQuery(let query): status(query)
+        case .historyQuery(let query):
+            let limit = Int(min(max(query.limit, 1), 10_000))
+            session.send(.historyReport(HistoryReport(requestID: query.requestID, entries: options.store.history(limit: limit))))
         default: return false
         }
         return true
@@ -172,6 +175,7 @@ public final class JobService: AgentRequestHandler {
             let jobID = try SchedulerBackend(kind: kind).submittedJobID(run)
             try options.store.link(jobID: jobID, to: paths.stateDirectory)
             AgentLog.write("submitted \(jobID) (\(kind)) in \(paths.stateDirectory)")
+            options.store.appendHistory(jobID: jobID, backend: kind.rawValue, name: submit.spec.name, directory: paths.stateDirectory, submitHost: submit.spec.submitHost)
             session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
         } catch let error as SchedulerError {
             session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
@@ -197,6 +201,7 @@ public final class JobService: AgentRequestHandler {
         localChildren.insert(child.pid)
         try FileSystem.writeAtomically(paths.pidRecord, "\(child.pid)\n")
         AgentLog.write("started \(jobID) (local, process group \(child.pid)) in \(paths.stateDirectory)")
+        options.store.appendHistory(jobID: jobID, backend: SchedulerKind.local.rawValue, name: submit.spec.name, directory: paths.stateDirectory, submitHost: submit.spec.submitHost)
         session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
         tickSoon()
     }

@@ -59,6 +59,40 @@ public struct JobStore: Sendable {
         return FileSystem.isDirectory(directory) ? directory : nil
     }
 
+    /// `<root>/history.tsv`: one line per submission from any machine, appended with one `write` (safe on
+    /// NFS and Lustre: no locking, no database, no mmap).
+    public var historyPath: String { root + "/history.tsv" }
+
+    public func appendHistory(jobID: String, backend: String, name: String, directory: String, submitHost: String) {
+        func clean(_ text: String) -> String { String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }) }
+        let line = [String(Int(MonotonicClock.wallNow())), clean(jobID), backend, clean(name), clean(directory), clean(submitHost)].joined(separator: "\t") + "\n"
+        let fd = open(historyPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { FileDescriptor.close(fd) }
+        try? FileDescriptor.writeAll(fd, line)
+    }
+
+    /// The newest `limit` submissions (reading at most the file's last MiB: memory stays bounded).
+    public func history(limit: Int) -> [HistoryEntry] {
+        let fd = open(historyPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { FileDescriptor.close(fd) }
+        let size = FileSystem.size(historyPath) ?? 0
+        let start = size > 1 << 20 ? size - (1 << 20) : 0
+        guard let bytes = try? FileSystem.read(fd: fd, offset: start, count: Int(size - start)) else { return [] }
+        var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        if start > 0, !lines.isEmpty { lines.removeFirst() }  // a partial first line
+        var entries: [HistoryEntry] = []
+        for line in lines.reversed() {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count >= 6, let when = UInt64(fields[0]) else { continue }
+            let exit = FileSystem.readText(fields[4] + "/exit").flatMap { text in text.split(separator: " ").first.flatMap { Int32(String($0).trimmingWhitespace()) } }
+            entries.append(HistoryEntry(jobID: fields[1], name: fields[3], backend: fields[2], submittedAt: when, stateDirectory: fields[4], submitHost: fields[5], exitStatus: exit))
+            if entries.count >= limit { break }
+        }
+        return entries
+    }
+
     private func indexPath(_ jobID: String) -> String {
         root + "/by-id/" + String(jobID.map { $0 == "/" ? "_" : $0 })
     }

@@ -33,8 +33,23 @@ extension QxubCommand {
             public static let configuration = CommandConfiguration(abstract: "List recent jobs.")
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
+            @Flag(name: .customLong("remote"), help: "Ask the platform's agent: every job submitted on the cluster, from any machine.") var remote = false
             public init() {}
             public func run() throws {
+                if remote {
+                    let entries = try CLIFailure.catching { () throws(ClientError) -> [HistoryEntry] in
+                        let resolved = try Platform.resolve(platform, configuration: try Configuration.load())
+                        let requests = try AgentRequests(endpoint: AgentEndpoint(platform: resolved))
+                        defer { requests.close() }
+                        return try requests.history(limit: max(1, limit))
+                    }
+                    if entries.isEmpty { print("no jobs yet") }
+                    for entry in entries.reversed() {
+                        let end = entry.exitStatus.map { "exit \($0)" } ?? "no exit yet"
+                        print("\(LocalTime(time_t(entry.submittedAt)).minutes)  \(entry.jobID.padding(to: 18))\(end.padding(to: 12))\(entry.name)  (from \(entry.submitHost))")
+                    }
+                    return
+                }
                 let records = try History.store().recent(limit: max(1, limit), platform: platform)
                 if records.isEmpty { print("no jobs yet") }
                 for record in records.reversed() {

@@ -79,6 +79,14 @@ public final class AgentRequests {
         }
     }
 
+    /// The agent's own record of submissions on its host, newest first.
+    public func history(limit: Int) throws(ClientError) -> [HistoryEntry] {
+        try ask({ connection in [.historyQuery(HistoryQuery(requestID: connection.requestID(), limit: UInt32(clamping: limit)))] }) { message -> [HistoryEntry]? in
+            if case .historyReport(let report) = message { return report.entries }
+            return nil
+        }
+    }
+
     /// Round-trip times of `count` pings over this session, in seconds.
     public func pings(_ count: Int) throws(ClientError) -> [Double] {
         var times: [Double] = []

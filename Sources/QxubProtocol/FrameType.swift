@@ -22,6 +22,8 @@ public struct FrameType: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let cancelResult = FrameType(rawValue: 0x15)
     public static let statusQuery = FrameType(rawValue: 0x16)
     public static let statusReport = FrameType(rawValue: 0x17)
+    public static let historyQuery = FrameType(rawValue: 0x18)
+    public static let historyReport = FrameType(rawValue: 0x19)
 
     // Job events from the agent, on the job's channel.
     public static let output = FrameType(rawValue: 0x20)
@@ -43,6 +45,8 @@ public struct FrameType: RawRepresentable, Hashable, Sendable, CustomStringConve
         case .cancelResult: "cancel-result"
         case .statusQuery: "status-query"
         case .statusReport: "status-report"
+        case .historyQuery: "history-query"
+        case .historyReport: "history-report"
         case .output: "output"
         case .jobState: "job-state"
         case .jobEnd: "job-end"

@@ -325,3 +325,97 @@ public struct JobState: WireCodable, Hashable {
         }
     }
 }
+
+/// The agent's own record of submissions on its cluster (from any machine), newest first.
+public struct HistoryQuery: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var limit: UInt32
+    public init(requestID: UInt32, limit: UInt32) {
+        self.requestID = requestID
+        self.limit = limit
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.varint(2, limit)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, limit: 0)
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: limit = try field.uint32()
+            default: break
+            }
+        }
+    }
+}
+
+/// One submission in the agent's history.
+public struct HistoryEntry: WireCodable, Hashable {
+    public var jobID: String
+    public var name: String
+    public var backend: String
+    /// Seconds since the epoch.
+    public var submittedAt: UInt64
+    public var stateDirectory: String
+    public var submitHost: String
+    /// The job's exit status from its record, when it has one.
+    public var exitStatus: Int32?
+    public init(jobID: String, name: String, backend: String, submittedAt: UInt64, stateDirectory: String, submitHost: String, exitStatus: Int32? = nil) {
+        self.jobID = jobID
+        self.name = name
+        self.backend = backend
+        self.submittedAt = submittedAt
+        self.stateDirectory = stateDirectory
+        self.submitHost = submitHost
+        self.exitStatus = exitStatus
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.string(1, jobID)
+        writer.string(2, name)
+        writer.string(3, backend)
+        writer.varint(4, submittedAt)
+        writer.string(5, stateDirectory)
+        writer.string(6, submitHost)
+        writer.optionalSigned(7, exitStatus)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(jobID: "", name: "", backend: "", submittedAt: 0, stateDirectory: "", submitHost: "")
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: jobID = try field.string()
+            case 2: name = try field.string()
+            case 3: backend = try field.string()
+            case 4: submittedAt = try field.uint64()
+            case 5: stateDirectory = try field.string()
+            case 6: submitHost = try field.string()
+            case 7: exitStatus = try field.int32()
+            default: break
+            }
+        }
+    }
+}
+
+/// The reply to ``HistoryQuery``.
+public struct HistoryReport: WireCodable, Hashable {
+    public var requestID: UInt32
+    public var entries: [HistoryEntry]
+    public init(requestID: UInt32, entries: [HistoryEntry]) {
+        self.requestID = requestID
+        self.entries = entries
+    }
+    public func encode(to writer: inout WireWriter) {
+        writer.varint(1, requestID)
+        writer.messages(2, entries)
+    }
+    public init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(requestID: 0, entries: [])
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: entries.append(try field.message())
+            default: break
+            }
+        }
+    }
+}

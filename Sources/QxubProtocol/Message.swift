@@ -13,6 +13,8 @@ public enum Message: Hashable, Sendable {
     case cancelResult(CancelResult)
     case statusQuery(StatusQuery)
     case statusReport(StatusReport)
+    case historyQuery(HistoryQuery)
+    case historyReport(HistoryReport)
     case output(Output)
     case jobState(JobState)
     case jobEnd(JobTermination)
@@ -34,6 +36,8 @@ public enum Message: Hashable, Sendable {
         case .cancelResult: .cancelResult
         case .statusQuery: .statusQuery
         case .statusReport: .statusReport
+        case .historyQuery: .historyQuery
+        case .historyReport: .historyReport
         case .output: .output
         case .jobState: .jobState
         case .jobEnd: .jobEnd
@@ -58,6 +62,8 @@ public enum Message: Hashable, Sendable {
         case .cancelResult(let value): payload = value.wireBytes()
         case .statusQuery(let value): payload = value.wireBytes()
         case .statusReport(let value): payload = value.wireBytes()
+        case .historyQuery(let value): payload = value.wireBytes()
+        case .historyReport(let value): payload = value.wireBytes()
         case .output(let value): payload = value.wireBytes()
         case .jobState(let value): payload = value.wireBytes()
         case .jobEnd(let value): payload = value.wireBytes()
@@ -87,6 +93,8 @@ public enum Message: Hashable, Sendable {
         case .cancelResult: self = .cancelResult(try CancelResult(wireBytes: bytes, type: type))
         case .statusQuery: self = .statusQuery(try StatusQuery(wireBytes: bytes, type: type))
         case .statusReport: self = .statusReport(try StatusReport(wireBytes: bytes, type: type))
+        case .historyQuery: self = .historyQuery(try HistoryQuery(wireBytes: bytes, type: type))
+        case .historyReport: self = .historyReport(try HistoryReport(wireBytes: bytes, type: type))
         case .output: self = .output(try Output(wireBytes: bytes, type: type))
         case .jobState: self = .jobState(try JobState(wireBytes: bytes, type: type))
         case .jobEnd: self = .jobEnd(try JobTermination(wireBytes: bytes, type: type))
@@ -108,8 +116,8 @@ public enum Message: Hashable, Sendable {
     /// so two peers can never bounce errors at each other).
     public static func isRequest(_ type: FrameType) -> Bool {
         switch type {
-        case .submit, .watch, .unwatch, .cancel, .statusQuery, .ping: true
-        case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .output, .jobState, .jobEnd: false
+        case .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery, .ping: true
+        case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .historyReport, .output, .jobState, .jobEnd: false
         default: true  // an unknown type: assume a newer peer's request, and answer it
         }
     }

@@ -101,6 +101,12 @@ struct LocalBackendTests {
         #expect(err.stdoutText == "err-one\n", "prefix lookup: \(err.stderrText)")
         let show = try sandbox.qxub(["history", "show"])
         #expect(show.stdoutText.contains("exit 4"))
+        // The agent's own record on its host (here the local one): both jobs, with their exits.
+        let remote = try sandbox.qxub(["history", "--remote"])
+        let remoteLines = remote.stdoutText.split(separator: "\n")
+        #expect(remoteLines.count == 2, "\(remote.stdoutText) \(remote.stderrText)")
+        #expect(remoteLines.first?.contains("exit 0") == true && remoteLines.first?.contains("first") == true)
+        #expect(remoteLines.last?.contains("exit 4") == true && remoteLines.last?.contains("second") == true)
     }
 
     @Test("options the local backend cannot honour are named, not dropped in silence")

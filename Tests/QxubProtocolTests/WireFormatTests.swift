@@ -80,6 +80,13 @@ struct WireFormatTests {
         #expect(payload(.statusReport(report)) == "0805" + "12" + format2(entry.count / 2) + entry)
     }
 
+    @Test("history query and report")
+    func historyGoldens() {
+        #expect(payload(.historyQuery(HistoryQuery(requestID: 3, limit: 50))) == "0803" + "1032")
+        let entry = "0a01" + text("1") + "1201" + text("n") + "1a05" + text("local") + "2007" + "2a01" + text("/") + "3201" + text("h") + "380e"
+        #expect(payload(.historyReport(HistoryReport(requestID: 3, entries: [HistoryEntry(jobID: "1", name: "n", backend: "local", submittedAt: 7, stateDirectory: "/", submitHost: "h", exitStatus: 7)]))) == "0803" + "12" + format2(entry.count / 2) + entry)
+    }
+
     @Test("every message round-trips", arguments: sampleMessages())
     func roundTrip(message: Message) throws {
         #expect(try Message(frame: message.frame(channel: 9)) == message)
@@ -182,6 +189,11 @@ func sampleMessages() -> [Message] {
         .statusReport(StatusReport(requestID: 1, jobs: [
             JobStatus(jobID: "1", state: JobState(phase: .queued, detail: "PENDING")),
             JobStatus(jobID: "2", state: JobState(phase: .finished), termination: .signaled(9)),
+        ])),
+        .historyQuery(HistoryQuery(requestID: 3, limit: 50)),
+        .historyReport(HistoryReport(requestID: 3, entries: [
+            HistoryEntry(jobID: "128.vm", name: "train", backend: "pbspro", submittedAt: 1_795_000_000, stateDirectory: "/h/.qxub/jobs/x", submitHost: "laptop", exitStatus: 0),
+            HistoryEntry(jobID: "129.vm", name: "eval", backend: "pbspro", submittedAt: 1_795_000_100, stateDirectory: "/h/.qxub/jobs/y", submitHost: "login1"),
         ])),
         .output(Output(stream: .stderr, offset: 1 << 40, data: Array(0...255))),
         .jobState(JobState(phase: .held, detail: "H")),
