@@ -151,6 +151,7 @@ public final class JobService: AgentRequestHandler {
             meta["submitted"] = String(Int(MonotonicClock.wallNow()))
             meta["submit_host"] = spec.submitHost
             meta["command"] = rendered.command.joined(separator: " ")
+            if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
             try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
             // PBS copies the job log into place when the job ends: its directory must exist.
             try? FileSystem.createDirectories(FileSystem.directoryName(paths.joblog))
@@ -221,7 +222,12 @@ public final class JobService: AgentRequestHandler {
         }
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
         let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
-        let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        var paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        if watch.joblog {
+            // The job log as the only stream (PBS copies it into place when the job ends).
+            paths.stdout = paths.joblog
+            paths.stderr = paths.joblog
+        }
         let follower = JobFollower(
             jobID: watch.jobID, channel: channel, requestID: watch.requestID, paths: paths, kind: kind,
             stdoutOffset: watch.stdoutOffset, stderrOffset: watch.stderrOffset)

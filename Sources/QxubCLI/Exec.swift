@@ -39,6 +39,12 @@ extension QxubCommand {
             if commandString != nil && !command.isEmpty {
                 throw ValidationError("give the command either after -- or with --cmd, not both")
             }
+            if job.template != nil {
+                throw ValidationError("--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run")
+            }
+            if job.notify && job.noNotify {
+                throw ValidationError("--notify and --no-notify exclude each other")
+            }
             if job.shortcut != nil && job.alias != nil {
                 throw ValidationError("--shortcut and --alias exclude each other")
             }
@@ -82,15 +88,17 @@ extension QxubCommand {
                 }
                 var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset)
                 let spec = try builder.build()
+                if job.notify { builder.warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
                 if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
                 return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
             }
             if code != 0 { throw ExitCode(code) }
         }
 
-        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil) throws(ClientError) -> Int32 {
+        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil, joblog: Bool = false) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode)
             session.onlyStream = onlyStream
+            session.joblog = joblog
             if mode != .dry {
                 do {
                     session.history = try HistoryStore()
@@ -104,7 +112,7 @@ extension QxubCommand {
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote, offerInstall(platform: endpoint.platform.name) {
                 let message = try AgentInstaller(platform: endpoint.platform.name, remote: remote).install(directory: nil)
                 try? FileDescriptor.writeAll(2, "qxub: " + message.replacingOccurrencesOfPrefix("qxub-install: ", with: "") + "\n")
-                return try runSession(endpoint: endpoint, start: start, mode: mode, onlyStream: onlyStream)
+                return try runSession(endpoint: endpoint, start: start, mode: mode, onlyStream: onlyStream, joblog: joblog)
             }
             if Environment.get("QXUB_STATS") == "1" {
                 try? FileDescriptor.writeAll(2, "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n")

@@ -13,6 +13,9 @@ struct ContextOptions: ParsableArguments {
     @Option(name: [.customLong("mods"), .customLong("modules")], help: "Modules to load, separated by commas or spaces.")
     var moduleList: String?
 
+    @Flag(name: .customLong("default"), help: "Plain context: no conda, modules or container, and no shortcut.")
+    var plain = false
+
     @Option(name: [.customLong("sif"), .customLong("container")], help: "Run inside this Singularity/Apptainer image.")
     var container: String?
 
@@ -24,6 +27,9 @@ struct ContextOptions: ParsableArguments {
     }
 
     func validate() throws {
+        if plain && (container != nil || condaEnvironment != nil || !allModules.isEmpty) {
+            throw ValidationError("--default means no conda, modules or container: it cannot be combined with --env, --mod or --sif")
+        }
         if container != nil && (condaEnvironment != nil || !allModules.isEmpty) {
             throw ValidationError("--sif runs the command in a container: it cannot be combined with --env or --mod")
         }
@@ -114,6 +120,34 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("alias"), help: "Apply this alias from the configuration's aliases: section.")
     var alias: String?
 
+    @Option(name: .customLong("tag"), help: "KEY=VALUE kept with the job in its records and the history (repeatable).")
+    var tags: [String] = []
+
+    @Option(name: .customLong("tags"), help: "Several KEY=VALUE, separated by commas.")
+    var tagList: String?
+
+    @Option(name: .customLong("log-dir"), help: "The value of {log_dir} in templated names and paths.")
+    var logDirectory: String?
+
+    @Flag(name: .customLong("notify"), help: "Slack/Discord notification (not supported by this qxub: use --email).")
+    var notify = false
+
+    @Flag(name: .customLong("no-notify"), help: "No email, even if one is configured.")
+    var noNotify = false
+
+    @Option(name: .customLong("template"), help: "A custom job script (not supported: qxub generates the script; use --pre/--post).")
+    var template: String?
+
+    /// `--tag` and `--tags` as pairs.
+    func parsedTags() throws(ClientError) -> [KeyValue] {
+        try (tags + (tagList.map { $0.split(separator: ",").map(String.init) } ?? [])).map { entry throws(ClientError) in
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ClientError("--tag \(entry): expected KEY=VALUE", hint: "for example --tag rule=align", exitCode: ExitCodes.usage)
+            }
+            return KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+        }
+    }
+
     /// The preset for a command: --alias, --shortcut, or the shortcut the command's first words match.
     func preset(for words: [String], context: ContextOptions, configuration: Configuration) throws(ClientError) -> JobPreset? {
         if let alias {
@@ -131,7 +165,7 @@ struct JobOptions: ParsableArguments {
             }
             return preset
         }
-        let contextGiven = context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        let contextGiven = context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
         return contextGiven ? nil : store.match(words)
     }
 }

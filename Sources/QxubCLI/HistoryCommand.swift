@@ -12,7 +12,7 @@ extension QxubCommand {
     public struct History: ParsableCommand {
         public static let configuration = CommandConfiguration(
             abstract: "Jobs submitted from this machine (local and remote), newest first; a job's details and output.",
-            subcommands: [List.self, Show.self, Out.self, Err.self],
+            subcommands: [List.self, Show.self, Out.self, Err.self, Log.self],
             defaultSubcommand: List.self)
         public init() {}
 
@@ -77,12 +77,12 @@ extension QxubCommand {
         }
 
         /// Prints one of a job's streams, fetched through the agent (so remote jobs work too).
-        static func stream(_ jobID: String?, _ stream: Output.Stream) throws {
+        static func stream(_ jobID: String?, _ stream: Output.Stream, joblog: Bool = false) throws {
             let record = try find(jobID)
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try Configuration.load()
                 let platform = record.platform == Platform.local.name ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
-                return try Exec.runSession(endpoint: AgentEndpoint(platform: platform), start: .attach(jobID: record.jobID), mode: .follow, onlyStream: stream)
+                return try Exec.runSession(endpoint: AgentEndpoint(platform: platform), start: .attach(jobID: record.jobID), mode: .follow, onlyStream: stream, joblog: joblog)
             }
             if code == ExitCodes.unavailable || code == ExitCodes.connectionLost { throw ExitCode(code) }
         }
@@ -92,6 +92,13 @@ extension QxubCommand {
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stdout) }
+        }
+
+        public struct Log: ParsableCommand {
+            public static let configuration = CommandConfiguration(abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job).")
+            @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            public init() {}
+            public func run() throws { try History.stream(jobID, .stdout, joblog: true) }
         }
 
         public struct Err: ParsableCommand {

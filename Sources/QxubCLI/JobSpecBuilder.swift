@@ -130,6 +130,7 @@ struct JobSpecBuilder {
         let project = layered(job.project, preset: "project", config: "project") ?? Environment.get("PROJECT")
         var templates: [String: String] = [:]
         for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
+        if let logDirectory = job.logDirectory { templates["log_dir"] = logDirectory }
         var templateVariables = TemplateVariables(user: Environment.get("USER") ?? "", project: project, name: nil, queue: queue, templates: templates)
         var warned: Set<String> = []
         func resolve(_ text: String?) -> String? {
@@ -139,7 +140,7 @@ struct JobSpecBuilder {
         }
         let name = JobName.sanitize(resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command))
         // The context comes whole from one place: the command line if it names any, else the preset.
-        let cliContext = context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        let cliContext = context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
         let environment = cliContext ? context.condaEnvironment : preset?.string("env")
         let modules = cliContext ? context.allModules : preset?.modules ?? []
         let container = cliContext ? context.container : preset?.string("sif")
@@ -156,7 +157,7 @@ struct JobSpecBuilder {
             }
             return kept.isEmpty ? nil : kept.joined(separator: ",")
         }
-        return JobSpec(
+        var spec = JobSpec(
             name: name,
             command: command,
             workingDirectory: absolute(job.workingDirectory ?? preset?.string("execdir")) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
@@ -164,11 +165,13 @@ struct JobSpecBuilder {
             context: .init(condaEnvironment: environment, modules: modules, container: absolute(container), binds: binds),
             pre: job.pre ?? preset?.string("pre"), post: job.post ?? preset?.string("post"), variables: variables, resources: parsed,
             queue: queue, project: project, array: job.array ?? preset?.string("array"),
-            email: layered(job.email, preset: "email", config: "email"), emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
+            email: job.noNotify ? nil : layered(job.email, preset: "email", config: "email"), emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
             stdoutPath: absolute(resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out")))),
             stderrPath: absolute(resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err")))),
             joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),
             backend: job.backend ?? "", submitHost: Environment.hostname(), clientVersion: QxubVersion.current)
+        spec.tags = try job.parsedTags()
+        return spec
     }
 }
 

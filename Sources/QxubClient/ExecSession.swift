@@ -53,6 +53,8 @@ public final class ExecSession {
     public var history: HistoryStore?
     /// Only this stream is written out (`qxub history out|err`).
     public var onlyStream: Output.Stream?
+    /// Follow the job log instead of the job's output (`qxub history log`).
+    public var joblog = false
     /// Delays between reconnection attempts (seconds); past the last one qxub gives up with 255.
     public var reconnectDelays: [Double] = [1, 2, 4, 8, 15]
     private let channel: UInt32 = 1
@@ -138,7 +140,7 @@ public final class ExecSession {
                 // Resume every stream where it stopped: nothing lost, nothing printed twice.
                 if reconnectAttempts > 0 { onStatus(.reconnected) }
                 reconnectAttempts = 0
-                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: written[.stdout]!, stderrOffset: written[.stderr]!)), channel: channel)
+                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: written[.stdout]!, stderrOffset: written[.stderr]!, joblog: joblog)), channel: channel)
             } else if case .submit(let spec) = start {
                 submitRequest = connection.requestID()
                 connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))

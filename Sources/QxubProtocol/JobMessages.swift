@@ -89,17 +89,21 @@ public struct Watch: WireCodable, Hashable {
     public var jobID: String
     public var stdoutOffset: UInt64
     public var stderrOffset: UInt64
-    public init(requestID: UInt32, jobID: String, stdoutOffset: UInt64 = 0, stderrOffset: UInt64 = 0) {
+    /// Stream the job log (the scheduler's own output, with qxub's audit block) as stdout instead.
+    public var joblog: Bool
+    public init(requestID: UInt32, jobID: String, stdoutOffset: UInt64 = 0, stderrOffset: UInt64 = 0, joblog: Bool = false) {
         self.requestID = requestID
         self.jobID = jobID
         self.stdoutOffset = stdoutOffset
         self.stderrOffset = stderrOffset
+        self.joblog = joblog
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
         writer.varint(3, stdoutOffset)
         writer.varint(4, stderrOffset)
+        writer.bool(5, joblog)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "")
@@ -109,6 +113,7 @@ public struct Watch: WireCodable, Hashable {
             case 2: jobID = try field.string()
             case 3: stdoutOffset = try field.uint64()
             case 4: stderrOffset = try field.uint64()
+            case 5: joblog = try field.bool()
             default: break
             }
         }

@@ -129,6 +129,8 @@ public struct JobSpec: WireCodable, Hashable {
     public var backend: String
     public var submitHost: String
     public var clientVersion: String
+    /// `--tag KEY=VALUE`: kept with the job (meta, history) for the user's own bookkeeping.
+    public var tags: [KeyValue] = []
 
     public init(
         name: String, command: Command, workingDirectory: String, createWorkingDirectory: Bool = false,
@@ -186,6 +188,7 @@ public struct JobSpec: WireCodable, Hashable {
         writer.string(20, backend)
         writer.string(21, submitHost)
         writer.string(22, clientVersion)
+        writer.messages(23, tags)
     }
 
     public init(from reader: inout WireReader) throws(ProtocolError) {
@@ -217,6 +220,7 @@ public struct JobSpec: WireCodable, Hashable {
             case 20: backend = try field.string()
             case 21: submitHost = try field.string()
             case 22: clientVersion = try field.string()
+            case 23: tags.append(try field.message())
             default: break
             }
         }

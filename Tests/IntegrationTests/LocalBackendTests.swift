@@ -101,6 +101,8 @@ struct LocalBackendTests {
         #expect(err.stdoutText == "err-one\n", "prefix lookup: \(err.stderrText)")
         let show = try sandbox.qxub(["history", "show"])
         #expect(show.stdoutText.contains("exit 4"))
+        let log = try sandbox.qxub(["history", "log", firstID])
+        #expect(log.stdoutText.contains("qxub \(QxubVersion.current): job \(firstID)"), "the job log's audit block: \(log.stdoutText)")
         // The agent's own record on its host (here the local one): both jobs, with their exits.
         let remote = try sandbox.qxub(["history", "--remote"])
         let remoteLines = remote.stdoutText.split(separator: "\n")
@@ -357,6 +359,25 @@ struct ConfigurationTests {
         _ = try runCollectingOutput(["rm", "-rf", cache])
         let offline = try sandbox.qxub(["platform", "info", "gadi"])
         #expect(offline.exit == .exited(69) && offline.stderrText.contains("cannot fetch the platform definition"))
+    }
+
+    @Test("the rest of the Python qxub's exec options: --tag, --log-dir, --no-notify, --default, --template, --notify")
+    func pythonOptions() throws {
+        let (sandbox, project) = try layered()
+        let tagged = try dry(sandbox, in: project, ["--log-dir", "/logs/x", "--out", "{log_dir}/{name}.out", "--email", "me@x.org", "--no-notify", "--tag", "rule=align", "--tags", "a=1,b=2"])
+        #expect(tagged.contains("/logs/x/alice-job.out"))
+        #expect(!tagged.contains("#PBS -M"), "--no-notify beats --email")
+        let template = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--template", "x.pbs", "--", "true"], environment: sandbox.environmentList)
+        #expect(template.exit == .exited(64) && template.stderrText.contains("--template is not supported"))
+        #expect(try sandbox.qxub(["config", "shortcut", "set", "echo", "--env", "shortcutenv"]).exit == .exited(0))
+        let plain = try dry(sandbox, in: project, ["--default"])
+        #expect(!plain.contains("shortcutenv"), "--default: no context and no shortcut")
+        let notify = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--notify", "--", "true"], environment: sandbox.environmentList)
+        #expect(notify.stderrText.contains("--notify (Slack/Discord) is not supported"))
+        let run = try sandbox.qxub(["exec", "--backend", "local", "--tag", "rule=align", "--", "true"])
+        #expect(run.exit == .exited(0))
+        let meta = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/meta") }.joined()
+        #expect(meta.contains("tags=rule=align"))
     }
 
     @Test("a broken config file is an error that names it")
