@@ -61,7 +61,7 @@ let package = Package(
 
         .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
         .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"], exclude: ["Golden"]),
-        .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol"]),
+        .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem"]),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: ["QxubClient", "QxubProtocol", "QxubSystem"]),
     ],

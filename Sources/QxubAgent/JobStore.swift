@@ -66,10 +66,15 @@ public struct JobStore: Sendable {
     public func appendHistory(jobID: String, backend: String, name: String, directory: String, submitHost: String) {
         func clean(_ text: String) -> String { String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }) }
         let line = [String(Int(MonotonicClock.wallNow())), clean(jobID), backend, clean(name), clean(directory), clean(submitHost)].joined(separator: "\t") + "\n"
-        let fd = open(historyPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = open(historyPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
-        try? FileDescriptor.writeAll(fd, line)
+        // A writer that died mid-line (a killed agent, a full quota) leaves a torn last line: start on a
+        // fresh one so the torn part can never swallow this record.
+        var last: UInt8 = 0x0A
+        let size = FileSystem.size(historyPath) ?? 0
+        if size > 0, pread(fd, &last, 1, off_t(size - 1)) != 1 { last = 0x0A }
+        try? FileDescriptor.writeAll(fd, (last == 0x0A ? "" : "\n") + line)
     }
 
     /// The newest `limit` submissions (reading at most the file's last MiB: memory stays bounded).
@@ -85,7 +90,8 @@ public struct JobStore: Sendable {
         var entries: [HistoryEntry] = []
         for line in lines.reversed() {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count >= 6, let when = UInt64(fields[0]) else { continue }
+            // Six fields (a later agent may append more) with a known backend: anything else is a torn line.
+            guard fields.count >= 6, let when = UInt64(fields[0]), SchedulerKind(name: fields[2]) != nil else { continue }
             let exit = FileSystem.readText(fields[4] + "/exit").flatMap { text in text.split(separator: " ").first.flatMap { Int32(String($0).trimmingWhitespace()) } }
             entries.append(HistoryEntry(jobID: fields[1], name: fields[3], backend: fields[2], submittedAt: when, stateDirectory: fields[4], submitHost: fields[5], exitStatus: exit))
             if entries.count >= limit { break }

@@ -1,0 +1,145 @@
+import QxubAgent
+import QxubProtocol
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's job logic in this process, with the local backend: submit, follow, end, cancel.
+@Suite("JobService in process (local backend)")
+struct JobServiceTests {
+    static func spec(_ command: JobSpec.Command, in directory: String) -> JobSpec {
+        JobSpec(
+            name: "agent-test", command: command, workingDirectory: directory, context: .init(), variables: [],
+            resources: .init(), backend: "local", submitHost: "tests", clientVersion: QxubVersion.current)
+    }
+
+    /// Submits `command` and returns the job id (nil after recording an issue).
+    static func submit(_ agent: InProcessAgent, _ command: JobSpec.Command, requestID: UInt32 = 1) throws -> String? {
+        try agent.sayHello()
+        try agent.send(.submit(Submit(requestID: requestID, spec: spec(command, in: agent.stateRoot))))
+        try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else if case .error = $0 { true } else { false } } }
+        for message in agent.messages() {
+            if case .submitted(let submitted) = message {
+                #expect(submitted.requestID == requestID)
+                #expect(submitted.backend == "local")
+                return submitted.jobID
+            }
+        }
+        Issue.record("no submitted reply: \(agent.messages())")
+        return nil
+    }
+
+    static func jobEnd(_ agent: InProcessAgent, channel: UInt32) -> JobTermination? {
+        for message in agent.messages(channel: channel) { if case .jobEnd(let end) = message { return end } }
+        return nil
+    }
+
+    static func output(_ agent: InProcessAgent, channel: UInt32, _ stream: Output.Stream) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for message in agent.messages(channel: channel) {
+            if case .output(let output) = message, output.stream == stream {
+                #expect(output.offset == UInt64(bytes.count), "output arrives in order, without gaps or repeats")
+                bytes += output.data
+            }
+        }
+        return bytes
+    }
+
+    @Test("a job's stdout and stderr arrive separately and whole, the running state comes first, the exit code last")
+    func followToTheEnd() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        guard let jobID = try Self.submit(agent, .shell("printf 'partial'; printf 'err\\n' >&2; printf ' line\\r\\n'; exit 7")) else { return }
+        #expect(jobID.hasPrefix("local-"))
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 4)
+        #expect(try agent.run { Self.jobEnd($0, channel: 4) != nil })
+        #expect(Self.jobEnd(agent, channel: 4) == .exited(7))
+        #expect(String(decoding: Self.output(agent, channel: 4, .stdout), as: UTF8.self) == "partial line\r\n")
+        #expect(String(decoding: Self.output(agent, channel: 4, .stderr), as: UTF8.self) == "err\n")
+        let onChannel = agent.messages(channel: 4)
+        let running = onChannel.firstIndex { if case .jobState(let state) = $0 { state.phase == .running } else { false } }
+        let firstOutput = onChannel.firstIndex { if case .output = $0 { true } else { false } }
+        #expect(running != nil && firstOutput != nil && running! < firstOutput!, "running precedes output")
+    }
+
+    @Test("watching from offsets resumes where the client stopped: nothing twice, nothing lost")
+    func resumeFromOffsets() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        guard let jobID = try Self.submit(agent, .argv(["/bin/sh", "-c", "echo 0123456789; echo abcdef >&2"])) else { return }
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
+        #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
+        try agent.send(.watch(Watch(requestID: 3, jobID: jobID, stdoutOffset: 4, stderrOffset: 6)), channel: 2)
+        #expect(try agent.run { Self.jobEnd($0, channel: 2) != nil })
+        var resumed: [UInt8] = []
+        var resumedErr: [UInt8] = []
+        for message in agent.messages(channel: 2) {
+            guard case .output(let output) = message else { continue }
+            if output.stream == .stdout { #expect(output.offset == 4 + UInt64(resumed.count)); resumed += output.data }
+            else { #expect(output.offset == 6 + UInt64(resumedErr.count)); resumedErr += output.data }
+        }
+        #expect(String(decoding: resumed, as: UTF8.self) == "456789\n")
+        #expect(String(decoding: resumedErr, as: UTF8.self) == "\n")
+        #expect(Self.jobEnd(agent, channel: 2) == .exited(0))
+    }
+
+    @Test("an argv is passed exactly: no word splitting, globbing or expansion")
+    func argvExactly() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        guard let jobID = try Self.submit(agent, .argv(["printf", "%s|", "a b", "*", "$(echo no)", "`x`", "'q'"])) else { return }
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
+        #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
+        #expect(String(decoding: Self.output(agent, channel: 1, .stdout), as: UTF8.self) == "a b|*|$(echo no)|`x`|'q'|")
+    }
+
+    @Test("cancel ends a running local job as cancelled, and the job records it")
+    func cancelRunning() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        guard let jobID = try Self.submit(agent, .shell("echo started; sleep 60; echo never")) else { return }
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
+        #expect(try agent.run { String(decoding: Self.output($0, channel: 1, .stdout), as: UTF8.self) == "started\n" })
+        try agent.send(.cancel(JobRequest(requestID: 3, jobID: jobID)))
+        #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
+        #expect(Self.jobEnd(agent, channel: 1) == .cancelled(ranFirst: true))
+        let results = agent.messages().compactMap { message -> CancelResult? in
+            if case .cancelResult(let result) = message { return result }
+            return nil
+        }
+        #expect(results.first?.requestID == 3)
+        #expect(!String(decoding: Self.output(agent, channel: 1, .stdout), as: UTF8.self).contains("never"))
+    }
+
+    @Test("a status query answers for many jobs at once, known and unknown")
+    func statusOfMany() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        guard let jobID = try Self.submit(agent, .shell("exit 3")) else { return }
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
+        #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
+        try agent.send(.statusQuery(StatusQuery(requestID: 9, jobIDs: [jobID, "local-00000000"])))
+        #expect(try agent.run { agent in agent.messages().contains { if case .statusReport = $0 { true } else { false } } })
+        guard let report = agent.messages().compactMap({ message -> StatusReport? in
+            if case .statusReport(let report) = message { return report }
+            return nil
+        }).first else { return }
+        #expect(report.requestID == 9)
+        #expect(report.jobs.count == 2)
+        #expect(report.jobs.first { $0.jobID == jobID }?.termination == .exited(3))
+    }
+
+    @Test("a submitted local job outlives the session that started it")
+    func jobOutlivesSession() throws {
+        let root = try temporaryDirectory()
+        let marker = root + "/done"
+        do {
+            let agent = try InProcessAgent(stateRoot: root)
+            guard try Self.submit(agent, .argv(["/bin/sh", "-c", "sleep 1; touch \"$0\"", marker])) != nil else { return }
+            agent.closeClientSide()
+            try agent.run()
+            #expect(agent.session.ending == .clientClosed)
+        }
+        let deadline = MonotonicClock.now() + 15
+        while !FileSystem.exists(marker) && MonotonicClock.now() < deadline { usleep(50_000) }
+        #expect(FileSystem.exists(marker), "the job ran to its end after the client left")
+    }
+}
