@@ -15,6 +15,7 @@
 #   slurmctld slurmd           Tests/Support/slurm.sh: real single-node Slurm
 #   slurm-client munge
 #   python3 procps             helpers (free-port probe, pgrep/pkill by pid file)
+#   curl                       fetching platform definitions named by URL (qxub runs curl)
 #
 # Daemons are never started by the package install: a policy-rc.d that denies
 # service starts is put in place for the duration of the install when the
@@ -33,6 +34,7 @@ PACKAGES=(
   munge
   python3
   procps
+  curl
 )
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }

@@ -552,6 +552,6 @@ enum AgentLog {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
-        try? FileDescriptor.writeAll(fd, "\(Int(MonotonicClock.wallNow())) [\(getpid())] \(text)\n")
+        try? FileDescriptor.writeAll(fd, "\(LocalTime.logStamp()) [\(getpid())] \(text)\n")
     }
 }

@@ -29,6 +29,6 @@ public enum ClientLog {
         let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
-        try? FileDescriptor.writeAll(fd, "\(LocalTime().seconds) [\(getpid())] \(text)\n")
+        try? FileDescriptor.writeAll(fd, "\(LocalTime.logStamp()) [\(getpid())] \(text)\n")
     }
 }

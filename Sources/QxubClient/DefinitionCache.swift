@@ -1,11 +1,15 @@
-import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Platform definitions named by URL (`platforms.<name>.definition: https://...`): fetched at most once a
 /// day into `~/.cache/qxub/platforms/`, and served from there when offline.
+///
+/// The fetch runs the system `curl` (argv, no shell), which honours the user's proxy settings and
+/// certificates. Linking an HTTP stack into qxub instead (FoundationNetworking: libcurl and some 25
+/// libraries) made every `qxub` command start slower for a download that happens once a day.
 public enum DefinitionCache {
     public static let maximumAge: Double = 24 * 3600
 
@@ -26,11 +30,9 @@ public enum DefinitionCache {
         let cachedAge: Double? = stat(path, &info) == 0 ? MonotonicClock.wallNow() - Double(info.st_mtim.tv_sec) : nil
         if let cachedAge, cachedAge < maximumAge { return path }
         do {
-            guard let address = URL(string: url) else { throw ClientError("'\(url)' is not a URL", exitCode: ExitCodes.usage) }
-            let data = try Data(contentsOf: address)
-            guard !data.isEmpty else { throw ClientError("\(url) sent an empty definition", exitCode: ExitCodes.unavailable) }
+            let bytes = try download(url)
             try FileSystem.createDirectories(directory)
-            try FileSystem.writeAtomically(path, Array(data), mode: 0o644)
+            try FileSystem.writeAtomically(path, bytes, mode: 0o644)
             return path
         } catch {
             if cachedAge != nil {
@@ -39,5 +41,34 @@ public enum DefinitionCache {
             }
             throw ClientError("cannot fetch the platform definition \(url): \(error)", hint: "check the URL and your network, or point definition: at a file", exitCode: ExitCodes.unavailable)
         }
+    }
+
+    /// Seconds a download may take; a definition is a few kilobytes.
+    public static let downloadTimeout: Double = 20
+    /// Bytes a definition may have; more is not a definition.
+    public static let downloadLimit = 4 << 20
+
+    static func download(_ url: String) throws(ClientError) -> [UInt8] {
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("file://") else {
+            throw ClientError("'\(url)' is not an http(s) or file URL", hint: "write definition: https://… or a path to a file", exitCode: ExitCodes.usage)
+        }
+        let run: CollectedRun
+        do {
+            run = try runCollectingOutput(
+                ["curl", "--fail", "--silent", "--show-error", "--location", "--max-time", String(Int(downloadTimeout)), "--", url],
+                timeout: downloadTimeout + 5, outputLimit: downloadLimit + 1)
+        } catch {
+            throw ClientError("cannot run curl to fetch \(url): \(error)", hint: "install curl, or download the definition and point definition: at the file", exitCode: ExitCodes.unavailable)
+        }
+        guard run.exit == .exited(0) else {
+            let message = run.stderrText.trimmingWhitespace()
+            let reason = message.hasPrefix("curl: ") ? String(message.dropFirst(6)) : message
+            throw ClientError(reason.isEmpty ? "curl \(run.exit)" : reason, exitCode: ExitCodes.unavailable)
+        }
+        guard run.stdout.count <= downloadLimit else {
+            throw ClientError("\(url) sent more than \(downloadLimit >> 20) MiB: not a platform definition", exitCode: ExitCodes.unavailable)
+        }
+        guard !run.stdout.isEmpty else { throw ClientError("\(url) sent an empty definition", exitCode: ExitCodes.unavailable) }
+        return run.stdout
     }
 }

@@ -31,4 +31,13 @@ public struct LocalTime: Sendable {
     public var minutes: String { "\(year)-\(two(month))-\(two(day)) \(two(hour)):\(two(minute))" }
     /// `2026-11-25 10:30:00`
     public var seconds: String { minutes + ":" + two(second) }
+
+    /// `2026-11-25 10:30:00.042`, now: the stamp of log lines, fine enough to see where time goes.
+    public static func logStamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let milliseconds = Int(now.tv_nsec / 1_000_000)
+        let fraction = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return LocalTime(now.tv_sec).seconds + "." + fraction
+    }
 }

@@ -343,6 +343,11 @@ struct ConfigurationTests {
         let online = try sandbox.qxub(["platform", "info", "gadi"])
         #expect(online.exit == .exited(0), "\(online.stderrText)")
         #expect(online.stdoutText.contains("gpuvolta"))
+        // A URL the server does not have: the server's answer, not a stack trace, and nothing cached.
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/missing.yaml\n")
+        let missing = try sandbox.qxub(["platform", "info", "gadi"])
+        #expect(missing.exit == .exited(69) && missing.stderrText.contains("404"), "\(missing.stderrText)")
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n")
         server.signal(SIGKILL)
         _ = server.wait()
         let cache = sandbox.directory + "/cache/qxub/platforms"
