@@ -25,6 +25,8 @@ final class JobFollower {
     var missingFromScheduler = 0
     var detailRequested = false
     var detail: SchedulerJobInfo?
+    /// The end, decided; it is sent once the output files are drained (within the output budget).
+    var pendingEnd: JobTermination?
     var ended = false
 
     init(jobID: String, channel: UInt32, requestID: UInt32, paths: JobPaths, kind: SchedulerKind, stdoutOffset: UInt64, stderrOffset: UInt64) {
@@ -50,8 +52,8 @@ final class JobFollower {
     func pump(budget: Int, send: (Output) -> Void) -> (bytes: Int, atEnd: Bool) {
         var total = 0
         var atEnd = true
-        // The same file for both streams (--out X --err X) is read once, as stdout.
-        let streams: [Output.Stream] = paths.stdout == paths.stderr ? [.stdout] : [.stdout, .stderr]
+        // The same file for both streams (--out X --err X, or ./X, or a link to it) is read once, as stdout.
+        let streams: [Output.Stream] = sameFileForBothStreams ? [.stdout] : [.stdout, .stderr]
         for stream in streams {
             guard let fd = descriptor(for: stream) else { continue }
             while total < budget {
@@ -65,6 +67,16 @@ final class JobFollower {
             if total >= budget { atEnd = false }
         }
         return (total, atEnd)
+    }
+
+    /// Whether stdout and stderr are one file: by path, else by device and inode once both exist.
+    private var sameFileForBothStreams: Bool {
+        if paths.stdout == paths.stderr { return true }
+        guard let out = descriptor(for: .stdout), let err = descriptor(for: .stderr) else { return false }
+        var outInfo = stat()
+        var errInfo = stat()
+        guard fstat(out, &outInfo) == 0, fstat(err, &errInfo) == 0 else { return false }
+        return outInfo.st_dev == errInfo.st_dev && outInfo.st_ino == errInfo.st_ino
     }
 
     private func descriptor(for stream: Output.Stream) -> Int32? {

@@ -276,6 +276,7 @@ public final class JobService: AgentRequestHandler {
     /// One step for one job; returns whether anything was sent.
     private func advance(_ follower: JobFollower, now: Double) -> Bool {
         guard let session else { return false }
+        if follower.pendingEnd != nil { return drainAndEnd(follower) }
         var progressed = false
         follower.refreshRecords()
         let records = follower.records
@@ -330,9 +331,15 @@ public final class JobService: AgentRequestHandler {
             if let detail = follower.detail, let termination = detail.termination { return finish(follower, termination) }
             if !follower.detailRequested, let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID) {
                 follower.detailRequested = true
-                _ = try? AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak follower] run in
-                    follower?.detail = SchedulerBackend(kind: .slurm).parseDetail(run)[follower?.jobID ?? ""]
-                        ?? SchedulerJobInfo(jobID: "", phase: .unknown)
+                do {
+                    try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak follower] run in
+                        follower?.detail = SchedulerBackend(kind: .slurm).parseDetail(run)[follower?.jobID ?? ""]
+                            ?? SchedulerJobInfo(jobID: "", phase: .unknown)
+                    }
+                } catch {
+                    // Without the detail the end is unknown, which is better than waiting for it forever.
+                    AgentLog.write("cannot run \(command.first ?? ""): \(error)")
+                    follower.detail = SchedulerJobInfo(jobID: "", phase: .unknown)
                 }
                 return progressed
             }
@@ -367,10 +374,21 @@ public final class JobService: AgentRequestHandler {
         return true
     }
 
+    /// Decides the job's end. Whatever the files still hold goes out first, within the output budget (a
+    /// slow client gets the rest as it drains), through freshly opened files: on NFS a descriptor opened
+    /// while the job ran can miss the last writes (close-to-open consistency).
     private func finish(_ follower: JobFollower, _ termination: JobTermination) -> Bool {
-        guard let session else { return false }
-        // Whatever the files still hold goes out before the end.
-        _ = follower.pump(budget: .max) { output in session.send(.output(output), channel: follower.channel) }
+        follower.pendingEnd = termination
+        follower.closeFiles()
+        return drainAndEnd(follower)
+    }
+
+    private func drainAndEnd(_ follower: JobFollower) -> Bool {
+        guard let session, let termination = follower.pendingEnd else { return false }
+        let budget = options.outputHighWater - session.pendingOutputBytes
+        guard budget > 0 else { return false }
+        let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel) }
+        guard pumped.atEnd else { return pumped.bytes > 0 }
         send(follower, state: JobState(phase: .finished))
         session.send(.jobEnd(termination), channel: follower.channel)
         follower.ended = true
@@ -471,10 +489,13 @@ public final class JobService: AgentRequestHandler {
         do {
             try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
                 guard let self, let session = self.session else { return }
-                if let error = SchedulerBackend(kind: kind).cancelError(run, jobID: request.jobID) {
+                let backend = SchedulerBackend(kind: kind)
+                if let error = backend.cancelError(run, jobID: request.jobID) {
+                    // The scheduler refused: the job goes on, and a later end of it is not our cancel.
+                    unlink(paths.cancelRecord)
                     session.sendError(requestID: request.requestID, code: error.code, message: error.message, hint: error.hint)
                 } else {
-                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: true)))
+                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: !backend.cancelFoundJobFinished(run))))
                 }
                 // Learn the end soon rather than at the next regular query.
                 self.lastSchedulerQuery[kind] = nil

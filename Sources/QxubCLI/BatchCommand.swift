@@ -48,7 +48,7 @@ extension QxubCommand {
                 let platform = try Platform.resolve(place.platformName, configuration: configuration)
                 var specs: [JobSpec] = []
                 for (index, command) in commands.enumerated() {
-                    var builder = JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, sharedByManyJobs: true)
+                    var builder = JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, sharedByManyJobs: true, platformName: platform.name)
                     var spec = try builder.build()
                     if index == 0 { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
                     if job.name == nil { spec.name = spec.name + "-\(index + 1)" }

@@ -48,15 +48,25 @@ extension QxubCommand {
             public static let configuration = CommandConfiguration(abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML.")
             @Argument var key: String
             @Argument var value: String
-            @Flag(name: .customLong("project"), help: "Write .qx/project.yaml in the current directory.") var project = false
-            @Flag(name: .customLong("local"), help: "Write .qx/local.yaml in the current directory.") var local = false
+            @Flag(name: .customLong("project"), help: "Write the project's .qx/project.yaml (the nearest .qx above, else here).") var project = false
+            @Flag(name: .customLong("local"), help: "Write the project's .qx/local.yaml (the nearest .qx above, else here).") var local = false
             public init() {}
             public func run() throws {
-                let path = project ? FileSystem.currentDirectory() + "/.qx/project.yaml" : local ? FileSystem.currentDirectory() + "/.qx/local.yaml" : Config.userFile
+                // From a subdirectory, the project's own .qx (the one `exec` reads), not a new one that hides it.
+                let root = Configuration.projectDirectory() ?? FileSystem.currentDirectory()
+                let path = project ? root + "/.qx/project.yaml" : local ? root + "/.qx/local.yaml" : Config.userFile
                 let keys = key.split(separator: ".").map(String.init)
                 guard !keys.isEmpty, !keys.contains(where: \.isEmpty) else { throw ValidationError("'\(key)' is not a dotted key such as defaults.queue") }
                 do {
-                    let existing = FileSystem.readText(path).flatMap { try? Yams.compose(yaml: $0) } ?? Node.mapping([:])
+                    var existing = Node.mapping([:])
+                    if let text = FileSystem.readText(path) {
+                        // A file that does not parse is never replaced: it holds the user's other settings.
+                        do {
+                            existing = try Yams.compose(yaml: text) ?? Node.mapping([:])
+                        } catch {
+                            throw CLIFailure(ClientError("\(path) is not valid YAML, so qxub leaves it alone: \(error)", hint: "fix it by hand (`qxub config edit`), then set the key again", exitCode: 1))
+                        }
+                    }
                     guard case .mapping = existing else { throw ValidationError("\(path) does not hold a mapping at its top") }
                     let parsed = (try? Yams.compose(yaml: value)).flatMap { $0 } ?? Node(value)
                     let updated = setting(existing, keys[...], parsed)
@@ -64,6 +74,8 @@ extension QxubCommand {
                     try FileSystem.writeAtomically(path, try Yams.serialize(node: updated), mode: 0o644)
                     print("\(key) = \(value) in \(path)")
                 } catch let error as ValidationError {
+                    throw error
+                } catch let error as CLIFailure {
                     throw error
                 } catch {
                     throw CLIFailure(ClientError("cannot write \(path): \(error)", exitCode: 1))

@@ -86,7 +86,7 @@ extension QxubCommand {
                 } else {
                     commandLine = .argv(command)
                 }
-                var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset)
+                var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset, platformName: platform.name)
                 let spec = try builder.build()
                 if job.notify { builder.warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
                 if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }

@@ -35,14 +35,14 @@ extension QxubCommand {
                     print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history")
                     return
                 }
-                if dryRun {
-                    for id in ids { print("\(id): would be cancelled") }
-                    return
-                }
             } else if ids.isEmpty {
                 ids = readIDsFromStdin()
             }
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
+            if dryRun {
+                for id in ids { print("\(id): would be cancelled") }
+                return
+            }
             let outcomes = try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
                 let requests = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
                 defer { requests.close() }
@@ -60,6 +60,8 @@ extension QxubCommand {
             discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract).")
         @Argument(help: "Job ids (read from stdin when none are given).") var jobIDs: [String] = []
         @Option(help: "human, json, snakemake or exitcode.") var format: String = "human"
+        /// The Python qxub's spelling (`qxub status check ID --snakemake`), so Snakemake profiles keep working.
+        @Flag(name: .customLong("snakemake"), help: .hidden) var snakemake = false
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
 
@@ -70,7 +72,10 @@ extension QxubCommand {
         }
 
         public func run() throws {
-            let ids = jobIDs.isEmpty ? readIDsFromStdin() : jobIDs
+            // `qxub status check ID` (the Python qxub's subcommand) is `qxub status ID`.
+            let given = jobIDs.first == "check" ? Array(jobIDs.dropFirst()) : jobIDs
+            let format = snakemake ? "snakemake" : format
+            let ids = given.isEmpty ? readIDsFromStdin() : given
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let statuses = try CLIFailure.catching { () throws(ClientError) -> [JobStatus] in
                 let platform = try place.platform()
@@ -80,7 +85,8 @@ extension QxubCommand {
                 recordEnds(statuses, platform: platform.name)
                 return statuses
             }
-            var worst: Int32 = 0
+            var anyRunning = false
+            var anyFailed = false
             for status in statuses {
                 let code = status.termination.map { ExitCodes.exit(for: $0).code }
                 switch format {
@@ -90,8 +96,7 @@ extension QxubCommand {
                     let exit = code.map { String($0) } ?? "null"
                     print("{\"job_id\": \"\(jsonEscape(status.jobID))\", \"status\": \"\(status.state.phase)\", \"host\": \"\(jsonEscape(status.state.host))\", \"exit_code\": \(exit)}")
                 case "exitcode":
-                    // As the Python qxub: 0 running, 2 finished OK, 1 failed.
-                    worst = max(worst, status.state.phase != .finished ? 0 : (code == 0 ? 2 : 1))
+                    if status.state.phase != .finished { anyRunning = true } else if code != 0 { anyFailed = true }
                 default:
                     let end = status.termination.map { termination -> String in
                         let (code, message) = ExitCodes.exit(for: termination)
@@ -101,7 +106,9 @@ extension QxubCommand {
                     print("\(status.jobID): \(status.state.phase)\(host)\(end)" + (status.state.detail.isEmpty ? "" : " [\(status.state.detail)]"))
                 }
             }
-            if format == "exitcode" && worst != 0 { throw ExitCode(worst) }
+            // As the Python qxub: 0 running, 2 finished OK, 1 failed; for several jobs a failure wins over
+            // a running job, which wins over success (2 only when every job succeeded).
+            if format == "exitcode" { throw ExitCode(anyFailed ? 1 : anyRunning ? 0 : 2) }
         }
     }
 

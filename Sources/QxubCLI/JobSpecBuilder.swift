@@ -21,6 +21,8 @@ struct JobSpecBuilder {
     var sharedByManyJobs = false
     /// A shortcut or alias: between the command line and the configuration.
     var preset: JobPreset? = nil
+    /// The platform the job goes to (`--platform`), whose definition's queues apply.
+    var platformName: String? = nil
 
     /// The command line's value, else the preset's, else `defaults.<configKey>`.
     private func layered(_ cli: String?, preset key: String, config configKey: String? = nil) -> String? {
@@ -59,15 +61,22 @@ struct JobSpecBuilder {
 
     /// The definition of the platform's queues: the one named like the platform, the only one loaded, or
     /// none (then `--queue auto` is an error that says how to get one).
-    private func definitionForQueues(required: Bool) throws(ClientError) -> PlatformDefinition? {
-        let definitions = try PlatformDefinition.all(configuration: configuration)
-        let platformName = configuration.string("defaults.platform")
-        if let match = definitions.first(where: { $0.name == platformName }) ?? (definitions.count == 1 ? definitions.first : nil) {
+    private mutating func definitionForQueues(required: Bool) throws(ClientError) -> PlatformDefinition? {
+        let definitions: [PlatformDefinition]
+        do {
+            definitions = try PlatformDefinition.all(configuration: configuration)
+        } catch {
+            // Only --queue auto depends on a definition; other jobs go on without the limit checks.
+            if required { throw error }
+            warnings.append("queue limits not checked: \(error.message)")
+            return nil
+        }
+        if let match = PlatformDefinition.chosen(from: definitions, platform: platformName, configuration: configuration) {
             return match
         }
         guard required else { return nil }
         throw ClientError(
-            definitions.isEmpty ? "--queue auto (and --gpus or --internet without -q) needs a platform definition, and none is installed" : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))); set defaults.platform to choose one",
+            definitions.isEmpty ? "--queue auto needs a platform definition, and none is installed" : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))) and none is named like the platform; set defaults.platform to choose one",
             hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it, or give -q QUEUE",
             exitCode: ExitCodes.usage)
     }

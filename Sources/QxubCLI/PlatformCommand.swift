@@ -11,6 +11,17 @@ extension QxubCommand {
             subcommands: [List.self, Info.self])
         public init() {}
 
+        /// The definition `select-queue` and `estimate` use, or an error that says how to choose one.
+        static func definition(_ definitions: [PlatformDefinition], platform: String?, configuration: Configuration) throws(ClientError) -> PlatformDefinition {
+            if let chosen = PlatformDefinition.chosen(from: definitions, platform: platform, configuration: configuration) { return chosen }
+            if definitions.isEmpty {
+                throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
+            }
+            throw ClientError(
+                "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", ")))" + (platform.map { " and none is named \($0)" } ?? ""),
+                hint: "give --platform NAME, or set defaults.platform", exitCode: ExitCodes.usage)
+        }
+
         static func load() throws -> (Configuration, [PlatformDefinition]) {
             try CLIFailure.catching { () throws(ClientError) -> (Configuration, [PlatformDefinition]) in
                 let configuration = try Configuration.load()
@@ -65,14 +76,12 @@ extension QxubCommand {
     public struct SelectQueue: ParsableCommand {
         public static let configuration = CommandConfiguration(commandName: "select-queue", abstract: "Which queue `--queue auto` would choose, and the values it would send.")
         @OptionGroup var resources: ResourceOptions
+        @Option(name: [.customLong("platform"), .customLong("profile")], help: "Whose definition (default: defaults.platform, or the only one loaded).") var platform: String?
         public init() {}
         public func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let decision = try CLIFailure.catching { () throws(ClientError) -> QueueSelector.Decision in
-                let platformName = configuration.string("defaults.platform")
-                guard let definition = definitions.first(where: { $0.name == platformName }) ?? definitions.first else {
-                    throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
-                }
+                let definition = try PlatformCommand.definition(definitions, platform: platform, configuration: configuration)
                 let request = QueueSelector.Request(
                     cpus: resources.cpus, memory: try resources.memory.map(ResourceParser.memory), walltime: try resources.walltime.map(ResourceParser.walltime),
                     gpus: resources.gpus, gpuType: resources.gpuType, internet: resources.internet, localDisk: try resources.disk.map(ResourceParser.memory))
@@ -89,14 +98,12 @@ extension QxubCommand {
         public static let configuration = CommandConfiguration(abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).")
         @OptionGroup var resources: ResourceOptions
         @Option(name: [.customShort("q"), .customLong("queue")], help: "Only this queue.") var queue: String?
+        @Option(name: [.customLong("platform"), .customLong("profile")], help: "Whose definition (default: defaults.platform, or the only one loaded).") var platform: String?
         public init() {}
         public func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let rows = try CLIFailure.catching { () throws(ClientError) -> [(String, Double)] in
-                let platformName = configuration.string("defaults.platform")
-                guard let definition = definitions.first(where: { $0.name == platformName }) ?? definitions.first else {
-                    throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
-                }
+                let definition = try PlatformCommand.definition(definitions, platform: platform, configuration: configuration)
                 guard let time = resources.walltime else {
                     throw ClientError("--time is needed to estimate a cost", hint: "for example --time 2h", exitCode: ExitCodes.usage)
                 }

@@ -3,8 +3,10 @@
 /// qxub's `qx` rejects `--epochs` as an unknown option).
 enum QxArguments {
     /// Exec's options that take no value; every other option takes one (`--mem 4GB` or `--mem=4GB`).
+    /// (Every `@Flag` of exec's option groups; a test runs `qx` with each flag `qxub exec --help` lists.)
     static let flags: Set<String> = [
         "--dry", "--dry-run", "--terse", "--quiet", "-v", "--verbose", "--create-execdir", "-h", "--help",
+        "--default", "--internet", "--notify", "--no-notify", "--version",
     ]
 
     static func execArguments(_ arguments: [String]) -> [String] {

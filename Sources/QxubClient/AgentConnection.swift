@@ -26,6 +26,16 @@ public final class AgentConnection {
     public let peerName: String
     /// The remote platform's name, for the commands that fix things (nil for the local agent).
     public let platformName: String?
+    /// The session never got the agent's hello in time: over ssh, the usual cause is a master connection
+    /// whose network is gone (a laptop that slept, a changed network) while its socket still answers.
+    public private(set) var stalled = false
+    private var helloTimer: Int?
+
+    /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
+    /// node takes a few seconds; a dead connection takes forever.
+    public static var helloTimeout: Double {
+        Environment.get("QXUB_HELLO_TIMEOUT").flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 20
+    }
 
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
     public init(command: [String], peerName: String, platformName: String? = nil, loop: EventLoop, hello: Hello = AgentConnection.hello()) throws {
@@ -48,6 +58,21 @@ public final class AgentConnection {
         loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
         enqueue(endpoint.start())
         ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))")
+        let timeout = Self.helloTimeout
+        helloTimer = loop.schedule(after: timeout) { [weak self] in
+            guard let self, !self.closed, self.endpoint.negotiation == nil else { return }
+            self.stalled = true
+            self.child.signal(SIGKILL)
+            self.finish(ClientError(
+                "no answer from \(self.peerName) in \(Int(timeout)) s" + (self.platformName == nil ? "" : ": the ssh connection is probably dead"),
+                hint: self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops" } ?? "",
+                exitCode: ExitCodes.connectionLost))
+        }
+    }
+
+    private func cancelHelloTimer() {
+        if let helloTimer { loop.cancelTimer(helloTimer) }
+        helloTimer = nil
     }
 
     /// The hello qxub sends.
@@ -83,6 +108,7 @@ public final class AgentConnection {
     /// Says goodbye and closes our end; the agent exits when it reads end of file.
     public func close() {
         guard !closed else { return }
+        cancelHelloTimer()
         send(.goodbye(Goodbye()))
         outbox.flush()
         outbox.stop()
@@ -129,6 +155,7 @@ public final class AgentConnection {
                 } catch {
                     failure = error
                 }
+                if helloTimer != nil, endpoint.negotiation != nil { cancelHelloTimer() }
                 for event in events where !closed { onEvent(event) }
                 if let failure { return finish(describe(failure)) }
             }
@@ -141,6 +168,7 @@ public final class AgentConnection {
 
     private func finish(_ error: ClientError?) {
         guard !closed else { return }
+        cancelHelloTimer()
         ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         closed = true
         outbox.stop()
@@ -150,7 +178,14 @@ public final class AgentConnection {
         FileDescriptor.close(child.stdout!)
         let exit = reap(timeout: 2)
         var error = error
-        if error == nil, let exit, exit != .exited(0), negotiation == nil {
+        if let platformName, negotiation == nil, !stalled, exit == .exited(255) {
+            // ssh's own failure (authentication, a refused session, a dropped network), not the agent's
+            // absence: offering to install the agent would not help.
+            error = ClientError(
+                "ssh could not open a session on \(peerName) (ssh exit 255)",
+                hint: "run the ssh command of `qxub doctor --platform \(platformName)` to see why; the messages of ssh are above and in ~/.local/state/qxub/ssh.log",
+                exitCode: ExitCodes.unavailable)
+        } else if error == nil, let exit, exit != .exited(0), negotiation == nil {
             error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)
         }
         onClose(error)

@@ -31,4 +31,12 @@ public struct AgentEndpoint: Sendable {
             throw ClientError("cannot start a session with \(peerName): \(error)", exitCode: ExitCodes.unavailable)
         }
     }
+
+    /// After a session stalled (see ``AgentConnection/stalled``): drops the platform's ssh master so the
+    /// next ``connect(loop:heartbeat:)`` opens a new one. Nothing to do for the local agent.
+    public func discardMaster() {
+        guard let remote = platform.remote else { return }
+        let launcher = SSHLauncher(platform: platform.name, remote: remote)
+        launcher.discardMaster(controlPath: try? launcher.controlPath())
+    }
 }

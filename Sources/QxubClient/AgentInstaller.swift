@@ -116,10 +116,26 @@ public struct AgentInstaller: Sendable {
         return run.stdoutText
     }
 
-    /// Removes every installed agent and the shim (job records stay).
+    /// Removes every installed agent and the shim (job records stay). Only what `install` wrote goes: a
+    /// `--dir` may be a shared or project directory holding other files.
     public func uninstall() throws(ClientError) -> String {
-        let script = "d=$(cat \"$HOME/.qxub/agent-dir\" 2>/dev/null || echo \"$HOME/.qxub/agent\"); rm -rf \"$d\" \"$HOME/.qxub/bin/qxub-shim\" \"$HOME/.qxub/agent-dir\" && echo \"removed $d and the shim; job records in ~/.qxub/jobs stay\""
-        let run = try remote("sh -c " + shellQuote(script), stdin: nil, timeout: 60)
+        let script = """
+            d=$(cat "$HOME/.qxub/agent-dir" 2>/dev/null || echo "$HOME/.qxub/agent")
+            n=0
+            for p in "$d"/*; do
+              v=${p##*/}
+              case $v in ''|*[!0-9.]*|.*|*.|*..*) continue ;; esac
+              [ -f "$p/qxub-agent" ] || continue
+              rm -f "$p/qxub-agent" "$p/protocol" "$p/platform"
+              rmdir "$p" 2>/dev/null || echo "kept $p: it holds other files" >&2
+              n=$((n + 1))
+            done
+            rmdir "$d/.install-lock" 2>/dev/null; rmdir "$d" 2>/dev/null
+            rm -f "$HOME/.qxub/bin/qxub-shim" "$HOME/.qxub/agent-dir"
+            echo "removed $n agent version(s) from $d, and the shim; job records in ~/.qxub/jobs stay"
+            """
+        // On stdin: a login shell of the csh family cannot take a multi-line argument.
+        let run = try remote("sh -s", stdin: Array(script.utf8), timeout: 60)
         guard run.exit == .exited(0) else {
             throw ClientError("uninstalling on \(launcher.platform) failed: \(run.stderrText)", exitCode: ExitCodes.unavailable)
         }

@@ -4,11 +4,14 @@ import QxubSystem
 /// Short request/reply conversations with an agent: cancel, status, ping. One session each.
 public final class AgentRequests {
     public let loop = EventLoop()
-    public let connection: AgentConnection
+    public private(set) var connection: AgentConnection
     public private(set) var strayBytes: [UInt8] = []
     public private(set) var negotiation: Negotiation?
+    private let endpoint: AgentEndpoint
+    private var retriedStall = false
 
     public init(endpoint: AgentEndpoint) throws(ClientError) {
+        self.endpoint = endpoint
         // Requests are short and separated by pauses the caller chooses: no heartbeat promised.
         connection = try endpoint.connect(loop: loop, heartbeat: false)
     }
@@ -49,6 +52,13 @@ public final class AgentRequests {
         try? loop.run()
         loop.cancelTimer(timer)
         if let result { return result }
+        if connection.stalled && !retriedStall {
+            // A dead ssh master (the session never started): once more, through a fresh connection.
+            retriedStall = true
+            endpoint.discardMaster()
+            connection = try endpoint.connect(loop: loop, heartbeat: false)
+            return try ask(timeout: timeout, request, accept: accept)
+        }
         throw failure ?? ClientError("no answer", exitCode: ExitCodes.unavailable)
     }
 

@@ -18,7 +18,9 @@ public final class BatchSession {
     }
 
     private let loop = EventLoop()
-    private let connection: AgentConnection
+    private var connection: AgentConnection
+    private let endpoint: AgentEndpoint
+    private var retriedStall = false
     private let specs: [JobSpec]
     private let terse: Bool
     private var requestToIndex: [UInt32: Int] = [:]
@@ -38,6 +40,7 @@ public final class BatchSession {
         self.terse = terse
         self.outcomes = Array(repeating: Outcome(), count: specs.count)
         self.platformName = endpoint.platform.name
+        self.endpoint = endpoint
         self.connection = try endpoint.connect(loop: loop)
     }
 
@@ -45,16 +48,7 @@ public final class BatchSession {
     public var results: [Outcome] { outcomes }
 
     public func run() -> Int32 {
-        connection.onEvent = { [unowned self] event in
-            lastHeard = MonotonicClock.now()
-            handle(event)
-        }
-        connection.onClose = { [unowned self] error in
-            guard exitCode == nil else { return }
-            let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map { $0.element.jobID! }
-            onMessage("lost the connection\(error.map { " (\($0.message))" } ?? "")" + (running.isEmpty ? "" : "; still running: " + running.joined(separator: " ")))
-            finish(ExitCodes.connectionLost)
-        }
+        wire()
         if !terse, let fd = try? SignalPipe.install([SIGINT]) {
             signalFD = fd
             loop.setReadable(fd) { [unowned self] in
@@ -69,6 +63,33 @@ public final class BatchSession {
             SignalPipe.restoreDefault([SIGINT])
         }
         return exitCode ?? ExitCodes.internalError
+    }
+
+    private func wire() {
+        connection.onEvent = { [unowned self] event in
+            lastHeard = MonotonicClock.now()
+            handle(event)
+        }
+        connection.onClose = { [unowned self] error in
+            guard exitCode == nil else { return }
+            if connection.stalled && !retriedStall {
+                // The session never started (a dead ssh master, typically): nothing was submitted yet.
+                retriedStall = true
+                onMessage("\(error?.message ?? "the session stalled"); reconnecting")
+                endpoint.discardMaster()
+                do throws(ClientError) {
+                    connection = try endpoint.connect(loop: loop)
+                    lastHeard = MonotonicClock.now()
+                    return wire()
+                } catch {
+                    onMessage(error.message)
+                    return finish(error.exitCode)
+                }
+            }
+            let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map { $0.element.jobID! }
+            onMessage("lost the connection\(error.map { " (\($0.message))" } ?? "")" + (running.isEmpty ? "" : "; still running: " + running.joined(separator: " ") + " (`qxub attach ID\(endpoint.platform.remote == nil ? "" : " --platform " + platformName)` follows one)"))
+            finish(ExitCodes.connectionLost)
+        }
     }
 
     /// Keeps the heartbeat promise made in the hello (the agent ends silent sessions).

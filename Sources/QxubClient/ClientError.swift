@@ -62,6 +62,8 @@ public enum ExitCodes {
             // A shell exits with its status modulo 256; PBS negative statuses are handled as kills.
             return (Int32(UInt8(truncatingIfNeeded: code)), nil)
         case .signaled(let signal):
+            // A signal number from the wire is data: an impossible one must not overflow (or exit 0).
+            guard (1...127).contains(signal) else { return (unavailable, "the job was killed by an unknown signal \(signal)") }
             return (128 + signal, "the job was killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")")
         case .killedByScheduler(let reason, let detail, let ranFirst):
             let tail = detail.isEmpty ? "" : ": " + detail

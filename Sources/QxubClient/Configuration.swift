@@ -112,6 +112,16 @@ public struct Configuration: Sendable {
     public init() {}
 
     /// The files that exist, in merge order.
+    /// The nearest directory at or above `workingDirectory` that has a `.qx` folder (the project's root).
+    public static func projectDirectory(from workingDirectory: String = FileSystem.currentDirectory()) -> String? {
+        var directory = workingDirectory
+        while true {
+            if FileSystem.isDirectory(directory + "/.qx") { return directory }
+            if directory == "/" || directory.isEmpty { return nil }
+            directory = FileSystem.directoryName(directory)
+        }
+    }
+
     public static func layerFiles(explicit: String?, workingDirectory: String = FileSystem.currentDirectory()) -> [Layer] {
         var layers: [Layer] = []
         let xdgDirs = (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":")
@@ -122,16 +132,10 @@ public struct Configuration: Sendable {
         let userDirectory = Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
         let user = userDirectory + "/qxub/config.yaml"
         if FileSystem.exists(user) { layers.append(Layer(name: "user", path: user)) }
-        var directory = workingDirectory
-        while true {
-            if FileSystem.isDirectory(directory + "/.qx") {
-                for (name, file) in [("project", "project.yaml"), ("local", "local.yaml")] where FileSystem.exists(directory + "/.qx/" + file) {
-                    layers.append(Layer(name: name, path: directory + "/.qx/" + file))
-                }
-                break
+        if let directory = projectDirectory(from: workingDirectory) {
+            for (name, file) in [("project", "project.yaml"), ("local", "local.yaml")] where FileSystem.exists(directory + "/.qx/" + file) {
+                layers.append(Layer(name: name, path: directory + "/.qx/" + file))
             }
-            if directory == "/" || directory.isEmpty { break }
-            directory = FileSystem.directoryName(directory)
         }
         if let explicit { layers.append(Layer(name: "--config", path: explicit)) }
         return layers

@@ -64,6 +64,9 @@ public final class ExecSession {
     private var interrupts = 0
     private var cancelWhenSubmitted = false
     private var signalFD: Int32 = -1
+    /// The heartbeat found the session silent and ended it.
+    private var silentConnection = false
+    private var retriedStalledStart = false
     /// Output bytes written so far per stream (the offsets a re-watch resumes from).
     public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
 
@@ -123,6 +126,7 @@ public final class ExecSession {
         heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
             guard let self, self.exitCode == nil else { return }
             if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+                self.silentConnection = true
                 self.connection.terminate()
             } else if self.connection.negotiation != nil {
                 self.connection.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
@@ -272,6 +276,13 @@ public final class ExecSession {
 
     private func closed(_ error: ClientError?) {
         guard exitCode == nil else { return }
+        if connection.stalled && jobID == nil && !retriedStalledStart {
+            // The first session never started (a dead ssh master, typically): nothing was submitted yet,
+            // so start over once on a fresh connection.
+            retriedStalledStart = true
+            onStatus(.warning("\(error?.message ?? "the session stalled"); reconnecting"))
+            return reconnect()
+        }
         guard let jobID, mode == .follow || mode == .quiet else {
             return done(fail(error ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
         }
@@ -292,6 +303,11 @@ public final class ExecSession {
     private func reconnect() {
         guard exitCode == nil else { return }
         wireBytesReceived += connection.bytesReceived
+        if connection.stalled || silentConnection {
+            // Its socket answers but its network is gone: a new session through it would hang the same way.
+            endpoint.discardMaster()
+            silentConnection = false
+        }
         do {
             connection = try endpoint.connect(loop: loop)
             lastHeard = MonotonicClock.now()

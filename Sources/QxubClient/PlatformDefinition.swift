@@ -98,28 +98,37 @@ extension PlatformDefinition {
     /// plus the `definition:` file of each configured platform.
     public static func all(configuration: Configuration) throws(ClientError) -> [PlatformDefinition] {
         var files: [String] = []
+        let home = Environment.get("HOME") ?? ""
         if let file = Environment.get("QXUB_PLATFORM_FILE"), !file.isEmpty {
             files = [file]
         } else {
-            let home = Environment.get("HOME") ?? ""
             var directories = (Environment.get("QXUB_PLATFORM_PATHS") ?? "").split(separator: ":").map(String.init)
             if directories.isEmpty { directories = configuration.value("platform_search_paths")?.list?.compactMap(\.string) ?? [] }
             if directories.isEmpty { directories = ["/etc/qxub/platforms", home + "/.config/qxub/platforms", home + "/.qxub/platforms"] }
             for directory in directories where FileSystem.isDirectory(directory) {
-                let listing = (try? runCollectingOutput(["ls", "-1", directory]))?.stdoutText ?? ""
-                files += listing.split(separator: "\n").filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+                files += FileSystem.listDirectory(directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
             }
             for (_, entry) in configuration.value("platforms")?.map ?? [:] {
                 guard let definition = entry.map?["definition"]?.string else { continue }
                 if definition.hasPrefix("http://") || definition.hasPrefix("https://") {
                     files.append(try DefinitionCache.file(for: definition) { ClientLog.write($0); try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n") })
                 } else {
-                    files.append(definition.hasPrefix("file://") ? String(definition.dropFirst(7)) : definition)
+                    let path = definition.hasPrefix("file://") ? String(definition.dropFirst(7)) : definition
+                    files.append(path == "~" || path.hasPrefix("~/") ? home + path.dropFirst() : path)
                 }
             }
         }
         var definitions: [PlatformDefinition] = []
         for file in files { definitions += try load(file) }
         return definitions
+    }
+
+    /// The definition for `platform` (else for `defaults.platform`), or the only one loaded; nil when
+    /// several are loaded and none is named.
+    public static func chosen(from definitions: [PlatformDefinition], platform: String?, configuration: Configuration) -> PlatformDefinition? {
+        for name in [platform, configuration.string("defaults.platform")].compactMap({ $0 }) {
+            if let match = definitions.first(where: { $0.name == name }) { return match }
+        }
+        return definitions.count == 1 ? definitions.first : nil
     }
 }

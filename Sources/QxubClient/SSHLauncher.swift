@@ -121,6 +121,9 @@ public struct SSHLauncher: Sendable {
         // An unreachable host must not wait for the system's TCP timeout (minutes). ssh keeps the first
         // value it sees: a ConnectTimeout in the platform's ssh_options (earlier on the line) wins.
         arguments += ["-o", "ConnectTimeout=20"]
+        // A master whose network died (a laptop that slept) notices within a minute and exits, instead of
+        // holding sessions that never answer. The user's own values, earlier on the line, win.
+        arguments += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
         if remote.agentForwarding { arguments.append("-A") }
         arguments.append(remote.host)
         let master: ChildProcess
@@ -137,6 +140,15 @@ public struct SSHLauncher: Sendable {
                 hint: "check that `ssh \(remote.host) true` works from this terminal",
                 exitCode: ExitCodes.unavailable)
         }
+    }
+
+    /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone):
+    /// asks it to exit, and if it does not (a hung process), takes its socket away, so the next
+    /// ``ensureMaster(controlPath:)`` opens a fresh connection.
+    public func discardMaster(controlPath: String?) {
+        let exit = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "exit", remote.host], timeout: 3)
+        ClientLog.write("ssh master for \(platform) discarded (ssh -O exit: \(exit.map { "\($0.exit)" } ?? "could not run"))")
+        if let controlPath, FileSystem.exists(controlPath) { unlink(controlPath) }
     }
 
     /// The argv of the session: ssh over the master, running the agent bootstrap, never prompting.

@@ -45,6 +45,14 @@ public struct JobScript {
         for variable in spec.variables where !isShellIdentifier(variable.key) {
             throw SchedulerError(.malformedRequest, "--var \(variable.key)=…: \(EscapedBytes(Array(variable.key.utf8))) is not a valid variable name", hint: "use letters, digits and _, not starting with a digit")
         }
+        for variable in spec.variables where variable.key.hasPrefix("qxub_") || variable.key.hasPrefix("QXUB_") {
+            // The job script's own variables (where its records go, the job's id) must not be overridden.
+            throw SchedulerError(.malformedRequest, "--var \(variable.key)=…: names starting with qxub_ or QXUB_ belong to qxub's job script", hint: "choose another name")
+        }
+        if kind == .pbspro, paths.joblog.contains(":") {
+            // qsub -o reads HOST:PATH: a colon would send the job log to another host's path.
+            throw SchedulerError(.malformedRequest, "the job log path \(paths.joblog) contains ':', which PBS reads as HOST:PATH", hint: "choose a --joblog path without ':'")
+        }
         if kind == .slurm, let raw = spec.resources.raw.first {
             throw SchedulerError(.malformedRequest, "-l \(raw): raw -l resources are PBS Pro syntax and this cluster runs Slurm", hint: "use --mem, --cpus, --time, --gpus or --disk")
         }
@@ -112,7 +120,8 @@ public struct JobScript {
                 option("--mail-user", email, joined: true)
                 option("--mail-type", slurmMailTypes(spec.emailEvents ?? "ae"), joined: true)
             }
-            option("--output", paths.joblog, joined: true)
+            // sbatch expands %j, %x, %u... in --output; a literal % is written %%.
+            option("--output", paths.joblog.replacingAll("%", with: "%%"), joined: true)
         case .local:
             break
         }
@@ -169,7 +178,7 @@ public struct JobScript {
             spec.array == nil ? "qxub_suffix=" : "qxub_suffix=.${PBS_ARRAY_INDEX:-${SLURM_ARRAY_TASK_ID:-}}",
             "export QXUB_JOB_ID QXUB_JOB_DIR",
             "# Status records are written atomically (temporary file, then rename) for the agent to read.",
-            "qxub_record() { printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\" && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; }",
+            "qxub_record() { (umask 077; printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\") && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; }",
             "qxub_fail() {",
             "  qxub_code=$1; shift",
             "  printf 'qxub: %s\\n' \"$*\" >&2",
@@ -205,7 +214,7 @@ public struct JobScript {
         for variable in spec.variables {
             lines.append("export \(variable.key)=\(shellQuote(variable.value))")
         }
-        let directory = spec.workingDirectory.isEmpty ? "$HOME" : shellQuote(spec.workingDirectory)
+        let directory = spec.workingDirectory.isEmpty ? "\"$HOME\"" : shellQuote(spec.workingDirectory)
         if spec.createWorkingDirectory {
             lines.append("mkdir -p -- \(directory) || qxub_fail 78 \(shellQuote("cannot create the working directory \(spec.workingDirectory)"))")
         }

@@ -103,6 +103,11 @@ public struct SchedulerBackend: Sendable {
                               hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself")
     }
 
+    /// Whether an accepted cancel found the job already finished (PBS: `qdel: Job has finished`, exit 35).
+    public func cancelFoundJobFinished(_ run: CollectedRun) -> Bool {
+        run.exit != .exited(0) && cancelError(run, jobID: "") == nil
+    }
+
     /// Advice for the common ways a scheduler refuses a job (messages as recorded from PBS and Slurm).
     func hint(forRejection message: String) -> String {
         let lower = message.lowercased()

@@ -68,14 +68,17 @@ struct ExecScenarios {
     }
 
     func hostileValues() throws {
+        // The job runs in a directory of its own, where a PWNED file would appear if anything executed.
+        let workdir = sandbox.directory + "/hostile work $(touch PWNED)"
         let value = "a 'b' \"c\" $(touch PWNED) `touch PWNED` ;, ünï\nline2"
-        let run = try exec(["--var", "V=" + value, "--", "printf '%s' \"$V\""])
+        let run = try exec(["--execdir", workdir, "--create-execdir", "--var", "V=" + value, "--", "printf '%s' \"$V\"; ls"])
         #expect(run.exit == .exited(0), "\(run.stderrText)")
-        #expect(run.stdoutText == value)
-        #expect(!FileSystem.exists(sandbox.directory + "/home/PWNED"))
-        let name = try exec(["-N", "my job/1:x $(id)", "--", "echo $QXUB_JOB_ID"])
+        #expect(run.stdoutText == value, "the value arrives literally, and the job's directory stays empty")
+        #expect(!FileSystem.exists(workdir + "/PWNED") && !FileSystem.exists(sandbox.directory + "/PWNED") && !FileSystem.exists(sandbox.directory + "/home/PWNED"))
+        let name = try exec(["--execdir", workdir, "-N", "my job/1:x $(touch PWNED)", "--", "echo $QXUB_JOB_ID; ls"])
         #expect(name.exit == .exited(0), "\(name.stderrText)")
-        #expect(!name.stdoutText.isEmpty)
+        let lines = name.stdoutText.split(separator: "\n")
+        #expect(lines.count == 1 && !lines[0].isEmpty, "the job's id, and nothing created in its directory: \(name.stdoutText)")
     }
 
     func missingOutputDirectory() throws {

@@ -75,6 +75,14 @@ struct LocalBackendTests {
         #expect(status.stdoutText.contains("local-nosuch: unknown"))
         let snakemake = try sandbox.qxub(["status", "--format", "snakemake", quick, slow])
         #expect(snakemake.stdoutText == "failed\nrunning\n")
+        // The Python qxub's spelling, as Snakemake profiles have it.
+        let python = try sandbox.qxub(["status", "check", quick, "--snakemake"])
+        #expect(python.exit == .exited(0) && python.stdoutText == "failed\n", "\(python.stderrText)")
+        let json = try sandbox.qxub(["status", "--format", "json", quick])
+        #expect(json.stdoutText == "{\"job_id\": \"\(quick)\", \"status\": \"finished\", \"host\": \"\(Environment.hostname())\", \"exit_code\": 3}\n", "\(json.stdoutText)")
+        // exitcode: 2 finished OK, 1 failed, 0 running; for several jobs a failure wins.
+        #expect(try sandbox.qxub(["status", "--format", "exitcode", slow]).exit == .exited(0))
+        #expect(try sandbox.qxub(["status", "--format", "exitcode", quick, slow]).exit == .exited(1))
         let cancel = try sandbox.qxub(["cancel", slow])
         #expect(cancel.exit == .exited(0), "\(cancel.stderrText)")
         #expect(cancel.stdoutText == "\(slow): cancel requested\n")
@@ -130,8 +138,12 @@ struct LocalBackendTests {
         #expect(preview.stdoutText == "\(train): would be cancelled\n")
         let named = try sandbox.qxub(["cancel", "--name", "train-*"])
         #expect(named.stdoutText == "\(train): cancel requested\n", "\(named.stderrText)")
-        let summary = try sandbox.qxub(["monitor", "--summary", "-i", "0.5", train])
-        #expect(summary.stdoutText.contains("failed 1") || summary.stdoutText.contains("all jobs finished: 0 succeeded, 1 failed"), "\(summary.stdoutText)")
+        let brief = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "brief", "--", "sleep 2"]).stdoutText.trimmingWhitespaceForTests()
+        let summary = try sandbox.qxub(["monitor", "--summary", "-i", "0.5", brief, train])
+        let summaryLines = summary.stdoutText.split(separator: "\n")
+        #expect(summaryLines.contains("running 1, failed 1"), "a counts line while the brief job runs: \(summary.stdoutText)")
+        #expect(summaryLines.last == "all jobs finished: 1 succeeded, 1 failed", "\(summary.stdoutText)")
+        #expect(summary.exit == .exited(1))
         let everything = try sandbox.qxub(["cancel", "--all"])
         #expect(everything.stdoutText.contains("\(keep): cancel requested"), "\(everything.stdoutText)")
         #expect(!everything.stdoutText.contains(train), "the ended job is known to have ended")
@@ -418,5 +430,31 @@ struct ConfigurationTests {
         _ = try runCollectingOutput(["ln", "-s", BuiltProducts.qxub, sandbox.directory + "/bin/qx"])
         let run = try runCollectingOutput([sandbox.directory + "/bin/qx", "--backend", "local", "-N", "t", "--quiet", "python3", "-c", "import sys; sys.exit(len(sys.argv))", "--epochs", "3"], environment: sandbox.environmentList, timeout: 60)
         #expect(run.exit == .exited(3), "argv was [-c, --epochs, 3]: \(run.stderrText)")
+    }
+
+    @Test("qx knows every flag of exec (options without a value never swallow the command's first word)")
+    func qxKnowsEveryFlag() throws {
+        let sandbox = try Sandbox("qxflags")
+        _ = try runCollectingOutput(["ln", "-s", BuiltProducts.qxub, sandbox.directory + "/bin/qx"])
+        // exec's own description of its arguments, as argument-parser gives it.
+        let dump = try sandbox.qxub(["exec", "--experimental-dump-help"])
+        let names = try flagNames(fromDumpHelp: dump.stdout)
+        #expect(names.contains("--internet") && names.contains("--dry"), "\(names)")
+        for flag in names where !["--help", "-h", "--version"].contains(flag) {
+            let run = try runCollectingOutput([sandbox.directory + "/bin/qx", "--backend", "local", flag, "--dry", "echo", "hi"], environment: sandbox.environmentList, timeout: 60)
+            #expect(!run.stderrText.contains("Unexpected argument") && !run.stderrText.contains("Missing value"), "qx \(flag) echo hi: \(run.stderrText)")
+        }
+    }
+
+    /// The flags (arguments without a value) in `--experimental-dump-help` JSON.
+    func flagNames(fromDumpHelp json: [UInt8]) throws -> [String] {
+        let parsed = try runCollectingOutput(["python3", "-c", """
+            import json, sys
+            for a in json.load(sys.stdin)["command"]["arguments"]:
+                if a["kind"] == "flag":
+                    for n in a.get("names", []):
+                        print(("--" if n["kind"] == "long" else "-") + n["name"])
+            """], stdinBytes: json)
+        return parsed.stdoutText.split(separator: "\n").map(String.init)
     }
 }

@@ -91,6 +91,21 @@ struct RemoteTests {
         #expect(gone.exit == .exited(69))
     }
 
+    @Test("install --dir into a directory with other files; uninstall removes only what install wrote")
+    func installDirUninstall() throws {
+        let remote = try remote("installdir")
+        _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/project/tools && echo precious > $HOME/project/tools/keep.txt")
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", "/tmp/qxub-homes/qxubbash/project/tools"])
+        #expect(install.exit == .exited(0), "\(install.stderrText)")
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo from --dir"])
+        #expect(run.stdoutText == "from --dir\n", "\(run.stderrText)")
+        let uninstall = try remote.qxub(["agent", "uninstall", "--platform", "bashbox"])
+        #expect(uninstall.exit == .exited(0), "\(uninstall.stderrText)")
+        #expect(uninstall.stdoutText.contains("removed 1 agent version"), "\(uninstall.stdoutText)")
+        let left = try remote.sshRun("qxub-bash", "cat $HOME/project/tools/keep.txt; ls $HOME/project/tools")
+        #expect(left.stdoutText == "precious\nkeep.txt\n", "the user's files stay: \(left.stdoutText)")
+    }
+
     @Test("a login file that prints a banner: the job still runs, and qxub says what printed it")
     func banner() throws {
         let remote = try remote("banner")
@@ -154,6 +169,42 @@ struct RemoteTests {
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master died"], timeout: 60)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "after the master died\n")
+    }
+
+    @Test("a master whose connection hangs (its socket still answers, as after a laptop slept) is replaced, not hung on")
+    func hungMaster() throws {
+        let remote = try remote("hungmaster")
+        remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let terse = try remote.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo kept"])
+        let id = terse.stdoutText.trimmingWhitespaceForTests()
+        #expect(terse.exit == .exited(0), "\(terse.stderrText)")
+        /// Stops the master process: its socket still accepts connections, but no session through it starts.
+        var frozen: Set<pid_t> = []
+        func freezeMaster() throws {
+            let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox"])
+            let masters = candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+                !frozen.contains(pid) && (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
+            }
+            #expect(masters.count == 1, "one live master for the platform: \(masters)")
+            for pid in masters {
+                frozen.insert(pid)
+                kill(pid, SIGSTOP)
+                remote.sandbox.cleanup.append(["kill", "-KILL", "\(pid)"])
+            }
+        }
+        try freezeMaster()
+        let started = MonotonicClock.now()
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"], timeout: 90)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "after the master hung\n")
+        #expect(run.stderrText.contains("no answer from bashbox in 3 s"), "\(run.stderrText)")
+        #expect(MonotonicClock.now() - started < 40, "the hang is noticed within the hello timeout, not after minutes")
+        // The request commands recover the same way.
+        try freezeMaster()
+        let status = try remote.qxub(["status", id, "--platform", "bashbox", "--format", "json"], timeout: 90)
+        #expect(status.exit == .exited(0), "\(status.stderrText)")
+        #expect(status.stdoutText.contains(id) && status.stdoutText.contains("finished"), "\(status.stdoutText)")
     }
 
     @Test("attach follows a job submitted earlier, from its first byte")

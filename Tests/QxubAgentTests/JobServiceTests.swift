@@ -84,6 +84,40 @@ struct JobServiceTests {
         #expect(Self.jobEnd(agent, channel: 2) == .exited(0))
     }
 
+    @Test("--out X --err ./X: one file named two ways is streamed once, not twice")
+    func sameFileTwoNames() throws {
+        let root = try temporaryDirectory()
+        let agent = try InProcessAgent(stateRoot: root)
+        try agent.sayHello()
+        var spec = Self.spec(.shell("echo one; echo two >&2; echo three"), in: root)
+        spec.stdoutPath = root + "/both.log"
+        spec.stderrPath = root + "/./both.log"
+        try agent.send(.submit(Submit(requestID: 1, spec: spec)))
+        try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else { false } } }
+        guard case .submitted(let submitted)? = agent.messages().last else {
+            Issue.record("no submitted reply: \(agent.messages())")
+            return
+        }
+        try agent.send(.watch(Watch(requestID: 2, jobID: submitted.jobID)), channel: 1)
+        #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
+        #expect(String(decoding: Self.output(agent, channel: 1, .stdout), as: UTF8.self) == "one\ntwo\nthree\n")
+        #expect(Self.output(agent, channel: 1, .stderr).isEmpty, "the shared file is not sent a second time as stderr")
+    }
+
+    @Test("an end decided while the client is slow still delivers every byte before the end, in order")
+    func endAfterLargeOutput() throws {
+        let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
+        // 3 MiB, more than the agent queues for a client at once (1 MiB): the end must wait for the rest.
+        guard let jobID = try Self.submit(agent, .shell("head -c 3145728 /dev/zero | tr '\\0' x; exit 5")) else { return }
+        try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
+        #expect(try agent.run(timeout: 60) { Self.jobEnd($0, channel: 1) != nil })
+        let stdout = Self.output(agent, channel: 1, .stdout)
+        #expect(stdout.count == 3 << 20)
+        #expect(stdout.allSatisfy { $0 == UInt8(ascii: "x") })
+        #expect(Self.jobEnd(agent, channel: 1) == .exited(5))
+        if case .jobEnd? = agent.messages(channel: 1).last {} else { Issue.record("job-end is not the last frame of the watch") }
+    }
+
     @Test("an argv is passed exactly: no word splitting, globbing or expansion")
     func argvExactly() throws {
         let agent = try InProcessAgent(stateRoot: try temporaryDirectory())

@@ -47,6 +47,10 @@ struct ExitCodeTests {
         (.exited(7), 7, false),
         (.exited(300), 44, false),
         (.signaled(9), 137, true),
+        // Garbled signal numbers from the wire: no overflow, no exit 0.
+        (.signaled(Int32.max), 69, true),
+        (.signaled(-128), 69, true),
+        (.signaled(0), 69, true),
         (.killedByScheduler(.walltime, detail: "", ranFirst: true), 124, true),
         (.killedByScheduler(.memory, detail: "", ranFirst: true), 137, true),
         (.killedByScheduler(.deleted, detail: "", ranFirst: false), 143, true),

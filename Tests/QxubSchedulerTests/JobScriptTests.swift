@@ -71,11 +71,35 @@ struct JobScriptTests {
         }
     }
 
-    @Test("values a script cannot carry are refused with a message", arguments: ["queue", "variable", "raw"])
+    @Test("Slurm: a % in the job log path is written %%, so sbatch does not expand it (%j is the job id)")
+    func slurmPercent() throws {
+        let paths = JobPaths(stateDirectory: "/s", joblog: "/logs/100%/run-%j.log")
+        let script = try JobScript(spec: Self.plainSpec, paths: paths, kind: .slurm).render().script
+        #expect(script.contains("#SBATCH --output=/logs/100%%/run-%%j.log\n"))
+    }
+
+    @Test("no working directory: the job starts in $HOME, quoted (a home with a space works)")
+    func homeQuoted() throws {
+        var spec = Self.plainSpec
+        spec.workingDirectory = ""
+        let script = try JobScript(spec: spec, paths: Self.paths, kind: .local).render().script
+        #expect(script.contains("cd -- \"$HOME\" ||"))
+    }
+
+    @Test("values a script cannot carry are refused with a message", arguments: ["queue", "variable", "raw", "reserved", "pbs-colon"])
     func refusals(what: String) throws {
         var spec = Self.plainSpec
+        var paths = Self.paths
+        var kind = SchedulerKind.slurm
         let expected: String
         switch what {
+        case "reserved":
+            spec.variables = [KeyValue("qxub_state", "/elsewhere")]
+            expected = "belong to qxub's job script"
+        case "pbs-colon":
+            paths = JobPaths(stateDirectory: "/s", joblog: "/logs/run:1.log")
+            kind = .pbspro
+            expected = "HOST:PATH"
         case "queue":
             spec.queue = "normal\n#PBS -l ncpus=999"
             expected = "the queue"
@@ -86,7 +110,7 @@ struct JobScriptTests {
             spec.resources.raw = ["ncpus=4"]
             expected = "raw -l resources are PBS Pro syntax"
         }
-        let error = #expect(throws: SchedulerError.self) { try JobScript(spec: spec, paths: Self.paths, kind: .slurm).render() }
+        let error = #expect(throws: SchedulerError.self) { try JobScript(spec: spec, paths: paths, kind: kind).render() }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
     }
 

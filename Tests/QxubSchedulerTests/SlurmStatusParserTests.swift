@@ -103,8 +103,12 @@ struct SlurmStatusParserTests {
         let prefix = scheduler == "pbs" ? "qdel" : "scancel"
         #expect(backend.cancelError(run("\(prefix)-running"), jobID: "1") == nil)
         #expect(backend.cancelError(run("\(prefix)-finished"), jobID: "1") == nil)
+        #expect(!backend.cancelFoundJobFinished(run("\(prefix)-running")))
         if scheduler == "pbs" {
             #expect(backend.cancelError(run("qdel-unknown"), jobID: "99999.vm") != nil)
+            #expect(!backend.cancelFoundJobFinished(run("qdel-unknown")), "an unknown job is an error, not a finished one")
+            // qdel exits 35 for a job that has finished: accepted, but it was no longer active.
+            #expect(backend.cancelFoundJobFinished(run("qdel-finished")))
         }
     }
 }
