@@ -16,9 +16,19 @@ public enum AgentServer {
             scheduler: scheduler)
     }
 
+    /// Each followed job holds its output files open: lift the soft limit on open files (often 1024 on
+    /// login nodes) to the hard one, so a batch of thousands of jobs does not run out.
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
     /// Serves the protocol on fds 0 and 1; returns the process exit status.
     public static func serve(input: Int32 = 0, output: Int32 = 1, log: (String) -> Void) -> Int32 {
         ignoreBrokenPipes()
+        raiseOpenFileLimit()
         let loop = EventLoop()
         let options = JobService.Options.fromEnvironment()
         let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: options.defaultKind.rawValue))

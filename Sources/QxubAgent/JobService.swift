@@ -81,7 +81,13 @@ public final class JobService: AgentRequestHandler {
     public func handle(_ message: Message, channel: UInt32, session: AgentSession) -> Bool {
         self.session = session
         switch message {
-        case .submit(let submit): self.submit(submit)
+        case .submit(let submit):
+            // A login node is shared: a batch of a thousand jobs runs qsub/sbatch a few at a time.
+            if runningSubmissions >= Self.maxConcurrentSubmissions {
+                waitingSubmissions.append(submit)
+            } else {
+                self.submit(submit)
+            }
         case .watch(let watch): self.watch(watch, channel: channel)
         case .unwatch(let request): followers[channel] = nil
             _ = request
@@ -160,13 +166,28 @@ public final class JobService: AgentRequestHandler {
                 try submitLocal(submit, paths: paths, warnings: rendered.warnings)
             } else {
                 try AsyncCommand.run(rendered.command, on: session.loop, timeout: 120) { [weak self] run in
-                    self?.submitted(submit, kind: kind, paths: paths, run: run, warnings: rendered.warnings)
+                    guard let self else { return }
+                    self.runningSubmissions -= 1
+                    self.submitted(submit, kind: kind, paths: paths, run: run, warnings: rendered.warnings)
+                    self.startWaitingSubmissions()
                 }
+                runningSubmissions += 1
             }
         } catch let error as SchedulerError {
             session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
         } catch {
             session.sendError(requestID: submit.requestID, code: .submitFailed, message: "could not prepare the job: \(error)", hint: "check that \(options.store.root) is writable")
+        }
+    }
+
+    /// Scheduler submissions (qsub, sbatch) running at once; more wait in ``waitingSubmissions``.
+    static let maxConcurrentSubmissions = 4
+    private var runningSubmissions = 0
+    private var waitingSubmissions: [Submit] = []
+
+    private func startWaitingSubmissions() {
+        while runningSubmissions < Self.maxConcurrentSubmissions, !waitingSubmissions.isEmpty {
+            submit(waitingSubmissions.removeFirst())
         }
     }
 

@@ -5,7 +5,7 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub agent install|status|uninstall --platform NAME`
     public struct Agent: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "agent", 
             abstract: "Install, inspect or remove qxub-agent on a cluster.",
             subcommands: [Install.self, Status.self, Uninstall.self])
 
@@ -20,7 +20,7 @@ extension QxubCommand {
         }
 
         public struct Install: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+            public static let configuration = CommandConfiguration(commandName: "install", 
                 abstract: "Send the static agent to the cluster through the ssh connection (older versions stay).")
             @OptionGroup var place: PlatformOptions
             @Option(name: .customLong("dir"), help: "Install somewhere else than ~/.qxub/agent (a noexec or full home).")
@@ -33,7 +33,7 @@ extension QxubCommand {
         }
 
         public struct Status: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "List the agents installed on the cluster.")
+            public static let configuration = CommandConfiguration(commandName: "status", abstract: "List the agents installed on the cluster.")
             @OptionGroup var place: PlatformOptions
             public init() {}
             public func run() throws {
@@ -42,7 +42,7 @@ extension QxubCommand {
         }
 
         public struct Uninstall: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Remove the installed agents and the shim (job records stay).")
+            public static let configuration = CommandConfiguration(commandName: "uninstall", abstract: "Remove the installed agents and the shim (job records stay).")
             @OptionGroup var place: PlatformOptions
             public init() {}
             public func run() throws {

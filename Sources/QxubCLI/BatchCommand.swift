@@ -6,7 +6,7 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub batch FILE|-`: one job per line, all over one session.
     public struct Batch: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "batch", 
             abstract: "Run many commands as jobs over one session: one shell command line per input line.",
             discussion: """
                 Blank lines and lines starting with # are skipped. Options apply to every job.

@@ -6,7 +6,7 @@ import Yams
 extension QxubCommand {
     /// `qxub config get|set|list|files|validate|init|edit`
     public struct Config: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "config", 
             abstract: "Read and change qxub's configuration (YAML layers; Python qxub files load as they are).",
             subcommands: [Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self, Shortcut.self])
         public init() {}
@@ -22,7 +22,7 @@ extension QxubCommand {
         }
 
         public struct Get: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Print the value at a dotted key (the whole merged configuration without one).")
+            public static let configuration = CommandConfiguration(commandName: "get", abstract: "Print the value at a dotted key (the whole merged configuration without one).")
             @Argument var key: String?
             public init() {}
             public func run() throws {
@@ -45,7 +45,7 @@ extension QxubCommand {
         }
 
         public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML.")
+            public static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML.")
             @Argument var key: String
             @Argument var value: String
             @Flag(name: .customLong("project"), help: "Write the project's .qx/project.yaml (the nearest .qx above, else here).") var project = false
@@ -92,7 +92,7 @@ extension QxubCommand {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Every setting in effect, optionally with the file it comes from.")
+            public static let configuration = CommandConfiguration(commandName: "list", abstract: "Every setting in effect, optionally with the file it comes from.")
             @Flag(name: .customLong("show-origin"), help: "Name the file each value comes from.") var showOrigin = false
             public init() {}
             public func run() throws {
@@ -105,7 +105,7 @@ extension QxubCommand {
         }
 
         public struct Files: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "The configuration files, in the order they are merged.")
+            public static let configuration = CommandConfiguration(commandName: "files", abstract: "The configuration files, in the order they are merged.")
             public init() {}
             public func run() throws {
                 let layers = Configuration.layerFiles(explicit: nil)
@@ -115,7 +115,7 @@ extension QxubCommand {
         }
 
         public struct Validate: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Check that every file parses, and list keys qxub does not know.")
+            public static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check that every file parses, and list keys qxub does not know.")
             public init() {}
             public func run() throws {
                 let configuration = try Config.load()
@@ -131,7 +131,7 @@ extension QxubCommand {
         }
 
         public struct Init: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Write a starting user configuration (never overwrites).")
+            public static let configuration = CommandConfiguration(commandName: "init", abstract: "Write a starting user configuration (never overwrites).")
             public init() {}
             public func run() throws {
                 let path = Config.userFile
@@ -165,7 +165,7 @@ extension QxubCommand {
         }
 
         public struct Edit: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Open the user configuration in $EDITOR (then check it).")
+            public static let configuration = CommandConfiguration(commandName: "edit", abstract: "Open the user configuration in $EDITOR (then check it).")
             public init() {}
             public func run() throws {
                 let editor = Environment.get("VISUAL") ?? Environment.get("EDITOR") ?? "vi"

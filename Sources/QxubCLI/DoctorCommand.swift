@@ -6,7 +6,7 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub doctor [--platform NAME]`: what users cannot see, measured.
     public struct Doctor: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "doctor", 
             abstract: "Check the connection to a platform: master connection, login-shell cost, stray output, agent, scheduler.")
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}

@@ -10,7 +10,7 @@ import Glibc
 extension QxubCommand {
     /// `qxub exec [options] -- COMMAND...`
     public struct Exec: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "exec", 
             abstract: "Submit a command as a batch job and follow it until it ends.",
             discussion: """
                 One argument after -- is a shell command line run by bash (pipes, $VARS and ; work):
@@ -86,17 +86,26 @@ extension QxubCommand {
                 } else {
                     commandLine = .argv(command)
                 }
+                // The session starts first: ssh, the login shell and the agent come up while the job is prepared.
+                let endpoint = AgentEndpoint(platform: platform)
+                let connection = try endpoint.connect(loop: EventLoop())
                 var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset, platformName: platform.name)
-                let spec = try builder.build()
+                let spec: JobSpec
+                do throws(ClientError) {
+                    spec = try builder.build()
+                } catch {
+                    connection.close()
+                    throw error
+                }
                 if job.notify { builder.warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
                 if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
-                return try Self.runSession(endpoint: AgentEndpoint(platform: platform), start: .submit(spec), mode: mode)
+                return try Self.runSession(endpoint: endpoint, start: .submit(spec), mode: mode, connection: connection)
             }
             if code != 0 { throw ExitCode(code) }
         }
 
-        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil, joblog: Bool = false) throws(ClientError) -> Int32 {
-            let session = try ExecSession(endpoint: endpoint, start: start, mode: mode)
+        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil, joblog: Bool = false, connection: AgentConnection? = nil) throws(ClientError) -> Int32 {
+            let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
             session.joblog = joblog
             if mode != .dry {
@@ -136,7 +145,7 @@ extension QxubCommand {
 extension QxubCommand {
     /// `qxub attach JOB`: follow a job submitted earlier, from any login node of the cluster.
     public struct Attach: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "attach", 
             abstract: "Follow a job submitted earlier: its output from the start, then live, and its exit status.",
             discussion: "Ctrl-C stops following; the job keeps running.")
 

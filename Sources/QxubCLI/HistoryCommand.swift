@@ -10,7 +10,7 @@ import Glibc
 extension QxubCommand {
     /// `qxub history [list] | show JOB | out JOB | err JOB`
     public struct History: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "history", 
             abstract: "Jobs submitted from this machine (local and remote), newest first; a job's details and output.",
             subcommands: [List.self, Show.self, Out.self, Err.self, Log.self],
             defaultSubcommand: List.self)
@@ -30,7 +30,7 @@ extension QxubCommand {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "List recent jobs.")
+            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs.")
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
             @Flag(name: .customLong("remote"), help: "Ask the platform's agent: every job submitted on the cluster, from any machine.") var remote = false
@@ -61,7 +61,7 @@ extension QxubCommand {
         }
 
         public struct Show: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Everything recorded about one job (default: the newest).")
+            public static let configuration = CommandConfiguration(commandName: "show", abstract: "Everything recorded about one job (default: the newest).")
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws {
@@ -88,21 +88,21 @@ extension QxubCommand {
         }
 
         public struct Out: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Print a job's stdout (waits for a running job; default: the newest job).")
+            public static let configuration = CommandConfiguration(commandName: "out", abstract: "Print a job's stdout (waits for a running job; default: the newest job).")
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stdout) }
         }
 
         public struct Log: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job).")
+            public static let configuration = CommandConfiguration(commandName: "log", abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job).")
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stdout, joblog: true) }
         }
 
         public struct Err: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Print a job's stderr (waits for a running job; default: the newest job).")
+            public static let configuration = CommandConfiguration(commandName: "err", abstract: "Print a job's stderr (waits for a running job; default: the newest job).")
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stderr) }

@@ -10,7 +10,7 @@ import Glibc
 extension QxubCommand {
     /// `qxub cancel JOB...`
     public struct Cancel: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "cancel", 
             abstract: "Cancel jobs submitted through qxub: by id, by name (a shell pattern), or all unfinished ones.",
             discussion: "--name and --all look in the local history for jobs not yet seen to end.")
         @Argument(help: "Job ids (read from stdin, one per line, when none are given).") var jobIDs: [String] = []
@@ -55,7 +55,7 @@ extension QxubCommand {
 
     /// `qxub status JOB... [--format human|json|snakemake|exitcode]`
     public struct Status: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "status", 
             abstract: "Show where jobs are: queued, running or finished, and how they ended.",
             discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract).")
         @Argument(help: "Job ids (read from stdin when none are given).") var jobIDs: [String] = []
@@ -114,7 +114,7 @@ extension QxubCommand {
 
     /// `qxub monitor [JOB...]`: follow many jobs' states over one session until all have ended.
     public struct Monitor: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "monitor", 
             abstract: "Wait for jobs to finish, showing their states; exit 0 only when every job succeeded.",
             discussion: "Without ids as arguments they are read from stdin (one per line), so `qxub exec --terse ... | qxub monitor` works.")
         @Argument(help: "Job ids.") var jobIDs: [String] = []

@@ -122,11 +122,14 @@ struct JobSpecBuilder {
         // As the Python qxub: --gpus, --gpu-type and --internet imply --queue auto unless -q was given; without
         // a definition they fall back to the configured queue, while an explicit `auto` needs one.
         let explicitAuto = queue == "auto"
-        let wantsAuto = explicitAuto || (job.queue == nil && preset?.string("queue") == nil && (resources.gpus != nil || resources.internet || resources.gpuType != nil))
+        // A shortcut's gpu_type and internet count as if given on the command line.
+        let gpuType = resources.gpuType ?? preset?.string("gpu_type")
+        let internet = resources.internet || preset?.string("internet").flatMap { ConfigValue.string($0).bool } == true
+        let wantsAuto = explicitAuto || (job.queue == nil && preset?.string("queue") == nil && (resources.gpus != nil || internet || gpuType != nil))
         if let definition = try definitionForQueues(required: explicitAuto) {
             let request = QueueSelector.Request(
                 cpus: parsed.cpus, memory: parsed.memoryBytes, walltime: parsed.walltimeSeconds, gpus: parsed.gpus,
-                gpuType: resources.gpuType, internet: resources.internet, localDisk: parsed.localDiskBytes)
+                gpuType: gpuType, internet: internet, localDisk: parsed.localDiskBytes)
             let chosen = wantsAuto ? try QueueSelector.select(request, in: definition) : queue
             if let chosen {
                 let decision = try QueueSelector.adjust(request, queue: chosen, in: definition, auto: wantsAuto, cpusExplicit: resources.cpus != nil)
@@ -140,7 +143,7 @@ struct JobSpecBuilder {
         var templates: [String: String] = [:]
         for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
         if let logDirectory = job.logDirectory { templates["log_dir"] = logDirectory }
-        var templateVariables = TemplateVariables(user: Environment.get("USER") ?? "", project: project, name: nil, queue: queue, templates: templates)
+        var templateVariables = TemplateVariables(user: TemplateVariables.localUser, project: project, name: nil, queue: queue, templates: templates)
         var warned: Set<String> = []
         func resolve(_ text: String?) -> String? {
             text.map { templateVariables.resolve($0) { name in
@@ -166,10 +169,12 @@ struct JobSpecBuilder {
             }
             return kept.isEmpty ? nil : kept.joined(separator: ",")
         }
+        // Templates apply to storage as to paths (`defaults.volumes: gdata/{project}`).
+        parsed.storage = resolve(parsed.storage)
         var spec = JobSpec(
             name: name,
             command: command,
-            workingDirectory: absolute(job.workingDirectory ?? preset?.string("execdir")) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
+            workingDirectory: absolute(resolve(job.workingDirectory ?? preset?.string("execdir"))) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
             context: .init(condaEnvironment: environment, modules: modules, container: absolute(container), binds: binds),
             pre: job.pre ?? preset?.string("pre"), post: job.post ?? preset?.string("post"), variables: variables, resources: parsed,

@@ -30,7 +30,7 @@ extension QxubCommand {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "List configured platforms and loaded definitions.")
+            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List configured platforms and loaded definitions.")
             public init() {}
             public func run() throws {
                 let (configuration, definitions) = try PlatformCommand.load()
@@ -47,7 +47,7 @@ extension QxubCommand {
         }
 
         public struct Info: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Queues, limits, walltime rules and charge rates of a platform definition.")
+            public static let configuration = CommandConfiguration(commandName: "info", abstract: "Queues, limits, walltime rules and charge rates of a platform definition.")
             @Argument var name: String?
             public init() {}
             public func run() throws {
@@ -95,7 +95,7 @@ extension QxubCommand {
 
     /// `qxub estimate --cpus N --time T [--mem M] [-q QUEUE]`: service units per queue.
     public struct Estimate: ParsableCommand {
-        public static let configuration = CommandConfiguration(abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).")
+        public static let configuration = CommandConfiguration(commandName: "estimate", abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).")
         @OptionGroup var resources: ResourceOptions
         @Option(name: [.customShort("q"), .customLong("queue")], help: "Only this queue.") var queue: String?
         @Option(name: [.customLong("platform"), .customLong("profile")], help: "Whose definition (default: defaults.platform, or the only one loaded).") var platform: String?

@@ -5,13 +5,13 @@ import QxubSystem
 extension QxubCommand.Config {
     /// `qxub config shortcut set|list|show|delete|rename` (the Python qxub's shortcuts.json format).
     public struct Shortcut: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+        public static let configuration = CommandConfiguration(commandName: "shortcut", 
             abstract: "Settings applied to commands that start with given words (~/.config/qxub/shortcuts.json).",
             subcommands: [Set.self, List.self, Show.self, Delete.self, Rename.self])
         public init() {}
 
         public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+            public static let configuration = CommandConfiguration(commandName: "set", 
                 abstract: "Create or replace a shortcut: `qxub config shortcut set python --env pytorch --mem 16GB`.")
             @Argument(help: "The command words it applies to (quote several: \"dvc push\").") var prefix: String
             @Option(name: .customLong("env")) var environment: String?
@@ -26,6 +26,8 @@ extension QxubCommand.Config {
             @Option(name: .customLong("disk")) var disk: String?
             @Option(name: .customLong("volumes")) var volumes: String?
             @Option(name: .customLong("gpus")) var gpus: UInt32?
+            @Option(name: .customLong("gpu-type")) var gpuType: String?
+            @Flag(name: .customLong("internet")) var internet = false
             @Option(name: [.customShort("q"), .customLong("queue")]) var queue: String?
             @Option(name: [.customShort("N"), .customLong("name")]) var name: String?
             @Option(name: [.customShort("P"), .customLong("project")]) var project: String?
@@ -60,6 +62,8 @@ extension QxubCommand.Config {
                 if let volumes { resources.append("storage=" + volumes) }
                 if let gpus { resources.append("ngpus=\(gpus)") }
                 if !resources.isEmpty { settings["resources"] = .list(resources.map(ConfigValue.string)) }
+                put("gpu_type", gpuType)
+                if internet { settings["internet"] = .string("true") }
                 put("queue", queue)
                 put("name", name)
                 put("project", project)
@@ -80,7 +84,7 @@ extension QxubCommand.Config {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "List the shortcuts.")
+            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List the shortcuts.")
             @Flag(name: .customLong("show-origin")) var showOrigin = false
             public init() {}
             public func run() throws {
@@ -95,7 +99,7 @@ extension QxubCommand.Config {
         }
 
         public struct Show: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Show one shortcut.")
+            public static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one shortcut.")
             @Argument var prefix: String
             public init() {}
             public func run() throws {
@@ -108,7 +112,7 @@ extension QxubCommand.Config {
         }
 
         public struct Delete: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Delete a shortcut from the user file.")
+            public static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a shortcut from the user file.")
             @Argument var prefix: String
             public init() {}
             public func run() throws {
@@ -124,7 +128,7 @@ extension QxubCommand.Config {
         }
 
         public struct Rename: ParsableCommand {
-            public static let configuration = CommandConfiguration(abstract: "Rename a shortcut in the user file.")
+            public static let configuration = CommandConfiguration(commandName: "rename", abstract: "Rename a shortcut in the user file.")
             @Argument var old: String
             @Argument var new: String
             public init() {}

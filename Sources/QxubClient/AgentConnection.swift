@@ -29,6 +29,7 @@ public final class AgentConnection {
     /// The session never got the agent's hello in time: over ssh, the usual cause is a master connection
     /// whose network is gone (a laptop that slept, a changed network) while its socket still answers.
     public private(set) var stalled = false
+    private var reaped = false
     private var helloTimer: Int?
 
     /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
@@ -105,8 +106,16 @@ public final class AgentConnection {
         }
     }
 
-    /// Says goodbye and closes our end; the agent exits when it reads end of file.
+    /// Says goodbye, closes our end and waits (briefly) for the process; the agent exits when it reads
+    /// end of file.
     public func close() {
+        shutdown()
+        if !reaped { reap(timeout: 2) }
+    }
+
+    /// Says goodbye and closes our end without waiting for the process to exit, so work of our own can
+    /// overlap ssh's teardown; ``close()`` then reaps it.
+    public func shutdown() {
         guard !closed else { return }
         cancelHelloTimer()
         send(.goodbye(Goodbye()))
@@ -117,7 +126,6 @@ public final class AgentConnection {
         loop.remove(child.stdin!)
         FileDescriptor.close(child.stdin!)
         FileDescriptor.close(child.stdout!)
-        reap(timeout: 2)
     }
 
     /// Kills the agent process (when it no longer answers).
@@ -193,12 +201,15 @@ public final class AgentConnection {
 
     @discardableResult
     private func reap(timeout: Double) -> ProcessExit? {
+        reaped = true
         let deadline = MonotonicClock.now() + timeout
         var pause: UInt32 = 100
         while MonotonicClock.now() < deadline {
             if let exit = child.poll() { return exit }
-            usleep(pause)  // the agent exits within a millisecond of its stdin closing: look often, then less
-            pause = min(pause * 2, 20_000)
+            // The agent (and ssh) exit within milliseconds of stdin closing: every millisecond counts at
+            // the end of `qxub exec --terse`, and a 2 s bound keeps the polling cheap.
+            usleep(pause)
+            pause = min(pause * 2, 1_000)
         }
         child.signal(SIGKILL)
         return child.wait()

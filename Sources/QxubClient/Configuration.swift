@@ -150,7 +150,9 @@ public struct Configuration: Sendable {
             }
             let node: Node?
             do {
-                node = try Yams.compose(yaml: text)
+                // The basic resolver: ConfigValue reads scalars as text itself, while the default resolver
+                // compiles a dozen regular expressions (ICU) at every start of qxub.
+                node = try Yams.compose(yaml: text, .basic)
             } catch {
                 throw ClientError("\(layer.path) is not valid YAML: \(error)", hint: "fix it, or check it with `qxub config validate`", exitCode: ExitCodes.usage)
             }

@@ -64,6 +64,8 @@ public final class ExecSession {
     private var interrupts = 0
     private var cancelWhenSubmitted = false
     private var signalFD: Int32 = -1
+    /// Ctrl-C asked for the job's cancel; it is sent again on every new connection until the job ends.
+    private var cancelRequested = false
     /// The heartbeat found the session silent and ended it.
     private var silentConnection = false
     private var retriedStalledStart = false
@@ -71,12 +73,18 @@ public final class ExecSession {
     public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
 
     /// Opens the first session at once (so connection errors surface before anything else).
-    public init(endpoint: AgentEndpoint, start: Start, mode: Mode, loop: EventLoop = EventLoop()) throws(ClientError) {
-        self.loop = loop
+    /// - Parameter connection: a session opened earlier on `loop` (so ssh and the login shell start while
+    ///   qxub prepares the job); nil opens one now.
+    public init(endpoint: AgentEndpoint, start: Start, mode: Mode, loop: EventLoop = EventLoop(), connection: AgentConnection? = nil) throws(ClientError) {
+        self.loop = connection?.loop ?? loop
         self.endpoint = endpoint
         self.start = start
         self.mode = mode
-        self.connection = try endpoint.connect(loop: loop)
+        if let connection {
+            self.connection = connection
+        } else {
+            self.connection = try endpoint.connect(loop: loop)
+        }
         if case .attach(let jobID) = start { self.jobID = jobID }
     }
 
@@ -145,6 +153,8 @@ public final class ExecSession {
                 if reconnectAttempts > 0 { onStatus(.reconnected) }
                 reconnectAttempts = 0
                 connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: written[.stdout]!, stderrOffset: written[.stderr]!, joblog: joblog)), channel: channel)
+                // A Ctrl-C while the connection was down: its cancel went nowhere, so it goes now.
+                if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
             } else if case .submit(let spec) = start {
                 submitRequest = connection.requestID()
                 connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))
@@ -172,8 +182,10 @@ public final class ExecSession {
                 try? FileDescriptor.writeAll(1, text)
                 done(0)
             case .terse:
-                recordSubmission(submitted)
+                // The id first, then the history while ssh winds down.
                 try? FileDescriptor.writeAll(1, submitted.jobID + "\n")
+                connection.shutdown()
+                recordSubmission(submitted)
                 done(0)
             case .follow, .quiet:
                 jobID = submitted.jobID
@@ -252,6 +264,7 @@ public final class ExecSession {
             return done(ExitCodes.interrupted)
         }
         onStatus(.cancelling(jobID: jobID))
+        cancelRequested = true
         connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
     }
 
@@ -288,9 +301,12 @@ public final class ExecSession {
         }
         // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
         let reason = error?.message ?? "the agent closed the session"
-        guard reconnectAttempts < reconnectDelays.count, interrupts == 0 else {
-            let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
-            onStatus(.detached(jobID: jobID, message: "lost the connection to \(endpoint.peerName) (\(reason)); job \(jobID) is still running: `qxub attach \(jobID)\(platform)` follows it"))
+        let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
+        guard reconnectAttempts < reconnectDelays.count, interrupts <= (cancelRequested ? 1 : 0) else {
+            let message = cancelRequested
+                ? "lost the connection to \(endpoint.peerName) (\(reason)) before the cancel was confirmed; job \(jobID) may still be running: `qxub cancel \(jobID)\(platform)` cancels it"
+                : "lost the connection to \(endpoint.peerName) (\(reason)); job \(jobID) is still running: `qxub attach \(jobID)\(platform)` follows it"
+            onStatus(.detached(jobID: jobID, message: message))
             return done(ExitCodes.connectionLost)
         }
         let delay = reconnectDelays[reconnectAttempts]

@@ -35,11 +35,15 @@ public struct Platform: Sendable, Hashable {
                 hint: known.isEmpty ? "add platforms.\(name).remote.host to ~/.config/qxub/config.yaml (see docs/remote-setup.md)" : "configured platforms: \(known.joined(separator: ", "))",
                 exitCode: ExitCodes.usage)
         }
+        if let scalar = entry.map?["remote"]?.string, !scalar.isEmpty {
+            // `remote: gadi` would otherwise quietly run the platform's jobs on this machine.
+            throw ClientError("platforms.\(name).remote is '\(scalar)', not a section", hint: "write it as `remote:` with `host: \(scalar)` indented below it (docs/remote-setup.md)", exitCode: ExitCodes.usage)
+        }
         guard let remote = entry.map?["remote"]?.map, !remote.isEmpty else { return Platform(name: name, remote: nil) }
         guard let host = remote["host"]?.string, !host.isEmpty else {
             throw ClientError("platforms.\(name).remote has no host", hint: "set platforms.\(name).remote.host (an ssh host or ~/.ssh/config alias)", exitCode: ExitCodes.usage)
         }
-        let user = Environment.get("USER") ?? ""
+        let user = TemplateVariables.localUser
         return Platform(name: name, remote: Remote(
             host: host,
             user: remote["user"]?.string,

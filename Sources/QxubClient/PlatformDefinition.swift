@@ -44,7 +44,9 @@ extension PlatformDefinition {
             throw ClientError("cannot read the platform definition \(path)", exitCode: ExitCodes.usage)
         }
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        // The basic resolver: ConfigValue reads scalars as text itself, and the default one compiles a
+        // dozen regular expressions (ICU) on every start.
+        do { node = try Yams.compose(yaml: text, .basic) } catch {
             throw ClientError("\(path) is not valid YAML: \(error)", exitCode: ExitCodes.usage)
         }
         guard let node else { return [] }

@@ -9,6 +9,15 @@ import Glibc
 public struct TemplateVariables: Sendable {
     public var values: [String: String]
 
+    /// The local user's name: `$USER`, else `$LOGNAME`, else the password database (the client is a
+    /// dynamic executable, so NSS works here; the static agent never asks it).
+    public static var localUser: String {
+        if let user = Environment.get("USER"), !user.isEmpty { return user }
+        if let user = Environment.get("LOGNAME"), !user.isEmpty { return user }
+        guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return "" }
+        return String(cString: name)
+    }
+
     public init(user: String, project: String?, name: String?, queue: String?, templates: [String: String], now: time_t = time(nil)) {
         let local = LocalTime(now)
         let date = local.compactDate

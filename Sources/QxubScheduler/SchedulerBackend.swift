@@ -111,6 +111,9 @@ public struct SchedulerBackend: Sendable {
     /// Advice for the common ways a scheduler refuses a job (messages as recorded from PBS and Slurm).
     func hint(forRejection message: String) -> String {
         let lower = message.lowercased()
+        if lower.containsText("could not establish a configuration source") || lower.containsText("unable to contact slurm controller") {
+            return "sbatch is installed but no Slurm cluster answers here (no slurm.conf, or slurmctld is down): set SLURM_CONF, or run on this machine with --backend local"
+        }
         if lower.containsText("unknown queue") { return "check the queue name (-q); `qstat -Q` lists the queues" }
         if lower.containsText("invalid partition") { return "check the partition (-q); `sinfo -s` lists them" }
         if lower.containsText("walltime") || lower.containsText("--time") { return "give the time as 2h30m, 90m or HH:MM:SS" }

@@ -24,15 +24,6 @@ func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
         guard result.exit == .exited(0) else { throw SystemError("run", command.prefix(6).joined(separator: " ") + ": " + result.stderrText, errno: EIO) }
         return result
     }
-    func median(_ count: Int, _ command: [String]) throws -> Double {
-        var samples: [Double] = []
-        for _ in 0..<count {
-            let start = MonotonicClock.now()
-            _ = try run(command)
-            samples.append(MonotonicClock.now() - start)
-        }
-        return statistics(samples).median
-    }
     let qxub = Binaries.qxub
     _ = try run([qxub, "agent", "install", "--platform", "bench"])
     _ = try run([qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"])  // warms the master
@@ -40,11 +31,22 @@ func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
 
     print("qxub-bench remote: \(host) via \(sshConfig), backend \(backend), master warm")
     print("")
-    print("## One submission over a warm ControlMaster (median of 20)")
+    print("## One submission over a warm ControlMaster (median of 30, the three interleaved)")
     print("")
-    let floor = try median(20, ssh + ["true"])
-    let scheduler = backend == "slurm" ? try median(20, ssh + ["sbatch --parsable -o /dev/null --wrap true"]) : floor
-    let submit = try median(20, [qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"])
+    // Interleaved, so that the three see the same load (jobs submitted earlier start and end meanwhile).
+    let commands = [ssh + ["true"], backend == "slurm" ? ssh + ["sbatch --parsable -o /dev/null --wrap true"] : ssh + ["true"],
+                    [qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"]]
+    var samples: [[Double]] = [[], [], []]
+    for _ in 0..<30 {
+        for (index, command) in commands.enumerated() {
+            let start = MonotonicClock.now()
+            _ = try run(command)
+            samples[index].append(MonotonicClock.now() - start)
+        }
+    }
+    let floor = statistics(samples[0]).median
+    let scheduler = statistics(samples[1]).median
+    let submit = statistics(samples[2]).median
     print("| what | median | x floor |")
     print("|---|---:|---:|")
     print("| floor: `ssh host true` over the master | \(milliseconds(floor)) | 1.00 |")

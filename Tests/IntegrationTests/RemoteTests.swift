@@ -157,6 +157,23 @@ struct RemoteTests {
         #expect(run.stderrText.contains("done\n"))
     }
 
+    @Test("Ctrl-C while the connection is down: the cancel is sent once qxub reconnects, and the job ends")
+    func interruptWhileReconnecting() throws {
+        let remote = try remote("interrupt-reconnect")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo started; sleep 131"])
+        // Wait for the job to run, cut the session, and press Ctrl-C before qxub has reconnected (1 s).
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
+        for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
+        usleep(300_000)
+        kill(-child.pid, SIGINT)
+        let run = collect(child, timeout: 90)
+        #expect(run.exit == .exited(130), "\(run.stderrText)")
+        #expect(run.stderrText.contains("reconnecting"), "\(run.stderrText)")
+        let left = try remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true")
+        #expect(left.stdoutText.isEmpty, "the job was cancelled on the cluster")
+    }
+
     @Test("a dead ControlMaster socket is cleared, not hung on")
     func deadMaster() throws {
         let remote = try remote("deadmaster")
