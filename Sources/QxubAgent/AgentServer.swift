@@ -32,10 +32,18 @@ public enum AgentServer {
         let loop = EventLoop()
         let options = JobService.Options.fromEnvironment()
         let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: options.defaultKind.rawValue))
-        session.register(JobService(options: options))
+        let service = JobService(options: options)
+        session.register(service)
         do {
             try session.start()
             try loop.run()
+            // The client left while qsub or sbatch ran: stay until the scheduler has answered and the job
+            // is on record, so a retry of the submission finds it (bounded by the command's own timeout).
+            let deadline = MonotonicClock.now() + 130
+            while service.submissionsInFlight > 0 && MonotonicClock.now() < deadline {
+                loop.schedule(after: 0.05) { loop.stop() }
+                try loop.run()
+            }
         } catch {
             log("qxub-agent: \(error)")
             return 1

@@ -51,6 +51,26 @@ public struct JobStore: Sendable {
         try FileSystem.symlink("../jobs/" + name, at: indexPath(jobID))
     }
 
+    /// Records the client's submission token for a job directory, before the scheduler is asked (see
+    /// ``Submit/token``); false when a directory already has it (another agent got there first).
+    public func link(token: String, to directory: String) throws -> Bool {
+        try FileSystem.createDirectories(root + "/by-token")
+        let name = directory.split(separator: "/").last.map(String.init) ?? directory
+        // symlink(2) fails if the name exists: the first agent to record the token owns the submission.
+        guard Glibc.symlink("../jobs/" + name, root + "/by-token/" + token) == 0 else {
+            if currentErrno() == EEXIST { return false }
+            throw SystemError("symlink", root + "/by-token/" + token)
+        }
+        return true
+    }
+
+    /// The directory of the submission with this token, or nil.
+    public func directory(forToken token: String) -> String? {
+        guard let target = FileSystem.readLink(root + "/by-token/" + token) else { return nil }
+        let directory = target.hasPrefix("/") ? target : root + "/by-token/" + target
+        return FileSystem.isDirectory(directory) ? directory : nil
+    }
+
     /// The directory of a job submitted through qxub, or nil.
     public func directory(forJobID jobID: String) -> String? {
         let link = indexPath(jobID)

@@ -64,6 +64,8 @@ public final class ExecSession {
     private var interrupts = 0
     private var cancelWhenSubmitted = false
     private var signalFD: Int32 = -1
+    /// Names this submission for the agent across retries (``Submit/token``).
+    private let submissionToken = Submit.newToken()
     /// Ctrl-C asked for the job's cancel; it is sent again on every new connection until the job ends.
     private var cancelRequested = false
     /// The heartbeat found the session silent and ended it.
@@ -156,8 +158,12 @@ public final class ExecSession {
                 // A Ctrl-C while the connection was down: its cancel went nowhere, so it goes now.
                 if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
             } else if case .submit(let spec) = start {
+                // The same token on every attempt: a retry after a lost connection gets the job of the
+                // first attempt, never a second job.
+                if reconnectAttempts > 0 { onStatus(.reconnected) }
+                reconnectAttempts = 0
                 submitRequest = connection.requestID()
-                connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry)))
+                connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry, token: mode == .dry ? "" : submissionToken)))
             }
         case .malformed(_, let type, _, let error):
             onStatus(.warning("ignored a malformed \(type) from the agent: \(error)"))
@@ -297,7 +303,20 @@ public final class ExecSession {
             return reconnect()
         }
         guard let jobID, mode == .follow || mode == .quiet else {
-            return done(fail(error ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
+            if jobID == nil, submitRequest != 0, mode != .dry, interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count {
+                // The submission went out and its answer did not come back: the job may exist. Ask again
+                // with the same token; the agent answers with the job of the first attempt if there is one.
+                let reason = error?.message ?? "the agent closed the session"
+                ClientLog.write("submission: connection lost before the answer (\(reason)); retry \(reconnectAttempts + 1) with token \(submissionToken)")
+                let delay = reconnectDelays[reconnectAttempts]
+                reconnectAttempts += 1
+                onStatus(.reconnecting(attempt: reconnectAttempts, reason: reason))
+                loop.schedule(after: delay) { [weak self] in self?.reconnect() }
+                return
+            }
+            let lost = submitRequest != 0 && mode != .dry && jobID == nil
+            return done(fail(error.map { lost ? ClientError($0.message + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it", hint: $0.hint, exitCode: $0.exitCode) : $0 }
+                ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
         }
         // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
         let reason = error?.message ?? "the agent closed the session"

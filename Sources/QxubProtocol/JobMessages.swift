@@ -7,15 +7,22 @@ public struct Submit: WireCodable, Hashable {
     public var spec: JobSpec
     /// Render the script and the submission command, submit nothing (`qxub exec --dry`).
     public var dryRun: Bool
-    public init(requestID: UInt32, spec: JobSpec, dryRun: Bool = false) {
+    /// Chosen by the client once per job (16-64 lowercase hex digits) and sent again with every retry of
+    /// the same submission: an agent that already has a job for it answers with that job instead of
+    /// submitting a second one (a connection lost between submit and submitted loses no job, and makes
+    /// none twice). Empty: no retries.
+    public var token: String
+    public init(requestID: UInt32, spec: JobSpec, dryRun: Bool = false, token: String = "") {
         self.requestID = requestID
         self.spec = spec
         self.dryRun = dryRun
+        self.token = token
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.message(2, spec)
         writer.bool(3, dryRun)
+        writer.string(4, token)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, spec: JobSpec(name: "", command: .shell(""), workingDirectory: ""))
@@ -27,10 +34,28 @@ public struct Submit: WireCodable, Hashable {
                 spec = try field.message()
                 sawSpec = true
             case 3: dryRun = try field.bool()
+            case 4: token = try field.string()
             default: break
             }
         }
         guard sawSpec else { throw .malformedPayload(type: .submit, reason: "no job spec") }
+        guard token.isEmpty || Self.isValidToken(token) else {
+            throw .malformedPayload(type: .submit, reason: "the submission token is not 16-64 lowercase hex digits")
+        }
+    }
+}
+
+extension Submit {
+    /// A fresh token: 32 hex digits from the system's random source.
+    public static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: (0..<32).map { _ in digits[Int(generator.next() % 16)] }, as: UTF8.self)
+    }
+
+    /// 16-64 lowercase hex digits (it names a file on the agent's host).
+    public static func isValidToken(_ token: String) -> Bool {
+        (16...64).contains(token.utf8.count) && token.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
 

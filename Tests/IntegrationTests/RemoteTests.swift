@@ -174,6 +174,29 @@ struct RemoteTests {
         #expect(left.stdoutText.isEmpty, "the job was cancelled on the cluster")
     }
 
+    @Test("the connection lost between submit and its answer: qxub asks again and gets the same job, submitted once")
+    func connectionLostDuringSubmission() throws {
+        let remote = try remote("lost-submit")
+        let slurm = try Components.slurm()
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // A slow sbatch (as on a busy cluster): the session is cut while it runs.
+        _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/slow && printf '%s\\n' '#!/bin/sh' 'sleep 2' 'exec /usr/bin/sbatch \"$@\"' > $HOME/slow/sbatch && chmod 755 $HOME/slow/sbatch && echo 'export SLURM_CONF=\(slurm["SLURM_CONF"]!); export PATH=$HOME/slow:/usr/bin:/bin' > $HOME/.bashrc")
+        let marker = "lost-submit-\(getpid())"
+        let child = try remote.sandbox.start(["exec", "--terse", "--platform", "bashbox", "--backend", "slurm", "-N", marker, "--", "true"])
+        // Cut the session once sbatch runs (the submission has gone out, its answer has not come back).
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
+        for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
+        let run = collect(child, timeout: 120)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let log = FileSystem.readText(remote.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
+        #expect(log.contains("submission: connection lost before the answer"), "qxub retried the submission: \(log)")
+        let id = run.stdoutText.trimmingWhitespaceForTests()
+        let count = try remote.sshRun("qxub-bash", "scontrol show job 2>/dev/null | grep -c 'JobName=\(marker)'")
+        #expect(count.stdoutText.trimmingWhitespaceForTests() == "1", "exactly one job named \(marker) in Slurm: \(count.stdoutText)")
+        let job = try remote.sshRun("qxub-bash", "scontrol show job \(id)")
+        #expect(job.stdoutText.contains("JobName=\(marker)"), "qxub printed that job's id (\(id)): \(job.stdoutText)")
+    }
+
     @Test("a dead ControlMaster socket is cleared, not hung on")
     func deadMaster() throws {
         let remote = try remote("deadmaster")

@@ -118,6 +118,62 @@ struct JobServiceTests {
         if case .jobEnd? = agent.messages(channel: 1).last {} else { Issue.record("job-end is not the last frame of the watch") }
     }
 
+    @Test("a submission retried with its token gets the first attempt's job, never a second job")
+    func retriedSubmission() throws {
+        let root = try temporaryDirectory()
+        let token = Submit.newToken()
+        var jobIDs: [String] = []
+        for attempt in 1...2 {
+            // Each attempt is a new session (a new agent after a lost connection) on the same home.
+            let agent = try InProcessAgent(stateRoot: root)
+            try agent.sayHello()
+            try agent.send(.submit(Submit(requestID: UInt32(attempt), spec: Self.spec(.shell("echo once >> \(root)/runs"), in: root), token: token)))
+            #expect(try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else { false } } })
+            for case .submitted(let submitted) in agent.messages() { jobIDs.append(submitted.jobID) }
+        }
+        #expect(jobIDs.count == 2 && jobIDs[0] == jobIDs[1], "\(jobIDs)")
+        #expect(FileSystem.listDirectory(root + "/jobs").count == 1, "one job directory")
+        usleep(300_000)
+        #expect(FileSystem.readText(root + "/runs") == "once\n", "the job ran once")
+    }
+
+    @Test("a retry while the first attempt's scheduler call still runs waits for its job id")
+    func retryWaitsForFirstAttempt() throws {
+        let root = try temporaryDirectory()
+        let token = Submit.newToken()
+        // The first attempt's state: its directory and token are recorded, its job id not yet.
+        let store = JobStore(root: root)
+        let directory = try store.createJobDirectory()
+        #expect(try store.link(token: token, to: directory))
+        try FileSystem.writeAtomically(directory + "/meta", "backend=slurm\n")
+        let agent = try InProcessAgent(stateRoot: root)
+        try agent.sayHello()
+        try agent.send(.submit(Submit(requestID: 7, spec: Self.spec(.shell("true"), in: root), token: token)))
+        agent.loop.schedule(after: 0.4) { try? store.link(jobID: "4242", to: directory) }
+        #expect(try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else { false } } })
+        guard case .submitted(let submitted)? = agent.messages().last else { return }
+        #expect(submitted.requestID == 7 && submitted.jobID == "4242" && submitted.backend == "slurm")
+        #expect(FileSystem.listDirectory(root + "/jobs").count == 1, "nothing submitted a second time")
+    }
+
+    @Test("a refused submission is refused the same way when retried")
+    func retriedRefusal() throws {
+        let root = try temporaryDirectory()
+        let token = Submit.newToken()
+        var errors: [ErrorMessage] = []
+        for attempt in 1...2 {
+            let agent = try InProcessAgent(stateRoot: root)
+            try agent.sayHello()
+            var spec = Self.spec(.shell("true"), in: root)
+            spec.variables = [KeyValue("qxub_state", "/elsewhere")]
+            try agent.send(.submit(Submit(requestID: UInt32(attempt), spec: spec, token: token)))
+            #expect(try agent.run { agent in agent.messages().contains { if case .error = $0 { true } else { false } } })
+            for case .error(let error) in agent.messages() { errors.append(error) }
+        }
+        #expect(errors.count == 2 && errors[0].message == errors[1].message && errors[0].code == errors[1].code, "\(errors)")
+        #expect(errors.first?.message.contains("qxub_") == true)
+    }
+
     @Test("an argv is passed exactly: no word splitting, globbing or expansion")
     func argvExactly() throws {
         let agent = try InProcessAgent(stateRoot: try temporaryDirectory())

@@ -70,6 +70,8 @@ struct WireFormatTests {
         let spec = JobSpec(name: "t", command: .argv(["echo", "a b"]), workingDirectory: "/w")
         let specBytes = "0a01" + text("t") + "1801" + "2204" + text("echo") + "2203" + text("a b") + "2a02" + text("/w") + "3a00" + "5a00"
         #expect(payload(.submit(Submit(requestID: 2, spec: spec))) == "0802" + "12" + String(format2(specBytes.count / 2)) + specBytes)
+        let token = "0123456789abcdef0123456789abcdef"
+        #expect(payload(.submit(Submit(requestID: 2, spec: spec, token: token))) == "0802" + "12" + String(format2(specBytes.count / 2)) + specBytes + "2220" + text(token))
         #expect(payload(.submitted(Submitted(requestID: 2, jobID: "128.vm", backend: "pbspro"))) == "0802" + "1206" + text("128.vm") + "1a06" + text("pbspro"))
         #expect(payload(.watch(Watch(requestID: 3, jobID: "5", stdoutOffset: 10, stderrOffset: 0))) == "0803" + "1201" + text("5") + "180a")
         #expect(payload(.cancel(JobRequest(requestID: 4, jobID: "5"))) == "0804" + "1201" + text("5"))
@@ -152,6 +154,13 @@ struct WireFormatTests {
         #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1204 5a020800"))) }
     }
 
+    @Test("a submission token that could name a path (../, upper case, too short) is malformed", arguments: ["../../etc/passwd0000", "0123456789ABCDEF", "0123", "0123456789abcdef/x"])
+    func badTokens(token: String) {
+        // submit { 1: 1, 2: spec {}, 4: token }
+        let tokenHex = String(format2(token.utf8.count)) + token.utf8.map { format2(Int($0)) }.joined()
+        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1200 22" + tokenHex))) }
+    }
+
     @Test("an exit code out of 32-bit range is malformed")
     func exitCodeRange() {
         #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0801 1080808080808001"))) }
@@ -180,6 +189,7 @@ func sampleMessages() -> [Message] {
         .error(ErrorMessage(requestID: 1, code: .cancelFailed, message: "m", hint: "h")),
         .submit(Submit(requestID: 1, spec: spec)),
         .submit(Submit(requestID: 2, spec: JobSpec(name: "", command: .argv([]), workingDirectory: ""))),
+        .submit(Submit(requestID: 3, spec: spec, token: "00112233445566778899aabbccddeeff")),
         .submitted(Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")),
         .watch(Watch(requestID: 1, jobID: "5", stdoutOffset: .max, stderrOffset: 1)),
         .unwatch(JobRequest(requestID: 1, jobID: "5")),
