@@ -67,7 +67,13 @@ public final class JobService: AgentRequestHandler {
         }
     }
 
+    /// qsub/sbatch runs the agent has started and not yet recorded. When the client goes away meanwhile,
+    /// the agent stays until they are recorded (see ``AgentServer``); submissions still waiting are dropped
+    /// (nothing of them exists yet, and a retry submits them).
+    public var submissionsInFlight: Int { runningSubmissions }
+
     public func sessionEnded(_ session: AgentSession) {
+        waitingSubmissions.removeAll()
         AgentLog.write("session ended: \(session.ending.map { "\($0)" } ?? "?")")
         if let tickTimer { session.loop.cancelTimer(tickTimer) }
         tickTimer = nil
@@ -134,6 +140,7 @@ public final class JobService: AgentRequestHandler {
     private func submit(_ submit: Submit) {
         guard let session else { return }
         let spec = Self.resolvedOnThisHost(submit.spec)
+        var createdDirectory: String?
         do {
             let kind = try kind(for: spec)
             if submit.dryRun {
@@ -143,7 +150,19 @@ public final class JobService: AgentRequestHandler {
                 session.send(.submitted(Submitted(requestID: submit.requestID, jobID: "", backend: kind.rawValue, stateDirectory: directory, script: rendered.script, command: rendered.command, warnings: rendered.warnings)))
                 return
             }
+            if !submit.token.isEmpty, let earlier = options.store.directory(forToken: submit.token) {
+                // A retry (the client lost the connection before our answer): the job of the first attempt.
+                return answerRetriedSubmission(submit, directory: earlier, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
+            }
             let directory = try options.store.createJobDirectory()
+            createdDirectory = directory
+            if !submit.token.isEmpty, try !options.store.link(token: submit.token, to: directory) {
+                // Another agent took this token between our look and our link: answer with its job.
+                createdDirectory = nil
+                if let earlier = options.store.directory(forToken: submit.token) {
+                    return answerRetriedSubmission(submit, directory: earlier, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
+                }
+            }
             let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
             let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
             try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
@@ -174,10 +193,45 @@ public final class JobService: AgentRequestHandler {
                 runningSubmissions += 1
             }
         } catch let error as SchedulerError {
-            session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
+            refuse(submit, directory: createdDirectory, code: error.code, message: error.message, hint: error.hint)
         } catch {
-            session.sendError(requestID: submit.requestID, code: .submitFailed, message: "could not prepare the job: \(error)", hint: "check that \(options.store.root) is writable")
+            refuse(submit, directory: createdDirectory, code: .submitFailed, message: "could not prepare the job: \(error)", hint: "check that \(options.store.root) is writable")
         }
+    }
+
+    /// Answers a refused submission; the refusal is recorded in the job's directory first, so a retry of
+    /// the same submission (its token) gets the same answer.
+    private func refuse(_ submit: Submit, directory: String?, code: ErrorCode, message: String, hint: String) {
+        if let directory, !submit.token.isEmpty {
+            try? FileSystem.writeAtomically(directory + "/submit-error", "\(code.rawValue)\n\(message)\n\(hint)\n")
+        }
+        session?.sendError(requestID: submit.requestID, code: code, message: message, hint: hint)
+    }
+
+    /// Seconds a retried submission waits for the first attempt's qsub/sbatch to finish (its timeout is 120 s).
+    static let retriedSubmissionWait: Double = 130
+
+    /// Answers a retried submission with the first attempt's outcome: its job, its refusal, or, while
+    /// that attempt's qsub/sbatch still runs (in the agent of the lost connection), a look every 100 ms.
+    private func answerRetriedSubmission(_ submit: Submit, directory: String, deadline: Double) {
+        guard let session, session.ending == nil else { return }
+        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
+        if let jobID = FileSystem.readText(directory + "/jobid")?.trimmingWhitespace(), !jobID.isEmpty {
+            AgentLog.write("retried submission \(submit.token): job \(jobID) of the first attempt")
+            return session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: meta["backend"] ?? options.defaultKind.rawValue, stateDirectory: directory)))
+        }
+        if let refusal = FileSystem.readText(directory + "/submit-error") {
+            let lines = refusal.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let code = lines.first.flatMap(UInt32.init).map(ErrorCode.init(rawValue:)) ?? .submitFailed
+            return session.sendError(requestID: submit.requestID, code: code, message: lines.count > 1 ? lines[1] : "the submission failed", hint: lines.count > 2 ? lines[2] : "")
+        }
+        guard MonotonicClock.now() < deadline else {
+            return session.sendError(
+                requestID: submit.requestID, code: .submitFailed,
+                message: "an earlier attempt of this submission (\(directory)) never recorded a job id: its agent may have been killed while the scheduler took the job",
+                hint: "look for the job with qstat/squeue before submitting it again")
+        }
+        session.loop.schedule(after: 0.1) { [weak self] in self?.answerRetriedSubmission(submit, directory: directory, deadline: deadline) }
     }
 
     /// Scheduler submissions (qsub, sbatch) running at once; more wait in ``waitingSubmissions``.
@@ -191,6 +245,8 @@ public final class JobService: AgentRequestHandler {
         }
     }
 
+    /// Records the scheduler's answer. It runs even after the client has gone (the session then sends
+    /// nothing): the job must be on record for a retry of the submission, `qxub attach` and the history.
     private func submitted(_ submit: Submit, kind: SchedulerKind, paths: JobPaths, run: CollectedRun, warnings: [String]) {
         guard let session else { return }
         do {
@@ -200,7 +256,7 @@ public final class JobService: AgentRequestHandler {
             options.store.appendHistory(jobID: jobID, backend: kind.rawValue, name: submit.spec.name, directory: paths.stateDirectory, submitHost: submit.spec.submitHost)
             session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
         } catch let error as SchedulerError {
-            session.sendError(requestID: submit.requestID, code: error.code, message: error.message, hint: error.hint)
+            refuse(submit, directory: paths.stateDirectory, code: error.code, message: error.message, hint: error.hint)
         } catch {
             // The scheduler has the job but the index could not be written: still report the job, never lose it.
             let jobID = (try? SchedulerBackend(kind: kind).submittedJobID(run)) ?? "?"
@@ -523,6 +579,7 @@ public final class JobService: AgentRequestHandler {
                 self.tickSoon()
             }
         } catch {
+            unlink(paths.cancelRecord)  // nothing was cancelled
             session.sendError(requestID: request.requestID, code: .cancelFailed, message: "cannot run \(command[0]): \(error)")
         }
     }

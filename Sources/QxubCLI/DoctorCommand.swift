@@ -35,11 +35,30 @@ extension QxubCommand {
                         shell.append(MonotonicClock.now() - begin)
                     }
                     line("ssh host true", "\(ms(median(shell))) median of 5 (login shell start-up over the master)")
+                    do {
+                        let check = try AgentInstaller(platform: platform.name, remote: remote).checkDirectory()
+                        let free = check.freeKilobytes.map { $0 >= 1 << 20 ? "\($0 >> 20) GB free" : "\($0 >> 10) MB free" } ?? "free space unknown"
+                        line("agent directory", "\(check.directory): " + (check.executable ? "programs run there" : "programs CANNOT run there (a noexec filesystem?)") + ", \(free)")
+                        if !check.executable || (check.freeKilobytes ?? Int.max) < 50 << 10 {
+                            line("", "install the agent on another filesystem: `qxub agent install --platform \(platform.name) --dir /path/on/an/exec/filesystem`")
+                        }
+                    } catch {
+                        line("agent directory", "not checked: \(error.message)")
+                    }
                 }
                 let begin = MonotonicClock.now()
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                let requests: AgentRequests
+                let pings: [Double]
+                do {
+                    requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                    pings = try requests.pings(10)
+                } catch {
+                    // Everything up to here still helps; say what is wrong with the agent and how to fix it.
+                    line("agent", "NOT REACHABLE: \(error.message)")
+                    if !error.hint.isEmpty { line("", error.hint) }
+                    throw error
+                }
                 defer { requests.close() }
-                let pings = try requests.pings(10)
                 line("session start", ms(MonotonicClock.now() - begin - pings.reduce(0, +)) + " (ssh + agent start + hello)")
                 line("agent round trip", "\(ms(median(pings))) median of 10 pings over the open session")
                 if let peer = requests.negotiation?.peer {

@@ -150,6 +150,14 @@ struct JobSpecBuilder {
                 if warned.insert(name).inserted { ClientLog.write("unknown template variable {\(name)} in '\(text!)'") }
             } }
         }
+        // A remote working directory keeps {user} and {project} for the agent, which fills them in with
+        // the cluster's values (the laptop's user name is often not the cluster's).
+        func resolveForCluster(_ text: String?) -> String? {
+            var cluster = templateVariables
+            cluster.values["user"] = nil
+            cluster.values["project"] = nil
+            return text.map { cluster.resolve($0) }
+        }
         let name = JobName.sanitize(resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command))
         // The context comes whole from one place: the command line if it names any, else the preset.
         let cliContext = context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
@@ -174,7 +182,7 @@ struct JobSpecBuilder {
         var spec = JobSpec(
             name: name,
             command: command,
-            workingDirectory: absolute(resolve(job.workingDirectory ?? preset?.string("execdir"))) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
+            workingDirectory: absolute(remote == nil ? resolve(job.workingDirectory ?? preset?.string("execdir")) : resolveForCluster(job.workingDirectory ?? preset?.string("execdir"))) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
             context: .init(condaEnvironment: environment, modules: modules, container: absolute(container), binds: binds),
             pre: job.pre ?? preset?.string("pre"), post: job.post ?? preset?.string("post"), variables: variables, resources: parsed,

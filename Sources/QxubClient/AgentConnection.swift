@@ -89,6 +89,9 @@ public final class AgentConnection {
 
     public var negotiation: Negotiation? { endpoint.negotiation }
 
+    /// The session has ended (closed by us, or lost).
+    public var isClosed: Bool { closed }
+
     /// A fresh request id.
     public func requestID() -> UInt32 {
         defer { nextRequest &+= 1 }

@@ -116,6 +116,33 @@ public struct AgentInstaller: Sendable {
         return run.stdoutText
     }
 
+    /// What `qxub doctor` reports of the cluster side: whether the agent's directory can hold and run
+    /// programs (a noexec home) and how much room its filesystem has left (a full home).
+    public struct DirectoryCheck: Sendable {
+        public var directory: String
+        public var executable: Bool
+        public var freeKilobytes: Int?
+    }
+
+    public func checkDirectory() throws(ClientError) -> DirectoryCheck {
+        let script = """
+            d=$(cat "$HOME/.qxub/agent-dir" 2>/dev/null || echo "$HOME/.qxub/agent")
+            mkdir -p "$d" 2>/dev/null
+            t="$d/.doctor.$$"
+            if printf '#!/bin/sh\nexit 0\n' > "$t" 2>/dev/null && chmod 755 "$t" 2>/dev/null && "$t" 2>/dev/null; then x=yes; else x=no; fi
+            rm -f "$t"
+            free=$(df -Pk "$d" 2>/dev/null | awk 'NR == 2 { print $4 }')
+            echo "qxub-doctor: $x ${free:-?} $d"
+            """
+        let run = try remote("sh -s", stdin: Array(script.utf8), timeout: 60)
+        guard let line = run.stdoutText.split(separator: "\n").last(where: { $0.hasPrefix("qxub-doctor: ") }) else {
+            throw ClientError("cannot check the agent's directory on \(launcher.platform): \(run.stderrText.trimmingWhitespace())", exitCode: ExitCodes.unavailable)
+        }
+        let fields = line.dropFirst("qxub-doctor: ".count).split(separator: " ", maxSplits: 2).map(String.init)
+        guard fields.count == 3 else { throw ClientError("unexpected answer from \(launcher.platform): \(line)", exitCode: ExitCodes.unavailable) }
+        return DirectoryCheck(directory: fields[2], executable: fields[0] == "yes", freeKilobytes: Int(fields[1]))
+    }
+
     /// Removes every installed agent and the shim (job records stay). Only what `install` wrote goes: a
     /// `--dir` may be a shared or project directory holding other files.
     public func uninstall() throws(ClientError) -> String {

@@ -9,6 +9,8 @@ public final class AgentRequests {
     public private(set) var negotiation: Negotiation?
     private let endpoint: AgentEndpoint
     private var retriedStall = false
+    /// Why the session ended, for the requests that come after.
+    private var endedWith: ClientError?
 
     public init(endpoint: AgentEndpoint) throws(ClientError) {
         self.endpoint = endpoint
@@ -18,6 +20,10 @@ public final class AgentRequests {
 
     /// Sends what `request` builds once the session is ready, and returns the first reply `accept` takes.
     public func ask<T>(timeout: Double = 120, _ request: @escaping (AgentConnection) -> [Message], accept: @escaping (Message) -> T?) throws(ClientError) -> T {
+        // A session that already ended answers nothing: say so at once instead of waiting out the timeout.
+        if connection.isClosed {
+            throw endedWith ?? ClientError("the session with \(connection.peerName) has ended", exitCode: ExitCodes.connectionLost)
+        }
         var result: T?
         var failure: ClientError?
         let send = { [unowned self] in
@@ -42,6 +48,7 @@ public final class AgentRequests {
         }
         connection.onClose = { [unowned self] error in
             failure = failure ?? error ?? ClientError("the agent closed the session without answering", exitCode: ExitCodes.unavailable)
+            endedWith = failure
             loop.stop()
         }
         if negotiation != nil { send() }

@@ -71,6 +71,9 @@ public enum PBSStatusParser {
         case -29: return .killedByScheduler(.walltime, detail: comment, ranFirst: true)
         case -27, -26: return .killedByScheduler(.memory, detail: comment, ranFirst: true)
         case -28: return .killedByScheduler(.other, detail: "cpu time limit exceeded" + (comment.isEmpty ? "" : ": " + comment), ranFirst: true)
+        // JOB_EXEC_RETRY, JOB_EXEC_INITABT/INITRST/INITRMG, JOB_EXEC_BADRESRT: the execution host failed
+        // the job (MOM initialisation, a restart); running it again may work.
+        case -7...(-3): return .killedByScheduler(.nodeFailure, detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment), ranFirst: ran)
         default: return .killedByScheduler(.other, detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment), ranFirst: ran)
         }
     }

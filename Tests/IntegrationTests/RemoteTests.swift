@@ -82,6 +82,12 @@ struct RemoteTests {
             #expect(run.stdoutText == "/tmp/qxub-homes/qxubtcsh\n", "no working_dir: the remote home")
         }
 
+        if platform == "bashbox" {
+            // {user} in --execdir is the cluster's user (qxubbash), not this machine's.
+            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{user}", "--", "pwd"])
+            #expect(execdir.stdoutText == "/tmp/qxub-homes/qxubbash\n", "\(execdir.stderrText)")
+        }
+
         let status = try remote.qxub(["agent", "status", "--platform", platform])
         #expect(status.stdoutText.contains("\(QxubVersion.current)  protocol 1 1  linux-"))
 
@@ -291,11 +297,16 @@ struct RemoteTests {
     @Test("doctor measures the master, the login shell, the agent and reports login-file noise")
     func doctor() throws {
         let remote = try remote("doctor")
+        // No agent yet: what doctor could measure, then what is wrong and the command that fixes it.
+        let missing = try remote.qxub(["doctor", "--platform", "tcshbox"])
+        #expect(missing.exit == .exited(69), "\(missing.stderrText)")
+        #expect(missing.stdoutText.contains("master connection") && missing.stdoutText.contains("agent directory"), "\(missing.stdoutText)")
+        #expect(missing.stdoutText.contains("NOT REACHABLE") && missing.stdoutText.contains("qxub agent install --platform tcshbox"), "\(missing.stdoutText)")
         #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
         _ = try remote.sshRun("qxub-tcsh", "sh -c 'echo \"echo Welcome\" > $HOME/.cshrc'")
         let run = try remote.qxub(["doctor", "--platform", "tcshbox"])
         #expect(run.exit == .exited(0), "\(run.stderrText)")
-        for expected in ["master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED", "Welcome"] {
+        for expected in ["master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED", "Welcome", "programs run there", " free"] {
             #expect(run.stdoutText.contains(expected), "missing \(expected) in \(run.stdoutText)")
         }
     }

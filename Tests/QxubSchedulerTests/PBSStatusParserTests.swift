@@ -34,6 +34,19 @@ struct PBSStatusParserTests {
         #expect(termination == expected)
     }
 
+    @Test("an execution host that failed the job (Exit_status -3 to -7) is a node failure; -1 stays another kill", arguments: [(-4, true), (-3, true), (-7, true), (-1, false)])
+    func executionHostFailures(status: Int, nodeFailure: Bool) throws {
+        // The recorded walltime kill, with PBS's exit status for a failure of the execution host instead.
+        let text = Fixtures.text("pbs", "qstat-xf-walltime.txt").replacingAll("Exit_status = -29", with: "Exit_status = \(status)")
+        let termination = try #require(PBSStatusParser.parse(text)["131.vm"]?.termination)
+        guard case .killedByScheduler(let reason, let detail, _) = termination else {
+            Issue.record("\(termination)")
+            return
+        }
+        #expect((reason == .nodeFailure) == nodeFailure, "\(reason)")
+        #expect(detail.contains("PBS exit status \(status)"))
+    }
+
     @Test("walltime: Exit_status -29, with the comment wrapped over a TAB continuation line")
     func walltime() throws {
         let termination = try info("qstat-xf-walltime.txt", "131.vm").termination
