@@ -35,7 +35,7 @@ extension QxubCommand {
                         shell.append(MonotonicClock.now() - begin)
                     }
                     line("ssh host true", "\(ms(median(shell))) median of 5 (login shell start-up over the master)")
-                    do {
+                    do throws(ClientError) {
                         let check = try AgentInstaller(platform: platform.name, remote: remote).checkDirectory()
                         let free = check.freeKilobytes.map { $0 >= 1 << 20 ? "\($0 >> 20) GB free" : "\($0 >> 10) MB free" } ?? "free space unknown"
                         line("agent directory", "\(check.directory): " + (check.executable ? "programs run there" : "programs CANNOT run there (a noexec filesystem?)") + ", \(free)")
@@ -49,7 +49,7 @@ extension QxubCommand {
                 let begin = MonotonicClock.now()
                 let requests: AgentRequests
                 let pings: [Double]
-                do {
+                do throws(ClientError) {
                     requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
                     pings = try requests.pings(10)
                 } catch {
