@@ -590,6 +590,7 @@ public final class JobService: AgentRequestHandler {
         guard let session else { return }
         var answers: [String: JobStatus] = [:]
         var askScheduler: [SchedulerKind: [String]] = [:]
+        var times: [String: (started: UInt64?, ended: UInt64?)] = [:]
         for id in query.jobIDs {
             guard let directory = options.store.directory(forJobID: id) else {
                 answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "not a qxub job here"))
@@ -599,6 +600,7 @@ public final class JobService: AgentRequestHandler {
             let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
             let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
             let follower = JobFollower(jobID: id, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
+            times[id] = (follower.records.startedAt, follower.records.endedAt)
             if let termination = follower.terminationFromRecord() {
                 answers[id] = JobStatus(jobID: id, state: JobState(phase: .finished, host: follower.records.startedHost ?? ""), termination: termination)
             } else if kind == .local {
@@ -613,8 +615,11 @@ public final class JobService: AgentRequestHandler {
         }
         var pending = askScheduler.count
         let reply: () -> Void = { [weak session] in
-            session?.send(.statusReport(StatusReport(requestID: query.requestID, jobs: query.jobIDs.map {
-                answers[$0] ?? JobStatus(jobID: $0, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
+            session?.send(.statusReport(StatusReport(requestID: query.requestID, jobs: query.jobIDs.map { id in
+                var status = answers[id] ?? JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
+                status.startedAt = times[id]?.started ?? 0
+                status.endedAt = times[id]?.ended ?? 0
+                return status
             })))
         }
         guard pending > 0 else {

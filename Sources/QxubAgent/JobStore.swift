@@ -185,6 +185,9 @@ public struct JobRecords: Hashable, Sendable {
     public var exitStatus: Int32?
     public var exitNote: String
     public var cancelled: Bool
+    /// When the job started and ended (seconds since the epoch, the execution host's clock).
+    public var startedAt: UInt64?
+    public var endedAt: UInt64?
 
     public init(paths: JobPaths) {
         startedHost = nil
@@ -192,11 +195,13 @@ public struct JobRecords: Hashable, Sendable {
         exitNote = ""
         if let text = FileSystem.readText(paths.startedRecord) {
             let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            startedAt = fields.first.flatMap { UInt64($0) }
             startedHost = fields.count > 1 ? String(fields[1]) : ""
         }
         if let text = FileSystem.readText(paths.exitRecord) {
             let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
             exitStatus = fields.first.flatMap { Int32($0) }
+            endedAt = fields.count > 1 ? UInt64(fields[1]) : nil
             exitNote = fields.count > 2 ? String(fields[2]) : ""
         }
         cancelled = FileSystem.exists(paths.cancelRecord)

@@ -124,6 +124,16 @@ extension QxubCommand {
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
 
+        /// How long a job has run (or ran): from its started record to its exit record or now; "-" before it starts.
+        static func elapsed(_ status: JobStatus, now: Double = MonotonicClock.wallNow()) -> String {
+            guard status.startedAt > 0 else { return "-" }
+            let end = status.endedAt > 0 ? Double(status.endedAt) : now
+            let seconds = max(0, Int(end) - Int(status.startedAt))
+            return seconds >= 3600 ? "\(seconds / 3600)h\(two(seconds / 60 % 60))m" : "\(seconds / 60)m\(two(seconds % 60))s"
+        }
+
+        private static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
         /// The live table on a terminal: one row per job, redrawn in place.
         func table(_ statuses: [JobStatus], names: [String: String], started: Double) -> [String] {
             if summary {
@@ -139,11 +149,11 @@ extension QxubCommand {
                 }
                 return [["queued", "held", "running", "succeeded", "failed", "unknown"].compactMap { key in counts[key].map { "\(key) \($0)" } }.joined(separator: ", ")]
             }
-            var rows = ["JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "EXIT"]
+            var rows = ["JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "ELAPSED".padding(to: 10) + "EXIT"]
             for status in statuses {
                 let exit = status.termination.map { String(ExitCodes.exit(for: $0).code) } ?? ""
                 let state = status.state.phase == .running && !status.state.host.isEmpty ? "running" : "\(status.state.phase)"
-                rows.append(status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24) + state.padding(to: 10) + exit)
+                rows.append(status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24) + state.padding(to: 10) + Self.elapsed(status).padding(to: 10) + exit)
             }
             let elapsed = Int(MonotonicClock.now() - started)
             rows.append("(\(elapsed / 60)m\(elapsed % 60)s; every \(interval)s; Ctrl-C stops watching)")

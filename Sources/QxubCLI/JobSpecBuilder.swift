@@ -156,7 +156,8 @@ struct JobSpecBuilder {
             var cluster = templateVariables
             cluster.values["user"] = nil
             cluster.values["project"] = nil
-            return text.map { cluster.resolve($0) }
+            // `{{user}}` (the Python qxub's spelling for "on the cluster") is `{user}` for the agent.
+            return text.map { cluster.resolve($0).replacingAll("{{user}}", with: "{user}").replacingAll("{{project}}", with: "{project}") }
         }
         let name = JobName.sanitize(resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command))
         // The context comes whole from one place: the command line if it names any, else the preset.

@@ -315,8 +315,8 @@ public final class ExecSession {
                 return
             }
             let lost = submitRequest != 0 && mode != .dry && jobID == nil
-            return done(fail(error.map { lost ? ClientError($0.message + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it", hint: $0.hint, exitCode: $0.exitCode) : $0 }
-                ?? ClientError("the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)))
+            let failure = error ?? ClientError(lost ? "the agent ended the session before answering the submission" : "the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)
+            return done(fail(lost ? ClientError(failure.message + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it", hint: failure.hint, exitCode: failure.exitCode) : failure))
         }
         // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
         let reason = error?.message ?? "the agent closed the session"

@@ -227,15 +227,22 @@ public struct JobStatus: WireCodable, Hashable {
     public var jobID: String
     public var state: JobState
     public var termination: JobTermination?
-    public init(jobID: String, state: JobState, termination: JobTermination? = nil) {
+    /// When the job started and ended (seconds since the epoch, from its records; 0 when unknown).
+    public var startedAt: UInt64
+    public var endedAt: UInt64
+    public init(jobID: String, state: JobState, termination: JobTermination? = nil, startedAt: UInt64 = 0, endedAt: UInt64 = 0) {
         self.jobID = jobID
         self.state = state
         self.termination = termination
+        self.startedAt = startedAt
+        self.endedAt = endedAt
     }
     public func encode(to writer: inout WireWriter) {
         writer.string(1, jobID)
         writer.message(2, state)
         writer.message(3, termination)
+        writer.varint(4, startedAt)
+        writer.varint(5, endedAt)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(jobID: "", state: JobState(phase: .unknown))
@@ -244,6 +251,8 @@ public struct JobStatus: WireCodable, Hashable {
             case 1: jobID = try field.string()
             case 2: state = try field.message()
             case 3: termination = try field.message()
+            case 4: startedAt = try field.uint64()
+            case 5: endedAt = try field.uint64()
             default: break
             }
         }

@@ -91,6 +91,23 @@ struct LocalBackendTests {
         #expect(monitor.stdoutText.contains("all jobs finished: 0 succeeded, 2 failed"))
     }
 
+    @Test("monitor on a terminal: a live table of state, elapsed time and exit code, redrawn in place")
+    func monitorTable() throws {
+        let sandbox = try Sandbox("monitortable")
+        let id = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "tabled", "--", "sleep 2; exit 4"]).stdoutText.trimmingWhitespaceForTests()
+        // `script` gives monitor a real terminal (a pseudo-terminal), as a user's shell does.
+        let run = try runCollectingOutput(["script", "-qec", "\(BuiltProducts.qxub) monitor -i 0.5 \(id)", "/dev/null"], environment: sandbox.environmentList, timeout: 60)
+        let screen = run.stdoutText
+        #expect(run.exit == .exited(1), "the job failed: \(screen)")
+        #expect(screen.contains("ELAPSED") && screen.contains("\u{1B}[K"), "a table, redrawn in place: \(screen)")
+        let rows = screen.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { String($0).replacingAll("\u{1B}[K", with: "") }
+        #expect(rows.contains { $0.hasPrefix(id) && $0.contains("running") && $0.contains("0m0") }, "a running row with its elapsed time: \(rows)")
+        let last = rows.last { $0.hasPrefix(id) } ?? ""
+        let columns = last.split(separator: " ").map(String.init)
+        #expect(columns.count >= 4 && columns[columns.count - 3] == "finished" && ["0m02s", "0m03s"].contains(columns[columns.count - 2]) && columns.last?.hasPrefix("4") == true,
+                "the final row: state, how long it ran, exit 4: \(columns)")
+    }
+
     @Test("every submission lands in the history; history out/err print a job's streams")
     func history() throws {
         let sandbox = try Sandbox("history")

@@ -86,6 +86,8 @@ struct RemoteTests {
             // {user} in --execdir is the cluster's user (qxubbash), not this machine's.
             let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{user}", "--", "pwd"])
             #expect(execdir.stdoutText == "/tmp/qxub-homes/qxubbash\n", "\(execdir.stderrText)")
+            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{{user}}", "--", "pwd"])
+            #expect(python.stdoutText == "/tmp/qxub-homes/qxubbash\n", "the Python qxub's {{user}}: \(python.stderrText)")
         }
 
         let status = try remote.qxub(["agent", "status", "--platform", platform])
