@@ -1,6 +1,10 @@
 import QxubProtocol
 import QxubSystem
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `qxub agent install/status/uninstall` for a remote platform, through the same ssh connection as the
 /// sessions (no scp, no internet on the cluster).
 public struct AgentInstaller: Sendable {
@@ -171,8 +175,16 @@ public struct AgentInstaller: Sendable {
 
     /// Runs one command on the cluster over the shared connection.
     func remote(_ command: String, stdin: [UInt8]?, timeout: Double) throws(ClientError) -> CollectedRun {
-        let controlPath = try launcher.controlPath()
+        var controlPath = try launcher.controlPath()
         try launcher.ensureMaster(controlPath: controlPath)
+        // These commands may run for minutes (an upload), so a master that hangs (its socket answers, its
+        // network is gone) is found first, in the time a session gets to start, and replaced.
+        let probe = try? runCollectingOutput(launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T", launcher.remote.host, "true"], timeout: AgentConnection.helloTimeout)
+        if probe == nil || probe?.exit == .signaled(SIGKILL) {
+            launcher.discardMaster(controlPath: controlPath)
+            controlPath = try launcher.controlPath()
+            try launcher.ensureMaster(controlPath: controlPath)
+        }
         let arguments = launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T", launcher.remote.host, command]
         do {
             return try runCollectingOutput(arguments, stdinBytes: stdin ?? [], timeout: timeout, outputLimit: 1 << 20)

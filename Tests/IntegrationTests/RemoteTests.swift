@@ -253,6 +253,10 @@ struct RemoteTests {
         let status = try remote.qxub(["status", id, "--platform", "bashbox", "--format", "json"], timeout: 90)
         #expect(status.exit == .exited(0), "\(status.stderrText)")
         #expect(status.stdoutText.contains(id) && status.stdoutText.contains("finished"), "\(status.stdoutText)")
+        // And the agent commands (which may upload for minutes) probe first.
+        try freezeMaster()
+        let agents = try remote.qxub(["agent", "status", "--platform", "bashbox"], timeout: 90)
+        #expect(agents.exit == .exited(0) && agents.stdoutText.contains(QxubVersion.current), "\(agents.stdoutText) \(agents.stderrText)")
     }
 
     @Test("attach follows a job submitted earlier, from its first byte")
