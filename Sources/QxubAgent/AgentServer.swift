@@ -11,6 +11,7 @@ public enum AgentServer {
     public static func hello(scheduler: String) -> Hello {
         Hello(
             software: "qxub-agent \(QxubVersion.current)",
+            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken],
             platform: Environment.platform(),
             hostname: Environment.hostname(),
             scheduler: scheduler)
@@ -37,10 +38,10 @@ public enum AgentServer {
         do {
             try session.start()
             try loop.run()
-            // The client left while qsub or sbatch ran: stay until the scheduler has answered and the job
-            // is on record, so a retry of the submission finds it (bounded by the command's own timeout).
+            // The client left while qsub/sbatch or qdel/scancel ran: stay until the scheduler has answered
+            // and the job (or the cancel's outcome) is on record, so a retry finds it (bounded).
             let deadline = MonotonicClock.now() + 130
-            while service.submissionsInFlight > 0 && MonotonicClock.now() < deadline {
+            while service.workInFlight > 0 && MonotonicClock.now() < deadline {
                 loop.schedule(after: 0.05) { loop.stop() }
                 try loop.run()
             }

@@ -70,7 +70,8 @@ public final class JobService: AgentRequestHandler {
     /// qsub/sbatch runs the agent has started and not yet recorded. When the client goes away meanwhile,
     /// the agent stays until they are recorded (see ``AgentServer``); submissions still waiting are dropped
     /// (nothing of them exists yet, and a retry submits them).
-    public var submissionsInFlight: Int { runningSubmissions }
+    public var workInFlight: Int { runningSubmissions + runningCancels }
+    private var runningCancels = 0
 
     public func sessionEnded(_ session: AgentSession) {
         waitingSubmissions.removeAll()
@@ -157,10 +158,12 @@ public final class JobService: AgentRequestHandler {
             let directory = try options.store.createJobDirectory()
             createdDirectory = directory
             if !submit.token.isEmpty, try !options.store.link(token: submit.token, to: directory) {
-                // Another agent took this token between our look and our link: answer with its job.
-                createdDirectory = nil
-                if let earlier = options.store.directory(forToken: submit.token) {
-                    return answerRetriedSubmission(submit, directory: earlier, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
+                // The token is taken. Ours (NFS retransmitted the symlink) or another agent's, which got there
+                // between our look and our link: never submit a second time; answer with its job.
+                if let target = options.store.tokenTarget(submit.token), target != directory {
+                    createdDirectory = nil
+                    rmdir(directory)
+                    return answerRetriedSubmission(submit, directory: target, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
                 }
             }
             let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
@@ -566,18 +569,23 @@ public final class JobService: AgentRequestHandler {
         do {
             try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
                 guard let self, let session = self.session else { return }
+                self.runningCancels -= 1
                 let backend = SchedulerBackend(kind: kind)
                 if let error = backend.cancelError(run, jobID: request.jobID) {
                     // The scheduler refused: the job goes on, and a later end of it is not our cancel.
                     unlink(paths.cancelRecord)
                     session.sendError(requestID: request.requestID, code: error.code, message: error.message, hint: error.hint)
                 } else {
-                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: !backend.cancelFoundJobFinished(run))))
+                    let finished = backend.cancelFoundJobFinished(run)
+                    // The job had ended by itself (walltime, a signal, its exit): that end is what happened.
+                    if finished { unlink(paths.cancelRecord) }
+                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: !finished)))
                 }
                 // Learn the end soon rather than at the next regular query.
                 self.lastSchedulerQuery[kind] = nil
                 self.tickSoon()
             }
+            runningCancels += 1
         } catch {
             unlink(paths.cancelRecord)  // nothing was cancelled
             session.sendError(requestID: request.requestID, code: .cancelFailed, message: "cannot run \(command[0]): \(error)")

@@ -64,6 +64,14 @@ public struct JobStore: Sendable {
         return true
     }
 
+    /// Where the token's link points (absolute), whether or not this host sees that directory yet.
+    public func tokenTarget(_ token: String) -> String? {
+        guard let target = FileSystem.readLink(root + "/by-token/" + token) else { return nil }
+        if target.hasPrefix("/") { return target }
+        // "../jobs/NAME" relative to by-token/
+        return root + "/" + target.replacingAll("../", with: "")
+    }
+
     /// The directory of the submission with this token, or nil.
     public func directory(forToken token: String) -> String? {
         guard let target = FileSystem.readLink(root + "/by-token/" + token) else { return nil }

@@ -155,7 +155,9 @@ struct JobSpecBuilder {
         func resolveForCluster(_ text: String?) -> String? {
             var cluster = templateVariables
             cluster.values["user"] = nil
-            cluster.values["project"] = nil
+            // A project given to qxub (-P, a shortcut, defaults.project) is used as given; only one taken
+            // from this machine's $PROJECT is left for the cluster's.
+            if layered(job.project, preset: "project", config: "project") == nil { cluster.values["project"] = nil }
             // `{{user}}` (the Python qxub's spelling for "on the cluster") is `{user}` for the agent.
             return text.map { cluster.resolve($0).replacingAll("{{user}}", with: "{user}").replacingAll("{{project}}", with: "{project}") }
         }

@@ -21,7 +21,16 @@ public final class BatchSession {
     private var connection: AgentConnection
     private let endpoint: AgentEndpoint
     private var retriedStall = false
+    /// Delays between reconnection attempts (seconds), as for `qxub exec`.
+    public var reconnectDelays: [Double] = [1, 2, 4, 8, 15]
+    private var reconnectAttempts = 0
+    private var silentConnection = false
+    private var cancelRequested = false
     private let specs: [JobSpec]
+    /// One per job, sent with every attempt of its submission (see `Submit.token`).
+    private let tokens: [String]
+    /// Jobs whose submission has been sent at least once.
+    private var submitSent: Set<Int> = []
     private let terse: Bool
     private var requestToIndex: [UInt32: Int] = [:]
     private var outcomes: [Outcome]
@@ -37,6 +46,7 @@ public final class BatchSession {
 
     public init(endpoint: AgentEndpoint, specs: [JobSpec], terse: Bool) throws(ClientError) {
         self.specs = specs
+        self.tokens = specs.map { _ in Submit.newToken() }
         self.terse = terse
         self.outcomes = Array(repeating: Outcome(), count: specs.count)
         self.platformName = endpoint.platform.name
@@ -86,9 +96,34 @@ public final class BatchSession {
                     return finish(error.exitCode)
                 }
             }
+            let reason = error?.message ?? "the agent closed the session"
+            if reconnectAttempts < reconnectDelays.count {
+                // The jobs run on: reconnect, then watch each again from its offsets (nothing lost, nothing
+                // twice) and ask again for the submissions that got no answer (their tokens find their jobs).
+                let delay = reconnectDelays[reconnectAttempts]
+                reconnectAttempts += 1
+                onMessage("lost the connection (\(reason)); reconnecting in \(Int(delay)) s (attempt \(reconnectAttempts))")
+                loop.schedule(after: delay) { [weak self] in self?.reconnect() }
+                return
+            }
             let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map { $0.element.jobID! }
-            onMessage("lost the connection\(error.map { " (\($0.message))" } ?? "")" + (running.isEmpty ? "" : "; still running: " + running.joined(separator: " ") + " (`qxub attach ID\(endpoint.platform.remote == nil ? "" : " --platform " + platformName)` follows one)"))
+            onMessage("lost the connection (\(reason))" + (running.isEmpty ? "" : "; still running: " + running.joined(separator: " ") + " (`qxub attach ID\(endpoint.platform.remote == nil ? "" : " --platform " + platformName)` follows one)"))
             finish(ExitCodes.connectionLost)
+        }
+    }
+
+    private func reconnect() {
+        guard exitCode == nil else { return }
+        if connection.stalled || silentConnection {
+            endpoint.discardMaster()
+            silentConnection = false
+        }
+        do throws(ClientError) {
+            connection = try endpoint.connect(loop: loop)
+            lastHeard = MonotonicClock.now()
+            wire()
+        } catch {
+            connection.onClose(error)
         }
     }
 
@@ -99,7 +134,10 @@ public final class BatchSession {
     private func heartbeat() {
         loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
             guard let self, self.exitCode == nil else { return }
-            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+            if self.connection.isClosed {
+                // Between connections (a reconnection is scheduled): nothing to ping or to end.
+            } else if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+                self.silentConnection = true
                 self.connection.terminate()
             } else if self.connection.negotiation != nil {
                 self.connection.send(.ping(Ping(nonce: 0)))
@@ -111,11 +149,35 @@ public final class BatchSession {
     private func handle(_ event: ProtocolEndpoint.Event) {
         switch event {
         case .ready:
-            // Every submission goes out at once: the agent answers them as the scheduler accepts them.
-            for (index, spec) in specs.enumerated() {
-                let id = connection.requestID()
-                requestToIndex[id] = index
-                connection.send(.submit(Submit(requestID: id, spec: spec)))
+            if reconnectAttempts > 0 { onMessage("reconnected") }
+            reconnectAttempts = 0
+            // Request ids start again with each connection: answers to the old ones can no longer come.
+            requestToIndex.removeAll()
+            let honoursTokens = connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
+            // Every submission goes out at once: the agent answers them as the scheduler accepts them. After
+            // a reconnection, jobs with an id are watched again from what was written, the others asked for
+            // again with their tokens.
+            for (index, spec) in specs.enumerated() where outcomes[index].code == nil {
+                if let jobID = outcomes[index].jobID {
+                    guard !terse else { continue }
+                    let offsets = written[index] ?? [:]
+                    connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: offsets[.stdout] ?? 0, stderrOffset: offsets[.stderr] ?? 0)), channel: UInt32(index + 1))
+                    if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
+                } else if (cancelRequested && !submitSent.contains(index)) || (submitSent.contains(index) && !honoursTokens) {
+                    // Interrupted before it was asked for; or asked for, unanswered, and this agent cannot
+                    // tell whether it made the job (asking again could make it twice).
+                    outcomes[index].code = cancelRequested ? ExitCodes.interrupted : ExitCodes.connectionLost
+                    outcomes[index].message = cancelRequested ? "not submitted: interrupted" : "the answer to its submission was lost; it may have been submitted"
+                    if !cancelRequested { onMessage("[\(index + 1)] the answer to its submission was lost; it may have been submitted: `qxub history --remote` shows it") }
+                    jobEnded()
+                } else {
+                    // Asked for again with its token: the agent answers with the job it made, if it made one
+                    // (and after a Ctrl-C, the answer is cancelled at once).
+                    let id = connection.requestID()
+                    requestToIndex[id] = index
+                    submitSent.insert(index)
+                    connection.send(.submit(Submit(requestID: id, spec: spec, token: tokens[index])))
+                }
             }
         case .message(let channel, let message):
             handle(message, channel: channel)
@@ -130,8 +192,9 @@ public final class BatchSession {
         let index = Int(channel) - 1
         switch message {
         case .submitted(let submitted):
-            guard let index = requestToIndex[submitted.requestID] else { return }
+            guard let index = requestToIndex[submitted.requestID], outcomes[index].jobID == nil else { return }
             outcomes[index].jobID = submitted.jobID
+            if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID))) }
             if index == 0 { for warning in submitted.warnings { onMessage("warning: \(warning)") } }
             if case .shell(let line) = specs[index].command {
                 try? history?.recordSubmission(jobID: submitted.jobID, platform: platformName, backend: submitted.backend, name: specs[index].name, command: line, workingDirectory: specs[index].workingDirectory, stateDirectory: submitted.stateDirectory)
@@ -213,6 +276,7 @@ public final class BatchSession {
     }
 
     private func cancelAll() {
+        cancelRequested = true
         onMessage("cancelling \(outcomes.compactMap(\.jobID).count) jobs…")
         for outcome in outcomes where outcome.code == nil {
             if let jobID = outcome.jobID { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }

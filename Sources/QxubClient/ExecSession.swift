@@ -64,6 +64,8 @@ public final class ExecSession {
     private var interrupts = 0
     private var cancelWhenSubmitted = false
     private var signalFD: Int32 = -1
+    /// The agent of the session that took the submission lists ``ProtocolConstants/capabilitySubmitToken``.
+    private var agentHonoursTokens = false
     /// Names this submission for the agent across retries (``Submit/token``).
     private let submissionToken = Submit.newToken()
     /// Ctrl-C asked for the job's cancel; it is sent again on every new connection until the job ends.
@@ -135,7 +137,9 @@ public final class ExecSession {
     private func heartbeat() {
         heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
             guard let self, self.exitCode == nil else { return }
-            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+            if self.connection.isClosed {
+                // Between connections (a reconnection is scheduled): nothing to ping or to end.
+            } else if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
                 self.silentConnection = true
                 self.connection.terminate()
             } else if self.connection.negotiation != nil {
@@ -160,8 +164,10 @@ public final class ExecSession {
             } else if case .submit(let spec) = start {
                 // The same token on every attempt: a retry after a lost connection gets the job of the
                 // first attempt, never a second job.
+                // (The reconnection counter is reset by the answer, not here: a session that dies before
+                // answering every time must not be retried for ever.)
                 if reconnectAttempts > 0 { onStatus(.reconnected) }
-                reconnectAttempts = 0
+                agentHonoursTokens = connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
                 submitRequest = connection.requestID()
                 connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry, token: mode == .dry ? "" : submissionToken)))
             }
@@ -175,6 +181,7 @@ public final class ExecSession {
     private func handle(_ message: Message, channel: UInt32) {
         switch message {
         case .submitted(let submitted) where submitted.requestID == submitRequest:
+            reconnectAttempts = 0
             for warning in submitted.warnings { onStatus(.warning(warning)) }
             switch mode {
             case .dry:
@@ -200,6 +207,7 @@ public final class ExecSession {
                 onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
                 if cancelWhenSubmitted {
                     onStatus(.cancelling(jobID: submitted.jobID))
+                    cancelRequested = true
                     connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID)))
                 }
                 connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: self.channel)
@@ -303,7 +311,9 @@ public final class ExecSession {
             return reconnect()
         }
         guard let jobID, mode == .follow || mode == .quiet else {
-            if jobID == nil, submitRequest != 0, mode != .dry, interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count {
+            // Only an agent that honours tokens answers a retry with the first attempt's job; an older one
+            // would submit the job a second time.
+            if jobID == nil, submitRequest != 0, mode != .dry, agentHonoursTokens, interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count {
                 // The submission went out and its answer did not come back: the job may exist. Ask again
                 // with the same token; the agent answers with the job of the first attempt if there is one.
                 let reason = error?.message ?? "the agent closed the session"

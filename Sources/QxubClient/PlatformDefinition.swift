@@ -115,8 +115,7 @@ extension PlatformDefinition {
                 if definition.hasPrefix("http://") || definition.hasPrefix("https://") {
                     files.append(try DefinitionCache.file(for: definition) { ClientLog.write($0); try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n") })
                 } else {
-                    let path = definition.hasPrefix("file://") ? String(definition.dropFirst(7)) : definition
-                    files.append(path == "~" || path.hasPrefix("~/") ? home + path.dropFirst() : path)
+                    files.append(localPath(definition))
                 }
             }
         }
@@ -128,9 +127,24 @@ extension PlatformDefinition {
     /// The definition for `platform` (else for `defaults.platform`), or the only one loaded; nil when
     /// several are loaded and none is named.
     public static func chosen(from definitions: [PlatformDefinition], platform: String?, configuration: Configuration) -> PlatformDefinition? {
-        for name in [platform, configuration.string("defaults.platform")].compactMap({ $0 }) {
-            if let match = definitions.first(where: { $0.name == name }) { return match }
+        let named = platform.flatMap { $0 == Platform.local.name ? nil : $0 }
+        guard let name = named ?? configuration.string("defaults.platform") else {
+            return definitions.count == 1 ? definitions.first : nil
         }
-        return definitions.count == 1 ? definitions.first : nil
+        // The platform's own `definition:` file, else the definition of its name.
+        if let value = configuration.string("platforms.\(name).definition") {
+            let path = value.hasPrefix("http://") || value.hasPrefix("https://") ? DefinitionCache.cachePath(for: value) : localPath(value)
+            if let match = definitions.first(where: { $0.source == path }) { return match }
+        }
+        if let match = definitions.first(where: { $0.name == name }) { return match }
+        // A platform named on the command line that has no definition gets no queue rules (never another
+        // platform's); without a name, the only definition loaded is the one meant.
+        return named == nil && definitions.count == 1 ? definitions.first : nil
+    }
+
+    /// A `definition:` value that is not a URL, as a path (`file://` and `~/` resolved).
+    static func localPath(_ value: String) -> String {
+        let path = value.hasPrefix("file://") ? String(value.dropFirst(7)) : value
+        return path == "~" || path.hasPrefix("~/") ? (Environment.get("HOME") ?? "") + path.dropFirst() : path
     }
 }

@@ -145,10 +145,17 @@ public struct SSHLauncher: Sendable {
     /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone):
     /// asks it to exit, and if it does not (a hung process), takes its socket away, so the next
     /// ``ensureMaster(controlPath:)`` opens a fresh connection.
+    ///
+    /// `-O stop`, not `-O exit`: sessions of other qxub processes that still work go on to their end. A
+    /// master of the user's own ssh configuration (no control path of ours) is never touched.
     public func discardMaster(controlPath: String?) {
-        let exit = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "exit", remote.host], timeout: 3)
-        ClientLog.write("ssh master for \(platform) discarded (ssh -O exit: \(exit.map { "\($0.exit)" } ?? "could not run"))")
-        if let controlPath, FileSystem.exists(controlPath) { unlink(controlPath) }
+        guard let controlPath else {
+            ClientLog.write("ssh master for \(platform) is managed by your ssh config: left alone")
+            return
+        }
+        let stop = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "stop", remote.host], timeout: 3)
+        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run"))")
+        if FileSystem.exists(controlPath) { unlink(controlPath) }
     }
 
     /// The argv of the session: ssh over the master, running the agent bootstrap, never prompting.

@@ -39,6 +39,9 @@ public enum ProtocolConstants {
 
     /// Capability name (client): the user asked for `-v`; the agent mirrors its log lines on its stderr.
     public static let capabilityVerbose = "verbose"
+    /// An agent that lists it honours `Submit.token`: a retried submission gets the first attempt's job.
+    /// Clients retry a submission whose answer was lost only with such an agent.
+    public static let capabilitySubmitToken = "submit-token"
 
     /// Seconds between a client's pings.
     public static let heartbeatInterval = 10.0

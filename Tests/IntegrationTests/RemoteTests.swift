@@ -165,6 +165,25 @@ struct RemoteTests {
         #expect(run.stderrText.contains("done\n"))
     }
 
+    @Test("batch: the connection killed mid-stream, qxub reconnects and every job's output is whole, nothing twice")
+    func batchReconnect() throws {
+        let remote = try remote("batch-reconnect")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let jobs = (1...3).map { job in "for i in $(seq 1 25); do echo job \(job) line $i; sleep 0.1; done" + (job == 2 ? "; exit 5" : "") }
+        try FileSystem.writeAtomically(remote.sandbox.directory + "/jobs.txt", jobs.joined(separator: "\n") + "\n")
+        let child = try remote.sandbox.start(["batch", "--platform", "bashbox", "--backend", "local", remote.sandbox.directory + "/jobs.txt"])
+        usleep(1_200_000)
+        for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
+        let run = collect(child, timeout: 120)
+        #expect(run.exit == .exited(1), "one job failed: \(run.stderrText)")
+        #expect(run.stderrText.contains("reconnecting") && run.stderrText.contains("reconnected"), "\(run.stderrText)")
+        for job in 1...3 {
+            let lines = run.stdoutText.split(separator: "\n").filter { $0.hasPrefix("[\(job)] ") }.map(String.init)
+            #expect(lines == (1...25).map { "[\(job)] job \(job) line \($0)" }, "job \(job), every line once and in order: \(lines)")
+        }
+        #expect(run.stderrText.contains("3 jobs, 2 succeeded, 1 failed"), "\(run.stderrText)")
+    }
+
     @Test("Ctrl-C while the connection is down: the cancel is sent once qxub reconnects, and the job ends")
     func interruptWhileReconnecting() throws {
         let remote = try remote("interrupt-reconnect")
