@@ -26,6 +26,26 @@ struct QueueSelectorTests {
         ("internet", .init(internet: true), "copyq"),
     ]
 
+    @Test("a job's queue rules: its platform's own definition file, else the definition of its name; never another platform's")
+    func chosenDefinition() throws {
+        let file = "/tmp/qxub-chosen-\(Int.random(in: 0..<1_000_000)).yaml"
+        defer { _ = try? runCollectingOutput(["rm", "-f", file]) }
+        try FileSystem.writeAtomically(file, """
+            defaults:
+              platform: gadi
+            platforms:
+              mygadi:
+                definition: \(Self.gadi.source)
+            """)
+        let configuration = try Configuration.load(explicit: file)
+        let definitions = [Self.gadi]
+        #expect(PlatformDefinition.chosen(from: definitions, platform: "mygadi", configuration: configuration)?.name == "gadi", "by its definition: file")
+        #expect(PlatformDefinition.chosen(from: definitions, platform: "gadi", configuration: configuration)?.name == "gadi", "by name")
+        #expect(PlatformDefinition.chosen(from: definitions, platform: "setonix", configuration: configuration) == nil, "no other platform's rules")
+        #expect(PlatformDefinition.chosen(from: definitions, platform: nil, configuration: configuration)?.name == "gadi", "defaults.platform")
+        #expect(PlatformDefinition.chosen(from: definitions, platform: "local", configuration: configuration)?.name == "gadi", "this machine: defaults.platform")
+    }
+
     @Test("--queue auto", arguments: cases)
     func auto(label: String, request: QueueSelector.Request, queue: String) throws {
         #expect(try QueueSelector.select(request, in: Self.gadi) == queue, "\(label)")
