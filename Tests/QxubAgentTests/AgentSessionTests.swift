@@ -4,6 +4,12 @@ import QxubSystem
 import Testing
 
 /// The agent's session logic in this process: what it answers, and how it ends on hostile input.
+/// The in-process agent tests, one at a time: the agent is one session per process, and its log's path
+/// is process-wide state (`AgentLog`), which parallel sessions would share.
+@Suite("qxub-agent's library in process", .serialized)
+enum InProcessAgentTests {}
+
+extension InProcessAgentTests {
 @Suite("AgentSession in process")
 struct AgentSessionTests {
     @Test("hello, then a ping is answered with its nonce, and goodbye ends the session cleanly")
@@ -106,4 +112,5 @@ struct AgentSessionTests {
         }
         #expect(missing == 5)
     }
+}
 }

@@ -8,6 +8,7 @@ import Glibc
 #endif
 
 /// The agent's job logic in this process, with the local backend: submit, follow, end, cancel.
+extension InProcessAgentTests {
 @Suite("JobService in process (local backend)")
 struct JobServiceTests {
     static func spec(_ command: JobSpec.Command, in directory: String) -> JobSpec {
@@ -232,4 +233,5 @@ struct JobServiceTests {
         while !FileSystem.exists(marker) && MonotonicClock.now() < deadline { usleep(50_000) }
         #expect(FileSystem.exists(marker), "the job ran to its end after the client left")
     }
+}
 }
