@@ -42,7 +42,7 @@ FIELD_NAMES = {
     "ping": {1: "nonce"},
     "pong": {1: "nonce"},
     "error": {1: "request id", 2: "code", 3: "message", 4: "hint"},
-    "submit": {1: "request id", 2: "spec", 3: "dry run"},
+    "submit": {1: "request id", 2: "spec", 3: "dry run", 4: "token"},
     "submitted": {1: "request id", 2: "job id", 3: "backend", 4: "state directory", 5: "script",
                   6: "command", 7: "warnings"},
     "watch": {1: "request id", 2: "job id", 3: "stdout offset", 4: "stderr offset"},
@@ -72,7 +72,7 @@ FIELD_NAMES.update({
     "Resources": {1: "memory+1", 2: "cpus+1", 3: "walltime+1", 4: "local disk+1", 5: "gpus+1",
                   6: "storage", 7: "raw"},
     "KeyValue": {1: "key", 2: "value"},
-    "JobStatus": {1: "job id", 2: "state", 3: "termination"},
+    "JobStatus": {1: "job id", 2: "state", 3: "termination", 4: "started at", 5: "ended at"},
 })
 ENUMS = {
     ("output", 1): {0: "stdout", 1: "stderr"},
