@@ -47,44 +47,46 @@ public struct JobStore: Sendable {
     /// Records the scheduler's id for a job directory.
     public func link(jobID: String, to directory: String) throws {
         try FileSystem.writeAtomically(directory + "/jobid", jobID + "\n")
-        let name = directory.split(separator: "/").last.map(String.init) ?? directory
-        try FileSystem.symlink("../jobs/" + name, at: indexPath(jobID))
+        try FileSystem.symlink(Self.linkTarget(directory), at: indexPath(jobID))
     }
 
     /// Records the client's submission token for a job directory, before the scheduler is asked (see
-    /// ``Submit/token``); false when a directory already has it (another agent got there first).
+    /// ``Submit/token``); false when the token is taken (by another agent, or by ours on an NFS retry).
     public func link(token: String, to directory: String) throws -> Bool {
         try FileSystem.createDirectories(root + "/by-token")
-        let name = directory.split(separator: "/").last.map(String.init) ?? directory
-        // symlink(2) fails if the name exists: the first agent to record the token owns the submission.
-        guard Glibc.symlink("../jobs/" + name, root + "/by-token/" + token) == 0 else {
+        // symlink(2) itself, not FileSystem.symlink (which replaces): it fails if the name exists, so the
+        // first agent to record the token owns the submission.
+        guard Glibc.symlink(Self.linkTarget(directory), root + "/by-token/" + token) == 0 else {
             if currentErrno() == EEXIST { return false }
             throw SystemError("symlink", root + "/by-token/" + token)
         }
         return true
     }
 
-    /// Where the token's link points (absolute), whether or not this host sees that directory yet.
+    /// Where the token's link points, whether or not this host sees that directory yet (NFS).
     public func tokenTarget(_ token: String) -> String? {
-        guard let target = FileSystem.readLink(root + "/by-token/" + token) else { return nil }
-        if target.hasPrefix("/") { return target }
-        // "../jobs/NAME" relative to by-token/
-        return root + "/" + target.replacingAll("../", with: "")
+        resolve(link: root + "/by-token/" + token)
     }
 
     /// The directory of the submission with this token, or nil.
     public func directory(forToken token: String) -> String? {
-        guard let target = FileSystem.readLink(root + "/by-token/" + token) else { return nil }
-        let directory = target.hasPrefix("/") ? target : root + "/by-token/" + target
-        return FileSystem.isDirectory(directory) ? directory : nil
+        tokenTarget(token).flatMap { FileSystem.isDirectory($0) ? $0 : nil }
     }
 
     /// The directory of a job submitted through qxub, or nil.
     public func directory(forJobID jobID: String) -> String? {
-        let link = indexPath(jobID)
+        resolve(link: indexPath(jobID)).flatMap { FileSystem.isDirectory($0) ? $0 : nil }
+    }
+
+    /// Index links (by-id, by-token) point at `../jobs/NAME`, so the store can move as a whole.
+    private static func linkTarget(_ directory: String) -> String {
+        "../jobs/" + (directory.split(separator: "/").last.map(String.init) ?? directory)
+    }
+
+    /// An index link's job directory as `<root>/jobs/NAME` (absolute targets as they are).
+    private func resolve(link: String) -> String? {
         guard let target = FileSystem.readLink(link) else { return nil }
-        let directory = target.hasPrefix("/") ? target : root + "/by-id/" + target
-        return FileSystem.isDirectory(directory) ? directory : nil
+        return target.hasPrefix("../") ? root + "/" + target.dropFirst(3) : target.hasPrefix("/") ? target : FileSystem.directoryName(link) + "/" + target
     }
 
     /// `<root>/history.tsv`: one line per submission from any machine, appended with one `write` (safe on

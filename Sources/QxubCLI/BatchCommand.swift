@@ -27,6 +27,7 @@ extension QxubCommand {
 
         public mutating func validate() throws {
             try context.validate()
+            try job.validate()
             if output.stdout != nil || output.stderr != nil || output.joblog != nil {
                 throw ValidationError("--out, --err and --joblog would be shared by every job: leave them out in batch mode")
             }

@@ -39,15 +39,6 @@ extension QxubCommand {
             if commandString != nil && !command.isEmpty {
                 throw ValidationError("give the command either after -- or with --cmd, not both")
             }
-            if job.template != nil {
-                throw ValidationError("--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run")
-            }
-            if job.notify && job.noNotify {
-                throw ValidationError("--notify and --no-notify exclude each other")
-            }
-            if job.shortcut != nil && job.alias != nil {
-                throw ValidationError("--shortcut and --alias exclude each other")
-            }
             if commandString == nil && command.isEmpty && job.alias == nil {
                 throw ValidationError("no command: put it after --, as in `qxub exec -- python train.py`")
             }
@@ -58,6 +49,7 @@ extension QxubCommand {
                 throw ValidationError("following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)")
             }
             try context.validate()
+            try job.validate()
             try output.validate()
             try resources.validate()
         }
@@ -97,7 +89,6 @@ extension QxubCommand {
                     connection.close()
                     throw error
                 }
-                if job.notify { builder.warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
                 if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
                 return try Self.runSession(endpoint: endpoint, start: .submit(spec), mode: mode, connection: connection)
             }

@@ -138,6 +138,19 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("template"), help: "A custom job script (not supported: qxub generates the script; use --pre/--post).")
     var template: String?
 
+    /// Rules of the Python qxub's options that this qxub takes but does not carry out (exec and batch).
+    func validate() throws {
+        if template != nil {
+            throw ValidationError("--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run")
+        }
+        if notify && noNotify {
+            throw ValidationError("--notify and --no-notify exclude each other")
+        }
+        if shortcut != nil && alias != nil {
+            throw ValidationError("--shortcut and --alias exclude each other")
+        }
+    }
+
     /// `--tag` and `--tags` as pairs.
     func parsedTags() throws(ClientError) -> [KeyValue] {
         try (tags + (tagList.map { $0.split(separator: ",").map(String.init) } ?? [])).map { entry throws(ClientError) in

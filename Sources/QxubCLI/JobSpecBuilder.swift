@@ -139,7 +139,8 @@ struct JobSpecBuilder {
                 for warning in decision.warnings { warnings.append(warning) }
             }
         }
-        let project = layered(job.project, preset: "project", config: "project") ?? Environment.get("PROJECT")
+        let givenProject = layered(job.project, preset: "project", config: "project")
+        let project = givenProject ?? Environment.get("PROJECT")
         var templates: [String: String] = [:]
         for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
         if let logDirectory = job.logDirectory { templates["log_dir"] = logDirectory }
@@ -157,7 +158,7 @@ struct JobSpecBuilder {
             cluster.values["user"] = nil
             // A project given to qxub (-P, a shortcut, defaults.project) is used as given; only one taken
             // from this machine's $PROJECT is left for the cluster's.
-            if layered(job.project, preset: "project", config: "project") == nil { cluster.values["project"] = nil }
+            if givenProject == nil { cluster.values["project"] = nil }
             // `{{user}}` (the Python qxub's spelling for "on the cluster") is `{user}` for the agent.
             return text.map { cluster.resolve($0).replacingAll("{{user}}", with: "{user}").replacingAll("{{project}}", with: "{project}") }
         }
@@ -196,6 +197,7 @@ struct JobSpecBuilder {
             joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),
             backend: job.backend ?? "", submitHost: Environment.hostname(), clientVersion: QxubVersion.current)
         spec.tags = try job.parsedTags()
+        if job.notify { warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
         return spec
     }
 }

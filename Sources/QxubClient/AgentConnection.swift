@@ -29,8 +29,14 @@ public final class AgentConnection {
     /// The session never got the agent's hello in time: over ssh, the usual cause is a master connection
     /// whose network is gone (a laptop that slept, a changed network) while its socket still answers.
     public private(set) var stalled = false
+    /// The session fell silent for three heartbeat intervals and was ended.
+    public private(set) var silent = false
+    /// The session stalled or fell silent: its ssh master is suspect (see ``AgentEndpoint/reconnect(replacing:heartbeat:)``).
+    public var endedOnDeadConnection: Bool { stalled || silent }
     private var reaped = false
     private var helloTimer: Int?
+    private var heartbeatTimer: Int?
+    private var lastHeard = MonotonicClock.now()
 
     /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
     /// node takes a few seconds; a dead connection takes forever.
@@ -69,11 +75,34 @@ public final class AgentConnection {
                 hint: self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops" } ?? "",
                 exitCode: ExitCodes.connectionLost))
         }
+        if hello.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { heartbeat() }
     }
 
     private func cancelHelloTimer() {
         if let helloTimer { loop.cancelTimer(helloTimer) }
         helloTimer = nil
+    }
+
+    private func stopTimers() {
+        cancelHelloTimer()
+        if let heartbeatTimer { loop.cancelTimer(heartbeatTimer) }
+        heartbeatTimer = nil
+    }
+
+    /// Keeps the promise of a hello that lists `heartbeat` (a ping every interval, so the agent can end a
+    /// session whose client vanished), and ends a session from which nothing has come for three
+    /// intervals (a sleeping laptop, a dropped network): it is then ``silent``.
+    private func heartbeat() {
+        heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
+            guard let self, !self.closed else { return }
+            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+                self.silent = true
+                self.terminate()
+            } else if self.endpoint.negotiation != nil {
+                self.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
+            }
+            self.heartbeat()
+        }
     }
 
     /// The hello qxub sends.
@@ -120,7 +149,7 @@ public final class AgentConnection {
     /// overlap ssh's teardown; ``close()`` then reaps it.
     public func shutdown() {
         guard !closed else { return }
-        cancelHelloTimer()
+        stopTimers()
         send(.goodbye(Goodbye()))
         outbox.flush()
         outbox.stop()
@@ -159,6 +188,7 @@ public final class AgentConnection {
                 return
             case .bytes(let count):
                 bytesReceived += count
+                lastHeard = MonotonicClock.now()
                 var events: [ProtocolEndpoint.Event] = []
                 var failure: ProtocolError?
                 do {
@@ -179,7 +209,7 @@ public final class AgentConnection {
 
     private func finish(_ error: ClientError?) {
         guard !closed else { return }
-        cancelHelloTimer()
+        stopTimers()
         ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         closed = true
         outbox.stop()
@@ -194,7 +224,7 @@ public final class AgentConnection {
             // absence: offering to install the agent would not help.
             error = ClientError(
                 "ssh could not open a session on \(peerName) (ssh exit 255)",
-                hint: "run the ssh command of `qxub doctor --platform \(platformName)` to see why; the messages of ssh are above and in ~/.local/state/qxub/ssh.log",
+                hint: "ssh's own message is above (and in ~/.local/state/qxub/ssh.log); `qxub doctor --platform \(platformName)` opens the same connection step by step",
                 exitCode: ExitCodes.unavailable)
         } else if error == nil, let exit, exit != .exited(0), negotiation == nil {
             error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)

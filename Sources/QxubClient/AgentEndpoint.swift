@@ -32,8 +32,16 @@ public struct AgentEndpoint: Sendable {
         }
     }
 
-    /// After a session stalled (see ``AgentConnection/stalled``): drops the platform's ssh master so the
-    /// next ``connect(loop:heartbeat:)`` opens a new one. Nothing to do for the local agent.
+    /// A new session after `old` ended, on its loop. When `old` stalled or fell silent, the platform's ssh
+    /// master (whose socket answers while its network may be gone) is discarded first, so the new
+    /// session does not hang the same way.
+    public func reconnect(replacing old: AgentConnection, heartbeat: Bool = true) throws(ClientError) -> AgentConnection {
+        if old.endedOnDeadConnection { discardMaster() }
+        return try connect(loop: old.loop, heartbeat: heartbeat)
+    }
+
+    /// Drops the platform's ssh master so the next ``connect(loop:heartbeat:)`` opens a new one. Nothing
+    /// to do for the local agent.
     public func discardMaster() {
         guard let remote = platform.remote else { return }
         let launcher = SSHLauncher(platform: platform.name, remote: remote)

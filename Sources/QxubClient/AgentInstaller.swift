@@ -35,6 +35,18 @@ public struct AgentInstaller: Sendable {
         }
     }
 
+    /// Whether an ELF64 executable names a program interpreter (PT_INTERP: the dynamic loader).
+    static func needsDynamicLoader(_ bytes: [UInt8]) -> Bool {
+        func little(_ offset: Int, _ size: Int) -> Int {
+            guard offset + size <= bytes.count else { return 0 }
+            return (0..<size).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
+        }
+        guard bytes.count > 64, bytes[4] == 2, bytes[5] == 1 else { return false }  // ELF64, little-endian
+        let table = little(32, 8), entrySize = little(54, 2), count = little(56, 2)
+        guard entrySize > 0 else { return false }
+        return (0..<count).contains { little(table + $0 * entrySize, 4) == 3 }  // PT_INTERP
+    }
+
     static func sha256(_ path: String) throws(ClientError) -> String {
         for command in [["sha256sum", path], ["shasum", "-a", "256", path]] {
             if let run = try? runCollectingOutput(command, timeout: 60), run.exit == .exited(0),
@@ -53,6 +65,14 @@ public struct AgentInstaller: Sendable {
         }
         guard let platform = Self.binaryPlatform(agent) else {
             throw ClientError("\(agentPath) is not a Linux executable qxub can install", hint: "build it with install/build-agent.sh", exitCode: ExitCodes.unavailable)
+        }
+        guard !Self.needsDynamicLoader(agent) else {
+            // A dynamically linked agent (`swift build` without -static-executable) runs here, as qxub's
+            // local agent, but needs this machine's C library on the cluster: old login nodes cannot run it.
+            throw ClientError(
+                "\(agentPath) is dynamically linked, so it would not run on a cluster with an older C library",
+                hint: "send the static agent: `bash install/build-agent.sh`, then QXUB_AGENT=.build-static/qxub-agent (install/install.sh installs that one)",
+                exitCode: ExitCodes.unavailable)
         }
         let digest = try Self.sha256(agentPath)
         let versions = ProtocolConstants.versions

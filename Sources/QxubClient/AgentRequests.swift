@@ -62,8 +62,7 @@ public final class AgentRequests {
         if connection.stalled && !retriedStall {
             // A dead ssh master (the session never started): once more, through a fresh connection.
             retriedStall = true
-            endpoint.discardMaster()
-            connection = try endpoint.connect(loop: loop, heartbeat: false)
+            connection = try endpoint.reconnect(replacing: connection, heartbeat: false)
             return try ask(timeout: timeout, request, accept: accept)
         }
         throw failure ?? ClientError("no answer", exitCode: ExitCodes.unavailable)

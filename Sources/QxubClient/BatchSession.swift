@@ -24,7 +24,6 @@ public final class BatchSession {
     /// Delays between reconnection attempts (seconds), as for `qxub exec`.
     public var reconnectDelays: [Double] = [1, 2, 4, 8, 15]
     private var reconnectAttempts = 0
-    private var silentConnection = false
     private var cancelRequested = false
     private let specs: [JobSpec]
     /// One per job, sent with every attempt of its submission (see `Submit.token`).
@@ -66,7 +65,6 @@ public final class BatchSession {
                 cancelAll()
             }
         }
-        heartbeat()
         try? loop.run()
         if signalFD >= 0 {
             loop.remove(signalFD)
@@ -76,20 +74,15 @@ public final class BatchSession {
     }
 
     private func wire() {
-        connection.onEvent = { [unowned self] event in
-            lastHeard = MonotonicClock.now()
-            handle(event)
-        }
+        connection.onEvent = { [unowned self] event in handle(event) }
         connection.onClose = { [unowned self] error in
             guard exitCode == nil else { return }
             if connection.stalled && !retriedStall {
                 // The session never started (a dead ssh master, typically): nothing was submitted yet.
                 retriedStall = true
                 onMessage("\(error?.message ?? "the session stalled"); reconnecting")
-                endpoint.discardMaster()
                 do throws(ClientError) {
-                    connection = try endpoint.connect(loop: loop)
-                    lastHeard = MonotonicClock.now()
+                    connection = try endpoint.reconnect(replacing: connection)
                     return wire()
                 } catch {
                     onMessage(error.message)
@@ -114,35 +107,11 @@ public final class BatchSession {
 
     private func reconnect() {
         guard exitCode == nil else { return }
-        if connection.stalled || silentConnection {
-            endpoint.discardMaster()
-            silentConnection = false
-        }
         do throws(ClientError) {
-            connection = try endpoint.connect(loop: loop)
-            lastHeard = MonotonicClock.now()
+            connection = try endpoint.reconnect(replacing: connection)
             wire()
         } catch {
             connection.onClose(error)
-        }
-    }
-
-    /// Keeps the heartbeat promise made in the hello (the agent ends silent sessions).
-    private var lastHeard = MonotonicClock.now()
-
-    /// Keeps the heartbeat promise, and notices a dead session (three intervals without a word).
-    private func heartbeat() {
-        loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
-            guard let self, self.exitCode == nil else { return }
-            if self.connection.isClosed {
-                // Between connections (a reconnection is scheduled): nothing to ping or to end.
-            } else if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
-                self.silentConnection = true
-                self.connection.terminate()
-            } else if self.connection.negotiation != nil {
-                self.connection.send(.ping(Ping(nonce: 0)))
-            }
-            self.heartbeat()
         }
     }
 

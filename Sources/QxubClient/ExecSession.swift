@@ -47,8 +47,6 @@ public final class ExecSession {
     private let start: Start
     private let mode: Mode
     private var reconnectAttempts = 0
-    private var lastHeard = MonotonicClock.now()
-    private var heartbeatTimer: Int?
     /// Where submissions and job ends are recorded (best effort: a history failure never fails a job).
     public var history: HistoryStore?
     /// Only this stream is written out (`qxub history out|err`).
@@ -70,8 +68,6 @@ public final class ExecSession {
     private let submissionToken = Submit.newToken()
     /// Ctrl-C asked for the job's cancel; it is sent again on every new connection until the job ends.
     private var cancelRequested = false
-    /// The heartbeat found the session silent and ended it.
-    private var silentConnection = false
     private var retriedStalledStart = false
     /// Output bytes written so far per stream (the offsets a re-watch resumes from).
     public private(set) var written: [Output.Stream: UInt64] = [.stdout: 0, .stderr: 0]
@@ -106,7 +102,6 @@ public final class ExecSession {
                 }
             }
         }
-        heartbeat()
         do {
             try loop.run()
         } catch {
@@ -116,36 +111,17 @@ public final class ExecSession {
             loop.remove(signalFD)
             SignalPipe.restoreDefault([SIGINT, SIGTERM, SIGHUP])
         }
-        if let heartbeatTimer { loop.cancelTimer(heartbeatTimer) }
         return exitCode ?? ExitCodes.internalError
     }
 
     private func wire(_ connection: AgentConnection) {
         connection.onEvent = { [unowned self, unowned connection] event in
             guard connection === self.connection else { return }
-            lastHeard = MonotonicClock.now()
             handle(event)
         }
         connection.onClose = { [unowned self, unowned connection] error in
             guard connection === self.connection else { return }
             closed(error)
-        }
-    }
-
-    /// Pings every few seconds; a session silent for three intervals is dead (a sleeping laptop, a dropped
-    /// network): it is torn down and the reconnect logic takes over.
-    private func heartbeat() {
-        heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
-            guard let self, self.exitCode == nil else { return }
-            if self.connection.isClosed {
-                // Between connections (a reconnection is scheduled): nothing to ping or to end.
-            } else if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
-                self.silentConnection = true
-                self.connection.terminate()
-            } else if self.connection.negotiation != nil {
-                self.connection.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
-            }
-            self.heartbeat()
         }
     }
 
@@ -348,14 +324,9 @@ public final class ExecSession {
     private func reconnect() {
         guard exitCode == nil else { return }
         wireBytesReceived += connection.bytesReceived
-        if connection.stalled || silentConnection {
-            // Its socket answers but its network is gone: a new session through it would hang the same way.
-            endpoint.discardMaster()
-            silentConnection = false
-        }
         do {
-            connection = try endpoint.connect(loop: loop)
-            lastHeard = MonotonicClock.now()
+            // (A session that stalled or fell silent gets a fresh ssh master: see AgentConnection.)
+            connection = try endpoint.reconnect(replacing: connection)
             wire(connection)
         } catch {
             closed(error)

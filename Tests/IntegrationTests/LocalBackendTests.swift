@@ -410,6 +410,10 @@ struct ConfigurationTests {
         #expect(!tagged.contains("#PBS -M"), "--no-notify beats --email")
         let template = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--template", "x.pbs", "--", "true"], environment: sandbox.environmentList)
         #expect(template.exit == .exited(64) && template.stderrText.contains("--template is not supported"))
+        // batch shares exec's job options, and their rules.
+        try FileSystem.writeAtomically(sandbox.directory + "/jobs.txt", "true\n")
+        let batchTemplate = try sandbox.qxub(["batch", "--template", "x.pbs", sandbox.directory + "/jobs.txt"])
+        #expect(batchTemplate.exit == .exited(64) && batchTemplate.stderrText.contains("--template is not supported"), "\(batchTemplate.stderrText)")
         #expect(try sandbox.qxub(["config", "shortcut", "set", "echo", "--env", "shortcutenv"]).exit == .exited(0))
         let plain = try dry(sandbox, in: project, ["--default"])
         #expect(!plain.contains("shortcutenv"), "--default: no context and no shortcut")

@@ -99,6 +99,20 @@ struct RemoteTests {
         #expect(gone.exit == .exited(69))
     }
 
+    @Test("a dynamically linked agent (a plain debug build) is refused for a cluster, with the static one named")
+    func dynamicAgentRefused() throws {
+        let remote = try remote("dynamic-agent")
+        remote.sandbox.environment["QXUB_AGENT"] = BuiltProducts.directory + "/qxub-agent"
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox"])
+        #expect(install.exit == .exited(69), "\(install.stderrText)")
+        #expect(install.stderrText.contains("is dynamically linked") && install.stderrText.contains("install/build-agent.sh"), "\(install.stderrText)")
+        let agents = try remote.sshRun("qxub-bash", "ls $HOME/.qxub/agent 2>/dev/null | wc -l")
+        #expect(agents.stdoutText.trimmingWhitespaceForTests() == "0", "nothing was sent")
+        // The static agent the test command builds is accepted.
+        remote.sandbox.environment["QXUB_AGENT"] = BuiltProducts.agent
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+    }
+
     @Test("install --dir into a directory with other files; uninstall removes only what install wrote")
     func installDirUninstall() throws {
         let remote = try remote("installdir")

@@ -17,7 +17,7 @@ struct JobStoreTests {
         #expect(info.st_mode & 0o777 == 0o700, "job directories hold scripts and output: other users must not read them")
         try store.link(jobID: "12345.gadi-pbs", to: directory)
         try store.link(jobID: "9[1]/x", to: directory)
-        #expect(store.directory(forJobID: "12345.gadi-pbs") == store.root + "/by-id/../jobs/" + directory.split(separator: "/").last!)
+        #expect(store.directory(forJobID: "12345.gadi-pbs") == directory)
         #expect(store.directory(forJobID: "9[1]/x") != nil)
         #expect(store.directory(forJobID: "12345") == nil, "a prefix is not an id")
         #expect(FileSystem.readText(directory + "/jobid") == "9[1]/x\n")
