@@ -2,6 +2,7 @@
 # Install the Debian packages qxub's test suite needs (Debian 12 / bookworm).
 #
 #   bash install/test-deps.sh            # as root, or as a user with passwordless sudo
+#   bash install/test-deps.sh PKG...     # the same, plus extra packages (Tests/Support/openpbs.sh's build)
 #
 # Idempotent: every package is checked with `dpkg -s` first, so on a warm
 # machine this does no network access and returns in well under a second.
@@ -36,6 +37,7 @@ PACKAGES=(
   procps
   curl
 )
+PACKAGES+=("$@")
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 die() { printf 'test-deps: error: %s\n' "$*" >&2; exit 1; }
