@@ -13,6 +13,9 @@ final class JobFollower {
     let paths: JobPaths
     let kind: SchedulerKind
     let requestID: UInt32
+    /// The walltime asked for (seconds), from the job's meta: a command that ran up to it may have been
+    /// killed by the scheduler even where its own record says otherwise.
+    var walltime: UInt64?
     var offsets: [Output.Stream: UInt64]
     private var descriptors: [Output.Stream: Int32] = [:]
     var sentState: JobState?
@@ -93,11 +96,27 @@ final class JobFollower {
         descriptors.removeAll()
     }
 
-    /// How the job ended according to its own exit record (nil without one).
+    /// How the job ended according to its own exit record (nil without one). A script that was sent TERM
+    /// (note `term`) never reports success.
     func terminationFromRecord() -> JobTermination? {
         guard let status = records.exitStatus else { return nil }
-        if records.cancelled && status > 128 { return .cancelled(ranFirst: true) }
+        let sentTerm = records.exitNote == "term"
+        if records.cancelled && (status > 128 || sentTerm) { return .cancelled(ranFirst: true) }
+        if sentTerm && (status == 0 || status == 128 + 15) { return .signaled(15) }
         if status > 128 && status <= 128 + 64 { return .signaled(status - 128) }
         return .exited(status)
+    }
+
+    /// Whether the job's own record may hide the scheduler's kill, so the scheduler (or, where it keeps no
+    /// history, the job log) is asked first: the script was sent TERM, the command died of a signal, or it
+    /// ran up to its walltime (a scheduler may signal only some of the job's processes).
+    var recordNeedsVerdict: Bool {
+        guard kind != .local, !records.cancelled, let status = records.exitStatus else { return false }
+        if records.exitNote == "term" || (status > 128 && status <= 128 + 64) { return true }
+        if let walltime, let started = records.startedAt, let ended = records.endedAt, ended >= started,
+           ended - started + 2 >= walltime {
+            return true
+        }
+        return false
     }
 }

@@ -49,6 +49,8 @@ public final class JobService: AgentRequestHandler {
     private var schedulerQueryRunning: Set<SchedulerKind> = []
     private var lastSchedulerQuery: [SchedulerKind: Double] = [:]
     private var schedulerInfo: [String: SchedulerJobInfo] = [:]
+    /// Whether each scheduler keeps finished jobs (PBS `job_history_enable`), learned from its first answer.
+    private var historyEnabled: [SchedulerKind: Bool] = [:]
     private var schedulerAnswers = 0
 
     public init(options: Options) {
@@ -179,6 +181,7 @@ public final class JobService: AgentRequestHandler {
             meta["submitted"] = String(Int(MonotonicClock.wallNow()))
             meta["submit_host"] = spec.submitHost
             meta["command"] = rendered.command.joined(separator: " ")
+            if let walltime = spec.resources.requestedWalltimeSeconds { meta["walltime"] = String(walltime) }
             if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
             try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
             // PBS copies the job log into place when the job ends: its directory must exist.
@@ -294,7 +297,7 @@ public final class JobService: AgentRequestHandler {
         guard channel != 0 else {
             return session.sendError(requestID: watch.requestID, code: .malformedRequest, message: "watch needs a channel other than 0")
         }
-        guard let directory = options.store.directory(forJobID: watch.jobID) else {
+        guard let jobID = options.store.canonicalJobID(watch.jobID), let directory = options.store.directory(forJobID: jobID) else {
             return session.sendError(
                 requestID: watch.requestID, code: .unknownJob,
                 message: "no job \(watch.jobID) submitted through qxub is known on \(Environment.hostname()) (looked in \(options.store.root))",
@@ -309,8 +312,9 @@ public final class JobService: AgentRequestHandler {
             paths.stderr = paths.joblog
         }
         let follower = JobFollower(
-            jobID: watch.jobID, channel: channel, requestID: watch.requestID, paths: paths, kind: kind,
+            jobID: jobID, channel: channel, requestID: watch.requestID, paths: paths, kind: kind,
             stdoutOffset: watch.stdoutOffset, stderrOffset: watch.stderrOffset)
+        follower.walltime = meta["walltime"].flatMap { UInt64($0) }
         followers[channel] = follower
         for path in Set([directory, FileSystem.directoryName(paths.stdout), FileSystem.directoryName(paths.stderr)]) {
             fileWatcher?.watch(path)
@@ -374,14 +378,21 @@ public final class JobService: AgentRequestHandler {
         }
         if let termination = follower.terminationFromRecord() {
             guard atEnd else { return progressed }
-            // A signal death may be the scheduler's doing (walltime, memory, qdel): ask it before deciding.
-            if case .signaled = termination, follower.kind != .local, !records.cancelled {
-                if let info = schedulerInfo[follower.jobID], info.phase == .finished,
-                   case .killedByScheduler = info.termination {
+            // A TERM, a signal death or a run up to the walltime may be the scheduler's doing (walltime, memory,
+            // qdel): its verdict wins over the job's own record. Ask it, and where it keeps no history, read
+            // the job log once the scheduler has let the job go.
+            if follower.recordNeedsVerdict {
+                if follower.awaitingVerdictSince == nil { follower.awaitingVerdictSince = now }
+                let info = schedulerInfo[follower.jobID]
+                if let info, info.phase == .finished, case .killedByScheduler = info.termination {
                     return finish(follower, info.termination!)
                 }
-                if follower.awaitingVerdictSince == nil { follower.awaitingVerdictSince = now }
-                if now - follower.awaitingVerdictSince! < 5 { return progressed }
+                let released = info?.phase == .finished || (info == nil && follower.missingFromScheduler > 0)
+                if released, let verdict = jobLogVerdict(follower.kind, follower.paths) { return finish(follower, verdict) }
+                let waited = now - follower.awaitingVerdictSince!
+                if !released && waited < Self.verdictWait { return progressed }
+                // Released: the job log may still be on its way (PBS copies it into place as the job ends).
+                if released && !FileSystem.exists(follower.paths.joblog) && waited < Self.verdictWait { return progressed }
             }
             return finish(follower, termination)
         }
@@ -390,9 +401,14 @@ public final class JobService: AgentRequestHandler {
             return advanceLocal(follower, now: now) || progressed
         }
         guard let info = schedulerInfo[follower.jobID] else {
-            if follower.missingFromScheduler >= 3 {
+            // Without job history the scheduler forgets a job as it ends: twice unknown is gone.
+            if follower.missingFromScheduler >= (historyEnabled[follower.kind] == false ? 2 : 3) {
                 if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
-                return finish(follower, .unknown("the scheduler no longer knows job \(follower.jobID) and it left no exit record (purged from the scheduler's history?)"))
+                if let verdict = jobLogVerdict(follower.kind, follower.paths) { return finish(follower, verdict) }
+                let why = historyEnabled[follower.kind] == false
+                    ? "the scheduler keeps no job history, so it forgot job \(follower.jobID) as it ended, and the job left no exit record"
+                    : "the scheduler no longer knows job \(follower.jobID) and it left no exit record (purged from the scheduler's history?)"
+                return finish(follower, .unknown(why))
             }
             return progressed
         }
@@ -470,10 +486,34 @@ public final class JobService: AgentRequestHandler {
         let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel) }
         guard pumped.atEnd else { return pumped.bytes > 0 }
         send(follower, state: JobState(phase: .finished))
+        recordEnd(termination, paths: follower.paths)
         session.send(.jobEnd(termination), channel: follower.channel)
         follower.ended = true
         follower.closeFiles()
         return true
+    }
+
+    /// Seconds a job's own record waits for the scheduler's verdict before it is taken as the end.
+    static let verdictWait: Double = 30
+
+    /// The scheduler's kill verdict from the end of the job log, or nil.
+    private func jobLogVerdict(_ kind: SchedulerKind, _ paths: JobPaths) -> JobTermination? {
+        guard kind != .local, let tail = FileSystem.readTail(paths.joblog, limit: 4096) else { return nil }
+        return SchedulerBackend(kind: kind).killVerdict(jobLog: tail)
+    }
+
+    /// Keeps the decided end with the job (for `history --remote` and later status queries); once only.
+    private func recordEnd(_ termination: JobTermination, paths: JobPaths) {
+        guard !FileSystem.exists(paths.endRecord) else { return }
+        let word: String
+        switch termination {
+        case .exited: word = "exited"
+        case .signaled: word = "signaled"
+        case .killedByScheduler(let reason, _, _): word = "\(reason)".replacingAll(" ", with: "-")
+        case .cancelled: word = "cancelled"
+        case .unknown: word = "unknown"
+        }
+        try? FileSystem.writeAtomically(paths.endRecord, "\(termination.exitStatus) \(Int(MonotonicClock.wallNow())) \(word)\n")
     }
 
     private func reapLocalChildren() {
@@ -493,7 +533,10 @@ public final class JobService: AgentRequestHandler {
             let needsVerdict = follower.awaitingVerdictSince != nil
             guard follower.records.exitStatus == nil || needsVerdict else { continue }
             idsByKind[follower.kind, default: []].append(follower.jobID)
-            if needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled { urgent.insert(follower.kind) }
+            if needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled
+                || follower.missingFromScheduler > 0 {
+                urgent.insert(follower.kind)
+            }
         }
         for (kind, ids) in idsByKind where !schedulerQueryRunning.contains(kind) {
             let interval = urgent.contains(kind) ? min(1, options.pollInterval) : options.pollInterval
@@ -505,13 +548,21 @@ public final class JobService: AgentRequestHandler {
     /// One query for many jobs; updates ``schedulerInfo`` and calls `completion` with the answers.
     private func runSchedulerQuery(kind: SchedulerKind, jobIDs: [String], completion: @escaping ([String: SchedulerJobInfo]?) -> Void) {
         let backend = SchedulerBackend(kind: kind)
-        guard let session, let command = backend.statusCommand(jobIDs) else { return completion([:]) }
+        let history = historyEnabled[kind] ?? true
+        guard let session, let command = backend.statusCommand(jobIDs, history: history) else { return completion([:]) }
         schedulerQueryRunning.insert(kind)
         lastSchedulerQuery[kind] = MonotonicClock.now()
         do {
             try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
                 guard let self else { return }
                 self.schedulerQueryRunning.remove(kind)
+                if history && backend.saysHistoryDisabled(run) {
+                    // Learned once per agent: ask again the way that works without history (live jobs only).
+                    AgentLog.write("the \(kind) server keeps no job history: asking with \(backend.statusCommand(jobIDs, history: false)!.prefix(2).joined(separator: " "))")
+                    self.historyEnabled[kind] = false
+                    return self.runSchedulerQuery(kind: kind, jobIDs: jobIDs, completion: completion)
+                }
+                if self.historyEnabled[kind] == nil { self.historyEnabled[kind] = true }
                 guard !backend.statusFailed(run) else {
                     AgentLog.write("scheduler query failed (\(run.exit)): \(run.stderrText)")
                     return completion(nil)
@@ -538,7 +589,7 @@ public final class JobService: AgentRequestHandler {
 
     private func cancel(_ request: JobRequest) {
         guard let session else { return }
-        guard let directory = options.store.directory(forJobID: request.jobID) else {
+        guard let jobID = options.store.canonicalJobID(request.jobID), let directory = options.store.directory(forJobID: jobID) else {
             return session.sendError(requestID: request.requestID, code: .unknownJob, message: "no job \(request.jobID) submitted through qxub is known here", hint: "check the id with `qxub history`")
         }
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
@@ -565,7 +616,7 @@ public final class JobService: AgentRequestHandler {
             tickSoon()
             return
         }
-        guard let command = SchedulerBackend(kind: kind).cancelCommand(request.jobID) else { return }
+        guard let command = SchedulerBackend(kind: kind).cancelCommand(jobID) else { return }
         do {
             try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak self] run in
                 guard let self, let session = self.session else { return }
@@ -599,18 +650,26 @@ public final class JobService: AgentRequestHandler {
         var answers: [String: JobStatus] = [:]
         var askScheduler: [SchedulerKind: [String]] = [:]
         var times: [String: (started: UInt64?, ended: UInt64?)] = [:]
+        /// What each asked id (`354`) is in the index (`354.vm`), and each asked job's files.
+        var canonical: [String: String] = [:]
+        var jobs: [String: (kind: SchedulerKind, follower: JobFollower)] = [:]
         for id in query.jobIDs {
-            guard let directory = options.store.directory(forJobID: id) else {
+            guard let jobID = options.store.canonicalJobID(id), let directory = options.store.directory(forJobID: jobID) else {
                 answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "not a qxub job here"))
                 continue
             }
+            canonical[id] = jobID
             let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
             let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
             let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
-            let follower = JobFollower(jobID: id, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
+            let follower = JobFollower(jobID: jobID, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
+            follower.walltime = meta["walltime"].flatMap { UInt64($0) }
+            jobs[id] = (kind, follower)
             times[id] = (follower.records.startedAt, follower.records.endedAt)
             if let termination = follower.terminationFromRecord() {
-                answers[id] = JobStatus(jobID: id, state: JobState(phase: .finished, host: follower.records.startedHost ?? ""), termination: termination)
+                // The scheduler's kill, where the job log holds it, wins over a record that may hide it.
+                let decided = follower.recordNeedsVerdict ? jobLogVerdict(kind, paths) ?? termination : termination
+                answers[id] = finished(decided, follower)
             } else if kind == .local {
                 let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
                 let alive = pid.map { kill($0, 0) == 0 } ?? false
@@ -618,13 +677,14 @@ public final class JobService: AgentRequestHandler {
                     ? JobStatus(jobID: id, state: JobState(phase: follower.hasStarted ? .running : .queued, host: follower.records.startedHost ?? ""))
                     : JobStatus(jobID: id, state: JobState(phase: .finished), termination: follower.records.cancelled ? .cancelled(ranFirst: follower.hasStarted) : .unknown("the job's processes ended without an exit record"))
             } else {
-                askScheduler[kind, default: []].append(id)
+                askScheduler[kind, default: []].append(jobID)
             }
         }
         var pending = askScheduler.count
         let reply: () -> Void = { [weak session] in
             session?.send(.statusReport(StatusReport(requestID: query.requestID, jobs: query.jobIDs.map { id in
                 var status = answers[id] ?? JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
+                status.jobID = id
                 status.startedAt = times[id]?.started ?? 0
                 status.endedAt = times[id]?.ended ?? 0
                 return status
@@ -635,18 +695,35 @@ public final class JobService: AgentRequestHandler {
             return
         }
         for (kind, ids) in askScheduler {
-            runSchedulerQuery(kind: kind, jobIDs: ids) { infos in
-                for id in ids {
-                    if let info = infos?[id] {
-                        answers[id] = JobStatus(jobID: id, state: JobState(phase: info.phase, host: info.host, detail: info.rawState), termination: info.phase == .finished ? info.termination : nil)
+            runSchedulerQuery(kind: kind, jobIDs: ids) { [weak self] infos in
+                guard let self else { return }
+                for (id, jobID) in canonical where ids.contains(jobID) && answers[id] == nil {
+                    guard let job = jobs[id] else { continue }
+                    if let info = infos?[jobID] {
+                        if info.phase == .finished, let termination = info.termination {
+                            answers[id] = self.finished(termination, job.follower)
+                        } else {
+                            answers[id] = JobStatus(jobID: id, state: JobState(phase: info.phase, host: info.host, detail: info.rawState))
+                        }
                     } else if infos == nil {
                         answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler query failed"))
+                    } else if job.follower.records.cancelled {
+                        answers[id] = self.finished(.cancelled(ranFirst: job.follower.hasStarted), job.follower)
+                    } else if let verdict = self.jobLogVerdict(kind, job.follower.paths) {
+                        // Gone from a scheduler without history, killed by it: the job log says why.
+                        answers[id] = self.finished(verdict, job.follower)
                     }
                 }
                 pending -= 1
                 if pending == 0 { reply() }
             }
         }
+    }
+
+    /// A finished job's status; its end is kept with the job (see ``recordEnd(_:paths:)``).
+    private func finished(_ termination: JobTermination, _ follower: JobFollower) -> JobStatus {
+        recordEnd(termination, paths: follower.paths)
+        return JobStatus(jobID: follower.jobID, state: JobState(phase: .finished, host: follower.records.startedHost ?? ""), termination: termination)
     }
 }
 

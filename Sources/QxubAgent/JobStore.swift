@@ -78,6 +78,17 @@ public struct JobStore: Sendable {
         resolve(link: indexPath(jobID)).flatMap { FileSystem.isDirectory($0) ? $0 : nil }
     }
 
+    /// The id as the scheduler wrote it: PBS users type `354` for `354.vm` (and `354[]` for `354[].vm`), as
+    /// qstat and qdel accept; a short id names the one job of the index whose id starts with `354.`. Nil when
+    /// no job, or more than one (two PBS servers), has it.
+    public func canonicalJobID(_ jobID: String) -> String? {
+        if FileSystem.readLink(indexPath(jobID)) != nil { return jobID }
+        guard !jobID.isEmpty, !jobID.contains("."), jobID.first?.isNumber == true else { return nil }
+        let prefix = String(jobID.map { $0 == "/" ? "_" : $0 }) + "."
+        let matches = FileSystem.listDirectory(root + "/by-id").filter { $0.hasPrefix(prefix) }
+        return matches.count == 1 ? matches[0] : nil
+    }
+
     /// Index links (by-id, by-token) point at `../jobs/NAME`, so the store can move as a whole.
     private static func linkTarget(_ directory: String) -> String {
         "../jobs/" + (directory.split(separator: "/").last.map(String.init) ?? directory)
@@ -122,7 +133,13 @@ public struct JobStore: Sendable {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             // Six fields (a later agent may append more) with a known backend: anything else is a torn line.
             guard fields.count >= 6, let when = UInt64(fields[0]), SchedulerKind(name: fields[2]) != nil else { continue }
-            let exit = FileSystem.readText(fields[4] + "/exit").flatMap { text in text.split(separator: " ").first.flatMap { Int32(String($0).trimmingWhitespace()) } }
+            // The agent's decided end (a walltime kill, a cancel) wins over the job's own record.
+            func status(_ record: String) -> Int32? {
+                FileSystem.readText(fields[4] + "/" + record).flatMap { text in
+                    text.split(separator: " ").first.flatMap { Int32(String($0).trimmingWhitespace()) }
+                }
+            }
+            let exit = status("end") ?? status("exit")
             entries.append(HistoryEntry(jobID: fields[1], name: fields[3], backend: fields[2], submittedAt: when, stateDirectory: fields[4], submitHost: fields[5], exitStatus: exit))
             if entries.count >= limit { break }
         }

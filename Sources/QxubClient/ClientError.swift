@@ -35,50 +35,49 @@ public enum ExitCodes {
     /// Bad command line or configuration (sysexits EX_USAGE).
     public static let usage: Int32 = 64
     /// The agent, the scheduler or the job could not be reached or found (EX_UNAVAILABLE).
-    public static let unavailable: Int32 = 69
+    public static let unavailable = JobTermination.ExitStatus.unavailable
     /// A bug in qxub (EX_SOFTWARE).
     public static let internalError: Int32 = 70
     /// The job's environment could not be set up: conda, modules, container, working directory (EX_CONFIG).
     public static let setupFailed: Int32 = 78
     /// The job ran out of walltime (as GNU timeout).
-    public static let walltime: Int32 = 124
+    public static let walltime = JobTermination.ExitStatus.walltime
     /// The scheduler refused the submission (as `docker run` for its own errors).
     public static let submissionRefused: Int32 = 125
     /// Cancelled with Ctrl-C (128 + SIGINT).
-    public static let interrupted: Int32 = 130
+    public static let interrupted = JobTermination.ExitStatus.interrupted
     /// The job ran out of memory (128 + SIGKILL, as the kernel's OOM killer).
-    public static let memory: Int32 = 137
+    public static let memory = JobTermination.ExitStatus.memory
     /// Deleted by someone else (128 + SIGTERM, what qdel and scancel send).
-    public static let deleted: Int32 = 143
+    public static let deleted = JobTermination.ExitStatus.deleted
     /// The node failed under the job; rerunning may work (EX_TEMPFAIL).
-    public static let nodeFailure: Int32 = 75
+    public static let nodeFailure = JobTermination.ExitStatus.nodeFailure
     /// Lost the connection to the cluster while the job still runs.
     public static let connectionLost: Int32 = 255
 
     /// The status qxub exits with for a job's end, and a sentence for stderr when qxub chose it.
     public static func exit(for termination: JobTermination) -> (code: Int32, message: String?) {
+        let code = termination.exitStatus
         switch termination {
-        case .exited(let code):
-            // A shell exits with its status modulo 256; PBS negative statuses are handled as kills.
-            return (Int32(UInt8(truncatingIfNeeded: code)), nil)
+        case .exited:
+            return (code, nil)
         case .signaled(let signal):
-            // A signal number from the wire is data: an impossible one must not overflow (or exit 0).
-            guard (1...127).contains(signal) else { return (unavailable, "the job was killed by an unknown signal \(signal)") }
-            return (128 + signal, "the job was killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")")
+            guard (1...127).contains(signal) else { return (code, "the job was killed by an unknown signal \(signal)") }
+            return (code, "the job was killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")")
         case .killedByScheduler(let reason, let detail, let ranFirst):
             let tail = detail.isEmpty ? "" : ": " + detail
             switch reason {
-            case .walltime: return (walltime, "the scheduler killed the job: walltime exceeded\(tail)")
-            case .memory: return (memory, "the scheduler killed the job: memory limit exceeded\(tail)")
+            case .walltime: return (code, "the scheduler killed the job: walltime exceeded\(tail)")
+            case .memory: return (code, "the scheduler killed the job: memory limit exceeded\(tail)")
             case .deleted:
-                return (deleted, ranFirst ? "the job was deleted while it ran (qdel/scancel from outside this qxub)\(tail)" : "the job was deleted before it started\(tail)")
-            case .nodeFailure: return (nodeFailure, "the job's node failed\(tail); rerunning may work")
-            case .other: return (deleted, "the scheduler ended the job\(tail)")
+                return (code, ranFirst ? "the job was deleted while it ran (qdel/scancel from outside this qxub)\(tail)" : "the job was deleted before it started\(tail)")
+            case .nodeFailure: return (code, "the job's node failed\(tail); rerunning may work")
+            case .other: return (code, "the scheduler ended the job\(tail)")
             }
         case .cancelled(let ranFirst):
-            return (interrupted, ranFirst ? "the job was cancelled" : "the job was cancelled before it started")
+            return (code, ranFirst ? "the job was cancelled" : "the job was cancelled before it started")
         case .unknown(let detail):
-            return (unavailable, "cannot tell how the job ended: \(detail)")
+            return (code, "cannot tell how the job ended: \(detail)")
         }
     }
 

@@ -78,3 +78,38 @@ public enum JobTermination: WireCodable, Hashable {
         }
     }
 }
+
+extension JobTermination {
+    /// qxub's own exit statuses for the ways a job can end (docs/exit-codes.md). `ExitCodes` in QxubClient
+    /// names them for the client; they live here so that the agent records the same status it would return.
+    public enum ExitStatus {
+        public static let unavailable: Int32 = 69
+        public static let nodeFailure: Int32 = 75
+        public static let walltime: Int32 = 124
+        public static let interrupted: Int32 = 130
+        public static let memory: Int32 = 137
+        public static let deleted: Int32 = 143
+    }
+
+    /// The status qxub exits with for this end: the command's own status, 128+N for a signal, else the
+    /// status qxub chooses for the scheduler's or the user's doing.
+    public var exitStatus: Int32 {
+        switch self {
+        case .exited(let code):
+            // A shell exits with its status modulo 256.
+            return Int32(UInt8(truncatingIfNeeded: code))
+        case .signaled(let signal):
+            // A signal number from the wire is data: an impossible one must not overflow (or exit 0).
+            return (1...127).contains(signal) ? 128 + signal : ExitStatus.unavailable
+        case .killedByScheduler(let reason, _, _):
+            switch reason {
+            case .walltime: return ExitStatus.walltime
+            case .memory: return ExitStatus.memory
+            case .deleted, .other: return ExitStatus.deleted
+            case .nodeFailure: return ExitStatus.nodeFailure
+            }
+        case .cancelled: return ExitStatus.interrupted
+        case .unknown: return ExitStatus.unavailable
+        }
+    }
+}

@@ -18,6 +18,9 @@ public struct JobPaths: Hashable, Sendable {
     public var startedRecord: String { stateDirectory + "/started" }
     /// "<status> <epoch>", written when the command (and --post) ended.
     public var exitRecord: String { stateDirectory + "/exit" }
+    /// "<qxub's exit status> <epoch> <word>", written by the agent when it has decided how the job ended
+    /// (the job's own record, the scheduler's verdict, or a cancel): what `history --remote` shows.
+    public var endRecord: String { stateDirectory + "/end" }
     /// Written by the agent when someone asked qxub to cancel the job.
     public var cancelRecord: String { stateDirectory + "/cancelled" }
     /// `key=value` lines describing the submission (for attach and history).

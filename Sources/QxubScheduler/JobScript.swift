@@ -187,6 +187,11 @@ public struct JobScript {
             "  exit \"$qxub_code\"",
             "}",
             "qxub_host=$(hostname 2>/dev/null || uname -n)",
+            // A scheduler ends a job with SIGTERM first (walltime, qdel, scancel). The script outlives it long
+            // enough to record that it was sent TERM: such a job never records success, and the agent asks the
+            // scheduler (or the job log) for its verdict. The command itself keeps the default TERM action.
+            "qxub_term=",
+            "trap 'qxub_term=1' TERM",
             "",
             "# The job log (this script's own output) gets an audit block.",
             "echo \"qxub \(QxubVersion.current): job $QXUB_JOB_ID (\(kind)) on $qxub_host, started $(date)\"",
@@ -224,8 +229,10 @@ public struct JobScript {
 
         if let pre = spec.pre, !pre.isEmpty {
             lines += [
-                "bash -c \(shellQuote(pre))",
+                "exec 2>&4",
+                "bash -c \(shellQuote(pre)) 2>>\(stderr)",
                 "qxub_status=$?",
+                "exec 2>>\(stderr)",
                 "if [ \"$qxub_status\" -ne 0 ]; then",
                 "  echo \"qxub: --pre failed with exit status $qxub_status; the command was not run\" >&2",
                 "  qxub_record exit \"$qxub_status $(date +%s) pre\"",
@@ -233,19 +240,34 @@ public struct JobScript {
                 "fi",
             ]
         }
-        lines.append(mainCommand())
+        lines += [
+            "if [ -n \"$qxub_term\" ]; then",
+            "  echo \"qxub: the job was sent SIGTERM before the command started; the command was not run\" >&2",
+            "  qxub_record exit \"143 $(date +%s) term\"",
+            "  exit 143",
+            "fi",
+        ]
+        // While the command runs, this shell's own stderr is the job log: its notices about the command's end
+        // ("job.sh: line 40: 4360 Killed …", naming the scheduler's spool path) are for the job log, not for
+        // the user's stderr, which the command writes through its own redirection.
+        lines.append("exec 2>&4")
+        lines.append(mainCommand() + " 2>>" + stderr)
         lines.append("qxub_status=$?")
+        lines.append("exec 2>>" + stderr)
         if let post = spec.post, !post.isEmpty {
             lines += [
-                "if [ \"$qxub_status\" -eq 0 ]; then",
-                "  bash -c \(shellQuote(post))",
+                "if [ \"$qxub_status\" -eq 0 ] && [ -z \"$qxub_term\" ]; then",
+                "  exec 2>&4",
+                "  bash -c \(shellQuote(post)) 2>>\(stderr)",
                 "  qxub_status=$?",
+                "  exec 2>>\(stderr)",
                 "  [ \"$qxub_status\" -eq 0 ] || echo \"qxub: --post failed with exit status $qxub_status\" >&2",
                 "fi",
             ]
         }
         lines += [
-            "qxub_record exit \"$qxub_status $(date +%s)\"",
+            "if [ -n \"$qxub_term\" ] && [ \"$qxub_status\" -eq 0 ]; then qxub_status=143; fi",
+            "qxub_record exit \"$qxub_status $(date +%s)${qxub_term:+ term}\"",
             "echo \"finished:       $(date), exit status $qxub_status\" >&3",
             "exit \"$qxub_status\"",
         ]
@@ -387,5 +409,23 @@ func isShellIdentifier(_ name: String) -> Bool {
     return name.utf8.allSatisfy { byte in
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+    }
+}
+
+extension JobSpec.Resources {
+    /// The walltime asked for, by `--time` or by a raw `-l walltime=[[H:]M:]S` (nil when neither says).
+    public var requestedWalltimeSeconds: UInt64? {
+        if let walltimeSeconds { return walltimeSeconds }
+        for entry in raw {
+            for part in entry.split(separator: ",") where part.hasPrefix("walltime=") {
+                var seconds: UInt64 = 0
+                for field in part.dropFirst("walltime=".count).split(separator: ":", omittingEmptySubsequences: false) {
+                    guard let value = UInt64(field), seconds <= UInt64.max / 60 - value else { return nil }
+                    seconds = seconds * 60 + value
+                }
+                return seconds
+            }
+        }
+        return nil
     }
 }

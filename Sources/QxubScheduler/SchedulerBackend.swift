@@ -43,10 +43,14 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// One command that asks about all `jobIDs` at once (nil for the local backend).
-    public func statusCommand(_ jobIDs: [String]) -> [String]? {
+    ///
+    /// PBS: `qstat -xf` where the server keeps job history; where it does not (`job_history_enable=False`,
+    /// OpenPBS's default), `qstat -xf` prints nothing even for running jobs, so `history: false` asks with
+    /// `qstat -f`, which shows the live jobs (finished ones are simply gone).
+    public func statusCommand(_ jobIDs: [String], history: Bool = true) -> [String]? {
         guard !jobIDs.isEmpty else { return nil }
         switch kind {
-        case .pbspro: return ["qstat", "-xf"] + jobIDs
+        case .pbspro: return ["qstat", history ? "-xf" : "-f"] + jobIDs
         case .slurm: return ["squeue", "-h", "-t", "all", "-o", SlurmStatusParser.squeueFormat, "-j", jobIDs.joined(separator: ",")]
         case .local: return nil
         }
@@ -59,6 +63,37 @@ public struct SchedulerBackend: Sendable {
         case .slurm: SlurmStatusParser.parseSqueue(run.stdoutText)
         case .local: [:]
         }
+    }
+
+    /// Whether a status answer says that the server keeps no job history: PBS then prints, for each id,
+    /// `qstat: PBS is not configured to maintain job history ID` on stderr, nothing on stdout, and exits 0.
+    public func saysHistoryDisabled(_ run: CollectedRun) -> Bool {
+        kind == .pbspro && run.stderrText.containsText("not configured to maintain job history")
+    }
+
+    /// The scheduler's own word on a job it killed, from the end of the job's log: PBS's mom appends
+    /// `=>> PBS: job killed: walltime 65 exceeded limit 60` (or `mem …`, `vmem …`, `cput …`, `ncpus …`), Slurm
+    /// `*** JOB 7 ON node CANCELLED AT … DUE TO TIME LIMIT ***`. Where the scheduler keeps no history, this
+    /// line is all that is left of its verdict once the job is gone.
+    public func killVerdict(jobLog: String) -> JobTermination? {
+        for line in jobLog.split(separator: "\n").reversed() {
+            switch kind {
+            case .pbspro:
+                guard let start = line.firstRange(ofLiteral: "=>> PBS: job killed: ") else { continue }
+                let reason = String(line[start.upperBound...])
+                if reason.hasPrefix("walltime ") { return .killedByScheduler(.walltime, detail: reason, ranFirst: true) }
+                if reason.hasPrefix("mem ") || reason.hasPrefix("vmem ") {
+                    return .killedByScheduler(.memory, detail: reason, ranFirst: true)
+                }
+                return .killedByScheduler(.other, detail: reason, ranFirst: true)
+            case .slurm:
+                guard line.containsText("*** JOB "), line.containsText("DUE TO TIME LIMIT") else { continue }
+                return .killedByScheduler(.walltime, detail: String(line), ranFirst: true)
+            case .local:
+                return nil
+            }
+        }
+        return nil
     }
 
     /// Whether the status command itself failed (as opposed to not knowing some of the jobs).

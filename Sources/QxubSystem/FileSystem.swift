@@ -74,6 +74,17 @@ public enum FileSystem {
         read(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The last `limit` bytes of a file as text (nil when it cannot be opened).
+    public static func readTail(_ path: String, limit: Int) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { FileDescriptor.close(fd) }
+        let size = FileSystem.size(path) ?? 0
+        let start = size > UInt64(limit) ? size - UInt64(limit) : 0
+        guard let bytes = try? read(fd: fd, offset: start, count: Int(size - start)) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads up to `count` bytes at `offset` (fewer at end of file; empty when nothing new).
     public static func read(fd: Int32, offset: UInt64, count: Int) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)

@@ -89,10 +89,17 @@ build() {
   sha="$(sha_of "$tarball")"
   exec_d="$CACHE_ROOT/$sha"
   mkdir -p "$CACHE_ROOT"
+  if [ -f "$exec_d/.qxub-built" ]; then
+    log "cached build: $exec_d"
+    return 0
+  fi
+  # One build at a time; the lock's descriptor is closed when the build ends, so that the daemons started
+  # later do not inherit (and hold) it.
   exec 8>>"$CACHE_ROOT/.lock"
   flock -w 3600 8 || die "timed out waiting for another build ($CACHE_ROOT/.lock)"
   if [ -f "$exec_d/.qxub-built" ]; then
-    log "cached build: $exec_d"
+    exec 8>&-
+    log "cached build (built meanwhile by another run): $exec_d"
     return 0
   fi
   log "building OpenPBS from $tarball (sha256 $sha) into $exec_d: about 9 minutes on 2 CPUs"
@@ -115,6 +122,7 @@ build() {
   chmod 4755 "$exec_d/sbin/pbs_iff" "$exec_d/sbin/pbs_rcp"
   touch "$exec_d/.qxub-built"
   rm -rf "$work"
+  exec 8>&-
   log "built in $((SECONDS - started)) s"
 }
 
@@ -200,7 +208,7 @@ start_daemons() {
   # /usr/bin/python3: the daemons must not inherit a pyenv or conda PATH.
   in_ns env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PBS_CONF_FILE="$CONF" LANG=C.UTF-8 \
     setsid /usr/bin/python3 "$SUPPORT/subreaper.py" "$reaper_pid" -- "$x/libexec/pbs_init.d" start \
-    >"$RUNDIR/start.log" 2>&1 </dev/null &
+    >"$RUNDIR/start.log" 2>&1 </dev/null 8>&- &
   local deadline=$((SECONDS + START_TIMEOUT))
   until daemons_up; do
     [ $SECONDS -lt $deadline ] || { tail -40 "$RUNDIR/start.log" >&2; die "the PBS server did not answer within ${START_TIMEOUT}s"; }
