@@ -60,6 +60,7 @@ let package = Package(
         .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient", "QxubSystem"]),
 
         .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
+        .testTarget(name: "QxubSystemTests", dependencies: ["QxubSystem"]),
         .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"], exclude: ["Golden"]),
         .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem"]),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),

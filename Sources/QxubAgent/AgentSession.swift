@@ -82,12 +82,15 @@ public final class AgentSession {
         handlers.append(handler)
     }
 
-    /// Writes the magic and hello and starts reading.
+    /// Starts reading, then writes the magic and hello.
+    ///
+    /// The reader comes first: writing the hello can end the session (a client that is already gone), and
+    /// ending it stops the reading; a reader registered after that would poll a dead stdin forever.
     public func start() throws {
         try FileDescriptor.setNonBlocking(input)
         try FileDescriptor.setNonBlocking(output)
-        enqueue(endpoint.start())
         loop.setReadable(input) { [unowned self] in self.readAvailable() }
+        enqueue(endpoint.start())
     }
 
     /// Sends a message to the client on `channel`.
@@ -113,6 +116,8 @@ public final class AgentSession {
     // MARK: - Reading
 
     private func readAvailable() {
+        // An ended session reads nothing more; a reader still registered would be called again at once.
+        guard ending == nil else { return loop.setReadable(input, nil) }
         while ending == nil {
             let outcome: FileDescriptor.ReadResult
             do {

@@ -86,7 +86,8 @@ extension QxubCommand {
                 do throws(ClientError) {
                     spec = try builder.build()
                 } catch {
-                    connection.close()
+                    // A usage error: end the session at once rather than wait for it to come up and leave.
+                    connection.abandon()
                     throw error
                 }
                 if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }

@@ -160,6 +160,18 @@ public final class AgentConnection {
         FileDescriptor.close(child.stdout!)
     }
 
+    /// Ends a session that was opened early and will not be used (qxub found a usage error while the agent
+    /// started): says goodbye, closes our ends and kills the process at once. ``close()`` would wait up to 2 s
+    /// for ssh and a login shell that may still be starting; nothing was asked of this session, so nothing is
+    /// lost, and an agent that starts later finds its stdin ended and its stdout gone, and exits.
+    public func abandon() {
+        shutdown()
+        guard !reaped else { return }
+        reaped = true
+        child.signal(SIGKILL)
+        _ = child.wait()
+    }
+
     /// Kills the agent process (when it no longer answers).
     public func terminate() {
         child.signal(SIGTERM)

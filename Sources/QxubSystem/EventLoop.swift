@@ -13,6 +13,9 @@ public final class EventLoop {
     private struct Interest {
         var readable: (() -> Void)?
         var writable: (() -> Void)?
+        /// Changes whenever a handler is set, so the loop can tell whether a handler that heard of a hang-up
+        /// did anything about its descriptor (a reconnect may register a new pipe under the same number).
+        var serial = 0
     }
 
     private struct Timer {
@@ -24,6 +27,8 @@ public final class EventLoop {
     private var interests: [Int32: Interest] = [:]
     private var timers: [Timer] = []
     private var nextTimerID = 1
+    private var nextSerial = 1
+    /// A stop that was asked for and has not ended a run yet.
     private var stopped = false
 
     public init() {}
@@ -31,18 +36,23 @@ public final class EventLoop {
     /// Calls `handler` whenever `fd` is readable (or at end of file / error); `nil` stops watching.
     public func setReadable(_ fd: Int32, _ handler: (() -> Void)?) {
         interests[fd, default: Interest()].readable = handler
-        dropIfEmpty(fd)
+        touch(fd)
     }
 
     /// Calls `handler` whenever `fd` has room for writing; `nil` stops watching.
     public func setWritable(_ fd: Int32, _ handler: (() -> Void)?) {
         interests[fd, default: Interest()].writable = handler
-        dropIfEmpty(fd)
+        touch(fd)
     }
 
     /// Forgets every handler of `fd` (call before closing it).
     public func remove(_ fd: Int32) {
         interests[fd] = nil
+    }
+
+    /// Whether a handler watches `fd`.
+    package func isWatching(_ fd: Int32) -> Bool {
+        interests[fd] != nil
     }
 
     /// Runs `handler` once after `seconds`; returns an id for ``cancelTimer(_:)``.
@@ -58,14 +68,16 @@ public final class EventLoop {
         timers.removeAll { $0.id == id }
     }
 
-    /// Makes ``run()`` return after the current handler.
+    /// Makes ``run()`` return after the current handler. A stop asked for while no run is going on (by code
+    /// that ran before it, such as a session that ended while it started) ends the next run at once: a stop
+    /// is never lost, and it ends exactly one run.
     public func stop() {
         stopped = true
     }
 
     /// Runs until ``stop()`` or until there is nothing left to wait for.
     public func run() throws {
-        stopped = false
+        defer { stopped = false }
         while !stopped {
             if interests.isEmpty && timers.isEmpty { return }
             var fds = interests.map { fd, interest in
@@ -85,19 +97,28 @@ public final class EventLoop {
                 throw SystemError("poll")
             }
             for entry in fds where entry.revents != 0 && !stopped {
-                let events = Int32(entry.revents)
-                let failed = events & (POLLERR | POLLHUP | POLLNVAL) != 0
-                if events & POLLIN != 0 || (failed && interests[entry.fd]?.readable != nil) {
-                    interests[entry.fd]?.readable?()
-                }
-                if stopped { break }
-                if events & POLLOUT != 0 || (failed && interests[entry.fd]?.writable != nil) {
-                    interests[entry.fd]?.writable?()
-                }
-                if events & POLLNVAL != 0 { interests[entry.fd] = nil }
+                dispatch(fd: entry.fd, events: Int32(entry.revents))
             }
             runDueTimers()
         }
+    }
+
+    /// Calls the handlers of a descriptor that `poll` reported.
+    ///
+    /// A hang-up or error (`POLLHUP`, `POLLERR`, `POLLNVAL`) is reported to the reader, else the writer. Without
+    /// data to read or room to write it never clears: once its handlers have heard of it, a descriptor they
+    /// left as it was is dropped, since polling it again would return at once, forever (a busy loop).
+    private func dispatch(fd: Int32, events: Int32) {
+        guard let serial = interests[fd]?.serial else { return }
+        let failed = events & (POLLERR | POLLHUP | POLLNVAL) != 0
+        if events & POLLIN != 0 || (failed && interests[fd]?.readable != nil) {
+            interests[fd]?.readable?()
+        }
+        if !stopped && (events & POLLOUT != 0 || (failed && interests[fd]?.writable != nil)) {
+            interests[fd]?.writable?()
+        }
+        let lasting = events & POLLNVAL != 0 || (failed && events & (POLLIN | POLLOUT) == 0)
+        if lasting && interests[fd]?.serial == serial { interests[fd] = nil }
     }
 
     private func runDueTimers() {
@@ -111,9 +132,14 @@ public final class EventLoop {
         }
     }
 
-    private func dropIfEmpty(_ fd: Int32) {
-        if let interest = interests[fd], interest.readable == nil, interest.writable == nil {
+    /// Marks `fd`'s interest as changed; forgets it once no handler is left.
+    private func touch(_ fd: Int32) {
+        guard let interest = interests[fd] else { return }
+        if interest.readable == nil && interest.writable == nil {
             interests[fd] = nil
+        } else {
+            interests[fd]?.serial = nextSerial
+            nextSerial += 1
         }
     }
 }

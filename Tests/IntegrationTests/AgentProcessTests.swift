@@ -153,6 +153,33 @@ struct AgentProcessTests {
         #expect(exit == .exited(0), "stderr: \(stderr)")
     }
 
+    @Test(
+        "an agent whose client is gone before its hello exits at once and never spins",
+        arguments: ["/dev/null", "a hung-up pipe"])
+    func exitsWhenClientIsGoneBeforeHello(stdin: String) throws {
+        // `qxub-agent serve < STDIN | true`: stdout is a pipe whose reader has gone, stdin is at its end.
+        let output = try FileDescriptor.pipe()
+        FileDescriptor.close(output.read)
+        var input: ChildProcess.Stdio = .null
+        var inputEnds: (read: Int32, write: Int32)?
+        if stdin != "/dev/null" {
+            let ends = try FileDescriptor.pipe()
+            FileDescriptor.close(ends.write)
+            inputEnds = ends
+            input = .fileDescriptor(ends.read)
+        }
+        let child = try ChildProcess.spawn(
+            [BuiltProducts.agent, "serve"], stdin: input, stdout: .fileDescriptor(output.write), stderr: .pipe)
+        FileDescriptor.close(output.write)
+        if let inputEnds { FileDescriptor.close(inputEnds.read) }
+        let ended = ProcessUsage.wait(for: child.pid, bound: 10)
+        let stderr = String(decoding: try FileDescriptor.readAll(child.stderr!), as: UTF8.self)
+        FileDescriptor.close(child.stderr!)
+        #expect(ended.exit == .exited(0), "stdin \(stdin): stderr: \(stderr)")
+        #expect(ended.cpuSeconds < 0.5, "stdin \(stdin): the agent used \(ended.cpuSeconds) s of CPU")
+        #expect(stderr.isEmpty)
+    }
+
     @Test("--version prints the version, protocol range and platform, under env -i")
     func version() throws {
         let run = try runCollectingOutput(["/usr/bin/env", "-i", BuiltProducts.agent, "--version"], timeout: 10)
@@ -219,5 +246,45 @@ struct SplitMix64Local: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// A child's end and the CPU time it used (with its own reaped children), from `wait4`.
+enum ProcessUsage {
+    /// Waits for `pid` at most `bound` seconds; past it, reads the CPU time spent so far from `/proc`, kills
+    /// the process and reports it as `nil` exit.
+    static func wait(for pid: pid_t, bound: Double) -> (exit: ProcessExit?, cpuSeconds: Double) {
+        let deadline = MonotonicClock.now() + bound
+        var pause: UInt32 = 1_000
+        while MonotonicClock.now() < deadline {
+            var status: Int32 = 0
+            var usage = rusage()
+            let result = wait4(pid, &status, WNOHANG, &usage)
+            if result == pid {
+                return (ProcessExit(waitStatus: status), seconds(usage.ru_utime) + seconds(usage.ru_stime))
+            }
+            usleep(pause)
+            pause = min(pause * 2, 50_000)
+        }
+        let spent = cpuSecondsSoFar(pid)
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        return (nil, spent)
+    }
+
+    static func seconds(_ time: timeval) -> Double {
+        Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000
+    }
+
+    /// utime + stime of a running process (fields 14 and 15 of `/proc/PID/stat`, in clock ticks).
+    static func cpuSecondsSoFar(_ pid: pid_t) -> Double {
+        guard let stat = FileSystem.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else {
+            return -1
+        }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3), so utime (field 14) is fields[11].
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return -1 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

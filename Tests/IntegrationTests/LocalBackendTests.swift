@@ -202,6 +202,67 @@ struct LocalBackendTests {
         #expect(run.stderrText.contains(message), "\(run.stderrText)")
         #expect(sandbox.jobDirectories.isEmpty)
     }
+
+    /// Starts `qxub ARGS` in `sandbox` with a marker in its environment (its agent inherits it), and waits at most
+    /// `bound` seconds for it (past the bound it is killed and its exit is nil).
+    func runMarked(
+        _ sandbox: Sandbox, bound: Double = 10, _ arguments: [String]
+    ) throws -> (run: (exit: ProcessExit?, cpuSeconds: Double), stderr: String, marker: String) {
+        let marker = "QXUB_TEST_MARKER=\(getpid())-\(Int.random(in: 0..<1_000_000_000))"
+        let child = try ChildProcess.spawn(
+            [BuiltProducts.qxub] + arguments, environment: sandbox.environmentList + [marker],
+            stdin: .null, stdout: .null, stderr: .pipe)
+        let ended = ProcessUsage.wait(for: child.pid, bound: bound)
+        if ended.exit == nil {
+            // qxub was killed at the bound: its agent may still hold the stderr pipe open.
+            for process in processesLeft(with: marker, bound: 0) { kill(pid_t(process.pid), SIGKILL) }
+        }
+        let stderr = String(decoding: try FileDescriptor.readAll(child.stderr!), as: UTF8.self)
+        FileDescriptor.close(child.stderr!)
+        return (ended, stderr, marker)
+    }
+
+    /// Waits (up to `bound` seconds) until no process carries `marker` in its environment; returns those left.
+    func processesLeft(with marker: String, bound: Double = 5) -> [(pid: Int32, command: String)] {
+        let deadline = MonotonicClock.now() + bound
+        while true {
+            let left = FileSystem.listDirectory("/proc").compactMap { entry -> (pid: Int32, command: String)? in
+                guard let pid = Int32(entry), let environ = FileSystem.read("/proc/\(entry)/environ"),
+                    environ.split(separator: 0).contains(where: { $0.elementsEqual(marker.utf8) })
+                else { return nil }
+                let command = (FileSystem.read("/proc/\(entry)/cmdline") ?? []).map { $0 == 0 ? 0x20 : $0 }
+                return (pid, String(decoding: command, as: UTF8.self))
+            }
+            if left.isEmpty || MonotonicClock.now() >= deadline { return left }
+            usleep(20_000)
+        }
+    }
+
+    @Test("a usage error found after the session opened ends it at once: exit 64, no agent left, no spin")
+    func usageErrorEndsEarlySession() throws {
+        let sandbox = try Sandbox("usage-session")
+        let (run, stderr, marker) = try runMarked(sandbox, ["exec", "--backend", "local", "--time", "0", "--", "true"])
+        #expect(run.exit == .exited(64), "\(stderr)")
+        #expect(stderr.contains("'0' is zero: a job needs some time"), "\(stderr)")
+        #expect(!stderr.contains("qxub-agent"), "\(stderr)")
+        // qxub and the agent it reaped: a spinning agent shows here as seconds of CPU.
+        #expect(run.cpuSeconds < 0.5, "qxub and its agent used \(run.cpuSeconds) s of CPU")
+        #expect(processesLeft(with: marker).isEmpty, "\(processesLeft(with: marker, bound: 0))")
+        #expect(sandbox.jobDirectories.isEmpty)
+    }
+
+    @Test("a usage error does not wait for an agent that has not answered yet (a slow login file)")
+    func usageErrorDoesNotWaitForSilentAgent() throws {
+        let sandbox = try Sandbox("usage-silent", fakeBinaries: ["silent-agent": "exec sleep 60"])
+        sandbox.environment["QXUB_AGENT"] = sandbox.directory + "/bin/silent-agent"
+        // Closing the session would wait 2 s for the agent to leave, then kill it; a usage error ends it at once,
+        // so qxub is gone well within the bound (a failure here shows as a nil exit: killed at the bound).
+        let (run, stderr, marker) = try runMarked(
+            sandbox, bound: 1.5, ["exec", "--backend", "local", "--time", "0", "--", "true"])
+        #expect(run.exit == .exited(64), "\(stderr)")
+        #expect(stderr.contains("'0' is zero"), "\(stderr)")
+        #expect(processesLeft(with: marker).isEmpty, "\(processesLeft(with: marker, bound: 0))")
+    }
 }
 
 @Suite("Configuration layers and the qx entry point, through the built qxub")

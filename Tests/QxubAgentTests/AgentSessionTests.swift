@@ -3,6 +3,10 @@ import QxubProtocol
 import QxubSystem
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The agent's session logic in this process: what it answers, and how it ends on hostile input.
 /// The in-process agent tests, one at a time: the agent is one session per process, and its log's path
 /// is process-wide state (`AgentLog`), which parallel sessions would share.
@@ -28,6 +32,27 @@ struct AgentSessionTests {
         try agent.run()
         #expect(agent.session.ending == .clientClosed)
         #expect(agent.session.ending?.exitStatus == 0)
+    }
+
+    @Test("a client gone before the agent's hello ends the session in start(), and stdin is no longer watched")
+    func clientGoneBeforeHello() throws {
+        ignoreBrokenPipes()
+        // stdin is /dev/null (always readable, at its end); stdout is a pipe whose reader has gone.
+        let input = open("/dev/null", O_RDONLY)
+        let output = try FileDescriptor.pipe()
+        FileDescriptor.close(output.read)
+        defer {
+            FileDescriptor.close(input)
+            FileDescriptor.close(output.write)
+        }
+        let loop = EventLoop()
+        let session = AgentSession(
+            loop: loop, input: input, output: output.write, hello: AgentServer.hello(scheduler: "local"))
+        try session.start()
+        #expect(session.ending == .clientClosed)
+        // A reader left on a stdin that is always readable would keep the loop busy forever.
+        #expect(!loop.isWatching(input))
+        #expect(!loop.isWatching(output.write))
     }
 
     @Test("an unknown request gets an error naming it, and the session goes on")
