@@ -9,7 +9,7 @@ import Glibc
 /// cluster) whose stdin and stdout carry the protocol. Runs on an ``EventLoop``; never blocks it.
 public final class AgentConnection {
     public let loop: EventLoop
-    private let child: ChildProcess
+    private var child: ChildProcess!
     private var endpoint: ProtocolEndpoint
     private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -37,6 +37,15 @@ public final class AgentConnection {
     private var helloTimer: Int?
     private var heartbeatTimer: Int?
     private var lastHeard = MonotonicClock.now()
+    private let command: [String]
+    private let hello: Hello
+    /// Tries again a session that ssh could not open (sshd refused it: MaxSessions, MaxStartups).
+    private let retryPolicy: SessionRetryPolicy
+    private var tries = 0
+    private let firstTry = MonotonicClock.now()
+    private var receivedThisTry = 0
+    /// Set while a refused session waits for its next try.
+    private var retryTimer: Int?
 
     /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
     /// node takes a few seconds; a dead connection takes forever.
@@ -45,26 +54,47 @@ public final class AgentConnection {
     }
 
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
-    public init(command: [String], peerName: String, platformName: String? = nil, loop: EventLoop, hello: Hello = AgentConnection.hello()) throws {
+    /// - Parameter retryPolicy: for a remote platform, when a session that ssh could not open is tried again.
+    public init(
+        command: [String], peerName: String, platformName: String? = nil, loop: EventLoop,
+        hello: Hello = AgentConnection.hello(), retryPolicy: SessionRetryPolicy = SessionRetryPolicy()
+    ) throws {
         self.loop = loop
         self.peerName = peerName
         self.platformName = platformName
+        self.command = command
+        self.hello = hello
+        self.retryPolicy = retryPolicy
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
         ignoreBrokenPipes()
+        try launch()
+        if hello.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { heartbeat() }
+    }
+
+    /// Starts one try: the process, a fresh protocol endpoint, the magic and hello, the hello timer.
+    private func launch() throws(ClientError) {
+        tries += 1
+        receivedThisTry = 0
+        lastHeard = MonotonicClock.now()
+        endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
         do {
             // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
             // cancel request; the agent must live on to carry it out.
-            child = try ChildProcess.spawn(command, stdin: .pipe, stdout: .pipe, stderr: .inherit, newProcessGroup: true)
+            child = try ChildProcess.spawn(
+                command, stdin: .pipe, stdout: .pipe, stderr: .inherit, newProcessGroup: true)
+            try FileDescriptor.setNonBlocking(child.stdin!)
+            try FileDescriptor.setNonBlocking(child.stdout!)
         } catch {
-            throw ClientError("cannot start \(command.first ?? "the agent"): \(error)", hint: "check that it is installed", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot start \(command.first ?? "the agent"): \(error)", hint: "check that it is installed",
+                exitCode: ExitCodes.unavailable)
         }
-        try FileDescriptor.setNonBlocking(child.stdin!)
-        try FileDescriptor.setNonBlocking(child.stdout!)
         // A failed write means the agent is gone; its stdout's end of file (and exit status) tell why.
         outbox = OutboxWriter(loop: loop, fd: child.stdin!)
         loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
         enqueue(endpoint.start())
-        ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))")
+        let attempt = tries > 1 ? " (try \(tries))" : ""
+        ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))\(attempt)")
         let timeout = Self.helloTimeout
         helloTimer = loop.schedule(after: timeout) { [weak self] in
             guard let self, !self.closed, self.endpoint.negotiation == nil else { return }
@@ -75,6 +105,21 @@ public final class AgentConnection {
                 hint: self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops" } ?? "",
                 exitCode: ExitCodes.connectionLost))
         }
+    }
+
+    /// The next try of a refused session, after its pause.
+    private func retry() {
+        retryTimer = nil
+        guard !closed else { return }
+        reaped = false
+        do {
+            try launch()
+        } catch {
+            stopTimers()
+            closed = true
+            return onClose(error)
+        }
+        // The pause stopped the heartbeat with the other timers; the hello promised it.
         if hello.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { heartbeat() }
     }
 
@@ -85,6 +130,8 @@ public final class AgentConnection {
 
     private func stopTimers() {
         cancelHelloTimer()
+        if let retryTimer { loop.cancelTimer(retryTimer) }
+        retryTimer = nil
         if let heartbeatTimer { loop.cancelTimer(heartbeatTimer) }
         heartbeatTimer = nil
     }
@@ -149,6 +196,12 @@ public final class AgentConnection {
     /// overlap ssh's teardown; ``close()`` then reaps it.
     public func shutdown() {
         guard !closed else { return }
+        if retryTimer != nil {
+            // Between two tries: no process, no descriptors.
+            stopTimers()
+            closed = true
+            return
+        }
         stopTimers()
         send(.goodbye(Goodbye()))
         outbox.flush()
@@ -174,6 +227,7 @@ public final class AgentConnection {
 
     /// Kills the agent process (when it no longer answers).
     public func terminate() {
+        guard retryTimer == nil else { return }
         child.signal(SIGTERM)
     }
 
@@ -200,6 +254,7 @@ public final class AgentConnection {
                 return
             case .bytes(let count):
                 bytesReceived += count
+                receivedThisTry += count
                 lastHeard = MonotonicClock.now()
                 var events: [ProtocolEndpoint.Event] = []
                 var failure: ProtocolError?
@@ -222,7 +277,6 @@ public final class AgentConnection {
     private func finish(_ error: ClientError?) {
         guard !closed else { return }
         stopTimers()
-        ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         closed = true
         outbox.stop()
         loop.remove(child.stdout!)
@@ -230,13 +284,28 @@ public final class AgentConnection {
         FileDescriptor.close(child.stdin!)
         FileDescriptor.close(child.stdout!)
         let exit = reap(timeout: 2)
+        // ssh's own failure (a refused session, authentication, a dropped network), not the agent's absence:
+        // nothing came back and nothing was sent but the hello, so another try is safe.
+        let sshFailed = platformName != nil && negotiation == nil && !stalled && exit == .exited(255) && receivedThisTry == 0
+        let elapsed = MonotonicClock.now() - firstTry
+        if sshFailed, let pause = retryPolicy.pause(afterFailedTries: tries, elapsed: elapsed) {
+            // sshd refuses sessions past MaxSessions and drops logins past MaxStartups: both pass soon.
+            ClientLog.write("session with \(peerName): ssh exit 255 before the hello (try \(tries)); next try in \(pause) s")
+            closed = false
+            retryTimer = loop.schedule(after: pause) { [weak self] in self?.retry() }
+            return
+        }
+        ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
         var error = error
-        if let platformName, negotiation == nil, !stalled, exit == .exited(255) {
-            // ssh's own failure (authentication, a refused session, a dropped network), not the agent's
-            // absence: offering to install the agent would not help.
+        if sshFailed, let platformName {
+            // Offering to install the agent would not help.
             error = ClientError(
-                "ssh could not open a session on \(peerName) (ssh exit 255)",
-                hint: "ssh's own message is above (and in ~/.local/state/qxub/ssh.log); `qxub doctor --platform \(platformName)` opens the same connection step by step",
+                "ssh could not open a session on \(peerName) (ssh exit 255, \(tries == 1 ? "1 try" : "\(tries) tries") in "
+                    + "\(Int(elapsed.rounded())) s): sshd refused it or dropped the login (its MaxSessions or MaxStartups "
+                    + "limit is reached), or ssh cannot log in",
+                hint: "ssh's own message is above (and in ~/.local/state/qxub/ssh.log); for many jobs at once use "
+                    + "`qxub batch FILE` or `qxub exec --terse … | qxub monitor`; `qxub doctor --platform \(platformName)` "
+                    + "opens the same connection step by step",
                 exitCode: ExitCodes.unavailable)
         } else if error == nil, let exit, exit != .exited(0), negotiation == nil {
             error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)

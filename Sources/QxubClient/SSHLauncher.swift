@@ -102,10 +102,21 @@ public struct SSHLauncher: Sendable {
 
     /// Makes sure a live master connection exists: a dead one (laptop slept, network changed) is cleared,
     /// a missing one is opened in the foreground so a passphrase or MFA prompt can use the terminal. Its
-    /// stderr goes to a log file, never to a pipe someone waits on.
+    /// stderr goes to a log file, never to a pipe someone waits on. Of several qxub that find no master,
+    /// one opens it and the others wait for it (``MasterLock``).
     public func ensureMaster(controlPath: String?) throws(ClientError) {
         let base = baseArguments(controlPath: controlPath)
+        var lock: MasterLock?
+        defer { lock?.release() }
         if let controlPath {
+            if Self.socketIsLive(controlPath) { return }
+            // One master per platform: another qxub may be opening it (and showing an MFA prompt). Wait for
+            // it, however long its login takes, then use its master.
+            lock = try MasterLock.acquire(controlPath + ".lock") { holder in
+                let who = holder.map { "another qxub (pid \($0))" } ?? "another qxub"
+                try? FileDescriptor.writeAll(
+                    2, "qxub: waiting for the connection to \(remote.host) (platform \(platform)) that \(who) is opening\n")
+            }
             if Self.socketIsLive(controlPath) { return }
         } else if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
             return

@@ -34,25 +34,48 @@ enum Components {
         }
     }
 
-    private static let sshdResult = Mutex<Result<[String: String], ComponentError>?>(nil)
+    /// An sshd started by Tests/Support/sshd.sh: the shared one (limits raised for the suite), or one with
+    /// its own state directory, users and homes.
+    enum SSHD: String, CaseIterable, Sendable {
+        case shared
+        /// sshd's default MaxSessions (10) and MaxStartups (10:30:100), as on a cluster.
+        case defaultLimits = "default-limits"
+        /// MaxSessions 0: a master logs in, every session is refused (its users are those of `defaultLimits`).
+        case refusingSessions = "refusing"
 
-    /// Starts the loopback sshd with its bash and tcsh test users (idempotent); returns its environment.
-    static func sshd() throws -> [String: String] {
-        try sshdResult.withLock { cached in
-            if let cached { return try cached.get() }
+        /// sshd.sh's settings for this instance.
+        var environment: [String] {
+            switch self {
+            case .shared: return []
+            case .defaultLimits, .refusingSessions:
+                let common = ["QXUB_SSHD_DIR=/tmp/qxub-sshd-\(rawValue)", "QXUB_SSHD_USER_PREFIX=qxubl", "QXUB_SSHD_HOMES=/tmp/qxub-homes-limits"]
+                return common + (self == .defaultLimits ? ["QXUB_SSHD_LIMITS=default"] : ["QXUB_SSHD_MAX_SESSIONS=0"])
+            }
+        }
+    }
+
+    private static let sshdResults = Mutex<[SSHD: Result<[String: String], ComponentError>]>([:])
+
+    /// Starts a loopback sshd with its bash and tcsh test users (idempotent); returns its environment.
+    static func sshd(_ instance: SSHD = .shared) throws -> [String: String] {
+        try sshdResults.withLock { results in
+            if let cached = results[instance] { return try cached.get() }
             let script = repositoryRoot + "/Tests/Support/sshd.sh"
+            // The shared instance honours the caller's QXUB_SSHD_*; the others are fully described here.
+            let environment = instance == .shared ? Environment.all() : Environment.all().filter { !$0.hasPrefix("QXUB_SSHD_") } + instance.environment
             let result: Result<[String: String], ComponentError>
             do {
-                let start = try runCollectingOutput(["bash", script, "start"], timeout: 300)
+                let start = try runCollectingOutput(["bash", script, "start"], environment: environment, timeout: 300)
                 if start.exit == .exited(0) {
-                    result = .success(parseExports(try runCollectingOutput(["bash", script, "env"], timeout: 30).stdoutText))
+                    let env = try runCollectingOutput(["bash", script, "env"], environment: environment, timeout: 30)
+                    result = .success(parseExports(env.stdoutText))
                 } else {
-                    result = .failure(ComponentError(message: "Tests/Support/sshd.sh start failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))
+                    result = .failure(ComponentError(message: "Tests/Support/sshd.sh start (\(instance.rawValue)) failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))
                 }
             } catch {
                 result = .failure(ComponentError(message: "cannot run Tests/Support/sshd.sh: \(error)"))
             }
-            cached = result
+            results[instance] = result
             return try result.get()
         }
     }

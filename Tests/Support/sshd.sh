@@ -34,6 +34,13 @@
 #     your login shell is tcsh; tests that need a csh-family shell must check
 #     QXUB_TEST_SSH_TCSH_SHELL from `env` and skip otherwise);
 #   - no users are created and QXUB_SSHD_HOMES is ignored.
+#
+# More instances (each with its own QXUB_SSHD_DIR) can run side by side. As root, give each its own users
+# and homes (QXUB_SSHD_USER_PREFIX, QXUB_SSHD_HOMES): tests wipe the homes of the users they log in as.
+#   QXUB_SSHD_USER_PREFIX=P     users Pbash and Ptcsh instead of qxubbash and qxubtcsh
+#   QXUB_SSHD_LIMITS=default    leave MaxSessions and MaxStartups at sshd's defaults (10 and 10:30:100), as
+#                               on a cluster; the default, `raised`, lets many tests open connections at once
+#   QXUB_SSHD_MAX_SESSIONS=N    MaxSessions N (0: sshd refuses every session, while a master still connects)
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -54,8 +61,12 @@ HOST_ALIAS=qxub-test-sshd
 START_TIMEOUT="${QXUB_SSHD_START_TIMEOUT:-30}"
 SSHD_BIN=/usr/sbin/sshd   # sshd re-executes itself, so it must be started by absolute path
 
-BASH_USER=qxubbash
-TCSH_USER=qxubtcsh
+USER_PREFIX="${QXUB_SSHD_USER_PREFIX:-qxub}"
+[[ "$USER_PREFIX" =~ ^[a-z][a-z0-9]{0,20}$ ]] || { echo "sshd.sh: error: bad QXUB_SSHD_USER_PREFIX" >&2; exit 1; }
+BASH_USER="${USER_PREFIX}bash"
+TCSH_USER="${USER_PREFIX}tcsh"
+LIMITS="${QXUB_SSHD_LIMITS:-raised}"
+MAX_SESSIONS="${QXUB_SSHD_MAX_SESSIONS:-}"
 
 log() { printf 'sshd.sh: %s\n' "$*" >&2; }
 die() { printf 'sshd.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -209,11 +220,33 @@ write_env() {
 }
 
 ssh_ok() { # host
+  if [ "$MAX_SESSIONS" = 0 ]; then
+    # No session may run: log in without one (a master, as qxub opens), then close it.
+    local probe="$DIR/probe-$$.sock" ok=1
+    timeout 15 ssh -F "$SSH_CONFIG" -o ConnectTimeout=5 -o ControlMaster=yes -o ControlPath="$probe" -f -N "$1" \
+      </dev/null >/dev/null 2>&1 || ok=0
+    ssh -F "$SSH_CONFIG" -o ControlPath="$probe" -O exit "$1" >/dev/null 2>&1 || true
+    rm -f "$probe"
+    [ "$ok" = 1 ]
+    return
+  fi
   timeout 15 ssh -F "$SSH_CONFIG" -o ConnectTimeout=5 "$1" true </dev/null >/dev/null 2>&1
 }
 
 is_up() {
   [ -n "$(sshd_pid || true)" ] && [ -f "$SSH_CONFIG" ] && ssh_ok qxub-bash
+}
+
+limit_lines() { # sshd's MaxSessions and MaxStartups for this instance
+  case "$LIMITS" in
+    raised) [ -n "$MAX_SESSIONS" ] || echo "MaxSessions 10"; echo "MaxStartups 100:30:200" ;;
+    default) echo "# MaxSessions and MaxStartups: sshd's defaults (QXUB_SSHD_LIMITS=default)" ;;
+    *) die "QXUB_SSHD_LIMITS must be raised or default, not $LIMITS" ;;
+  esac
+  if [ -n "$MAX_SESSIONS" ]; then
+    [[ "$MAX_SESSIONS" =~ ^[0-9]+$ ]] || die "QXUB_SSHD_MAX_SESSIONS must be a number"
+    echo "MaxSessions $MAX_SESSIONS"
+  fi
 }
 
 write_configs() {
@@ -248,8 +281,7 @@ KbdInteractiveAuthentication no
 HostbasedAuthentication no
 UsePAM no
 StrictModes no
-MaxSessions 10
-MaxStartups 100:30:200
+$(limit_lines)
 LoginGraceTime 30
 UseDNS no
 PrintMotd no
