@@ -48,6 +48,9 @@ public enum ExitCodes {
     public static let interrupted: Int32 = 130
     /// The job ran out of memory (128 + SIGKILL, as the kernel's OOM killer).
     public static let memory: Int32 = 137
+    /// Our stdout was closed (`qxub exec … | head`): qxub stopped following and left the job running
+    /// (128 + SIGPIPE, what a Unix tool killed by the broken pipe reports).
+    public static let stdoutClosed: Int32 = 141
     /// Deleted by someone else (128 + SIGTERM, what qdel and scancel send).
     public static let deleted: Int32 = 143
     /// The node failed under the job; rerunning may work (EX_TEMPFAIL).

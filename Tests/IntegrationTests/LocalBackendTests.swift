@@ -62,6 +62,31 @@ struct LocalBackendTests {
         kill(-group, SIGKILL)
     }
 
+    @Test("a closed stdout (`| head -2`) stops following at once, leaves the job running, exits 141")
+    func closedStdout() throws {
+        let sandbox = try Sandbox("epipe")
+        let child = try sandbox.start(["exec", "--backend", "local", "--", "for i in $(seq 1 100000); do echo $i; sleep 0.01; done"])
+        defer {
+            // Whatever happened above, the job does not outlive the test.
+            for pid in sandbox.jobDirectories.compactMap({ FileSystem.readText($0 + "/pid").flatMap { pid_t($0.trimmingWhitespaceForTests()) } }) {
+                kill(-pid, SIGKILL)
+            }
+        }
+        // Read two lines, as `head -2` does, and close the pipe.
+        let lines = readLines(child.stdout!, count: 2, timeout: 30)
+        FileDescriptor.close(child.stdout!)
+        #expect(lines == "1\n2\n", "\(lines)")
+        let (exit, stderr) = drainUntilExit(child, fd: child.stderr!, timeout: 30)
+        #expect(exit == .exited(141), "\(stderr)")
+        let attach = stderr.split(separator: "`").first { $0.hasPrefix("qxub attach ") }
+        let jobID = try #require(attach?.split(separator: " ").dropFirst(2).first.map(String.init), "\(stderr)")
+        #expect(jobID.hasPrefix("local-"), "\(stderr)")
+        let status = try sandbox.qxub(["status", jobID])
+        #expect(status.stdoutText.contains("\(jobID): running"), "the job must still run: \(status.stdoutText)")
+        let cancel = try sandbox.qxub(["cancel", jobID])
+        #expect(cancel.stdoutText == "\(jobID): cancel requested\n", "\(cancel.stderrText)")
+    }
+
     @Test("status, cancel and monitor over one session each; ids also from stdin")
     func statusCancelMonitor() throws {
         let sandbox = try Sandbox("status")
