@@ -242,8 +242,10 @@ public final class ExecSession {
         guard exitCode == nil, let jobID else { return }
         let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
         let message = cancelRequested
-            ? "stdout was closed; stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, so it may still be running; `qxub status \(jobID)\(platform)` shows where it is"
-            : "stdout was closed; stopped following job \(jobID), which keeps running: `qxub attach \(jobID)\(platform)` follows it, `qxub cancel \(jobID)\(platform)` cancels it"
+            ? "stdout was closed; stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, "
+                + "so it may still be running; `qxub status \(jobID)\(platform)` shows where it is"
+            : "stdout was closed; stopped following job \(jobID), which keeps running: "
+                + "`qxub attach \(jobID)\(platform)` follows it, `qxub cancel \(jobID)\(platform)` cancels it"
         ClientLog.write("job \(jobID): stdout closed (EPIPE); stopped following, the job keeps running")
         onStatus(.detached(jobID: jobID, message: message))
         done(ExitCodes.stdoutClosed)

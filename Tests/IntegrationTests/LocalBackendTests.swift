@@ -65,11 +65,14 @@ struct LocalBackendTests {
     @Test("a closed stdout (`| head -2`) stops following at once, leaves the job running, exits 141")
     func closedStdout() throws {
         let sandbox = try Sandbox("epipe")
-        let child = try sandbox.start(["exec", "--backend", "local", "--", "for i in $(seq 1 100000); do echo $i; sleep 0.01; done"])
+        let loop = "for i in $(seq 1 100000); do echo $i; sleep 0.01; done"
+        let child = try sandbox.start(["exec", "--backend", "local", "--", loop])
         defer {
             // Whatever happened above, the job does not outlive the test.
-            for pid in sandbox.jobDirectories.compactMap({ FileSystem.readText($0 + "/pid").flatMap { pid_t($0.trimmingWhitespaceForTests()) } }) {
-                kill(-pid, SIGKILL)
+            for directory in sandbox.jobDirectories {
+                if let pid = FileSystem.readText(directory + "/pid").flatMap({ pid_t($0.trimmingWhitespaceForTests()) }) {
+                    kill(-pid, SIGKILL)
+                }
             }
         }
         // Read two lines, as `head -2` does, and close the pipe.
