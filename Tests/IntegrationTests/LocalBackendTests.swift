@@ -196,6 +196,28 @@ struct LocalBackendTests {
         #expect(none.stdoutText.contains("no unfinished jobs named nothing*"))
     }
 
+    @Test("cancel --all asks the agent first: a --terse job that ended is not listed, and the history learns its end")
+    func cancelAllLearnsEnds() throws {
+        let sandbox = try Sandbox("cancelended")
+        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
+        let ended = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "true"]).stdoutText.trimmingWhitespaceForTests()
+        // Its end, seen on the agent's side only: nothing has told the history yet.
+        #expect(sandbox.wait { FileSystem.exists(sandbox.directory + "/state/by-id/\(ended)/exit") })
+        let none = try sandbox.qxub(["cancel", "--all", "--dry-run"])
+        #expect(none.exit == .exited(0), "\(none.stderrText)")
+        #expect(none.stdoutText == "no unfinished jobs on local in the history\n", "\(none.stdoutText)")
+        let history = try sandbox.qxub(["history"])
+        let line = history.stdoutText.split(separator: "\n").first { $0.contains(ended) }
+        #expect(line?.contains("exit 0") == true, "\(history.stdoutText)")
+
+        let running = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let preview = try sandbox.qxub(["cancel", "--all", "--dry-run"])
+        #expect(preview.exit == .exited(0), "\(preview.stderrText)")
+        #expect(preview.stdoutText == "\(running): would be cancelled\n", "\(preview.stdoutText)")
+        let cancel = try sandbox.qxub(["cancel", "--all"])
+        #expect(cancel.stdoutText == "\(running): cancel requested\n", "\(cancel.stderrText)")
+    }
+
     @Test("doctor reports the local agent")
     func doctor() throws {
         let sandbox = try Sandbox("doctor")
