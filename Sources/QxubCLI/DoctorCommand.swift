@@ -46,7 +46,6 @@ extension QxubCommand {
                         line("agent directory", "not checked: \(error.message)")
                     }
                 }
-                let begin = MonotonicClock.now()
                 let requests: AgentRequests
                 let pings: [Double]
                 do throws(ClientError) {
@@ -59,7 +58,12 @@ extension QxubCommand {
                     throw error
                 }
                 defer { requests.close() }
-                line("session start", ms(MonotonicClock.now() - begin - pings.reduce(0, +)) + " (ssh + agent start + hello)")
+                // From spawning ssh (or the local agent) to the agent's hello: what every qxub command pays
+                // before it can ask anything. (Subtracting the pings from the wall time also took away the
+                // first ping's wait for the hello, leaving only the spawn.)
+                let start = requests.connection.sessionStartSeconds.map(ms) ?? "unknown"
+                let parts = platform.remote == nil ? "agent start + hello" : "ssh + login shell + agent start + hello"
+                line("session start", "\(start) (\(parts), from spawning the process)")
                 line("agent round trip", "\(ms(median(pings))) median of 10 pings over the open session")
                 if let peer = requests.negotiation?.peer {
                     line("agent", "\(peer.software) on \(peer.hostname) (\(peer.platform))")

@@ -12,7 +12,10 @@ extension QxubCommand {
     public struct Cancel: ParsableCommand {
         public static let configuration = CommandConfiguration(commandName: "cancel", 
             abstract: "Cancel jobs submitted through qxub: by id, by name (a shell pattern), or all unfinished ones.",
-            discussion: "--name and --all look in the local history for jobs not yet seen to end.")
+            discussion: """
+                --name and --all look in the local history for jobs not yet seen to end, and ask the agent about \
+                them first (also with --dry-run): the jobs it reports ended are recorded as such and left out.
+                """)
         @Argument(help: "Job ids (read from stdin, one per line, when none are given).") var jobIDs: [String] = []
         @Option(name: .customLong("name"), help: "Cancel unfinished jobs whose name matches this pattern (e.g. 'train-*').") var namePattern: String?
         @Flag(name: .customLong("all"), help: "Cancel every unfinished job of the platform.") var all = false
@@ -27,10 +30,22 @@ extension QxubCommand {
 
         public func run() throws {
             var ids = jobIDs
+            // --name and --all need the agent even for a dry run; the cancels then use the same session.
+            var requests: AgentRequests?
+            defer { requests?.close() }
             if namePattern != nil || all {
                 let platform = try CLIFailure.catching { () throws(ClientError) -> Platform in try place.platform() }
                 let records = try History.store().unfinished(platform: platform.name)
-                ids = records.filter { record in namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true }.map(\.jobID)
+                let candidates = records.filter { record in
+                    namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true
+                }.map(\.jobID)
+                if !candidates.isEmpty {
+                    ids = try CLIFailure.catching { () throws(ClientError) -> [String] in
+                        let session = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                        requests = session
+                        return try Self.stillUnfinished(candidates, requests: session, platform: platform.name)
+                    }
+                }
                 guard !ids.isEmpty else {
                     print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history")
                     return
@@ -44,12 +59,29 @@ extension QxubCommand {
                 return
             }
             let outcomes = try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
-                defer { requests.close() }
-                return try requests.cancel(ids)
+                let session: AgentRequests
+                if let requests {
+                    session = requests
+                } else {
+                    session = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
+                    requests = session
+                }
+                return try session.cancel(ids)
             }
             for (id, outcome) in outcomes { print("\(id): \(outcome)") }
             if outcomes.contains(where: { $0.1.hasPrefix("failed") }) { throw ExitCode(1) }
+        }
+
+        /// The history only learns the ends of jobs that someone followed (a `--terse` job's end comes
+        /// from nowhere): one status query for all `candidates` records the ends the agent reports, and
+        /// those jobs are no longer candidates.
+        static func stillUnfinished(
+            _ candidates: [String], requests: AgentRequests, platform: String
+        ) throws(ClientError) -> [String] {
+            let ended = try requests.status(candidates).filter { $0.state.phase == .finished && $0.termination != nil }
+            recordEnds(ended, platform: platform)
+            let endedIDs = Set(ended.map(\.jobID))
+            return candidates.filter { !endedIDs.contains($0) }
         }
     }
 

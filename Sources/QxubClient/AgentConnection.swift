@@ -46,6 +46,13 @@ public final class AgentConnection {
     private var receivedThisTry = 0
     /// Set while a refused session waits for its next try.
     private var retryTimer: Int?
+    /// When the agent process (or `ssh`) was spawned, and when the agent's hello arrived (monotonic).
+    private var spawnedAt = 0.0
+    private var helloAt: Double?
+    /// Seconds from spawning the agent process (for a remote platform: `ssh` over the master, the login
+    /// shell, the shim and the agent) to the agent's hello: the whole cost of starting a session. Nil
+    /// before the hello.
+    public var sessionStartSeconds: Double? { helloAt.map { $0 - spawnedAt } }
 
     /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
     /// node takes a few seconds; a dead connection takes forever.
@@ -77,6 +84,7 @@ public final class AgentConnection {
         receivedThisTry = 0
         lastHeard = MonotonicClock.now()
         endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
+        spawnedAt = MonotonicClock.now()
         do {
             // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
             // cancel request; the agent must live on to carry it out.
@@ -263,6 +271,7 @@ public final class AgentConnection {
                 } catch {
                     failure = error
                 }
+                if helloAt == nil, endpoint.negotiation != nil { helloAt = MonotonicClock.now() }
                 if helloTimer != nil, endpoint.negotiation != nil { cancelHelloTimer() }
                 for event in events where !closed { onEvent(event) }
                 if let failure { return finish(describe(failure)) }

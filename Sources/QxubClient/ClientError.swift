@@ -48,6 +48,9 @@ public enum ExitCodes {
     public static let interrupted = JobTermination.ExitStatus.interrupted
     /// The job ran out of memory (128 + SIGKILL, as the kernel's OOM killer).
     public static let memory = JobTermination.ExitStatus.memory
+    /// Our stdout was closed (`qxub exec … | head`): qxub stopped following and left the job running
+    /// (128 + SIGPIPE, what a Unix tool killed by the broken pipe reports).
+    public static let stdoutClosed: Int32 = 141
     /// Deleted by someone else (128 + SIGTERM, what qdel and scancel send).
     public static let deleted = JobTermination.ExitStatus.deleted
     /// The node failed under the job; rerunning may work (EX_TEMPFAIL).

@@ -93,6 +93,8 @@ public final class ExecSession {
 
     /// Runs until the job ends (or, for terse and dry runs, until it is submitted); returns the exit status.
     public func run() -> Int32 {
+        // A closed stdout must show up as EPIPE (handled in deliver), never kill qxub silently.
+        ignoreBrokenPipes()
         wire(connection)
         if mode != .dry && mode != .terse {
             if let fd = try? SignalPipe.install([SIGINT, SIGTERM, SIGHUP]) {
@@ -224,7 +226,29 @@ public final class ExecSession {
         let bytes = Array(output.data[skip...])
         written[output.stream] = output.offset + UInt64(output.data.count)
         guard mode == .follow, onlyStream == nil || onlyStream == output.stream else { return }
-        try? FileDescriptor.writeAll(onlyStream != nil ? 1 : output.stream == .stdout ? 1 : 2, bytes)
+        let fd: Int32 = onlyStream != nil ? 1 : output.stream == .stdout ? 1 : 2
+        do {
+            try FileDescriptor.writeAll(fd, bytes)
+        } catch let error as SystemError where error.errno == EPIPE && fd == 1 {
+            stdoutClosed()
+        } catch {
+            // A failing stderr (or a full disk behind stdout) must not stop the job being followed.
+        }
+    }
+
+    /// Whoever read our stdout has gone (`qxub exec … | head -2`): following on would only discard the
+    /// job's output, so stop at once, as a Unix tool on a broken pipe does, and leave the job running.
+    private func stdoutClosed() {
+        guard exitCode == nil, let jobID else { return }
+        let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
+        let message = cancelRequested
+            ? "stdout was closed; stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, "
+                + "so it may still be running; `qxub status \(jobID)\(platform)` shows where it is"
+            : "stdout was closed; stopped following job \(jobID), which keeps running: "
+                + "`qxub attach \(jobID)\(platform)` follows it, `qxub cancel \(jobID)\(platform)` cancels it"
+        ClientLog.write("job \(jobID): stdout closed (EPIPE); stopped following, the job keeps running")
+        onStatus(.detached(jobID: jobID, message: message))
+        done(ExitCodes.stdoutClosed)
     }
 
     private func interrupted(by signal: Int32) {

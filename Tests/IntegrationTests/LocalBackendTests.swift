@@ -62,6 +62,34 @@ struct LocalBackendTests {
         kill(-group, SIGKILL)
     }
 
+    @Test("a closed stdout (`| head -2`) stops following at once, leaves the job running, exits 141")
+    func closedStdout() throws {
+        let sandbox = try Sandbox("epipe")
+        let loop = "for i in $(seq 1 100000); do echo $i; sleep 0.01; done"
+        let child = try sandbox.start(["exec", "--backend", "local", "--", loop])
+        defer {
+            // Whatever happened above, the job does not outlive the test.
+            for directory in sandbox.jobDirectories {
+                if let pid = FileSystem.readText(directory + "/pid").flatMap({ pid_t($0.trimmingWhitespaceForTests()) }) {
+                    kill(-pid, SIGKILL)
+                }
+            }
+        }
+        // Read two lines, as `head -2` does, and close the pipe.
+        let lines = readLines(child.stdout!, count: 2, timeout: 30)
+        FileDescriptor.close(child.stdout!)
+        #expect(lines == "1\n2\n", "\(lines)")
+        let (exit, stderr) = drainUntilExit(child, fd: child.stderr!, timeout: 30)
+        #expect(exit == .exited(141), "\(stderr)")
+        let attach = stderr.split(separator: "`").first { $0.hasPrefix("qxub attach ") }
+        let jobID = try #require(attach?.split(separator: " ").dropFirst(2).first.map(String.init), "\(stderr)")
+        #expect(jobID.hasPrefix("local-"), "\(stderr)")
+        let status = try sandbox.qxub(["status", jobID])
+        #expect(status.stdoutText.contains("\(jobID): running"), "the job must still run: \(status.stdoutText)")
+        let cancel = try sandbox.qxub(["cancel", jobID])
+        #expect(cancel.stdoutText == "\(jobID): cancel requested\n", "\(cancel.stderrText)")
+    }
+
     @Test("status, cancel and monitor over one session each; ids also from stdin")
     func statusCancelMonitor() throws {
         let sandbox = try Sandbox("status")
@@ -166,6 +194,28 @@ struct LocalBackendTests {
         #expect(!everything.stdoutText.contains(train), "the ended job is known to have ended")
         let none = try sandbox.qxub(["cancel", "--name", "nothing*"])
         #expect(none.stdoutText.contains("no unfinished jobs named nothing*"))
+    }
+
+    @Test("cancel --all asks the agent first: a --terse job that ended is not listed, and the history learns its end")
+    func cancelAllLearnsEnds() throws {
+        let sandbox = try Sandbox("cancelended")
+        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
+        let ended = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "true"]).stdoutText.trimmingWhitespaceForTests()
+        // Its end, seen on the agent's side only: nothing has told the history yet.
+        #expect(sandbox.wait { FileSystem.exists(sandbox.directory + "/state/by-id/\(ended)/exit") })
+        let none = try sandbox.qxub(["cancel", "--all", "--dry-run"])
+        #expect(none.exit == .exited(0), "\(none.stderrText)")
+        #expect(none.stdoutText == "no unfinished jobs on local in the history\n", "\(none.stdoutText)")
+        let history = try sandbox.qxub(["history"])
+        let line = history.stdoutText.split(separator: "\n").first { $0.contains(ended) }
+        #expect(line?.contains("exit 0") == true, "\(history.stdoutText)")
+
+        let running = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let preview = try sandbox.qxub(["cancel", "--all", "--dry-run"])
+        #expect(preview.exit == .exited(0), "\(preview.stderrText)")
+        #expect(preview.stdoutText == "\(running): would be cancelled\n", "\(preview.stdoutText)")
+        let cancel = try sandbox.qxub(["cancel", "--all"])
+        #expect(cancel.stdoutText == "\(running): cancel requested\n", "\(cancel.stderrText)")
     }
 
     @Test("doctor reports the local agent")

@@ -342,12 +342,31 @@ struct RemoteTests {
         #expect(missing.stdoutText.contains("master connection") && missing.stdoutText.contains("agent directory"), "\(missing.stdoutText)")
         #expect(missing.stdoutText.contains("NOT REACHABLE") && missing.stdoutText.contains("qxub agent install --platform tcshbox"), "\(missing.stdoutText)")
         #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
-        _ = try remote.sshRun("qxub-tcsh", "sh -c 'echo \"echo Welcome\" > $HOME/.cshrc'")
+        // A login file that talks, and takes 0.3 s: every session, and every `ssh host true`, pays it.
+        _ = try remote.sshRun("qxub-tcsh", "sh -c 'printf \"echo Welcome\\nsleep 0.3\\n\" > $HOME/.cshrc'")
+        let began = MonotonicClock.now()
         let run = try remote.qxub(["doctor", "--platform", "tcshbox"])
+        let wall = (MonotonicClock.now() - began) * 1000
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         for expected in ["master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED", "Welcome", "programs run there", " free"] {
             #expect(run.stdoutText.contains(expected), "missing \(expected) in \(run.stdoutText)")
         }
+        // The session start runs from spawning ssh to the agent's hello, so it holds the login shell's
+        // 0.3 s as `ssh host true` does (bounds the login file guarantees, not thresholds on speed), and
+        // it fits inside the doctor's own run.
+        let sessionStart = try #require(doctorFigure(run.stdoutText, "session start"), "\(run.stdoutText)")
+        let sshTrue = try #require(doctorFigure(run.stdoutText, "ssh host true"), "\(run.stdoutText)")
+        #expect(sshTrue >= 300, "\(run.stdoutText)")
+        #expect(sessionStart >= 300, "the session start must include the login shell: \(run.stdoutText)")
+        #expect(sessionStart <= wall, "\(run.stdoutText)")
+    }
+
+    /// The milliseconds on a `qxub doctor` line (`session start         312 ms (…)`).
+    func doctorFigure(_ output: String, _ label: String) -> Double? {
+        let line = output.split(separator: "\n").first { $0.hasPrefix(label + " ") }
+        let words = line?.dropFirst(label.count).split(separator: " ")
+        guard let words, words.count >= 2, words[1] == "ms" else { return nil }
+        return Double(words[0])
     }
 
     @Test("an unknown platform is a usage error naming the configured ones")

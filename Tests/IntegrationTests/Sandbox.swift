@@ -98,3 +98,40 @@ func collect(_ child: ChildProcess, timeout: Double = 60) -> CollectedRun {
     FileDescriptor.close(child.stderr!)
     return CollectedRun(exit: exit, stdout: stdout, stderr: stderr)
 }
+
+/// Reads from `fd` until `count` newlines have arrived (or `timeout` seconds pass); returns what was read.
+func readLines(_ fd: Int32, count: Int, timeout: Double) -> String {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    let deadline = MonotonicClock.now() + timeout
+    while bytes.filter({ $0 == 0x0A }).count < count && MonotonicClock.now() < deadline {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 200) > 0 else { continue }
+        // One byte at a time: nothing past the last wanted line is taken from the pipe.
+        guard read(fd, &byte, 1) == 1 else { break }
+        bytes.append(byte)
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Reads `fd` (one of the child's pipes) to its end and waits for the child, within `timeout` seconds in
+/// all; a child still running then is killed. Closes `fd`.
+func drainUntilExit(_ child: ChildProcess, fd: Int32, timeout: Double) -> (ProcessExit, String) {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let deadline = MonotonicClock.now() + timeout
+    while MonotonicClock.now() < deadline {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 200) > 0 else { continue }
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    FileDescriptor.close(fd)
+    while MonotonicClock.now() < deadline {
+        if let exit = child.poll() { return (exit, String(decoding: bytes, as: UTF8.self)) }
+        usleep(10_000)
+    }
+    child.signal(SIGKILL)
+    return (child.wait(), String(decoding: bytes, as: UTF8.self))
+}
