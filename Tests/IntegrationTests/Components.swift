@@ -42,11 +42,15 @@ enum Components {
         case defaultLimits = "default-limits"
         /// MaxSessions 0: a master logs in, every session is refused (its users are those of `defaultLimits`).
         case refusingSessions = "refusing"
+        /// Inside the real OpenPBS's network namespace (Tests/Support/openpbs.sh), for laptop → login node tests.
+        case pbs
 
         /// sshd.sh's settings for this instance.
         var environment: [String] {
             switch self {
             case .shared: return []
+            case .pbs:
+                return ["QXUB_SSHD_DIR=/tmp/qxub-sshd-pbs", "QXUB_SSHD_USER_PREFIX=qxubp", "QXUB_SSHD_HOMES=/tmp/qxub-homes-pbs"]
             case .defaultLimits, .refusingSessions:
                 let common = ["QXUB_SSHD_DIR=/tmp/qxub-sshd-\(rawValue)", "QXUB_SSHD_USER_PREFIX=qxubl", "QXUB_SSHD_HOMES=/tmp/qxub-homes-limits"]
                 return common + (self == .defaultLimits ? ["QXUB_SSHD_LIMITS=default"] : ["QXUB_SSHD_MAX_SESSIONS=0"])
@@ -65,9 +69,11 @@ enum Components {
             let environment = instance == .shared ? Environment.all() : Environment.all().filter { !$0.hasPrefix("QXUB_SSHD_") } + instance.environment
             let result: Result<[String: String], ComponentError>
             do {
-                let start = try runCollectingOutput(["bash", script, "start"], environment: environment, timeout: 300)
+                // The PBS instance runs where PBS is: inside its namespace.
+                let prefix = instance == .pbs ? ["ip", "netns", "exec", try RealPBS.environment()["QXUB_PBS_NETNS"] ?? ""] : []
+                let start = try runCollectingOutput(prefix + ["bash", script, "start"], environment: environment, timeout: 300)
                 if start.exit == .exited(0) {
-                    let env = try runCollectingOutput(["bash", script, "env"], environment: environment, timeout: 30)
+                    let env = try runCollectingOutput(prefix + ["bash", script, "env"], environment: environment, timeout: 30)
                     result = .success(parseExports(env.stdoutText))
                 } else {
                     result = .failure(ComponentError(message: "Tests/Support/sshd.sh start (\(instance.rawValue)) failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))

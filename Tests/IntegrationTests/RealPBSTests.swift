@@ -117,3 +117,51 @@ struct RealPBSTests {
         #expect(attach.exit == .exited(130), "\(attach.stderrText)")
     }
 }
+
+/// From a laptop: qxub inside the PBS namespace reaches a login node through a real sshd there, whose user
+/// finds the PBS commands through its login files, as on a cluster.
+extension RealPBSTests {
+    func remote(_ label: String, history: Bool) throws -> Sandbox {
+        try RealPBS.setHistory(history)
+        let pbs = try RealPBS.environment()
+        let ssh = try Components.sshd(.pbs)
+        let config = ssh["QXUB_TEST_SSH_CONFIG"]!
+        let sandbox = try Sandbox("pbs-remote-" + label)
+        sandbox.commandPrefix = ["ip", "netns", "exec", pbs["QXUB_PBS_NETNS"]!]
+        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
+            platforms:
+              pbsbox:
+                remote:
+                  host: qxub-bash
+                  ssh_config: \(config)
+            """)
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        sandbox.environment["QXUB_CONTROL_DIR"] = sandbox.directory + "/cm"
+        sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        sandbox.cleanup.append(sandbox.commandPrefix + ["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/pbsbox", "-O", "exit", "qxub-bash"])
+        // The login node's user: PBS commands on PATH from its login files, and a fresh qxub directory.
+        let login = "export PATH=\(pbs["QXUB_PBS_PATH"]!):$PATH"
+        let prepare = try runCollectingOutput(sandbox.commandPrefix + [
+            "ssh", "-F", config, "qxub-bash",
+            "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub; printf '%s\\n' \(shellQuote(login)) > $HOME/.bashrc; cp $HOME/.bashrc $HOME/.profile",
+        ], timeout: 60)
+        #expect(prepare.exit == .exited(0), "\(prepare.stderrText)")
+        let install = try sandbox.qxub(["agent", "install", "--platform", "pbsbox"], timeout: 300)
+        #expect(install.exit == .exited(0), "\(install.stderrText)")
+        return sandbox
+    }
+
+    @Test("from a laptop through sshd: a long job runs to its end and a walltime kill is 124", arguments: histories)
+    func remoteJobs(history: Bool) throws {
+        let sandbox = try remote("jobs", history: history)
+        let long = try sandbox.qxub(["exec", "--platform", "pbsbox", "--", "echo start; sleep 8; echo done"], timeout: 180)
+        #expect(long.exit == .exited(0), "\(long.stderrText)")
+        #expect(long.stdoutText == "start\ndone\n")
+        let killed = try sandbox.qxub([
+            "exec", "--platform", "pbsbox", "--time", "2s", "--", "trap '' TERM; echo start; sleep 7; echo end",
+        ], timeout: 180)
+        #expect(killed.exit == .exited(124), "\(killed.stderrText)")
+        #expect(killed.stderrText.contains("walltime exceeded"))
+    }
+}

@@ -33,6 +33,9 @@ final class Sandbox {
         self.environment = environment
     }
 
+    /// Put before every qxub the sandbox runs (`ip netns exec NAME` for a laptop inside the PBS namespace).
+    var commandPrefix: [String] = []
+
     /// Commands run (with this environment) before the directory is removed.
     var cleanup: [[String]] = []
 
@@ -45,13 +48,13 @@ final class Sandbox {
 
     /// Runs `qxub ARGS` to completion.
     func qxub(_ arguments: [String], timeout: Double = 120) throws -> CollectedRun {
-        try runCollectingOutput([BuiltProducts.qxub] + arguments, environment: environmentList, timeout: timeout)
+        try runCollectingOutput(commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList, timeout: timeout)
     }
 
     /// Starts `qxub ARGS` with pipes in its own process group, for tests that signal it mid-run: signal
     /// the group (`kill(-pid, SIGINT)`), as a terminal does on Ctrl-C, so every child gets it too.
     func start(_ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess.spawn([BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe, newProcessGroup: true)
+        try ChildProcess.spawn(commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe, newProcessGroup: true)
     }
 
     /// The job directories created so far.
