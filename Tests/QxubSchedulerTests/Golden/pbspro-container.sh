@@ -23,6 +23,8 @@ qxub_fail() {
   exit "$qxub_code"
 }
 qxub_host=$(hostname 2>/dev/null || uname -n)
+qxub_term=
+trap 'qxub_term=1' TERM
 
 # The job log (this script's own output) gets an audit block.
 echo "qxub 0.1.0: job $QXUB_JOB_ID (pbspro) on $qxub_host, started $(date)"
@@ -41,8 +43,16 @@ qxub_runtime=$(command -v apptainer || command -v singularity)
 if [ -z "$qxub_runtime" ] && type module >/dev/null 2>&1; then module load singularity >/dev/null 2>&1; qxub_runtime=$(command -v apptainer || command -v singularity); fi
 [ -n "$qxub_runtime" ] || qxub_fail 78 "neither apptainer nor singularity is available on $qxub_host (not on PATH, and no singularity module): ask your site how to get one, or drop --sif"
 [ -r /images/ubuntu.sif ] || qxub_fail 78 'the container image /images/ubuntu.sif does not exist or is not readable on' "$qxub_host"
-"$qxub_runtime" exec --bind /g/data:/g/data /images/ubuntu.sif bash -c 'cat /etc/os-release | head -1'
+if [ -n "$qxub_term" ]; then
+  echo "qxub: the job was sent SIGTERM before the command started; the command was not run" >&2
+  qxub_record exit "143 $(date +%s) term"
+  exit 143
+fi
+exec 2>&4
+"$qxub_runtime" exec --bind /g/data:/g/data /images/ubuntu.sif bash -c 'cat /etc/os-release | head -1' 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
 qxub_status=$?
-qxub_record exit "$qxub_status $(date +%s)"
+exec 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
+if [ -n "$qxub_term" ] && [ "$qxub_status" -eq 0 ]; then qxub_status=143; fi
+qxub_record exit "$qxub_status $(date +%s)${qxub_term:+ term}"
 echo "finished:       $(date), exit status $qxub_status" >&3
 exit "$qxub_status"

@@ -33,6 +33,8 @@ qxub_fail() {
   exit "$qxub_code"
 }
 qxub_host=$(hostname 2>/dev/null || uname -n)
+qxub_term=
+trap 'qxub_term=1' TERM
 
 # The job log (this script's own output) gets an audit block.
 echo "qxub 0.1.0: job $QXUB_JOB_ID (pbspro) on $qxub_host, started $(date)"
@@ -65,20 +67,32 @@ fi
 type conda >/dev/null 2>&1 || qxub_fail 78 "conda is not available on $qxub_host: load it first (for example --mod miniconda3) or install it in your home"
 qxub_hook=$(conda shell.bash hook 2>/dev/null) && eval "$qxub_hook"
 conda activate pytorch || qxub_fail 78 'conda activate pytorch failed: is it listed by '\''conda env list'\''?'
-bash -c 'echo pre'
+exec 2>&4
+bash -c 'echo pre' 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
 qxub_status=$?
+exec 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
 if [ "$qxub_status" -ne 0 ]; then
   echo "qxub: --pre failed with exit status $qxub_status; the command was not run" >&2
   qxub_record exit "$qxub_status $(date +%s) pre"
   exit "$qxub_status"
 fi
-( exec -- python train.py --epochs 3 )
+if [ -n "$qxub_term" ]; then
+  echo "qxub: the job was sent SIGTERM before the command started; the command was not run" >&2
+  qxub_record exit "143 $(date +%s) term"
+  exit 143
+fi
+exec 2>&4
+( exec -- python train.py --epochs 3 ) 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
 qxub_status=$?
-if [ "$qxub_status" -eq 0 ]; then
-  bash -c 'echo post'
+exec 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
+if [ "$qxub_status" -eq 0 ] && [ -z "$qxub_term" ]; then
+  exec 2>&4
+  bash -c 'echo post' 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
   qxub_status=$?
+  exec 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
   [ "$qxub_status" -eq 0 ] || echo "qxub: --post failed with exit status $qxub_status" >&2
 fi
-qxub_record exit "$qxub_status $(date +%s)"
+if [ -n "$qxub_term" ] && [ "$qxub_status" -eq 0 ]; then qxub_status=143; fi
+qxub_record exit "$qxub_status $(date +%s)${qxub_term:+ term}"
 echo "finished:       $(date), exit status $qxub_status" >&3
 exit "$qxub_status"

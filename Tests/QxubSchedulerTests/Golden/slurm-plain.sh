@@ -21,6 +21,8 @@ qxub_fail() {
   exit "$qxub_code"
 }
 qxub_host=$(hostname 2>/dev/null || uname -n)
+qxub_term=
+trap 'qxub_term=1' TERM
 
 # The job log (this script's own output) gets an audit block.
 echo "qxub 0.1.0: job $QXUB_JOB_ID (slurm) on $qxub_host, started $(date)"
@@ -35,8 +37,16 @@ exec 3>&1 4>&2
 qxub_record started "$(date +%s) $qxub_host"
 umask "$qxub_umask"
 cd -- /w || qxub_fail 78 'cannot enter the working directory /w on' "$qxub_host" '(use --create-execdir to create it)'
-bash -c 'echo $QXUB_JOB_ID; hostname'
+if [ -n "$qxub_term" ]; then
+  echo "qxub: the job was sent SIGTERM before the command started; the command was not run" >&2
+  qxub_record exit "143 $(date +%s) term"
+  exit 143
+fi
+exec 2>&4
+bash -c 'echo $QXUB_JOB_ID; hostname' 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
 qxub_status=$?
-qxub_record exit "$qxub_status $(date +%s)"
+exec 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err
+if [ -n "$qxub_term" ] && [ "$qxub_status" -eq 0 ]; then qxub_status=143; fi
+qxub_record exit "$qxub_status $(date +%s)${qxub_term:+ term}"
 echo "finished:       $(date), exit status $qxub_status" >&3
 exit "$qxub_status"
