@@ -2,7 +2,7 @@
 # Self-check of the PBS emulator against the recorded OpenPBS outputs.
 #
 #   Tests/Support/pbs-emulator/check.sh            # exit 0 = emulator matches the fixtures
-#   PBS_FIXTURES=/path/to/fixtures/pbs check.sh    # default: ../shared/fixtures/pbs beside the repository
+#   PBS_FIXTURES=/path/to/fixtures/pbs check.sh    # default: Tests/Fixtures/pbs in the repository
 #   KEEP=1 check.sh                                # keep the temp dir (printed) for inspection
 #
 # Replays the fixture scenarios (see the fixtures' README) against the emulator in a private
@@ -19,7 +19,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PBSEMU_DIR="$HERE"
-export PBS_FIXTURES="${PBS_FIXTURES:-$(cd "$HERE/../../.." && pwd)/../shared/fixtures/pbs}"
+export PBS_FIXTURES="${PBS_FIXTURES:-$(cd "$HERE/../.." && pwd)/Fixtures/pbs}"
 exec python3 - "$@" <<'PY'
 import difflib, json, os, pwd, re, shutil, signal, stat, subprocess, sys, tempfile, time
 

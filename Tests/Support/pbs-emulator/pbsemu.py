@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pbsemu - an emulator of the OpenPBS / PBS Pro 23.06 client commands qsub, qstat and qdel.
 
-Built from the outputs recorded in shared/fixtures/pbs (see README.md next to this file).
+Built from the outputs recorded in Tests/Fixtures/pbs (see README.md next to this file).
 Jobs really run: qsub forks a detached "runner" per job (or per job array) that waits
 until the job may start, runs it under a login-style bash in its own session, enforces
 walltime, delivers the output files and records the exit status the way PBS does.
