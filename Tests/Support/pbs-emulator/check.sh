@@ -3,6 +3,7 @@
 #
 #   Tests/Support/pbs-emulator/check.sh            # exit 0 = emulator matches the fixtures
 #   PBS_FIXTURES=/path/to/fixtures/pbs check.sh    # default: Tests/Fixtures/pbs in the repository
+#   PBS_FIXTURES_REAL=/path/to/pbs-real check.sh  # default: Tests/Fixtures/pbs-real (recorded by record.sh)
 #   KEEP=1 check.sh                                # keep the temp dir (printed) for inspection
 #
 # Replays the fixture scenarios (see the fixtures' README) against the emulator in a private
