@@ -15,8 +15,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash install/test-deps.sh
 bash install/build-agent.sh
-echo "test: the PBS Pro emulator against the recorded OpenPBS output (../shared/fixtures/pbs)"
-PBS_FIXTURES="$(cd "$root/.." && pwd)/shared/fixtures/pbs" bash Tests/Support/pbs-emulator/check.sh
+echo "test: the PBS Pro emulator against the recorded OpenPBS output (Tests/Fixtures/pbs, Tests/Fixtures/pbs-real)"
+bash Tests/Support/pbs-emulator/check.sh
 echo "test: fuzzing the frame decoder for ${QXUB_FUZZ_SECONDS:-30}s"
 bash Tests/Fuzz/run.sh "${QXUB_FUZZ_SECONDS:-30}"
 echo "test: the README's first command, into a temporary prefix"

@@ -13,7 +13,11 @@ struct PBSBackendTests {
         let sandbox = try Sandbox("pbs-" + label, fakeBinaries: fakeActivationTools, extraPath: [Components.pbsEmulatorBin])
         sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
         sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
-        sandbox.environment["PBS_EMU_JOB_PATH"] = sandbox.environment["PATH"]
+        // As on a real cluster (Tests/Fixtures/pbs-real, job-env-login-path.txt): a job's PATH is what the
+        // user's login files set, not the submitter's PATH; the login file puts the tools on it.
+        let path = sandbox.environment["PATH"] ?? "/usr/bin:/bin"
+        try FileSystem.writeAtomically(sandbox.directory + "/home/.bash_profile",
+                                       "export PATH='" + path.replacingAll("'", with: "'\\''") + "'\n", mode: 0o644)
         sandbox.cleanup.append(["python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset"])
         return sandbox
     }

@@ -1,6 +1,6 @@
 import QxubSystem
 
-/// The real scheduler output recorded in ../shared/fixtures (beside the repository).
+/// The real scheduler output recorded in Tests/Fixtures (in the repository: a fresh clone needs nothing beside it).
 enum Fixtures {
     static let repositoryRoot: String = {
         var path = #filePath
@@ -8,13 +8,13 @@ enum Fixtures {
         return path
     }()
 
-    static let directory = FileSystem.directoryName(repositoryRoot) + "/shared/fixtures"
+    static let directory = repositoryRoot + "/Tests/Fixtures"
 
     /// The text of a fixture; a missing one is a test failure, never a skip.
     static func text(_ scheduler: String, _ name: String) -> String {
         let path = directory + "/" + scheduler + "/" + name
         guard let text = FileSystem.readText(path) else {
-            fatalError("missing fixture \(path): the tests need ../shared/fixtures beside the repository")
+            fatalError("missing fixture \(path): Tests/Fixtures is part of the repository")
         }
         return text
     }

@@ -2,7 +2,8 @@
 # Self-check of the PBS emulator against the recorded OpenPBS outputs.
 #
 #   Tests/Support/pbs-emulator/check.sh            # exit 0 = emulator matches the fixtures
-#   PBS_FIXTURES=/path/to/fixtures/pbs check.sh    # default: ../shared/fixtures/pbs beside the repository
+#   PBS_FIXTURES=/path/to/fixtures/pbs check.sh    # default: Tests/Fixtures/pbs in the repository
+#   PBS_FIXTURES_REAL=/path/to/pbs-real check.sh  # default: Tests/Fixtures/pbs-real (recorded by record.sh)
 #   KEEP=1 check.sh                                # keep the temp dir (printed) for inspection
 #
 # Replays the fixture scenarios (see the fixtures' README) against the emulator in a private
@@ -19,13 +20,15 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PBSEMU_DIR="$HERE"
-export PBS_FIXTURES="${PBS_FIXTURES:-$(cd "$HERE/../../.." && pwd)/../shared/fixtures/pbs}"
+export PBS_FIXTURES="${PBS_FIXTURES:-$(cd "$HERE/../.." && pwd)/Fixtures/pbs}"
+export PBS_FIXTURES_REAL="${PBS_FIXTURES_REAL:-$(cd "$HERE/../.." && pwd)/Fixtures/pbs-real}"
 exec python3 - "$@" <<'PY'
 import difflib, json, os, pwd, re, shutil, signal, stat, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True
 EMU = os.environ["PBSEMU_DIR"]
 FIX = os.environ["PBS_FIXTURES"]
+FIXR = os.environ["PBS_FIXTURES_REAL"]
 BIN = os.path.join(EMU, "bin")
 sys.path.insert(0, EMU)
 import pbsemu  # noqa: E402
@@ -34,8 +37,10 @@ T0 = time.time()
 T = tempfile.mkdtemp(prefix="pbsemu-check.")
 EH = os.path.join(T, "emu")
 W = os.path.join(T, "a1")
+W2 = os.path.join(T, "fx-real")   # the pbs-real scenarios' submit dir (~/fx-real in that recording)
+CWD = [W]
 H = os.path.join(T, "home")
-for d in (EH, W, H):
+for d in (EH, W, W2, H):
     os.makedirs(d)
 U = pwd.getpwuid(os.getuid()).pw_name
 BASE_ENV = {
@@ -73,23 +78,23 @@ def run(*cmd, env=None, stdin=None):
     e = dict(BASE_ENV)
     if env:
         e.update(env)
-    p = subprocess.run(list(cmd), cwd=W, env=e, input=stdin, stdout=subprocess.PIPE,
+    p = subprocess.run(list(cmd), cwd=CWD[0], env=e, input=stdin, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     return p.returncode, p.stdout.decode("utf-8", "surrogateescape"), p.stderr.decode("utf-8", "surrogateescape")
 
 
-def fx(name):
-    with open(os.path.join(FIX, name), encoding="utf-8", errors="surrogateescape") as f:
+def fx(name, d=None):
+    with open(os.path.join(d or FIX, name), encoding="utf-8", errors="surrogateescape") as f:
         return f.read()
 
 
-def fx_rc(name):
-    p = os.path.join(FIX, name)
+def fx_rc(name, d=None):
+    p = os.path.join(d or FIX, name)
     return int(open(p).read()) if os.path.exists(p) else 0
 
 
-def fx_err(name):
-    p = os.path.join(FIX, name)
+def fx_err(name, d=None):
+    p = os.path.join(d or FIX, name)
     return open(p).read() if os.path.exists(p) else ""
 
 
@@ -106,6 +111,10 @@ def seqmap_all():
 
 
 def map_fixture(s, seqmap=None):
+    # pbs-real: the build cache's bin, the work dir, the home and the user of that recording
+    s = re.sub(r"/var/cache/qxub-openpbs/[0-9a-f]+/bin", BIN, s)
+    s = (s.replace("/var/lib/qxub-openpbs-home/qxubpbs/fx-real", W2).replace("/var/lib/qxub-openpbs-home/qxubpbs", H)
+         .replace("qxubpbs", U))
     for f, e in (seqmap if seqmap is not None else seqmap_all()):
         s = re.sub(r"(?<!\d)%d(?!\d)" % f, str(e), s)
     return (s.replace("/opt/pbs/23.06/bin", BIN).replace("/scratch/a1", W)
@@ -203,8 +212,15 @@ def json_layout(text):
     return out
 
 
+def expected_value(n, v, seqmap):
+    # times are compared by shape: map ids only where they can appear (a 2-digit id may look like a minute)
+    if n in SHAPES or n == "comment":
+        return map_fixture(norm(n, v), seqmap)
+    return norm(n, map_fixture(v, seqmap))
+
+
 def expected_attrs(attrs, seqmap):
-    return [(n, norm(n, map_fixture(v, seqmap))) for n, v in attrs]
+    return [(n, expected_value(n, v, seqmap)) for n, v in attrs]
 
 
 def actual_attrs(attrs):
@@ -240,7 +256,7 @@ def cmp_json(name, exp_text, act_text, seqmap):
     aj = act.get("Jobs", {})
     check(name + " job ids", [map_fixture(k, seqmap) for k in ej], list(aj))
     for (ek, ev), (ak, av) in zip(ej.items(), aj.items()):
-        e = ["%s = %r" % (k, norm(k, map_fixture(v, seqmap) if isinstance(v, str) else v))
+        e = ["%s = %r" % (k, expected_value(k, v, seqmap) if isinstance(v, str) else norm(k, v))
              for k, v in flatten_json_job(ev)]
         a = ["%s = %r" % (k, norm(k, v)) for k, v in flatten_json_job(av)]
         check("%s [%s]" % (name, ak), e, a)
@@ -264,12 +280,13 @@ def cmp_short(name, exp_text, act_text, seqmap):
     check(name + " rows", [" | ".join(r) for r in e], [" | ".join(r) for r in a])
 
 
-def cmp_exact_triplet(name, fixname, rc, out, err, seqmap=None, stdout_fix=None):
+def cmp_exact_triplet(name, fixname, rc, out, err, seqmap=None, stdout_fix=None, d=None):
     """fixtures NAME.stdout/.stderr/.rc (or NAME + .stderr/.rc side files)."""
-    if os.path.exists(os.path.join(FIX, fixname + ".rc")) and os.path.exists(os.path.join(FIX, fixname + ".stdout")):
-        exp_out, exp_err, exp_rc = fx(fixname + ".stdout"), fx(fixname + ".stderr"), fx_rc(fixname + ".rc")
+    d = d or FIX
+    if os.path.exists(os.path.join(d, fixname + ".rc")) and os.path.exists(os.path.join(d, fixname + ".stdout")):
+        exp_out, exp_err, exp_rc = fx(fixname + ".stdout", d), fx(fixname + ".stderr", d), fx_rc(fixname + ".rc", d)
     else:
-        exp_out, exp_err, exp_rc = fx(fixname), fx_err(fixname + ".stderr"), fx_rc(fixname + ".rc")
+        exp_out, exp_err, exp_rc = fx(fixname, d), fx_err(fixname + ".stderr", d), fx_rc(fixname + ".rc", d)
     check(name + " rc", exp_rc, rc)
     check(name + " stderr", map_fixture(exp_err, seqmap), err)
     if stdout_fix is None:
@@ -391,6 +408,191 @@ def finish():
         return 1
     print("check.sh: all %d comparisons passed in %.1f s" % (NCHECK, dt))
     return 0
+
+
+# ----------------------------------------------------------------------------------------
+# pbs-real: recordings of the OpenPBS in Tests/Support/openpbs.sh (Tests/Fixtures/pbs-real/README.md)
+# ----------------------------------------------------------------------------------------
+def selftest_renderers_real():
+    for fn in sorted(os.listdir(FIXR)):
+        if not fn.endswith(".stdout"):
+            continue
+        text = fx(fn, FIXR)
+        if text.startswith("{"):
+            check("cJSON printer reproduces pbs-real/%s" % fn, text, pbsemu.cjson_print(json.loads(text)) + "\n")
+        elif text.startswith("Job Id: ") and "-f" in fn:
+            out = []
+            for jid_, attrs in parse_text_full(text):
+                out.append(pbsemu.render_text_full(jid_, [(n.partition(".")[0], n.partition(".")[2] or None, v)
+                                                          for n, v in attrs]))
+            check("text wrapper reproduces pbs-real/%s" % fn, text, "".join(out))
+
+
+def real_ids():
+    out = {}
+    for line in fx("ids.txt", FIXR).splitlines():
+        k, _, v = line.partition("=")
+        out[k] = int(v.split(".")[0].split("[")[0])
+    return out
+
+
+def state_f(key, bracket=None):
+    """(job_state, substate) from qstat -f -F json (works with history off); None once the job is gone."""
+    rc, out, err = run("qstat", "-f", "-F", "json", jid(key, bracket))
+    if rc != 0:
+        return None
+    j = json.loads(out).get("Jobs", {}).get(jid(key, bracket))
+    return (j["job_state"], j["substate"]) if j else None
+
+
+def wait_until(name, pred, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    fail("wait for " + name, "true", "false (timed out)")
+    raise SystemExit(finish())
+
+
+def real_triplet(fixname, args, sm):
+    rc, out, err = run(*args)
+    cmp_exact_triplet("pbs-real/" + fixname, fixname, rc, out, err, sm, d=FIXR)
+    return rc, out, err
+
+
+def real_record(fixname, args, sm, json_=False, short=False):
+    """rc and stderr exactly, stdout as a qstat record (text, JSON or the short table)."""
+    rc, out, err = run(*args)
+    cmp_exact_triplet("pbs-real/" + fixname, fixname, rc, out, err, sm, stdout_fix=True, d=FIXR)
+    exp = fx(fixname + ".stdout", FIXR)
+    if json_:
+        cmp_json("pbs-real/" + fixname, exp, out, sm)
+    elif short:
+        cmp_short("pbs-real/" + fixname, exp, out, sm)
+    else:
+        cmp_records("pbs-real/" + fixname, parse_text_full(exp), parse_text_full(out), sm)
+
+
+def content_of(path):
+    return open(path).read() if os.path.exists(path) else "<missing>"
+
+
+def real_scenarios():
+    selftest_renderers_real()
+    R = real_ids()
+    W = CWD[0] = W2
+    for name, body in (("running.pbs", "#PBS -N fx-running\n#PBS -l walltime=00:05:00\n#PBS -j oe\nsleep 60\n"),
+                       ("ok.pbs", "#PBS -N fx-ok\n#PBS -l walltime=00:05:00\n#PBS -j oe\n#PBS -o fx-ok.log\n"
+                                    "echo hello\nexit 0\n"),
+                       ("walltime.pbs", "#PBS -N fx-walltime\n#PBS -l walltime=00:00:03\n#PBS -j oe\n"
+                                          "echo sleeping past the limit\nsleep 30\n")):
+        with open(os.path.join(W, name), "w") as f:
+            f.write(body)
+
+    # --- (a) history off --------------------------------------------------------------------------
+    open(os.path.join(EH, "job_history_off"), "w").close()
+    qsub("hoff_running", "running.pbs")
+    qsub("hoff_walltime", "walltime.pbs")
+    qsub("hoff_ok", "ok.pbs")
+    sm = [(R[k], SEQ[k]) for k in ("hoff_running", "hoff_walltime", "hoff_ok")]
+    wait_until("hoff_running R 42", lambda: state_f("hoff_running") == ("R", 42))
+    time.sleep(1.2)
+    r = ["qstat", "-f", jid("hoff_running")]
+    real_record("hoff-qstat-f-running", r, sm)
+    real_record("hoff-qstat-f-json-running", ["qstat", "-f", "-F", "json", jid("hoff_running")], sm, json_=True)
+    real_triplet("hoff-qstat-xf-running", ["qstat", "-xf", jid("hoff_running")], sm)
+    real_record("hoff-qstat-xf-json-running", ["qstat", "-xf", "-F", "json", jid("hoff_running")], sm, json_=True)
+    real_triplet("hoff-qstat-x-running", ["qstat", "-x", jid("hoff_running")], sm)
+    real_triplet("hoff-qstat-x-noargs", ["qstat", "-x"], sm)
+    wait_until("hoff_ok gone", lambda: state_f("hoff_ok") is None and os.path.exists(os.path.join(W, "fx-ok.log")))
+    real_triplet("hoff-qstat-finished", ["qstat", jid("hoff_ok")], sm)
+    real_triplet("hoff-qstat-f-finished", ["qstat", "-f", jid("hoff_ok")], sm)
+    real_triplet("hoff-qstat-xf-finished", ["qstat", "-xf", jid("hoff_ok")], sm)
+    real_record("hoff-qstat-xf-json-finished", ["qstat", "-xf", "-F", "json", jid("hoff_ok")], sm, json_=True)
+    real_record("hoff-qstat-f-running-finished", ["qstat", "-f", jid("hoff_running"), jid("hoff_ok")], sm)
+    real_record("hoff-qstat-f-json-finished-running", ["qstat", "-f", "-F", "json", jid("hoff_ok"),
+                                                       jid("hoff_running")], sm, json_=True)
+    real_triplet("hoff-qdel-finished", ["qdel", jid("hoff_ok")], sm)
+    check("pbs-real/hoff-joboutput-ok.log.txt", fx("hoff-joboutput-ok.log.txt", FIXR),
+          content_of(os.path.join(W, "fx-ok.log")))
+    real_triplet("hoff-qdel-running", ["qdel", jid("hoff_running")], sm)
+    wait_until("hoff_running gone", lambda: state_f("hoff_running") is None)
+    real_triplet("hoff-qstat-f-qdeled", ["qstat", "-f", jid("hoff_running")], sm)
+    wo = os.path.join(W, "fx-walltime.o%d" % SEQ["hoff_walltime"])
+    wait_until("hoff_walltime gone", lambda: state_f("hoff_walltime") is None and os.path.exists(wo), timeout=40)
+    shape = r"=>> PBS: job killed: walltime \d+ exceeded limit 3"
+    ewt = fx("hoff-joboutput-walltime.txt", FIXR).splitlines()
+    wt = content_of(wo).splitlines()
+    check("pbs-real/hoff-joboutput-walltime.txt", [ewt[0], True, True, len(ewt)],
+          [wt[0] if wt else None, bool(re.fullmatch(shape, ewt[1])), bool(wt[1:] and re.fullmatch(shape, wt[1])),
+           len(wt)])
+    real_triplet("hoff-qstat-f-walltime-gone", ["qstat", "-f", jid("hoff_walltime")], sm)
+    os.unlink(os.path.join(EH, "job_history_off"))
+
+    # --- (b) a job held in E by a FIFO output path ---------------------------------------------------
+    fifo = os.path.join(W, "fifo-exiting")
+    os.mkfifo(fifo)
+    qsub("exiting", "-N", "fx-exiting", "-j", "oe", "-o", fifo, "-l", "walltime=00:05:00", "--",
+         "/bin/sh", "-c", "echo exiting job output")
+    sm = [(R["exiting"], SEQ["exiting"])]
+    wait_until("exiting E 51", lambda: state_f("exiting") == ("E", 51))
+    real_record("qstat-f-exiting", ["qstat", "-f", jid("exiting")], sm)
+    real_triplet("qdel-exiting", ["qdel", jid("exiting")], sm)
+    real_record("qstat-f-exiting-after-qdel", ["qstat", "-f", jid("exiting")], sm)
+    real_triplet("qdel-force-exiting", ["qdel", "-W", "force", jid("exiting")], sm)
+    real_record("qstat-xf-exiting-after-force", ["qstat", "-xf", jid("exiting")], sm)
+    p = subprocess.run(["timeout", "10", "cat", fifo], stdout=subprocess.PIPE)
+    check("pbs-real/joboutput-exiting-fifo.txt", fx("joboutput-exiting-fifo.txt", FIXR), p.stdout.decode())
+    time.sleep(1)
+    real_record("qstat-xf-exiting-end", ["qstat", "-xf", jid("exiting")], sm)
+
+    fifo = os.path.join(W, "fifo-array")
+    os.mkfifo(fifo)
+    qsub("array_exiting", "-N", "fx-arrexit", "-J", "1-2", "-j", "oe", "-o", fifo, "-l", "walltime=00:05:00",
+         "--", "/bin/sh", "-c", "echo subjob $PBS_ARRAY_INDEX")
+    sm = [(R["array_exiting"], SEQ["array_exiting"])]
+    wait_until("array subjobs E 51", lambda: state_f("array_exiting", "1") == ("E", 51)
+               and state_f("array_exiting", "2") == ("E", 51))
+    real_record("qstat-t-array-exiting", ["qstat", "-t", jid("array_exiting", "")], sm, short=True)
+    real_record("qstat-f-array-subjob-exiting", ["qstat", "-f", jid("array_exiting", "1")], sm)
+    real_triplet("qdel-array-subjob-exiting", ["qdel", jid("array_exiting", "1")], sm)
+    real_triplet("qdel-array-parent-exiting", ["qdel", jid("array_exiting", "")], sm)
+    real_record("qstat-xt-array-after-qdel", ["qstat", "-xt", jid("array_exiting", "")], sm, short=True)
+    got = ""
+    for _ in range(2):
+        got += subprocess.run(["timeout", "10", "cat", fifo], stdout=subprocess.PIPE).stdout.decode()
+    check("pbs-real/joboutput-array-fifo.txt (lines in any order)",
+          sorted(fx("joboutput-array-fifo.txt", FIXR).splitlines()), sorted(got.splitlines()))
+    wait_until("array F", lambda: state_of("array_exiting", "")[0] == "F")
+    real_record("qstat-xft-array-end", ["qstat", "-xf", "-t", jid("array_exiting", "")], sm)
+
+    # --- (c) the job's PATH comes from the login files ----------------------------------------------
+    with open(os.path.join(H, ".bash_profile"), "w") as f:
+        f.write(fx("login-bash_profile.txt", FIXR))
+    with open(os.path.join(H, ".qxub-pbs-env"), "w") as f:
+        f.write(map_fixture(fx("login-qxub-pbs-env.txt", FIXR)))
+    with open(os.path.join(W, "env.pbs"), "w") as f:
+        f.write("#PBS -N fx-env\n#PBS -l walltime=00:05:00\nenv | sort\n")
+    submitter = "/opt/submitter/bin:" + BASE_ENV["PATH"]
+    qsub("env_r", "env.pbs", env={"PATH": submitter})
+    sm = [(R["env"], SEQ["env_r"])]
+    eo = os.path.join(W, "fx-env.o%d" % SEQ["env_r"])
+    wait_until("env job F", lambda: state_of("env_r") == ("F", 92) and os.path.exists(eo))
+    exp = dict(l.split("=", 1) for l in fx("job-env-login-path.txt", FIXR).splitlines())
+    got = dict(l.split("=", 1) for l in content_of(eo).splitlines() if "=" in l)
+    # what a login shell on this machine adds by itself (/etc/profile.d) is the machine's, not PBS's
+    base = subprocess.run(["env", "-i", "HOME=" + T, "PATH=/usr/bin:/bin", "bash", "-l", "-c", "env"],
+                          stdout=subprocess.PIPE).stdout.decode()
+    machine = {l.split("=", 1)[0] for l in base.splitlines() if "=" in l} - {"HOME", "PATH", "PWD", "SHLVL", "_"}
+    check("pbs-real/job-env-login-path.txt variables", sorted(exp), sorted(set(got) - machine))
+    keys = ["PATH", "PBS_O_PATH", "PBS_CONF_FILE", "HOME", "PWD", "PBS_O_WORKDIR", "PBS_JOBID", "PBS_JOBNAME",
+            "SHLVL", "_", "NCPUS", "PBS_ENVIRONMENT"]
+    check("pbs-real/job-env-login-path.txt values (the login PATH, not the submitter's)",
+          ["%s=%s" % (k, map_fixture(exp[k], sm)) for k in keys], ["%s=%s" % (k, got.get(k)) for k in keys])
+    check("pbs-real/job-env-login-path.e.txt", fx("job-env-login-path.e.txt", FIXR),
+          content_of(os.path.join(W, "fx-env.e%d" % SEQ["env_r"])))
+    real_record("qstat-xf-env", ["qstat", "-xf", jid("env_r")], sm)
 
 
 # ----------------------------------------------------------------------------------------
@@ -617,6 +819,9 @@ def main():
     for cmd in (["qstat", "-a"], ["qsub", "-I", "ok.pbs"], ["qsub", "-W", "sandbox=PRIVATE", "ok.pbs"]):
         rc, out, err = run(*cmd)
         check("unsupported: %s" % " ".join(cmd), (2, True), (rc, err.startswith("pbsemu: unsupported option ")), err)
+    real_scenarios()
+    log = os.path.join(EH, "log", "runner.log")
+    check("runner.log is empty after the pbs-real scenarios", "", open(log).read() if os.path.exists(log) else "")
     return finish()
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pbsemu - an emulator of the OpenPBS / PBS Pro 23.06 client commands qsub, qstat and qdel.
 
-Built from the outputs recorded in shared/fixtures/pbs (see README.md next to this file).
+Built from the outputs recorded in Tests/Fixtures/pbs (see README.md next to this file).
 Jobs really run: qsub forks a detached "runner" per job (or per job array) that waits
 until the job may start, runs it under a login-style bash in its own session, enforces
 walltime, delivers the output files and records the exit status the way PBS does.
@@ -32,6 +32,7 @@ PBSE_BADATVAL = 15014      # -> 166
 PBSE_UNKQUE = 15018        # -> 170
 PBSE_UNKRESC = 15035       # -> 187
 PBSE_HISTJOBID = 15139     # -> 35
+PBSE_BADSTATE = 15016      # -> 168 (qdel of a job in state E)
 
 QSTAT_USAGE = (
     "usage: \n"
@@ -95,7 +96,7 @@ class Config:
         self.session_id_after = float(e.get("PBS_EMU_SESSION_ID_AFTER") or "3")
         self.prerun = float(e.get("PBS_EMU_PRERUN") or "0")
         self.fix_json_batch = (e.get("PBS_EMU_FIX_JSON_BATCH") or "") not in ("", "0")
-        self.login_profile = (e.get("PBS_EMU_LOGIN_PROFILE") or "") not in ("", "0")
+        self.login_profile = (e.get("PBS_EMU_LOGIN_PROFILE") or "1") != "0"
         self.seq_start = int(e.get("PBS_EMU_SEQ_START") or "1000")
         pw = pwd.getpwuid(os.getuid())
         self.user = pw.pw_name
@@ -103,6 +104,7 @@ class Config:
         self.login_shell = pw.pw_shell if pw.pw_shell and os.path.basename(pw.pw_shell) in (
             "bash", "sh", "dash", "zsh", "ksh") and os.access(pw.pw_shell, os.X_OK) else "/bin/bash"
         bindir = os.path.join(os.path.dirname(os.path.realpath(__file__)), "bin")
+        # the PATH the mom gives the job before its login shell reads the login files
         self.job_path = e.get("PBS_EMU_JOB_PATH") or ("/usr/local/bin:/usr/bin:/bin:" + bindir)
         self.tmpdir_base = e.get("PBS_EMU_TMPDIR") or os.path.join(self.home, "tmp")
         extra = e.get("PBS_EMU_RESOURCES") or ""
@@ -142,6 +144,10 @@ class Config:
 
     def scheduling_off(self):
         return os.path.exists(self.p("scheduling_off"))
+
+    def history_off(self):
+        """job_history_enable = False: finished jobs are purged at once, qstat -x refuses."""
+        return os.path.exists(self.p("job_history_off"))
 
 
 CFG = None
@@ -1414,8 +1420,18 @@ class Runner:
                     return True
                 for mid, ch in finished:
                     m = find_by_id(rec, mid)
-                    m["state"] = "F"
-                    m["mtime"] = int(time.time())
+                    t = int(time.time())
+                    if m["state"] == "E":
+                        sub, tail = m.pop("end")
+                        m["substate"] = sub
+                        m["comment"] = "%s %s" % (m["comment"], tail)
+                        m["obittime"] = t
+                        m["stageout_status"] = 1
+                        m["history_timestamp"] = t
+                        m["mtime"] = t
+                        m["state"] = "F"
+                        purge_if_no_history(m)
+                    # else: qdel -W force already ended it while it was exiting (delete_member)
                     try:
                         os.unlink(CFG.p("running", marker_name(mid)))
                     except OSError:
@@ -1727,13 +1743,13 @@ class Runner:
             sub = 92 if es == 0 else 93
             tail = "and finished" if es == 0 else "and failed"
         m["exit_status"] = es
-        m["substate"] = sub
+        # E, substate 51 (stageout) while the output is delivered: Exit_status is set, the comment has no
+        # end yet, no obittime/Stageout_status/history_timestamp (pbs-real/qstat-f-exiting)
         m["state"] = "E"
-        m["obittime"] = int(now)
-        m["history_timestamp"] = int(now)
+        m["substate"] = 51
+        m["end"] = [sub, tail]
         m["mtime"] = int(now)
-        m["stageout_status"] = 1
-        m["comment"] = "Job run at %s on %s %s" % (fmt_comment_time(m["stime"]), m["exec_vnode"], tail)
+        m["comment"] = "Job run at %s on %s" % (fmt_comment_time(m["stime"]), m["exec_vnode"])
         m["session_kept"] = (now - ch.start) >= CFG.session_id_after
         tmpdir = os.path.join(CFG.tmpdir_base, "pbs.%s" % m["id"])
         rm_tree(tmpdir)
@@ -1812,6 +1828,20 @@ def finalize_deleted(m, now):
     m["mtime"] = int(now)
     m["history_timestamp"] = int(now)
     m["deleted"] = True
+    purge_if_no_history(m)
+
+
+def purge_if_no_history(m):
+    """With history off the server forgets a job as it finishes (it stays forgotten if history comes back)."""
+    if CFG.history_off():
+        m["purged"] = True
+
+
+def gone(rec, m):
+    """A finished job the server no longer knows: purged, or history is off now."""
+    if display_state(rec, m) != "F":
+        return False
+    return CFG.history_off() or bool(m.get("purged") or rec.get("purged"))
 
 
 def maybe_finish_array(rec, now):
@@ -1828,7 +1858,9 @@ def maybe_finish_array(rec, now):
     if began:
         rec["obittime"] = int(now)
         rec["stageout_status"] = 1
-        rec["comment"] = "Job Array Began at %s and finished" % fmt_comment_time(rec["stime"])
+        rec["comment"] = "Job Array Began at %s and %s" % (
+            fmt_comment_time(rec["stime"]), "terminated" if rec.get("delete") else "finished")
+    purge_if_no_history(rec)
     if rec.get("delete") or (not ran and all(s.get("deleted") for s in subs)):
         rec["substate"] = 91
         if ran:
@@ -1915,7 +1947,8 @@ def attr_list(rec, m, now):
     if m.get("obittime") is not None:
         add("obittime", fmt_ctime(m["obittime"]))
     if ran and not prerun and m.get("session_id") is not None:
-        if m["state"] in ("R", "E") or m.get("session_kept"):
+        # an exiting job's session is over: E shows it only when F will (pbs-real/qstat-f-exiting)
+        if m["state"] == "R" or m.get("session_kept"):
             add("session_id", m["session_id"])
     add("Shell_Path_List", rec.get("Shell_Path_List"))
     if ran and not prerun:
@@ -1931,13 +1964,14 @@ def attr_list(rec, m, now):
     if m["state"] in ("F",) or (is_sub and m["state"] == "F"):
         if m.get("stageout_status"):
             add("Stageout_status", m["stageout_status"])
-    if m["state"] == "F" and m.get("exit_status") is not None:
+    if m["state"] in ("E", "F") and m.get("exit_status") is not None:
         add("Exit_status", m["exit_status"])
     if not is_sub:
         add("Submit_arguments", " ".join(rec["Submit_arguments"]))
-        if rec.get("executable"):
-            add("executable", "<jsdl-hpcpa:Executable>%s</jsdl-hpcpa:Executable>" % rec["executable"])
-        add("argument_list", rec.get("argument_list"))
+    # subjobs of a `qsub -J ... -- prog args` carry them too (pbs-real/qstat-f-array-subjob-exiting)
+    if rec.get("executable"):
+        add("executable", "<jsdl-hpcpa:Executable>%s</jsdl-hpcpa:Executable>" % rec["executable"])
+    add("argument_list", rec.get("argument_list"))
     if is_parent:
         add("array", "True")
         add("array_state_count", array_state_count(rec))
@@ -2268,10 +2302,15 @@ def qstat_main(args):
     calls = []       # list of (ok, [(jid, attrs)]) in operand order
     any_failed = 0
     errs = []
+    if x_opt and CFG.history_off():
+        # the client asks the server first: nothing on stdout (JSON: the header only), rc 0
+        for op in operands or [""]:
+            errs.append("qstat: PBS is not configured to maintain job history %s\n" % op)
+        operands = None
     with Lock(shared=True):
-        if not operands:
+        if operands == []:
             calls.append(stat_all(x_opt, t_opt, J_opt, None, now))
-        for op in operands:
+        for op in operands or []:
             if op[:1].isdigit() or (op[:1] == " " and op.strip()[:1].isdigit()):
                 p = parse_jobid(op)
                 if p is None:
@@ -2283,7 +2322,7 @@ def qstat_main(args):
                 cid = canon_id(seq, br, srv if not server_matches(srv) else None)
                 rec = load_rec(seq) if server_matches(srv) else None
                 m = find_member(rec, br) if rec else None
-                if m is None:
+                if m is None or gone(rec, m):
                     errs.append("qstat: Unknown Job Id %s\n" % cid)
                     any_failed = PBSE_UNKJOBID
                     calls.append(None)
@@ -2377,7 +2416,7 @@ def stat_all(x_opt, t_opt, J_opt, queue, now):
             continue
         if J_opt and rec["kind"] != "array":
             continue
-        if rec["state"] == "F" and not x_opt:
+        if rec["state"] == "F" and (not x_opt or gone(rec, rec)):
             continue
         out.append((rec["id"], attr_list(rec, rec, now)))
         if rec["kind"] == "array" and t_opt:
@@ -2441,9 +2480,14 @@ def qdel_main(args):
             cid = canon_id(seq, br, srv if not server_matches(srv) else None)
             rec = load_rec(seq) if server_matches(srv) else None
             m = find_member(rec, br) if rec else None
-            if m is None:
+            if m is None or gone(rec, m):
                 sys.stderr.write("qdel: Unknown Job Id %s\n" % cid)
                 local_failed = PBSE_UNKJOBID
+                continue
+            if m["state"] == "E" and not force:
+                # the output is being delivered (pbs-real/qdel-exiting, qdel-array-subjob-exiting)
+                sys.stderr.write("qdel: Request invalid for state of job %s\n" % cid)
+                local_failed = PBSE_BADSTATE
                 continue
             if m is rec and rec["kind"] == "array":
                 if rec["state"] == "F":
@@ -2479,6 +2523,16 @@ def qdel_main(args):
 def delete_member(rec, m, now, force):
     if m["state"] in ("Q", "H", "W"):
         finalize_deleted(m, now)
+    elif m["state"] == "E":
+        # qdel of an array parent leaves exiting subjobs alone; qdel -W force ends an exiting job at once
+        # (F 91, Exit_status kept, no obittime/Stageout_status; pbs-real/qstat-xf-exiting-after-force).
+        # The delivery still happens.
+        if force and m.get("end"):
+            m.pop("end")
+            m["state"], m["substate"] = "F", 91
+            m["comment"] = "%s and terminated" % m["comment"]
+            m["mtime"] = m["history_timestamp"] = int(now)
+            purge_if_no_history(m)
     elif m["state"] == "R":
         if m.get("delete"):
             if force and not m["delete"].get("force"):
