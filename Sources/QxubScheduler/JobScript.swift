@@ -420,7 +420,7 @@ extension JobSpec.Resources {
             for part in entry.split(separator: ",") where part.hasPrefix("walltime=") {
                 var seconds: UInt64 = 0
                 for field in part.dropFirst("walltime=".count).split(separator: ":", omittingEmptySubsequences: false) {
-                    guard let value = UInt64(field), seconds <= UInt64.max / 60 - value else { return nil }
+                    guard let value = UInt64(field), seconds <= (UInt64.max - value) / 60 else { return nil }
                     seconds = seconds * 60 + value
                 }
                 return seconds

@@ -134,6 +134,9 @@ public struct SchedulerBackend: Sendable {
         if run.exit == .exited(0) { return nil }
         let message = run.stderrText.trimmingWhitespace()
         if message.containsText("Job has finished") || message.containsText("finished") { return nil }
+        // PBS, for a job in state E (exiting: its files are being delivered): `qdel: Request invalid for state of
+        // job ID`, rc 168. The job has ended; what it ended with is its own end, not a cancel.
+        if kind == .pbspro && message.containsText("Request invalid for state of job") { return nil }
         return SchedulerError(.cancelFailed, message.isEmpty ? "cancelling \(jobID) failed (\(run.exit))" : message,
                               hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself")
     }

@@ -23,6 +23,35 @@ struct JobStoreTests {
         #expect(FileSystem.readText(directory + "/jobid") == "9[1]/x\n")
     }
 
+    @Test("a short PBS id (354 for 354.vm) names the one job whose id it starts; two servers' 354s name none")
+    func shortIDs() throws {
+        let store = JobStore(root: try temporaryDirectory())
+        let first = try store.createJobDirectory()
+        try store.link(jobID: "354.vm", to: first)
+        try store.link(jobID: "3540.vm", to: try store.createJobDirectory())
+        try store.link(jobID: "77", to: try store.createJobDirectory())
+        #expect(store.canonicalJobID("354") == "354.vm")
+        #expect(store.canonicalJobID("354.vm") == "354.vm")
+        #expect(store.canonicalJobID("77") == "77", "a Slurm id is its own")
+        #expect(store.canonicalJobID("35") == nil, "a prefix of the number is not the id")
+        #expect(store.canonicalJobID("999") == nil)
+        #expect(store.canonicalJobID("vm") == nil)
+        try store.link(jobID: "354.other", to: try store.createJobDirectory())
+        #expect(store.canonicalJobID("354") == nil, "ambiguous between two servers: the full id is needed")
+    }
+
+    @Test("the history shows the end the agent decided (a walltime kill) over the job's own record")
+    func decidedEnd() throws {
+        let store = JobStore(root: try temporaryDirectory())
+        let directory = try store.createJobDirectory()
+        store.appendHistory(jobID: "5.vm", backend: "pbspro", name: "w", directory: directory, submitHost: "laptop")
+        #expect(store.history(limit: 10).first?.exitStatus == nil)
+        try FileSystem.writeAtomically(directory + "/exit", "143 1700000000 term\n")
+        #expect(store.history(limit: 10).first?.exitStatus == 143)
+        try FileSystem.writeAtomically(directory + "/end", "124 1700000001 walltime-exceeded\n")
+        #expect(store.history(limit: 10).first?.exitStatus == 124)
+    }
+
     @Test("history: newest first, tabs and newlines in names cannot break a line, exits come from the job's record")
     func historyLines() throws {
         let store = JobStore(root: try temporaryDirectory())

@@ -96,4 +96,67 @@ struct PBSStatusParserTests {
             #expect(backend.statusFailed(run) == failed, "rc \(rc)")
         }
     }
+
+    @Test("without job history (recorded): qstat -xf says so on stderr for a running job, rc 0; qstat -f shows it")
+    func historyOff() {
+        let backend = SchedulerBackend(kind: .pbspro)
+        #expect(backend.statusCommand(["44.vm"], history: false) == ["qstat", "-f", "44.vm"])
+        let xf = CollectedRun(
+            exit: .exited(0), stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stdout").utf8),
+            stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stderr").utf8))
+        #expect(backend.saysHistoryDisabled(xf))
+        #expect(backend.parseStatus(xf).isEmpty)
+        #expect(!backend.statusFailed(xf))
+        let f = CollectedRun(exit: .exited(0), stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-f-running.stdout").utf8), stderr: [])
+        #expect(!backend.saysHistoryDisabled(f))
+        #expect(backend.parseStatus(f)["44.vm"]?.phase == .running)
+        // A finished job is gone: rc 153, "Unknown Job Id", which is an answer (the job is not there), not a failure.
+        let gone = CollectedRun(
+            exit: .exited(153), stdout: [], stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-f-finished.stderr").utf8))
+        #expect(!backend.statusFailed(gone))
+        #expect(backend.parseStatus(gone).isEmpty)
+        #expect(!backend.saysHistoryDisabled(gone))
+        #expect(!SchedulerBackend(kind: .slurm).saysHistoryDisabled(xf), "a PBS message means nothing to Slurm")
+    }
+
+    @Test("the job log's kill line is the scheduler's verdict (recorded walltime kill, and PBS's other limits)")
+    func killVerdict() {
+        let backend = SchedulerBackend(kind: .pbspro)
+        #expect(backend.killVerdict(jobLog: Fixtures.text("pbs-real", "hoff-joboutput-walltime.txt"))
+            == .killedByScheduler(.walltime, detail: "walltime 4 exceeded limit 3", ranFirst: true))
+        #expect(backend.killVerdict(jobLog: Fixtures.text("pbs", "joboutput-walltime.o131.txt"))
+            == .killedByScheduler(.walltime, detail: "walltime 5 exceeded limit 3", ranFirst: true))
+        #expect(backend.killVerdict(jobLog: "x\n=>> PBS: job killed: mem 2097152kb exceeded limit 1048576kb\n")
+            == .killedByScheduler(.memory, detail: "mem 2097152kb exceeded limit 1048576kb", ranFirst: true))
+        #expect(backend.killVerdict(jobLog: "=>> PBS: job killed: cput 61 exceeded limit 60")
+            == .killedByScheduler(.other, detail: "cput 61 exceeded limit 60", ranFirst: true))
+        #expect(backend.killVerdict(jobLog: Fixtures.text("pbs-real", "hoff-joboutput-ok.log.txt")) == nil)
+        #expect(backend.killVerdict(jobLog: "echo '=>> PBS' said nothing\n") == nil)
+        let slurm = SchedulerBackend(kind: .slurm)
+        #expect(slurm.killVerdict(jobLog: "slurmstepd: error: *** JOB 7 ON node CANCELLED AT 2026-12-04T10:00:00 DUE TO TIME LIMIT ***\n")
+            .map { if case .killedByScheduler(.walltime, _, _) = $0 { true } else { false } } == true)
+        #expect(SchedulerBackend(kind: .local).killVerdict(jobLog: "=>> PBS: job killed: walltime 4 exceeded limit 3") == nil)
+    }
+
+    @Test("qdel of a job in state E (recorded: rc 168) is not a failed cancel: the job has ended")
+    func qdelExiting() {
+        let backend = SchedulerBackend(kind: .pbspro)
+        let run = CollectedRun(
+            exit: .exited(Int32(Fixtures.text("pbs-real", "qdel-exiting.rc").trimmingWhitespace())!), stdout: [],
+            stderr: Array(Fixtures.text("pbs-real", "qdel-exiting.stderr").utf8))
+        #expect(backend.cancelError(run, jobID: "47.vm") == nil)
+        #expect(backend.cancelFoundJobFinished(run))
+        let refused = CollectedRun(exit: .exited(1), stdout: [], stderr: Array("qdel: illegally formed job identifier: x\n".utf8))
+        #expect(backend.cancelError(refused, jobID: "x") != nil)
+    }
+
+    @Test("the walltime asked for, by --time or by a raw -l walltime=[[H:]M:]S")
+    func requestedWalltime() {
+        #expect(JobSpec.Resources(walltimeSeconds: 90).requestedWalltimeSeconds == 90)
+        #expect(JobSpec.Resources(raw: ["mem=4GB", "walltime=1:02:03"]).requestedWalltimeSeconds == 3723)
+        #expect(JobSpec.Resources(raw: ["ncpus=2,walltime=45"]).requestedWalltimeSeconds == 45)
+        #expect(JobSpec.Resources(raw: ["walltime=abc"]).requestedWalltimeSeconds == nil)
+        #expect(JobSpec.Resources(raw: ["walltime=99999999999999999999:00"]).requestedWalltimeSeconds == nil)
+        #expect(JobSpec.Resources().requestedWalltimeSeconds == nil)
+    }
 }
