@@ -139,11 +139,21 @@ public struct JobStore: Sendable {
                     text.split(separator: " ").first.flatMap { Int32(String($0).trimmingWhitespace()) }
                 }
             }
-            let exit = status("end") ?? status("exit")
+            let exit = status("end") ?? status("exit") ?? killedStatus(directory: fields[4], backend: fields[2])
             entries.append(HistoryEntry(jobID: fields[1], name: fields[3], backend: fields[2], submittedAt: when, stateDirectory: fields[4], submitHost: fields[5], exitStatus: exit))
             if entries.count >= limit { break }
         }
         return entries
+    }
+
+    /// A job nobody followed to its end (`--terse`) and that left no record: the scheduler's kill line in its
+    /// job log (a walltime kill) still tells how it ended.
+    private func killedStatus(directory: String, backend: String) -> Int32? {
+        guard let kind = SchedulerKind(name: backend), kind != .local else { return nil }
+        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
+        let joblog = JobPaths(stateDirectory: directory, joblog: meta["joblog"]).joblog
+        guard let tail = FileSystem.readTail(joblog, limit: 4096) else { return nil }
+        return SchedulerBackend(kind: kind).killVerdict(jobLog: tail)?.exitStatus
     }
 
     private func indexPath(_ jobID: String) -> String {

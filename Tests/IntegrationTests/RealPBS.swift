@@ -54,6 +54,7 @@ enum RealPBS {
 
     /// `qmgr -c 'set server job_history_enable=…'`.
     static func setHistory(_ enabled: Bool) throws {
+        _ = try environment()  // started (and built) first
         let run = try runCollectingOutput(["bash", script, "history", enabled ? "on" : "off"], timeout: 60)
         guard run.exit == .exited(0) else { throw ComponentError(message: "openpbs.sh history failed: \(run.stderrText)") }
     }

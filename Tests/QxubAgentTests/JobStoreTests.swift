@@ -52,6 +52,19 @@ struct JobStoreTests {
         #expect(store.history(limit: 10).first?.exitStatus == 124)
     }
 
+    @Test("a --terse job that nobody followed and that PBS killed for its walltime: the job log's kill line")
+    func killedWithoutRecords() throws {
+        let store = JobStore(root: try temporaryDirectory())
+        let directory = try store.createJobDirectory()
+        store.appendHistory(jobID: "6.vm", backend: "pbspro", name: "w", directory: directory, submitHost: "laptop")
+        try FileSystem.writeAtomically(directory + "/joblog", "qxub 0.1.0: job 6.vm\n=>> PBS: job killed: walltime 4 exceeded limit 3\n")
+        #expect(store.history(limit: 10).first?.exitStatus == 124)
+        let local = try store.createJobDirectory()
+        store.appendHistory(jobID: "local-1", backend: "local", name: "l", directory: local, submitHost: "laptop")
+        try FileSystem.writeAtomically(local + "/joblog", "=>> PBS: job killed: walltime 4 exceeded limit 3\n")
+        #expect(store.history(limit: 10).first?.exitStatus == nil, "a local job's log is its own text, not a scheduler's")
+    }
+
     @Test("history: newest first, tabs and newlines in names cannot break a line, exits come from the job's record")
     func historyLines() throws {
         let store = JobStore(root: try temporaryDirectory())
