@@ -6,7 +6,8 @@
 # 1. installs the Debian packages the tests need (install/test-deps.sh),
 # 2. builds the static agent and checks it (install/build-agent.sh),
 # 3. checks the PBS Pro emulator against the recorded OpenPBS output (Tests/Support/pbs-emulator/check.sh),
-#    and fuzzes the protocol decoders for a bounded time (Tests/Fuzz/run.sh),
+#    and fuzzes the protocol decoders and the agent's request handling for a bounded time, split between
+#    them (Tests/Fuzz/run.sh),
 # 4. runs the README's first command (install/quickstart.sh) into a temporary prefix,
 # 5. runs `swift test` against the built binaries, the static agent included.
 # Integration tests start their real components (sshd, Slurm) through Tests/Support/.
@@ -17,7 +18,7 @@ bash install/test-deps.sh
 bash install/build-agent.sh
 echo "test: the PBS Pro emulator against the recorded OpenPBS output (Tests/Fixtures/pbs, Tests/Fixtures/pbs-real)"
 bash Tests/Support/pbs-emulator/check.sh
-echo "test: fuzzing the frame decoder for ${QXUB_FUZZ_SECONDS:-30}s"
+echo "test: fuzzing the frame decoder and the agent's request handling for ${QXUB_FUZZ_SECONDS:-30}s in all"
 bash Tests/Fuzz/run.sh "${QXUB_FUZZ_SECONDS:-30}"
 echo "test: the README's first command, into a temporary prefix"
 QXUB_PREFIX=$(mktemp -d) bash install/quickstart.sh

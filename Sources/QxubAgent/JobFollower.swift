@@ -114,7 +114,7 @@ final class JobFollower {
         guard kind != .local, !records.cancelled, let status = records.exitStatus else { return false }
         if records.exitNote == "term" || (status > 128 && status <= 128 + 64) { return true }
         if let walltime, let started = records.startedAt, let ended = records.endedAt, ended >= started,
-           ended - started + 2 >= walltime {
+           ended - started >= (walltime > 2 ? walltime - 2 : 0) {
             return true
         }
         return false

@@ -159,8 +159,9 @@ extension QxubCommand {
         /// How long a job has run (or ran): from its started record to its exit record or now; "-" before it starts.
         static func elapsed(_ status: JobStatus, now: Double = MonotonicClock.wallNow()) -> String {
             guard status.startedAt > 0 else { return "-" }
-            let end = status.endedAt > 0 ? Double(status.endedAt) : now
-            let seconds = max(0, Int(end) - Int(status.startedAt))
+            // Whole seconds, no conversion that can trap (the times are at most 2^63-1: see the protocol).
+            let end = status.endedAt > 0 ? status.endedAt : UInt64(max(0, now))
+            let seconds = Int(clamping: end >= status.startedAt ? end - status.startedAt : 0)
             return seconds >= 3600 ? "\(seconds / 3600)h\(two(seconds / 60 % 60))m" : "\(seconds / 60)m\(two(seconds % 60))s"
         }
 

@@ -43,6 +43,13 @@ public final class AgentRequests {
                     failure = ClientError(error)
                     loop.stop()
                 }
+            case .malformed(_, let type, _, let error) where !Message.isRequest(type):
+                // A reply that does not decode is no answer: say so now rather than after the timeout.
+                failure = ClientError(
+                    "\(connection.peerName) sent a \(type) that does not decode: \(error)",
+                    hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
+                    exitCode: ExitCodes.unavailable)
+                loop.stop()
             case .malformed: break
             }
         }

@@ -136,8 +136,8 @@ public struct Watch: WireCodable, Hashable {
             switch field.number {
             case 1: requestID = try field.uint32()
             case 2: jobID = try field.string()
-            case 3: stdoutOffset = try field.uint64()
-            case 4: stderrOffset = try field.uint64()
+            case 3: stdoutOffset = try field.int63()
+            case 4: stderrOffset = try field.int63()
             case 5: joblog = try field.bool()
             default: break
             }
@@ -251,8 +251,8 @@ public struct JobStatus: WireCodable, Hashable {
             case 1: jobID = try field.string()
             case 2: state = try field.message()
             case 3: termination = try field.message()
-            case 4: startedAt = try field.uint64()
-            case 5: endedAt = try field.uint64()
+            case 4: startedAt = try field.int63()
+            case 5: endedAt = try field.int63()
             default: break
             }
         }
@@ -311,10 +311,14 @@ public struct Output: WireCodable, Hashable {
                     throw .malformedPayload(type: .output, reason: "unknown stream")
                 }
                 self.stream = stream
-            case 2: offset = try field.uint64()
+            case 2: offset = try field.int63()
             case 3: data = try field.bytes()
             default: break
             }
+        }
+        // The receiver adds the two (where the next chunk starts): the sum must be a file offset too.
+        guard UInt64(data.count) <= UInt64(Int64.max) - offset else {
+            throw .malformedPayload(type: .output, reason: "offset \(offset) plus \(data.count) bytes is past 2^63-1")
         }
     }
 }
@@ -425,7 +429,7 @@ public struct HistoryEntry: WireCodable, Hashable {
             case 1: jobID = try field.string()
             case 2: name = try field.string()
             case 3: backend = try field.string()
-            case 4: submittedAt = try field.uint64()
+            case 4: submittedAt = try field.int63()
             case 5: stateDirectory = try field.string()
             case 6: submitHost = try field.string()
             case 7: exitStatus = try field.int32()

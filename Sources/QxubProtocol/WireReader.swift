@@ -28,6 +28,14 @@ public struct WireReader {
             return Int(value)
         }
 
+        /// A `uint64` that must fit an `Int64` (`off_t`, `time_t`): file offsets and times. Anything above
+        /// 2⁶³−1 is malformed here, at the boundary, so no code behind it can trap converting it.
+        public func int63() throws(ProtocolError) -> UInt64 {
+            let value = try uint64()
+            guard value <= UInt64(Int64.max) else { throw malformed("field \(number) is out of range") }
+            return value
+        }
+
         public func bool() throws(ProtocolError) -> Bool { try uint64() != 0 }
 
         public func int64() throws(ProtocolError) -> Int64 {

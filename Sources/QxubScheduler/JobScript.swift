@@ -111,7 +111,7 @@ public struct JobScript {
             if let queue = spec.queue { option("--partition", queue, joined: true) }
             if let project = spec.project { option("--account", project, joined: true) }
             if let walltime = resources.walltimeSeconds { option("--time", slurmTime(walltime), joined: true) }
-            if let memory = resources.memoryBytes { option("--mem", "\((memory + (1 << 20) - 1) >> 20)M", joined: true) }
+            if let memory = resources.memoryBytes { option("--mem", "\(memory >> 20 + (memory & 0xFFFFF == 0 ? 0 : 1))M", joined: true) }
             if let cpus = resources.cpus { option("--cpus-per-task", "\(cpus)", joined: true) }
             if let gpus = resources.gpus { option("--gpus", "\(gpus)", joined: true) }
             if let disk = resources.localDiskBytes { option("--tmp", "\((disk + (1 << 20) - 1) >> 20)M", joined: true) }

@@ -12,9 +12,11 @@ final class AgentPipe {
     var endpoint: ProtocolEndpoint
     private var pending: [ProtocolEndpoint.Event] = []
 
-    init(hello: Hello = Hello(software: "qxub-tests")) throws {
+    /// - Parameter environment: the agent's whole environment (nil: this process's).
+    init(hello: Hello = Hello(software: "qxub-tests"), environment: [String]? = nil) throws {
         ignoreBrokenPipes()  // an agent that ended must fail the test, not kill the test runner
-        child = try ChildProcess.spawn([BuiltProducts.agent, "serve"], stdin: .pipe, stdout: .pipe, stderr: .pipe)
+        child = try ChildProcess.spawn(
+            [BuiltProducts.agent, "serve"], environment: environment, stdin: .pipe, stdout: .pipe, stderr: .pipe)
         endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
     }
 

@@ -191,7 +191,7 @@ func sampleMessages() -> [Message] {
         .submit(Submit(requestID: 2, spec: JobSpec(name: "", command: .argv([]), workingDirectory: ""))),
         .submit(Submit(requestID: 3, spec: spec, token: "00112233445566778899aabbccddeeff")),
         .submitted(Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")),
-        .watch(Watch(requestID: 1, jobID: "5", stdoutOffset: .max, stderrOffset: 1)),
+        .watch(Watch(requestID: 1, jobID: "5", stdoutOffset: UInt64(Int64.max), stderrOffset: 1)),
         .unwatch(JobRequest(requestID: 1, jobID: "5")),
         .cancel(JobRequest(requestID: 1, jobID: "5")),
         .cancelResult(CancelResult(requestID: 1, jobID: "5", wasActive: false)),
