@@ -285,6 +285,8 @@ cmd_env() {
   printf 'export QXUB_PBS_PATH=%q\n' "$x/bin"
   printf 'export QXUB_PBS_EXEC=%q\n' "$x"
   printf 'export PBS_CONF_FILE=%q\n' "$CONF"
+  # For `eval` in a shell: the PBS commands first on PATH (run them with `ip netns exec`).
+  printf 'export PATH=%q:"$PATH"\n' "$x/bin"
 }
 
 cmd_status() {
