@@ -125,22 +125,51 @@ public struct SSHLauncher: Sendable {
                 hint: "check that `ssh \(remote.host) true` works from this terminal",
                 exitCode: ExitCodes.unavailable)
         }
-        if let controlPath, let directory { try directory.verify(socket: controlPath) }
+        if let controlPath, let directory {
+            try directory.verify(socket: controlPath)
+            // Its pid, for ``discardMaster(controlPath:)``: once hung, it can no longer say it.
+            if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5),
+               let pid = Self.masterPid(check.stderrText) {
+                MasterTeardown.record(controlPath: controlPath, pid: pid)
+            }
+        }
     }
 
-    /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone):
-    /// asks it to exit, and if it does not (a hung process), takes its socket away, so the next
-    /// ``ensureMaster(controlPath:)`` opens a fresh connection.
+    /// The pid in `ssh -O check`'s answer, `Master running (pid=1234)`.
+    static func masterPid(_ answer: String) -> pid_t? {
+        guard let start = answer.firstRange(ofLiteral: "(pid=") else { return nil }
+        return pid_t(answer[start.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone): asks
+    /// it to stop listening, and if it does not answer (a hung or stopped process), ends it, SIGTERM then
+    /// SIGKILL, before its socket is removed. A hung master left running would, when it exits at last, unlink
+    /// the socket path, which by then is the next master's.
     ///
-    /// `-O stop`, not `-O exit`: sessions of other qxub processes that still work go on to their end. A
-    /// master of the user's own ssh configuration (no control path of ours) is never touched.
+    /// `-O stop`, not `-O exit`: sessions of other qxub processes that still work go on to their end (a
+    /// master that stops listening removes its socket itself, and no longer touches the path). Done under the
+    /// ``MasterLock``, so no other qxub opens a master at the path meanwhile; a master opened by another qxub
+    /// while this one waited for the lock is left alone. A master of the user's own ssh configuration (no
+    /// control path of ours) is never touched.
     public func discardMaster(controlPath: String?) {
         guard let controlPath else {
             ClientLog.write("ssh master for \(platform) is managed by your ssh config: left alone")
             return
         }
+        let stale = MasterTeardown.recordedMaster(controlPath: controlPath)
+        let lock = try? MasterLock.acquire(controlPath + ".lock") { _ in }
+        defer { lock?.release() }
+        let current = MasterTeardown.recordedMaster(controlPath: controlPath)
+        if let current, current != stale {
+            ClientLog.write("ssh master for \(platform): pid \(current) opened meanwhile by another qxub, kept")
+            return
+        }
         let stop = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "stop", remote.host], timeout: 3)
-        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run"))")
+        var ended = ""
+        if stop?.exit != .exited(0), let current {
+            ended = ", " + MasterTeardown(pid: current).run()
+        }
+        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run")\(ended))")
         if FileSystem.exists(controlPath) { unlink(controlPath) }
     }
 

@@ -297,6 +297,47 @@ struct RemoteTests {
         #expect(agents.exit == .exited(0) && agents.stdoutText.contains(QxubVersion.current), "\(agents.stdoutText) \(agents.stderrText)")
     }
 
+    @Test("a discarded hung master is ended by qxub (SIGTERM, then SIGKILL as it is stopped); the new master's socket survives")
+    func discardedMasterEnded() throws {
+        let remote = try remote("discard")
+        remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let socket = remote.sandbox.directory + "/cm/bashbox"
+        /// The ssh masters of this sandbox (`-N`), live or stopped, not zombies.
+        func masters() throws -> [pid_t] {
+            let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + socket])
+            return candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N") && !gone(pid)
+            }
+        }
+        func gone(_ pid: pid_t) -> Bool {
+            guard let stat = FileSystem.readText("/proc/\(pid)/stat") else { return true }
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        }
+        let old = try masters()
+        try #require(old.count == 1, "one master after install: \(old)")
+        kill(old[0], SIGSTOP)
+        remote.sandbox.cleanup.append(["kill", "-KILL", "\(old[0])"])
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"], timeout: 90)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "after the master hung\n")
+        #expect(remote.sandbox.wait(timeout: 10) { gone(old[0]) }, "qxub ended the master it discarded")
+        let log = FileSystem.readText(remote.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
+        #expect(log.contains("pid \(old[0]) ended by signal \(SIGKILL)"), "a stopped master needs SIGKILL: \(log)")
+        let new = try masters()
+        #expect(new.count == 1 && new != old, "one new master: \(new)")
+        // Had the old master survived, its exit would unlink the path it was given: let it exit now.
+        if !gone(old[0]) {
+            kill(old[0], SIGTERM)
+            kill(old[0], SIGCONT)
+            _ = remote.sandbox.wait(timeout: 10) { gone(old[0]) }
+        }
+        #expect(SocketProbe.isSocket(socket), "the new master's socket is still there")
+        let after = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo once more"], timeout: 60)
+        #expect(after.stdoutText == "once more\n", "\(after.stderrText)")
+        #expect(try masters() == new, "the new master served it: no third master")
+    }
+
     @Test("attach follows a job submitted earlier, from its first byte")
     func attach() throws {
         let remote = try remote("attach")
