@@ -9,17 +9,21 @@ import Darwin
 /// Ends a discarded ssh master, which is not our child (`ssh -f` daemonised it): SIGTERM, and SIGKILL when it
 /// is still there after a grace period (a stopped process never acts on SIGTERM). The steps are data, as
 /// swift-subprocess's `TeardownStep`; time and the process checks are injected.
-struct MasterTeardown {
-    enum Step: Equatable {
+package struct MasterTeardown {
+    package enum Step: Equatable {
         case signal(Int32, grace: Double)
     }
 
-    static let steps: [Step] = [.signal(SIGTERM, grace: 1), .signal(SIGKILL, grace: 2)]
+    package static let steps: [Step] = [.signal(SIGTERM, grace: 1), .signal(SIGKILL, grace: 2)]
 
-    let pid: pid_t
+    package let pid: pid_t
+
+    package init(pid: pid_t) {
+        self.pid = pid
+    }
 
     /// Runs the steps until the process is gone; says what ended it ("ended by signal 15").
-    func run(
+    package func run(
         clock: () -> Double = MonotonicClock.now, pause: () -> Void = { usleep(20_000) },
         signal: (pid_t, Int32) -> Void = { _ = kill($0, $1) }, isGone: (pid_t) -> Bool = Self.isGone
     ) -> String {
