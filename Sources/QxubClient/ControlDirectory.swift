@@ -194,7 +194,9 @@ package struct ControlDirectory: Sendable, Equatable {
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else { return nil }
         // The listener's credentials as of its listen(): who made the socket, even if it is stopped now.
@@ -223,13 +225,16 @@ package struct ControlDirectory: Sendable, Equatable {
     static func refusal(_ path: String, _ problem: String) -> ClientError {
         ClientError(
             "the ssh control directory \(path) \(problem)",
-            hint: "if you did not make it so, tell your administrators; remove it (`rm -r \(path)`) and run qxub again, or "
+            hint: "if you did not make it so, tell your administrators; remove it (`rm -r \(path)`) and run qxub "
+                + "again, or "
                 + "set QXUB_CONTROL_DIR to a private directory",
             exitCode: ExitCodes.unavailable)
     }
 
     static func foreign(_ path: String, _ owner: uid_t) -> ClientError {
-        refusal(path, "belongs to \(userName(owner)), not to you: another user may be trying to take over your ssh sessions")
+        refusal(
+            path, "belongs to \(userName(owner)), not to you: another user may be trying to take over your "
+                + "ssh sessions")
     }
 
     static func failure(_ error: any Error) -> ClientError {

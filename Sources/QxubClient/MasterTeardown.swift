@@ -42,7 +42,9 @@ package struct MasterTeardown {
     /// No such process, or only its zombie (it has done its cleanup; whoever adopted it reaps it).
     static func isGone(_ pid: pid_t) -> Bool {
         if kill(pid, 0) != 0 && currentErrno() == ESRCH { return true }
-        guard let stat = FileSystem.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        guard let stat = FileSystem.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else {
+            return false
+        }
         let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
         return state == "Z" || state == "X"
     }
