@@ -21,27 +21,10 @@ public struct SSHLauncher: Sendable {
         "sh .qxub/bin/qxub-shim \(versions.lowerBound) \(versions.upperBound)"
     }
 
-    /// A private directory with a short path for control sockets (the socket path limit is about 104 bytes
-    /// on macOS, and ssh adds 17 characters while binding).
+    /// The private directory for control sockets (``ControlDirectory``): created by qxub, or checked to be
+    /// yours, not a symbolic link, and writable by nobody else.
     public static func controlDirectory() throws(ClientError) -> String {
-        let directory: String
-        if let explicit = Environment.get("QXUB_CONTROL_DIR"), !explicit.isEmpty {
-            directory = explicit
-        } else if let runtime = Environment.get("XDG_RUNTIME_DIR"), !runtime.isEmpty, FileSystem.isDirectory(runtime) {
-            directory = runtime + "/qxub"
-        } else {
-            directory = "/tmp/qxub-cm-\(getuid())"
-        }
-        do {
-            try FileSystem.createDirectories(directory, mode: 0o700)
-        } catch {
-            throw ClientError("cannot create the ssh control directory \(directory): \(error)", hint: "set QXUB_CONTROL_DIR to a private directory", exitCode: ExitCodes.unavailable)
-        }
-        var info = stat()
-        guard stat(directory, &info) == 0, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
-            throw ClientError("the ssh control directory \(directory) is not private to you", hint: "remove it or set QXUB_CONTROL_DIR", exitCode: ExitCodes.unavailable)
-        }
-        return directory
+        try ControlDirectory.make(ControlDirectory.current()).path
     }
 
     /// True when the user's own ssh configuration already manages connection sharing for this host.
@@ -76,28 +59,14 @@ public struct SSHLauncher: Sendable {
     /// A live socket of ours answers at once (no process spawned); only without one is `ssh -G` asked
     /// whether the user's configuration shares connections itself.
     public func controlPath() throws(ClientError) -> String? {
-        let safe = String(platform.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
-        let ours = try Self.controlDirectory() + "/" + safe
+        let ours = try Self.controlDirectory() + "/" + ControlDirectory.socketName(platform: platform)
         if Self.socketIsLive(ours) { return ours }
         return userManagesControlPath() ? nil : ours
     }
 
     /// Whether a master listens on the Unix socket at `path` (a connect, no ssh process).
     static func socketIsLive(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { FileDescriptor.close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
+        ControlDirectory.listener(path) != nil
     }
 
     /// Makes sure a live master connection exists: a dead one (laptop slept, network changed) is cleared,
@@ -108,8 +77,13 @@ public struct SSHLauncher: Sendable {
         let base = baseArguments(controlPath: controlPath)
         var lock: MasterLock?
         defer { lock?.release() }
-        if let controlPath {
-            if Self.socketIsLive(controlPath) { return }
+        // Checked now and again once a master listens: nothing is sent through a socket in a directory that
+        // was swapped meanwhile, or through a socket another user serves.
+        let directory = try controlPath.map { path throws(ClientError) in
+            try ControlDirectory.checked(FileSystem.directoryName(path))
+        }
+        if let controlPath, let directory {
+            if Self.socketIsLive(controlPath) { return try directory.verify(socket: controlPath) }
             // One master per platform: another qxub may be opening it (and showing an MFA prompt). Wait for
             // it, however long its login takes, then use its master.
             lock = try MasterLock.acquire(controlPath + ".lock") { holder in
@@ -117,7 +91,7 @@ public struct SSHLauncher: Sendable {
                 try? FileDescriptor.writeAll(
                     2, "qxub: waiting for the connection to \(remote.host) (platform \(platform)) that \(who) is opening\n")
             }
-            if Self.socketIsLive(controlPath) { return }
+            if Self.socketIsLive(controlPath) { return try directory.verify(socket: controlPath) }
         } else if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
             return
         }
@@ -151,21 +125,51 @@ public struct SSHLauncher: Sendable {
                 hint: "check that `ssh \(remote.host) true` works from this terminal",
                 exitCode: ExitCodes.unavailable)
         }
+        if let controlPath, let directory {
+            try directory.verify(socket: controlPath)
+            // Its pid, for ``discardMaster(controlPath:)``: once hung, it can no longer say it.
+            if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5),
+               let pid = Self.masterPid(check.stderrText) {
+                MasterTeardown.record(controlPath: controlPath, pid: pid)
+            }
+        }
     }
 
-    /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone):
-    /// asks it to exit, and if it does not (a hung process), takes its socket away, so the next
-    /// ``ensureMaster(controlPath:)`` opens a fresh connection.
+    /// The pid in `ssh -O check`'s answer, `Master running (pid=1234)`.
+    static func masterPid(_ answer: String) -> pid_t? {
+        guard let start = answer.firstRange(ofLiteral: "(pid=") else { return nil }
+        return pid_t(answer[start.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Gets rid of a master that no longer carries sessions (its socket answers, its network is gone): asks
+    /// it to stop listening, and if it does not answer (a hung or stopped process), ends it, SIGTERM then
+    /// SIGKILL, before its socket is removed. A hung master left running would, when it exits at last, unlink
+    /// the socket path, which by then is the next master's.
     ///
-    /// `-O stop`, not `-O exit`: sessions of other qxub processes that still work go on to their end. A
-    /// master of the user's own ssh configuration (no control path of ours) is never touched.
+    /// `-O stop`, not `-O exit`: sessions of other qxub processes that still work go on to their end (a
+    /// master that stops listening removes its socket itself, and no longer touches the path). Done under the
+    /// ``MasterLock``, so no other qxub opens a master at the path meanwhile; a master opened by another qxub
+    /// while this one waited for the lock is left alone. A master of the user's own ssh configuration (no
+    /// control path of ours) is never touched.
     public func discardMaster(controlPath: String?) {
         guard let controlPath else {
             ClientLog.write("ssh master for \(platform) is managed by your ssh config: left alone")
             return
         }
+        let stale = MasterTeardown.recordedMaster(controlPath: controlPath)
+        let lock = try? MasterLock.acquire(controlPath + ".lock") { _ in }
+        defer { lock?.release() }
+        let current = MasterTeardown.recordedMaster(controlPath: controlPath)
+        if let current, current != stale {
+            ClientLog.write("ssh master for \(platform): pid \(current) opened meanwhile by another qxub, kept")
+            return
+        }
         let stop = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "stop", remote.host], timeout: 3)
-        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run"))")
+        var ended = ""
+        if stop?.exit != .exited(0), let current {
+            ended = ", " + MasterTeardown(pid: current).run()
+        }
+        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run")\(ended))")
         if FileSystem.exists(controlPath) { unlink(controlPath) }
     }
 

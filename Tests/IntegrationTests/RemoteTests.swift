@@ -13,6 +13,11 @@ struct RemoteTests {
     struct Remote {
         let sandbox: Sandbox
         let ssh: [String: String]
+        /// The cluster users and homes of the sshd instance (QXUB_SSHD_USER_PREFIX, QXUB_SSHD_HOMES).
+        var bashUser: String { ssh["QXUB_TEST_SSH_BASH_USER"]! }
+        var bashHome: String { ssh["QXUB_TEST_SSH_BASH_HOME"]! }
+        var tcshHome: String { ssh["QXUB_TEST_SSH_TCSH_HOME"]! }
+        var homes: String { FileSystem.directoryName(bashHome) }
 
         func sshRun(_ host: String, _ command: String) throws -> CollectedRun {
             try runCollectingOutput(["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, host, command], timeout: 60)
@@ -43,7 +48,7 @@ struct RemoteTests {
                 remote:
                   host: qxub-bash
                   ssh_config: \(config)
-                  working_dir: /tmp/qxub-homes/{{user}}/work
+                  working_dir: \(FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!))/{{user}}/work
               tcshbox:
                 remote:
                   host: qxub-tcsh
@@ -77,17 +82,17 @@ struct RemoteTests {
         #expect(run.exit == .exited(6), "\(run.stderrText)")
         #expect(run.stderrText.contains("to stderr\n"))
         if platform == "bashbox" {
-            #expect(run.stdoutText == "/tmp/qxub-homes/qxubbash/work\n", "{{user}} resolves on the cluster")
+            #expect(run.stdoutText == remote.bashHome + "/work\n", "{{user}} resolves on the cluster")
         } else {
-            #expect(run.stdoutText == "/tmp/qxub-homes/qxubtcsh\n", "no working_dir: the remote home")
+            #expect(run.stdoutText == remote.tcshHome + "\n", "no working_dir: the remote home")
         }
 
         if platform == "bashbox" {
-            // {user} in --execdir is the cluster's user (qxubbash), not this machine's.
-            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{user}", "--", "pwd"])
-            #expect(execdir.stdoutText == "/tmp/qxub-homes/qxubbash\n", "\(execdir.stderrText)")
-            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{{user}}", "--", "pwd"])
-            #expect(python.stdoutText == "/tmp/qxub-homes/qxubbash\n", "the Python qxub's {{user}}: \(python.stderrText)")
+            // {user} in --execdir is the cluster's user (the bash host's), not this machine's.
+            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{user}", "--", "pwd"])
+            #expect(execdir.stdoutText == remote.bashHome + "\n", "\(execdir.stderrText)")
+            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{{user}}", "--", "pwd"])
+            #expect(python.stdoutText == remote.bashHome + "\n", "the Python qxub's {{user}}: \(python.stderrText)")
         }
 
         let status = try remote.qxub(["agent", "status", "--platform", platform])
@@ -117,7 +122,7 @@ struct RemoteTests {
     func installDirUninstall() throws {
         let remote = try remote("installdir")
         _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/project/tools && echo precious > $HOME/project/tools/keep.txt")
-        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", "/tmp/qxub-homes/qxubbash/project/tools"])
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", remote.bashHome + "/project/tools"])
         #expect(install.exit == .exited(0), "\(install.stderrText)")
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo from --dir"])
         #expect(run.stdoutText == "from --dir\n", "\(run.stderrText)")
@@ -169,7 +174,7 @@ struct RemoteTests {
         if victim == "ssh" {
             for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         } else {
-            _ = try remote.sshRun("qxub-bash", "pkill -KILL -u qxubbash -f 'qxub-agent serve'")
+            _ = try remote.sshRun("qxub-bash", "pkill -KILL -u \(remote.bashUser) -f 'qxub-agent serve'")
         }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
@@ -204,14 +209,14 @@ struct RemoteTests {
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo started; sleep 131"])
         // Wait for the job to run, cut the session, and press Ctrl-C before qxub has reconnected (1 s).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         usleep(300_000)
         kill(-child.pid, SIGINT)
         let run = collect(child, timeout: 90)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("reconnecting"), "\(run.stderrText)")
-        let left = try remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true")
+        let left = try remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true")
         #expect(left.stdoutText.isEmpty, "the job was cancelled on the cluster")
     }
 
@@ -225,7 +230,7 @@ struct RemoteTests {
         let marker = "lost-submit-\(getpid())"
         let child = try remote.sandbox.start(["exec", "--terse", "--platform", "bashbox", "--backend", "slurm", "-N", marker, "--", "true"])
         // Cut the session once sbatch runs (the submission has gone out, its answer has not come back).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
@@ -290,6 +295,47 @@ struct RemoteTests {
         try freezeMaster()
         let agents = try remote.qxub(["agent", "status", "--platform", "bashbox"], timeout: 90)
         #expect(agents.exit == .exited(0) && agents.stdoutText.contains(QxubVersion.current), "\(agents.stdoutText) \(agents.stderrText)")
+    }
+
+    @Test("a discarded hung master is ended by qxub (SIGTERM, then SIGKILL as it is stopped); the new master's socket survives")
+    func discardedMasterEnded() throws {
+        let remote = try remote("discard")
+        remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let socket = remote.sandbox.directory + "/cm/bashbox"
+        /// The ssh masters of this sandbox (`-N`), live or stopped, not zombies.
+        func masters() throws -> [pid_t] {
+            let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + socket])
+            return candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N") && !gone(pid)
+            }
+        }
+        func gone(_ pid: pid_t) -> Bool {
+            guard let stat = FileSystem.readText("/proc/\(pid)/stat") else { return true }
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        }
+        let old = try masters()
+        try #require(old.count == 1, "one master after install: \(old)")
+        kill(old[0], SIGSTOP)
+        remote.sandbox.cleanup.append(["kill", "-KILL", "\(old[0])"])
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"], timeout: 90)
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "after the master hung\n")
+        #expect(remote.sandbox.wait(timeout: 10) { gone(old[0]) }, "qxub ended the master it discarded")
+        let log = FileSystem.readText(remote.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
+        #expect(log.contains("pid \(old[0]) ended by signal \(SIGKILL)"), "a stopped master needs SIGKILL: \(log)")
+        let new = try masters()
+        #expect(new.count == 1 && new != old, "one new master: \(new)")
+        // Had the old master survived, its exit would unlink the path it was given: let it exit now.
+        if !gone(old[0]) {
+            kill(old[0], SIGTERM)
+            kill(old[0], SIGCONT)
+            _ = remote.sandbox.wait(timeout: 10) { gone(old[0]) }
+        }
+        #expect(SocketProbe.isSocket(socket), "the new master's socket is still there")
+        let after = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo once more"], timeout: 60)
+        #expect(after.stdoutText == "once more\n", "\(after.stderrText)")
+        #expect(try masters() == new, "the new master served it: no third master")
     }
 
     @Test("attach follows a job submitted earlier, from its first byte")
