@@ -13,6 +13,12 @@ struct RemoteTests {
     struct Remote {
         let sandbox: Sandbox
         let ssh: [String: String]
+        /// The folder holding the cluster users' homes (sshd.sh's QXUB_SSHD_HOMES), e.g. /tmp/qxub-homes.
+        var homes: String { FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) }
+        /// The home and user name of the bash and tcsh login users of this sshd.
+        var bashHome: String { ssh["QXUB_TEST_SSH_BASH_HOME"]! }
+        var tcshHome: String { ssh["QXUB_TEST_SSH_TCSH_HOME"]! }
+        var bashUser: String { ssh["QXUB_TEST_SSH_BASH_USER"]! }
 
         func sshRun(_ host: String, _ command: String) throws -> CollectedRun {
             try runCollectingOutput(["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, host, command], timeout: 60)
@@ -43,7 +49,7 @@ struct RemoteTests {
                 remote:
                   host: qxub-bash
                   ssh_config: \(config)
-                  working_dir: /tmp/qxub-homes/{{user}}/work
+                  working_dir: \(FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!))/{{user}}/work
               tcshbox:
                 remote:
                   host: qxub-tcsh
@@ -54,7 +60,7 @@ struct RemoteTests {
         sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
         let remote = Remote(sandbox: sandbox, ssh: ssh)
         for host in ["qxub-bash", "qxub-tcsh"] {
-            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work; mkdir -p $HOME/work'")
+            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work $HOME/planted-code-ran $HOME/readonly $HOME/project; mkdir -p $HOME/work'")
         }
         sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/bashbox", "-O", "exit", "qxub-bash"])
         sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/tcshbox", "-O", "exit", "qxub-tcsh"])
@@ -77,17 +83,17 @@ struct RemoteTests {
         #expect(run.exit == .exited(6), "\(run.stderrText)")
         #expect(run.stderrText.contains("to stderr\n"))
         if platform == "bashbox" {
-            #expect(run.stdoutText == "/tmp/qxub-homes/qxubbash/work\n", "{{user}} resolves on the cluster")
+            #expect(run.stdoutText == remote.bashHome + "/work\n", "{{user}} resolves on the cluster")
         } else {
-            #expect(run.stdoutText == "/tmp/qxub-homes/qxubtcsh\n", "no working_dir: the remote home")
+            #expect(run.stdoutText == remote.tcshHome + "\n", "no working_dir: the remote home")
         }
 
         if platform == "bashbox" {
             // {user} in --execdir is the cluster's user (qxubbash), not this machine's.
-            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{user}", "--", "pwd"])
-            #expect(execdir.stdoutText == "/tmp/qxub-homes/qxubbash\n", "\(execdir.stderrText)")
-            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", "/tmp/qxub-homes/{{user}}", "--", "pwd"])
-            #expect(python.stdoutText == "/tmp/qxub-homes/qxubbash\n", "the Python qxub's {{user}}: \(python.stderrText)")
+            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{user}", "--", "pwd"])
+            #expect(execdir.stdoutText == remote.bashHome + "\n", "\(execdir.stderrText)")
+            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{{user}}", "--", "pwd"])
+            #expect(python.stdoutText == remote.bashHome + "\n", "the Python qxub's {{user}}: \(python.stderrText)")
         }
 
         let status = try remote.qxub(["agent", "status", "--platform", platform])
@@ -117,7 +123,7 @@ struct RemoteTests {
     func installDirUninstall() throws {
         let remote = try remote("installdir")
         _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/project/tools && echo precious > $HOME/project/tools/keep.txt")
-        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", "/tmp/qxub-homes/qxubbash/project/tools"])
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", remote.bashHome + "/project/tools"])
         #expect(install.exit == .exited(0), "\(install.stderrText)")
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo from --dir"])
         #expect(run.stdoutText == "from --dir\n", "\(run.stderrText)")
@@ -169,7 +175,7 @@ struct RemoteTests {
         if victim == "ssh" {
             for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         } else {
-            _ = try remote.sshRun("qxub-bash", "pkill -KILL -u qxubbash -f 'qxub-agent serve'")
+            _ = try remote.sshRun("qxub-bash", "pkill -KILL -u \(remote.bashUser) -f 'qxub-agent serve'")
         }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
@@ -204,14 +210,14 @@ struct RemoteTests {
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo started; sleep 131"])
         // Wait for the job to run, cut the session, and press Ctrl-C before qxub has reconnected (1 s).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         usleep(300_000)
         kill(-child.pid, SIGINT)
         let run = collect(child, timeout: 90)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("reconnecting"), "\(run.stderrText)")
-        let left = try remote.sshRun("qxub-bash", "pgrep -u qxubbash -f '[s]leep 131' || true")
+        let left = try remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true")
         #expect(left.stdoutText.isEmpty, "the job was cancelled on the cluster")
     }
 
@@ -225,7 +231,7 @@ struct RemoteTests {
         let marker = "lost-submit-\(getpid())"
         let child = try remote.sandbox.start(["exec", "--terse", "--platform", "bashbox", "--backend", "slurm", "-N", marker, "--", "true"])
         // Cut the session once sbatch runs (the submission has gone out, its answer has not come back).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u qxubbash -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
+        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
