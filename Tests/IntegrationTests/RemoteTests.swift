@@ -30,7 +30,7 @@ struct RemoteTests {
 
         /// The ssh processes of this sandbox's sessions (not the master).
         func sessionProcesses() -> [pid_t] {
-            let run = try? runCollectingOutput(["pgrep", "-f", "qxub-shim 1 1"])
+            let run = try? runCollectingOutput(["pgrep", "-f", "set -- 1 1; [.] [.]qxub/bin/qxub-shim"])
             return (run?.stdoutText ?? "").split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
                 (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").containsText(sandbox.directory)
             }
