@@ -162,3 +162,22 @@ extension RemoteTests {
         #expect(install.stderrText.contains("qxub-install: cannot create \(readOnly)/agent"), "\(install.stderrText)")
     }
 }
+
+extension RemoteTests {
+    @Test("agent install --dir on a full filesystem (a 1 MB tmpfs): No space left on device and the status, never 141")
+    func installFullDir() throws {
+        let remote = try remote("install-full")
+        let full = remote.bashHome + "/full"
+        try FileSystem.createDirectories(full)
+        let mount = try runCollectingOutput(["mount", "-t", "tmpfs", "-o", "size=1m", "qxub-test-full", full])
+        #expect(mount.exit == .exited(0), "this test mounts a tmpfs as root: \(mount.stderrText)")
+        defer { _ = try? runCollectingOutput(["umount", full]) }
+        _ = try runCollectingOutput(["chown", "--reference=" + remote.bashHome, full])
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", full])
+        #expect(install.exit == .exited(69), "\(install.exit) \(install.stderrText)")
+        #expect(install.stderrText.contains("qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status 9"),
+                "\(install.stderrText)")
+        #expect(install.stderrText.contains("No space left on device"), "\(install.stderrText)")
+        #expect(install.stderrText.contains("qxub-install: cannot write the agent into \(full)"), "\(install.stderrText)")
+    }
+}
