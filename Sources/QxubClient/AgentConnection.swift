@@ -347,6 +347,7 @@ public final class AgentConnection {
         switch error {
         case .preambleNotFound(let first, _):
             let text = String(decoding: first, as: UTF8.self)
+            if let refusal = SSHLauncher.trustRefusal(text, platform: platformName) { return refusal }
             if text.containsText("qxub-agent is not installed") || text.containsText("qxub-shim") {
                 var error = ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
                 error.agentMissing = platformName != nil

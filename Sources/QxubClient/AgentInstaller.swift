@@ -76,8 +76,13 @@ public struct AgentInstaller: Sendable {
         }
         let digest = try Self.sha256(agentPath)
         let versions = ProtocolConstants.versions
+        // Everything install creates is private to the user (umask 077, directories 0700), and the modes of
+        // what exists are repaired on every install: with umask 007 and a project group as primary group, a
+        // group member could otherwise replace the shim and run code as the user (SSHLauncher.trustCheck
+        // refuses such files). A failed step says what failed; the remote side's own words come with it.
         let script = """
             set -e
+            umask 077
             v=\(shellQuote(QxubVersion.current)); platform=\(shellQuote(platform)); want=\(digest)
             dir=\(shellQuote(directory ?? ""))
             [ -n "$dir" ] || dir="$HOME/.qxub/agent"
@@ -88,7 +93,16 @@ public struct AgentInstaller: Sendable {
             if [ "$machine" != "$platform" ]; then
               echo "qxub-install: refused: $(hostname) is $machine but this agent is built for $platform"; exit 3
             fi
-            mkdir -p "$HOME/.qxub/bin" "$dir"
+            mkdir -p "$HOME/.qxub/bin" || { echo "qxub-install: cannot create $HOME/.qxub/bin (a full or read-only home?)"; exit 7; }
+            mkdir -p "$dir" || { echo "qxub-install: cannot create $dir: choose a directory you can write with --dir"; exit 7; }
+            for d in "$HOME/.qxub" "$HOME/.qxub/bin" "$dir" "$dir"/[0-9]*/; do
+              [ -e "$d" ] || continue
+              [ -O "$d" ] || { echo "qxub-install: refused: $d belongs to another user: remove it, or install elsewhere with --dir"; exit 8; }
+              chmod 700 "$d"
+            done
+            for f in "$HOME/.qxub/bin/qxub-shim" "$HOME/.qxub/agent-dir" "$dir"/[0-9]*/qxub-agent; do
+              if [ -e "$f" ] && [ -O "$f" ]; then chmod go-w "$f"; fi
+            done
             n=0
             until mkdir "$dir/.install-lock" 2>/dev/null; do
               n=$((n + 1))
@@ -97,20 +111,20 @@ public struct AgentInstaller: Sendable {
             done
             lock="$dir/.install-lock"
             shimtmp="$HOME/.qxub/bin/.qxub-shim.$$"
-            dd bs=1 count=\(shim.count) of="$shimtmp" 2>/dev/null
+            dd bs=1 count=\(shim.count) of="$shimtmp" 2>/dev/null || { echo "qxub-install: cannot write $shimtmp (a full home?)"; exit 9; }
             tmp="$dir/.upload.$$"
-            cat > "$tmp"
+            cat > "$tmp" || { echo "qxub-install: cannot write the agent into $dir (full? see the message above): use --dir elsewhere"; exit 9; }
             got=$( (sha256sum "$tmp" 2>/dev/null || shasum -a 256 "$tmp") | cut -d' ' -f1)
             [ "$got" = "$want" ] || { echo "qxub-install: checksum mismatch ($got, expected $want): the upload was damaged"; exit 5; }
-            chmod 755 "$tmp"
+            chmod 700 "$tmp"
             "$tmp" --version >/dev/null 2>&1 || { echo "qxub-install: the agent cannot run from $dir (a noexec or full filesystem?): use --dir on another filesystem"; exit 6; }
             mkdir -p "$dir/$v"
-            chmod 755 "$dir/$v"
+            chmod 700 "$dir/$v"
             mv -f "$tmp" "$dir/$v/qxub-agent"
             tmp=
             printf '%s %s\\n' \(versions.lowerBound) \(versions.upperBound) > "$dir/$v/protocol"
             printf '%s\\n' "$platform" > "$dir/$v/platform"
-            chmod 644 "$shimtmp" "$dir/$v/protocol" "$dir/$v/platform"
+            chmod 600 "$shimtmp" "$dir/$v/protocol" "$dir/$v/platform"
             mv -f "$shimtmp" "$HOME/.qxub/bin/qxub-shim"
             shimtmp=
             if [ "$dir" = "$HOME/.qxub/agent" ]; then rm -f "$HOME/.qxub/agent-dir"; else printf '%s\\n' "$dir" > "$HOME/.qxub/agent-dir"; fi
@@ -120,20 +134,48 @@ public struct AgentInstaller: Sendable {
         // The login shell (bash, zsh or tcsh) runs this one line; the script arrives on stdin, then the shim
         // and the binary. dd reads the script and the shim byte-exactly; cat takes the rest.
         let command = "sh -c 'eval \"$(dd bs=1 count=\(scriptBytes.count) 2>/dev/null)\"'"
-        let run = try remote(command, stdin: scriptBytes + shim + agent, timeout: 600)
+        let sent = scriptBytes + shim + agent
+        let run = try remote(command, stdin: sent, timeout: 600)
         let output = (run.stdoutText + run.stderrText).trimmingWhitespace()
         guard run.exit == .exited(0), output.containsText("qxub-install: installed") else {
-            throw ClientError(
-                "installing qxub-agent on \(launcher.platform) failed: \(output.isEmpty ? "\(run.exit)" : output)",
-                hint: output.containsText("refused") ? "install qxub's agent built for that architecture" : "see the message above",
-                exitCode: ExitCodes.unavailable)
+            throw Self.installFailure(platform: launcher.platform, run: run, sent: sent.count)
         }
         return output.split(separator: "\n").last.map(String.init) ?? output
     }
 
+    /// Why an install failed, in the remote side's words, with its exit status and how far it read: a
+    /// remote side that stopped reading early (a login file that exits, a full home, an unwritable --dir)
+    /// is reported, never a bare "Broken pipe".
+    static func installFailure(platform: String, run: CollectedRun, sent: Int) -> ClientError {
+        let output = (run.stdoutText + run.stderrText).trimmingWhitespace()
+        let status: String
+        switch run.exit {
+        case .exited(255): status = "ssh failed (exit status 255)"
+        case .exited(let code): status = "the remote side exited with status \(code)"
+        case .signaled(let signal): status = "ssh was killed by signal \(signal)"
+        }
+        // ssh takes what fits in its channel window whether or not the remote side reads it: this is an upper
+        // bound of what the installer read.
+        let read = run.stdinAccepted < sent ? " after ssh took \(run.stdinAccepted) of \(sent) bytes" : ""
+        let said = output.isEmpty ? " and said nothing" : ": " + output
+        let hint: String
+        if output.containsText("but this agent is built for") {
+            hint = "install qxub's agent built for that architecture"
+        } else if output.containsText("qxub-install: ") {
+            hint = "as the message says; `qxub doctor --platform \(platform)` checks the agent directory's room and exec permission"
+        } else {
+            // The installer never reached a step of its own: the login shell ended or read stdin first, or a
+            // command it needs failed (its message is above).
+            hint = "a login file (~/.bashrc, ~/.cshrc, ~/.tcshrc) probably exits or reads stdin in non-interactive "
+                + "shells: guard that part with `[ -t 1 ]` (csh: `if ($?prompt)`); otherwise the remote side's message says what failed"
+        }
+        return ClientError("installing qxub-agent on \(platform) failed: \(status)\(read)\(said)", hint: hint, exitCode: ExitCodes.unavailable)
+    }
+
     /// What is installed on the cluster.
     public func status() throws(ClientError) -> String {
-        let run = try remote("sh .qxub/bin/qxub-shim status", stdin: nil, timeout: 60)
+        let run = try remote(SSHLauncher.shimCommand("status"), stdin: nil, timeout: 60)
+        if let refusal = SSHLauncher.trustRefusal(run.stdoutText, platform: launcher.platform) { throw refusal }
         guard run.exit == .exited(0) else {
             throw ClientError("no qxub-agent is installed on \(launcher.platform)", hint: "run `qxub agent install --platform \(launcher.platform)`", exitCode: ExitCodes.unavailable)
         }

@@ -16,10 +16,56 @@ public struct SSHLauncher: Sendable {
         self.remote = remote
     }
 
-    /// The remote command that starts the agent: constant, tiny, and the same for bash, zsh and tcsh.
+    /// The remote command that starts the agent: constant, and the same for bash, zsh and tcsh.
     public static func agentCommand(versions: ClosedRange<UInt32> = ProtocolConstants.versions) -> String {
-        "sh .qxub/bin/qxub-shim \(versions.lowerBound) \(versions.upperBound)"
+        shimCommand("\(versions.lowerBound) \(versions.upperBound)")
     }
+
+    /// Runs the shim with `arguments` (digits, letters and spaces only) after ``trustCheck`` passed.
+    ///
+    /// One line in single quotes with no `!`, so that bash, zsh and tcsh login shells all pass it to `sh`
+    /// unchanged (csh cannot take a multi-line argument). The shim is sourced, not started: no extra `sh`.
+    static func shimCommand(_ arguments: String) -> String {
+        "sh -c '\(trustCheck); set -- \(arguments); . .qxub/bin/qxub-shim'"
+    }
+
+    /// The check that runs before any file of the agent's directories is executed: ~/.qxub, ~/.qxub/bin, the
+    /// shim, ~/.qxub/agent-dir, the agent directory, its version directories and agents must be owned by the
+    /// user and not writable by group or others, or a member of the user's group could run code as the user
+    /// (issue 9). It lives here, in the constant command, because a replaced shim would never check itself.
+    ///
+    /// Ownership is the shell's own `test -O`. No shell builtin reads permission bits, so one `find` (about
+    /// the cost of starting `/bin/true`) tests all the paths at once. Missing paths are skipped: the shim's
+    /// absence still reads as "not installed". What fails is printed on stdout after `qxub-refused: `, which
+    /// ``AgentConnection`` reports with the repair command; a failing `find` refuses too.
+    static let trustCheck = [
+        "w=; set --; d=$HOME/.qxub/agent",
+        "[ -r \"$HOME/.qxub/agent-dir\" ] && read -r d < \"$HOME/.qxub/agent-dir\"",
+        "for p in .qxub .qxub/bin .qxub/bin/qxub-shim .qxub/agent-dir \"$d\" \"$d\"/[0-9]*/ \"$d\"/[0-9]*/qxub-agent; do "
+            + "[ -e \"$p\" ] || continue; [ -O \"$p\" ] || { echo \"\(refusedPrefix)$p \(notOwned)\"; exit 77; }; "
+            + "set -- \"$@\" \"$p\"; done",
+        "[ $# = 0 ] || w=$(find -H \"$@\" -prune \\( -perm -020 -o -perm -002 \\) "
+            + "-exec printf \"%s \(groupWritable)\\n\" {} \\; 2>&1)",
+        "[ -z \"$w\" ] || { echo \"\(refusedPrefix)$w\"; exit 77; }",
+    ].joined(separator: "; ")
+
+    /// The error for a session the trust check refused (nil when `output` holds no refusal). The agent is not
+    /// offered for installation on the spot: the user should see that someone may have changed their files.
+    static func trustRefusal(_ output: String, platform: String?) -> ClientError? {
+        guard let start = output.firstRange(ofLiteral: refusedPrefix) else { return nil }
+        let reasons = String(output[start.upperBound...]).trimmingWhitespace()
+        let install = "qxub agent install" + (platform.map { " --platform \($0)" } ?? "")
+        return ClientError(
+            "refused to start qxub-agent on \(platform ?? "this machine"): \(reasons)",
+            hint: "run `\(install)`: it replaces the shim and the agent and makes their directories private to you "
+                + "(0700); remove a file or directory that is not yours first, and look for changes you did not make",
+            exitCode: ExitCodes.unavailable)
+    }
+
+    /// What the trust check prints before its reasons.
+    static let refusedPrefix = "qxub-refused: "
+    static let notOwned = "is not owned by you, so another user could run code as you"
+    static let groupWritable = "is writable by your group or others, so another user could run code as you"
 
     /// The private directory for control sockets (``ControlDirectory``): created by qxub, or checked to be
     /// yours, not a symbolic link, and writable by nobody else.

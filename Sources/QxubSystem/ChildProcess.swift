@@ -179,17 +179,25 @@ public struct CollectedRun: Sendable {
     public var exit: ProcessExit
     public var stdout: [UInt8]
     public var stderr: [UInt8]
-    public init(exit: ProcessExit, stdout: [UInt8], stderr: [UInt8]) {
+    /// How many of the `stdinBytes` the child read before it closed its stdin or ended (all of them when it
+    /// read everything).
+    public var stdinAccepted: Int
+    public init(exit: ProcessExit, stdout: [UInt8], stderr: [UInt8], stdinAccepted: Int = 0) {
         self.exit = exit
         self.stdout = stdout
         self.stderr = stderr
+        self.stdinAccepted = stdinAccepted
     }
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }
 
-/// Runs a command to completion, draining stdout and stderr concurrently (so neither pipe can fill and
+/// Runs a command to completion, feeding stdin while draining stdout and stderr (so no pipe can fill and
 /// deadlock), with an output cap and a timeout after which the child is killed.
+///
+/// A child that stops reading its stdin early (it exited, or closed it) is no failure of ours: the rest of
+/// `stdinBytes` is dropped and ``CollectedRun/stdinAccepted`` says how far it read. SIGPIPE is ignored for
+/// that (process-wide, as the agent and the sessions already do), so the broken pipe cannot kill the caller.
 public func runCollectingOutput(
     _ arguments: [String],
     environment: [String]? = nil,
@@ -200,10 +208,18 @@ public func runCollectingOutput(
     let child = try ChildProcess.spawn(
         arguments, environment: environment,
         stdin: stdinBytes == nil ? .null : .pipe, stdout: .pipe, stderr: .pipe)
-    if let input = child.stdin, let stdinBytes {
-        try? FileDescriptor.writeAll(input, stdinBytes)
-        FileDescriptor.close(input)
+    var input = child.stdin
+    var accepted = 0
+    let stdinBytes = stdinBytes ?? []
+    if let fd = input {
+        ignoreBrokenPipes()
+        try? FileDescriptor.setNonBlocking(fd)
     }
+    func closeInput() {
+        if let fd = input { FileDescriptor.close(fd) }
+        input = nil
+    }
+    if accepted == stdinBytes.count { closeInput() }
     // Two plain arrays, appended in place (a dictionary's values would be copied on every append).
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
@@ -211,8 +227,9 @@ public func runCollectingOutput(
     let deadline = MonotonicClock.now() + timeout
     var buffer = [UInt8](repeating: 0, count: 65536)
     var timedOut = false
-    while !open.isEmpty {
+    while !open.isEmpty || input != nil {
         var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        if let fd = input { fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
         let remaining = deadline - MonotonicClock.now()
         if remaining <= 0 {
             timedOut = true
@@ -220,7 +237,18 @@ public func runCollectingOutput(
         }
         let ready = Glibc.poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000, 60_000)))
         if ready < 0 && currentErrno() != EINTR { throw SystemError("poll") }
-        for entry in fds where entry.revents != 0 {
+        for entry in fds where entry.revents != 0 && entry.fd == input {
+            // POLLERR or POLLHUP: the reader is gone; a write says so as EPIPE.
+            do {
+                accepted += try stdinBytes.withUnsafeBytes { raw throws in
+                    try FileDescriptor.writeSome(entry.fd, UnsafeRawBufferPointer(rebasing: raw[accepted...]))
+                }
+                if accepted == stdinBytes.count { closeInput() }
+            } catch {
+                closeInput()
+            }
+        }
+        for entry in fds where entry.revents != 0 && entry.fd != input && open.contains(entry.fd) {
             let outcome = try buffer.withUnsafeMutableBytes { raw throws in
                 try FileDescriptor.read(entry.fd, into: raw)
             }
@@ -238,10 +266,11 @@ public func runCollectingOutput(
             }
         }
     }
+    closeInput()
     if timedOut { child.signal(SIGKILL) }
     let exit = child.wait()
     FileDescriptor.close(child.stdout!)
     FileDescriptor.close(child.stderr!)
     if timedOut { stderr += Array("\n(killed after \(Int(timeout)) s without finishing)\n".utf8) }
-    return CollectedRun(exit: exit, stdout: stdout, stderr: stderr)
+    return CollectedRun(exit: exit, stdout: stdout, stderr: stderr, stdinAccepted: accepted)
 }

@@ -29,7 +29,7 @@ struct RemoteTests {
 
         /// The ssh processes of this sandbox's sessions (not the master).
         func sessionProcesses() -> [pid_t] {
-            let run = try? runCollectingOutput(["pgrep", "-f", "qxub-shim 1 1"])
+            let run = try? runCollectingOutput(["pgrep", "-f", "set -- 1 1; [.] [.]qxub/bin/qxub-shim"])
             return (run?.stdoutText ?? "").split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
                 (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").containsText(sandbox.directory)
             }
@@ -59,7 +59,7 @@ struct RemoteTests {
         sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
         let remote = Remote(sandbox: sandbox, ssh: ssh)
         for host in ["qxub-bash", "qxub-tcsh"] {
-            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work; mkdir -p $HOME/work'")
+            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work $HOME/planted-code-ran $HOME/readonly $HOME/project; mkdir -p $HOME/work'")
         }
         sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/bashbox", "-O", "exit", "qxub-bash"])
         sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/tcshbox", "-O", "exit", "qxub-tcsh"])
