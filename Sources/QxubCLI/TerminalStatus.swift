@@ -45,7 +45,7 @@ final class TerminalStatus {
                 redrawQueued(state.phase == .held ? "held" : "queued")
             case .running:
                 stopTimer()
-                line("qxub: job \(jobID) running on \(state.host.isEmpty ? "its node" : state.host)", always: false)
+                line("qxub: job \(jobID) running on \(state.host.isEmpty ? "its node" : state.host.escapingControlCharacters)", always: false)
             case .finished, .unknown:
                 break
             }
@@ -65,6 +65,9 @@ final class TerminalStatus {
             line("qxub: connection lost (\(reason)); reconnecting (attempt \(attempt))…", always: true)
         case .reconnected:
             line("qxub: reconnected; resuming the output where it stopped", always: true)
+        case .reconnectedToResubmit:
+            line("qxub: reconnected; sending the submission again (the agent answers with the job of the first "
+                + "attempt, never a second job)", always: true)
         case .warning(let message):
             line("qxub: warning: \(message)", always: true)
         }

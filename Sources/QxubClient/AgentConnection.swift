@@ -31,6 +31,12 @@ public final class AgentConnection {
     public private(set) var stalled = false
     /// The session fell silent for three heartbeat intervals and was ended.
     public private(set) var silent = false
+    /// This session runs ssh with `ControlPath=none`: the master of the user's own ssh config went silent
+    /// earlier, and qxub never kills it (see ``AgentEndpoint/reconnect(replacing:heartbeat:notify:)``).
+    public internal(set) var bypassesUserMaster = false
+    /// What ended a session that closed without an error of its own, from its process's exit: the agent's
+    /// goodbye, or ssh (or the local agent) killed, or ssh's lost connection.
+    public private(set) var endReason = "the agent closed the session"
     /// The session stalled or fell silent: its ssh master is suspect (see ``AgentEndpoint/reconnect(replacing:heartbeat:)``).
     public var endedOnDeadConnection: Bool { stalled || silent }
     private var reaped = false
@@ -58,6 +64,16 @@ public final class AgentConnection {
     /// node takes a few seconds; a dead connection takes forever.
     public static var helloTimeout: Double {
         Environment.get("QXUB_HELLO_TIMEOUT").flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 20
+    }
+
+    /// Seconds between the pings of a `heartbeat` session (`QXUB_HEARTBEAT_INTERVAL`, default
+    /// ``ProtocolConstants/heartbeatInterval``); a session silent for three of them is ended. Smaller values
+    /// notice a hung connection sooner; larger ones than the default are refused (the agent's own silence
+    /// limit is 90 s).
+    public static var heartbeatInterval: Double {
+        Environment.get("QXUB_HEARTBEAT_INTERVAL").flatMap(Double.init)
+            .flatMap { $0 >= 0.1 && $0 <= ProtocolConstants.heartbeatInterval ? $0 : nil }
+            ?? ProtocolConstants.heartbeatInterval
     }
 
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
@@ -109,8 +125,10 @@ public final class AgentConnection {
             self.stalled = true
             self.child.signal(SIGKILL)
             self.finish(ClientError(
-                "no answer from \(self.peerName) in \(Int(timeout)) s" + (self.platformName == nil ? "" : ": the ssh connection is probably dead"),
-                hint: self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops" } ?? "",
+                "no answer from \(self.peerName) in \(Int(timeout)) s (QXUB_HELLO_TIMEOUT)"
+                    + (self.platformName == nil ? "" : ": the ssh connection is probably dead, or the login is slower than that"),
+                hint: (self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops; " } ?? "")
+                    + "a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)",
                 exitCode: ExitCodes.connectionLost))
         }
     }
@@ -147,12 +165,22 @@ public final class AgentConnection {
     /// Keeps the promise of a hello that lists `heartbeat` (a ping every interval, so the agent can end a
     /// session whose client vanished), and ends a session from which nothing has come for three
     /// intervals (a sleeping laptop, a dropped network): it is then ``silent``.
+    ///
+    /// A silent session is finished here, not left to its process: over ssh, the session's mux client handed
+    /// its pipes to the master (SCM_RIGHTS), so a hung master holds them open and no end of file would ever
+    /// come. Our ends are closed, the mux client is killed, and the session ends as lost.
     private func heartbeat() {
-        heartbeatTimer = loop.schedule(after: ProtocolConstants.heartbeatInterval) { [weak self] in
+        let interval = Self.heartbeatInterval
+        heartbeatTimer = loop.schedule(after: interval) { [weak self] in
             guard let self, !self.closed else { return }
-            if MonotonicClock.now() - self.lastHeard > 3 * ProtocolConstants.heartbeatInterval {
+            if MonotonicClock.now() - self.lastHeard > 3 * interval {
                 self.silent = true
                 self.terminate()
+                let limit = 3 * interval
+                let seconds = limit == limit.rounded() ? "\(Int(limit))" : "\(limit)"
+                return self.finish(ClientError(
+                    "nothing heard from \(self.peerName) for \(seconds) s: the connection went silent",
+                    exitCode: ExitCodes.connectionLost))
             } else if self.endpoint.negotiation != nil {
                 self.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
             }
@@ -304,7 +332,8 @@ public final class AgentConnection {
             retryTimer = loop.schedule(after: pause) { [weak self] in self?.retry() }
             return
         }
-        ClientLog.write("session with \(peerName) ended: \(error?.message ?? "closed by the agent")")
+        endReason = Self.endReason(exit, remote: platformName != nil, peerName: peerName)
+        ClientLog.write("session with \(peerName) ended: \(error?.message ?? endReason)")
         var error = error
         if sshFailed, let platformName {
             // Offering to install the agent would not help.
@@ -320,6 +349,25 @@ public final class AgentConnection {
             error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)
         }
         onClose(error)
+    }
+
+    /// Says what ended a session from its process's exit status. Over ssh, 255 is ssh's own failure: the
+    /// connection dropped (its master was killed, the network went away) or the remote agent was killed
+    /// (ssh cannot tell those apart).
+    static func endReason(_ exit: ProcessExit?, remote: Bool, peerName: String) -> String {
+        switch exit {
+        case nil, .exited(0)?:
+            return "the agent closed the session"
+        case .signaled(let signal)?:
+            return remote ? "ssh, which carried the session, was killed by signal \(signal)"
+                : "the local agent was killed by signal \(signal)"
+        case .exited(255)? where remote:
+            return "ssh lost the connection to \(peerName) with exit status 255: its ssh master or the network went "
+                + "away, or the agent was killed"
+        case .exited(let code)?:
+            return remote ? "the agent on \(peerName) ended with exit status \(code)"
+                : "the local agent ended with exit status \(code)"
+        }
     }
 
     @discardableResult

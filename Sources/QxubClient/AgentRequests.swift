@@ -69,7 +69,7 @@ public final class AgentRequests {
         if connection.stalled && !retriedStall {
             // A dead ssh master (the session never started): once more, through a fresh connection.
             retriedStall = true
-            connection = try endpoint.reconnect(replacing: connection, heartbeat: false)
+            connection = try endpoint.reconnect(replacing: connection, heartbeat: false) { ClientLog.write($0) }
             return try ask(timeout: timeout, request, accept: accept)
         }
         throw failure ?? ClientError("no answer", exitCode: ExitCodes.unavailable)

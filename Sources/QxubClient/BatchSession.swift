@@ -82,14 +82,14 @@ public final class BatchSession {
                 retriedStall = true
                 onMessage("\(error?.message ?? "the session stalled"); reconnecting")
                 do throws(ClientError) {
-                    connection = try endpoint.reconnect(replacing: connection)
+                    connection = try endpoint.reconnect(replacing: connection) { [unowned self] in onMessage($0) }
                     return wire()
                 } catch {
                     onMessage(error.message)
                     return finish(error.exitCode)
                 }
             }
-            let reason = error?.message ?? "the agent closed the session"
+            let reason = error?.message ?? connection.endReason
             if reconnectAttempts < reconnectDelays.count {
                 // The jobs run on: reconnect, then watch each again from its offsets (nothing lost, nothing
                 // twice) and ask again for the submissions that got no answer (their tokens find their jobs).
@@ -108,7 +108,7 @@ public final class BatchSession {
     private func reconnect() {
         guard exitCode == nil else { return }
         do throws(ClientError) {
-            connection = try endpoint.reconnect(replacing: connection)
+            connection = try endpoint.reconnect(replacing: connection) { [unowned self] in onMessage($0) }
             wire()
         } catch {
             connection.onClose(error)
@@ -164,7 +164,7 @@ public final class BatchSession {
             guard let index = requestToIndex[submitted.requestID], outcomes[index].jobID == nil else { return }
             outcomes[index].jobID = submitted.jobID
             if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID))) }
-            if index == 0 { for warning in submitted.warnings { onMessage("warning: \(warning)") } }
+            if index == 0 { for warning in submitted.warnings { onMessage("warning: \(warning.escapingControlCharacters)") } }
             if case .shell(let line) = specs[index].command {
                 try? history?.recordSubmission(jobID: submitted.jobID, platform: platformName, backend: submitted.backend, name: specs[index].name, command: line, workingDirectory: specs[index].workingDirectory, stateDirectory: submitted.stateDirectory)
             }
@@ -175,12 +175,13 @@ public final class BatchSession {
             }
             written[index] = [.stdout: 0, .stderr: 0]
             connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: UInt32(index + 1))
-        case .error(let error):
-            guard let index = requestToIndex[error.requestID] else {
+        case .error(let message):
+            let error = ClientError(message)
+            guard let index = requestToIndex[message.requestID] else {
                 onMessage("error: \(error.message)")
                 return
             }
-            outcomes[index].code = ClientError(error).exitCode
+            outcomes[index].code = error.exitCode
             outcomes[index].message = error.message
             onMessage("[\(index + 1)] not submitted: \(error.message)")
             jobEnded()

@@ -25,7 +25,8 @@ public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
         case .malformedRequest, .unknownRequest: exitCode = ExitCodes.usage
         case .cancelFailed, .internalError, .unknown: exitCode = ExitCodes.internalError
         }
-        self.init(error.message, hint: error.hint, exitCode: exitCode)
+        // The agent's text is printed on a terminal: its escape sequences must not reach it.
+        self.init(error.message.escapingControlCharacters, hint: error.hint.escapingControlCharacters, exitCode: exitCode)
     }
 }
 

@@ -37,6 +37,8 @@ public final class ExecSession {
         case detached(jobID: String, message: String)
         case reconnecting(attempt: Int, reason: String)
         case reconnected
+        /// Reconnected while a submission had no answer: it goes out again with its token.
+        case reconnectedToResubmit
         case warning(String)
     }
 
@@ -144,7 +146,7 @@ public final class ExecSession {
                 // first attempt, never a second job.
                 // (The reconnection counter is reset by the answer, not here: a session that dies before
                 // answering every time must not be retried for ever.)
-                if reconnectAttempts > 0 { onStatus(.reconnected) }
+                if reconnectAttempts > 0 { onStatus(.reconnectedToResubmit) }
                 agentHonoursTokens = connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
                 submitRequest = connection.requestID()
                 connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry, token: mode == .dry ? "" : submissionToken)))
@@ -160,7 +162,7 @@ public final class ExecSession {
         switch message {
         case .submitted(let submitted) where submitted.requestID == submitRequest:
             reconnectAttempts = 0
-            for warning in submitted.warnings { onStatus(.warning(warning)) }
+            for warning in submitted.warnings { onStatus(.warning(warning.escapingControlCharacters)) }
             switch mode {
             case .dry:
                 var text = "# qxub dry run: nothing was submitted (backend: \(submitted.backend))\n"
@@ -206,6 +208,7 @@ public final class ExecSession {
             if !result.wasActive { onStatus(.warning("job \(result.jobID) had already finished")) }
         case .error(let error):
             if error.code == .cancelFailed, let jobID {
+                let error = ClientError(error)
                 onStatus(.warning("cancelling \(jobID) failed: \(error.message)\(error.hint.isEmpty ? "" : " (\(error.hint))")"))
                 return
             }
@@ -316,7 +319,7 @@ public final class ExecSession {
             if jobID == nil, submitRequest != 0, mode != .dry, agentHonoursTokens, interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count {
                 // The submission went out and its answer did not come back: the job may exist. Ask again
                 // with the same token; the agent answers with the job of the first attempt if there is one.
-                let reason = error?.message ?? "the agent closed the session"
+                let reason = error?.message ?? connection.endReason
                 ClientLog.write("submission: connection lost before the answer (\(reason)); retry \(reconnectAttempts + 1) with token \(submissionToken)")
                 let delay = reconnectDelays[reconnectAttempts]
                 reconnectAttempts += 1
@@ -329,7 +332,7 @@ public final class ExecSession {
             return done(fail(lost ? ClientError(failure.message + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it", hint: failure.hint, exitCode: failure.exitCode) : failure))
         }
         // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
-        let reason = error?.message ?? "the agent closed the session"
+        let reason = error?.message ?? connection.endReason
         let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
         guard reconnectAttempts < reconnectDelays.count, interrupts <= (cancelRequested ? 1 : 0) else {
             let message = cancelRequested
@@ -350,7 +353,7 @@ public final class ExecSession {
         wireBytesReceived += connection.bytesReceived
         do {
             // (A session that stalled or fell silent gets a fresh ssh master: see AgentConnection.)
-            connection = try endpoint.reconnect(replacing: connection)
+            connection = try endpoint.reconnect(replacing: connection) { [unowned self] in onStatus(.warning($0)) }
             wire(connection)
         } catch {
             closed(error)

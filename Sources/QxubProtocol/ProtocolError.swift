@@ -93,3 +93,26 @@ public struct EscapedBytes: CustomStringConvertible, Sendable {
         return text
     }
 }
+
+extension String {
+    /// This text with its control characters written out (`\n`, `\r`, `\t`, `\x1b`, `\u{9b}`), for printing
+    /// text that came from the other side (an agent's error, a warning, a host name) on a terminal: escape
+    /// sequences in it could set the terminal's title, clear the screen or fake qxub's own lines.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) }) else { return self }
+        var text = ""
+        for scalar in unicodeScalars {
+            switch scalar.value {
+            case 0x0A: text += "\\n"
+            case 0x0D: text += "\\r"
+            case 0x09: text += "\\t"
+            case 0..<0x20, 0x7F:
+                let hex = String(scalar.value, radix: 16)
+                text += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+            case 0x80..<0xA0: text += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
+    }
+}

@@ -180,7 +180,10 @@ struct RemoteTests {
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         let expected = (1...40).map { "line \($0)\n" }.joined()
         #expect(run.stdoutText == expected)
-        #expect(run.stderrText.contains("reconnecting"))
+        // What happened, not "the agent closed the session": ssh killed here, or ssh's lost connection.
+        let reason = victim == "ssh" ? "ssh, which carried the session, was killed by signal 9"
+            : "ssh lost the connection to bashbox with exit status 255: its ssh master or the network went away, or the agent was killed"
+        #expect(run.stderrText.contains("qxub: connection lost (\(reason)); reconnecting (attempt 1)…"), "\(run.stderrText)")
         #expect(run.stderrText.contains("done\n"))
     }
 
@@ -236,6 +239,9 @@ struct RemoteTests {
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         let log = FileSystem.readText(remote.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
         #expect(log.contains("submission: connection lost before the answer"), "qxub retried the submission: \(log)")
+        #expect(run.stderrText.contains("qxub: reconnected; sending the submission again (the agent answers with the job of the "
+            + "first attempt, never a second job)"), "\(run.stderrText)")
+        #expect(!run.stderrText.contains("resuming the output"), "no output is resumed: \(run.stderrText)")
         let id = run.stdoutText.trimmingWhitespaceForTests()
         let count = try remote.sshRun("qxub-bash", "scontrol show job 2>/dev/null | grep -c 'JobName=\(marker)'")
         #expect(count.stdoutText.trimmingWhitespaceForTests() == "1", "exactly one job named \(marker) in Slurm: \(count.stdoutText)")
@@ -336,6 +342,120 @@ struct RemoteTests {
         let after = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo once more"], timeout: 60)
         #expect(after.stdoutText == "once more\n", "\(after.stderrText)")
         #expect(try masters() == new, "the new master served it: no third master")
+    }
+
+    /// The ssh masters (`-N`) whose command line contains `marker` (a control path, a config file).
+    func masters(containing marker: String) -> [pid_t] {
+        let candidates = (try? runCollectingOutput(["pgrep", "-f", marker]))?.stdoutText ?? ""
+        return candidates.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+            (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
+        }
+    }
+
+    /// Follows a job whose ssh master is stopped (SIGSTOP) after its first line: qxub must say the connection
+    /// went silent within `bound` seconds of the stop; returns the whole run (stdout and stderr from the start).
+    func followThroughFrozenMaster(
+        _ remote: Remote, platform: String, master marker: String, bound: Double
+    ) throws -> (run: CollectedRun, frozen: [pid_t], noticed: Double) {
+        let job = "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2; exit 3"
+        let child = try remote.sandbox.start(["exec", "--platform", platform, "--backend", "local", "--", job])
+        let first = readLines(child.stdout!, count: 1, timeout: 60)
+        let frozen = masters(containing: marker)
+        #expect(frozen.count == 1, "one master for the platform: \(frozen)")
+        for pid in frozen {
+            kill(pid, SIGSTOP)
+            // First: an `ssh -O exit` through a stopped master would wait for its time limit.
+            remote.sandbox.cleanup.insert(["kill", "-KILL", "\(pid)"], at: 0)
+        }
+        let stopped = MonotonicClock.now()
+        let early = readUntil(child.stderr!, containing: "the connection went silent", timeout: bound + 5)
+        let noticed = MonotonicClock.now() - stopped
+        // Not noticed in time: stop qxub rather than wait minutes for the test's own timeout.
+        if !early.contains("the connection went silent") { kill(-child.pid, SIGKILL) }
+        let rest = collect(child, timeout: 120)
+        let run = CollectedRun(exit: rest.exit, stdout: Array(first.utf8) + rest.stdout, stderr: Array(early.utf8) + rest.stderr)
+        return (run, frozen, noticed)
+    }
+
+    @Test("a master hung mid-job (SIGSTOP): in the documented 40 s qxub says it went silent, replaces it, output whole")
+    func silentMasterMidJob() throws {
+        let remote = try remote("silent-master")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let socket = remote.sandbox.directory + "/cm/bashbox"
+        // The documented bound: a ping every 10 s, silence past 30 s noticed at the next tick.
+        let (run, frozen, noticed) = try followThroughFrozenMaster(remote, platform: "bashbox", master: "ControlPath=" + socket, bound: 40)
+        #expect(noticed <= 41, "the silence is noticed within 30-40 s of the stop, not after \(noticed) s")
+        #expect(run.exit == .exited(3), "\(run.stderrText)")
+        #expect(run.stdoutText == (1...40).map { "line \($0)\n" }.joined())
+        #expect(run.stderrText.contains(
+            "qxub: connection lost (nothing heard from bashbox for 30 s: the connection went silent); reconnecting (attempt 1)…"),
+            "\(run.stderrText)")
+        #expect(run.stderrText.contains("qxub: warning: the ssh master of bashbox no longer answers: discarded; a new one is opened"),
+            "\(run.stderrText)")
+        #expect(run.stderrText.contains("qxub: reconnected; resuming the output where it stopped"), "\(run.stderrText)")
+        #expect(run.stderrText.contains("done\n"))
+        let fresh = masters(containing: "ControlPath=" + socket).filter { !frozen.contains($0) }
+        #expect(fresh.count == 1, "the session went on through a new master: \(fresh)")
+    }
+
+    @Test("a hung master of the user's ssh config is left alone: the session goes on with ControlPath=none, saying so")
+    func silentUserMasterMidJob() throws {
+        let remote = try remote("silent-usermaster")
+        let sandbox = remote.sandbox
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // The user's ssh config shares connections itself: qxub uses its master and never kills it.
+        let userConfig = sandbox.directory + "/user_ssh_config"
+        try FileSystem.writeAtomically(userConfig, """
+            Host qxub-bash
+              ControlMaster auto
+              ControlPath \(sandbox.directory)/um-%r
+              ControlPersist 300
+            Include \(remote.ssh["QXUB_TEST_SSH_CONFIG"]!)
+
+            """)
+        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
+            platforms:
+              usercm:
+                remote:
+                  host: qxub-bash
+                  ssh_config: \(userConfig)
+
+            """)
+        sandbox.cleanup.append(["ssh", "-F", userConfig, "-O", "exit", "qxub-bash"])
+        // A smaller ping interval (the silence limit is three of them), so this case takes seconds.
+        sandbox.environment["QXUB_HEARTBEAT_INTERVAL"] = "1"
+        let (run, frozen, noticed) = try followThroughFrozenMaster(remote, platform: "usercm", master: userConfig, bound: 4)
+        #expect(noticed <= 5, "silence of 3 s noticed at the next 1 s tick, not after \(noticed) s")
+        #expect(run.exit == .exited(3), "\(run.stderrText)")
+        #expect(run.stdoutText == (1...40).map { "line \($0)\n" }.joined())
+        #expect(run.stderrText.contains(
+            "qxub: connection lost (nothing heard from usercm for 3 s: the connection went silent); reconnecting (attempt 1)…"),
+            "\(run.stderrText)")
+        #expect(run.stderrText.contains(
+            "qxub: warning: the ssh master of your ssh config for qxub-bash no longer answers: qxub leaves it running "
+                + "and connects without it (ControlPath=none) for the rest of this session"), "\(run.stderrText)")
+        #expect(run.stderrText.contains("qxub: reconnected; resuming the output where it stopped"), "\(run.stderrText)")
+        for pid in frozen {
+            let stat = FileSystem.readText("/proc/\(pid)/stat") ?? ""
+            #expect(stat.contains(") T "), "the user's master \(pid) is still there, stopped, not killed: \(stat)")
+        }
+        let log = FileSystem.readText(sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
+        #expect(log.contains("-o ControlPath=none"), "the new session bypassed the user's master: \(log)")
+    }
+
+    @Test("a login slower than QXUB_HELLO_TIMEOUT: the message names the setting and how to raise it")
+    func slowLogin() throws {
+        let remote = try remote("slow-login")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        _ = try remote.sshRun("qxub-bash", "echo 'sleep 4' > $HOME/.bashrc")
+        remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "1"
+        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "true"], timeout: 60)
+        #expect(run.exit == .exited(255), "\(run.stderrText)")
+        #expect(run.stderrText.contains(
+            "qxub: error: no answer from bashbox in 1 s (QXUB_HELLO_TIMEOUT): the ssh connection is probably dead, or the "
+                + "login is slower than that\n  hint: check that `ssh HOST true` works; `qxub doctor --platform bashbox` shows "
+                + "where it stops; a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)\n"),
+            "\(run.stderrText)")
     }
 
     @Test("attach follows a job submitted earlier, from its first byte")

@@ -117,6 +117,20 @@ func readLines(_ fd: Int32, count: Int, timeout: Double) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// Reads from `fd` until what was read contains `text` (or `timeout` seconds pass); returns what was read.
+func readUntil(_ fd: Int32, containing text: String, timeout: Double) -> String {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    let deadline = MonotonicClock.now() + timeout
+    while !String(decoding: bytes, as: UTF8.self).contains(text) && MonotonicClock.now() < deadline {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 200) > 0 else { continue }
+        guard read(fd, &byte, 1) == 1 else { break }
+        bytes.append(byte)
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
 /// Reads `fd` (one of the child's pipes) to its end and waits for the child, within `timeout` seconds in
 /// all; a child still running then is killed. Closes `fd`.
 func drainUntilExit(_ child: ChildProcess, fd: Int32, timeout: Double) -> (ProcessExit, String) {
