@@ -76,7 +76,7 @@ struct SessionLimitTests {
         let (sandbox, _) = try laptop("refused", .refusingSessions)
         // Count the sessions qxub opens: an ssh wrapper first on PATH logs every invocation.
         let log = sandbox.directory + "/ssh-calls.log"
-        try FileSystem.writeAtomically(sandbox.directory + "/bin/ssh", "#!/bin/sh\necho \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
+        try FileSystem.writeAtomically(sandbox.directory + "/bin/ssh", "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
         let started = MonotonicClock.now()
         let run = try sandbox.qxub(["exec", "--platform", "limited", "--backend", "local", "--", "true"], timeout: 90)
         let elapsed = MonotonicClock.now() - started
