@@ -50,6 +50,16 @@ public final class AgentSession {
     public var silenceLimit: Double = 90
     private var lastHeard = MonotonicClock.now()
 
+    /// Above this many bytes queued for the client the session stops reading requests (a client that
+    /// sends and never reads must not grow the agent without bound); it reads again at the low-water mark.
+    public static let outboxHighWater = 4 << 20
+    public static let outboxLowWater = 1 << 20
+    /// Reading is paused until the outbox drains to ``outboxLowWater``.
+    private var readingPaused = false
+    /// The outbox's progress at the last silence check: a client that reads is alive even when the agent,
+    /// paused, does not read its heartbeats.
+    private var writtenAtLastCheck = 0
+
     public init(loop: EventLoop, input: Int32, output: Int32, hello: Hello) {
         self.loop = loop
         self.input = input
@@ -60,6 +70,12 @@ public final class AgentSession {
             for handler in handlers { handler.outputDrained(self) }
             if ending != nil { loop.stop() }
         }
+        outbox.lowWaterMark = Self.outboxLowWater
+        outbox.onLowWater = { [unowned self] in
+            guard readingPaused, ending == nil else { return }
+            readingPaused = false
+            loop.setReadable(input) { [unowned self] in self.readAvailable() }
+        }
         outbox.onError = { [unowned self] error in
             // The client went away: nothing left to tell it.
             end(error.errno == EPIPE ? .clientClosed : .systemError(error))
@@ -69,6 +85,10 @@ public final class AgentSession {
     private func watchForSilence() {
         loop.schedule(after: min(15, silenceLimit / 3)) { [weak self] in
             guard let self, self.ending == nil else { return }
+            if self.outbox.bytesWritten != self.writtenAtLastCheck {
+                self.writtenAtLastCheck = self.outbox.bytesWritten
+                self.lastHeard = max(self.lastHeard, MonotonicClock.now())
+            }
             if MonotonicClock.now() - self.lastHeard > self.silenceLimit {
                 try? FileDescriptor.writeAll(2, "qxub-agent: no word from the client for \(Int(self.silenceLimit)) s; ending the session\n")
                 return self.end(.clientClosed)
@@ -117,8 +137,13 @@ public final class AgentSession {
 
     private func readAvailable() {
         // An ended session reads nothing more; a reader still registered would be called again at once.
-        guard ending == nil else { return loop.setReadable(input, nil) }
+        guard ending == nil, !readingPaused else { return loop.setReadable(input, nil) }
         while ending == nil {
+            if outbox.pendingBytes > Self.outboxHighWater {
+                // The client does not read what it asked for: stop taking requests until it does.
+                readingPaused = true
+                return loop.setReadable(input, nil)
+            }
             let outcome: FileDescriptor.ReadResult
             do {
                 outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(input, into: $0) }

@@ -104,10 +104,21 @@ public final class JobService: AgentRequestHandler {
         case .statusQuery(let query): status(query)
         case .historyQuery(let query):
             let limit = Int(min(max(query.limit, 1), 10_000))
-            session.send(.historyReport(HistoryReport(requestID: query.requestID, entries: options.store.history(limit: limit))))
+            let entries = options.store.history(limit: limit)
+            for report in HistoryReport.split(requestID: query.requestID, entries: entries, maxPayload: replyBudget(session)) {
+                session.send(.historyReport(report))
+            }
         default: return false
         }
         return true
+    }
+
+    /// The largest payload of one report: the peer's maximum for a client that collects split replies,
+    /// unbounded (one report, as before) for one that does not.
+    private func replyBudget(_ session: AgentSession) -> Int {
+        guard let negotiation = session.negotiation,
+              negotiation.peer.capabilities.contains(ProtocolConstants.capabilitySplitReplies) else { return .max }
+        return negotiation.peerMaxPayload
     }
 
     // MARK: - Submit
@@ -572,7 +583,8 @@ public final class JobService: AgentRequestHandler {
                 for id in jobIDs { self.schedulerInfo[id] = answers[id] }
                 // A job the scheduler no longer knows and that left no exit record cannot end by itself:
                 // after three answers without it, say so instead of following it forever.
-                for follower in self.followers.values where jobIDs.contains(follower.jobID) {
+                let asked = Set(jobIDs)
+                for follower in self.followers.values where asked.contains(follower.jobID) {
                     follower.missingFromScheduler = answers[follower.jobID] == nil ? follower.missingFromScheduler + 1 : 0
                 }
                 self.tickSoon()
@@ -653,8 +665,9 @@ public final class JobService: AgentRequestHandler {
         /// What each asked id (`354`) is in the index (`354.vm`), and each asked job's files.
         var canonical: [String: String] = [:]
         var jobs: [String: (kind: SchedulerKind, follower: JobFollower)] = [:]
+        var resolver = JobStore.JobIDResolver(store: options.store)
         for id in query.jobIDs {
-            guard let jobID = options.store.canonicalJobID(id), let directory = options.store.directory(forJobID: jobID) else {
+            guard let jobID = resolver.canonical(id), let directory = options.store.directory(forJobID: jobID) else {
                 answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "not a qxub job here"))
                 continue
             }
@@ -681,23 +694,28 @@ public final class JobService: AgentRequestHandler {
             }
         }
         var pending = askScheduler.count
-        let reply: () -> Void = { [weak session] in
-            session?.send(.statusReport(StatusReport(requestID: query.requestID, jobs: query.jobIDs.map { id in
+        let reply: () -> Void = { [weak session, weak self] in
+            guard let session, let self else { return }
+            let jobs = query.jobIDs.map { id in
                 var status = answers[id] ?? JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
                 status.jobID = id
                 status.startedAt = times[id]?.started ?? 0
                 status.endedAt = times[id]?.ended ?? 0
                 return status
-            })))
+            }
+            for report in StatusReport.split(requestID: query.requestID, jobs: jobs, maxPayload: self.replyBudget(session)) {
+                session.send(.statusReport(report))
+            }
         }
         guard pending > 0 else {
             reply()
             return
         }
         for (kind, ids) in askScheduler {
+            let asked = Set(ids)
             runSchedulerQuery(kind: kind, jobIDs: ids) { [weak self] infos in
                 guard let self else { return }
-                for (id, jobID) in canonical where ids.contains(jobID) && answers[id] == nil {
+                for (id, jobID) in canonical where asked.contains(jobID) && answers[id] == nil {
                     guard let job = jobs[id] else { continue }
                     if let info = infos?[jobID] {
                         if info.phase == .finished, let termination = info.termination {

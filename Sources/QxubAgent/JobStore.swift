@@ -82,11 +82,35 @@ public struct JobStore: Sendable {
     /// qstat and qdel accept; a short id names the one job of the index whose id starts with `354.`. Nil when
     /// no job, or more than one (two PBS servers), has it.
     public func canonicalJobID(_ jobID: String) -> String? {
-        if FileSystem.readLink(indexPath(jobID)) != nil { return jobID }
-        guard !jobID.isEmpty, !jobID.contains("."), jobID.first?.isNumber == true else { return nil }
-        let prefix = String(jobID.map { $0 == "/" ? "_" : $0 }) + "."
-        let matches = FileSystem.listDirectory(root + "/by-id").filter { $0.hasPrefix(prefix) }
-        return matches.count == 1 ? matches[0] : nil
+        var resolver = JobIDResolver(store: self)
+        return resolver.canonical(jobID)
+    }
+
+    /// Resolves many ids (a status query of 30,000): the index is listed once, not once per short id.
+    public struct JobIDResolver {
+        let store: JobStore
+        /// Index names by their part before the first dot (`354` → [`354.vm`]), listed on first need.
+        private var byShortID: [String: [String]]?
+
+        public init(store: JobStore) {
+            self.store = store
+        }
+
+        /// As ``JobStore/canonicalJobID(_:)``.
+        public mutating func canonical(_ jobID: String) -> String? {
+            if FileSystem.readLink(store.indexPath(jobID)) != nil { return jobID }
+            guard !jobID.isEmpty, !jobID.contains("."), jobID.first?.isNumber == true else { return nil }
+            if byShortID == nil {
+                var names: [String: [String]] = [:]
+                for name in FileSystem.listDirectory(store.root + "/by-id") {
+                    guard let dot = name.firstIndex(of: ".") else { continue }
+                    names[String(name[..<dot]), default: []].append(name)
+                }
+                byShortID = names
+            }
+            let matches = byShortID?[String(jobID.map { $0 == "/" ? "_" : $0 })] ?? []
+            return matches.count == 1 ? matches[0] : nil
+        }
     }
 
     /// Index links (by-id, by-token) point at `../jobs/NAME`, so the store can move as a whole.
@@ -118,14 +142,29 @@ public struct JobStore: Sendable {
         try? FileDescriptor.writeAll(fd, (last == 0x0A ? "" : "\n") + line)
     }
 
-    /// The newest `limit` submissions (reading at most the file's last MiB: memory stays bounded).
+    /// How much of history.tsv a query reads at most, from its end: 10,000 entries (the largest query) of
+    /// up to 1.6 KiB each. Memory stays bounded however long the file grows.
+    public static let historyWindow: UInt64 = 16 << 20
+
+    /// The newest `limit` submissions: the file is read backwards a MiB at a time until it holds `limit`
+    /// whole lines, or ``historyWindow`` bytes have been read.
     public func history(limit: Int) -> [HistoryEntry] {
         let fd = open(historyPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { FileDescriptor.close(fd) }
         let size = FileSystem.size(historyPath) ?? 0
-        let start = size > 1 << 20 ? size - (1 << 20) : 0
-        guard let bytes = try? FileSystem.read(fd: fd, offset: start, count: Int(size - start)) else { return [] }
+        var start = size
+        var chunks: [[UInt8]] = []
+        var newlines = 0
+        // One newline more than `limit`: the line before the first whole one may be cut by the window.
+        while start > 0 && newlines <= limit && size - start < Self.historyWindow {
+            let from = start - min(start, 1 << 20, Self.historyWindow - (size - start))
+            guard let chunk = try? FileSystem.read(fd: fd, offset: from, count: Int(start - from)) else { return [] }
+            newlines += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            chunks.append(chunk)
+            start = from
+        }
+        let bytes = Array(chunks.reversed().joined())
         var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
         if start > 0, !lines.isEmpty { lines.removeFirst() }  // a partial first line
         var entries: [HistoryEntry] = []
@@ -156,7 +195,7 @@ public struct JobStore: Sendable {
         return SchedulerBackend(kind: kind).killVerdict(jobLog: tail)?.exitStatus
     }
 
-    private func indexPath(_ jobID: String) -> String {
+    func indexPath(_ jobID: String) -> String {
         root + "/by-id/" + String(jobID.map { $0 == "/" ? "_" : $0 })
     }
 

@@ -256,8 +256,10 @@ func recordEnds(_ statuses: [JobStatus], platform: String) {
 }
 
 /// Job ids piped in (`qxub exec --terse ... | qxub monitor`).
+/// Ids on stdin, one per line (or separated by spaces): the way to give thousands of them, which the
+/// argument parser takes time quadratic in their number to read (30,000 ids: minutes).
 func readIDsFromStdin() -> [String] {
-    guard isatty(0) == 0, CommandLine.arguments.count > 0, let bytes = try? FileDescriptor.readAll(0, limit: 1 << 20) else { return [] }
+    guard isatty(0) == 0, CommandLine.arguments.count > 0, let bytes = try? FileDescriptor.readAll(0, limit: 64 << 20) else { return [] }
     return String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == " " }).map(String.init)
 }
 

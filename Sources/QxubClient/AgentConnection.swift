@@ -194,7 +194,8 @@ public final class AgentConnection {
     public static func hello(heartbeat: Bool = true) -> Hello {
         Hello(
             software: "qxub \(QxubVersion.current)",
-            capabilities: [ProtocolConstants.capabilityDeflate] + (heartbeat ? [ProtocolConstants.capabilityHeartbeat] : [])
+            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySplitReplies]
+                + (heartbeat ? [ProtocolConstants.capabilityHeartbeat] : [])
                 + (ClientLog.level > 0 ? [ProtocolConstants.capabilityVerbose] : []),
             platform: Environment.platform(), hostname: Environment.hostname())
     }

@@ -94,20 +94,54 @@ public final class AgentRequests {
         return outcomes
     }
 
-    /// The status of many jobs in one request (one scheduler query on the agent's side).
+    /// The status of many jobs, in the order asked: one request per run of ids that fits a frame (one
+    /// scheduler query each on the agent's side), each answered by one or more reports (``StatusReport/more``).
     public func status(_ jobIDs: [String]) throws(ClientError) -> [JobStatus] {
-        try ask({ connection in [.statusQuery(StatusQuery(requestID: connection.requestID(), jobIDs: jobIDs))] }) { message -> [JobStatus]? in
-            if case .statusReport(let report) = message { return report.jobs }
-            return nil
+        // Before the hello the peer's maximum is unknown: the announced default is what every agent takes.
+        let maxPayload = negotiation?.peerMaxPayload ?? ProtocolConstants.defaultMaxPayload
+        var statuses: [JobStatus] = []
+        statuses.reserveCapacity(jobIDs.count)
+        for run in StatusQuery.runs(of: jobIDs, maxPayload: maxPayload) {
+            let ids = Array(jobIDs[run])
+            var requestID: UInt32 = 0
+            var collected: [JobStatus] = []
+            let answered = try ask({ connection in
+                requestID = connection.requestID()
+                return [.statusQuery(StatusQuery(requestID: requestID, jobIDs: ids))]
+            }) { message -> [JobStatus]? in
+                guard case .statusReport(let report) = message, report.requestID == requestID else { return nil }
+                collected += report.jobs
+                // More statuses than ids asked: a broken agent, not a reason to collect forever.
+                return report.more && collected.count <= ids.count ? nil : collected
+            }
+            guard answered.count <= ids.count else { throw Self.tooMany("statuses", answered.count, ids.count) }
+            statuses += answered
         }
+        return statuses
     }
 
-    /// The agent's own record of submissions on its host, newest first.
+    /// The agent's own record of submissions on its host, newest first (one or more reports).
     public func history(limit: Int) throws(ClientError) -> [HistoryEntry] {
-        try ask({ connection in [.historyQuery(HistoryQuery(requestID: connection.requestID(), limit: UInt32(clamping: limit)))] }) { message -> [HistoryEntry]? in
-            if case .historyReport(let report) = message { return report.entries }
-            return nil
+        var requestID: UInt32 = 0
+        var collected: [HistoryEntry] = []
+        let entries = try ask({ connection in
+            requestID = connection.requestID()
+            return [.historyQuery(HistoryQuery(requestID: requestID, limit: UInt32(clamping: limit)))]
+        }) { message -> [HistoryEntry]? in
+            guard case .historyReport(let report) = message, report.requestID == requestID else { return nil }
+            collected += report.entries
+            return report.more && collected.count <= limit ? nil : collected
         }
+        guard entries.count <= max(limit, 1) else { throw Self.tooMany("history entries", entries.count, limit) }
+        return entries
+    }
+
+    /// A reply larger than its request allows (a hostile or broken agent).
+    private static func tooMany(_ what: String, _ count: Int, _ asked: Int) -> ClientError {
+        ClientError(
+            "the agent sent \(count) \(what) for a request of \(asked)",
+            hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
+            exitCode: ExitCodes.unavailable)
     }
 
     /// Round-trip times of `count` pings over this session, in seconds.

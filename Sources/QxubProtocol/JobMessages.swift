@@ -220,6 +220,10 @@ public struct StatusQuery: WireCodable, Hashable {
             }
         }
     }
+    /// `jobIDs` in runs whose queries each fit `maxPayload` bytes (a client sends one query per run).
+    public static func runs(of jobIDs: [String], maxPayload: Int) -> [Range<Int>] {
+        ReplySplitter.runs(sizes: jobIDs.map { ReplySplitter.fieldSize(field: 2, length: $0.utf8.count) }, maxPayload: maxPayload)
+    }
 }
 
 /// One job's line in a ``StatusReport``.
@@ -260,16 +264,23 @@ public struct JobStatus: WireCodable, Hashable {
 }
 
 /// The reply to ``StatusQuery``: one entry per job asked about, in the same order.
+///
+/// A reply larger than the peer's maximum frame comes as several reports with the same request id, each
+/// with `more` but the last (for a client that announced ``ProtocolConstants/capabilitySplitReplies``).
 public struct StatusReport: WireCodable, Hashable {
     public var requestID: UInt32
     public var jobs: [JobStatus]
-    public init(requestID: UInt32, jobs: [JobStatus]) {
+    /// More reports follow for this request.
+    public var more: Bool
+    public init(requestID: UInt32, jobs: [JobStatus], more: Bool = false) {
         self.requestID = requestID
         self.jobs = jobs
+        self.more = more
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.messages(2, jobs)
+        writer.bool(3, more)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobs: [])
@@ -277,8 +288,17 @@ public struct StatusReport: WireCodable, Hashable {
             switch field.number {
             case 1: requestID = try field.uint32()
             case 2: jobs.append(try field.message())
+            case 3: more = try field.bool()
             default: break
             }
+        }
+    }
+
+    /// The reply as reports whose payloads each fit `maxPayload` bytes (one report when it all fits).
+    public static func split(requestID: UInt32, jobs: [JobStatus], maxPayload: Int) -> [StatusReport] {
+        let runs = ReplySplitter.runs(of: jobs, field: 2, maxPayload: maxPayload)
+        return runs.enumerated().map { index, run in
+            StatusReport(requestID: requestID, jobs: Array(jobs[run]), more: index < runs.count - 1)
         }
     }
 }
@@ -439,17 +459,21 @@ public struct HistoryEntry: WireCodable, Hashable {
     }
 }
 
-/// The reply to ``HistoryQuery``.
+/// The reply to ``HistoryQuery``; split as ``StatusReport`` is when it is larger than a frame.
 public struct HistoryReport: WireCodable, Hashable {
     public var requestID: UInt32
     public var entries: [HistoryEntry]
-    public init(requestID: UInt32, entries: [HistoryEntry]) {
+    /// More reports follow for this request.
+    public var more: Bool
+    public init(requestID: UInt32, entries: [HistoryEntry], more: Bool = false) {
         self.requestID = requestID
         self.entries = entries
+        self.more = more
     }
     public func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.messages(2, entries)
+        writer.bool(3, more)
     }
     public init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, entries: [])
@@ -457,8 +481,17 @@ public struct HistoryReport: WireCodable, Hashable {
             switch field.number {
             case 1: requestID = try field.uint32()
             case 2: entries.append(try field.message())
+            case 3: more = try field.bool()
             default: break
             }
+        }
+    }
+
+    /// The reply as reports whose payloads each fit `maxPayload` bytes (one report when it all fits).
+    public static func split(requestID: UInt32, entries: [HistoryEntry], maxPayload: Int) -> [HistoryReport] {
+        let runs = ReplySplitter.runs(of: entries, field: 2, maxPayload: maxPayload)
+        return runs.enumerated().map { index, run in
+            HistoryReport(requestID: requestID, entries: Array(entries[run]), more: index < runs.count - 1)
         }
     }
 }

@@ -43,6 +43,10 @@ public enum ProtocolConstants {
     /// Clients retry a submission whose answer was lost only with such an agent.
     public static let capabilitySubmitToken = "submit-token"
 
+    /// Capability name (client): this side collects a status or history reply sent as several reports
+    /// (each with `more` but the last), so the agent may split replies larger than one frame.
+    public static let capabilitySplitReplies = "split-replies"
+
     /// Seconds between a client's pings.
     public static let heartbeatInterval = 10.0
 }

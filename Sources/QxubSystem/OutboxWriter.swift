@@ -16,6 +16,10 @@ public final class OutboxWriter {
     public var onDrained: () -> Void = {}
     /// Called once when a write fails (the peer is gone); the queue is dropped.
     public var onError: (SystemError) -> Void = { _ in }
+    /// Called after a write leaves at most ``lowWaterMark`` bytes queued: a producer that stopped at a
+    /// high-water mark (the agent stops reading requests) may go on.
+    public var onLowWater: () -> Void = {}
+    public var lowWaterMark = 0
     /// Bytes written so far.
     public private(set) var bytesWritten = 0
 
@@ -52,6 +56,7 @@ public final class OutboxWriter {
             bytesWritten += written
         }
         guard !stopped else { return }
+        if pendingBytes <= lowWaterMark { onLowWater() }
         if pendingBytes == 0 {
             buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
             start = 0

@@ -47,8 +47,10 @@ final class Sandbox {
     var environmentList: [String] { environment.map { $0.key + "=" + $0.value } }
 
     /// Runs `qxub ARGS` to completion.
-    func qxub(_ arguments: [String], timeout: Double = 120) throws -> CollectedRun {
-        try runCollectingOutput(commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList, timeout: timeout)
+    func qxub(_ arguments: [String], stdin: String? = nil, timeout: Double = 120) throws -> CollectedRun {
+        try runCollectingOutput(
+            commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList,
+            stdinBytes: stdin.map { Array($0.utf8) }, timeout: timeout)
     }
 
     /// Starts `qxub ARGS` with pipes in its own process group, for tests that signal it mid-run: signal

@@ -96,12 +96,12 @@ struct JobStoreTests {
         #expect(entries.first?.backend == "slurm" && entries.first?.name == "after")
     }
 
-    @Test("reading the history reads at most its last MiB, whatever its size")
+    @Test("reading the history reads as far back as the limit asks, at most its last 16 MiB, whatever its size")
     func boundedHistory() throws {
         let store = JobStore(root: try temporaryDirectory())
         let directory = try store.createJobDirectory()
-        // About 3 MiB of history in few writes.
-        let line = "1764652800\tJOB\tslurm\t" + String(repeating: "n", count: 200) + "\t" + directory + "\thost\n"
+        // About 20 MiB of history in few writes: 15,360 lines of 1.3 KiB.
+        let line = "1764652800\tJOB\tslurm\t" + String(repeating: "n", count: 1200) + "\t" + directory + "\thost\n"
         let fd = open(store.historyPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         for block in 0..<30 {
             var text = ""
@@ -109,10 +109,15 @@ struct JobStoreTests {
             try FileDescriptor.writeAll(fd, text)
         }
         FileDescriptor.close(fd)
+        // 10,000 entries are 13 MiB: more than the one MiB read before, within the window.
+        let tenThousand = store.history(limit: 10_000)
+        #expect(tenThousand.count == 10_000)
+        #expect(tenThousand.first?.jobID == "\(30 * 512 - 1)" && tenThousand.last?.jobID == "\(30 * 512 - 10_000)")
         let newest = store.history(limit: 100_000)
         #expect(newest.first?.jobID == "\(30 * 512 - 1)")
-        #expect(newest.count < 30 * 512 && newest.count > 3000, "only the last MiB is read: \(newest.count) entries")
-        #expect(newest.allSatisfy { $0.name.count == 200 }, "no partial first line is reported")
+        let windowLines = Int(JobStore.historyWindow) / (line.utf8.count + 2)  // ids of 5 digits for JOB
+        #expect(newest.count < 30 * 512 && newest.count >= windowLines * 99 / 100, "only the last 16 MiB is read: \(newest.count) entries")
+        #expect(newest.allSatisfy { $0.name.count == 1200 }, "no partial first line is reported")
     }
 
     @Test("job metadata keeps newlines, backslashes and equals signs in values")

@@ -50,7 +50,9 @@ FIELD_NAMES = {
     "cancel": {1: "request id", 2: "job id"},
     "cancel-result": {1: "request id", 2: "job id", 3: "was active"},
     "status-query": {1: "request id", 2: "job ids"},
-    "status-report": {1: "request id", 2: "jobs"},
+    "status-report": {1: "request id", 2: "jobs", 3: "more"},
+    "history-query": {1: "request id", 2: "limit"},
+    "history-report": {1: "request id", 2: "entries", 3: "more"},
     "output": {1: "stream", 2: "offset", 3: "data"},
     "job-state": {1: "phase", 2: "host", 3: "detail"},
     "job-end": {1: "kind", 2: "code", 3: "reason", 4: "detail", 5: "ran first"},
@@ -406,7 +408,10 @@ def job_example(agent):
         peer.expect(lambda t, c, p: t in ("cancel-result", "error") and field(p, 1) == 3)
 
         peer.send(0x16, f_varint(1, 4) + f_bytes(2, job_id) + f_bytes(2, "12345.nosuch"))
-        peer.expect(lambda t, c, p: t in ("status-report", "error") and field(p, 1) == 4)
+        # A reply too large for one frame comes as several reports: the last one has no field 3 (more).
+        # This hello does not list "split-replies", so here it is always one report.
+        peer.expect(lambda t, c, p: (t == "error" or (t == "status-report" and not field(p, 3)))
+                    and field(p, 1) == 4)
 
         peer.send(0x02, f_bytes(1, "done"))
         peer.process.stdin.close()
