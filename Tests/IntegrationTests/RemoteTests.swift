@@ -187,6 +187,36 @@ struct RemoteTests {
         #expect(run.stderrText.contains("done\n"))
     }
 
+    @Test("a lost connection is tried again after 1, 2, 4, 8 and 15 s, then qxub gives up with 255 (measured bound)")
+    func reconnectSchedule() throws {
+        let remote = try remote("reconnect-schedule")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        // Once the flag exists, every new ssh session fails at once (as with a network that stays down); the
+        // master is left alone.
+        let flag = remote.sandbox.directory + "/network-down"
+        try FileSystem.writeAtomically(remote.sandbox.directory + "/bin/ssh", """
+            #!/bin/sh
+            case "$*" in *qxub-shim*) [ -e \(flag) ] && { echo 'ssh: connect: Network is unreachable' >&2; exit 1; } ;; esac
+            exec /usr/bin/ssh "$@"
+
+            """, mode: 0o755)
+        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo first; sleep 120"])
+        #expect(readLines(child.stdout!, count: 1, timeout: 60) == "first\n")
+        try FileSystem.writeAtomically(flag, "")
+        let cut = MonotonicClock.now()
+        for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
+        let run = collect(child, timeout: 120)
+        let elapsed = MonotonicClock.now() - cut
+        _ = try remote.sshRun("qxub-bash", "pkill -u \(remote.bashUser) -f 'sleep 120' || true")
+        #expect(run.exit == .exited(255), "\(run.stderrText)")
+        for attempt in 1...5 {
+            #expect(run.stderrText.contains("reconnecting (attempt \(attempt))"), "\(run.stderrText)")
+        }
+        #expect(!run.stderrText.contains("reconnecting (attempt 6)"), "\(run.stderrText)")
+        // 1 + 2 + 4 + 8 + 15 s of pauses, and five failed attempts that each take moments.
+        #expect(elapsed >= 30 && elapsed < 45, "gave up after \(elapsed) s")
+    }
+
     @Test("batch: the connection killed mid-stream, qxub reconnects and every job's output is whole, nothing twice")
     func batchReconnect() throws {
         let remote = try remote("batch-reconnect")
