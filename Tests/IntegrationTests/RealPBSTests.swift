@@ -130,18 +130,7 @@ extension RealPBSTests {
         let config = ssh["QXUB_TEST_SSH_CONFIG"]!
         let sandbox = try Sandbox("pbs-remote-" + label)
         sandbox.commandPrefix = ["ip", "netns", "exec", pbs["QXUB_PBS_NETNS"]!]
-        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
-            platforms:
-              pbsbox:
-                remote:
-                  host: qxub-bash
-                  ssh_config: \(config)
-            """)
-        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
-        sandbox.environment["QXUB_CONTROL_DIR"] = sandbox.directory + "/cm"
-        sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
-        sandbox.cleanup.append(sandbox.commandPrefix + ["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/pbsbox", "-O", "exit", "qxub-bash"])
+        try sandbox.configureRemote([.init(name: "pbsbox", host: "qxub-bash")], ssh: ssh)
         // The login node's user: PBS commands on PATH from its login files, and a fresh qxub directory.
         let login = "export PATH=\(pbs["QXUB_PBS_PATH"]!):$PATH"
         let prepare = try runCollectingOutput(sandbox.commandPrefix + [

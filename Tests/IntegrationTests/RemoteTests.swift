@@ -40,29 +40,15 @@ struct RemoteTests {
     func remote(_ label: String) throws -> Remote {
         let ssh = try Components.sshd()
         let sandbox = try Sandbox("remote-" + label)
-        let config = ssh["QXUB_TEST_SSH_CONFIG"]!
-        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
-            platforms:
-              bashbox:
-                remote:
-                  host: qxub-bash
-                  ssh_config: \(config)
-                  working_dir: \(FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!))/{{user}}/work
-              tcshbox:
-                remote:
-                  host: qxub-tcsh
-                  ssh_config: \(config)
-            """)
-        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
-        sandbox.environment["QXUB_CONTROL_DIR"] = sandbox.directory + "/cm"
-        sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        try sandbox.configureRemote([
+            .init(name: "bashbox", host: "qxub-bash",
+                  workingDirectory: FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) + "/{{user}}/work"),
+            .init(name: "tcshbox", host: "qxub-tcsh"),
+        ], ssh: ssh)
         let remote = Remote(sandbox: sandbox, ssh: ssh)
         for host in ["qxub-bash", "qxub-tcsh"] {
             _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work $HOME/planted-code-ran $HOME/readonly $HOME/project; mkdir -p $HOME/work'")
         }
-        sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/bashbox", "-O", "exit", "qxub-bash"])
-        sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/tcshbox", "-O", "exit", "qxub-tcsh"])
         return remote
     }
 

@@ -154,3 +154,32 @@ func drainUntilExit(_ child: ChildProcess, fd: Int32, timeout: Double) -> (Proce
     child.signal(SIGKILL)
     return (child.wait(), String(decoding: bytes, as: UTF8.self))
 }
+
+extension Sandbox {
+    /// A platform of this laptop's configuration: a host of the test sshd's ssh config.
+    struct RemotePlatform {
+        var name: String
+        var host: String
+        var workingDirectory: String?
+    }
+
+    /// Makes this sandbox a laptop with `platforms` on the sshd whose `sshd.sh env` is `ssh`: its own
+    /// configuration, control sockets and shim; each platform's master is ended when the sandbox goes.
+    func configureRemote(_ platforms: [RemotePlatform], ssh: [String: String]) throws {
+        let config = ssh["QXUB_TEST_SSH_CONFIG"]!
+        let yaml = platforms.map { platform in
+            "  \(platform.name):\n    remote:\n      host: \(platform.host)\n      ssh_config: \(config)\n"
+                + (platform.workingDirectory.map { "      working_dir: \($0)\n" } ?? "")
+        }.joined()
+        try FileSystem.createDirectories(directory + "/config/qxub")
+        try FileSystem.writeAtomically(directory + "/config/qxub/config.yaml", "platforms:\n" + yaml)
+        environment["XDG_CONFIG_HOME"] = directory + "/config"
+        environment["QXUB_CONTROL_DIR"] = directory + "/cm"
+        environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        for platform in platforms {
+            cleanup.append(commandPrefix + [
+                "ssh", "-F", config, "-o", "ControlPath=" + directory + "/cm/" + platform.name, "-O", "exit", platform.host,
+            ])
+        }
+    }
+}

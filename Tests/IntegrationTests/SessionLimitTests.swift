@@ -16,23 +16,11 @@ struct SessionLimitTests {
         let ssh = try Components.sshd(instance)
         let sandbox = try Sandbox("limits-" + label)
         let config = ssh["QXUB_TEST_SSH_CONFIG"]!
-        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
-            platforms:
-              limited:
-                remote:
-                  host: qxub-bash
-                  ssh_config: \(config)
-                  working_dir: \(ssh["QXUB_TEST_SSH_BASH_HOME"]!)/work
-            """)
-        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
-        sandbox.environment["QXUB_CONTROL_DIR"] = sandbox.directory + "/cm"
-        sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        try sandbox.configureRemote([.init(name: "limited", host: "qxub-bash", workingDirectory: ssh["QXUB_TEST_SSH_BASH_HOME"]! + "/work")], ssh: ssh)
         if instance != .refusingSessions {
             let clean = try runCollectingOutput(["ssh", "-F", config, "qxub-bash", "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub $HOME/work; mkdir -p $HOME/work"], timeout: 60)
             #expect(clean.exit == .exited(0) || clean.exit == .exited(1), "\(clean.stderrText)")
         }
-        sandbox.cleanup.append(["ssh", "-F", config, "-o", "ControlPath=" + sandbox.directory + "/cm/limited", "-O", "exit", "qxub-bash"])
         return (sandbox, ssh)
     }
 
