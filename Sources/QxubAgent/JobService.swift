@@ -416,6 +416,7 @@ public final class JobService: AgentRequestHandler {
             if follower.missingFromScheduler >= (historyEnabled[follower.kind] == false ? 2 : 3) {
                 if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
                 if let verdict = jobLogVerdict(follower.kind, follower.paths) { return finish(follower, verdict) }
+                if let unwritten = JobRecords.unwrittenExit(follower.paths) { return finish(follower, unwritten) }
                 let why = historyEnabled[follower.kind] == false
                     ? "the scheduler keeps no job history, so it forgot job \(follower.jobID) as it ended, and the job left no exit record"
                     : "the scheduler no longer knows job \(follower.jobID) and it left no exit record (purged from the scheduler's history?)"
@@ -434,6 +435,13 @@ public final class JobService: AgentRequestHandler {
             if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
             // Give a late exit record (NFS attribute caches) a few seconds before trusting the scheduler.
             guard now - follower.finishedWithoutRecordSince! >= 3 else { return progressed }
+            // The scheduler's own verdict wins, except a plain exit status: the job's trace also says why it
+            // left no record.
+            if let unwritten = JobRecords.unwrittenExit(follower.paths), info.termination.map({
+                if case .exited = $0 { return true } else { return false }
+            }) ?? true {
+                return finish(follower, unwritten)
+            }
             if let termination = info.termination { return finish(follower, termination) }
             if let detail = follower.detail, let termination = detail.termination { return finish(follower, termination) }
             if !follower.detailRequested, let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID) {
@@ -470,6 +478,7 @@ public final class JobService: AgentRequestHandler {
         follower.refreshRecords()
         if follower.records.exitStatus != nil { return false }  // arrived meanwhile; next tick finishes it
         if follower.records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
+        if let unwritten = JobRecords.unwrittenExit(follower.paths) { return finish(follower, unwritten) }
         return finish(follower, .killedByScheduler(.other, detail: "the job's processes ended without recording an exit status (killed from outside qxub?)", ranFirst: follower.hasStarted))
     }
 
@@ -523,6 +532,7 @@ public final class JobService: AgentRequestHandler {
         case .killedByScheduler(let reason, _, _): word = "\(reason)".replacingAll(" ", with: "-")
         case .cancelled: word = "cancelled"
         case .unknown: word = "unknown"
+        case .exitUnrecorded: word = "exited-unrecorded"
         }
         try? FileSystem.writeAtomically(paths.endRecord, "\(termination.exitStatus) \(Int(MonotonicClock.wallNow())) \(word)\n")
     }

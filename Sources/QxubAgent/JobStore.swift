@@ -282,4 +282,17 @@ public struct JobRecords: Hashable, Sendable {
         }
         cancelled = FileSystem.exists(paths.cancelRecord)
     }
+
+    /// The end of a job whose exit record could not be written (a full disk or quota): the job script then
+    /// leaves an empty `exit.unwritable.STATUS` (no data blocks needed). Read only once the job has gone
+    /// without a record, so following a running job never lists its directory.
+    public static func unwrittenExit(_ paths: JobPaths) -> JobTermination? {
+        let prefix = "exit.unwritable."  // next to JobPaths.exitRecord, named by JobScript's qxub_record
+        let statuses = FileSystem.listDirectory(paths.stateDirectory).compactMap { name -> Int32? in
+            name.hasPrefix(prefix) ? Int32(name.dropFirst(prefix.count)) : nil
+        }
+        guard let status = statuses.first else { return nil }
+        return .exitUnrecorded(status, detail: "the job exited \(status), but its exit record could not be written "
+            + "(disk full or over quota in \(paths.stateDirectory)?)")
+    }
 }

@@ -27,8 +27,12 @@ extension QxubCommand {
             var directory: String?
             public init() {}
             public func run() throws {
-                let message = try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).install(directory: directory) }
-                print(message.replacingOccurrencesOfPrefix("qxub-install: ", with: ""))
+                let installed = try CLIFailure.catching { () throws(ClientError) -> AgentInstaller.Installed in
+                    try Agent.installer(place).install(directory: directory)
+                }
+                // The remote side's words first, as such; qxub's own success line last.
+                try? FileDescriptor.writeAll(2, installed.remoteStderrReport)
+                print(installed.line)
             }
         }
 

@@ -111,8 +111,9 @@ extension QxubCommand {
             session.onStatus = { status.show($0) }
             let code = session.run()
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote, offerInstall(platform: endpoint.platform.name) {
-                let message = try AgentInstaller(platform: endpoint.platform.name, remote: remote).install(directory: nil)
-                try? FileDescriptor.writeAll(2, "qxub: " + message.replacingOccurrencesOfPrefix("qxub-install: ", with: "") + "\n")
+                let installer = AgentInstaller(platform: endpoint.platform.name, remote: remote)
+                let installed = try installer.install(directory: nil)
+                try? FileDescriptor.writeAll(2, installed.remoteStderrReport + "qxub: " + installed.line + "\n")
                 return try runSession(endpoint: endpoint, start: start, mode: mode, onlyStream: onlyStream, joblog: joblog)
             }
             if Environment.get("QXUB_STATS") == "1" {

@@ -57,8 +57,25 @@ public struct AgentInstaller: Sendable {
         throw ClientError("cannot compute the agent's sha256 (neither sha256sum nor shasum works here)", exitCode: ExitCodes.unavailable)
     }
 
+    /// What a successful install says: its own line, and what the remote side wrote to stderr (login files
+    /// that greet or warn), to be shown as such before that line rather than instead of it.
+    public struct Installed: Sendable {
+        /// `installed qxub-agent VERSION (PLATFORM, protocol A-B) in DIR on HOST`.
+        public var line: String
+        /// The remote side's stderr lines as text, or "" when it wrote none.
+        public var remoteStderr: String
+        public var platform: String
+
+        /// The remote side's stderr, indented under a line that names it, or "" when there was none.
+        public var remoteStderrReport: String {
+            guard !remoteStderr.isEmpty else { return "" }
+            let lines = remoteStderr.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+            return "qxub: \(platform)'s stderr during the install:\n" + lines.joined(separator: "\n") + "\n"
+        }
+    }
+
     /// Sends the agent into `directory` (default `~/.qxub/agent`) under its version; older versions stay.
-    public func install(directory: String?) throws(ClientError) -> String {
+    public func install(directory: String?) throws(ClientError) -> Installed {
         let (agentPath, shimPath) = try Self.artifacts()
         guard let agent = FileSystem.read(agentPath, limit: 64 << 20), let shim = FileSystem.read(shimPath) else {
             throw ClientError("cannot read \(agentPath) or \(shimPath)", exitCode: ExitCodes.unavailable)
@@ -136,11 +153,12 @@ public struct AgentInstaller: Sendable {
         let command = "sh -c 'eval \"$(dd bs=1 count=\(scriptBytes.count) 2>/dev/null)\"'"
         let sent = scriptBytes + shim + agent
         let run = try remote(command, stdin: sent, timeout: 600)
-        let output = (run.stdoutText + run.stderrText).trimmingWhitespace()
-        guard run.exit == .exited(0), output.containsText("qxub-install: installed") else {
+        let success = run.stdoutText.split(separator: "\n").last { $0.hasPrefix("qxub-install: installed ") }
+        guard run.exit == .exited(0), let success else {
             throw Self.installFailure(platform: launcher.platform, run: run, sent: sent.count)
         }
-        return output.split(separator: "\n").last.map(String.init) ?? output
+        return Installed(line: String(success.dropFirst("qxub-install: ".count)),
+                         remoteStderr: run.stderrText.trimmingWhitespace(), platform: launcher.platform)
     }
 
     /// Why an install failed, in the remote side's words, with its exit status and how far it read: a

@@ -82,6 +82,8 @@ public enum ExitCodes {
             return (code, ranFirst ? "the job was cancelled" : "the job was cancelled before it started")
         case .unknown(let detail):
             return (code, "cannot tell how the job ended: \(detail)")
+        case .exitUnrecorded(_, let detail):
+            return (code, detail)
         }
     }
 

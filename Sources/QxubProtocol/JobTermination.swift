@@ -30,6 +30,10 @@ public enum JobTermination: WireCodable, Hashable {
     case cancelled(ranFirst: Bool)
     /// Neither the job's records nor the scheduler can tell.
     case unknown(String)
+    /// The command exited with this status, but its exit record could not be written (a full disk or quota):
+    /// the job script left a trace that needs no data blocks. `detail` says so. On the wire this is kind 5
+    /// (unknown) with the status in field 2, so an older peer reads it as unknown with the same detail.
+    case exitUnrecorded(Int32, detail: String)
 
     public func encode(to writer: inout WireWriter) {
         switch self {
@@ -50,19 +54,24 @@ public enum JobTermination: WireCodable, Hashable {
         case .unknown(let detail):
             writer.varint(1, 5 as UInt64)
             writer.string(4, detail)
+        case .exitUnrecorded(let code, let detail):
+            writer.varint(1, 5 as UInt64)
+            writer.optionalSigned(2, code)
+            writer.string(4, detail)
         }
     }
 
     public init(from reader: inout WireReader) throws(ProtocolError) {
         var kind: UInt64 = 0
         var code: Int32 = 0
+        var hasCode = false
         var reason: UInt8 = 0
         var detail = ""
         var ranFirst = false
         while let field = try reader.next() {
             switch field.number {
             case 1: kind = try field.uint64()
-            case 2: code = try field.int32()
+            case 2: code = try field.int32(); hasCode = true
             case 3: reason = UInt8(exactly: try field.uint64()) ?? 0
             case 4: detail = try field.string()
             case 5: ranFirst = try field.bool()
@@ -74,6 +83,7 @@ public enum JobTermination: WireCodable, Hashable {
         case 2: self = .signaled(code)
         case 3: self = .killedByScheduler(SchedulerReason(rawValue: reason) ?? .other, detail: detail, ranFirst: ranFirst)
         case 4: self = .cancelled(ranFirst: ranFirst)
+        case 5 where hasCode && !detail.isEmpty: self = .exitUnrecorded(code, detail: detail)
         default: self = .unknown(detail.isEmpty ? "unrecognised job end (kind \(kind))" : detail)
         }
     }
@@ -95,7 +105,7 @@ extension JobTermination {
     /// status qxub chooses for the scheduler's or the user's doing.
     public var exitStatus: Int32 {
         switch self {
-        case .exited(let code):
+        case .exited(let code), .exitUnrecorded(let code, _):
             // A shell exits with its status modulo 256.
             return Int32(UInt8(truncatingIfNeeded: code))
         case .signaled(let signal):

@@ -178,7 +178,10 @@ public struct JobScript {
             spec.array == nil ? "qxub_suffix=" : "qxub_suffix=.${PBS_ARRAY_INDEX:-${SLURM_ARRAY_TASK_ID:-}}",
             "export QXUB_JOB_ID QXUB_JOB_DIR",
             "# Status records are written atomically (temporary file, then rename) for the agent to read.",
-            "qxub_record() { (umask 077; printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\") && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; }",
+            // A record that cannot be written (a full disk, a quota) leaves an empty file named after it and its
+            // first word (`exit.unwritable.1`): an empty file needs no data blocks, so the agent can still tell
+            // "the job exited 1 but could not say so" from "killed from outside qxub".
+            "qxub_record() { { (umask 077; printf '%s\\n' \"$2\" >\"$qxub_state/.$1$qxub_suffix.$$\") && mv -f \"$qxub_state/.$1$qxub_suffix.$$\" \"$qxub_state/$1$qxub_suffix\"; } || { rm -f \"$qxub_state/.$1$qxub_suffix.$$\"; (umask 077; : >\"$qxub_state/$1$qxub_suffix.unwritable.${2%% *}\"); }; }",
             "qxub_fail() {",
             "  qxub_code=$1; shift",
             "  printf 'qxub: %s\\n' \"$*\" >&2",

@@ -133,6 +133,21 @@ extension RemoteTests {
         #expect(modeAndOwner(directory)?.mode == 0o700)
     }
 
+    @Test("agent install with a login file that writes to stderr: its words shown as such, the success line last")
+    func installLoginFileWritesStderr() throws {
+        let remote = try remote("install-chatty")
+        let bashrc = "echo 'bashrc: welcome to the cluster' >&2\n"
+        try plant(remote.bashHome + "/.bashrc", bashrc, mode: "644", ownedLike: remote.bashHome)
+        let install = try remote.qxub(["agent", "install", "--platform", "bashbox"])
+        #expect(install.exit == .exited(0), "\(install.stderrText)")
+        let lines = install.stdoutText.split(separator: "\n")
+        #expect(lines.count == 1, "\(install.stdoutText)")
+        let line = try #require(lines.last, "\(install.stderrText)")
+        #expect(line.hasPrefix("installed qxub-agent \(QxubVersion.current) "), "\(install.stdoutText)")
+        let shown = "qxub: bashbox's stderr during the install:\n  bashrc: welcome to the cluster\n"
+        #expect(install.stderrText.contains(shown), "\(install.stderrText)")
+    }
+
     @Test("agent install when a login file exits early: the remote side's words and status, never a bare 141")
     func installLoginFileExits() throws {
         let remote = try remote("install-exits")

@@ -62,6 +62,30 @@ struct LocalBackendTests {
         kill(-group, SIGKILL)
     }
 
+    @Test("a full disk as the job ends: its own exit status and the unwritable record, not 'killed from outside'")
+    func fullDiskAtExit() throws {
+        let sandbox = try Sandbox("fulldisk")
+        let state = sandbox.directory + "/state"
+        try FileSystem.createDirectories(state, mode: 0o755)
+        let mount = try runCollectingOutput(["mount", "-t", "tmpfs", "-o", "size=1m", "qxub-test-full", state])
+        try #require(mount.exit == .exited(0), "this test mounts a tmpfs as root: \(mount.stderrText)")
+        defer { _ = try? runCollectingOutput(["umount", "-l", state]) }
+        let go = sandbox.directory + "/go"
+        let child = try sandbox.start(["exec", "--backend", "local", "--", "echo started; while [ ! -e \(go) ]; do sleep 0.05; done; exit 1"])
+        #expect(sandbox.wait { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } })
+        let directory = try #require(sandbox.jobDirectories.first)
+        // Fill the filesystem: dd stops at ENOSPC.
+        _ = try runCollectingOutput(["dd", "if=/dev/zero", "of=" + state + "/filler", "bs=64k"])
+        try FileSystem.writeAtomically(go, "")
+        let run = collect(child, timeout: 30)
+        #expect(run.stdoutText == "started\n")
+        let message = "qxub: the job exited 1, but its exit record could not be written "
+            + "(disk full or over quota in \(directory)?) (exit status 1)"
+        #expect(run.stderrText.contains(message), "\(run.stderrText)")
+        #expect(!run.stderrText.contains("killed from outside"), "\(run.stderrText)")
+        #expect(run.exit == .exited(1), "\(run.stderrText)")
+    }
+
     @Test("a closed stdout (`| head -2`) stops following at once, leaves the job running, exits 141")
     func closedStdout() throws {
         let sandbox = try Sandbox("epipe")

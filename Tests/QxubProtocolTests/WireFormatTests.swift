@@ -58,6 +58,15 @@ struct WireFormatTests {
         #expect(payload(.jobEnd(.killedByScheduler(.walltime, detail: "limit 3", ranFirst: true))) == "0803" + "1801" + "2207" + text("limit 3") + "2801")
         #expect(payload(.jobEnd(.cancelled(ranFirst: false))) == "0804")
         #expect(payload(.jobEnd(.unknown("lost"))) == "0805" + "2204" + text("lost"))
+        // An exit whose record could not be written is kind 5 with the status: an older peer reads "unknown".
+        #expect(payload(.jobEnd(.exitUnrecorded(1, detail: "full"))) == "0805" + "1002" + "2204" + text("full"))
+    }
+
+    @Test("an unknown end with a status decodes as an exit whose record could not be written")
+    func exitUnrecordedRoundTrip() throws {
+        let end = Message.jobEnd(.exitUnrecorded(0, detail: "full"))
+        #expect(try Message(frame: end.frame(channel: 3)) == end)
+        #expect(JobTermination.exitUnrecorded(257, detail: "full").exitStatus == 1)
     }
 
     @Test("job state: phase, host, detail")

@@ -10,7 +10,7 @@ QXUB_JOB_DIR=$qxub_state
 qxub_suffix=
 export QXUB_JOB_ID QXUB_JOB_DIR
 # Status records are written atomically (temporary file, then rename) for the agent to read.
-qxub_record() { (umask 077; printf '%s\n' "$2" >"$qxub_state/.$1$qxub_suffix.$$") && mv -f "$qxub_state/.$1$qxub_suffix.$$" "$qxub_state/$1$qxub_suffix"; }
+qxub_record() { { (umask 077; printf '%s\n' "$2" >"$qxub_state/.$1$qxub_suffix.$$") && mv -f "$qxub_state/.$1$qxub_suffix.$$" "$qxub_state/$1$qxub_suffix"; } || { rm -f "$qxub_state/.$1$qxub_suffix.$$"; (umask 077; : >"$qxub_state/$1$qxub_suffix.unwritable.${2%% *}"); }; }
 qxub_fail() {
   qxub_code=$1; shift
   printf 'qxub: %s\n' "$*" >&2
