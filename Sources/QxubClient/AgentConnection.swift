@@ -397,6 +397,14 @@ public final class AgentConnection {
         case .preambleNotFound(let first, _):
             let text = String(decoding: first, as: UTF8.self)
             if let refusal = SSHLauncher.trustRefusal(text, platform: platformName) { return refusal }
+            if text.containsText("qxub-no-proc: ") {
+                // The shim's word: the static agent would abort ("Unable to obtain Swift runtime path").
+                return ClientError(
+                    "qxub-agent cannot start on \(peerName): /proc is not mounted there (a chroot or container without "
+                        + "/proc), and the agent finds itself through /proc/self/exe",
+                    hint: "mount /proc there (`mount -t proc proc /proc`), or log in where it is mounted",
+                    exitCode: ExitCodes.unavailable)
+            }
             if text.containsText("qxub-agent is not installed") || text.containsText("qxub-shim") {
                 var error = ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
                 error.agentMissing = platformName != nil

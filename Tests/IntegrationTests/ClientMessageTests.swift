@@ -47,4 +47,39 @@ struct ClientMessageTests {
             "\(rest.stderrText)")
         #expect(!rest.stderrText.contains("the agent closed the session"), "\(rest.stderrText)")
     }
+
+    /// The shim, where the cluster has no /proc: it says so instead of starting an agent that would abort.
+    @Test("no /proc where the agent runs: the shim says so (exit 71) and qxub names the cause and the fix",
+          .enabled(if: getuid() == 0, "hiding /proc takes a mount namespace (root)"))
+    func noProc() throws {
+        let sandbox = try Sandbox("no-proc")
+        let home = sandbox.directory + "/cluster-home"
+        try FileSystem.createDirectories(home + "/.qxub/agent/9.9.9")
+        try FileSystem.writeAtomically(home + "/.qxub/agent/9.9.9/qxub-agent", "#!/bin/sh\necho agent-ran\n", mode: 0o700)
+        try FileSystem.writeAtomically(home + "/.qxub/agent/9.9.9/protocol", "1 1\n")
+        let machine = try runCollectingOutput(["uname", "-sm"]).stdoutText.trimmingWhitespaceForTests()
+        let platform = machine.replacingAll("Linux ", with: "linux-")
+        try FileSystem.writeAtomically(home + "/.qxub/agent/9.9.9/platform", platform + "\n")
+        let shim = Components.repositoryRoot + "/shim/qxub-shim"
+        let hidden = try runCollectingOutput([
+            "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            "mount -t tmpfs none /proc && HOME=\(home) exec sh -c '. \(shim) 1 1'",
+        ], timeout: 30)
+        #expect(hidden.exit == .exited(71), "\(hidden.stdoutText) \(hidden.stderrText)")
+        #expect(hidden.stdoutText.hasPrefix("qxub-no-proc: /proc is not mounted on "), "\(hidden.stdoutText)")
+        #expect(!hidden.stdoutText.contains("agent-ran"))
+        let mounted = try runCollectingOutput(["sh", "-c", "HOME=\(home) exec sh -c '. \(shim) 1 1'"], timeout: 30)
+        #expect(mounted.stdoutText == "agent-ran\n", "with /proc the agent starts: \(mounted.stdoutText) \(mounted.stderrText)")
+        // What qxub makes of the shim's word (a stand-in prints it in the agent's place).
+        let standIn = sandbox.directory + "/bin/no-proc-agent"
+        try FileSystem.writeAtomically(standIn, "#!/bin/sh\necho 'qxub-no-proc: /proc is not mounted on node1'\nexit 71\n", mode: 0o755)
+        sandbox.environment["QXUB_AGENT"] = standIn
+        let run = try sandbox.qxub(["exec", "--backend", "local", "--", "true"])
+        #expect(run.exit == .exited(69), "\(run.stderrText)")
+        #expect(run.stderrText.contains(
+            "/proc is not mounted there (a chroot or container without /proc), and the agent finds itself through /proc/self/exe"),
+            "\(run.stderrText)")
+        #expect(run.stderrText.contains("hint: mount /proc there (`mount -t proc proc /proc`), or log in where it is mounted"))
+        #expect(!run.stderrText.contains("noexec"), "\(run.stderrText)")
+    }
 }
