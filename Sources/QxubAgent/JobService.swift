@@ -314,9 +314,8 @@ public final class JobService: AgentRequestHandler {
                 message: "no job \(watch.jobID) submitted through qxub is known on \(Environment.hostname()) (looked in \(options.store.root))",
                 hint: "check the id with `qxub history`")
         }
-        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
-        let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
-        var paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        let (meta, kind, storedPaths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
+        var paths = storedPaths
         if watch.joblog {
             // The job log as the only stream (PBS copies it into place when the job ends).
             paths.stdout = paths.joblog
@@ -518,8 +517,7 @@ public final class JobService: AgentRequestHandler {
 
     /// The scheduler's kill verdict from the end of the job log, or nil.
     private func jobLogVerdict(_ kind: SchedulerKind, _ paths: JobPaths) -> JobTermination? {
-        guard kind != .local, let tail = FileSystem.readTail(paths.joblog, limit: 4096) else { return nil }
-        return SchedulerBackend(kind: kind).killVerdict(jobLog: tail)
+        SchedulerBackend(kind: kind).killVerdict(jobLogAt: paths.joblog)
     }
 
     /// Keeps the decided end with the job (for `history --remote` and later status queries); once only.
@@ -614,9 +612,7 @@ public final class JobService: AgentRequestHandler {
         guard let jobID = options.store.canonicalJobID(request.jobID), let directory = options.store.directory(forJobID: jobID) else {
             return session.sendError(requestID: request.requestID, code: .unknownJob, message: "no job \(request.jobID) submitted through qxub is known here", hint: "check the id with `qxub history`")
         }
-        let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
-        let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
-        let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        let (_, kind, paths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
         let records = JobRecords(paths: paths)
         if records.exitStatus != nil {
             return session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: false)))
@@ -682,9 +678,7 @@ public final class JobService: AgentRequestHandler {
                 continue
             }
             canonical[id] = jobID
-            let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
-            let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? options.defaultKind
-            let paths = JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+            let (meta, kind, paths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
             let follower = JobFollower(jobID: jobID, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
             follower.walltime = meta["walltime"].flatMap { UInt64($0) }
             jobs[id] = (kind, follower)

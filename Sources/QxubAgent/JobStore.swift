@@ -189,10 +189,16 @@ public struct JobStore: Sendable {
     /// job log (a walltime kill) still tells how it ended.
     private func killedStatus(directory: String, backend: String) -> Int32? {
         guard let kind = SchedulerKind(name: backend), kind != .local else { return nil }
+        let paths = job(directory: directory, defaultKind: kind).paths
+        return SchedulerBackend(kind: kind).killVerdict(jobLogAt: paths.joblog)?.exitStatus
+    }
+
+    /// A job's description, backend and files (its `--out`, `--err` and `--joblog` where it named them): the
+    /// one place that reads `meta` into paths.
+    public func job(directory: String, defaultKind: SchedulerKind) -> (meta: JobMeta, kind: SchedulerKind, paths: JobPaths) {
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
-        let joblog = JobPaths(stateDirectory: directory, joblog: meta["joblog"]).joblog
-        guard let tail = FileSystem.readTail(joblog, limit: 4096) else { return nil }
-        return SchedulerBackend(kind: kind).killVerdict(jobLog: tail)?.exitStatus
+        let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? defaultKind
+        return (meta, kind, JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"]))
     }
 
     func indexPath(_ jobID: String) -> String {

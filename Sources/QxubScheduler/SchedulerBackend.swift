@@ -96,6 +96,12 @@ public struct SchedulerBackend: Sendable {
         return nil
     }
 
+    /// ``killVerdict(jobLog:)`` on the last 4 KiB of the job log at `path` (nil where it is not there yet).
+    public func killVerdict(jobLogAt path: String) -> JobTermination? {
+        guard kind != .local, let tail = FileSystem.readTail(path, limit: 4096) else { return nil }
+        return killVerdict(jobLog: tail)
+    }
+
     /// Whether the status command itself failed (as opposed to not knowing some of the jobs).
     public func statusFailed(_ run: CollectedRun) -> Bool {
         switch kind {
