@@ -19,9 +19,9 @@ let package = Package(
         .executable(name: "qxub-agent", targets: ["qxub-agent"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         // zlib from the system (Debian: zlib1g-dev).
@@ -45,23 +45,33 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // Client side: agent launcher (local child or ssh), agent client, configuration.
-        .target(name: "QxubClient", dependencies: [
-            "QxubProtocol", "QxubSystem",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
-        .target(name: "QxubCLI", dependencies: [
-            "QxubClient",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
-        ]),
+        .target(
+            name: "QxubClient",
+            dependencies: [
+                "QxubProtocol", "QxubSystem",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "QxubCLI",
+            dependencies: [
+                "QxubClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(name: "qxub", dependencies: ["QxubCLI"]),
         // Benchmarks print figures against a floor measured in the same run; never part of the tests.
         .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient", "QxubSystem"]),
 
         .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
         .testTarget(name: "QxubSystemTests", dependencies: ["QxubSystem"]),
-        .testTarget(name: "QxubSchedulerTests", dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"], exclude: ["Golden"]),
+        .testTarget(
+            name: "QxubSchedulerTests",
+            dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"],
+            exclude: ["Golden"]
+        ),
         .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem"]),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: ["QxubClient", "QxubProtocol", "QxubSystem"]),

@@ -5,7 +5,9 @@
 #
 # 1. installs the Debian packages the tests need (install/test-deps.sh),
 # 2. builds the static agent and checks it (install/build-agent.sh),
-# 3. checks the PBS Pro emulator against the recorded OpenPBS output (Tests/Support/pbs-emulator/check.sh),
+# 3. checks the house format (`swift format lint`, .swift-format) and the protocol document's independent
+#    encoder (docs/examples/session.py --selftest, then a session and a job against the built static agent),
+#    checks the PBS Pro emulator against the recorded OpenPBS output (Tests/Support/pbs-emulator/check.sh),
 #    and fuzzes the protocol decoders and the agent's request handling for a bounded time, split between
 #    them (Tests/Fuzz/run.sh),
 # 4. runs the README's first command (install/quickstart.sh) into a temporary prefix,
@@ -16,6 +18,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash install/test-deps.sh
 bash install/build-agent.sh
+echo "test: the house format (swift format lint, .swift-format)"
+swift format lint --strict -r -p Sources Tests Package.swift
+echo "test: docs/examples/session.py, written from docs/protocol.md alone, against golden bytes and the static agent"
+python3 docs/examples/session.py --selftest
+python3 docs/examples/session.py .build-static/qxub-agent >/dev/null
+python3 docs/examples/session.py --job .build-static/qxub-agent >/dev/null
 echo "test: the PBS Pro emulator against the recorded OpenPBS output (Tests/Fixtures/pbs, Tests/Fixtures/pbs-real)"
 bash Tests/Support/pbs-emulator/check.sh
 echo "test: fuzzing the frame decoder and the agent's request handling for ${QXUB_FUZZ_SECONDS:-30}s in all"

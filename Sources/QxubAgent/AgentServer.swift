@@ -14,7 +14,8 @@ public enum AgentServer {
             capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken],
             platform: Environment.platform(),
             hostname: Environment.hostname(),
-            scheduler: scheduler)
+            scheduler: scheduler
+        )
     }
 
     /// Each followed job holds its output files open: lift the soft limit on open files (often 1024 on
@@ -32,7 +33,12 @@ public enum AgentServer {
         raiseOpenFileLimit()
         let loop = EventLoop()
         let options = JobService.Options.fromEnvironment()
-        let session = AgentSession(loop: loop, input: input, output: output, hello: hello(scheduler: options.defaultKind.rawValue))
+        let session = AgentSession(
+            loop: loop,
+            input: input,
+            output: output,
+            hello: hello(scheduler: options.defaultKind.rawValue)
+        )
         let service = JobService(options: options)
         session.register(service)
         do {

@@ -90,7 +90,10 @@ public final class AgentSession {
                 self.lastHeard = max(self.lastHeard, MonotonicClock.now())
             }
             if MonotonicClock.now() - self.lastHeard > self.silenceLimit {
-                try? FileDescriptor.writeAll(2, "qxub-agent: no word from the client for \(Int(self.silenceLimit)) s; ending the session\n")
+                try? FileDescriptor.writeAll(
+                    2,
+                    "qxub-agent: no word from the client for \(Int(self.silenceLimit)) s; ending the session\n"
+                )
                 return self.end(.clientClosed)
             }
             self.watchForSilence()
@@ -199,7 +202,12 @@ public final class AgentSession {
         case .malformed(_, let type, let requestID, let error):
             // The framing is intact: answer the request and carry on. Malformed replies are dropped.
             if Message.isRequest(type) {
-                sendError(requestID: requestID, code: .malformedRequest, message: error.description, hint: "this is a bug in the client: please report it")
+                sendError(
+                    requestID: requestID,
+                    code: .malformedRequest,
+                    message: error.description,
+                    hint: "this is a bug in the client: please report it"
+                )
             }
         }
     }
@@ -216,18 +224,22 @@ public final class AgentSession {
             sendError(requestID: 0, code: .malformedRequest, message: "hello was sent twice")
         case .unknown(let type, let requestID):
             sendError(
-                requestID: requestID, code: .unknownRequest,
+                requestID: requestID,
+                code: .unknownRequest,
                 message: "this agent (\(QxubVersion.current)) does not know the request \(type)",
-                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`")
+                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`"
+            )
         case _ where !Message.isRequest(message.frameType):
             break  // A reply or event from the client (an error, say) is never answered: no ping-pong of errors.
         default:
             for handler in handlers where handler.handle(message, channel: channel, session: self) { return }
             let requestID = message.requestID ?? 0
             sendError(
-                requestID: requestID, code: .unknownRequest,
+                requestID: requestID,
+                code: .unknownRequest,
                 message: "this agent does not handle \(message.frameType) messages",
-                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`")
+                hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`"
+            )
         }
     }
 

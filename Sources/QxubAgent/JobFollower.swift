@@ -32,7 +32,15 @@ final class JobFollower {
     var pendingEnd: JobTermination?
     var ended = false
 
-    init(jobID: String, channel: UInt32, requestID: UInt32, paths: JobPaths, kind: SchedulerKind, stdoutOffset: UInt64, stderrOffset: UInt64) {
+    init(
+        jobID: String,
+        channel: UInt32,
+        requestID: UInt32,
+        paths: JobPaths,
+        kind: SchedulerKind,
+        stdoutOffset: UInt64,
+        stderrOffset: UInt64
+    ) {
         self.jobID = jobID
         self.channel = channel
         self.requestID = requestID
@@ -61,8 +69,14 @@ final class JobFollower {
             guard let fd = descriptor(for: stream) else { continue }
             while total < budget {
                 let offset = offsets[stream]!
-                guard let chunk = try? FileSystem.read(fd: fd, offset: offset, count: min(ProtocolConstants.outputChunkSize, budget - total)),
-                      !chunk.isEmpty else { break }
+                guard
+                    let chunk = try? FileSystem.read(
+                        fd: fd,
+                        offset: offset,
+                        count: min(ProtocolConstants.outputChunkSize, budget - total)
+                    ),
+                    !chunk.isEmpty
+                else { break }
                 send(Output(stream: stream, offset: offset, data: chunk))
                 offsets[stream] = offset + UInt64(chunk.count)
                 total += chunk.count
@@ -114,7 +128,8 @@ final class JobFollower {
         guard kind != .local, !records.cancelled, let status = records.exitStatus else { return false }
         if records.exitNote == "term" || (status > 128 && status <= 128 + 64) { return true }
         if let walltime, let started = records.startedAt, let ended = records.endedAt, ended >= started,
-           ended - started >= (walltime > 2 ? walltime - 2 : 0) {
+            ended - started >= (walltime > 2 ? walltime - 2 : 0)
+        {
             return true
         }
         return false

@@ -23,7 +23,13 @@ public final class JobService: AgentRequestHandler {
         /// Job output queued for the client above which reading pauses (the files are the buffer).
         public var outputHighWater: Int
 
-        public init(store: JobStore, defaultKind: SchedulerKind, pollInterval: Double = 5, maxTickInterval: Double = 0.5, outputHighWater: Int = 1 << 20) {
+        public init(
+            store: JobStore,
+            defaultKind: SchedulerKind,
+            pollInterval: Double = 5,
+            maxTickInterval: Double = 0.5,
+            outputHighWater: Int = 1 << 20
+        ) {
             self.store = store
             self.defaultKind = defaultKind
             self.pollInterval = pollInterval
@@ -34,7 +40,9 @@ public final class JobService: AgentRequestHandler {
         /// From the environment: `QXUB_STATE_DIR`, `QXUB_SCHEDULER`, `QXUB_POLL_INTERVAL`.
         public static func fromEnvironment() -> Options {
             var options = Options(store: JobStore(root: JobStore.defaultRoot()), defaultKind: SchedulerKind.detect())
-            if let text = Environment.get("QXUB_POLL_INTERVAL"), let value = Double(text), value > 0 { options.pollInterval = value }
+            if let text = Environment.get("QXUB_POLL_INTERVAL"), let value = Double(text), value > 0 {
+                options.pollInterval = value
+            }
             return options
         }
     }
@@ -61,8 +69,12 @@ public final class JobService: AgentRequestHandler {
         self.session = session
         AgentLog.path = options.store.root + "/agent.log"
         try? FileSystem.createDirectories(options.store.root)
-        if session.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilityVerbose) == true { AgentLog.mirrorToStderr = true }
-        AgentLog.write("session from \(session.negotiation?.peer.software ?? "?") on \(session.negotiation?.peer.hostname ?? "?"); scheduler \(options.defaultKind)")
+        if session.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilityVerbose) == true {
+            AgentLog.mirrorToStderr = true
+        }
+        AgentLog.write(
+            "session from \(session.negotiation?.peer.software ?? "?") on \(session.negotiation?.peer.hostname ?? "?"); scheduler \(options.defaultKind)"
+        )
         // QXUB_NO_INOTIFY=1 measures the polling path alone (what Lustre and NFS get for remote writes).
         if Environment.get("QXUB_NO_INOTIFY") == nil {
             fileWatcher = FileWatcher(loop: session.loop) { [weak self] in self?.tickSoon() }
@@ -98,14 +110,19 @@ public final class JobService: AgentRequestHandler {
                 self.submit(submit)
             }
         case .watch(let watch): self.watch(watch, channel: channel)
-        case .unwatch(let request): followers[channel] = nil
+        case .unwatch(let request):
+            followers[channel] = nil
             _ = request
         case .cancel(let request): cancel(request)
         case .statusQuery(let query): status(query)
         case .historyQuery(let query):
             let limit = Int(min(max(query.limit, 1), 10_000))
             let entries = options.store.history(limit: limit)
-            for report in HistoryReport.split(requestID: query.requestID, entries: entries, maxPayload: replyBudget(session)) {
+            for report in HistoryReport.split(
+                requestID: query.requestID,
+                entries: entries,
+                maxPayload: replyBudget(session)
+            ) {
                 session.send(.historyReport(report))
             }
         default: return false
@@ -117,7 +134,8 @@ public final class JobService: AgentRequestHandler {
     /// unbounded (one report, as before) for one that does not.
     private func replyBudget(_ session: AgentSession) -> Int {
         guard let negotiation = session.negotiation,
-              negotiation.peer.capabilities.contains(ProtocolConstants.capabilitySplitReplies) else { return .max }
+            negotiation.peer.capabilities.contains(ProtocolConstants.capabilitySplitReplies)
+        else { return .max }
         return negotiation.peerMaxPayload
     }
 
@@ -126,7 +144,11 @@ public final class JobService: AgentRequestHandler {
     private func kind(for spec: JobSpec) throws(SchedulerError) -> SchedulerKind {
         guard !spec.backend.isEmpty else { return options.defaultKind }
         guard let kind = SchedulerKind(name: spec.backend) else {
-            throw SchedulerError(.malformedRequest, "unknown backend '\(spec.backend)'", hint: "use local, slurm or pbspro")
+            throw SchedulerError(
+                .malformedRequest,
+                "unknown backend '\(spec.backend)'",
+                hint: "use local, slurm or pbspro"
+            )
         }
         return kind
     }
@@ -137,7 +159,10 @@ public final class JobService: AgentRequestHandler {
         var spec = spec
         let user = Environment.get("USER") ?? Environment.get("LOGNAME") ?? ""
         let project = Environment.get("PROJECT") ?? ""
-        spec.workingDirectory = spec.workingDirectory.replacingAll("{user}", with: user).replacingAll("{project}", with: project)
+        spec.workingDirectory = spec.workingDirectory.replacingAll("{user}", with: user).replacingAll(
+            "{project}",
+            with: project
+        )
         let base = spec.workingDirectory.isEmpty ? (Environment.get("HOME") ?? "/") : spec.workingDirectory
         func absolute(_ path: String?) -> String? {
             guard let path, !path.isEmpty else { return nil }
@@ -159,14 +184,35 @@ public final class JobService: AgentRequestHandler {
             let kind = try kind(for: spec)
             if submit.dryRun {
                 let directory = options.store.plannedJobDirectory()
-                let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
+                let paths = JobPaths(
+                    stateDirectory: directory,
+                    stdout: spec.stdoutPath,
+                    stderr: spec.stderrPath,
+                    joblog: spec.joblogPath
+                )
                 let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
-                session.send(.submitted(Submitted(requestID: submit.requestID, jobID: "", backend: kind.rawValue, stateDirectory: directory, script: rendered.script, command: rendered.command, warnings: rendered.warnings)))
+                session.send(
+                    .submitted(
+                        Submitted(
+                            requestID: submit.requestID,
+                            jobID: "",
+                            backend: kind.rawValue,
+                            stateDirectory: directory,
+                            script: rendered.script,
+                            command: rendered.command,
+                            warnings: rendered.warnings
+                        )
+                    )
+                )
                 return
             }
             if !submit.token.isEmpty, let earlier = options.store.directory(forToken: submit.token) {
                 // A retry (the client lost the connection before our answer): the job of the first attempt.
-                return answerRetriedSubmission(submit, directory: earlier, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
+                return answerRetriedSubmission(
+                    submit,
+                    directory: earlier,
+                    deadline: MonotonicClock.now() + Self.retriedSubmissionWait
+                )
             }
             let directory = try options.store.createJobDirectory()
             createdDirectory = directory
@@ -176,10 +222,19 @@ public final class JobService: AgentRequestHandler {
                 if let target = options.store.tokenTarget(submit.token), target != directory {
                     createdDirectory = nil
                     rmdir(directory)
-                    return answerRetriedSubmission(submit, directory: target, deadline: MonotonicClock.now() + Self.retriedSubmissionWait)
+                    return answerRetriedSubmission(
+                        submit,
+                        directory: target,
+                        deadline: MonotonicClock.now() + Self.retriedSubmissionWait
+                    )
                 }
             }
-            let paths = JobPaths(stateDirectory: directory, stdout: spec.stdoutPath, stderr: spec.stderrPath, joblog: spec.joblogPath)
+            let paths = JobPaths(
+                stateDirectory: directory,
+                stdout: spec.stdoutPath,
+                stderr: spec.stderrPath,
+                joblog: spec.joblogPath
+            )
             let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
             try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
             var meta = JobMeta()
@@ -197,7 +252,9 @@ public final class JobService: AgentRequestHandler {
             try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
             // PBS copies the job log into place when the job ends: its directory must exist.
             try? FileSystem.createDirectories(FileSystem.directoryName(paths.joblog))
-            for path in [paths.stdout, paths.stderr] { try? FileSystem.createDirectories(FileSystem.directoryName(path)) }
+            for path in [paths.stdout, paths.stderr] {
+                try? FileSystem.createDirectories(FileSystem.directoryName(path))
+            }
             if kind == .local {
                 try submitLocal(submit, paths: paths, warnings: rendered.warnings)
             } else {
@@ -212,7 +269,13 @@ public final class JobService: AgentRequestHandler {
         } catch let error as SchedulerError {
             refuse(submit, directory: createdDirectory, code: error.code, message: error.message, hint: error.hint)
         } catch {
-            refuse(submit, directory: createdDirectory, code: .submitFailed, message: "could not prepare the job: \(error)", hint: "check that \(options.store.root) is writable")
+            refuse(
+                submit,
+                directory: createdDirectory,
+                code: .submitFailed,
+                message: "could not prepare the job: \(error)",
+                hint: "check that \(options.store.root) is writable"
+            )
         }
     }
 
@@ -235,20 +298,39 @@ public final class JobService: AgentRequestHandler {
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
         if let jobID = FileSystem.readText(directory + "/jobid")?.trimmingWhitespace(), !jobID.isEmpty {
             AgentLog.write("retried submission \(submit.token): job \(jobID) of the first attempt")
-            return session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: meta["backend"] ?? options.defaultKind.rawValue, stateDirectory: directory)))
+            return session.send(
+                .submitted(
+                    Submitted(
+                        requestID: submit.requestID,
+                        jobID: jobID,
+                        backend: meta["backend"] ?? options.defaultKind.rawValue,
+                        stateDirectory: directory
+                    )
+                )
+            )
         }
         if let refusal = FileSystem.readText(directory + "/submit-error") {
             let lines = refusal.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             let code = lines.first.flatMap(UInt32.init).map(ErrorCode.init(rawValue:)) ?? .submitFailed
-            return session.sendError(requestID: submit.requestID, code: code, message: lines.count > 1 ? lines[1] : "the submission failed", hint: lines.count > 2 ? lines[2] : "")
+            return session.sendError(
+                requestID: submit.requestID,
+                code: code,
+                message: lines.count > 1 ? lines[1] : "the submission failed",
+                hint: lines.count > 2 ? lines[2] : ""
+            )
         }
         guard MonotonicClock.now() < deadline else {
             return session.sendError(
-                requestID: submit.requestID, code: .submitFailed,
-                message: "an earlier attempt of this submission (\(directory)) never recorded a job id: its agent may have been killed while the scheduler took the job",
-                hint: "look for the job with qstat/squeue before submitting it again")
+                requestID: submit.requestID,
+                code: .submitFailed,
+                message:
+                    "an earlier attempt of this submission (\(directory)) never recorded a job id: its agent may have been killed while the scheduler took the job",
+                hint: "look for the job with qstat/squeue before submitting it again"
+            )
         }
-        session.loop.schedule(after: 0.1) { [weak self] in self?.answerRetriedSubmission(submit, directory: directory, deadline: deadline) }
+        session.loop.schedule(after: 0.1) { [weak self] in
+            self?.answerRetriedSubmission(submit, directory: directory, deadline: deadline)
+        }
     }
 
     /// Scheduler submissions (qsub, sbatch) running at once; more wait in ``waitingSubmissions``.
@@ -264,20 +346,52 @@ public final class JobService: AgentRequestHandler {
 
     /// Records the scheduler's answer. It runs even after the client has gone (the session then sends
     /// nothing): the job must be on record for a retry of the submission, `qxub attach` and the history.
-    private func submitted(_ submit: Submit, kind: SchedulerKind, paths: JobPaths, run: CollectedRun, warnings: [String]) {
+    private func submitted(
+        _ submit: Submit,
+        kind: SchedulerKind,
+        paths: JobPaths,
+        run: CollectedRun,
+        warnings: [String]
+    ) {
         guard let session else { return }
         do {
             let jobID = try SchedulerBackend(kind: kind).submittedJobID(run)
             try options.store.link(jobID: jobID, to: paths.stateDirectory)
             AgentLog.write("submitted \(jobID) (\(kind)) in \(paths.stateDirectory)")
-            options.store.appendHistory(jobID: jobID, backend: kind.rawValue, name: submit.spec.name, directory: paths.stateDirectory, submitHost: submit.spec.submitHost)
-            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
+            options.store.appendHistory(
+                jobID: jobID,
+                backend: kind.rawValue,
+                name: submit.spec.name,
+                directory: paths.stateDirectory,
+                submitHost: submit.spec.submitHost
+            )
+            session.send(
+                .submitted(
+                    Submitted(
+                        requestID: submit.requestID,
+                        jobID: jobID,
+                        backend: kind.rawValue,
+                        stateDirectory: paths.stateDirectory,
+                        warnings: warnings
+                    )
+                )
+            )
         } catch let error as SchedulerError {
             refuse(submit, directory: paths.stateDirectory, code: error.code, message: error.message, hint: error.hint)
         } catch {
             // The scheduler has the job but the index could not be written: still report the job, never lose it.
             let jobID = (try? SchedulerBackend(kind: kind).submittedJobID(run)) ?? "?"
-            session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: kind.rawValue, stateDirectory: paths.stateDirectory, warnings: ["could not index the job under \(options.store.root): \(error)"])))
+            session.send(
+                .submitted(
+                    Submitted(
+                        requestID: submit.requestID,
+                        jobID: jobID,
+                        backend: kind.rawValue,
+                        stateDirectory: paths.stateDirectory,
+                        warnings: ["could not index the job under \(options.store.root): \(error)"]
+                    )
+                )
+            )
         }
     }
 
@@ -291,13 +405,34 @@ public final class JobService: AgentRequestHandler {
         environment.append("QXUB_JOB_ID=" + jobID)
         try options.store.link(jobID: jobID, to: paths.stateDirectory)
         let child = try ChildProcess.spawn(
-            ["/bin/bash", paths.script], environment: environment,
-            stdin: .null, stdout: .fileDescriptor(log), stderr: .fileDescriptor(log), newSession: true)
+            ["/bin/bash", paths.script],
+            environment: environment,
+            stdin: .null,
+            stdout: .fileDescriptor(log),
+            stderr: .fileDescriptor(log),
+            newSession: true
+        )
         localChildren.insert(child.pid)
         try FileSystem.writeAtomically(paths.pidRecord, "\(child.pid)\n")
         AgentLog.write("started \(jobID) (local, process group \(child.pid)) in \(paths.stateDirectory)")
-        options.store.appendHistory(jobID: jobID, backend: SchedulerKind.local.rawValue, name: submit.spec.name, directory: paths.stateDirectory, submitHost: submit.spec.submitHost)
-        session.send(.submitted(Submitted(requestID: submit.requestID, jobID: jobID, backend: SchedulerKind.local.rawValue, stateDirectory: paths.stateDirectory, warnings: warnings)))
+        options.store.appendHistory(
+            jobID: jobID,
+            backend: SchedulerKind.local.rawValue,
+            name: submit.spec.name,
+            directory: paths.stateDirectory,
+            submitHost: submit.spec.submitHost
+        )
+        session.send(
+            .submitted(
+                Submitted(
+                    requestID: submit.requestID,
+                    jobID: jobID,
+                    backend: SchedulerKind.local.rawValue,
+                    stateDirectory: paths.stateDirectory,
+                    warnings: warnings
+                )
+            )
+        )
         tickSoon()
     }
 
@@ -306,13 +441,22 @@ public final class JobService: AgentRequestHandler {
     private func watch(_ watch: Watch, channel: UInt32) {
         guard let session else { return }
         guard channel != 0 else {
-            return session.sendError(requestID: watch.requestID, code: .malformedRequest, message: "watch needs a channel other than 0")
-        }
-        guard let jobID = options.store.canonicalJobID(watch.jobID), let directory = options.store.directory(forJobID: jobID) else {
             return session.sendError(
-                requestID: watch.requestID, code: .unknownJob,
-                message: "no job \(watch.jobID) submitted through qxub is known on \(Environment.hostname()) (looked in \(options.store.root))",
-                hint: "check the id with `qxub history`")
+                requestID: watch.requestID,
+                code: .malformedRequest,
+                message: "watch needs a channel other than 0"
+            )
+        }
+        guard let jobID = options.store.canonicalJobID(watch.jobID),
+            let directory = options.store.directory(forJobID: jobID)
+        else {
+            return session.sendError(
+                requestID: watch.requestID,
+                code: .unknownJob,
+                message:
+                    "no job \(watch.jobID) submitted through qxub is known on \(Environment.hostname()) (looked in \(options.store.root))",
+                hint: "check the id with `qxub history`"
+            )
         }
         let (meta, kind, storedPaths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
         var paths = storedPaths
@@ -322,8 +466,14 @@ public final class JobService: AgentRequestHandler {
             paths.stderr = paths.joblog
         }
         let follower = JobFollower(
-            jobID: jobID, channel: channel, requestID: watch.requestID, paths: paths, kind: kind,
-            stdoutOffset: watch.stdoutOffset, stderrOffset: watch.stderrOffset)
+            jobID: jobID,
+            channel: channel,
+            requestID: watch.requestID,
+            paths: paths,
+            kind: kind,
+            stdoutOffset: watch.stdoutOffset,
+            stderrOffset: watch.stderrOffset
+        )
         follower.walltime = meta["walltime"].flatMap { UInt64($0) }
         followers[channel] = follower
         for path in Set([directory, FileSystem.directoryName(paths.stdout), FileSystem.directoryName(paths.stderr)]) {
@@ -382,7 +532,9 @@ public final class JobService: AgentRequestHandler {
         if follower.hasStarted {
             let budget = options.outputHighWater - session.pendingOutputBytes
             guard budget > 0 else { return progressed }  // the client is slow: the files hold the rest
-            let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel) }
+            let pumped = follower.pump(budget: budget) { output in
+                session.send(.output(output), channel: follower.channel)
+            }
             atEnd = pumped.atEnd
             if pumped.bytes > 0 { progressed = true }
         }
@@ -398,11 +550,15 @@ public final class JobService: AgentRequestHandler {
                     return finish(follower, info.termination!)
                 }
                 let released = info?.phase == .finished || (info == nil && follower.missingFromScheduler > 0)
-                if released, let verdict = jobLogVerdict(follower.kind, follower.paths) { return finish(follower, verdict) }
+                if released, let verdict = jobLogVerdict(follower.kind, follower.paths) {
+                    return finish(follower, verdict)
+                }
                 let waited = now - follower.awaitingVerdictSince!
                 if !released && waited < Self.verdictWait { return progressed }
                 // Released: the job log may still be on its way (PBS copies it into place as the job ends).
-                if released && !FileSystem.exists(follower.paths.joblog) && waited < Self.verdictWait { return progressed }
+                if released && !FileSystem.exists(follower.paths.joblog) && waited < Self.verdictWait {
+                    return progressed
+                }
             }
             return finish(follower, termination)
         }
@@ -416,7 +572,8 @@ public final class JobService: AgentRequestHandler {
                 if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
                 if let verdict = jobLogVerdict(follower.kind, follower.paths) { return finish(follower, verdict) }
                 if let unwritten = JobRecords.unwrittenExit(follower.paths) { return finish(follower, unwritten) }
-                let why = historyEnabled[follower.kind] == false
+                let why =
+                    historyEnabled[follower.kind] == false
                     ? "the scheduler keeps no job history, so it forgot job \(follower.jobID) as it ended, and the job left no exit record"
                     : "the scheduler no longer knows job \(follower.jobID) and it left no exit record (purged from the scheduler's history?)"
                 return finish(follower, .unknown(why))
@@ -425,9 +582,15 @@ public final class JobService: AgentRequestHandler {
         }
         switch info.phase {
         case .queued, .held:
-            if !follower.hasStarted { progressed = send(follower, state: JobState(phase: info.phase, detail: info.rawState)) || progressed }
+            if !follower.hasStarted {
+                progressed = send(follower, state: JobState(phase: info.phase, detail: info.rawState)) || progressed
+            }
         case .running:
-            if !follower.hasStarted { progressed = send(follower, state: JobState(phase: .running, host: info.host, detail: info.rawState)) || progressed }
+            if !follower.hasStarted {
+                progressed =
+                    send(follower, state: JobState(phase: .running, host: info.host, detail: info.rawState))
+                    || progressed
+            }
         case .finished:
             // A cancel we asked for needs no confirmation from the records.
             if records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
@@ -436,18 +599,25 @@ public final class JobService: AgentRequestHandler {
             guard now - follower.finishedWithoutRecordSince! >= 3 else { return progressed }
             // The scheduler's own verdict wins, except a plain exit status: the job's trace also says why it
             // left no record.
-            if let unwritten = JobRecords.unwrittenExit(follower.paths), info.termination.map({
-                if case .exited = $0 { return true } else { return false }
-            }) ?? true {
+            if let unwritten = JobRecords.unwrittenExit(follower.paths),
+                info.termination.map({
+                    if case .exited = $0 { return true } else { return false }
+                }) ?? true
+            {
                 return finish(follower, unwritten)
             }
             if let termination = info.termination { return finish(follower, termination) }
-            if let detail = follower.detail, let termination = detail.termination { return finish(follower, termination) }
-            if !follower.detailRequested, let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID) {
+            if let detail = follower.detail, let termination = detail.termination {
+                return finish(follower, termination)
+            }
+            if !follower.detailRequested,
+                let command = SchedulerBackend(kind: follower.kind).detailCommand(follower.jobID)
+            {
                 follower.detailRequested = true
                 do {
                     try AsyncCommand.run(command, on: session.loop, timeout: 60) { [weak follower] run in
-                        follower?.detail = SchedulerBackend(kind: .slurm).parseDetail(run)[follower?.jobID ?? ""]
+                        follower?.detail =
+                            SchedulerBackend(kind: .slurm).parseDetail(run)[follower?.jobID ?? ""]
                             ?? SchedulerJobInfo(jobID: "", phase: .unknown)
                     }
                 } catch {
@@ -478,7 +648,14 @@ public final class JobService: AgentRequestHandler {
         if follower.records.exitStatus != nil { return false }  // arrived meanwhile; next tick finishes it
         if follower.records.cancelled { return finish(follower, .cancelled(ranFirst: follower.hasStarted)) }
         if let unwritten = JobRecords.unwrittenExit(follower.paths) { return finish(follower, unwritten) }
-        return finish(follower, .killedByScheduler(.other, detail: "the job's processes ended without recording an exit status (killed from outside qxub?)", ranFirst: follower.hasStarted))
+        return finish(
+            follower,
+            .killedByScheduler(
+                .other,
+                detail: "the job's processes ended without recording an exit status (killed from outside qxub?)",
+                ranFirst: follower.hasStarted
+            )
+        )
     }
 
     @discardableResult
@@ -502,7 +679,8 @@ public final class JobService: AgentRequestHandler {
         guard let session, let termination = follower.pendingEnd else { return false }
         let budget = options.outputHighWater - session.pendingOutputBytes
         guard budget > 0 else { return false }
-        let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel) }
+        let pumped = follower.pump(budget: budget) { output in session.send(.output(output), channel: follower.channel)
+        }
         guard pumped.atEnd else { return pumped.bytes > 0 }
         send(follower, state: JobState(phase: .finished))
         recordEnd(termination, paths: follower.paths)
@@ -532,7 +710,10 @@ public final class JobService: AgentRequestHandler {
         case .unknown: word = "unknown"
         case .exitUnrecorded: word = "exited-unrecorded"
         }
-        try? FileSystem.writeAtomically(paths.endRecord, "\(termination.exitStatus) \(Int(MonotonicClock.wallNow())) \(word)\n")
+        try? FileSystem.writeAtomically(
+            paths.endRecord,
+            "\(termination.exitStatus) \(Int(MonotonicClock.wallNow())) \(word)\n"
+        )
     }
 
     private func reapLocalChildren() {
@@ -553,7 +734,8 @@ public final class JobService: AgentRequestHandler {
             guard follower.records.exitStatus == nil || needsVerdict else { continue }
             idsByKind[follower.kind, default: []].append(follower.jobID)
             if needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled
-                || follower.missingFromScheduler > 0 {
+                || follower.missingFromScheduler > 0
+            {
                 urgent.insert(follower.kind)
             }
         }
@@ -565,7 +747,11 @@ public final class JobService: AgentRequestHandler {
     }
 
     /// One query for many jobs; updates ``schedulerInfo`` and calls `completion` with the answers.
-    private func runSchedulerQuery(kind: SchedulerKind, jobIDs: [String], completion: @escaping ([String: SchedulerJobInfo]?) -> Void) {
+    private func runSchedulerQuery(
+        kind: SchedulerKind,
+        jobIDs: [String],
+        completion: @escaping ([String: SchedulerJobInfo]?) -> Void
+    ) {
         let backend = SchedulerBackend(kind: kind)
         let history = historyEnabled[kind] ?? true
         guard let session, let command = backend.statusCommand(jobIDs, history: history) else { return completion([:]) }
@@ -577,7 +763,9 @@ public final class JobService: AgentRequestHandler {
                 self.schedulerQueryRunning.remove(kind)
                 if history && backend.saysHistoryDisabled(run) {
                     // Learned once per agent: ask again the way that works without history (live jobs only).
-                    AgentLog.write("the \(kind) server keeps no job history: asking with \(backend.statusCommand(jobIDs, history: false)!.prefix(2).joined(separator: " "))")
+                    AgentLog.write(
+                        "the \(kind) server keeps no job history: asking with \(backend.statusCommand(jobIDs, history: false)!.prefix(2).joined(separator: " "))"
+                    )
                     self.historyEnabled[kind] = false
                     return self.runSchedulerQuery(kind: kind, jobIDs: jobIDs, completion: completion)
                 }
@@ -593,7 +781,8 @@ public final class JobService: AgentRequestHandler {
                 // after three answers without it, say so instead of following it forever.
                 let asked = Set(jobIDs)
                 for follower in self.followers.values where asked.contains(follower.jobID) {
-                    follower.missingFromScheduler = answers[follower.jobID] == nil ? follower.missingFromScheduler + 1 : 0
+                    follower.missingFromScheduler =
+                        answers[follower.jobID] == nil ? follower.missingFromScheduler + 1 : 0
                 }
                 self.tickSoon()
                 completion(answers)
@@ -609,13 +798,22 @@ public final class JobService: AgentRequestHandler {
 
     private func cancel(_ request: JobRequest) {
         guard let session else { return }
-        guard let jobID = options.store.canonicalJobID(request.jobID), let directory = options.store.directory(forJobID: jobID) else {
-            return session.sendError(requestID: request.requestID, code: .unknownJob, message: "no job \(request.jobID) submitted through qxub is known here", hint: "check the id with `qxub history`")
+        guard let jobID = options.store.canonicalJobID(request.jobID),
+            let directory = options.store.directory(forJobID: jobID)
+        else {
+            return session.sendError(
+                requestID: request.requestID,
+                code: .unknownJob,
+                message: "no job \(request.jobID) submitted through qxub is known here",
+                hint: "check the id with `qxub history`"
+            )
         }
         let (_, kind, paths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
         let records = JobRecords(paths: paths)
         if records.exitStatus != nil {
-            return session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: false)))
+            return session.send(
+                .cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: false))
+            )
         }
         try? FileSystem.writeAtomically(paths.cancelRecord, "\(Int(MonotonicClock.wallNow()))\n")
         if kind == .local {
@@ -627,10 +825,16 @@ public final class JobService: AgentRequestHandler {
                 if active {
                     _ = try? ChildProcess.spawn(
                         ["/bin/sh", "-c", "sleep 10; kill -9 -\(pid) 2>/dev/null"],
-                        stdin: .null, stdout: .null, stderr: .null, newSession: true)
+                        stdin: .null,
+                        stdout: .null,
+                        stderr: .null,
+                        newSession: true
+                    )
                 }
             }
-            session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: active)))
+            session.send(
+                .cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: active))
+            )
             tickSoon()
             return
         }
@@ -643,12 +847,21 @@ public final class JobService: AgentRequestHandler {
                 if let error = backend.cancelError(run, jobID: request.jobID) {
                     // The scheduler refused: the job goes on, and a later end of it is not our cancel.
                     unlink(paths.cancelRecord)
-                    session.sendError(requestID: request.requestID, code: error.code, message: error.message, hint: error.hint)
+                    session.sendError(
+                        requestID: request.requestID,
+                        code: error.code,
+                        message: error.message,
+                        hint: error.hint
+                    )
                 } else {
                     let finished = backend.cancelFoundJobFinished(run)
                     // The job had ended by itself (walltime, a signal, its exit): that end is what happened.
                     if finished { unlink(paths.cancelRecord) }
-                    session.send(.cancelResult(CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: !finished)))
+                    session.send(
+                        .cancelResult(
+                            CancelResult(requestID: request.requestID, jobID: request.jobID, wasActive: !finished)
+                        )
+                    )
                 }
                 // Learn the end soon rather than at the next regular query.
                 self.lastSchedulerQuery[kind] = nil
@@ -657,7 +870,11 @@ public final class JobService: AgentRequestHandler {
             runningCancels += 1
         } catch {
             unlink(paths.cancelRecord)  // nothing was cancelled
-            session.sendError(requestID: request.requestID, code: .cancelFailed, message: "cannot run \(command[0]): \(error)")
+            session.sendError(
+                requestID: request.requestID,
+                code: .cancelFailed,
+                message: "cannot run \(command[0]): \(error)"
+            )
         }
     }
 
@@ -679,7 +896,15 @@ public final class JobService: AgentRequestHandler {
             }
             canonical[id] = jobID
             let (meta, kind, paths) = options.store.job(directory: directory, defaultKind: options.defaultKind)
-            let follower = JobFollower(jobID: jobID, channel: 0, requestID: 0, paths: paths, kind: kind, stdoutOffset: 0, stderrOffset: 0)
+            let follower = JobFollower(
+                jobID: jobID,
+                channel: 0,
+                requestID: 0,
+                paths: paths,
+                kind: kind,
+                stdoutOffset: 0,
+                stderrOffset: 0
+            )
             follower.walltime = meta["walltime"].flatMap { UInt64($0) }
             jobs[id] = (kind, follower)
             times[id] = (follower.records.startedAt, follower.records.endedAt)
@@ -690,9 +915,22 @@ public final class JobService: AgentRequestHandler {
             } else if kind == .local {
                 let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
                 let alive = pid.map { kill($0, 0) == 0 } ?? false
-                answers[id] = alive
-                    ? JobStatus(jobID: id, state: JobState(phase: follower.hasStarted ? .running : .queued, host: follower.records.startedHost ?? ""))
-                    : JobStatus(jobID: id, state: JobState(phase: .finished), termination: follower.records.cancelled ? .cancelled(ranFirst: follower.hasStarted) : .unknown("the job's processes ended without an exit record"))
+                answers[id] =
+                    alive
+                    ? JobStatus(
+                        jobID: id,
+                        state: JobState(
+                            phase: follower.hasStarted ? .running : .queued,
+                            host: follower.records.startedHost ?? ""
+                        )
+                    )
+                    : JobStatus(
+                        jobID: id,
+                        state: JobState(phase: .finished),
+                        termination: follower.records.cancelled
+                            ? .cancelled(ranFirst: follower.hasStarted)
+                            : .unknown("the job's processes ended without an exit record")
+                    )
             } else {
                 askScheduler[kind, default: []].append(jobID)
             }
@@ -701,13 +939,19 @@ public final class JobService: AgentRequestHandler {
         let reply: () -> Void = { [weak session, weak self] in
             guard let session, let self else { return }
             let jobs = query.jobIDs.map { id in
-                var status = answers[id] ?? JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
+                var status =
+                    answers[id]
+                    ?? JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler does not know it"))
                 status.jobID = id
                 status.startedAt = times[id]?.started ?? 0
                 status.endedAt = times[id]?.ended ?? 0
                 return status
             }
-            for report in StatusReport.split(requestID: query.requestID, jobs: jobs, maxPayload: self.replyBudget(session)) {
+            for report in StatusReport.split(
+                requestID: query.requestID,
+                jobs: jobs,
+                maxPayload: self.replyBudget(session)
+            ) {
                 session.send(.statusReport(report))
             }
         }
@@ -725,10 +969,16 @@ public final class JobService: AgentRequestHandler {
                         if info.phase == .finished, let termination = info.termination {
                             answers[id] = self.finished(termination, job.follower)
                         } else {
-                            answers[id] = JobStatus(jobID: id, state: JobState(phase: info.phase, host: info.host, detail: info.rawState))
+                            answers[id] = JobStatus(
+                                jobID: id,
+                                state: JobState(phase: info.phase, host: info.host, detail: info.rawState)
+                            )
                         }
                     } else if infos == nil {
-                        answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "the scheduler query failed"))
+                        answers[id] = JobStatus(
+                            jobID: id,
+                            state: JobState(phase: .unknown, detail: "the scheduler query failed")
+                        )
                     } else if job.follower.records.cancelled {
                         answers[id] = self.finished(.cancelled(ranFirst: job.follower.hasStarted), job.follower)
                     } else if let verdict = self.jobLogVerdict(kind, job.follower.paths) {
@@ -745,7 +995,11 @@ public final class JobService: AgentRequestHandler {
     /// A finished job's status; its end is kept with the job (see ``recordEnd(_:paths:)``).
     private func finished(_ termination: JobTermination, _ follower: JobFollower) -> JobStatus {
         recordEnd(termination, paths: follower.paths)
-        return JobStatus(jobID: follower.jobID, state: JobState(phase: .finished, host: follower.records.startedHost ?? ""), termination: termination)
+        return JobStatus(
+            jobID: follower.jobID,
+            state: JobState(phase: .finished, host: follower.records.startedHost ?? ""),
+            termination: termination
+        )
     }
 }
 

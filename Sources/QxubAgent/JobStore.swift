@@ -121,7 +121,9 @@ public struct JobStore: Sendable {
     /// An index link's job directory as `<root>/jobs/NAME` (absolute targets as they are).
     private func resolve(link: String) -> String? {
         guard let target = FileSystem.readLink(link) else { return nil }
-        return target.hasPrefix("../") ? root + "/" + target.dropFirst(3) : target.hasPrefix("/") ? target : FileSystem.directoryName(link) + "/" + target
+        return target.hasPrefix("../")
+            ? root + "/" + target.dropFirst(3)
+            : target.hasPrefix("/") ? target : FileSystem.directoryName(link) + "/" + target
     }
 
     /// `<root>/history.tsv`: one line per submission from any machine, appended with one `write` (safe on
@@ -130,7 +132,11 @@ public struct JobStore: Sendable {
 
     public func appendHistory(jobID: String, backend: String, name: String, directory: String, submitHost: String) {
         func clean(_ text: String) -> String { String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }) }
-        let line = [String(Int(MonotonicClock.wallNow())), clean(jobID), backend, clean(name), clean(directory), clean(submitHost)].joined(separator: "\t") + "\n"
+        let line =
+            [
+                String(Int(MonotonicClock.wallNow())), clean(jobID), backend, clean(name), clean(directory),
+                clean(submitHost),
+            ].joined(separator: "\t") + "\n"
         let fd = open(historyPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
@@ -171,7 +177,9 @@ public struct JobStore: Sendable {
         for line in lines.reversed() {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             // Six fields (a later agent may append more) with a known backend: anything else is a torn line.
-            guard fields.count >= 6, let when = UInt64(fields[0]), SchedulerKind(name: fields[2]) != nil else { continue }
+            guard fields.count >= 6, let when = UInt64(fields[0]), SchedulerKind(name: fields[2]) != nil else {
+                continue
+            }
             // The agent's decided end (a walltime kill, a cancel) wins over the job's own record.
             func status(_ record: String) -> Int32? {
                 FileSystem.readText(fields[4] + "/" + record).flatMap { text in
@@ -179,7 +187,17 @@ public struct JobStore: Sendable {
                 }
             }
             let exit = status("end") ?? status("exit") ?? killedStatus(directory: fields[4], backend: fields[2])
-            entries.append(HistoryEntry(jobID: fields[1], name: fields[3], backend: fields[2], submittedAt: when, stateDirectory: fields[4], submitHost: fields[5], exitStatus: exit))
+            entries.append(
+                HistoryEntry(
+                    jobID: fields[1],
+                    name: fields[3],
+                    backend: fields[2],
+                    submittedAt: when,
+                    stateDirectory: fields[4],
+                    submitHost: fields[5],
+                    exitStatus: exit
+                )
+            )
             if entries.count >= limit { break }
         }
         return entries
@@ -195,10 +213,16 @@ public struct JobStore: Sendable {
 
     /// A job's description, backend and files (its `--out`, `--err` and `--joblog` where it named them): the
     /// one place that reads `meta` into paths.
-    public func job(directory: String, defaultKind: SchedulerKind) -> (meta: JobMeta, kind: SchedulerKind, paths: JobPaths) {
+    public func job(
+        directory: String,
+        defaultKind: SchedulerKind
+    ) -> (meta: JobMeta, kind: SchedulerKind, paths: JobPaths) {
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
         let kind = meta["backend"].flatMap(SchedulerKind.init(name:)) ?? defaultKind
-        return (meta, kind, JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"]))
+        return (
+            meta, kind,
+            JobPaths(stateDirectory: directory, stdout: meta["stdout"], stderr: meta["stderr"], joblog: meta["joblog"])
+        )
     }
 
     func indexPath(_ jobID: String) -> String {
@@ -298,7 +322,10 @@ public struct JobRecords: Hashable, Sendable {
             name.hasPrefix(prefix) ? Int32(name.dropFirst(prefix.count)) : nil
         }
         guard let status = statuses.first else { return nil }
-        return .exitUnrecorded(status, detail: "the job exited \(status), but its exit record could not be written "
-            + "(disk full or over quota in \(paths.stateDirectory)?)")
+        return .exitUnrecorded(
+            status,
+            detail: "the job exited \(status), but its exit record could not be written "
+                + "(disk full or over quota in \(paths.stateDirectory)?)"
+        )
     }
 }

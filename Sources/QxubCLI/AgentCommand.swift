@@ -5,25 +5,36 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub agent install|status|uninstall --platform NAME`
     public struct Agent: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "agent", 
+        public static let configuration = CommandConfiguration(
+            commandName: "agent",
             abstract: "Install, inspect or remove qxub-agent on a cluster.",
-            subcommands: [Install.self, Status.self, Uninstall.self])
+            subcommands: [Install.self, Status.self, Uninstall.self]
+        )
 
         public init() {}
 
         static func installer(_ place: PlatformOptions) throws(ClientError) -> AgentInstaller {
             let platform = try place.platform()
             guard let remote = platform.remote else {
-                throw ClientError("platform \(platform.name) runs on this machine, whose agent ships with qxub", hint: "name a remote platform: --platform NAME", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "platform \(platform.name) runs on this machine, whose agent ships with qxub",
+                    hint: "name a remote platform: --platform NAME",
+                    exitCode: ExitCodes.usage
+                )
             }
             return AgentInstaller(platform: platform.name, remote: remote)
         }
 
         public struct Install: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "install", 
-                abstract: "Send the static agent to the cluster through the ssh connection (older versions stay).")
+            public static let configuration = CommandConfiguration(
+                commandName: "install",
+                abstract: "Send the static agent to the cluster through the ssh connection (older versions stay)."
+            )
             @OptionGroup var place: PlatformOptions
-            @Option(name: .customLong("dir"), help: "Install somewhere else than ~/.qxub/agent (a noexec or full home).")
+            @Option(
+                name: .customLong("dir"),
+                help: "Install somewhere else than ~/.qxub/agent (a noexec or full home)."
+            )
             var directory: String?
             public init() {}
             public func run() throws {
@@ -37,20 +48,32 @@ extension QxubCommand {
         }
 
         public struct Status: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "status", abstract: "List the agents installed on the cluster.")
+            public static let configuration = CommandConfiguration(
+                commandName: "status",
+                abstract: "List the agents installed on the cluster."
+            )
             @OptionGroup var place: PlatformOptions
             public init() {}
             public func run() throws {
-                print(try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).status() }, terminator: "")
+                print(
+                    try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).status() },
+                    terminator: ""
+                )
             }
         }
 
         public struct Uninstall: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "uninstall", abstract: "Remove the installed agents and the shim (job records stay).")
+            public static let configuration = CommandConfiguration(
+                commandName: "uninstall",
+                abstract: "Remove the installed agents and the shim (job records stay)."
+            )
             @OptionGroup var place: PlatformOptions
             public init() {}
             public func run() throws {
-                print(try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).uninstall() })
+                print(
+                    try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).uninstall()
+                    }
+                )
             }
         }
     }

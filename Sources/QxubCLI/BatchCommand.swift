@@ -6,13 +6,15 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub batch FILE|-`: one job per line, all over one session.
     public struct Batch: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "batch", 
+        public static let configuration = CommandConfiguration(
+            commandName: "batch",
             abstract: "Run many commands as jobs over one session: one shell command line per input line.",
             discussion: """
                 Blank lines and lines starting with # are skipped. Options apply to every job.
                 Output lines are tagged [N] with the job's line number among the commands; a summary goes
                 to stderr. Exit status: the number of jobs that failed (at most 100), 0 when all succeeded.
-                """)
+                """
+        )
 
         @Argument(help: "A file with one command per line, or - for standard input.")
         var file: String
@@ -29,42 +31,77 @@ extension QxubCommand {
             try context.validate()
             try job.validate()
             if output.stdout != nil || output.stderr != nil || output.joblog != nil {
-                throw ValidationError("--out, --err and --joblog would be shared by every job: leave them out in batch mode")
+                throw ValidationError(
+                    "--out, --err and --joblog would be shared by every job: leave them out in batch mode"
+                )
             }
         }
 
         public func run() throws {
             let bytes = file == "-" ? (try? FileDescriptor.readAll(0)) : FileSystem.read(file)
             guard let bytes else {
-                throw CLIFailure(ClientError("cannot read \(file)", hint: "give a file with one command per line, or - for stdin", exitCode: ExitCodes.usage))
+                throw CLIFailure(
+                    ClientError(
+                        "cannot read \(file)",
+                        hint: "give a file with one command per line, or - for stdin",
+                        exitCode: ExitCodes.usage
+                    )
+                )
             }
             let commands = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
                 .map { String($0).trimmingWhitespace() }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
             guard !commands.isEmpty else {
-                throw CLIFailure(ClientError("\(file) has no commands", hint: "one shell command line per line", exitCode: ExitCodes.usage))
+                throw CLIFailure(
+                    ClientError(
+                        "\(file) has no commands",
+                        hint: "one shell command line per line",
+                        exitCode: ExitCodes.usage
+                    )
+                )
             }
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try place.configuration()
                 let platform = try Platform.resolve(place.platformName, configuration: configuration)
                 var specs: [JobSpec] = []
                 for (index, command) in commands.enumerated() {
-                    var builder = JobSpecBuilder(command: .shell(command), context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, sharedByManyJobs: true, platformName: platform.name)
+                    var builder = JobSpecBuilder(
+                        command: .shell(command),
+                        context: context,
+                        resources: resources,
+                        job: job,
+                        output: output,
+                        remote: platform.remote,
+                        configuration: configuration,
+                        sharedByManyJobs: true,
+                        platformName: platform.name
+                    )
                     var spec = try builder.build()
-                    if index == 0 { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
+                    if index == 0 {
+                        for warning in builder.warnings {
+                            try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
+                        }
+                    }
                     if job.name == nil { spec.name = spec.name + "-\(index + 1)" }
                     specs.append(spec)
                 }
-                let session = try BatchSession(endpoint: AgentEndpoint(platform: platform), specs: specs, terse: output.terse)
+                let session = try BatchSession(
+                    endpoint: AgentEndpoint(platform: platform),
+                    specs: specs,
+                    terse: output.terse
+                )
                 session.onMessage = { try? FileDescriptor.writeAll(2, "qxub: " + $0 + "\n") }
                 session.history = try? HistoryStore()
                 let code = session.run()
                 if !output.terse && !output.quiet {
                     let results = session.results
                     let failed = results.enumerated().filter { ($0.element.code ?? 1) != 0 }
-                    var summary = "qxub batch: \(results.count) jobs, \(results.count - failed.count) succeeded, \(failed.count) failed"
+                    var summary =
+                        "qxub batch: \(results.count) jobs, \(results.count - failed.count) succeeded, \(failed.count) failed"
                     for (index, outcome) in failed.prefix(20) {
-                        summary += "\n  [\(index + 1)] \(outcome.jobID ?? "not submitted"): exit \(outcome.code.map(String.init) ?? "?")" + (outcome.message.map { " (\($0))" } ?? "")
+                        summary +=
+                            "\n  [\(index + 1)] \(outcome.jobID ?? "not submitted"): exit \(outcome.code.map(String.init) ?? "?")"
+                            + (outcome.message.map { " (\($0))" } ?? "")
                     }
                     try? FileDescriptor.writeAll(2, summary + "\n")
                 }

@@ -6,13 +6,19 @@ import Yams
 extension QxubCommand {
     /// `qxub config get|set|list|files|validate|init|edit`
     public struct Config: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "config", 
+        public static let configuration = CommandConfiguration(
+            commandName: "config",
             abstract: "Read and change qxub's configuration (YAML layers; Python qxub files load as they are).",
-            subcommands: [Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self, Shortcut.self])
+            subcommands: [
+                Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self, Shortcut.self,
+            ]
+        )
         public init() {}
 
         static func load(_ explicit: String? = nil) throws(CLIFailure) -> Configuration {
-            try CLIFailure.catching { () throws(ClientError) -> Configuration in try Configuration.load(explicit: explicit) }
+            try CLIFailure.catching { () throws(ClientError) -> Configuration in
+                try Configuration.load(explicit: explicit)
+            }
         }
 
         static var userFile: String {
@@ -22,7 +28,10 @@ extension QxubCommand {
         }
 
         public struct Get: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "get", abstract: "Print the value at a dotted key (the whole merged configuration without one).")
+            public static let configuration = CommandConfiguration(
+                commandName: "get",
+                abstract: "Print the value at a dotted key (the whole merged configuration without one)."
+            )
             @Argument var key: String?
             public init() {}
             public func run() throws {
@@ -32,7 +41,13 @@ extension QxubCommand {
                     return
                 }
                 guard let value = configuration.value(key) else {
-                    throw CLIFailure(ClientError("configuration key '\(key)' is not set", hint: "`qxub config list` shows what is set", exitCode: 1))
+                    throw CLIFailure(
+                        ClientError(
+                            "configuration key '\(key)' is not set",
+                            hint: "`qxub config list` shows what is set",
+                            exitCode: 1
+                        )
+                    )
                 }
                 if case .map = value {
                     var sub = configuration.flattened.filter { $0.key.hasPrefix(key + ".") }
@@ -45,18 +60,29 @@ extension QxubCommand {
         }
 
         public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML.")
+            public static let configuration = CommandConfiguration(
+                commandName: "set",
+                abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML."
+            )
             @Argument var key: String
             @Argument var value: String
-            @Flag(name: .customLong("project"), help: "Write the project's .qx/project.yaml (the nearest .qx above, else here).") var project = false
-            @Flag(name: .customLong("local"), help: "Write the project's .qx/local.yaml (the nearest .qx above, else here).") var local = false
+            @Flag(
+                name: .customLong("project"),
+                help: "Write the project's .qx/project.yaml (the nearest .qx above, else here)."
+            ) var project = false
+            @Flag(
+                name: .customLong("local"),
+                help: "Write the project's .qx/local.yaml (the nearest .qx above, else here)."
+            ) var local = false
             public init() {}
             public func run() throws {
                 // From a subdirectory, the project's own .qx (the one `exec` reads), not a new one that hides it.
                 let root = Configuration.projectDirectory() ?? FileSystem.currentDirectory()
                 let path = project ? root + "/.qx/project.yaml" : local ? root + "/.qx/local.yaml" : Config.userFile
                 let keys = key.split(separator: ".").map(String.init)
-                guard !keys.isEmpty, !keys.contains(where: \.isEmpty) else { throw ValidationError("'\(key)' is not a dotted key such as defaults.queue") }
+                guard !keys.isEmpty, !keys.contains(where: \.isEmpty) else {
+                    throw ValidationError("'\(key)' is not a dotted key such as defaults.queue")
+                }
                 do {
                     var existing = Node.mapping([:])
                     if let text = FileSystem.readText(path) {
@@ -64,10 +90,18 @@ extension QxubCommand {
                         do {
                             existing = try Yams.compose(yaml: text) ?? Node.mapping([:])
                         } catch {
-                            throw CLIFailure(ClientError("\(path) is not valid YAML, so qxub leaves it alone: \(error)", hint: "fix it by hand (`qxub config edit`), then set the key again", exitCode: 1))
+                            throw CLIFailure(
+                                ClientError(
+                                    "\(path) is not valid YAML, so qxub leaves it alone: \(error)",
+                                    hint: "fix it by hand (`qxub config edit`), then set the key again",
+                                    exitCode: 1
+                                )
+                            )
                         }
                     }
-                    guard case .mapping = existing else { throw ValidationError("\(path) does not hold a mapping at its top") }
+                    guard case .mapping = existing else {
+                        throw ValidationError("\(path) does not hold a mapping at its top")
+                    }
                     let parsed = (try? Yams.compose(yaml: value)).flatMap { $0 } ?? Node(value)
                     let updated = setting(existing, keys[...], parsed)
                     try FileSystem.createDirectories(FileSystem.directoryName(path))
@@ -92,20 +126,27 @@ extension QxubCommand {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "list", abstract: "Every setting in effect, optionally with the file it comes from.")
+            public static let configuration = CommandConfiguration(
+                commandName: "list",
+                abstract: "Every setting in effect, optionally with the file it comes from."
+            )
             @Flag(name: .customLong("show-origin"), help: "Name the file each value comes from.") var showOrigin = false
             public init() {}
             public func run() throws {
                 let configuration = try Config.load()
                 for (key, value) in configuration.flattened {
-                    let origin = showOrigin ? "  (\(configuration.origins[key].map { "\($0.name): \($0.path)" } ?? "?"))" : ""
+                    let origin =
+                        showOrigin ? "  (\(configuration.origins[key].map { "\($0.name): \($0.path)" } ?? "?"))" : ""
                     print("\(key): \(value)\(origin)")
                 }
             }
         }
 
         public struct Files: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "files", abstract: "The configuration files, in the order they are merged.")
+            public static let configuration = CommandConfiguration(
+                commandName: "files",
+                abstract: "The configuration files, in the order they are merged."
+            )
             public init() {}
             public func run() throws {
                 let layers = Configuration.layerFiles(explicit: nil)
@@ -115,7 +156,10 @@ extension QxubCommand {
         }
 
         public struct Validate: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check that every file parses, and list keys qxub does not know.")
+            public static let configuration = CommandConfiguration(
+                commandName: "validate",
+                abstract: "Check that every file parses, and list keys qxub does not know."
+            )
             public init() {}
             public func run() throws {
                 let configuration = try Config.load()
@@ -131,12 +175,17 @@ extension QxubCommand {
         }
 
         public struct Init: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "init", abstract: "Write a starting user configuration (never overwrites).")
+            public static let configuration = CommandConfiguration(
+                commandName: "init",
+                abstract: "Write a starting user configuration (never overwrites)."
+            )
             public init() {}
             public func run() throws {
                 let path = Config.userFile
                 guard !FileSystem.exists(path) else {
-                    throw CLIFailure(ClientError("\(path) already exists", hint: "edit it with `qxub config edit`", exitCode: 1))
+                    throw CLIFailure(
+                        ClientError("\(path) already exists", hint: "edit it with `qxub config edit`", exitCode: 1)
+                    )
                 }
                 let template = """
                     # qxub configuration (the Python qxub's keys are read as they are).
@@ -165,7 +214,10 @@ extension QxubCommand {
         }
 
         public struct Edit: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "edit", abstract: "Open the user configuration in $EDITOR (then check it).")
+            public static let configuration = CommandConfiguration(
+                commandName: "edit",
+                abstract: "Open the user configuration in $EDITOR (then check it)."
+            )
             public init() {}
             public func run() throws {
                 let editor = Environment.get("VISUAL") ?? Environment.get("EDITOR") ?? "vi"

@@ -6,8 +6,11 @@ import QxubSystem
 extension QxubCommand {
     /// `qxub doctor [--platform NAME]`: what users cannot see, measured.
     public struct Doctor: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "doctor", 
-            abstract: "Check the connection to a platform: master connection, login-shell cost, stray output, agent, scheduler.")
+        public static let configuration = CommandConfiguration(
+            commandName: "doctor",
+            abstract:
+                "Check the connection to a platform: master connection, login-shell cost, stray output, agent, scheduler."
+        )
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
 
@@ -17,30 +20,56 @@ extension QxubCommand {
                 func line(_ label: String, _ value: String) { print(label.padding(to: 22) + value) }
                 func ms(_ seconds: Double) -> String {
                     let value = seconds * 1000
-                    return value < 10 ? String(Int((value * 100).rounded()) / 100) + "." + String(format2(Int((value * 100).rounded()) % 100)) + " ms" : String(Int(value.rounded())) + " ms"
+                    return value < 10
+                        ? String(Int((value * 100).rounded()) / 100) + "."
+                            + String(format2(Int((value * 100).rounded()) % 100)) + " ms"
+                        : String(Int(value.rounded())) + " ms"
                 }
                 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-                line("platform", platform.remote.map { "\(platform.name) (ssh \($0.host))" } ?? "this machine (local agent)")
+                line(
+                    "platform",
+                    platform.remote.map { "\(platform.name) (ssh \($0.host))" } ?? "this machine (local agent)"
+                )
                 if let remote = platform.remote {
                     let launcher = SSHLauncher(platform: platform.name, remote: remote)
                     let controlPath = try launcher.controlPath()
-                    line("control socket", controlPath.map { "\($0) (\(FileSystem.exists($0) ? "present" : "none yet"))" } ?? "managed by your ssh config")
+                    line(
+                        "control socket",
+                        controlPath.map { "\($0) (\(FileSystem.exists($0) ? "present" : "none yet"))" }
+                            ?? "managed by your ssh config"
+                    )
                     let start = MonotonicClock.now()
                     try launcher.ensureMaster(controlPath: controlPath)
                     line("master connection", "live (\(ms(MonotonicClock.now() - start)) to check or open)")
                     var shell: [Double] = []
                     for _ in 0..<5 {
                         let begin = MonotonicClock.now()
-                        _ = try? runCollectingOutput(launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", remote.host, "true"], timeout: 30)
+                        _ = try? runCollectingOutput(
+                            launcher.baseArguments(controlPath: controlPath) + [
+                                "-o", "BatchMode=yes", remote.host, "true",
+                            ],
+                            timeout: 30
+                        )
                         shell.append(MonotonicClock.now() - begin)
                     }
                     line("ssh host true", "\(ms(median(shell))) median of 5 (login shell start-up over the master)")
                     do throws(ClientError) {
                         let check = try AgentInstaller(platform: platform.name, remote: remote).checkDirectory()
-                        let free = check.freeKilobytes.map { $0 >= 1 << 20 ? "\($0 >> 20) GB free" : "\($0 >> 10) MB free" } ?? "free space unknown"
-                        line("agent directory", "\(check.directory): " + (check.executable ? "programs run there" : "programs CANNOT run there (a noexec filesystem?)") + ", \(free)")
+                        let free =
+                            check.freeKilobytes.map { $0 >= 1 << 20 ? "\($0 >> 20) GB free" : "\($0 >> 10) MB free" }
+                            ?? "free space unknown"
+                        line(
+                            "agent directory",
+                            "\(check.directory): "
+                                + (check.executable
+                                    ? "programs run there" : "programs CANNOT run there (a noexec filesystem?)")
+                                + ", \(free)"
+                        )
                         if !check.executable || (check.freeKilobytes ?? Int.max) < 50 << 10 {
-                            line("", "install the agent on another filesystem: `qxub agent install --platform \(platform.name) --dir /path/on/an/exec/filesystem`")
+                            line(
+                                "",
+                                "install the agent on another filesystem: `qxub agent install --platform \(platform.name) --dir /path/on/an/exec/filesystem`"
+                            )
                         }
                     } catch {
                         line("agent directory", "not checked: \(error.message)")
@@ -67,13 +96,19 @@ extension QxubCommand {
                 line("agent round trip", "\(ms(median(pings))) median of 10 pings over the open session")
                 if let peer = requests.negotiation?.peer {
                     line("agent", "\(peer.software) on \(peer.hostname) (\(peer.platform))")
-                    line("protocol", "version \(requests.negotiation!.version), compression \(requests.negotiation!.compression ? "on" : "off")")
+                    line(
+                        "protocol",
+                        "version \(requests.negotiation!.version), compression \(requests.negotiation!.compression ? "on" : "off")"
+                    )
                     line("scheduler", peer.scheduler.isEmpty ? "unknown" : peer.scheduler)
                 }
                 if requests.strayBytes.isEmpty {
                     line("login files", "quiet (nothing printed before the agent)")
                 } else {
-                    line("login files", "PRINTED \(requests.strayBytes.count) bytes before the agent: \(EscapedBytes(requests.strayBytes, limit: 120))")
+                    line(
+                        "login files",
+                        "PRINTED \(requests.strayBytes.count) bytes before the agent: \(EscapedBytes(requests.strayBytes, limit: 120))"
+                    )
                     line("", "guard them with `[ -t 1 ]` (sh/bash) or `if ($?prompt)` (csh/tcsh)")
                 }
             }

@@ -14,7 +14,11 @@ public enum Entry {
             try command.run()
             QxubCommand.exit()
         } catch let failure as CLIFailure {
-            try? FileDescriptor.writeAll(2, "qxub: error: \(failure.error.message)\n" + (failure.error.hint.isEmpty ? "" : "  hint: \(failure.error.hint)\n"))
+            try? FileDescriptor.writeAll(
+                2,
+                "qxub: error: \(failure.error.message)\n"
+                    + (failure.error.hint.isEmpty ? "" : "  hint: \(failure.error.hint)\n")
+            )
             QxubCommand.exit(withError: ExitCode(failure.error.exitCode))
         } catch {
             QxubCommand.exit(withError: error)

@@ -10,7 +10,8 @@ import Glibc
 extension QxubCommand {
     /// `qxub exec [options] -- COMMAND...`
     public struct Exec: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "exec", 
+        public static let configuration = CommandConfiguration(
+            commandName: "exec",
             abstract: "Submit a command as a batch job and follow it until it ends.",
             discussion: """
                 One argument after -- is a shell command line run by bash (pipes, $VARS and ; work):
@@ -19,7 +20,8 @@ extension QxubCommand {
                   qxub exec -- python3 -c "print('hi there')"
                 The job's stdout and stderr arrive on yours; qxub exits with the job's exit status.
                 Ctrl-C cancels the job; a second Ctrl-C leaves it running.
-                """)
+                """
+        )
 
         @OptionGroup(title: "Execution context") var context: ContextOptions
         @OptionGroup(title: "Resources") var resources: ResourceOptions
@@ -46,7 +48,9 @@ extension QxubCommand {
                 throw ValidationError("--cmd is empty")
             }
             if job.array != nil && !output.terse && !output.dry {
-                throw ValidationError("following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)")
+                throw ValidationError(
+                    "following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)"
+                )
             }
             try context.validate()
             try job.validate()
@@ -60,7 +64,9 @@ extension QxubCommand {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try place.configuration()
                 let platform = try Platform.resolve(place.platformName, configuration: configuration)
-                let words = commandString.map { $0.split(separator: " ").map(String.init) } ?? (command.count == 1 ? command[0].split(separator: " ").map(String.init) : command)
+                let words =
+                    commandString.map { $0.split(separator: " ").map(String.init) }
+                    ?? (command.count == 1 ? command[0].split(separator: " ").map(String.init) : command)
                 let preset = try job.preset(for: words, context: context, configuration: configuration)
                 if let preset, !output.quiet && !output.terse {
                     try? FileDescriptor.writeAll(2, "qxub: using \(preset.kind.rawValue) '\(preset.name)'\n")
@@ -72,7 +78,11 @@ extension QxubCommand {
                     commandLine = .shell(command[0])
                 } else if command.isEmpty {
                     guard let stored = preset?.string("cmd") else {
-                        throw ClientError("alias '\(job.alias ?? "")' has no cmd and no command was given", hint: "put the command after --", exitCode: ExitCodes.usage)
+                        throw ClientError(
+                            "alias '\(job.alias ?? "")' has no cmd and no command was given",
+                            hint: "put the command after --",
+                            exitCode: ExitCodes.usage
+                        )
                     }
                     commandLine = .shell(stored)
                 } else {
@@ -81,7 +91,17 @@ extension QxubCommand {
                 // The session starts first: ssh, the login shell and the agent come up while the job is prepared.
                 let endpoint = AgentEndpoint(platform: platform)
                 let connection = try endpoint.connect(loop: EventLoop())
-                var builder = JobSpecBuilder(command: commandLine, context: context, resources: resources, job: job, output: output, remote: platform.remote, configuration: configuration, preset: preset, platformName: platform.name)
+                var builder = JobSpecBuilder(
+                    command: commandLine,
+                    context: context,
+                    resources: resources,
+                    job: job,
+                    output: output,
+                    remote: platform.remote,
+                    configuration: configuration,
+                    preset: preset,
+                    platformName: platform.name
+                )
                 let spec: JobSpec
                 do throws(ClientError) {
                     spec = try builder.build()
@@ -90,13 +110,22 @@ extension QxubCommand {
                     connection.abandon()
                     throw error
                 }
-                if !output.quiet { for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") } }
+                if !output.quiet {
+                    for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
+                }
                 return try Self.runSession(endpoint: endpoint, start: .submit(spec), mode: mode, connection: connection)
             }
             if code != 0 { throw ExitCode(code) }
         }
 
-        static func runSession(endpoint: AgentEndpoint, start: ExecSession.Start, mode: ExecSession.Mode, onlyStream: Output.Stream? = nil, joblog: Bool = false, connection: AgentConnection? = nil) throws(ClientError) -> Int32 {
+        static func runSession(
+            endpoint: AgentEndpoint,
+            start: ExecSession.Start,
+            mode: ExecSession.Mode,
+            onlyStream: Output.Stream? = nil,
+            joblog: Bool = false,
+            connection: AgentConnection? = nil
+        ) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
             session.joblog = joblog
@@ -107,17 +136,32 @@ extension QxubCommand {
                     ClientLog.write("history unavailable: \(error.message)")
                 }
             }
-            let status = TerminalStatus(quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil, loop: session.eventLoop, showWarnings: mode != .quiet)
+            let status = TerminalStatus(
+                quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil,
+                loop: session.eventLoop,
+                showWarnings: mode != .quiet
+            )
             session.onStatus = { status.show($0) }
             let code = session.run()
-            if session.failure?.agentMissing == true, let remote = endpoint.platform.remote, offerInstall(platform: endpoint.platform.name) {
+            if session.failure?.agentMissing == true, let remote = endpoint.platform.remote,
+                offerInstall(platform: endpoint.platform.name)
+            {
                 let installer = AgentInstaller(platform: endpoint.platform.name, remote: remote)
                 let installed = try installer.install(directory: nil)
                 try? FileDescriptor.writeAll(2, installed.remoteStderrReport + "qxub: " + installed.line + "\n")
-                return try runSession(endpoint: endpoint, start: start, mode: mode, onlyStream: onlyStream, joblog: joblog)
+                return try runSession(
+                    endpoint: endpoint,
+                    start: start,
+                    mode: mode,
+                    onlyStream: onlyStream,
+                    joblog: joblog
+                )
             }
             if Environment.get("QXUB_STATS") == "1" {
-                try? FileDescriptor.writeAll(2, "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n")
+                try? FileDescriptor.writeAll(
+                    2,
+                    "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n"
+                )
             }
             return code
         }
@@ -138,9 +182,11 @@ extension QxubCommand {
 extension QxubCommand {
     /// `qxub attach JOB`: follow a job submitted earlier, from any login node of the cluster.
     public struct Attach: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "attach", 
+        public static let configuration = CommandConfiguration(
+            commandName: "attach",
             abstract: "Follow a job submitted earlier: its output from the start, then live, and its exit status.",
-            discussion: "Ctrl-C stops following; the job keeps running.")
+            discussion: "Ctrl-C stops following; the job keeps running."
+        )
 
         @Argument(help: "The job id (as `qxub exec --terse` printed it).")
         var jobID: String
@@ -154,7 +200,11 @@ extension QxubCommand {
 
         public func run() throws {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
-                try Exec.runSession(endpoint: AgentEndpoint(platform: try place.platform()), start: .attach(jobID: jobID), mode: quiet ? .quiet : .follow)
+                try Exec.runSession(
+                    endpoint: AgentEndpoint(platform: try place.platform()),
+                    start: .attach(jobID: jobID),
+                    mode: quiet ? .quiet : .follow
+                )
             }
             if code != 0 { throw ExitCode(code) }
         }
@@ -163,7 +213,10 @@ extension QxubCommand {
 
 /// `--platform NAME` / `--profile NAME` and `--config FILE`.
 struct PlatformOptions: ParsableArguments {
-    @Option(name: [.customLong("platform"), .customLong("profile")], help: "Where to run: a platform from the configuration (default: defaults.platform, else this machine).")
+    @Option(
+        name: [.customLong("platform"), .customLong("profile")],
+        help: "Where to run: a platform from the configuration (default: defaults.platform, else this machine)."
+    )
     var platformName: String?
 
     @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
@@ -171,7 +224,11 @@ struct PlatformOptions: ParsableArguments {
 
     func configuration() throws(ClientError) -> Configuration {
         if let configFile, !FileSystem.exists(configFile) {
-            throw ClientError("--config \(configFile): no such file", hint: "give the path of a YAML configuration file", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "--config \(configFile): no such file",
+                hint: "give the path of a YAML configuration file",
+                exitCode: ExitCodes.usage
+            )
         }
         return try Configuration.load(explicit: configFile)
     }

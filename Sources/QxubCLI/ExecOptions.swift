@@ -7,10 +7,16 @@ struct ContextOptions: ParsableArguments {
     @Option(name: .customLong("env"), help: "Activate this conda environment.")
     var condaEnvironment: String?
 
-    @Option(name: [.customLong("mod"), .customLong("module")], help: "Load this environment module (repeatable; loaded before --env).")
+    @Option(
+        name: [.customLong("mod"), .customLong("module")],
+        help: "Load this environment module (repeatable; loaded before --env)."
+    )
     var modules: [String] = []
 
-    @Option(name: [.customLong("mods"), .customLong("modules")], help: "Modules to load, separated by commas or spaces.")
+    @Option(
+        name: [.customLong("mods"), .customLong("modules")],
+        help: "Modules to load, separated by commas or spaces."
+    )
     var moduleList: String?
 
     @Flag(name: .customLong("default"), help: "Plain context: no conda, modules or container, and no shortcut.")
@@ -28,7 +34,9 @@ struct ContextOptions: ParsableArguments {
 
     func validate() throws {
         if plain && (container != nil || condaEnvironment != nil || !allModules.isEmpty) {
-            throw ValidationError("--default means no conda, modules or container: it cannot be combined with --env, --mod or --sif")
+            throw ValidationError(
+                "--default means no conda, modules or container: it cannot be combined with --env, --mod or --sif"
+            )
         }
         if container != nil && (condaEnvironment != nil || !allModules.isEmpty) {
             throw ValidationError("--sif runs the command in a container: it cannot be combined with --env or --mod")
@@ -62,7 +70,10 @@ struct ResourceOptions: ParsableArguments {
     @Flag(name: .customLong("internet"), help: "Needs internet access: selects a queue that has it (e.g. copyq).")
     var internet = false
 
-    @Option(name: [.customLong("storage"), .customLong("volumes")], help: "PBS storage request (e.g. gdata/a56+scratch/a56).")
+    @Option(
+        name: [.customLong("storage"), .customLong("volumes")],
+        help: "PBS storage request (e.g. gdata/a56+scratch/a56)."
+    )
     var storage: String?
 
     @Option(name: [.customShort("l"), .customLong("resources")], help: "A raw PBS -l resource request (repeatable).")
@@ -75,7 +86,10 @@ struct ResourceOptions: ParsableArguments {
 
 /// Scheduler placement and identity.
 struct JobOptions: ParsableArguments {
-    @Option(name: [.customShort("N"), .customLong("name")], help: "Job name (default: the command's name and the time).")
+    @Option(
+        name: [.customShort("N"), .customLong("name")],
+        help: "Job name (default: the command's name and the time)."
+    )
     var name: String?
 
     @Option(name: [.customShort("q"), .customLong("queue")], help: "Queue (PBS) or partition (Slurm).")
@@ -114,7 +128,10 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("backend"), help: "Force the backend: local, slurm or pbspro (default: detected).")
     var backend: String?
 
-    @Option(name: .customLong("shortcut"), help: "Apply this shortcut (default: the one whose key starts the command, when no --env/--mod/--sif is given).")
+    @Option(
+        name: .customLong("shortcut"),
+        help: "Apply this shortcut (default: the one whose key starts the command, when no --env/--mod/--sif is given)."
+    )
     var shortcut: String?
 
     @Option(name: .customLong("alias"), help: "Apply this alias from the configuration's aliases: section.")
@@ -135,13 +152,18 @@ struct JobOptions: ParsableArguments {
     @Flag(name: .customLong("no-notify"), help: "No email, even if one is configured.")
     var noNotify = false
 
-    @Option(name: .customLong("template"), help: "A custom job script (not supported: qxub generates the script; use --pre/--post).")
+    @Option(
+        name: .customLong("template"),
+        help: "A custom job script (not supported: qxub generates the script; use --pre/--post)."
+    )
     var template: String?
 
     /// Rules of the Python qxub's options that this qxub takes but does not carry out (exec and batch).
     func validate() throws {
         if template != nil {
-            throw ValidationError("--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run")
+            throw ValidationError(
+                "--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run"
+            )
         }
         if notify && noNotify {
             throw ValidationError("--notify and --no-notify exclude each other")
@@ -153,20 +175,35 @@ struct JobOptions: ParsableArguments {
 
     /// `--tag` and `--tags` as pairs.
     func parsedTags() throws(ClientError) -> [KeyValue] {
-        try (tags + (tagList.map { $0.split(separator: ",").map(String.init) } ?? [])).map { entry throws(ClientError) in
+        try (tags + (tagList.map { $0.split(separator: ",").map(String.init) } ?? [])).map {
+            entry throws(ClientError) in
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ClientError("--tag \(entry): expected KEY=VALUE", hint: "for example --tag rule=align", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "--tag \(entry): expected KEY=VALUE",
+                    hint: "for example --tag rule=align",
+                    exitCode: ExitCodes.usage
+                )
             }
             return KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
         }
     }
 
     /// The preset for a command: --alias, --shortcut, or the shortcut the command's first words match.
-    func preset(for words: [String], context: ContextOptions, configuration: Configuration) throws(ClientError) -> JobPreset? {
+    func preset(
+        for words: [String],
+        context: ContextOptions,
+        configuration: Configuration
+    ) throws(ClientError) -> JobPreset? {
         if let alias {
             guard let preset = configuration.alias(alias) else {
                 let known = configuration.aliasNames
-                throw ClientError("no alias '\(alias)'", hint: known.isEmpty ? "define it under aliases: in your configuration" : "aliases: " + known.joined(separator: ", "), exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "no alias '\(alias)'",
+                    hint: known.isEmpty
+                        ? "define it under aliases: in your configuration"
+                        : "aliases: " + known.joined(separator: ", "),
+                    exitCode: ExitCodes.usage
+                )
             }
             return preset
         }
@@ -174,11 +211,17 @@ struct JobOptions: ParsableArguments {
         if let shortcut {
             guard let preset = store.shortcuts[shortcut] else {
                 let known = store.shortcuts.keys.sorted()
-                throw ClientError("no shortcut '\(shortcut)'", hint: known.isEmpty ? "create one with `qxub config shortcut set`" : "shortcuts: " + known.joined(separator: ", "), exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "no shortcut '\(shortcut)'",
+                    hint: known.isEmpty
+                        ? "create one with `qxub config shortcut set`" : "shortcuts: " + known.joined(separator: ", "),
+                    exitCode: ExitCodes.usage
+                )
             }
             return preset
         }
-        let contextGiven = context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        let contextGiven =
+            context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
         return contextGiven ? nil : store.match(words)
     }
 }
@@ -194,7 +237,10 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .customLong("joblog"), help: "File for the scheduler's job log.")
     var joblog: String?
 
-    @Flag(name: [.customLong("dry"), .customLong("dry-run")], help: "Print the submission command and job script; submit nothing.")
+    @Flag(
+        name: [.customLong("dry"), .customLong("dry-run")],
+        help: "Print the submission command and job script; submit nothing."
+    )
     var dry = false
 
     @Flag(name: .customLong("terse"), help: "Print only the job id and return at once.")

@@ -10,10 +10,12 @@ import Glibc
 extension QxubCommand {
     /// `qxub history [list] | show JOB | out JOB | err JOB`
     public struct History: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "history", 
+        public static let configuration = CommandConfiguration(
+            commandName: "history",
             abstract: "Jobs submitted from this machine (local and remote), newest first; a job's details and output.",
             subcommands: [List.self, Show.self, Out.self, Err.self, Log.self],
-            defaultSubcommand: List.self)
+            defaultSubcommand: List.self
+        )
         public init() {}
 
         static func store() throws(CLIFailure) -> HistoryStore {
@@ -24,7 +26,14 @@ extension QxubCommand {
             let store = try store()
             let record = try jobID.map { try store.find($0) } ?? store.recent(limit: 1).first
             guard let record else {
-                throw CLIFailure(ClientError(jobID.map { "no job \($0) in the history (or the prefix matches several)" } ?? "the history is empty", hint: "`qxub history` lists the jobs", exitCode: 1))
+                throw CLIFailure(
+                    ClientError(
+                        jobID.map { "no job \($0) in the history (or the prefix matches several)" }
+                            ?? "the history is empty",
+                        hint: "`qxub history` lists the jobs",
+                        exitCode: 1
+                    )
+                )
             }
             return record
         }
@@ -33,7 +42,10 @@ extension QxubCommand {
             public static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs.")
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
-            @Flag(name: .customLong("remote"), help: "Ask the platform's agent: every job submitted on the cluster, from any machine.") var remote = false
+            @Flag(
+                name: .customLong("remote"),
+                help: "Ask the platform's agent: every job submitted on the cluster, from any machine."
+            ) var remote = false
             public init() {}
             public func run() throws {
                 if remote {
@@ -46,7 +58,9 @@ extension QxubCommand {
                     if entries.isEmpty { print("no jobs yet") }
                     for entry in entries.reversed() {
                         let end = entry.exitStatus.map { "exit \($0)" } ?? "no exit yet"
-                        print("\(LocalTime(time_t(entry.submittedAt)).minutes)  \(entry.jobID.padding(to: 18))\(end.padding(to: 12))\(entry.name)  (from \(entry.submitHost))")
+                        print(
+                            "\(LocalTime(time_t(entry.submittedAt)).minutes)  \(entry.jobID.padding(to: 18))\(end.padding(to: 12))\(entry.name)  (from \(entry.submitHost))"
+                        )
                     }
                     return
                 }
@@ -55,13 +69,18 @@ extension QxubCommand {
                 for record in records.reversed() {
                     let stamp = LocalTime(time_t(record.submittedAt)).minutes
                     let end = record.exitCode.map { "exit \($0)" } ?? record.status
-                    print("\(stamp)  \(record.jobID.padding(to: 18))\(record.platform.padding(to: 10))\(end.padding(to: 10))\(record.name)")
+                    print(
+                        "\(stamp)  \(record.jobID.padding(to: 18))\(record.platform.padding(to: 10))\(end.padding(to: 10))\(record.name)"
+                    )
                 }
             }
         }
 
         public struct Show: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "show", abstract: "Everything recorded about one job (default: the newest).")
+            public static let configuration = CommandConfiguration(
+                commandName: "show",
+                abstract: "Everything recorded about one job (default: the newest)."
+            )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws {
@@ -81,28 +100,45 @@ extension QxubCommand {
             let record = try find(jobID)
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 let configuration = try Configuration.load()
-                let platform = record.platform == Platform.local.name ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
-                return try Exec.runSession(endpoint: AgentEndpoint(platform: platform), start: .attach(jobID: record.jobID), mode: .follow, onlyStream: stream, joblog: joblog)
+                let platform =
+                    record.platform == Platform.local.name
+                    ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
+                return try Exec.runSession(
+                    endpoint: AgentEndpoint(platform: platform),
+                    start: .attach(jobID: record.jobID),
+                    mode: .follow,
+                    onlyStream: stream,
+                    joblog: joblog
+                )
             }
             if code == ExitCodes.unavailable || code == ExitCodes.connectionLost { throw ExitCode(code) }
         }
 
         public struct Out: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "out", abstract: "Print a job's stdout (waits for a running job; default: the newest job).")
+            public static let configuration = CommandConfiguration(
+                commandName: "out",
+                abstract: "Print a job's stdout (waits for a running job; default: the newest job)."
+            )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stdout) }
         }
 
         public struct Log: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "log", abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job).")
+            public static let configuration = CommandConfiguration(
+                commandName: "log",
+                abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job)."
+            )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stdout, joblog: true) }
         }
 
         public struct Err: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "err", abstract: "Print a job's stderr (waits for a running job; default: the newest job).")
+            public static let configuration = CommandConfiguration(
+                commandName: "err",
+                abstract: "Print a job's stderr (waits for a running job; default: the newest job)."
+            )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
             public init() {}
             public func run() throws { try History.stream(jobID, .stderr) }

@@ -10,21 +10,29 @@ import Glibc
 extension QxubCommand {
     /// `qxub cancel JOB...`
     public struct Cancel: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "cancel", 
+        public static let configuration = CommandConfiguration(
+            commandName: "cancel",
             abstract: "Cancel jobs submitted through qxub: by id, by name (a shell pattern), or all unfinished ones.",
             discussion: """
                 --name and --all look in the local history for jobs not yet seen to end, and ask the agent about \
                 them first (also with --dry-run): the jobs it reports ended are recorded as such and left out.
-                """)
+                """
+        )
         @Argument(help: "Job ids (read from stdin, one per line, when none are given).") var jobIDs: [String] = []
-        @Option(name: .customLong("name"), help: "Cancel unfinished jobs whose name matches this pattern (e.g. 'train-*').") var namePattern: String?
+        @Option(
+            name: .customLong("name"),
+            help: "Cancel unfinished jobs whose name matches this pattern (e.g. 'train-*')."
+        ) var namePattern: String?
         @Flag(name: .customLong("all"), help: "Cancel every unfinished job of the platform.") var all = false
-        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "List what would be cancelled.") var dryRun = false
+        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "List what would be cancelled.") var dryRun =
+            false
         @OptionGroup(title: "Where") var place: PlatformOptions
         public init() {}
 
         public func validate() throws {
-            if (namePattern != nil || all) && !jobIDs.isEmpty { throw ValidationError("give ids, --name or --all, not several") }
+            if (namePattern != nil || all) && !jobIDs.isEmpty {
+                throw ValidationError("give ids, --name or --all, not several")
+            }
             if namePattern != nil && all { throw ValidationError("--name and --all exclude each other") }
         }
 
@@ -47,7 +55,9 @@ extension QxubCommand {
                     }
                 }
                 guard !ids.isEmpty else {
-                    print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history")
+                    print(
+                        "no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history"
+                    )
                     return
                 }
             } else if ids.isEmpty {
@@ -76,7 +86,9 @@ extension QxubCommand {
         /// from nowhere): one status query for all `candidates` records the ends the agent reports, and
         /// those jobs are no longer candidates.
         static func stillUnfinished(
-            _ candidates: [String], requests: AgentRequests, platform: String
+            _ candidates: [String],
+            requests: AgentRequests,
+            platform: String
         ) throws(ClientError) -> [String] {
             let ended = try requests.status(candidates).filter { $0.state.phase == .finished && $0.termination != nil }
             recordEnds(ended, platform: platform)
@@ -87,9 +99,11 @@ extension QxubCommand {
 
     /// `qxub status JOB... [--format human|json|snakemake|exitcode]`
     public struct Status: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "status", 
+        public static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show where jobs are: queued, running or finished, and how they ended.",
-            discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract).")
+            discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract)."
+        )
         @Argument(help: "Job ids (read from stdin when none are given).") var jobIDs: [String] = []
         @Option(help: "human, json, snakemake or exitcode.") var format: String = "human"
         /// The Python qxub's spelling (`qxub status check ID --snakemake`), so Snakemake profiles keep working.
@@ -126,16 +140,22 @@ extension QxubCommand {
                     print(status.state.phase != .finished ? "running" : (code == 0 ? "success" : "failed"))
                 case "json":
                     let exit = code.map { String($0) } ?? "null"
-                    print("{\"job_id\": \"\(jsonEscape(status.jobID))\", \"status\": \"\(status.state.phase)\", \"host\": \"\(jsonEscape(status.state.host))\", \"exit_code\": \(exit)}")
+                    print(
+                        "{\"job_id\": \"\(jsonEscape(status.jobID))\", \"status\": \"\(status.state.phase)\", \"host\": \"\(jsonEscape(status.state.host))\", \"exit_code\": \(exit)}"
+                    )
                 case "exitcode":
                     if status.state.phase != .finished { anyRunning = true } else if code != 0 { anyFailed = true }
                 default:
-                    let end = status.termination.map { termination -> String in
-                        let (code, message) = ExitCodes.exit(for: termination)
-                        return ", exit status \(code)" + (message.map { " (\($0))" } ?? "")
-                    } ?? ""
+                    let end =
+                        status.termination.map { termination -> String in
+                            let (code, message) = ExitCodes.exit(for: termination)
+                            return ", exit status \(code)" + (message.map { " (\($0))" } ?? "")
+                        } ?? ""
                     let host = status.state.host.isEmpty ? "" : " on \(status.state.host)"
-                    print("\(status.jobID): \(status.state.phase)\(host)\(end)" + (status.state.detail.isEmpty ? "" : " [\(status.state.detail)]"))
+                    print(
+                        "\(status.jobID): \(status.state.phase)\(host)\(end)"
+                            + (status.state.detail.isEmpty ? "" : " [\(status.state.detail)]")
+                    )
                 }
             }
             // As the Python qxub: 0 running, 2 finished OK, 1 failed; for several jobs a failure wins over
@@ -146,11 +166,15 @@ extension QxubCommand {
 
     /// `qxub monitor [JOB...]`: follow many jobs' states over one session until all have ended.
     public struct Monitor: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "monitor", 
+        public static let configuration = CommandConfiguration(
+            commandName: "monitor",
             abstract: "Wait for jobs to finish, showing their states; exit 0 only when every job succeeded.",
-            discussion: "Without ids as arguments they are read from stdin (one per line), so `qxub exec --terse ... | qxub monitor` works.")
+            discussion:
+                "Without ids as arguments they are read from stdin (one per line), so `qxub exec --terse ... | qxub monitor` works."
+        )
         @Argument(help: "Job ids.") var jobIDs: [String] = []
-        @Option(name: [.customShort("i"), .customLong("interval")], help: "Seconds between checks.") var interval: Double = 5
+        @Option(name: [.customShort("i"), .customLong("interval")], help: "Seconds between checks.") var interval:
+            Double = 5
         @Flag(name: .customLong("quiet"), help: "Only the final summary.") var quiet = false
         @Flag(name: .customLong("summary"), help: "Counts per state instead of a line per job.") var summary = false
         @OptionGroup(title: "Where") var place: PlatformOptions
@@ -162,7 +186,8 @@ extension QxubCommand {
             // Whole seconds, no conversion that can trap (the times are at most 2^63-1: see the protocol).
             let end = status.endedAt > 0 ? status.endedAt : UInt64(max(0, now))
             let seconds = Int(clamping: end >= status.startedAt ? end - status.startedAt : 0)
-            return seconds >= 3600 ? "\(seconds / 3600)h\(two(seconds / 60 % 60))m" : "\(seconds / 60)m\(two(seconds % 60))s"
+            return seconds >= 3600
+                ? "\(seconds / 3600)h\(two(seconds / 60 % 60))m" : "\(seconds / 60)m\(two(seconds % 60))s"
         }
 
         private static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
@@ -174,19 +199,32 @@ extension QxubCommand {
                 for status in statuses {
                     let key: String
                     if status.state.phase == .finished {
-                        key = status.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false ? "succeeded" : "failed"
+                        key =
+                            status.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false
+                            ? "succeeded" : "failed"
                     } else {
                         key = "\(status.state.phase)"
                     }
                     counts[key, default: 0] += 1
                 }
-                return [["queued", "held", "running", "succeeded", "failed", "unknown"].compactMap { key in counts[key].map { "\(key) \($0)" } }.joined(separator: ", ")]
+                return [
+                    ["queued", "held", "running", "succeeded", "failed", "unknown"].compactMap { key in
+                        counts[key].map { "\(key) \($0)" }
+                    }.joined(separator: ", ")
+                ]
             }
-            var rows = ["JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "ELAPSED".padding(to: 10) + "EXIT"]
+            var rows = [
+                "JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "ELAPSED".padding(to: 10)
+                    + "EXIT"
+            ]
             for status in statuses {
                 let exit = status.termination.map { String(ExitCodes.exit(for: $0).code) } ?? ""
-                let state = status.state.phase == .running && !status.state.host.isEmpty ? "running" : "\(status.state.phase)"
-                rows.append(status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24) + state.padding(to: 10) + Self.elapsed(status).padding(to: 10) + exit)
+                let state =
+                    status.state.phase == .running && !status.state.host.isEmpty ? "running" : "\(status.state.phase)"
+                rows.append(
+                    status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24)
+                        + state.padding(to: 10) + Self.elapsed(status).padding(to: 10) + exit
+                )
             }
             let elapsed = Int(MonotonicClock.now() - started)
             rows.append("(\(elapsed / 60)m\(elapsed % 60)s; every \(interval)s; Ctrl-C stops watching)")
@@ -218,7 +256,10 @@ extension QxubCommand {
                         try? FileDescriptor.writeAll(1, text)
                         drawn = rows.count
                     }
-                    recordEnds(statuses.filter { $0.state.phase == .finished && !reported.contains($0.jobID) }, platform: platform.name)
+                    recordEnds(
+                        statuses.filter { $0.state.phase == .finished && !reported.contains($0.jobID) },
+                        platform: platform.name
+                    )
                     for status in statuses where status.state.phase == .finished && !reported.contains(status.jobID) {
                         reported.insert(status.jobID)
                         if !quiet && !live {
@@ -228,9 +269,12 @@ extension QxubCommand {
                     }
                     let finished = statuses.filter { $0.state.phase == .finished }
                     // Unknown because a scheduler query failed is not an end: ask again next round.
-                    let unknown = statuses.filter { $0.state.phase == .unknown && !$0.state.detail.containsText("query failed") }
+                    let unknown = statuses.filter {
+                        $0.state.phase == .unknown && !$0.state.detail.containsText("query failed")
+                    }
                     if finished.count + unknown.count == statuses.count {
-                        let ok = finished.filter { $0.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false }.count
+                        let ok = finished.filter { $0.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false }
+                            .count
                         return (ok, statuses.count - ok)
                     }
                     if !quiet && !live && summary {
@@ -251,7 +295,12 @@ func recordEnds(_ statuses: [JobStatus], platform: String) {
     for status in statuses where status.state.phase == .finished {
         guard let termination = status.termination else { continue }
         let code = ExitCodes.exit(for: termination).code
-        try? history.recordEnd(jobID: status.jobID, platform: platform, exitCode: code, status: code == 0 ? "succeeded" : "failed")
+        try? history.recordEnd(
+            jobID: status.jobID,
+            platform: platform,
+            exitCode: code,
+            status: code == 0 ? "succeeded" : "failed"
+        )
     }
 }
 
@@ -259,7 +308,8 @@ func recordEnds(_ statuses: [JobStatus], platform: String) {
 /// Ids on stdin, one per line (or separated by spaces): the way to give thousands of them, which the
 /// argument parser takes time quadratic in their number to read (30,000 ids: minutes).
 func readIDsFromStdin() -> [String] {
-    guard isatty(0) == 0, CommandLine.arguments.count > 0, let bytes = try? FileDescriptor.readAll(0, limit: 64 << 20) else { return [] }
+    guard isatty(0) == 0, CommandLine.arguments.count > 0, let bytes = try? FileDescriptor.readAll(0, limit: 64 << 20)
+    else { return [] }
     return String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == " " }).map(String.init)
 }
 
@@ -270,7 +320,8 @@ func jsonEscape(_ text: String) -> String {
         case "\"": result += "\\\""
         case "\\": result += "\\\\"
         case "\n": result += "\\n"
-        case _ where scalar.value < 0x20: result += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+        case _ where scalar.value < 0x20:
+            result += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
         default: result.unicodeScalars.append(scalar)
         }
     }

@@ -32,7 +32,9 @@ struct JobSpecBuilder {
     /// One value per resource: the command line, else `defaults.<key>` (unless a raw `-l` names it).
     private func configured(_ key: String, unlessRaw rawNames: [String] = []) -> String? {
         guard let value = configuration.value("defaults.\(key)") else { return nil }
-        let raw = effectiveRaw.flatMap { $0.split(separator: ",") }.map { $0.split(separator: "=").first.map(String.init) ?? "" }
+        let raw = effectiveRaw.flatMap { $0.split(separator: ",") }.map {
+            $0.split(separator: "=").first.map(String.init) ?? ""
+        }
         if rawNames.contains(where: raw.contains) { return nil }
         return value.string
     }
@@ -71,14 +73,21 @@ struct JobSpecBuilder {
             warnings.append("queue limits not checked: \(error.message)")
             return nil
         }
-        if let match = PlatformDefinition.chosen(from: definitions, platform: platformName, configuration: configuration) {
+        if let match = PlatformDefinition.chosen(
+            from: definitions,
+            platform: platformName,
+            configuration: configuration
+        ) {
             return match
         }
         guard required else { return nil }
         throw ClientError(
-            definitions.isEmpty ? "--queue auto needs a platform definition, and none is installed" : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))) and none is named like the platform; set defaults.platform to choose one",
+            definitions.isEmpty
+                ? "--queue auto needs a platform definition, and none is installed"
+                : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))) and none is named like the platform; set defaults.platform to choose one",
             hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it, or give -q QUEUE",
-            exitCode: ExitCodes.usage)
+            exitCode: ExitCodes.usage
+        )
     }
 
     mutating func build() throws(ClientError) -> JobSpec {
@@ -92,16 +101,26 @@ struct JobSpecBuilder {
         }
         var variables: [KeyValue] = []
         let presetVariables = preset?.list("vars").flatMap { $0.split(separator: ";").map(String.init) } ?? []
-        for entry in presetVariables + job.variables + (job.variableList.map { $0.split(separator: ",").map(String.init) } ?? []) {
+        for entry in presetVariables + job.variables
+            + (job.variableList.map { $0.split(separator: ",").map(String.init) } ?? [])
+        {
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ClientError("--var \(entry): expected KEY=VALUE", hint: "for example --var SEED=42", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "--var \(entry): expected KEY=VALUE",
+                    hint: "for example --var SEED=42",
+                    exitCode: ExitCodes.usage
+                )
             }
             variables.append(KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
         }
         func number(_ text: String?, _ key: String) throws(ClientError) -> UInt32? {
             guard let text else { return nil }
             guard let value = UInt32(text), value > 0 else {
-                throw ClientError("defaults.\(key) is '\(text)', not a positive whole number", hint: "fix it with `qxub config set defaults.\(key) 4`", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "defaults.\(key) is '\(text)', not a positive whole number",
+                    hint: "fix it with `qxub config set defaults.\(key) 4`",
+                    exitCode: ExitCodes.usage
+                )
             }
             return value
         }
@@ -111,10 +130,21 @@ struct JobSpecBuilder {
         if cpus == nil { cpus = try number(named["ncpus"] ?? configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
         var gpus = resources.gpus
         if gpus == nil { gpus = try number(named["ngpus"] ?? configured("gpus", unlessRaw: ["ngpus"]), "gpus") }
-        var parsed = JobSpec.Resources(cpus: cpus, gpus: gpus, storage: resources.storage ?? named["storage"] ?? configured("volumes", unlessRaw: ["storage"]), raw: raw)
-        if let memory = resources.memory ?? named["mem"] ?? configured("mem", unlessRaw: ["mem"]) { parsed.memoryBytes = try ResourceParser.memory(memory) }
-        if let walltime = resources.walltime ?? named["walltime"] ?? configured("runtime", unlessRaw: ["walltime"]) { parsed.walltimeSeconds = try ResourceParser.walltime(walltime) }
-        if let disk = resources.disk ?? named["jobfs"] ?? configured("disk", unlessRaw: ["jobfs"]) { parsed.localDiskBytes = try ResourceParser.memory(disk) }
+        var parsed = JobSpec.Resources(
+            cpus: cpus,
+            gpus: gpus,
+            storage: resources.storage ?? named["storage"] ?? configured("volumes", unlessRaw: ["storage"]),
+            raw: raw
+        )
+        if let memory = resources.memory ?? named["mem"] ?? configured("mem", unlessRaw: ["mem"]) {
+            parsed.memoryBytes = try ResourceParser.memory(memory)
+        }
+        if let walltime = resources.walltime ?? named["walltime"] ?? configured("runtime", unlessRaw: ["walltime"]) {
+            parsed.walltimeSeconds = try ResourceParser.walltime(walltime)
+        }
+        if let disk = resources.disk ?? named["jobfs"] ?? configured("disk", unlessRaw: ["jobfs"]) {
+            parsed.localDiskBytes = try ResourceParser.memory(disk)
+        }
 
         var queue = layered(job.queue, preset: "queue", config: "queue")
         // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
@@ -125,14 +155,29 @@ struct JobSpecBuilder {
         // A shortcut's gpu_type and internet count as if given on the command line.
         let gpuType = resources.gpuType ?? preset?.string("gpu_type")
         let internet = resources.internet || preset?.string("internet").flatMap { ConfigValue.string($0).bool } == true
-        let wantsAuto = explicitAuto || (job.queue == nil && preset?.string("queue") == nil && (resources.gpus != nil || internet || gpuType != nil))
+        let wantsAuto =
+            explicitAuto
+            || (job.queue == nil && preset?.string("queue") == nil
+                && (resources.gpus != nil || internet || gpuType != nil))
         if let definition = try definitionForQueues(required: explicitAuto) {
             let request = QueueSelector.Request(
-                cpus: parsed.cpus, memory: parsed.memoryBytes, walltime: parsed.walltimeSeconds, gpus: parsed.gpus,
-                gpuType: gpuType, internet: internet, localDisk: parsed.localDiskBytes)
+                cpus: parsed.cpus,
+                memory: parsed.memoryBytes,
+                walltime: parsed.walltimeSeconds,
+                gpus: parsed.gpus,
+                gpuType: gpuType,
+                internet: internet,
+                localDisk: parsed.localDiskBytes
+            )
             let chosen = wantsAuto ? try QueueSelector.select(request, in: definition) : queue
             if let chosen {
-                let decision = try QueueSelector.adjust(request, queue: chosen, in: definition, auto: wantsAuto, cpusExplicit: resources.cpus != nil)
+                let decision = try QueueSelector.adjust(
+                    request,
+                    queue: chosen,
+                    in: definition,
+                    auto: wantsAuto,
+                    cpusExplicit: resources.cpus != nil
+                )
                 queue = decision.queue
                 parsed.cpus = decision.cpus
                 parsed.localDiskBytes = decision.localDisk
@@ -142,14 +187,26 @@ struct JobSpecBuilder {
         let givenProject = layered(job.project, preset: "project", config: "project")
         let project = givenProject ?? Environment.get("PROJECT")
         var templates: [String: String] = [:]
-        for (key, value) in configuration.value("templates")?.map ?? [:] { if let text = value.string { templates[key] = text } }
+        for (key, value) in configuration.value("templates")?.map ?? [:] {
+            if let text = value.string { templates[key] = text }
+        }
         if let logDirectory = job.logDirectory { templates["log_dir"] = logDirectory }
-        var templateVariables = TemplateVariables(user: TemplateVariables.localUser, project: project, name: nil, queue: queue, templates: templates)
+        var templateVariables = TemplateVariables(
+            user: TemplateVariables.localUser,
+            project: project,
+            name: nil,
+            queue: queue,
+            templates: templates
+        )
         var warned: Set<String> = []
         func resolve(_ text: String?) -> String? {
-            text.map { templateVariables.resolve($0) { name in
-                if warned.insert(name).inserted { ClientLog.write("unknown template variable {\(name)} in '\(text!)'") }
-            } }
+            text.map {
+                templateVariables.resolve($0) { name in
+                    if warned.insert(name).inserted {
+                        ClientLog.write("unknown template variable {\(name)} in '\(text!)'")
+                    }
+                }
+            }
         }
         // A remote working directory keeps {user} and {project} for the agent, which fills them in with
         // the cluster's values (the laptop's user name is often not the cluster's).
@@ -160,11 +217,19 @@ struct JobSpecBuilder {
             // from this machine's $PROJECT is left for the cluster's.
             if givenProject == nil { cluster.values["project"] = nil }
             // `{{user}}` (the Python qxub's spelling for "on the cluster") is `{user}` for the agent.
-            return text.map { cluster.resolve($0).replacingAll("{{user}}", with: "{user}").replacingAll("{{project}}", with: "{project}") }
+            return text.map {
+                cluster.resolve($0).replacingAll("{{user}}", with: "{user}").replacingAll(
+                    "{{project}}",
+                    with: "{project}"
+                )
+            }
         }
-        let name = JobName.sanitize(resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command))
+        let name = JobName.sanitize(
+            resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command)
+        )
         // The context comes whole from one place: the command line if it names any, else the preset.
-        let cliContext = context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
+        let cliContext =
+            context.plain || context.condaEnvironment != nil || !context.allModules.isEmpty || context.container != nil
         let environment = cliContext ? context.condaEnvironment : preset?.string("env")
         let modules = cliContext ? context.allModules : preset?.modules ?? []
         let container = cliContext ? context.container : preset?.string("sif")
@@ -186,18 +251,40 @@ struct JobSpecBuilder {
         var spec = JobSpec(
             name: name,
             command: command,
-            workingDirectory: absolute(remote == nil ? resolve(job.workingDirectory ?? preset?.string("execdir")) : resolveForCluster(job.workingDirectory ?? preset?.string("execdir"))) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
+            workingDirectory: absolute(
+                remote == nil
+                    ? resolve(job.workingDirectory ?? preset?.string("execdir"))
+                    : resolveForCluster(job.workingDirectory ?? preset?.string("execdir"))
+            ) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
-            context: .init(condaEnvironment: environment, modules: modules, container: absolute(container), binds: binds),
-            pre: job.pre ?? preset?.string("pre"), post: job.post ?? preset?.string("post"), variables: variables, resources: parsed,
-            queue: queue, project: project, array: job.array ?? preset?.string("array"),
-            email: job.noNotify ? nil : layered(job.email, preset: "email", config: "email"), emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
+            context: .init(
+                condaEnvironment: environment,
+                modules: modules,
+                container: absolute(container),
+                binds: binds
+            ),
+            pre: job.pre ?? preset?.string("pre"),
+            post: job.post ?? preset?.string("post"),
+            variables: variables,
+            resources: parsed,
+            queue: queue,
+            project: project,
+            array: job.array ?? preset?.string("array"),
+            email: job.noNotify ? nil : layered(job.email, preset: "email", config: "email"),
+            emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
             stdoutPath: absolute(resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out")))),
             stderrPath: absolute(resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err")))),
             joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),
-            backend: job.backend ?? "", submitHost: Environment.hostname(), clientVersion: QxubVersion.current)
+            backend: job.backend ?? "",
+            submitHost: Environment.hostname(),
+            clientVersion: QxubVersion.current
+        )
         spec.tags = try job.parsedTags()
-        if job.notify { warnings.append("--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail") }
+        if job.notify {
+            warnings.append(
+                "--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail"
+            )
+        }
         return spec
     }
 }
@@ -208,7 +295,11 @@ enum JobName {
     static func defaultName(for command: JobSpec.Command) -> String {
         let first: String
         switch command {
-        case .shell(let line): first = line.split(whereSeparator: { $0 == " " || $0 == ";" || $0 == "\t" || $0 == "\n" }).first.map(String.init) ?? "job"
+        case .shell(let line):
+            first =
+                line.split(whereSeparator: { $0 == " " || $0 == ";" || $0 == "\t" || $0 == "\n" }).first.map(
+                    String.init
+                ) ?? "job"
         case .argv(let arguments): first = arguments.first ?? "job"
         }
         let base = first.split(separator: "/").last.map(String.init) ?? first
@@ -218,11 +309,18 @@ enum JobName {
 
     /// Letters, digits, `_`, `-` and `.` only (others become `_`), starting with a letter, at most 200 bytes.
     static func sanitize(_ name: String) -> String {
-        var result = String(name.unicodeScalars.map { scalar -> Character in
-            let plain = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)) || scalar == "_" || scalar == "-" || scalar == ".")
-            return plain ? Character(scalar) : "_"
-        })
-        if let first = result.unicodeScalars.first, !(first.isASCII && first.properties.isAlphabetic) { result = "job_" + result }
+        var result = String(
+            name.unicodeScalars.map { scalar -> Character in
+                let plain =
+                    scalar.isASCII
+                    && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)) || scalar == "_"
+                        || scalar == "-" || scalar == ".")
+                return plain ? Character(scalar) : "_"
+            }
+        )
+        if let first = result.unicodeScalars.first, !(first.isASCII && first.properties.isAlphabetic) {
+            result = "job_" + result
+        }
         if result.isEmpty { result = "job" }
         return String(result.prefix(200))
     }

@@ -8,18 +8,36 @@ extension QxubCommand {
         public static let configuration = CommandConfiguration(
             commandName: "platform",
             abstract: "Platforms from the configuration and the platform definitions (queues, limits, rules).",
-            subcommands: [List.self, Info.self])
+            subcommands: [List.self, Info.self]
+        )
         public init() {}
 
         /// The definition `select-queue` and `estimate` use, or an error that says how to choose one.
-        static func definition(_ definitions: [PlatformDefinition], platform: String?, configuration: Configuration) throws(ClientError) -> PlatformDefinition {
-            if let chosen = PlatformDefinition.chosen(from: definitions, platform: platform, configuration: configuration) { return chosen }
+        static func definition(
+            _ definitions: [PlatformDefinition],
+            platform: String?,
+            configuration: Configuration
+        ) throws(ClientError) -> PlatformDefinition {
+            if let chosen = PlatformDefinition.chosen(
+                from: definitions,
+                platform: platform,
+                configuration: configuration
+            ) {
+                return chosen
+            }
             if definitions.isEmpty {
-                throw ClientError("no platform definition is loaded", hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "no platform definition is loaded",
+                    hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/",
+                    exitCode: ExitCodes.usage
+                )
             }
             throw ClientError(
-                "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", ")))" + (platform.map { " and none is named \($0)" } ?? ""),
-                hint: "give --platform NAME, or set defaults.platform", exitCode: ExitCodes.usage)
+                "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", ")))"
+                    + (platform.map { " and none is named \($0)" } ?? ""),
+                hint: "give --platform NAME, or set defaults.platform",
+                exitCode: ExitCodes.usage
+            )
         }
 
         static func load() throws -> (Configuration, [PlatformDefinition]) {
@@ -30,7 +48,10 @@ extension QxubCommand {
         }
 
         public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List configured platforms and loaded definitions.")
+            public static let configuration = CommandConfiguration(
+                commandName: "list",
+                abstract: "List configured platforms and loaded definitions."
+            )
             public init() {}
             public func run() throws {
                 let (configuration, definitions) = try PlatformCommand.load()
@@ -42,18 +63,32 @@ extension QxubCommand {
                 for definition in definitions {
                     print("\(definition.name): definition \(definition.source), \(definition.queues.count) queues")
                 }
-                if configured.isEmpty && definitions.isEmpty { print("no platforms: see docs/remote-setup.md and docs/platforms/") }
+                if configured.isEmpty && definitions.isEmpty {
+                    print("no platforms: see docs/remote-setup.md and docs/platforms/")
+                }
             }
         }
 
         public struct Info: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "info", abstract: "Queues, limits, walltime rules and charge rates of a platform definition.")
+            public static let configuration = CommandConfiguration(
+                commandName: "info",
+                abstract: "Queues, limits, walltime rules and charge rates of a platform definition."
+            )
             @Argument var name: String?
             public init() {}
             public func run() throws {
                 let (_, definitions) = try PlatformCommand.load()
-                guard let definition = name.flatMap({ wanted in definitions.first { $0.name == wanted } }) ?? (name == nil ? definitions.first : nil) else {
-                    throw CLIFailure(ClientError("no platform definition \(name ?? "") is loaded", hint: "`qxub platform list` shows what is", exitCode: 1))
+                guard
+                    let definition = name.flatMap({ wanted in definitions.first { $0.name == wanted } })
+                        ?? (name == nil ? definitions.first : nil)
+                else {
+                    throw CLIFailure(
+                        ClientError(
+                            "no platform definition \(name ?? "") is loaded",
+                            hint: "`qxub platform list` shows what is",
+                            exitCode: 1
+                        )
+                    )
                 }
                 print("\(definition.name) (\(definition.source))")
                 for queue in definition.queues {
@@ -62,8 +97,13 @@ extension QxubCommand {
                     if let limit = queue.maxMemory { facts.append("≤\(limit >> 30)GB") }
                     if let type = queue.gpuType { facts.append("GPU \(type), \(queue.cpusPerGPU ?? 0) cpus/GPU") }
                     if queue.internet { facts.append("internet") }
-                    let walltimes = queue.walltimeRules.map { "\($0.0.lowerBound)-\($0.0.upperBound) cpus: \(QueueSelector.hours($0.1))" }
-                    print("  \(queue.name): " + facts.joined(separator: ", ") + (walltimes.isEmpty ? "" : "; walltime " + walltimes.joined(separator: ", ")))
+                    let walltimes = queue.walltimeRules.map {
+                        "\($0.0.lowerBound)-\($0.0.upperBound) cpus: \(QueueSelector.hours($0.1))"
+                    }
+                    print(
+                        "  \(queue.name): " + facts.joined(separator: ", ")
+                            + (walltimes.isEmpty ? "" : "; walltime " + walltimes.joined(separator: ", "))
+                    )
                 }
                 for rule in definition.rules {
                     print("  rule: \(rule.condition) → \(rule.queue)\(rule.isDefault ? " (default)" : "")")
@@ -74,19 +114,41 @@ extension QxubCommand {
 
     /// `qxub select-queue --cpus N --mem M --time T [--gpus G --gpu-type X --internet]`
     public struct SelectQueue: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "select-queue", abstract: "Which queue `--queue auto` would choose, and the values it would send.")
+        public static let configuration = CommandConfiguration(
+            commandName: "select-queue",
+            abstract: "Which queue `--queue auto` would choose, and the values it would send."
+        )
         @OptionGroup var resources: ResourceOptions
-        @Option(name: [.customLong("platform"), .customLong("profile")], help: "Whose definition (default: defaults.platform, or the only one loaded).") var platform: String?
+        @Option(
+            name: [.customLong("platform"), .customLong("profile")],
+            help: "Whose definition (default: defaults.platform, or the only one loaded)."
+        ) var platform: String?
         public init() {}
         public func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let decision = try CLIFailure.catching { () throws(ClientError) -> QueueSelector.Decision in
-                let definition = try PlatformCommand.definition(definitions, platform: platform, configuration: configuration)
+                let definition = try PlatformCommand.definition(
+                    definitions,
+                    platform: platform,
+                    configuration: configuration
+                )
                 let request = QueueSelector.Request(
-                    cpus: resources.cpus, memory: try resources.memory.map(ResourceParser.memory), walltime: try resources.walltime.map(ResourceParser.walltime),
-                    gpus: resources.gpus, gpuType: resources.gpuType, internet: resources.internet, localDisk: try resources.disk.map(ResourceParser.memory))
+                    cpus: resources.cpus,
+                    memory: try resources.memory.map(ResourceParser.memory),
+                    walltime: try resources.walltime.map(ResourceParser.walltime),
+                    gpus: resources.gpus,
+                    gpuType: resources.gpuType,
+                    internet: resources.internet,
+                    localDisk: try resources.disk.map(ResourceParser.memory)
+                )
                 let queue = try QueueSelector.select(request, in: definition)
-                return try QueueSelector.adjust(request, queue: queue, in: definition, auto: true, cpusExplicit: resources.cpus != nil)
+                return try QueueSelector.adjust(
+                    request,
+                    queue: queue,
+                    in: definition,
+                    auto: true,
+                    cpusExplicit: resources.cpus != nil
+                )
             }
             for warning in decision.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
             print(decision.queue + (decision.cpus.map { " ncpus=\($0)" } ?? ""))
@@ -95,27 +157,61 @@ extension QxubCommand {
 
     /// `qxub estimate --cpus N --time T [--mem M] [-q QUEUE]`: service units per queue.
     public struct Estimate: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "estimate", abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).")
+        public static let configuration = CommandConfiguration(
+            commandName: "estimate",
+            abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate)."
+        )
         @OptionGroup var resources: ResourceOptions
         @Option(name: [.customShort("q"), .customLong("queue")], help: "Only this queue.") var queue: String?
-        @Option(name: [.customLong("platform"), .customLong("profile")], help: "Whose definition (default: defaults.platform, or the only one loaded).") var platform: String?
+        @Option(
+            name: [.customLong("platform"), .customLong("profile")],
+            help: "Whose definition (default: defaults.platform, or the only one loaded)."
+        ) var platform: String?
         public init() {}
         public func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let rows = try CLIFailure.catching { () throws(ClientError) -> [(String, Double)] in
-                let definition = try PlatformCommand.definition(definitions, platform: platform, configuration: configuration)
+                let definition = try PlatformCommand.definition(
+                    definitions,
+                    platform: platform,
+                    configuration: configuration
+                )
                 guard let time = resources.walltime else {
-                    throw ClientError("--time is needed to estimate a cost", hint: "for example --time 2h", exitCode: ExitCodes.usage)
+                    throw ClientError(
+                        "--time is needed to estimate a cost",
+                        hint: "for example --time 2h",
+                        exitCode: ExitCodes.usage
+                    )
                 }
                 let seconds = try ResourceParser.walltime(time)
-                let request = QueueSelector.Request(cpus: resources.cpus ?? 1, memory: try resources.memory.map(ResourceParser.memory), walltime: seconds, gpus: resources.gpus, gpuType: resources.gpuType)
+                let request = QueueSelector.Request(
+                    cpus: resources.cpus ?? 1,
+                    memory: try resources.memory.map(ResourceParser.memory),
+                    walltime: seconds,
+                    gpus: resources.gpus,
+                    gpuType: resources.gpuType
+                )
                 var rows: [(String, Double)] = []
                 for candidate in definition.queues where queue == nil || candidate.name == queue {
-                    guard let decision = try? QueueSelector.adjust(request, queue: candidate.name, in: definition, auto: false, cpusExplicit: true) else { continue }
-                    rows.append((candidate.name, Double(decision.cpus ?? 1) * Double(seconds) / 3600 * candidate.billingRate))
+                    guard
+                        let decision = try? QueueSelector.adjust(
+                            request,
+                            queue: candidate.name,
+                            in: definition,
+                            auto: false,
+                            cpusExplicit: true
+                        )
+                    else { continue }
+                    rows.append(
+                        (candidate.name, Double(decision.cpus ?? 1) * Double(seconds) / 3600 * candidate.billingRate)
+                    )
                 }
                 guard !rows.isEmpty else {
-                    throw ClientError("no queue of \(definition.name) can run this request", hint: "`qxub platform info` shows the limits", exitCode: ExitCodes.usage)
+                    throw ClientError(
+                        "no queue of \(definition.name) can run this request",
+                        hint: "`qxub platform info` shows the limits",
+                        exitCode: ExitCodes.usage
+                    )
                 }
                 return rows.sorted { $0.1 < $1.1 }
             }
@@ -124,4 +220,3 @@ extension QxubCommand {
         }
     }
 }
-

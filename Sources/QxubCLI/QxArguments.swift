@@ -15,7 +15,9 @@ enum QxArguments {
         while index < arguments.count {
             let word = arguments[index]
             if word == "--" { return result + arguments[index...] }
-            let isRepeatedShortFlag = word.count > 2 && word.hasPrefix("-") && !word.hasPrefix("--") && word.dropFirst().allSatisfy { $0 == "v" }
+            let isRepeatedShortFlag =
+                word.count > 2 && word.hasPrefix("-") && !word.hasPrefix("--")
+                && word.dropFirst().allSatisfy { $0 == "v" }
             guard word.hasPrefix("-"), word != "-" else {
                 return result + ["--"] + arguments[index...]
             }

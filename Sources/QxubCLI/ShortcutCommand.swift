@@ -5,14 +5,18 @@ import QxubSystem
 extension QxubCommand.Config {
     /// `qxub config shortcut set|list|show|delete|rename` (the Python qxub's shortcuts.json format).
     public struct Shortcut: ParsableCommand {
-        public static let configuration = CommandConfiguration(commandName: "shortcut", 
+        public static let configuration = CommandConfiguration(
+            commandName: "shortcut",
             abstract: "Settings applied to commands that start with given words (~/.config/qxub/shortcuts.json).",
-            subcommands: [Set.self, List.self, Show.self, Delete.self, Rename.self])
+            subcommands: [Set.self, List.self, Show.self, Delete.self, Rename.self]
+        )
         public init() {}
 
         public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "set", 
-                abstract: "Create or replace a shortcut: `qxub config shortcut set python --env pytorch --mem 16GB`.")
+            public static let configuration = CommandConfiguration(
+                commandName: "set",
+                abstract: "Create or replace a shortcut: `qxub config shortcut set python --env pytorch --mem 16GB`."
+            )
             @Argument(help: "The command words it applies to (quote several: \"dvc push\").") var prefix: String
             @Option(name: .customLong("env")) var environment: String?
             @Option(name: [.customLong("mod")]) var modules: [String] = []
@@ -73,7 +77,9 @@ extension QxubCommand.Config {
                 put("execdir", execdir)
                 put("email", email)
                 put("email_opts", emailOptions)
-                guard !settings.isEmpty else { throw ValidationError("a shortcut needs at least one setting (--env, --mem, -q, ...)") }
+                guard !settings.isEmpty else {
+                    throw ValidationError("a shortcut needs at least one setting (--env, --mem, -q, ...)")
+                }
                 try CLIFailure.catching { () throws(ClientError) -> Void in
                     var entries = try ShortcutStore.userEntries()
                     entries[prefix] = settings
@@ -88,11 +94,15 @@ extension QxubCommand.Config {
             @Flag(name: .customLong("show-origin")) var showOrigin = false
             public init() {}
             public func run() throws {
-                let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in try ShortcutStore.load() }
+                let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in
+                    try ShortcutStore.load()
+                }
                 if store.shortcuts.isEmpty { print("no shortcuts") }
                 for key in store.shortcuts.keys.sorted() {
                     let preset = store.shortcuts[key]!
-                    let summary = preset.settings.keys.sorted().map { "\($0)=\(preset.settings[$0]!)" }.joined(separator: " ")
+                    let summary = preset.settings.keys.sorted().map { "\($0)=\(preset.settings[$0]!)" }.joined(
+                        separator: " "
+                    )
                     print("\(key): \(summary)" + (showOrigin ? "  (\(store.origins[key] ?? "?"))" : ""))
                 }
             }
@@ -103,16 +113,27 @@ extension QxubCommand.Config {
             @Argument var prefix: String
             public init() {}
             public func run() throws {
-                let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in try ShortcutStore.load() }
+                let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in
+                    try ShortcutStore.load()
+                }
                 guard let preset = store.shortcuts[prefix] else {
-                    throw CLIFailure(ClientError("no shortcut '\(prefix)'", hint: "`qxub config shortcut list` shows them", exitCode: 1))
+                    throw CLIFailure(
+                        ClientError(
+                            "no shortcut '\(prefix)'",
+                            hint: "`qxub config shortcut list` shows them",
+                            exitCode: 1
+                        )
+                    )
                 }
                 for key in preset.settings.keys.sorted() { print("\(key): \(preset.settings[key]!)") }
             }
         }
 
         public struct Delete: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a shortcut from the user file.")
+            public static let configuration = CommandConfiguration(
+                commandName: "delete",
+                abstract: "Delete a shortcut from the user file."
+            )
             @Argument var prefix: String
             public init() {}
             public func run() throws {
@@ -128,7 +149,10 @@ extension QxubCommand.Config {
         }
 
         public struct Rename: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "rename", abstract: "Rename a shortcut in the user file.")
+            public static let configuration = CommandConfiguration(
+                commandName: "rename",
+                abstract: "Rename a shortcut in the user file."
+            )
             @Argument var old: String
             @Argument var new: String
             public init() {}
@@ -138,7 +162,9 @@ extension QxubCommand.Config {
                     guard let settings = entries.removeValue(forKey: old) else {
                         throw ClientError("no shortcut '\(old)' in \(ShortcutStore.userFile)", exitCode: 1)
                     }
-                    guard entries[new] == nil else { throw ClientError("a shortcut '\(new)' exists already", hint: "delete it first", exitCode: 1) }
+                    guard entries[new] == nil else {
+                        throw ClientError("a shortcut '\(new)' exists already", hint: "delete it first", exitCode: 1)
+                    }
                     entries[new] = settings
                     try ShortcutStore.writeUser(entries)
                 }

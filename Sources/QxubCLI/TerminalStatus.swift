@@ -45,7 +45,10 @@ final class TerminalStatus {
                 redrawQueued(state.phase == .held ? "held" : "queued")
             case .running:
                 stopTimer()
-                line("qxub: job \(jobID) running on \(state.host.isEmpty ? "its node" : state.host.escapingControlCharacters)", always: false)
+                line(
+                    "qxub: job \(jobID) running on \(state.host.isEmpty ? "its node" : state.host.escapingControlCharacters)",
+                    always: false
+                )
             case .finished, .unknown:
                 break
             }
@@ -66,8 +69,11 @@ final class TerminalStatus {
         case .reconnected:
             line("qxub: reconnected; resuming the output where it stopped", always: true)
         case .reconnectedToResubmit:
-            line("qxub: reconnected; sending the submission again (the agent answers with the job of the first "
-                + "attempt, never a second job)", always: true)
+            line(
+                "qxub: reconnected; sending the submission again (the agent answers with the job of the first "
+                    + "attempt, never a second job)",
+                always: true
+            )
         case .warning(let message):
             line("qxub: warning: \(message)", always: true)
         }
@@ -96,7 +102,9 @@ final class TerminalStatus {
 
     private func format(_ seconds: Double) -> String {
         let whole = Int(seconds)
-        if whole < 60 { return "\(Int(seconds * 10) / 10 == whole ? "\(whole)" : "\(whole)").\(Int(seconds * 10) % 10)s" }
+        if whole < 60 {
+            return "\(Int(seconds * 10) / 10 == whole ? "\(whole)" : "\(whole)").\(Int(seconds * 10) % 10)s"
+        }
         if whole < 3600 { return "\(whole / 60)m\(whole % 60)s" }
         return "\(whole / 3600)h\(whole / 60 % 60)m"
     }

@@ -79,8 +79,12 @@ public final class AgentConnection {
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
     /// - Parameter retryPolicy: for a remote platform, when a session that ssh could not open is tried again.
     public init(
-        command: [String], peerName: String, platformName: String? = nil, loop: EventLoop,
-        hello: Hello = AgentConnection.hello(), retryPolicy: SessionRetryPolicy = SessionRetryPolicy()
+        command: [String],
+        peerName: String,
+        platformName: String? = nil,
+        loop: EventLoop,
+        hello: Hello = AgentConnection.hello(),
+        retryPolicy: SessionRetryPolicy = SessionRetryPolicy()
     ) throws {
         self.loop = loop
         self.peerName = peerName
@@ -105,13 +109,20 @@ public final class AgentConnection {
             // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
             // cancel request; the agent must live on to carry it out.
             child = try ChildProcess.spawn(
-                command, stdin: .pipe, stdout: .pipe, stderr: .inherit, newProcessGroup: true)
+                command,
+                stdin: .pipe,
+                stdout: .pipe,
+                stderr: .inherit,
+                newProcessGroup: true
+            )
             try FileDescriptor.setNonBlocking(child.stdin!)
             try FileDescriptor.setNonBlocking(child.stdout!)
         } catch {
             throw ClientError(
-                "cannot start \(command.first ?? "the agent"): \(error)", hint: "check that it is installed",
-                exitCode: ExitCodes.unavailable)
+                "cannot start \(command.first ?? "the agent"): \(error)",
+                hint: "check that it is installed",
+                exitCode: ExitCodes.unavailable
+            )
         }
         // A failed write means the agent is gone; its stdout's end of file (and exit status) tell why.
         outbox = OutboxWriter(loop: loop, fd: child.stdin!)
@@ -124,12 +135,18 @@ public final class AgentConnection {
             guard let self, !self.closed, self.endpoint.negotiation == nil else { return }
             self.stalled = true
             self.child.signal(SIGKILL)
-            self.finish(ClientError(
-                "no answer from \(self.peerName) in \(Int(timeout)) s (QXUB_HELLO_TIMEOUT)"
-                    + (self.platformName == nil ? "" : ": the ssh connection is probably dead, or the login is slower than that"),
-                hint: (self.platformName.map { "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops; " } ?? "")
-                    + "a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)",
-                exitCode: ExitCodes.connectionLost))
+            self.finish(
+                ClientError(
+                    "no answer from \(self.peerName) in \(Int(timeout)) s (QXUB_HELLO_TIMEOUT)"
+                        + (self.platformName == nil
+                            ? "" : ": the ssh connection is probably dead, or the login is slower than that"),
+                    hint: (self.platformName.map {
+                        "check that `ssh HOST true` works; `qxub doctor --platform \($0)` shows where it stops; "
+                    } ?? "")
+                        + "a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)",
+                    exitCode: ExitCodes.connectionLost
+                )
+            )
         }
     }
 
@@ -178,9 +195,12 @@ public final class AgentConnection {
                 self.terminate()
                 let limit = 3 * interval
                 let seconds = limit == limit.rounded() ? "\(Int(limit))" : "\(limit)"
-                return self.finish(ClientError(
-                    "nothing heard from \(self.peerName) for \(seconds) s: the connection went silent",
-                    exitCode: ExitCodes.connectionLost))
+                return self.finish(
+                    ClientError(
+                        "nothing heard from \(self.peerName) for \(seconds) s: the connection went silent",
+                        exitCode: ExitCodes.connectionLost
+                    )
+                )
             } else if self.endpoint.negotiation != nil {
                 self.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
             }
@@ -197,7 +217,9 @@ public final class AgentConnection {
             capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySplitReplies]
                 + (heartbeat ? [ProtocolConstants.capabilityHeartbeat] : [])
                 + (ClientLog.level > 0 ? [ProtocolConstants.capabilityVerbose] : []),
-            platform: Environment.platform(), hostname: Environment.hostname())
+            platform: Environment.platform(),
+            hostname: Environment.hostname()
+        )
     }
 
     public var negotiation: Negotiation? { endpoint.negotiation }
@@ -218,7 +240,9 @@ public final class AgentConnection {
             try endpoint.encode(message, channel: channel, into: &bytes)
             enqueue(bytes)
         } catch {
-            finish(ClientError("cannot encode a \(message.frameType) message: \(error)", exitCode: ExitCodes.internalError))
+            finish(
+                ClientError("cannot encode a \(message.frameType) message: \(error)", exitCode: ExitCodes.internalError)
+            )
         }
     }
 
@@ -276,7 +300,9 @@ public final class AgentConnection {
             do {
                 outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(child.stdout!, into: $0) }
             } catch {
-                return finish(ClientError("reading from \(peerName) failed: \(error)", exitCode: ExitCodes.connectionLost))
+                return finish(
+                    ClientError("reading from \(peerName) failed: \(error)", exitCode: ExitCodes.connectionLost)
+                )
             }
             switch outcome {
             case .wouldBlock:
@@ -324,11 +350,14 @@ public final class AgentConnection {
         let exit = reap(timeout: 2)
         // ssh's own failure (a refused session, authentication, a dropped network), not the agent's absence:
         // nothing came back and nothing was sent but the hello, so another try is safe.
-        let sshFailed = platformName != nil && negotiation == nil && !stalled && exit == .exited(255) && receivedThisTry == 0
+        let sshFailed =
+            platformName != nil && negotiation == nil && !stalled && exit == .exited(255) && receivedThisTry == 0
         let elapsed = MonotonicClock.now() - firstTry
         if sshFailed, let pause = retryPolicy.pause(afterFailedTries: tries, elapsed: elapsed) {
             // sshd refuses sessions past MaxSessions and drops logins past MaxStartups: both pass soon.
-            ClientLog.write("session with \(peerName): ssh exit 255 before the hello (try \(tries)); next try in \(pause) s")
+            ClientLog.write(
+                "session with \(peerName): ssh exit 255 before the hello (try \(tries)); next try in \(pause) s"
+            )
             closed = false
             retryTimer = loop.schedule(after: pause) { [weak self] in self?.retry() }
             return
@@ -345,9 +374,13 @@ public final class AgentConnection {
                 hint: "ssh's own message is above (and in ~/.local/state/qxub/ssh.log); for many jobs at once use "
                     + "`qxub batch FILE` or `qxub exec --terse … | qxub monitor`; `qxub doctor --platform \(platformName)` "
                     + "opens the same connection step by step",
-                exitCode: ExitCodes.unavailable)
+                exitCode: ExitCodes.unavailable
+            )
         } else if error == nil, let exit, exit != .exited(0), negotiation == nil {
-            error = ClientError("\(peerName) ended (\(exit)) before the session started", exitCode: ExitCodes.unavailable)
+            error = ClientError(
+                "\(peerName) ended (\(exit)) before the session started",
+                exitCode: ExitCodes.unavailable
+            )
         }
         onClose(error)
     }
@@ -360,13 +393,15 @@ public final class AgentConnection {
         case nil, .exited(0)?:
             return "the agent closed the session"
         case .signaled(let signal)?:
-            return remote ? "ssh, which carried the session, was killed by signal \(signal)"
+            return remote
+                ? "ssh, which carried the session, was killed by signal \(signal)"
                 : "the local agent was killed by signal \(signal)"
         case .exited(255)? where remote:
             return "ssh lost the connection to \(peerName) with exit status 255: its ssh master or the network went "
                 + "away, or the agent was killed"
         case .exited(let code)?:
-            return remote ? "the agent on \(peerName) ended with exit status \(code)"
+            return remote
+                ? "the agent on \(peerName) ended with exit status \(code)"
                 : "the local agent ended with exit status \(code)"
         }
     }
@@ -403,25 +438,45 @@ public final class AgentConnection {
                     "qxub-agent cannot start on \(peerName): /proc is not mounted there (a chroot or container without "
                         + "/proc), and the agent finds itself through /proc/self/exe",
                     hint: "mount /proc there (`mount -t proc proc /proc`), or log in where it is mounted",
-                    exitCode: ExitCodes.unavailable)
+                    exitCode: ExitCodes.unavailable
+                )
             }
             if text.containsText("qxub-agent is not installed") || text.containsText("qxub-shim") {
-                var error = ClientError("qxub-agent is not installed on \(peerName)", hint: installHint, exitCode: ExitCodes.unavailable)
+                var error = ClientError(
+                    "qxub-agent is not installed on \(peerName)",
+                    hint: installHint,
+                    exitCode: ExitCodes.unavailable
+                )
                 error.agentMissing = platformName != nil
                 return error
             }
             return ClientError(
                 "no qxub-agent answered on \(peerName); it printed \(EscapedBytes(first))",
-                hint: "a login file (~/.bashrc, ~/.cshrc, ~/.profile) may print text for non-interactive shells; guard it with `[ -t 1 ]` or `[[ $- == *i* ]]`",
-                exitCode: ExitCodes.unavailable)
+                hint:
+                    "a login file (~/.bashrc, ~/.cshrc, ~/.profile) may print text for non-interactive shells; guard it with `[ -t 1 ]` or `[[ $- == *i* ]]`",
+                exitCode: ExitCodes.unavailable
+            )
         case .versionMismatch(let local, let remote, let software):
             if remote.upperBound < local.lowerBound {
-                return ClientError("\(peerName) runs an older agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)); this qxub needs protocol \(local.lowerBound)-\(local.upperBound)", hint: installHint, exitCode: ExitCodes.unavailable)
+                return ClientError(
+                    "\(peerName) runs an older agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)); this qxub needs protocol \(local.lowerBound)-\(local.upperBound)",
+                    hint: installHint,
+                    exitCode: ExitCodes.unavailable
+                )
             }
-            return ClientError("\(peerName) runs a newer agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)) than this qxub understands (\(local.lowerBound)-\(local.upperBound))", hint: "upgrade qxub on this machine (install/install.sh)", exitCode: ExitCodes.unavailable)
+            return ClientError(
+                "\(peerName) runs a newer agent (\(software), protocol \(remote.lowerBound)-\(remote.upperBound)) than this qxub understands (\(local.lowerBound)-\(local.upperBound))",
+                hint: "upgrade qxub on this machine (install/install.sh)",
+                exitCode: ExitCodes.unavailable
+            )
         case .endedBeforeHello:
-            let cause = platformName == nil ? "" : ": qxub-agent is probably not installed there (see the message above)"
-            var error = ClientError("\(peerName) closed the connection before the agent said hello\(cause)", hint: installHint, exitCode: ExitCodes.unavailable)
+            let cause =
+                platformName == nil ? "" : ": qxub-agent is probably not installed there (see the message above)"
+            var error = ClientError(
+                "\(peerName) closed the connection before the agent said hello\(cause)",
+                hint: installHint,
+                exitCode: ExitCodes.unavailable
+            )
             error.agentMissing = platformName != nil
             return error
         default:

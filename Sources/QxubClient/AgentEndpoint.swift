@@ -16,7 +16,11 @@ public struct AgentEndpoint: Sendable {
     ///   - heartbeat: the caller pings every few seconds (see ``AgentConnection/hello(heartbeat:)``).
     ///   - bypassingUserMaster: run ssh with `ControlPath=none` (no master at all): the master of the user's
     ///     own ssh config hung, and qxub never kills it.
-    public func connect(loop: EventLoop, heartbeat: Bool = true, bypassingUserMaster: Bool = false) throws(ClientError) -> AgentConnection {
+    public func connect(
+        loop: EventLoop,
+        heartbeat: Bool = true,
+        bypassingUserMaster: Bool = false
+    ) throws(ClientError) -> AgentConnection {
         let command: [String]
         if let remote = platform.remote {
             let launcher = SSHLauncher(platform: platform.name, remote: remote)
@@ -33,7 +37,13 @@ public struct AgentEndpoint: Sendable {
             command = [try AgentLocator.localAgent(), "serve"]
         }
         do {
-            let connection = try AgentConnection(command: command, peerName: peerName, platformName: platform.remote == nil ? nil : platform.name, loop: loop, hello: AgentConnection.hello(heartbeat: heartbeat))
+            let connection = try AgentConnection(
+                command: command,
+                peerName: peerName,
+                platformName: platform.remote == nil ? nil : platform.name,
+                loop: loop,
+                hello: AgentConnection.hello(heartbeat: heartbeat)
+            )
             connection.bypassesUserMaster = bypassingUserMaster
             return connection
         } catch let error as ClientError {
@@ -50,7 +60,9 @@ public struct AgentEndpoint: Sendable {
     /// every later one of this command, runs ssh without it (`ControlPath=none`).
     /// - Parameter notify: told, in a sentence for the user, what was done with the master.
     public func reconnect(
-        replacing old: AgentConnection, heartbeat: Bool = true, notify: (String) -> Void = { _ in }
+        replacing old: AgentConnection,
+        heartbeat: Bool = true,
+        notify: (String) -> Void = { _ in }
     ) throws(ClientError) -> AgentConnection {
         var bypass = old.bypassesUserMaster
         if old.endedOnDeadConnection, !bypass, let remote = platform.remote {
@@ -60,9 +72,13 @@ public struct AgentEndpoint: Sendable {
                 notify("the ssh master of \(peerName) no longer answers: discarded; a new one is opened")
             } else {
                 bypass = true
-                ClientLog.write("ssh master for \(platform.name) is managed by your ssh config: left alone, sessions use ControlPath=none")
-                notify("the ssh master of your ssh config for \(remote.host) no longer answers: qxub leaves it running "
-                    + "and connects without it (ControlPath=none) for the rest of this session")
+                ClientLog.write(
+                    "ssh master for \(platform.name) is managed by your ssh config: left alone, sessions use ControlPath=none"
+                )
+                notify(
+                    "the ssh master of your ssh config for \(remote.host) no longer answers: qxub leaves it running "
+                        + "and connects without it (ControlPath=none) for the rest of this session"
+                )
             }
         }
         return try connect(loop: old.loop, heartbeat: heartbeat, bypassingUserMaster: bypass)

@@ -17,9 +17,15 @@ public struct AgentInstaller: Sendable {
     /// The static agent to send, and the shim beside it (`QXUB_SHIM` overrides).
     static func artifacts() throws(ClientError) -> (agent: String, shim: String) {
         let agent = try AgentLocator.localAgent()
-        let candidates = [Environment.get("QXUB_SHIM"), FileSystem.directoryName(agent) + "/qxub-shim"].compactMap { $0 }
+        let candidates = [Environment.get("QXUB_SHIM"), FileSystem.directoryName(agent) + "/qxub-shim"].compactMap {
+            $0
+        }
         guard let shim = candidates.first(where: FileSystem.exists) else {
-            throw ClientError("cannot find qxub-shim next to \(agent)", hint: "reinstall with install/install.sh", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot find qxub-shim next to \(agent)",
+                hint: "reinstall with install/install.sh",
+                exitCode: ExitCodes.unavailable
+            )
         }
         return (agent, shim)
     }
@@ -42,7 +48,9 @@ public struct AgentInstaller: Sendable {
             return (0..<size).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
         }
         guard bytes.count > 64, bytes[4] == 2, bytes[5] == 1 else { return false }  // ELF64, little-endian
-        let table = little(32, 8), entrySize = little(54, 2), count = little(56, 2)
+        let table = little(32, 8)
+        let entrySize = little(54, 2)
+        let count = little(56, 2)
         guard entrySize > 0 else { return false }
         return (0..<count).contains { little(table + $0 * entrySize, 4) == 3 }  // PT_INTERP
     }
@@ -50,11 +58,15 @@ public struct AgentInstaller: Sendable {
     static func sha256(_ path: String) throws(ClientError) -> String {
         for command in [["sha256sum", path], ["shasum", "-a", "256", path]] {
             if let run = try? runCollectingOutput(command, timeout: 60), run.exit == .exited(0),
-               let digest = run.stdoutText.split(separator: " ").first, digest.count == 64 {
+                let digest = run.stdoutText.split(separator: " ").first, digest.count == 64
+            {
                 return String(digest)
             }
         }
-        throw ClientError("cannot compute the agent's sha256 (neither sha256sum nor shasum works here)", exitCode: ExitCodes.unavailable)
+        throw ClientError(
+            "cannot compute the agent's sha256 (neither sha256sum nor shasum works here)",
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     /// What a successful install says: its own line, and what the remote side wrote to stderr (login files
@@ -81,15 +93,21 @@ public struct AgentInstaller: Sendable {
             throw ClientError("cannot read \(agentPath) or \(shimPath)", exitCode: ExitCodes.unavailable)
         }
         guard let platform = Self.binaryPlatform(agent) else {
-            throw ClientError("\(agentPath) is not a Linux executable qxub can install", hint: "build it with install/build-agent.sh", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "\(agentPath) is not a Linux executable qxub can install",
+                hint: "build it with install/build-agent.sh",
+                exitCode: ExitCodes.unavailable
+            )
         }
         guard !Self.needsDynamicLoader(agent) else {
             // A dynamically linked agent (`swift build` without -static-executable) runs here, as qxub's
             // local agent, but needs this machine's C library on the cluster: old login nodes cannot run it.
             throw ClientError(
                 "\(agentPath) is dynamically linked, so it would not run on a cluster with an older C library",
-                hint: "send the static agent: `bash install/build-agent.sh`, then QXUB_AGENT=.build-static/qxub-agent (install/install.sh installs that one)",
-                exitCode: ExitCodes.unavailable)
+                hint:
+                    "send the static agent: `bash install/build-agent.sh`, then QXUB_AGENT=.build-static/qxub-agent (install/install.sh installs that one)",
+                exitCode: ExitCodes.unavailable
+            )
         }
         let digest = try Self.sha256(agentPath)
         let versions = ProtocolConstants.versions
@@ -157,8 +175,11 @@ public struct AgentInstaller: Sendable {
         guard run.exit == .exited(0), let success else {
             throw Self.installFailure(platform: launcher.platform, run: run, sent: sent.count)
         }
-        return Installed(line: String(success.dropFirst("qxub-install: ".count)),
-                         remoteStderr: run.stderrText.trimmingWhitespace(), platform: launcher.platform)
+        return Installed(
+            line: String(success.dropFirst("qxub-install: ".count)),
+            remoteStderr: run.stderrText.trimmingWhitespace(),
+            platform: launcher.platform
+        )
     }
 
     /// Why an install failed, in the remote side's words, with its exit status and how far it read: a
@@ -180,14 +201,20 @@ public struct AgentInstaller: Sendable {
         if output.containsText("but this agent is built for") {
             hint = "install qxub's agent built for that architecture"
         } else if output.containsText("qxub-install: ") {
-            hint = "as the message says; `qxub doctor --platform \(platform)` checks the agent directory's room and exec permission"
+            hint =
+                "as the message says; `qxub doctor --platform \(platform)` checks the agent directory's room and exec permission"
         } else {
             // The installer never reached a step of its own: the login shell ended or read stdin first, or a
             // command it needs failed (its message is above).
-            hint = "a login file (~/.bashrc, ~/.cshrc, ~/.tcshrc) probably exits or reads stdin in non-interactive "
+            hint =
+                "a login file (~/.bashrc, ~/.cshrc, ~/.tcshrc) probably exits or reads stdin in non-interactive "
                 + "shells: guard that part with `[ -t 1 ]` (csh: `if ($?prompt)`); otherwise the remote side's message says what failed"
         }
-        return ClientError("installing qxub-agent on \(platform) failed: \(status)\(read)\(said)", hint: hint, exitCode: ExitCodes.unavailable)
+        return ClientError(
+            "installing qxub-agent on \(platform) failed: \(status)\(read)\(said)",
+            hint: hint,
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     /// What is installed on the cluster.
@@ -195,7 +222,11 @@ public struct AgentInstaller: Sendable {
         let run = try remote(SSHLauncher.shimCommand("status"), stdin: nil, timeout: 60)
         if let refusal = SSHLauncher.trustRefusal(run.stdoutText, platform: launcher.platform) { throw refusal }
         guard run.exit == .exited(0) else {
-            throw ClientError("no qxub-agent is installed on \(launcher.platform)", hint: "run `qxub agent install --platform \(launcher.platform)`", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "no qxub-agent is installed on \(launcher.platform)",
+                hint: "run `qxub agent install --platform \(launcher.platform)`",
+                exitCode: ExitCodes.unavailable
+            )
         }
         return run.stdoutText
     }
@@ -220,10 +251,15 @@ public struct AgentInstaller: Sendable {
             """
         let run = try remote("sh -s", stdin: Array(script.utf8), timeout: 60)
         guard let line = run.stdoutText.split(separator: "\n").last(where: { $0.hasPrefix("qxub-doctor: ") }) else {
-            throw ClientError("cannot check the agent's directory on \(launcher.platform): \(run.stderrText.trimmingWhitespace())", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot check the agent's directory on \(launcher.platform): \(run.stderrText.trimmingWhitespace())",
+                exitCode: ExitCodes.unavailable
+            )
         }
         let fields = line.dropFirst("qxub-doctor: ".count).split(separator: " ", maxSplits: 2).map(String.init)
-        guard fields.count == 3 else { throw ClientError("unexpected answer from \(launcher.platform): \(line)", exitCode: ExitCodes.unavailable) }
+        guard fields.count == 3 else {
+            throw ClientError("unexpected answer from \(launcher.platform): \(line)", exitCode: ExitCodes.unavailable)
+        }
         return DirectoryCheck(directory: fields[2], executable: fields[0] == "yes", freeKilobytes: Int(fields[1]))
     }
 
@@ -248,7 +284,10 @@ public struct AgentInstaller: Sendable {
         // On stdin: a login shell of the csh family cannot take a multi-line argument.
         let run = try remote("sh -s", stdin: Array(script.utf8), timeout: 60)
         guard run.exit == .exited(0) else {
-            throw ClientError("uninstalling on \(launcher.platform) failed: \(run.stderrText)", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "uninstalling on \(launcher.platform) failed: \(run.stderrText)",
+                exitCode: ExitCodes.unavailable
+            )
         }
         return run.stdoutText.trimmingWhitespace()
     }
@@ -259,13 +298,21 @@ public struct AgentInstaller: Sendable {
         try launcher.ensureMaster(controlPath: controlPath)
         // These commands may run for minutes (an upload), so a master that hangs (its socket answers, its
         // network is gone) is found first, in the time a session gets to start, and replaced.
-        let probe = try? runCollectingOutput(launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T", launcher.remote.host, "true"], timeout: AgentConnection.helloTimeout)
+        let probe = try? runCollectingOutput(
+            launcher.baseArguments(controlPath: controlPath) + [
+                "-o", "BatchMode=yes", "-T", launcher.remote.host, "true",
+            ],
+            timeout: AgentConnection.helloTimeout
+        )
         if probe == nil || probe?.exit == .signaled(SIGKILL) {
             launcher.discardMaster(controlPath: controlPath)
             controlPath = try launcher.controlPath()
             try launcher.ensureMaster(controlPath: controlPath)
         }
-        let arguments = launcher.baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T", launcher.remote.host, command]
+        let arguments =
+            launcher.baseArguments(controlPath: controlPath) + [
+                "-o", "BatchMode=yes", "-T", launcher.remote.host, command,
+            ]
         do {
             return try runCollectingOutput(arguments, stdinBytes: stdin ?? [], timeout: timeout, outputLimit: 1 << 20)
         } catch {

@@ -11,7 +11,11 @@ public enum AgentLocator {
     public static func localAgent() throws(ClientError) -> String {
         if let explicit = Environment.get("QXUB_AGENT"), !explicit.isEmpty {
             guard access(explicit, X_OK) == 0 else {
-                throw ClientError("QXUB_AGENT is \(explicit), which is not an executable file", hint: "unset it or point it at qxub-agent", exitCode: ExitCodes.unavailable)
+                throw ClientError(
+                    "QXUB_AGENT is \(explicit), which is not an executable file",
+                    hint: "unset it or point it at qxub-agent",
+                    exitCode: ExitCodes.unavailable
+                )
             }
             return explicit
         }
@@ -23,7 +27,9 @@ public enum AgentLocator {
         for candidate in candidates where access(candidate, X_OK) == 0 { return candidate }
         throw ClientError(
             "cannot find qxub-agent (looked in \(candidates.joined(separator: ", ")))",
-            hint: "reinstall with install/install.sh, or set QXUB_AGENT to its path", exitCode: ExitCodes.unavailable)
+            hint: "reinstall with install/install.sh, or set QXUB_AGENT to its path",
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     /// This process's executable.

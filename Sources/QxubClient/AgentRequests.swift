@@ -19,10 +19,15 @@ public final class AgentRequests {
     }
 
     /// Sends what `request` builds once the session is ready, and returns the first reply `accept` takes.
-    public func ask<T>(timeout: Double = 120, _ request: @escaping (AgentConnection) -> [Message], accept: @escaping (Message) -> T?) throws(ClientError) -> T {
+    public func ask<T>(
+        timeout: Double = 120,
+        _ request: @escaping (AgentConnection) -> [Message],
+        accept: @escaping (Message) -> T?
+    ) throws(ClientError) -> T {
         // A session that already ended answers nothing: say so at once instead of waiting out the timeout.
         if connection.isClosed {
-            throw endedWith ?? ClientError("the session with \(connection.peerName) has ended", exitCode: ExitCodes.connectionLost)
+            throw endedWith
+                ?? ClientError("the session with \(connection.peerName) has ended", exitCode: ExitCodes.connectionLost)
         }
         var result: T?
         var failure: ClientError?
@@ -48,19 +53,25 @@ public final class AgentRequests {
                 failure = ClientError(
                     "\(connection.peerName) sent a \(type) that does not decode: \(error)",
                     hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
-                    exitCode: ExitCodes.unavailable)
+                    exitCode: ExitCodes.unavailable
+                )
                 loop.stop()
             case .malformed: break
             }
         }
         connection.onClose = { [unowned self] error in
-            failure = failure ?? error ?? ClientError("the agent closed the session without answering", exitCode: ExitCodes.unavailable)
+            failure =
+                failure ?? error
+                ?? ClientError("the agent closed the session without answering", exitCode: ExitCodes.unavailable)
             endedWith = failure
             loop.stop()
         }
         if negotiation != nil { send() }
         let timer = loop.schedule(after: timeout) { [unowned self] in
-            failure = ClientError("no answer from \(connection.peerName) in \(Int(timeout)) s", exitCode: ExitCodes.unavailable)
+            failure = ClientError(
+                "no answer from \(connection.peerName) in \(Int(timeout)) s",
+                exitCode: ExitCodes.unavailable
+            )
             loop.stop()
         }
         try? loop.run()
@@ -82,7 +93,9 @@ public final class AgentRequests {
         var outcomes: [(String, String)] = []
         for jobID in jobIDs {
             do {
-                let result = try ask({ connection in [.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))] }) { message -> CancelResult? in
+                let result = try ask({ connection in
+                    [.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))]
+                }) { message -> CancelResult? in
                     if case .cancelResult(let result) = message { return result }
                     return nil
                 }
@@ -141,7 +154,8 @@ public final class AgentRequests {
         ClientError(
             "the agent sent \(count) \(what) for a request of \(asked)",
             hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
-            exitCode: ExitCodes.unavailable)
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     /// Round-trip times of `count` pings over this session, in seconds.

@@ -95,12 +95,22 @@ public final class BatchSession {
                 // twice) and ask again for the submissions that got no answer (their tokens find their jobs).
                 let delay = reconnectDelays[reconnectAttempts]
                 reconnectAttempts += 1
-                onMessage("lost the connection (\(reason)); reconnecting in \(Int(delay)) s (attempt \(reconnectAttempts))")
+                onMessage(
+                    "lost the connection (\(reason)); reconnecting in \(Int(delay)) s (attempt \(reconnectAttempts))"
+                )
                 loop.schedule(after: delay) { [weak self] in self?.reconnect() }
                 return
             }
-            let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map { $0.element.jobID! }
-            onMessage("lost the connection (\(reason))" + (running.isEmpty ? "" : "; still running: " + running.joined(separator: " ") + " (`qxub attach ID\(endpoint.platform.remote == nil ? "" : " --platform " + platformName)` follows one)"))
+            let running = outcomes.enumerated().filter { $0.element.jobID != nil && $0.element.code == nil }.map {
+                $0.element.jobID!
+            }
+            onMessage(
+                "lost the connection (\(reason))"
+                    + (running.isEmpty
+                        ? ""
+                        : "; still running: " + running.joined(separator: " ")
+                            + " (`qxub attach ID\(endpoint.platform.remote == nil ? "" : " --platform " + platformName)` follows one)")
+            )
             finish(ExitCodes.connectionLost)
         }
     }
@@ -122,7 +132,8 @@ public final class BatchSession {
             reconnectAttempts = 0
             // Request ids start again with each connection: answers to the old ones can no longer come.
             requestToIndex.removeAll()
-            let honoursTokens = connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
+            let honoursTokens =
+                connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
             // Every submission goes out at once: the agent answers them as the scheduler accepts them. After
             // a reconnection, jobs with an id are watched again from what was written, the others asked for
             // again with their tokens.
@@ -130,14 +141,35 @@ public final class BatchSession {
                 if let jobID = outcomes[index].jobID {
                     guard !terse else { continue }
                     let offsets = written[index] ?? [:]
-                    connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: offsets[.stdout] ?? 0, stderrOffset: offsets[.stderr] ?? 0)), channel: UInt32(index + 1))
-                    if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
-                } else if (cancelRequested && !submitSent.contains(index)) || (submitSent.contains(index) && !honoursTokens) {
+                    connection.send(
+                        .watch(
+                            Watch(
+                                requestID: connection.requestID(),
+                                jobID: jobID,
+                                stdoutOffset: offsets[.stdout] ?? 0,
+                                stderrOffset: offsets[.stderr] ?? 0
+                            )
+                        ),
+                        channel: UInt32(index + 1)
+                    )
+                    if cancelRequested {
+                        connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
+                    }
+                } else if (cancelRequested && !submitSent.contains(index))
+                    || (submitSent.contains(index) && !honoursTokens)
+                {
                     // Interrupted before it was asked for; or asked for, unanswered, and this agent cannot
                     // tell whether it made the job (asking again could make it twice).
                     outcomes[index].code = cancelRequested ? ExitCodes.interrupted : ExitCodes.connectionLost
-                    outcomes[index].message = cancelRequested ? "not submitted: interrupted" : "the answer to its submission was lost; it may have been submitted"
-                    if !cancelRequested { onMessage("[\(index + 1)] the answer to its submission was lost; it may have been submitted: `qxub history --remote` shows it") }
+                    outcomes[index].message =
+                        cancelRequested
+                        ? "not submitted: interrupted"
+                        : "the answer to its submission was lost; it may have been submitted"
+                    if !cancelRequested {
+                        onMessage(
+                            "[\(index + 1)] the answer to its submission was lost; it may have been submitted: `qxub history --remote` shows it"
+                        )
+                    }
                     jobEnded()
                 } else {
                     // Asked for again with its token: the agent answers with the job it made, if it made one
@@ -151,7 +183,9 @@ public final class BatchSession {
         case .message(let channel, let message):
             handle(message, channel: channel)
         case .stray(let bytes):
-            onMessage("warning: the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 80))")
+            onMessage(
+                "warning: the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 80))"
+            )
         case .malformed:
             break
         }
@@ -163,10 +197,22 @@ public final class BatchSession {
         case .submitted(let submitted):
             guard let index = requestToIndex[submitted.requestID], outcomes[index].jobID == nil else { return }
             outcomes[index].jobID = submitted.jobID
-            if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID))) }
-            if index == 0 { for warning in submitted.warnings { onMessage("warning: \(warning.escapingControlCharacters)") } }
+            if cancelRequested {
+                connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID)))
+            }
+            if index == 0 {
+                for warning in submitted.warnings { onMessage("warning: \(warning.escapingControlCharacters)") }
+            }
             if case .shell(let line) = specs[index].command {
-                try? history?.recordSubmission(jobID: submitted.jobID, platform: platformName, backend: submitted.backend, name: specs[index].name, command: line, workingDirectory: specs[index].workingDirectory, stateDirectory: submitted.stateDirectory)
+                try? history?.recordSubmission(
+                    jobID: submitted.jobID,
+                    platform: platformName,
+                    backend: submitted.backend,
+                    name: specs[index].name,
+                    command: line,
+                    workingDirectory: specs[index].workingDirectory,
+                    stateDirectory: submitted.stateDirectory
+                )
             }
             if terse {
                 try? FileDescriptor.writeAll(1, submitted.jobID + "\n")
@@ -174,7 +220,10 @@ public final class BatchSession {
                 return
             }
             written[index] = [.stdout: 0, .stderr: 0]
-            connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: UInt32(index + 1))
+            connection.send(
+                .watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)),
+                channel: UInt32(index + 1)
+            )
         case .error(let message):
             let error = ClientError(message)
             guard let index = requestToIndex[message.requestID] else {
@@ -193,7 +242,12 @@ public final class BatchSession {
             outcomes[index].code = code
             outcomes[index].message = explanation
             if let jobID = outcomes[index].jobID {
-                try? history?.recordEnd(jobID: jobID, platform: platformName, exitCode: code, status: code == 0 ? "succeeded" : "failed")
+                try? history?.recordEnd(
+                    jobID: jobID,
+                    platform: platformName,
+                    exitCode: code,
+                    status: code == 0 ? "succeeded" : "failed"
+                )
             }
             jobEnded()
         default:
@@ -249,7 +303,9 @@ public final class BatchSession {
         cancelRequested = true
         onMessage("cancelling \(outcomes.compactMap(\.jobID).count) jobs…")
         for outcome in outcomes where outcome.code == nil {
-            if let jobID = outcome.jobID { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
+            if let jobID = outcome.jobID {
+                connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
+            }
         }
     }
 

@@ -26,7 +26,11 @@ public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
         case .cancelFailed, .internalError, .unknown: exitCode = ExitCodes.internalError
         }
         // The agent's text is printed on a terminal: its escape sequences must not reach it.
-        self.init(error.message.escapingControlCharacters, hint: error.hint.escapingControlCharacters, exitCode: exitCode)
+        self.init(
+            error.message.escapingControlCharacters,
+            hint: error.hint.escapingControlCharacters,
+            exitCode: exitCode
+        )
     }
 }
 
@@ -74,7 +78,12 @@ public enum ExitCodes {
             case .walltime: return (code, "the scheduler killed the job: walltime exceeded\(tail)")
             case .memory: return (code, "the scheduler killed the job: memory limit exceeded\(tail)")
             case .deleted:
-                return (code, ranFirst ? "the job was deleted while it ran (qdel/scancel from outside this qxub)\(tail)" : "the job was deleted before it started\(tail)")
+                return (
+                    code,
+                    ranFirst
+                        ? "the job was deleted while it ran (qdel/scancel from outside this qxub)\(tail)"
+                        : "the job was deleted before it started\(tail)"
+                )
             case .nodeFailure: return (code, "the job's node failed\(tail); rerunning may work")
             case .other: return (code, "the scheduler ended the job\(tail)")
             }

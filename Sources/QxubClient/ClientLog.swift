@@ -16,7 +16,9 @@ public enum ClientLog {
     }
 
     public static var path: String {
-        let base = Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.local/state"
+        let base =
+            Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
+            + "/.local/state"
         return base + "/qxub/qxub.log"
     }
 

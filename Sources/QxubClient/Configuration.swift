@@ -122,9 +122,14 @@ public struct Configuration: Sendable {
         }
     }
 
-    public static func layerFiles(explicit: String?, workingDirectory: String = FileSystem.currentDirectory()) -> [Layer] {
+    public static func layerFiles(
+        explicit: String?,
+        workingDirectory: String = FileSystem.currentDirectory()
+    ) -> [Layer] {
         var layers: [Layer] = []
-        let xdgDirs = (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":")
+        let xdgDirs = (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(
+            separator: ":"
+        )
         if let system = xdgDirs.map({ String($0) + "/qxub/config.yaml" }).first(where: FileSystem.exists) {
             layers.append(Layer(name: "system", path: system))
         }
@@ -133,7 +138,8 @@ public struct Configuration: Sendable {
         let user = userDirectory + "/qxub/config.yaml"
         if FileSystem.exists(user) { layers.append(Layer(name: "user", path: user)) }
         if let directory = projectDirectory(from: workingDirectory) {
-            for (name, file) in [("project", "project.yaml"), ("local", "local.yaml")] where FileSystem.exists(directory + "/.qx/" + file) {
+            for (name, file) in [("project", "project.yaml"), ("local", "local.yaml")]
+            where FileSystem.exists(directory + "/.qx/" + file) {
                 layers.append(Layer(name: name, path: directory + "/.qx/" + file))
             }
         }
@@ -146,7 +152,11 @@ public struct Configuration: Sendable {
         var configuration = Configuration()
         for layer in layerFiles(explicit: explicit) {
             guard let text = FileSystem.readText(layer.path) else {
-                throw ClientError("cannot read the \(layer.name) configuration \(layer.path)", hint: "check that it exists and is readable", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "cannot read the \(layer.name) configuration \(layer.path)",
+                    hint: "check that it exists and is readable",
+                    exitCode: ExitCodes.usage
+                )
             }
             let node: Node?
             do {
@@ -154,12 +164,20 @@ public struct Configuration: Sendable {
                 // compiles a dozen regular expressions (ICU) at every start of qxub.
                 node = try Yams.compose(yaml: text, .basic)
             } catch {
-                throw ClientError("\(layer.path) is not valid YAML: \(error)", hint: "fix it, or check it with `qxub config validate`", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "\(layer.path) is not valid YAML: \(error)",
+                    hint: "fix it, or check it with `qxub config validate`",
+                    exitCode: ExitCodes.usage
+                )
             }
             guard let node else { continue }
             let value = ConfigValue(node)
             guard value.map != nil else {
-                throw ClientError("\(layer.path) must hold a mapping of settings at the top", hint: "for example `defaults:` and `platforms:` sections", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "\(layer.path) must hold a mapping of settings at the top",
+                    hint: "for example `defaults:` and `platforms:` sections",
+                    exitCode: ExitCodes.usage
+                )
             }
             configuration.root = configuration.root.merged(with: value)
             configuration.layers.append(layer)

@@ -44,13 +44,16 @@ package struct ControlDirectory: Sendable, Equatable {
     /// The location for this environment. `environment` looks a variable up (empty counts as unset);
     /// `isOwnRuntimeDirectory` says whether `XDG_RUNTIME_DIR` is a directory of ours that nobody else writes.
     package static func choose(
-        environment: (String) -> String?, hostName: String, userID: uid_t,
+        environment: (String) -> String?,
+        hostName: String,
+        userID: uid_t,
         isOwnRuntimeDirectory: (String) -> Bool
     ) -> Location {
         func variable(_ name: String) -> String? { environment(name).flatMap { $0.isEmpty ? nil : $0 } }
         if let explicit = variable("QXUB_CONTROL_DIR") { return .explicit(explicit) }
         if let runtime = variable("XDG_RUNTIME_DIR"), isOwnRuntimeDirectory(runtime),
-           runtime.utf8.count + "/qxub".utf8.count <= directoryLimit {
+            runtime.utf8.count + "/qxub".utf8.count <= directoryLimit
+        {
             return .runtime(runtime + "/qxub")
         }
         let base = variable("XDG_STATE_HOME") ?? (variable("HOME") ?? "/") + "/.local/state"
@@ -91,7 +94,8 @@ package struct ControlDirectory: Sendable, Equatable {
                     "QXUB_CONTROL_DIR is \(path.utf8.count) bytes long: ssh control sockets in it would not fit the "
                         + "\(socketPathLimit + 1)-byte limit of Unix socket paths",
                     hint: "choose a directory of at most \(directoryLimit) characters, or unset QXUB_CONTROL_DIR",
-                    exitCode: ExitCodes.usage)
+                    exitCode: ExitCodes.usage
+                )
             }
             return try checked(path)
         case .runtime(let path), .state(let path):
@@ -99,8 +103,9 @@ package struct ControlDirectory: Sendable, Equatable {
         case .shortTemporary(let pointer, let userID):
             _ = try checked(FileSystem.directoryName(pointer))
             if let remembered = FileSystem.readText(pointer)?.split(separator: "\n").first.map(String.init),
-               remembered.hasPrefix("/tmp/qxub-\(userID)-"),
-               let directory = try? checked(remembered, create: false) {
+                remembered.hasPrefix("/tmp/qxub-\(userID)-"),
+                let directory = try? checked(remembered, create: false)
+            {
                 return directory
             }
             // None yet, or /tmp was cleaned, or its name is taken by someone else: a new one.
@@ -114,7 +119,9 @@ package struct ControlDirectory: Sendable, Equatable {
             } catch {
                 throw ClientError(
                     "cannot remember the ssh control directory in \(pointer): \(error)",
-                    hint: "set QXUB_CONTROL_DIR to a private directory", exitCode: ExitCodes.unavailable)
+                    hint: "set QXUB_CONTROL_DIR to a private directory",
+                    exitCode: ExitCodes.unavailable
+                )
             }
             return try checked(path, create: false)
         }
@@ -136,8 +143,11 @@ package struct ControlDirectory: Sendable, Equatable {
             var info = stat()
             guard lstat(path, &info) == 0 else { throw failure(error) }
             if (info.st_mode & S_IFMT) == S_IFLNK {
-                throw refusal(path, "is a symbolic link (to \(FileSystem.readLink(path) ?? "?")): another user may be "
-                    + "trying to take over your ssh sessions")
+                throw refusal(
+                    path,
+                    "is a symbolic link (to \(FileSystem.readLink(path) ?? "?")): another user may be "
+                        + "trying to take over your ssh sessions"
+                )
             }
             if info.st_uid != getuid() { throw foreign(path, info.st_uid) }
             if (info.st_mode & S_IFMT) != S_IFDIR { throw refusal(path, "is not a directory") }
@@ -149,8 +159,11 @@ package struct ControlDirectory: Sendable, Equatable {
         if info.st_uid != getuid() { throw foreign(path, info.st_uid) }
         if info.st_mode & 0o022 != 0 {
             // Others could have put a socket of theirs in it: it cannot be trusted, whatever its mode now.
-            throw refusal(path, "can be written by other users (mode \(String(info.st_mode & 0o777, radix: 8))): a "
-                + "socket in it may be someone else's")
+            throw refusal(
+                path,
+                "can be written by other users (mode \(String(info.st_mode & 0o777, radix: 8))): a "
+                    + "socket in it may be someone else's"
+            )
         }
         if info.st_mode & 0o777 != 0o700 {
             // Readable or searchable by others only (a mkdir under umask 022): nobody could add anything, so
@@ -167,17 +180,24 @@ package struct ControlDirectory: Sendable, Equatable {
     package func verify(socket: String) throws(ClientError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         var info = stat()
-        let same = fd >= 0 && fstat(fd, &info) == 0 && UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
+        let same =
+            fd >= 0 && fstat(fd, &info) == 0 && UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
             && info.st_uid == getuid() && info.st_mode & 0o077 == 0
         if fd >= 0 { FileDescriptor.close(fd) }
         guard same else {
             let now = FileSystem.readLink(path).map { "now a symbolic link to \($0)" } ?? "now another directory"
-            throw Self.refusal(path, "changed while the ssh master started (\(now)): another user may be trying to "
-                + "take over your ssh sessions; nothing was sent")
+            throw Self.refusal(
+                path,
+                "changed while the ssh master started (\(now)): another user may be trying to "
+                    + "take over your ssh sessions; nothing was sent"
+            )
         }
         if let listener = Self.listener(socket), listener.userID != getuid() {
-            throw Self.refusal(path, "holds a socket \(socket) served by \(Self.userName(listener.userID)) "
-                + "(pid \(listener.pid)), not by you: nothing was sent")
+            throw Self.refusal(
+                path,
+                "holds a socket \(socket) served by \(Self.userName(listener.userID)) "
+                    + "(pid \(listener.pid)), not by you: nothing was sent"
+            )
         }
     }
 
@@ -228,18 +248,23 @@ package struct ControlDirectory: Sendable, Equatable {
             hint: "if you did not make it so, tell your administrators; remove it (`rm -r \(path)`) and run qxub "
                 + "again, or "
                 + "set QXUB_CONTROL_DIR to a private directory",
-            exitCode: ExitCodes.unavailable)
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     static func foreign(_ path: String, _ owner: uid_t) -> ClientError {
         refusal(
-            path, "belongs to \(userName(owner)), not to you: another user may be trying to take over your "
-                + "ssh sessions")
+            path,
+            "belongs to \(userName(owner)), not to you: another user may be trying to take over your "
+                + "ssh sessions"
+        )
     }
 
     static func failure(_ error: any Error) -> ClientError {
         ClientError(
-            "cannot create the ssh control directory: \(error)", hint: "set QXUB_CONTROL_DIR to a private directory",
-            exitCode: ExitCodes.unavailable)
+            "cannot create the ssh control directory: \(error)",
+            hint: "set QXUB_CONTROL_DIR to a private directory",
+            exitCode: ExitCodes.unavailable
+        )
     }
 }

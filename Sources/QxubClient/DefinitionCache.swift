@@ -14,7 +14,9 @@ public enum DefinitionCache {
     public static let maximumAge: Double = 24 * 3600
 
     public static var directory: String {
-        let base = Environment.get("XDG_CACHE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.cache"
+        let base =
+            Environment.get("XDG_CACHE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
+            + "/.cache"
         return base + "/qxub/platforms"
     }
 
@@ -39,7 +41,11 @@ public enum DefinitionCache {
                 warn("cannot fetch \(url) (\(error)); using the copy cached \(Int(cachedAge! / 3600)) h ago")
                 return path
             }
-            throw ClientError("cannot fetch the platform definition \(url): \(error)", hint: "check the URL and your network, or point definition: at a file", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot fetch the platform definition \(url): \(error)",
+                hint: "check the URL and your network, or point definition: at a file",
+                exitCode: ExitCodes.unavailable
+            )
         }
     }
 
@@ -50,15 +56,28 @@ public enum DefinitionCache {
 
     static func download(_ url: String) throws(ClientError) -> [UInt8] {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("file://") else {
-            throw ClientError("'\(url)' is not an http(s) or file URL", hint: "write definition: https://… or a path to a file", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "'\(url)' is not an http(s) or file URL",
+                hint: "write definition: https://… or a path to a file",
+                exitCode: ExitCodes.usage
+            )
         }
         let run: CollectedRun
         do {
             run = try runCollectingOutput(
-                ["curl", "--fail", "--silent", "--show-error", "--location", "--max-time", String(Int(downloadTimeout)), "--", url],
-                timeout: downloadTimeout + 5, outputLimit: downloadLimit + 1)
+                [
+                    "curl", "--fail", "--silent", "--show-error", "--location", "--max-time",
+                    String(Int(downloadTimeout)), "--", url,
+                ],
+                timeout: downloadTimeout + 5,
+                outputLimit: downloadLimit + 1
+            )
         } catch {
-            throw ClientError("cannot run curl to fetch \(url): \(error)", hint: "install curl, or download the definition and point definition: at the file", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot run curl to fetch \(url): \(error)",
+                hint: "install curl, or download the definition and point definition: at the file",
+                exitCode: ExitCodes.unavailable
+            )
         }
         guard run.exit == .exited(0) else {
             let message = run.stderrText.trimmingWhitespace()
@@ -66,9 +85,14 @@ public enum DefinitionCache {
             throw ClientError(reason.isEmpty ? "curl \(run.exit)" : reason, exitCode: ExitCodes.unavailable)
         }
         guard run.stdout.count <= downloadLimit else {
-            throw ClientError("\(url) sent more than \(downloadLimit >> 20) MiB: not a platform definition", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "\(url) sent more than \(downloadLimit >> 20) MiB: not a platform definition",
+                exitCode: ExitCodes.unavailable
+            )
         }
-        guard !run.stdout.isEmpty else { throw ClientError("\(url) sent an empty definition", exitCode: ExitCodes.unavailable) }
+        guard !run.stdout.isEmpty else {
+            throw ClientError("\(url) sent an empty definition", exitCode: ExitCodes.unavailable)
+        }
         return run.stdout
     }
 }

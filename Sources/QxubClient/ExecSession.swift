@@ -77,7 +77,13 @@ public final class ExecSession {
     /// Opens the first session at once (so connection errors surface before anything else).
     /// - Parameter connection: a session opened earlier on `loop` (so ssh and the login shell start while
     ///   qxub prepares the job); nil opens one now.
-    public init(endpoint: AgentEndpoint, start: Start, mode: Mode, loop: EventLoop = EventLoop(), connection: AgentConnection? = nil) throws(ClientError) {
+    public init(
+        endpoint: AgentEndpoint,
+        start: Start,
+        mode: Mode,
+        loop: EventLoop = EventLoop(),
+        connection: AgentConnection? = nil
+    ) throws(ClientError) {
         self.loop = connection?.loop ?? loop
         self.endpoint = endpoint
         self.start = start
@@ -132,24 +138,51 @@ public final class ExecSession {
     private func handle(_ event: ProtocolEndpoint.Event) {
         switch event {
         case .stray(let bytes):
-            onStatus(.warning("the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 120)); a login file (~/.bashrc, ~/.cshrc) probably prints for non-interactive shells: guard it with `[ -t 1 ]`"))
+            onStatus(
+                .warning(
+                    "the remote shell printed \(bytes.count) bytes before the agent started: \(EscapedBytes(bytes, limit: 120)); a login file (~/.bashrc, ~/.cshrc) probably prints for non-interactive shells: guard it with `[ -t 1 ]`"
+                )
+            )
         case .ready:
             if let jobID, reconnectAttempts > 0 || isAttach {
                 // Resume every stream where it stopped: nothing lost, nothing printed twice.
                 if reconnectAttempts > 0 { onStatus(.reconnected) }
                 reconnectAttempts = 0
-                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: jobID, stdoutOffset: written[.stdout]!, stderrOffset: written[.stderr]!, joblog: joblog)), channel: channel)
+                connection.send(
+                    .watch(
+                        Watch(
+                            requestID: connection.requestID(),
+                            jobID: jobID,
+                            stdoutOffset: written[.stdout]!,
+                            stderrOffset: written[.stderr]!,
+                            joblog: joblog
+                        )
+                    ),
+                    channel: channel
+                )
                 // A Ctrl-C while the connection was down: its cancel went nowhere, so it goes now.
-                if cancelRequested { connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID))) }
+                if cancelRequested {
+                    connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: jobID)))
+                }
             } else if case .submit(let spec) = start {
                 // The same token on every attempt: a retry after a lost connection gets the job of the
                 // first attempt, never a second job.
                 // (The reconnection counter is reset by the answer, not here: a session that dies before
                 // answering every time must not be retried for ever.)
                 if reconnectAttempts > 0 { onStatus(.reconnectedToResubmit) }
-                agentHonoursTokens = connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
+                agentHonoursTokens =
+                    connection.negotiation?.peer.capabilities.contains(ProtocolConstants.capabilitySubmitToken) == true
                 submitRequest = connection.requestID()
-                connection.send(.submit(Submit(requestID: submitRequest, spec: spec, dryRun: mode == .dry, token: mode == .dry ? "" : submissionToken)))
+                connection.send(
+                    .submit(
+                        Submit(
+                            requestID: submitRequest,
+                            spec: spec,
+                            dryRun: mode == .dry,
+                            token: mode == .dry ? "" : submissionToken
+                        )
+                    )
+                )
             }
         case .malformed(_, let type, _, let error):
             onStatus(.warning("ignored a malformed \(type) from the agent: \(error)"))
@@ -182,7 +215,9 @@ public final class ExecSession {
                 done(0)
             case .follow, .quiet:
                 jobID = submitted.jobID
-                ClientLog.write("submitted job \(submitted.jobID) (\(submitted.backend)) on \(endpoint.peerName), state in \(submitted.stateDirectory)")
+                ClientLog.write(
+                    "submitted job \(submitted.jobID) (\(submitted.backend)) on \(endpoint.peerName), state in \(submitted.stateDirectory)"
+                )
                 recordSubmission(submitted)
                 onStatus(.submitted(jobID: submitted.jobID, backend: submitted.backend))
                 if cancelWhenSubmitted {
@@ -190,7 +225,10 @@ public final class ExecSession {
                     cancelRequested = true
                     connection.send(.cancel(JobRequest(requestID: connection.requestID(), jobID: submitted.jobID)))
                 }
-                connection.send(.watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)), channel: self.channel)
+                connection.send(
+                    .watch(Watch(requestID: connection.requestID(), jobID: submitted.jobID)),
+                    channel: self.channel
+                )
             }
         case .output(let output) where channel == self.channel:
             deliver(output)
@@ -200,7 +238,14 @@ public final class ExecSession {
             let (code, message) = ExitCodes.exit(for: termination)
             ClientLog.write("job \(jobID ?? "?") ended: \(termination) → exit \(code)")
             if let jobID, !isAttach || history != nil {
-                do { try history?.recordEnd(jobID: jobID, platform: endpoint.platform.name, exitCode: code, status: code == 0 ? "succeeded" : "failed") } catch { ClientLog.write("history: \(error)") }
+                do {
+                    try history?.recordEnd(
+                        jobID: jobID,
+                        platform: endpoint.platform.name,
+                        exitCode: code,
+                        status: code == 0 ? "succeeded" : "failed"
+                    )
+                } catch { ClientLog.write("history: \(error)") }
             }
             onStatus(.finished(code: code, message: message))
             done(code)
@@ -209,7 +254,11 @@ public final class ExecSession {
         case .error(let error):
             if error.code == .cancelFailed, let jobID {
                 let error = ClientError(error)
-                onStatus(.warning("cancelling \(jobID) failed: \(error.message)\(error.hint.isEmpty ? "" : " (\(error.hint))")"))
+                onStatus(
+                    .warning(
+                        "cancelling \(jobID) failed: \(error.message)\(error.hint.isEmpty ? "" : " (\(error.hint))")"
+                    )
+                )
                 return
             }
             done(fail(ClientError(error)))
@@ -224,7 +273,11 @@ public final class ExecSession {
         guard output.offset + UInt64(output.data.count) > already else { return }
         let skip = Int(already > output.offset ? already - output.offset : 0)
         if output.offset > already {
-            onStatus(.warning("\(output.offset - already) bytes of job \(output.stream) are missing (the file shrank or was replaced)"))
+            onStatus(
+                .warning(
+                    "\(output.offset - already) bytes of job \(output.stream) are missing (the file shrank or was replaced)"
+                )
+            )
         }
         let bytes = Array(output.data[skip...])
         written[output.stream] = output.offset + UInt64(output.data.count)
@@ -244,7 +297,8 @@ public final class ExecSession {
     private func stdoutClosed() {
         guard exitCode == nil, let jobID else { return }
         let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
-        let message = cancelRequested
+        let message =
+            cancelRequested
             ? "stdout was closed; stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, "
                 + "so it may still be running; `qxub status \(jobID)\(platform)` shows where it is"
             : "stdout was closed; stopped following job \(jobID), which keeps running: "
@@ -260,7 +314,11 @@ public final class ExecSession {
                 // The submission is on its way: the job may exist any moment; cancel it as soon as it does.
                 cancelWhenSubmitted = true
                 interrupts += 1
-                onStatus(.warning("interrupted while submitting: the job will be cancelled as soon as the scheduler accepts it"))
+                onStatus(
+                    .warning(
+                        "interrupted while submitting: the job will be cancelled as soon as the scheduler accepts it"
+                    )
+                )
                 return
             }
             onStatus(.warning("interrupted before the job was submitted"))
@@ -268,16 +326,33 @@ public final class ExecSession {
         }
         if isAttach {
             // Attaching only watches: Ctrl-C stops watching, never cancels someone's job by surprise.
-            onStatus(.detached(jobID: jobID, message: "stopped following job \(jobID); it keeps running (`qxub cancel \(jobID)` cancels it)"))
+            onStatus(
+                .detached(
+                    jobID: jobID,
+                    message: "stopped following job \(jobID); it keeps running (`qxub cancel \(jobID)` cancels it)"
+                )
+            )
             return done(ExitCodes.interrupted)
         }
         interrupts += 1
         if interrupts > 1 {
-            onStatus(.detached(jobID: jobID, message: "stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, so it may still be running; `qxub status \(jobID)` shows where it is, `qxub cancel \(jobID)` cancels it"))
+            onStatus(
+                .detached(
+                    jobID: jobID,
+                    message:
+                        "stopped waiting for job \(jobID): its cancel was requested but not yet confirmed, so it may still be running; `qxub status \(jobID)` shows where it is, `qxub cancel \(jobID)` cancels it"
+                )
+            )
             return done(ExitCodes.interrupted)
         }
         if signal != SIGINT {
-            onStatus(.detached(jobID: jobID, message: "left job \(jobID) running; follow it with `qxub attach \(jobID)` or cancel it with `qxub cancel \(jobID)`"))
+            onStatus(
+                .detached(
+                    jobID: jobID,
+                    message:
+                        "left job \(jobID) running; follow it with `qxub attach \(jobID)` or cancel it with `qxub cancel \(jobID)`"
+                )
+            )
             return done(ExitCodes.interrupted)
         }
         onStatus(.cancelling(jobID: jobID))
@@ -293,7 +368,15 @@ public final class ExecSession {
         case .argv(let arguments): command = arguments.map(shellQuote).joined(separator: " ")
         }
         do {
-            try history.recordSubmission(jobID: submitted.jobID, platform: endpoint.platform.name, backend: submitted.backend, name: spec.name, command: command, workingDirectory: spec.workingDirectory, stateDirectory: submitted.stateDirectory)
+            try history.recordSubmission(
+                jobID: submitted.jobID,
+                platform: endpoint.platform.name,
+                backend: submitted.backend,
+                name: spec.name,
+                command: command,
+                workingDirectory: spec.workingDirectory,
+                stateDirectory: submitted.stateDirectory
+            )
         } catch {
             ClientLog.write("history: cannot record \(submitted.jobID): \(error)")
         }
@@ -316,11 +399,15 @@ public final class ExecSession {
         guard let jobID, mode == .follow || mode == .quiet else {
             // Only an agent that honours tokens answers a retry with the first attempt's job; an older one
             // would submit the job a second time.
-            if jobID == nil, submitRequest != 0, mode != .dry, agentHonoursTokens, interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count {
+            if jobID == nil, submitRequest != 0, mode != .dry, agentHonoursTokens,
+                interrupts <= (cancelWhenSubmitted ? 1 : 0), reconnectAttempts < reconnectDelays.count
+            {
                 // The submission went out and its answer did not come back: the job may exist. Ask again
                 // with the same token; the agent answers with the job of the first attempt if there is one.
                 let reason = error?.message ?? connection.endReason
-                ClientLog.write("submission: connection lost before the answer (\(reason)); retry \(reconnectAttempts + 1) with token \(submissionToken)")
+                ClientLog.write(
+                    "submission: connection lost before the answer (\(reason)); retry \(reconnectAttempts + 1) with token \(submissionToken)"
+                )
                 let delay = reconnectDelays[reconnectAttempts]
                 reconnectAttempts += 1
                 onStatus(.reconnecting(attempt: reconnectAttempts, reason: reason))
@@ -328,21 +415,41 @@ public final class ExecSession {
                 return
             }
             let lost = submitRequest != 0 && mode != .dry && jobID == nil
-            let failure = error ?? ClientError(lost ? "the agent ended the session before answering the submission" : "the agent ended the session before the job was submitted", exitCode: ExitCodes.unavailable)
-            return done(fail(lost ? ClientError(failure.message + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it", hint: failure.hint, exitCode: failure.exitCode) : failure))
+            let failure =
+                error
+                ?? ClientError(
+                    lost
+                        ? "the agent ended the session before answering the submission"
+                        : "the agent ended the session before the job was submitted",
+                    exitCode: ExitCodes.unavailable
+                )
+            return done(
+                fail(
+                    lost
+                        ? ClientError(
+                            failure.message
+                                + "; the job may have been submitted: `qxub history --remote` or qstat/squeue shows it",
+                            hint: failure.hint,
+                            exitCode: failure.exitCode
+                        ) : failure
+                )
+            )
         }
         // The job runs on regardless: reconnect with backoff and resume from the byte offsets.
         let reason = error?.message ?? connection.endReason
         let platform = endpoint.platform.remote == nil ? "" : " --platform \(endpoint.platform.name)"
         guard reconnectAttempts < reconnectDelays.count, interrupts <= (cancelRequested ? 1 : 0) else {
-            let message = cancelRequested
+            let message =
+                cancelRequested
                 ? "lost the connection to \(endpoint.peerName) (\(reason)) before the cancel was confirmed; job \(jobID) may still be running: `qxub cancel \(jobID)\(platform)` cancels it"
                 : "lost the connection to \(endpoint.peerName) (\(reason)); job \(jobID) is still running: `qxub attach \(jobID)\(platform)` follows it"
             onStatus(.detached(jobID: jobID, message: message))
             return done(ExitCodes.connectionLost)
         }
         let delay = reconnectDelays[reconnectAttempts]
-        ClientLog.write("job \(jobID): connection lost (\(reason)); reconnect attempt \(reconnectAttempts + 1) in \(delay) s")
+        ClientLog.write(
+            "job \(jobID): connection lost (\(reason)); reconnect attempt \(reconnectAttempts + 1) in \(delay) s"
+        )
         reconnectAttempts += 1
         onStatus(.reconnecting(attempt: reconnectAttempts, reason: reason))
         loop.schedule(after: delay) { [weak self] in self?.reconnect() }
@@ -367,7 +474,10 @@ public final class ExecSession {
 
     private func fail(_ error: ClientError) -> Int32 {
         failure = error
-        try? FileDescriptor.writeAll(2, "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n"))
+        try? FileDescriptor.writeAll(
+            2,
+            "qxub: error: \(error.message)\n" + (error.hint.isEmpty ? "" : "  hint: \(error.hint)\n")
+        )
         return error.exitCode
     }
 

@@ -28,7 +28,9 @@ public final class HistoryStore: Sendable {
     /// `QXUB_HISTORY_DB`, else `$XDG_DATA_HOME/qxub/history.sqlite`, else `~/.local/share/qxub/history.sqlite`.
     public static var defaultPath: String {
         if let explicit = Environment.get("QXUB_HISTORY_DB"), !explicit.isEmpty { return explicit }
-        let base = Environment.get("XDG_DATA_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.local/share"
+        let base =
+            Environment.get("XDG_DATA_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
+            + "/.local/share"
         return base + "/qxub/history.sqlite"
     }
 
@@ -46,38 +48,56 @@ public final class HistoryStore: Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             var migrator = DatabaseMigrator()
             migrator.registerMigration("v1") { db in
-                try db.execute(sql: """
-                    CREATE TABLE jobs (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT,
-                        job_id TEXT NOT NULL,
-                        platform TEXT NOT NULL,
-                        backend TEXT NOT NULL,
-                        name TEXT NOT NULL,
-                        command TEXT NOT NULL,
-                        working_directory TEXT NOT NULL,
-                        state_directory TEXT NOT NULL,
-                        submitted_at REAL NOT NULL,
-                        ended_at REAL,
-                        exit_code INTEGER,
-                        status TEXT NOT NULL
-                    );
-                    CREATE INDEX jobs_job_id ON jobs(job_id);
-                    CREATE INDEX jobs_submitted_at ON jobs(submitted_at);
-                    """)
+                try db.execute(
+                    sql: """
+                        CREATE TABLE jobs (
+                            id INTEGER PRIMARY KEY AUTOINCREMENT,
+                            job_id TEXT NOT NULL,
+                            platform TEXT NOT NULL,
+                            backend TEXT NOT NULL,
+                            name TEXT NOT NULL,
+                            command TEXT NOT NULL,
+                            working_directory TEXT NOT NULL,
+                            state_directory TEXT NOT NULL,
+                            submitted_at REAL NOT NULL,
+                            ended_at REAL,
+                            exit_code INTEGER,
+                            status TEXT NOT NULL
+                        );
+                        CREATE INDEX jobs_job_id ON jobs(job_id);
+                        CREATE INDEX jobs_submitted_at ON jobs(submitted_at);
+                        """
+                )
             }
             try migrator.migrate(queue)
         } catch {
-            throw ClientError("cannot open the job history \(path): \(error)", hint: "move it aside, or set QXUB_HISTORY_DB", exitCode: ExitCodes.internalError)
+            throw ClientError(
+                "cannot open the job history \(path): \(error)",
+                hint: "move it aside, or set QXUB_HISTORY_DB",
+                exitCode: ExitCodes.internalError
+            )
         }
     }
 
     /// Records a submission; returns its row id.
     @discardableResult
-    public func recordSubmission(jobID: String, platform: String, backend: String, name: String, command: String, workingDirectory: String, stateDirectory: String) throws -> Int64 {
+    public func recordSubmission(
+        jobID: String,
+        platform: String,
+        backend: String,
+        name: String,
+        command: String,
+        workingDirectory: String,
+        stateDirectory: String
+    ) throws -> Int64 {
         try queue.write { db in
             try db.execute(
-                sql: "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
-                arguments: [jobID, platform, backend, name, command, workingDirectory, stateDirectory, MonotonicClock.wallNow()])
+                sql:
+                    "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
+                arguments: [
+                    jobID, platform, backend, name, command, workingDirectory, stateDirectory, MonotonicClock.wallNow(),
+                ]
+            )
             return db.lastInsertedRowID
         }
     }
@@ -86,8 +106,10 @@ public final class HistoryStore: Sendable {
     public func recordEnd(jobID: String, platform: String, exitCode: Int32, status: String) throws {
         try queue.write { db in
             try db.execute(
-                sql: "UPDATE jobs SET ended_at = ?, exit_code = ?, status = ? WHERE id = (SELECT id FROM jobs WHERE job_id = ? AND platform = ? ORDER BY id DESC LIMIT 1)",
-                arguments: [MonotonicClock.wallNow(), Int(exitCode), status, jobID, platform])
+                sql:
+                    "UPDATE jobs SET ended_at = ?, exit_code = ?, status = ? WHERE id = (SELECT id FROM jobs WHERE job_id = ? AND platform = ? ORDER BY id DESC LIMIT 1)",
+                arguments: [MonotonicClock.wallNow(), Int(exitCode), status, jobID, platform]
+            )
         }
     }
 
@@ -96,7 +118,11 @@ public final class HistoryStore: Sendable {
         try queue.read { db in
             let rows: [Row]
             if let platform {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE platform = ? ORDER BY id DESC LIMIT ?", arguments: [platform, limit])
+                rows = try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM jobs WHERE platform = ? ORDER BY id DESC LIMIT ?",
+                    arguments: [platform, limit]
+                )
             } else {
                 rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
             }
@@ -107,10 +133,18 @@ public final class HistoryStore: Sendable {
     /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
     public func find(_ jobID: String) throws -> Record? {
         try queue.read { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1", arguments: [jobID]) {
+            if let row = try Row.fetchOne(
+                db,
+                sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+                arguments: [jobID]
+            ) {
                 return Self.record(row)
             }
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE job_id LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 2", arguments: [Self.likePrefix(jobID)])
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM jobs WHERE job_id LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 2",
+                arguments: [Self.likePrefix(jobID)]
+            )
             return rows.count == 1 ? Self.record(rows[0]) : nil
         }
     }
@@ -135,8 +169,18 @@ public final class HistoryStore: Sendable {
 
     static func record(_ row: Row) -> Record {
         Record(
-            id: row["id"], jobID: row["job_id"], platform: row["platform"], backend: row["backend"], name: row["name"],
-            command: row["command"], workingDirectory: row["working_directory"], stateDirectory: row["state_directory"],
-            submittedAt: row["submitted_at"], endedAt: row["ended_at"], exitCode: row["exit_code"], status: row["status"])
+            id: row["id"],
+            jobID: row["job_id"],
+            platform: row["platform"],
+            backend: row["backend"],
+            name: row["name"],
+            command: row["command"],
+            workingDirectory: row["working_directory"],
+            stateDirectory: row["state_directory"],
+            submittedAt: row["submitted_at"],
+            endedAt: row["ended_at"],
+            exitCode: row["exit_code"],
+            status: row["status"]
+        )
     }
 }

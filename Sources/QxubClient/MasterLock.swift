@@ -53,12 +53,19 @@ struct MasterLock {
         var buffer = [UInt8](repeating: 0, count: 32)
         let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         guard count > 0 else { return nil }
-        return pid_t(String(decoding: buffer[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }, as: UTF8.self))
+        return pid_t(
+            String(
+                decoding: buffer[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") },
+                as: UTF8.self
+            )
+        )
     }
 
     private static func failure(_ error: SystemError) -> ClientError {
         ClientError(
-            "cannot lock the ssh control directory: \(error)", hint: "set QXUB_CONTROL_DIR to a private directory",
-            exitCode: ExitCodes.unavailable)
+            "cannot lock the ssh control directory: \(error)",
+            hint: "set QXUB_CONTROL_DIR to a private directory",
+            exitCode: ExitCodes.unavailable
+        )
     }
 }

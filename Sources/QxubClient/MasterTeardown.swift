@@ -24,8 +24,10 @@ package struct MasterTeardown {
 
     /// Runs the steps until the process is gone; says what ended it ("ended by signal 15").
     package func run(
-        clock: () -> Double = MonotonicClock.now, pause: () -> Void = { usleep(20_000) },
-        signal: (pid_t, Int32) -> Void = { _ = kill($0, $1) }, isGone: (pid_t) -> Bool = Self.isGone
+        clock: () -> Double = MonotonicClock.now,
+        pause: () -> Void = { usleep(20_000) },
+        signal: (pid_t, Int32) -> Void = { _ = kill($0, $1) },
+        isGone: (pid_t) -> Bool = Self.isGone
     ) -> String {
         for case .signal(let number, let grace) in Self.steps {
             signal(pid, number)
@@ -53,13 +55,13 @@ package struct MasterTeardown {
     /// master of ours for that path: a pid reused by another process is never signalled.
     static func recordedMaster(controlPath: String) -> pid_t? {
         guard let text = FileSystem.readText(controlPath + ".pid"),
-              let pid = pid_t(text.split(separator: "\n").first ?? ""), pid > 0,
-              let run = try? runCollectingOutput(["ps", "-o", "uid=,command=", "-p", "\(pid)"], timeout: 5),
-              run.exit == .exited(0)
+            let pid = pid_t(text.split(separator: "\n").first ?? ""), pid > 0,
+            let run = try? runCollectingOutput(["ps", "-o", "uid=,command=", "-p", "\(pid)"], timeout: 5),
+            run.exit == .exited(0)
         else { return nil }
         let fields = run.stdoutText.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard fields.count == 2, uid_t(fields[0]) == getuid(), fields[1].hasPrefix("ssh "),
-              fields[1].containsText("ControlPath=" + controlPath + " ")
+            fields[1].containsText("ControlPath=" + controlPath + " ")
         else { return nil }
         return pid
     }

@@ -32,27 +32,42 @@ public struct Platform: Sendable, Hashable {
             let known = configuration.value("platforms")?.map?.keys.sorted() ?? []
             throw ClientError(
                 "platform '\(name)' is not configured",
-                hint: known.isEmpty ? "add platforms.\(name).remote.host to ~/.config/qxub/config.yaml (see docs/remote-setup.md)" : "configured platforms: \(known.joined(separator: ", "))",
-                exitCode: ExitCodes.usage)
+                hint: known.isEmpty
+                    ? "add platforms.\(name).remote.host to ~/.config/qxub/config.yaml (see docs/remote-setup.md)"
+                    : "configured platforms: \(known.joined(separator: ", "))",
+                exitCode: ExitCodes.usage
+            )
         }
         if let scalar = entry.map?["remote"]?.string, !scalar.isEmpty {
             // `remote: gadi` would otherwise quietly run the platform's jobs on this machine.
-            throw ClientError("platforms.\(name).remote is '\(scalar)', not a section", hint: "write it as `remote:` with `host: \(scalar)` indented below it (docs/remote-setup.md)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "platforms.\(name).remote is '\(scalar)', not a section",
+                hint: "write it as `remote:` with `host: \(scalar)` indented below it (docs/remote-setup.md)",
+                exitCode: ExitCodes.usage
+            )
         }
         guard let remote = entry.map?["remote"]?.map, !remote.isEmpty else { return Platform(name: name, remote: nil) }
         guard let host = remote["host"]?.string, !host.isEmpty else {
-            throw ClientError("platforms.\(name).remote has no host", hint: "set platforms.\(name).remote.host (an ssh host or ~/.ssh/config alias)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "platforms.\(name).remote has no host",
+                hint: "set platforms.\(name).remote.host (an ssh host or ~/.ssh/config alias)",
+                exitCode: ExitCodes.usage
+            )
         }
         let user = TemplateVariables.localUser
-        return Platform(name: name, remote: Remote(
-            host: host,
-            user: remote["user"]?.string,
-            workingDirectory: remote["working_dir"]?.string.map { Self.resolveLocalTemplates($0, user: user) },
-            identity: remote["identity"]?.string ?? remote["identity_file"]?.string,
-            agentForwarding: remote["agent_forwarding"]?.bool ?? remote["forward_agent"]?.bool ?? false,
-            controlPersist: remote["control_persist"]?.string ?? "10m",
-            sshConfig: remote["ssh_config"]?.string,
-            sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? []))
+        return Platform(
+            name: name,
+            remote: Remote(
+                host: host,
+                user: remote["user"]?.string,
+                workingDirectory: remote["working_dir"]?.string.map { Self.resolveLocalTemplates($0, user: user) },
+                identity: remote["identity"]?.string ?? remote["identity_file"]?.string,
+                agentForwarding: remote["agent_forwarding"]?.bool ?? remote["forward_agent"]?.bool ?? false,
+                controlPersist: remote["control_persist"]?.string ?? "10m",
+                sshConfig: remote["ssh_config"]?.string,
+                sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? []
+            )
+        )
     }
 
     /// `{user}` → the local user; `{{user}}` and `{{project}}` stay for the cluster side as `{user}`/`{project}`.

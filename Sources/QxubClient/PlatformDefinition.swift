@@ -52,9 +52,13 @@ extension PlatformDefinition {
         guard let node else { return [] }
         let root = ConfigValue(node)
         var entries: [[String: ConfigValue]] = []
-        if let single = root.map?["platform"]?.map { entries = [single] }
-        else if let many = root.map?["platforms"]?.list { entries = many.compactMap(\.map) }
-        else if let bare = root.map, bare["queues"] != nil { entries = [bare] }
+        if let single = root.map?["platform"]?.map {
+            entries = [single]
+        } else if let many = root.map?["platforms"]?.list {
+            entries = many.compactMap(\.map)
+        } else if let bare = root.map, bare["queues"] != nil {
+            entries = [bare]
+        }
         return try entries.map { entry throws(ClientError) in try parse(entry, source: path) }
     }
 
@@ -70,7 +74,8 @@ extension PlatformDefinition {
             let limits = queue["limits"]?.map ?? [:]
             var rules: [(ClosedRange<UInt32>, UInt64)] = []
             for rule in queue["walltime_rules"]?.list ?? [] {
-                guard let map = rule.map, let cores = map["cores"]?.string, let limit = map["max_walltime"]?.string else { continue }
+                guard let map = rule.map, let cores = map["cores"]?.string, let limit = map["max_walltime"]?.string
+                else { continue }
                 let seconds = try ResourceParser.walltime(limit)
                 for part in cores.split(separator: ",") {
                     let bounds = part.split(separator: "-").compactMap { UInt32(String($0).trimmingWhitespace()) }
@@ -78,21 +83,39 @@ extension PlatformDefinition {
                     if bounds.count == 2, bounds[0] <= bounds[1] { rules.append((bounds[0]...bounds[1], seconds)) }
                 }
             }
-            queues.append(Queue(
-                name: name, billingRate: queue["su_billing_rate"]?.string.flatMap(Double.init) ?? 1,
-                gpuType: queue["gpu_type"]?.string?.lowercased(), cpusPerGPU: count(queue["cpus_per_gpu"]),
-                internet: queue["internet_connectivity"]?.bool ?? false,
-                maxCPUs: count(limits["max_cpus"]), minCPUs: count(limits["min_cpus"]),
-                maxGPUs: count(limits["max_gpus"]), minGPUs: count(limits["min_gpus"]),
-                maxMemory: try bytes(limits["max_memory"]), minMemory: try bytes(limits["min_memory"]),
-                maxLocalStorage: try bytes(limits["max_local_storage"]), minLocalStorage: try bytes(limits["min_local_storage"]),
-                walltimeRules: rules))
+            queues.append(
+                Queue(
+                    name: name,
+                    billingRate: queue["su_billing_rate"]?.string.flatMap(Double.init) ?? 1,
+                    gpuType: queue["gpu_type"]?.string?.lowercased(),
+                    cpusPerGPU: count(queue["cpus_per_gpu"]),
+                    internet: queue["internet_connectivity"]?.bool ?? false,
+                    maxCPUs: count(limits["max_cpus"]),
+                    minCPUs: count(limits["min_cpus"]),
+                    maxGPUs: count(limits["max_gpus"]),
+                    minGPUs: count(limits["min_gpus"]),
+                    maxMemory: try bytes(limits["max_memory"]),
+                    minMemory: try bytes(limits["min_memory"]),
+                    maxLocalStorage: try bytes(limits["max_local_storage"]),
+                    minLocalStorage: try bytes(limits["min_local_storage"]),
+                    walltimeRules: rules
+                )
+            )
         }
         let rules = (entry["auto_selection_rules"]?.list ?? []).compactMap { item -> Rule? in
             guard let map = item.map, let queue = map["queue"]?.string else { return nil }
-            return Rule(condition: map["condition"]?.string ?? "", queue: queue, isDefault: map["is_default"]?.bool ?? false)
+            return Rule(
+                condition: map["condition"]?.string ?? "",
+                queue: queue,
+                isDefault: map["is_default"]?.bool ?? false
+            )
         }
-        return PlatformDefinition(name: entry["name"]?.string ?? "unnamed", queues: queues, rules: rules, source: source)
+        return PlatformDefinition(
+            name: entry["name"]?.string ?? "unnamed",
+            queues: queues,
+            rules: rules,
+            source: source
+        )
     }
 
     /// Definitions from `QXUB_PLATFORM_FILE`, else every `*.yaml` in `QXUB_PLATFORM_PATHS` (colon-separated),
@@ -105,15 +128,25 @@ extension PlatformDefinition {
             files = [file]
         } else {
             var directories = (Environment.get("QXUB_PLATFORM_PATHS") ?? "").split(separator: ":").map(String.init)
-            if directories.isEmpty { directories = configuration.value("platform_search_paths")?.list?.compactMap(\.string) ?? [] }
-            if directories.isEmpty { directories = ["/etc/qxub/platforms", home + "/.config/qxub/platforms", home + "/.qxub/platforms"] }
+            if directories.isEmpty {
+                directories = configuration.value("platform_search_paths")?.list?.compactMap(\.string) ?? []
+            }
+            if directories.isEmpty {
+                directories = ["/etc/qxub/platforms", home + "/.config/qxub/platforms", home + "/.qxub/platforms"]
+            }
             for directory in directories where FileSystem.isDirectory(directory) {
-                files += FileSystem.listDirectory(directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+                files += FileSystem.listDirectory(directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+                    .map { directory + "/" + $0 }
             }
             for (_, entry) in configuration.value("platforms")?.map ?? [:] {
                 guard let definition = entry.map?["definition"]?.string else { continue }
                 if definition.hasPrefix("http://") || definition.hasPrefix("https://") {
-                    files.append(try DefinitionCache.file(for: definition) { ClientLog.write($0); try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n") })
+                    files.append(
+                        try DefinitionCache.file(for: definition) {
+                            ClientLog.write($0)
+                            try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n")
+                        }
+                    )
                 } else {
                     files.append(localPath(definition))
                 }
@@ -126,14 +159,20 @@ extension PlatformDefinition {
 
     /// The definition for `platform` (else for `defaults.platform`), or the only one loaded; nil when
     /// several are loaded and none is named.
-    public static func chosen(from definitions: [PlatformDefinition], platform: String?, configuration: Configuration) -> PlatformDefinition? {
+    public static func chosen(
+        from definitions: [PlatformDefinition],
+        platform: String?,
+        configuration: Configuration
+    ) -> PlatformDefinition? {
         let named = platform.flatMap { $0 == Platform.local.name ? nil : $0 }
         guard let name = named ?? configuration.string("defaults.platform") else {
             return definitions.count == 1 ? definitions.first : nil
         }
         // The platform's own `definition:` file, else the definition of its name.
         if let value = configuration.string("platforms.\(name).definition") {
-            let path = value.hasPrefix("http://") || value.hasPrefix("https://") ? DefinitionCache.cachePath(for: value) : localPath(value)
+            let path =
+                value.hasPrefix("http://") || value.hasPrefix("https://")
+                ? DefinitionCache.cachePath(for: value) : localPath(value)
             if let match = definitions.first(where: { $0.source == path }) { return match }
         }
         if let match = definitions.first(where: { $0.name == name }) { return match }

@@ -10,7 +10,15 @@ public enum QueueSelector {
         public var internet: Bool
         public var localDisk: UInt64?
 
-        public init(cpus: UInt32? = nil, memory: UInt64? = nil, walltime: UInt64? = nil, gpus: UInt32? = nil, gpuType: String? = nil, internet: Bool = false, localDisk: UInt64? = nil) {
+        public init(
+            cpus: UInt32? = nil,
+            memory: UInt64? = nil,
+            walltime: UInt64? = nil,
+            gpus: UInt32? = nil,
+            gpuType: String? = nil,
+            internet: Bool = false,
+            localDisk: UInt64? = nil
+        ) {
             self.cpus = cpus
             self.memory = memory
             self.walltime = walltime
@@ -33,7 +41,11 @@ public enum QueueSelector {
         if let type = request.gpuType?.lowercased() {
             let types = Set(definition.queues.compactMap(\.gpuType))
             guard types.contains(type) else {
-                throw ClientError("unknown GPU type '\(type)' on \(definition.name)", hint: "available types: \(types.sorted().joined(separator: ", "))", exitCode: ExitCodes.usage)
+                throw ClientError(
+                    "unknown GPU type '\(type)' on \(definition.name)",
+                    hint: "available types: \(types.sorted().joined(separator: ", "))",
+                    exitCode: ExitCodes.usage
+                )
             }
         }
         var candidates = Set(definition.queues.map(\.name))
@@ -44,16 +56,28 @@ public enum QueueSelector {
         for rule in definition.rules where candidates.contains(rule.queue) && !rule.isDefault {
             if evaluate(rule.condition, request) { return rule.queue }
         }
-        if let fallback = definition.rules.first(where: { $0.isDefault && candidates.contains($0.queue) }) { return fallback.queue }
+        if let fallback = definition.rules.first(where: { $0.isDefault && candidates.contains($0.queue) }) {
+            return fallback.queue
+        }
         guard let first = definition.queues.first(where: { candidates.contains($0.name) }) else {
-            throw ClientError("\(definition.name) defines no queues", hint: "check \(definition.source)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "\(definition.name) defines no queues",
+                hint: "check \(definition.source)",
+                exitCode: ExitCodes.usage
+            )
         }
         return first.name
     }
 
     /// Applies `queue`'s rules to the request: CPUs for GPUs, minimums, then limits (an error names the
     /// limit and a queue that fits). Unknown queues pass untouched.
-    public static func adjust(_ request: Request, queue name: String, in definition: PlatformDefinition, auto: Bool, cpusExplicit: Bool) throws(ClientError) -> Decision {
+    public static func adjust(
+        _ request: Request,
+        queue name: String,
+        in definition: PlatformDefinition,
+        auto: Bool,
+        cpusExplicit: Bool
+    ) throws(ClientError) -> Decision {
         var decision = Decision(queue: name, cpus: request.cpus, localDisk: request.localDisk, warnings: [])
         guard let queue = definition.queue(name) else { return decision }
         let label = auto ? "auto-selected queue '\(name)'" : "queue '\(name)'"
@@ -62,7 +86,9 @@ public enum QueueSelector {
                 decision.cpus = gpus * perGPU
             } else if let cpus = decision.cpus, cpus % perGPU != 0 {
                 let raised = (cpus + perGPU - 1) / perGPU * perGPU
-                decision.warnings.append("ncpus=\(cpus) overridden to ncpus=\(raised) for \(label) (must be a multiple of \(perGPU) (cpus_per_gpu))")
+                decision.warnings.append(
+                    "ncpus=\(cpus) overridden to ncpus=\(raised) for \(label) (must be a multiple of \(perGPU) (cpus_per_gpu))"
+                )
                 decision.cpus = raised
             }
         }
@@ -82,11 +108,16 @@ public enum QueueSelector {
         checked.cpus = decision.cpus
         checked.localDisk = decision.localDisk
         if let problem = violation(checked, queue) {
-            let fits = definition.queues.filter { violation(checked, $0) == nil && (request.gpus ?? 0 == 0 || $0.gpuType != nil) }.map(\.name)
+            let fits = definition.queues.filter {
+                violation(checked, $0) == nil && (request.gpus ?? 0 == 0 || $0.gpuType != nil)
+            }.map(\.name)
             throw ClientError(
                 "\(problem) on \(label)",
-                hint: fits.isEmpty ? "no queue of \(definition.name) fits this request: ask for less" : "queues that fit: \(fits.joined(separator: ", ")) (or --queue auto)",
-                exitCode: ExitCodes.usage)
+                hint: fits.isEmpty
+                    ? "no queue of \(definition.name) fits this request: ask for less"
+                    : "queues that fit: \(fits.joined(separator: ", ")) (or --queue auto)",
+                exitCode: ExitCodes.usage
+            )
         }
         return decision
     }
@@ -95,15 +126,25 @@ public enum QueueSelector {
     static func violation(_ request: Request, _ queue: PlatformDefinition.Queue) -> String? {
         let cpus = request.cpus ?? 1
         if let limit = queue.maxCPUs, cpus > limit { return "\(cpus) CPUs exceed the limit of \(limit)" }
-        if let limit = queue.maxMemory, let memory = request.memory, memory > limit { return "\(memory >> 30)GB of memory exceed the limit of \(limit >> 30)GB" }
-        if let limit = queue.minMemory, let memory = request.memory, memory < limit { return "\(memory >> 30)GB of memory is below the minimum of \(limit >> 30)GB" }
-        if let minimum = queue.minGPUs, minimum > 0, (request.gpus ?? 0) < minimum { return "the queue needs at least \(minimum) GPU(s)" }
+        if let limit = queue.maxMemory, let memory = request.memory, memory > limit {
+            return "\(memory >> 30)GB of memory exceed the limit of \(limit >> 30)GB"
+        }
+        if let limit = queue.minMemory, let memory = request.memory, memory < limit {
+            return "\(memory >> 30)GB of memory is below the minimum of \(limit >> 30)GB"
+        }
+        if let minimum = queue.minGPUs, minimum > 0, (request.gpus ?? 0) < minimum {
+            return "the queue needs at least \(minimum) GPU(s)"
+        }
         if let gpus = request.gpus, gpus > 0 {
             if queue.gpuType == nil { return "the queue has no GPUs" }
-            if let type = request.gpuType?.lowercased(), queue.gpuType != type { return "the queue's GPUs are \(queue.gpuType!), not \(type)" }
+            if let type = request.gpuType?.lowercased(), queue.gpuType != type {
+                return "the queue's GPUs are \(queue.gpuType!), not \(type)"
+            }
             if let limit = queue.maxGPUs, gpus > limit { return "\(gpus) GPUs exceed the limit of \(limit)" }
         }
-        if let limit = queue.maxLocalStorage, let disk = request.localDisk, disk > limit { return "\(disk >> 30)GB of jobfs exceed the limit of \(limit >> 30)GB" }
+        if let limit = queue.maxLocalStorage, let disk = request.localDisk, disk > limit {
+            return "\(disk >> 30)GB of jobfs exceed the limit of \(limit >> 30)GB"
+        }
         if let walltime = request.walltime, let limit = queue.maxWalltime(cores: cpus), walltime > limit {
             return "a walltime of \(hours(walltime)) exceeds the maximum of \(hours(limit)) for \(cpus) CPUs"
         }
@@ -140,7 +181,9 @@ public enum QueueSelector {
                 guard let memory = request.memory, let value = try? ResourceParser.memory(text) else { return false }
                 return compare(memory, value)
             case "walltime":
-                guard let walltime = request.walltime, let value = try? ResourceParser.walltime(text) else { return false }
+                guard let walltime = request.walltime, let value = try? ResourceParser.walltime(text) else {
+                    return false
+                }
                 return compare(walltime, value)
             case "gpu_type": return compare(request.gpuType?.lowercased() ?? "", text.lowercased())
             case "internet": return compare(request.internet ? "true" : "false", text.lowercased())

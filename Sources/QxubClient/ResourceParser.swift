@@ -1,7 +1,9 @@
 /// Reads resource values the way users write them, or says which forms are accepted.
 public enum ResourceParser {
-    public static let memoryForms = "4GB, 16g, 1.5GB, 4GiB, 512MB, 512m, 100kb, or a number of megabytes (2000); binary units: 1GB = 1024MB, as PBS"
-    public static let timeForms = "2h30m, 90m, 45s, 1d, 1d12h, 100:00:00, 1:30:00, 2:30 (hours:minutes), 1-12:00:00, or a number of minutes (90)"
+    public static let memoryForms =
+        "4GB, 16g, 1.5GB, 4GiB, 512MB, 512m, 100kb, or a number of megabytes (2000); binary units: 1GB = 1024MB, as PBS"
+    public static let timeForms =
+        "2h30m, 90m, 45s, 1d, 1d12h, 100:00:00, 1:30:00, 2:30 (hours:minutes), 1-12:00:00, or a number of minutes (90)"
 
     /// Bytes from "4GB", "16g", "1.5GB", "4GiB", "512MB"; a plain number is megabytes (as the Python
     /// qxub's parser and Slurm's `--mem` read it).
@@ -10,10 +12,18 @@ public enum ResourceParser {
         var number = ""
         var unit = ""
         for character in lowered {
-            if unit.isEmpty && (character.isNumber || character == ".") { number.append(character) } else { unit.append(character) }
+            if unit.isEmpty && (character.isNumber || character == ".") {
+                number.append(character)
+            } else {
+                unit.append(character)
+            }
         }
         guard let value = Double(number), value >= 0, value.isFinite else {
-            throw ClientError("'\(text)' is not a memory size", hint: "write it like \(memoryForms)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "'\(text)' is not a memory size",
+                hint: "write it like \(memoryForms)",
+                exitCode: ExitCodes.usage
+            )
         }
         let scale: Double
         switch unit {
@@ -23,11 +33,19 @@ public enum ResourceParser {
         case "k", "kb", "kib": scale = 1024
         case "b": scale = 1
         default:
-            throw ClientError("'\(text)': unknown memory unit '\(unit)'", hint: "write it like \(memoryForms)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "'\(text)': unknown memory unit '\(unit)'",
+                hint: "write it like \(memoryForms)",
+                exitCode: ExitCodes.usage
+            )
         }
         let bytes = value * scale
         guard bytes >= 1, bytes < 1e18 else {
-            throw ClientError("'\(text)' is not a usable memory size", hint: "write it like \(memoryForms)", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "'\(text)' is not a usable memory size",
+                hint: "write it like \(memoryForms)",
+                exitCode: ExitCodes.usage
+            )
         }
         // Round up to whole kilobytes so PBS and Slurm can express it exactly.
         let kilobytes = (bytes / 1024).rounded(.up)
@@ -55,7 +73,9 @@ public enum ResourceParser {
                 rest = rest[rest.index(after: dash)...]
             }
             let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { UInt64($0) }
-            guard parts.allSatisfy({ $0 != nil && $0! < limit }), (2...3).contains(parts.count), days < limit else { throw fail() }
+            guard parts.allSatisfy({ $0 != nil && $0! < limit }), (2...3).contains(parts.count), days < limit else {
+                throw fail()
+            }
             let numbers = parts.map { $0! }
             if numbers.count == 3 {
                 guard numbers[1] < 60, numbers[2] < 60 else { throw fail() }
@@ -95,7 +115,13 @@ public enum ResourceParser {
             guard number.isEmpty, sawUnit else { throw fail() }
         }
         guard seconds <= limit else { throw fail() }
-        guard seconds > 0 else { throw ClientError("'\(text)' is zero: a job needs some time", hint: "write it like \(timeForms)", exitCode: ExitCodes.usage) }
+        guard seconds > 0 else {
+            throw ClientError(
+                "'\(text)' is zero: a job needs some time",
+                hint: "write it like \(timeForms)",
+                exitCode: ExitCodes.usage
+            )
+        }
         return seconds
     }
 }

@@ -59,7 +59,8 @@ public struct SSHLauncher: Sendable {
             "refused to start qxub-agent on \(platform ?? "this machine"): \(reasons)",
             hint: "run `\(install)`: it replaces the shim and the agent and makes their directories private to you "
                 + "(0700); remove a file or directory that is not yours first, and look for changes you did not make",
-            exitCode: ExitCodes.unavailable)
+            exitCode: ExitCodes.unavailable
+        )
     }
 
     /// What the trust check prints before its reasons.
@@ -75,7 +76,9 @@ public struct SSHLauncher: Sendable {
 
     /// True when the user's own ssh configuration already manages connection sharing for this host.
     public func userManagesControlPath() -> Bool {
-        guard let run = try? runCollectingOutput(["ssh"] + configArguments + ["-G", remote.host], timeout: 10), run.exit == .exited(0) else { return false }
+        guard let run = try? runCollectingOutput(["ssh"] + configArguments + ["-G", remote.host], timeout: 10),
+            run.exit == .exited(0)
+        else { return false }
         for line in run.stdoutText.split(separator: "\n") where line.hasPrefix("controlpath ") {
             return line.dropFirst("controlpath ".count) != "none"
         }
@@ -135,10 +138,14 @@ public struct SSHLauncher: Sendable {
             lock = try MasterLock.acquire(controlPath + ".lock") { holder in
                 let who = holder.map { "another qxub (pid \($0))" } ?? "another qxub"
                 try? FileDescriptor.writeAll(
-                    2, "qxub: waiting for the connection to \(remote.host) (platform \(platform)) that \(who) is opening\n")
+                    2,
+                    "qxub: waiting for the connection to \(remote.host) (platform \(platform)) that \(who) is opening\n"
+                )
             }
             if Self.socketIsLive(controlPath) { return try directory.verify(socket: controlPath) }
-        } else if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5), check.exit == .exited(0) {
+        } else if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5),
+            check.exit == .exited(0)
+        {
             return
         }
         if let controlPath, FileSystem.exists(controlPath) {
@@ -159,23 +166,36 @@ public struct SSHLauncher: Sendable {
         arguments.append(remote.host)
         let master: ChildProcess
         do {
-            master = try ChildProcess.spawn(arguments, stdin: .null, stdout: .null, stderr: fd >= 0 ? .fileDescriptor(fd) : .inherit)
+            master = try ChildProcess.spawn(
+                arguments,
+                stdin: .null,
+                stdout: .null,
+                stderr: fd >= 0 ? .fileDescriptor(fd) : .inherit
+            )
         } catch {
-            throw ClientError("cannot run ssh: \(error)", hint: "install the OpenSSH client", exitCode: ExitCodes.unavailable)
+            throw ClientError(
+                "cannot run ssh: \(error)",
+                hint: "install the OpenSSH client",
+                exitCode: ExitCodes.unavailable
+            )
         }
         let exit = master.wait()
         guard exit == .exited(0) else {
-            let tail = FileSystem.readText(log).map { String($0.split(separator: "\n").suffix(5).joined(separator: "\n")) } ?? ""
+            let tail =
+                FileSystem.readText(log).map { String($0.split(separator: "\n").suffix(5).joined(separator: "\n")) }
+                ?? ""
             throw ClientError(
                 "cannot connect to \(remote.host) (platform \(platform)): ssh \(exit)\(tail.isEmpty ? "" : "\n" + tail)",
                 hint: "check that `ssh \(remote.host) true` works from this terminal",
-                exitCode: ExitCodes.unavailable)
+                exitCode: ExitCodes.unavailable
+            )
         }
         if let controlPath, let directory {
             try directory.verify(socket: controlPath)
             // Its pid, for ``discardMaster(controlPath:)``: once hung, it can no longer say it.
             if let check = try? runCollectingOutput(base + ["-O", "check", remote.host], timeout: 5),
-               let pid = Self.masterPid(check.stderrText) {
+                let pid = Self.masterPid(check.stderrText)
+            {
                 MasterTeardown.record(controlPath: controlPath, pid: pid)
             }
         }
@@ -210,12 +230,17 @@ public struct SSHLauncher: Sendable {
             ClientLog.write("ssh master for \(platform): pid \(current) opened meanwhile by another qxub, kept")
             return
         }
-        let stop = try? runCollectingOutput(baseArguments(controlPath: controlPath) + ["-O", "stop", remote.host], timeout: 3)
+        let stop = try? runCollectingOutput(
+            baseArguments(controlPath: controlPath) + ["-O", "stop", remote.host],
+            timeout: 3
+        )
         var ended = ""
         if stop?.exit != .exited(0), let current {
             ended = ", " + MasterTeardown(pid: current).run()
         }
-        ClientLog.write("ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run")\(ended))")
+        ClientLog.write(
+            "ssh master for \(platform) discarded (ssh -O stop: \(stop.map { "\($0.exit)" } ?? "could not run")\(ended))"
+        )
         if FileSystem.exists(controlPath) { unlink(controlPath) }
     }
 
@@ -228,7 +253,9 @@ public struct SSHLauncher: Sendable {
 
     /// `~/.local/state/qxub/ssh.log`: what ssh masters printed.
     static func logPath() throws(ClientError) -> String {
-        let base = Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp") + "/.local/state"
+        let base =
+            Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
+            + "/.local/state"
         let directory = base + "/qxub"
         try? FileSystem.createDirectories(directory, mode: 0o700)
         return directory + "/ssh.log"

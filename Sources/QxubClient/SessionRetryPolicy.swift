@@ -17,7 +17,10 @@ public struct SessionRetryPolicy: Sendable {
     public var random: @Sendable () -> Double
 
     public init(
-        maxTries: Int = 5, budget: Double = 10, firstPause: Double = 0.5, maxPause: Double = 4,
+        maxTries: Int = 5,
+        budget: Double = 10,
+        firstPause: Double = 0.5,
+        maxPause: Double = 4,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.maxTries = maxTries

@@ -51,11 +51,14 @@ public struct ShortcutStore: Sendable {
 
     public static var userFile: String {
         let home = Environment.get("HOME") ?? ""
-        return (Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config") + "/qxub/shortcuts.json"
+        return (Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config")
+            + "/qxub/shortcuts.json"
     }
 
     public static var systemFile: String {
-        let first = (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":").first.map(String.init) ?? "/etc/xdg"
+        let first =
+            (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":")
+            .first.map(String.init) ?? "/etc/xdg"
         return first + "/qxub/shortcuts.json"
     }
 
@@ -78,7 +81,11 @@ public struct ShortcutStore: Sendable {
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes))
         } catch {
-            throw ClientError("\(path) is not valid JSON: \(error.localizedDescription)", hint: "fix it, or remove the broken shortcut", exitCode: ExitCodes.usage)
+            throw ClientError(
+                "\(path) is not valid JSON: \(error.localizedDescription)",
+                hint: "fix it, or remove the broken shortcut",
+                exitCode: ExitCodes.usage
+            )
         }
         guard let top = object as? [String: Any] else {
             throw ClientError("\(path) must hold an object of shortcuts", exitCode: ExitCodes.usage)
@@ -122,7 +129,10 @@ public struct ShortcutStore: Sendable {
         }
         let path = userFile
         do {
-            let data = try JSONSerialization.data(withJSONObject: entries.mapValues { $0.mapValues(plain) }, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(
+                withJSONObject: entries.mapValues { $0.mapValues(plain) },
+                options: [.prettyPrinted, .sortedKeys]
+            )
             try FileSystem.createDirectories(FileSystem.directoryName(path))
             try FileSystem.writeAtomically(path, Array(data) + [0x0A], mode: 0o644)
         } catch {

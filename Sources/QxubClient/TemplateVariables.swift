@@ -18,7 +18,14 @@ public struct TemplateVariables: Sendable {
         return String(cString: name)
     }
 
-    public init(user: String, project: String?, name: String?, queue: String?, templates: [String: String], now: time_t = time(nil)) {
+    public init(
+        user: String,
+        project: String?,
+        name: String?,
+        queue: String?,
+        templates: [String: String],
+        now: time_t = time(nil)
+    ) {
         let local = LocalTime(now)
         let date = local.compactDate
         let clock = local.compactTime

@@ -55,7 +55,8 @@ extension Submit {
 
     /// 16-64 lowercase hex digits (it names a file on the agent's host).
     public static func isValidToken(_ token: String) -> Bool {
-        (16...64).contains(token.utf8.count) && token.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        (16...64).contains(token.utf8.count)
+            && token.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
 
@@ -73,7 +74,15 @@ public struct Submitted: WireCodable, Hashable {
     public var command: [String]
     /// Things the user should know (an option this scheduler ignores, say).
     public var warnings: [String]
-    public init(requestID: UInt32, jobID: String, backend: String, stateDirectory: String = "", script: String = "", command: [String] = [], warnings: [String] = []) {
+    public init(
+        requestID: UInt32,
+        jobID: String,
+        backend: String,
+        stateDirectory: String = "",
+        script: String = "",
+        command: [String] = [],
+        warnings: [String] = []
+    ) {
         self.requestID = requestID
         self.jobID = jobID
         self.backend = backend
@@ -116,7 +125,13 @@ public struct Watch: WireCodable, Hashable {
     public var stderrOffset: UInt64
     /// Stream the job log (the scheduler's own output, with qxub's audit block) as stdout instead.
     public var joblog: Bool
-    public init(requestID: UInt32, jobID: String, stdoutOffset: UInt64 = 0, stderrOffset: UInt64 = 0, joblog: Bool = false) {
+    public init(
+        requestID: UInt32,
+        jobID: String,
+        stdoutOffset: UInt64 = 0,
+        stderrOffset: UInt64 = 0,
+        joblog: Bool = false
+    ) {
         self.requestID = requestID
         self.jobID = jobID
         self.stdoutOffset = stdoutOffset
@@ -222,7 +237,10 @@ public struct StatusQuery: WireCodable, Hashable {
     }
     /// `jobIDs` in runs whose queries each fit `maxPayload` bytes (a client sends one query per run).
     public static func runs(of jobIDs: [String], maxPayload: Int) -> [Range<Int>] {
-        ReplySplitter.runs(sizes: jobIDs.map { ReplySplitter.fieldSize(field: 2, length: $0.utf8.count) }, maxPayload: maxPayload)
+        ReplySplitter.runs(
+            sizes: jobIDs.map { ReplySplitter.fieldSize(field: 2, length: $0.utf8.count) },
+            maxPayload: maxPayload
+        )
     }
 }
 
@@ -234,7 +252,13 @@ public struct JobStatus: WireCodable, Hashable {
     /// When the job started and ended (seconds since the epoch, from its records; 0 when unknown).
     public var startedAt: UInt64
     public var endedAt: UInt64
-    public init(jobID: String, state: JobState, termination: JobTermination? = nil, startedAt: UInt64 = 0, endedAt: UInt64 = 0) {
+    public init(
+        jobID: String,
+        state: JobState,
+        termination: JobTermination? = nil,
+        startedAt: UInt64 = 0,
+        endedAt: UInt64 = 0
+    ) {
         self.jobID = jobID
         self.state = state
         self.termination = termination
@@ -424,7 +448,15 @@ public struct HistoryEntry: WireCodable, Hashable {
     public var submitHost: String
     /// The job's exit status from its record, when it has one.
     public var exitStatus: Int32?
-    public init(jobID: String, name: String, backend: String, submittedAt: UInt64, stateDirectory: String, submitHost: String, exitStatus: Int32? = nil) {
+    public init(
+        jobID: String,
+        name: String,
+        backend: String,
+        submittedAt: UInt64,
+        stateDirectory: String,
+        submitHost: String,
+        exitStatus: Int32? = nil
+    ) {
         self.jobID = jobID
         self.name = name
         self.backend = backend

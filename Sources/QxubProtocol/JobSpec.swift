@@ -15,7 +15,12 @@ public struct JobSpec: WireCodable, Hashable {
         public var container: String?
         public var binds: [String]
 
-        public init(condaEnvironment: String? = nil, modules: [String] = [], container: String? = nil, binds: [String] = []) {
+        public init(
+            condaEnvironment: String? = nil,
+            modules: [String] = [],
+            container: String? = nil,
+            binds: [String] = []
+        ) {
             self.condaEnvironment = condaEnvironment
             self.modules = modules
             self.container = container
@@ -54,7 +59,15 @@ public struct JobSpec: WireCodable, Hashable {
         /// Raw scheduler resource requests (PBS `-l` values), passed through unchanged.
         public var raw: [String]
 
-        public init(memoryBytes: UInt64? = nil, cpus: UInt32? = nil, walltimeSeconds: UInt64? = nil, localDiskBytes: UInt64? = nil, gpus: UInt32? = nil, storage: String? = nil, raw: [String] = []) {
+        public init(
+            memoryBytes: UInt64? = nil,
+            cpus: UInt32? = nil,
+            walltimeSeconds: UInt64? = nil,
+            localDiskBytes: UInt64? = nil,
+            gpus: UInt32? = nil,
+            storage: String? = nil,
+            raw: [String] = []
+        ) {
             self.memoryBytes = memoryBytes
             self.cpus = cpus
             self.walltimeSeconds = walltimeSeconds
@@ -133,11 +146,26 @@ public struct JobSpec: WireCodable, Hashable {
     public var tags: [KeyValue] = []
 
     public init(
-        name: String, command: Command, workingDirectory: String, createWorkingDirectory: Bool = false,
-        context: Context = Context(), pre: String? = nil, post: String? = nil, variables: [KeyValue] = [],
-        resources: Resources = Resources(), queue: String? = nil, project: String? = nil, array: String? = nil,
-        email: String? = nil, emailEvents: String? = nil, stdoutPath: String? = nil, stderrPath: String? = nil,
-        joblogPath: String? = nil, backend: String = "", submitHost: String = "", clientVersion: String = ""
+        name: String,
+        command: Command,
+        workingDirectory: String,
+        createWorkingDirectory: Bool = false,
+        context: Context = Context(),
+        pre: String? = nil,
+        post: String? = nil,
+        variables: [KeyValue] = [],
+        resources: Resources = Resources(),
+        queue: String? = nil,
+        project: String? = nil,
+        array: String? = nil,
+        email: String? = nil,
+        emailEvents: String? = nil,
+        stdoutPath: String? = nil,
+        stderrPath: String? = nil,
+        joblogPath: String? = nil,
+        backend: String = "",
+        submitHost: String = "",
+        clientVersion: String = ""
     ) {
         self.name = name
         self.command = command

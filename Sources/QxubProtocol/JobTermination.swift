@@ -71,7 +71,9 @@ public enum JobTermination: WireCodable, Hashable {
         while let field = try reader.next() {
             switch field.number {
             case 1: kind = try field.uint64()
-            case 2: code = try field.int32(); hasCode = true
+            case 2:
+                code = try field.int32()
+                hasCode = true
             case 3: reason = UInt8(exactly: try field.uint64()) ?? 0
             case 4: detail = try field.string()
             case 5: ranFirst = try field.bool()
@@ -81,7 +83,8 @@ public enum JobTermination: WireCodable, Hashable {
         switch kind {
         case 1: self = .exited(code)
         case 2: self = .signaled(code)
-        case 3: self = .killedByScheduler(SchedulerReason(rawValue: reason) ?? .other, detail: detail, ranFirst: ranFirst)
+        case 3:
+            self = .killedByScheduler(SchedulerReason(rawValue: reason) ?? .other, detail: detail, ranFirst: ranFirst)
         case 4: self = .cancelled(ranFirst: ranFirst)
         case 5 where hasCode && !detail.isEmpty: self = .exitUnrecorded(code, detail: detail)
         default: self = .unknown(detail.isEmpty ? "unrecognised job end (kind \(kind))" : detail)

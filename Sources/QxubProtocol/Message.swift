@@ -117,7 +117,9 @@ public enum Message: Hashable, Sendable {
     public static func isRequest(_ type: FrameType) -> Bool {
         switch type {
         case .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery, .ping: true
-        case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .historyReport, .output, .jobState, .jobEnd: false
+        case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .historyReport, .output,
+            .jobState, .jobEnd:
+            false
         default: true  // an unknown type: assume a newer peer's request, and answer it
         }
     }

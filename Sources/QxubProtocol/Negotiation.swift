@@ -19,7 +19,9 @@ public struct Negotiation: Hashable, Sendable {
         guard Int(remote.maxPayload) >= ProtocolConstants.minimumMaxPayload else {
             throw .malformedPayload(
                 type: .hello,
-                reason: "the peer accepts only \(remote.maxPayload)-byte frames; at least \(ProtocolConstants.minimumMaxPayload) are needed")
+                reason:
+                    "the peer accepts only \(remote.maxPayload)-byte frames; at least \(ProtocolConstants.minimumMaxPayload) are needed"
+            )
         }
         version = high
         let deflate = ProtocolConstants.capabilityDeflate

@@ -102,7 +102,14 @@ public struct ProtocolEndpoint {
                 do {
                     onEvent(.message(channel: frame.channel, try Message(frame: frame)))
                 } catch {
-                    onEvent(.malformed(channel: frame.channel, type: frame.type, requestID: Message.requestID(inPayload: frame.payload), error: error))
+                    onEvent(
+                        .malformed(
+                            channel: frame.channel,
+                            type: frame.type,
+                            requestID: Message.requestID(inPayload: frame.payload),
+                            error: error
+                        )
+                    )
                 }
             }
         }
@@ -129,7 +136,11 @@ public struct ProtocolEndpoint {
     }
 
     /// Appends an encoded message to `buffer`.
-    public mutating func encode(_ message: Message, channel: UInt32 = 0, into buffer: inout [UInt8]) throws(ProtocolError) {
+    public mutating func encode(
+        _ message: Message,
+        channel: UInt32 = 0,
+        into buffer: inout [UInt8]
+    ) throws(ProtocolError) {
         try encoder.encode(message.frame(channel: channel), into: &buffer)
     }
 

@@ -99,7 +99,9 @@ extension String {
     /// text that came from the other side (an agent's error, a warning, a host name) on a terminal: escape
     /// sequences in it could set the terminal's title, clear the screen or fake qxub's own lines.
     public var escapingControlCharacters: String {
-        guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) }) else { return self }
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) }) else {
+            return self
+        }
         var text = ""
         for scalar in unicodeScalars {
             switch scalar.value {

@@ -31,33 +31,59 @@ public struct JobScript {
     public func validate() throws(SchedulerError) {
         func reject(_ what: String, _ value: String) throws(SchedulerError) {
             if value.utf8.contains(0) || value.utf8.contains(0x0A) || value.utf8.contains(0x0D) {
-                throw SchedulerError(.malformedRequest, "\(what) contains a line break or NUL byte: \(EscapedBytes(Array(value.utf8)))", hint: "remove it")
+                throw SchedulerError(
+                    .malformedRequest,
+                    "\(what) contains a line break or NUL byte: \(EscapedBytes(Array(value.utf8)))",
+                    hint: "remove it"
+                )
             }
         }
         try reject("the job name", spec.name)
-        for (what, value) in [("the queue", spec.queue), ("the project", spec.project), ("the array range", spec.array),
-                              ("the email address", spec.email), ("the email events", spec.emailEvents),
-                              ("the storage request", spec.resources.storage), ("the working directory", spec.workingDirectory),
-                              ("the stdout path", paths.stdout), ("the stderr path", paths.stderr), ("the job log path", paths.joblog)] {
+        for (what, value) in [
+            ("the queue", spec.queue), ("the project", spec.project), ("the array range", spec.array),
+            ("the email address", spec.email), ("the email events", spec.emailEvents),
+            ("the storage request", spec.resources.storage), ("the working directory", spec.workingDirectory),
+            ("the stdout path", paths.stdout), ("the stderr path", paths.stderr), ("the job log path", paths.joblog),
+        ] {
             if let value { try reject(what, value) }
         }
         for raw in spec.resources.raw { try reject("the resource request", raw) }
         for variable in spec.variables where !isShellIdentifier(variable.key) {
-            throw SchedulerError(.malformedRequest, "--var \(variable.key)=…: \(EscapedBytes(Array(variable.key.utf8))) is not a valid variable name", hint: "use letters, digits and _, not starting with a digit")
+            throw SchedulerError(
+                .malformedRequest,
+                "--var \(variable.key)=…: \(EscapedBytes(Array(variable.key.utf8))) is not a valid variable name",
+                hint: "use letters, digits and _, not starting with a digit"
+            )
         }
         for variable in spec.variables where variable.key.hasPrefix("qxub_") || variable.key.hasPrefix("QXUB_") {
             // The job script's own variables (where its records go, the job's id) must not be overridden.
-            throw SchedulerError(.malformedRequest, "--var \(variable.key)=…: names starting with qxub_ or QXUB_ belong to qxub's job script", hint: "choose another name")
+            throw SchedulerError(
+                .malformedRequest,
+                "--var \(variable.key)=…: names starting with qxub_ or QXUB_ belong to qxub's job script",
+                hint: "choose another name"
+            )
         }
         if kind == .pbspro, paths.joblog.contains(":") {
             // qsub -o reads HOST:PATH: a colon would send the job log to another host's path.
-            throw SchedulerError(.malformedRequest, "the job log path \(paths.joblog) contains ':', which PBS reads as HOST:PATH", hint: "choose a --joblog path without ':'")
+            throw SchedulerError(
+                .malformedRequest,
+                "the job log path \(paths.joblog) contains ':', which PBS reads as HOST:PATH",
+                hint: "choose a --joblog path without ':'"
+            )
         }
         if kind == .slurm, let raw = spec.resources.raw.first {
-            throw SchedulerError(.malformedRequest, "-l \(raw): raw -l resources are PBS Pro syntax and this cluster runs Slurm", hint: "use --mem, --cpus, --time, --gpus or --disk")
+            throw SchedulerError(
+                .malformedRequest,
+                "-l \(raw): raw -l resources are PBS Pro syntax and this cluster runs Slurm",
+                hint: "use --mem, --cpus, --time, --gpus or --disk"
+            )
         }
         if kind == .local && spec.array != nil {
-            throw SchedulerError(.malformedRequest, "the local backend has no job arrays", hint: "submit arrays to PBS Pro or Slurm, or use qxub batch")
+            throw SchedulerError(
+                .malformedRequest,
+                "the local backend has no job arrays",
+                hint: "submit arrays to PBS Pro or Slurm, or use qxub batch"
+            )
         }
         if case .argv(let arguments) = spec.command, arguments.isEmpty {
             throw SchedulerError(.malformedRequest, "no command to run", hint: "put the command after --")
@@ -111,7 +137,9 @@ public struct JobScript {
             if let queue = spec.queue { option("--partition", queue, joined: true) }
             if let project = spec.project { option("--account", project, joined: true) }
             if let walltime = resources.walltimeSeconds { option("--time", slurmTime(walltime), joined: true) }
-            if let memory = resources.memoryBytes { option("--mem", "\(memory >> 20 + (memory & 0xFFFFF == 0 ? 0 : 1))M", joined: true) }
+            if let memory = resources.memoryBytes {
+                option("--mem", "\(memory >> 20 + (memory & 0xFFFFF == 0 ? 0 : 1))M", joined: true)
+            }
             if let cpus = resources.cpus { option("--cpus-per-task", "\(cpus)", joined: true) }
             if let gpus = resources.gpus { option("--gpus", "\(gpus)", joined: true) }
             if let disk = resources.localDiskBytes { option("--tmp", "\((disk + (1 << 20) - 1) >> 20)M", joined: true) }
@@ -128,9 +156,13 @@ public struct JobScript {
 
         var lines: [String] = ["#!/bin/bash"]
         lines += directives
-        lines.append("# Generated by qxub \(spec.clientVersion.isEmpty ? QxubVersion.current : spec.clientVersion) for the \(kind) backend. To rerun, run qxub again.")
+        lines.append(
+            "# Generated by qxub \(spec.clientVersion.isEmpty ? QxubVersion.current : spec.clientVersion) for the \(kind) backend. To rerun, run qxub again."
+        )
         if !commandLine.isEmpty {
-            lines.append("# Also on the submission command line (values a directive cannot carry): \(commandLine.map(shellQuote).joined(separator: " "))")
+            lines.append(
+                "# Also on the submission command line (values a directive cannot carry): \(commandLine.map(shellQuote).joined(separator: " "))"
+            )
         }
         lines.append(contentsOf: body())
         let submission: [String]
@@ -139,17 +171,27 @@ public struct JobScript {
         case .slurm: submission = ["sbatch", "--parsable"] + commandLine + [paths.script]
         case .local: submission = []
         }
-        return RenderedSubmission(script: lines.joined(separator: "\n") + "\n", command: submission, warnings: ignoredOptions())
+        return RenderedSubmission(
+            script: lines.joined(separator: "\n") + "\n",
+            command: submission,
+            warnings: ignoredOptions()
+        )
     }
 
     private func ignoredOptions() -> [String] {
         var ignored: [String] = []
         switch kind {
         case .slurm:
-            if spec.resources.storage != nil { ignored.append("--storage is a PBS Pro (NCI) request; Slurm has no equivalent, so it was left out") }
+            if spec.resources.storage != nil {
+                ignored.append("--storage is a PBS Pro (NCI) request; Slurm has no equivalent, so it was left out")
+            }
         case .local:
-            if spec.resources != JobSpec.Resources() { ignored.append("the local backend does not enforce resources (--mem, --cpus, --time, ...)") }
-            if spec.queue != nil || spec.project != nil { ignored.append("the local backend has no queues or projects: -q/-P were ignored") }
+            if spec.resources != JobSpec.Resources() {
+                ignored.append("the local backend does not enforce resources (--mem, --cpus, --time, ...)")
+            }
+            if spec.queue != nil || spec.project != nil {
+                ignored.append("the local backend has no queues or projects: -q/-P were ignored")
+            }
             if spec.email != nil { ignored.append("the local backend sends no email: --email was ignored") }
         case .pbspro:
             break
@@ -214,7 +256,9 @@ public struct JobScript {
         let stderr = shellQuote(paths.stderr) + (spec.array == nil ? "" : "\"$qxub_suffix\"")
         lines.append("mkdir -p -- \(directories.sorted().map(shellQuote).joined(separator: " ")) 2>/dev/null")
         lines.append("exec 3>&1 4>&2")
-        lines.append("{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }")
+        lines.append(
+            "{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }"
+        )
         lines.append("qxub_record started \"$(date +%s) $qxub_host\"")
         // Records and output files are private; what the command creates follows the user's own umask.
         lines.append("umask \"$qxub_umask\"")
@@ -224,9 +268,13 @@ public struct JobScript {
         }
         let directory = spec.workingDirectory.isEmpty ? "\"$HOME\"" : shellQuote(spec.workingDirectory)
         if spec.createWorkingDirectory {
-            lines.append("mkdir -p -- \(directory) || qxub_fail 78 \(shellQuote("cannot create the working directory \(spec.workingDirectory)"))")
+            lines.append(
+                "mkdir -p -- \(directory) || qxub_fail 78 \(shellQuote("cannot create the working directory \(spec.workingDirectory)"))"
+            )
         }
-        lines.append("cd -- \(directory) || qxub_fail 78 \(shellQuote("cannot enter the working directory \(spec.workingDirectory) on")) \"$qxub_host\" \(shellQuote("(use --create-execdir to create it)"))")
+        lines.append(
+            "cd -- \(directory) || qxub_fail 78 \(shellQuote("cannot enter the working directory \(spec.workingDirectory) on")) \"$qxub_host\" \(shellQuote("(use --create-execdir to create it)"))"
+        )
 
         lines += activation()
 
@@ -290,7 +338,9 @@ public struct JobScript {
                 "type module >/dev/null 2>&1 || qxub_fail 78 \"environment modules are not available on $qxub_host (no 'module' command): drop --mod, or load them in your command\"",
             ]
             for module in context.modules {
-                lines.append("module load \(shellQuote(module)) || qxub_fail 78 \(shellQuote("module load \(module) failed (see the message above): check the name with 'module avail \(module)'"))")
+                lines.append(
+                    "module load \(shellQuote(module)) || qxub_fail 78 \(shellQuote("module load \(module) failed (see the message above): check the name with 'module avail \(module)'"))"
+                )
             }
         }
         if let environment = context.condaEnvironment {
@@ -340,7 +390,10 @@ public struct JobScript {
         if !context.modules.isEmpty { parts.append("modules " + context.modules.joined(separator: " ")) }
         if let environment = context.condaEnvironment { parts.append("conda environment " + environment) }
         if let image = context.container {
-            parts.append("container " + image + (context.binds.isEmpty ? "" : " (bind " + context.binds.joined(separator: ", ") + ")"))
+            parts.append(
+                "container " + image
+                    + (context.binds.isEmpty ? "" : " (bind " + context.binds.joined(separator: ", ") + ")")
+            )
         }
         return parts.isEmpty ? "plain" : parts.joined(separator: ", then ")
     }
@@ -397,9 +450,11 @@ func slurmMailTypes(_ events: String) -> String {
 
 private func isDirectiveByte(_ byte: UInt8) -> Bool {
     switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"):
         true
-    case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: "="), UInt8(ascii: "+"),
+    case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: "="),
+        UInt8(ascii: "+"),
         UInt8(ascii: "/"), UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "-"):
         true
     default:

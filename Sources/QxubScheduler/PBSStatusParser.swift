@@ -60,21 +60,44 @@ public enum PBSStatusParser {
         let ran = record.attributes["stime"] != nil || record.attributes["exec_host"] != nil
         if record.attributes["substate"] == "91" {
             // Terminated by qdel: with no Exit_status it never ran.
-            return .killedByScheduler(.deleted, detail: comment, ranFirst: record.attributes["Exit_status"] != nil && ran)
+            return .killedByScheduler(
+                .deleted,
+                detail: comment,
+                ranFirst: record.attributes["Exit_status"] != nil && ran
+            )
         }
         guard let text = record.attributes["Exit_status"], let status = Int32(text) else {
-            return .killedByScheduler(.deleted, detail: comment.isEmpty ? "finished without an exit status" : comment, ranFirst: false)
+            return .killedByScheduler(
+                .deleted,
+                detail: comment.isEmpty ? "finished without an exit status" : comment,
+                ranFirst: false
+            )
         }
         switch status {
         case 0...255: return .exited(status)
         case 256...: return .signaled(status - 256)
         case -29: return .killedByScheduler(.walltime, detail: comment, ranFirst: true)
         case -27, -26: return .killedByScheduler(.memory, detail: comment, ranFirst: true)
-        case -28: return .killedByScheduler(.other, detail: "cpu time limit exceeded" + (comment.isEmpty ? "" : ": " + comment), ranFirst: true)
+        case -28:
+            return .killedByScheduler(
+                .other,
+                detail: "cpu time limit exceeded" + (comment.isEmpty ? "" : ": " + comment),
+                ranFirst: true
+            )
         // JOB_EXEC_RETRY, JOB_EXEC_INITABT/INITRST/INITRMG, JOB_EXEC_BADRESRT: the execution host failed
         // the job (MOM initialisation, a restart); running it again may work.
-        case -7...(-3): return .killedByScheduler(.nodeFailure, detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment), ranFirst: ran)
-        default: return .killedByScheduler(.other, detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment), ranFirst: ran)
+        case -7...(-3):
+            return .killedByScheduler(
+                .nodeFailure,
+                detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment),
+                ranFirst: ran
+            )
+        default:
+            return .killedByScheduler(
+                .other,
+                detail: "PBS exit status \(status)" + (comment.isEmpty ? "" : ": " + comment),
+                ranFirst: ran
+            )
         }
     }
 

@@ -19,7 +19,11 @@ public struct SchedulerBackend: Sendable {
         let stdout = run.stdoutText.trimmingWhitespace()
         let stderr = run.stderrText.trimmingWhitespace()
         guard run.exit == .exited(0) else {
-            throw SchedulerError(.submitFailed, stderr.isEmpty ? "the submission failed (\(run.exit)) with no message" : stderr, hint: hint(forRejection: stderr))
+            throw SchedulerError(
+                .submitFailed,
+                stderr.isEmpty ? "the submission failed (\(run.exit)) with no message" : stderr,
+                hint: hint(forRejection: stderr)
+            )
         }
         switch kind {
         case .pbspro:
@@ -32,7 +36,9 @@ public struct SchedulerBackend: Sendable {
             guard let line = stdout.split(separator: "\n").last else {
                 throw SchedulerError(.submitFailed, "sbatch printed no job id" + (stderr.isEmpty ? "" : ": " + stderr))
             }
-            let id = line.hasPrefix("Submitted batch job ") ? line.dropFirst("Submitted batch job ".count) : line.prefix { $0 != ";" }
+            let id =
+                line.hasPrefix("Submitted batch job ")
+                ? line.dropFirst("Submitted batch job ".count) : line.prefix { $0 != ";" }
             guard !id.isEmpty, id.allSatisfy({ $0.isNumber || $0 == "_" }) else {
                 throw SchedulerError(.submitFailed, "sbatch printed no job id: \(stdout)")
             }
@@ -51,7 +57,10 @@ public struct SchedulerBackend: Sendable {
         guard !jobIDs.isEmpty else { return nil }
         switch kind {
         case .pbspro: return ["qstat", history ? "-xf" : "-f"] + jobIDs
-        case .slurm: return ["squeue", "-h", "-t", "all", "-o", SlurmStatusParser.squeueFormat, "-j", jobIDs.joined(separator: ",")]
+        case .slurm:
+            return [
+                "squeue", "-h", "-t", "all", "-o", SlurmStatusParser.squeueFormat, "-j", jobIDs.joined(separator: ","),
+            ]
         case .local: return nil
         }
     }
@@ -81,7 +90,9 @@ public struct SchedulerBackend: Sendable {
             case .pbspro:
                 guard let start = line.firstRange(ofLiteral: "=>> PBS: job killed: ") else { continue }
                 let reason = String(line[start.upperBound...])
-                if reason.hasPrefix("walltime ") { return .killedByScheduler(.walltime, detail: reason, ranFirst: true) }
+                if reason.hasPrefix("walltime ") {
+                    return .killedByScheduler(.walltime, detail: reason, ranFirst: true)
+                }
                 if reason.hasPrefix("mem ") || reason.hasPrefix("vmem ") {
                     return .killedByScheduler(.memory, detail: reason, ranFirst: true)
                 }
@@ -143,8 +154,11 @@ public struct SchedulerBackend: Sendable {
         // PBS, for a job in state E (exiting: its files are being delivered): `qdel: Request invalid for state of
         // job ID`, rc 168. The job has ended; what it ended with is its own end, not a cancel.
         if kind == .pbspro && message.containsText("Request invalid for state of job") { return nil }
-        return SchedulerError(.cancelFailed, message.isEmpty ? "cancelling \(jobID) failed (\(run.exit))" : message,
-                              hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself")
+        return SchedulerError(
+            .cancelFailed,
+            message.isEmpty ? "cancelling \(jobID) failed (\(run.exit))" : message,
+            hint: kind == .pbspro ? "try `qdel \(jobID)` yourself" : "try `scancel \(jobID)` yourself"
+        )
     }
 
     /// Whether an accepted cancel found the job already finished (PBS: `qdel: Job has finished`, exit 35).
@@ -155,15 +169,22 @@ public struct SchedulerBackend: Sendable {
     /// Advice for the common ways a scheduler refuses a job (messages as recorded from PBS and Slurm).
     func hint(forRejection message: String) -> String {
         let lower = message.lowercased()
-        if lower.containsText("could not establish a configuration source") || lower.containsText("unable to contact slurm controller") {
-            return "sbatch is installed but no Slurm cluster answers here (no slurm.conf, or slurmctld is down): set SLURM_CONF, or run on this machine with --backend local"
+        if lower.containsText("could not establish a configuration source")
+            || lower.containsText("unable to contact slurm controller")
+        {
+            return
+                "sbatch is installed but no Slurm cluster answers here (no slurm.conf, or slurmctld is down): set SLURM_CONF, or run on this machine with --backend local"
         }
         if lower.containsText("unknown queue") { return "check the queue name (-q); `qstat -Q` lists the queues" }
         if lower.containsText("invalid partition") { return "check the partition (-q); `sinfo -s` lists them" }
-        if lower.containsText("walltime") || lower.containsText("--time") { return "give the time as 2h30m, 90m or HH:MM:SS" }
+        if lower.containsText("walltime") || lower.containsText("--time") {
+            return "give the time as 2h30m, 90m or HH:MM:SS"
+        }
         if lower.containsText("unknown resource") { return "check the -l resource names this cluster accepts" }
         if lower.containsText("--mem") || lower.containsText("memory") { return "give memory as 4GB, 512MB or 16g" }
-        if lower.containsText("project") || lower.containsText("account") { return "check the project (-P) you can charge" }
+        if lower.containsText("project") || lower.containsText("account") {
+            return "check the project (-P) you can charge"
+        }
         return ""
     }
 }

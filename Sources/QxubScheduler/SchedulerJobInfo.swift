@@ -11,7 +11,13 @@ public struct SchedulerJobInfo: Hashable, Sendable {
     /// How it ended, when finished and the scheduler can tell; `nil` means "ask the job's records".
     public var termination: JobTermination?
 
-    public init(jobID: String, phase: JobState.Phase, host: String = "", rawState: String = "", termination: JobTermination? = nil) {
+    public init(
+        jobID: String,
+        phase: JobState.Phase,
+        host: String = "",
+        rawState: String = "",
+        termination: JobTermination? = nil
+    ) {
         self.jobID = jobID
         self.phase = phase
         self.host = host

@@ -10,7 +10,8 @@ public enum SlurmStatusParser {
     public static func parseSqueue(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
         for line in text.split(separator: "\n") {
-            let fields = line.contains("|" as Character)
+            let fields =
+                line.contains("|" as Character)
                 ? line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
                 : line.split(separator: " ").map(String.init)
             guard fields.count >= 2 else { continue }
@@ -36,7 +37,13 @@ public enum SlurmStatusParser {
             var jobID = id
             if let arrayJob = fields["ArrayJobId"], let task = fields["ArrayTaskId"] { jobID = arrayJob + "_" + task }
             let nodes = fields["NodeList"].flatMap { $0 == "(null)" ? nil : $0 } ?? ""
-            result[jobID] = info(jobID: jobID, state: state, nodes: nodes, reason: fields["Reason"] ?? "", exitCode: fields["ExitCode"])
+            result[jobID] = info(
+                jobID: jobID,
+                state: state,
+                nodes: nodes,
+                reason: fields["Reason"] ?? "",
+                exitCode: fields["ExitCode"]
+            )
         }
         return result
     }
@@ -57,7 +64,8 @@ public enum SlurmStatusParser {
         return blocks
     }
 
-    static func info(jobID: String, state: String, nodes: String, reason: String, exitCode: String?) -> SchedulerJobInfo {
+    static func info(jobID: String, state: String, nodes: String, reason: String, exitCode: String?) -> SchedulerJobInfo
+    {
         let host = String(nodes.prefix { $0 != "," && $0 != "[" })
         var info = SchedulerJobInfo(jobID: jobID, phase: .unknown, host: host, rawState: state)
         let ran = !nodes.isEmpty && nodes != "(null)"

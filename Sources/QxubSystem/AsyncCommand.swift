@@ -22,22 +22,44 @@ public final class AsyncCommand {
     /// Starts `arguments` and calls `completion` on the loop once it has exited and its pipes are drained.
     @discardableResult
     public static func run(
-        _ arguments: [String], on loop: EventLoop, environment: [String]? = nil, stdinBytes: [UInt8]? = nil,
-        timeout: Double = 120, outputLimit: Int = 16 << 20, completion: @escaping (CollectedRun) -> Void
+        _ arguments: [String],
+        on loop: EventLoop,
+        environment: [String]? = nil,
+        stdinBytes: [UInt8]? = nil,
+        timeout: Double = 120,
+        outputLimit: Int = 16 << 20,
+        completion: @escaping (CollectedRun) -> Void
     ) throws -> AsyncCommand {
         let child = try ChildProcess.spawn(
-            arguments, environment: environment, stdin: stdinBytes == nil ? .null : .pipe, stdout: .pipe, stderr: .pipe)
+            arguments,
+            environment: environment,
+            stdin: stdinBytes == nil ? .null : .pipe,
+            stdout: .pipe,
+            stderr: .pipe
+        )
         if let input = child.stdin {
             // Small inputs only (a script path, a few ids): written at once, then closed.
             try? FileDescriptor.writeAll(input, stdinBytes ?? [])
             FileDescriptor.close(input)
         }
-        let command = AsyncCommand(loop: loop, child: child, timeout: timeout, outputLimit: outputLimit, completion: completion)
+        let command = AsyncCommand(
+            loop: loop,
+            child: child,
+            timeout: timeout,
+            outputLimit: outputLimit,
+            completion: completion
+        )
         command.start()
         return command
     }
 
-    private init(loop: EventLoop, child: ChildProcess, timeout: Double, outputLimit: Int, completion: @escaping (CollectedRun) -> Void) {
+    private init(
+        loop: EventLoop,
+        child: ChildProcess,
+        timeout: Double,
+        outputLimit: Int,
+        completion: @escaping (CollectedRun) -> Void
+    ) {
         self.loop = loop
         self.child = child
         self.timeout = timeout

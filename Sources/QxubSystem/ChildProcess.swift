@@ -69,7 +69,8 @@ public struct ChildProcess: Sendable {
         guard var program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
         // posix_spawnp searches our own PATH; with an environment given, search the child's instead.
         if let environment, !program.contains("/" as Character),
-           let path = environment.last(where: { $0.hasPrefix("PATH=") })?.dropFirst(5) {
+            let path = environment.last(where: { $0.hasPrefix("PATH=") })?.dropFirst(5)
+        {
             guard let found = Environment.which(program, path: String(path)) else {
                 throw SystemError("spawn", program, errno: ENOENT)
             }
@@ -206,8 +207,12 @@ public func runCollectingOutput(
     outputLimit: Int = 16 << 20
 ) throws -> CollectedRun {
     let child = try ChildProcess.spawn(
-        arguments, environment: environment,
-        stdin: stdinBytes == nil ? .null : .pipe, stdout: .pipe, stderr: .pipe)
+        arguments,
+        environment: environment,
+        stdin: stdinBytes == nil ? .null : .pipe,
+        stdout: .pipe,
+        stderr: .pipe
+    )
     var input = child.stdin
     var accepted = 0
     let stdinBytes = stdinBytes ?? []

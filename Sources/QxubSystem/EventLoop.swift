@@ -84,7 +84,8 @@ public final class EventLoop {
                 pollfd(
                     fd: fd,
                     events: Int16((interest.readable != nil ? POLLIN : 0) | (interest.writable != nil ? POLLOUT : 0)),
-                    revents: 0)
+                    revents: 0
+                )
             }
             var timeout: Int32 = -1
             if let soonest = timers.min(by: { $0.deadline < $1.deadline }) {

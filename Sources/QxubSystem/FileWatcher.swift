@@ -14,7 +14,9 @@ public final class FileWatcher {
         let fd = self.fd
         loop.setReadable(fd) {
             var buffer = [UInt8](repeating: 0, count: 4096)
-            while (try? buffer.withUnsafeMutableBytes { try FileDescriptor.read(fd, into: $0) }).map({ if case .bytes = $0 { true } else { false } }) == true {}
+            while (try? buffer.withUnsafeMutableBytes { try FileDescriptor.read(fd, into: $0) }).map({
+                if case .bytes = $0 { true } else { false }
+            }) == true {}
             onChange()
         }
     }

@@ -43,7 +43,9 @@ public final class OutboxWriter {
         while pendingBytes > 0 && !stopped {
             let written: Int
             do {
-                written = try buffer.withUnsafeBytes { try FileDescriptor.writeSome(fd, UnsafeRawBufferPointer(rebasing: $0[start...])) }
+                written = try buffer.withUnsafeBytes {
+                    try FileDescriptor.writeSome(fd, UnsafeRawBufferPointer(rebasing: $0[start...]))
+                }
             } catch let error as SystemError {
                 stop()
                 return onError(error)

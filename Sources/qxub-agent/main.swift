@@ -25,7 +25,9 @@ enum AgentMain {
             return AgentServer.serve(log: printError)
         case "--version", "version":
             let versions = ProtocolConstants.versions
-            print("qxub-agent \(QxubVersion.current) (protocol \(versions.lowerBound)-\(versions.upperBound), \(Environment.platform()))")
+            print(
+                "qxub-agent \(QxubVersion.current) (protocol \(versions.lowerBound)-\(versions.upperBound), \(Environment.platform()))"
+            )
         case "--help", "-h", "help":
             print(usage)
         default:

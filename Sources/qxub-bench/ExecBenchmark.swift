@@ -6,7 +6,9 @@ import Glibc
 
 /// Paths of the binaries under measurement: next to this benchmark, or from the environment.
 enum Binaries {
-    static var directory: String { FileSystem.directoryName(FileSystem.readLink("/proc/self/exe") ?? CommandLine.arguments[0]) }
+    static var directory: String {
+        FileSystem.directoryName(FileSystem.readLink("/proc/self/exe") ?? CommandLine.arguments[0])
+    }
     static var qxub: String { Environment.get("QXUB_BENCH_QXUB") ?? directory + "/qxub" }
     static var agent: String { Environment.get("QXUB_AGENT") ?? directory + "/qxub-agent" }
 }
@@ -14,7 +16,10 @@ enum Binaries {
 func statistics(_ samples: [Double]) -> (median: Double, p90: Double, mean: Double) {
     let sorted = samples.sorted()
     guard !sorted.isEmpty else { return (0, 0, 0) }
-    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 9 / 10)], sorted.reduce(0, +) / Double(sorted.count))
+    return (
+        sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 9 / 10)],
+        sorted.reduce(0, +) / Double(sorted.count)
+    )
 }
 
 func milliseconds(_ seconds: Double) -> String { format(seconds * 1000, 2) + " ms" }
@@ -60,12 +65,19 @@ func execBenchmark(backends: [String]) throws {
     print("| path | median | p90 | mean |")
     print("|---|---:|---:|---:|")
     let floor = statistics(try lineLatencies(["bash", "-c", job], environment: environment))
-    print("| floor: the command on a pipe, no qxub | \(milliseconds(floor.median)) | \(milliseconds(floor.p90)) | \(milliseconds(floor.mean)) |")
+    print(
+        "| floor: the command on a pipe, no qxub | \(milliseconds(floor.median)) | \(milliseconds(floor.p90)) | \(milliseconds(floor.mean)) |"
+    )
     for backend in backends {
         for (label, extra) in [("inotify", [String]()), ("polling only (as on Lustre/NFS)", ["QXUB_NO_INOTIFY=1"])] {
-            let samples = try lineLatencies([Binaries.qxub, "exec", "--backend", backend, "--", job], environment: environment + extra)
+            let samples = try lineLatencies(
+                [Binaries.qxub, "exec", "--backend", backend, "--", job],
+                environment: environment + extra
+            )
             let stats = statistics(samples)
-            print("| qxub exec, \(backend), \(label) (\(samples.count) lines) | \(milliseconds(stats.median)) | \(milliseconds(stats.p90)) | \(milliseconds(stats.mean)) |")
+            print(
+                "| qxub exec, \(backend), \(label) (\(samples.count) lines) | \(milliseconds(stats.median)) | \(milliseconds(stats.p90)) | \(milliseconds(stats.mean)) |"
+            )
         }
     }
 
@@ -86,13 +98,17 @@ func execBenchmark(backends: [String]) throws {
             for _ in 0..<15 {
                 let start = MonotonicClock.now()
                 let run = try runCollectingOutput(command, environment: environment)
-                guard run.exit == .exited(0) else { throw SystemError("run", command.joined(separator: " ") + ": " + run.stderrText, errno: EIO) }
+                guard run.exit == .exited(0) else {
+                    throw SystemError("run", command.joined(separator: " ") + ": " + run.stderrText, errno: EIO)
+                }
                 samples.append(MonotonicClock.now() - start)
             }
             return statistics(samples).median
         }
         let floorTime = try time(direct)
         let qxubTime = try time([Binaries.qxub, "exec", "--terse", "--backend", backend, "--", "true"])
-        print("| \(backend) (`\(direct.joined(separator: " "))`) | \(milliseconds(floorTime)) | \(milliseconds(qxubTime)) | \(format(qxubTime / floorTime, 2))x | \(milliseconds(qxubTime - floorTime)) |")
+        print(
+            "| \(backend) (`\(direct.joined(separator: " "))`) | \(milliseconds(floorTime)) | \(milliseconds(qxubTime)) | \(format(qxubTime / floorTime, 2))x | \(milliseconds(qxubTime - floorTime)) |"
+        )
     }
 }

@@ -30,11 +30,14 @@ func jobLog(lines: Int) -> [UInt8] {
         let loss = Double(Int.random(in: 1000...99999, using: &generator)) / 10000
         let accuracy = Double(Int.random(in: 5000...9999, using: &generator)) / 100
         let second = line / 7 % 60
-        let stamp = "2026-11-25 10:\(line / 420 % 60 < 10 ? "0" : "")\(line / 420 % 60):\(second < 10 ? "0" : "")\(second)"
+        let stamp =
+            "2026-11-25 10:\(line / 420 % 60 < 10 ? "0" : "")\(line / 420 % 60):\(second < 10 ? "0" : "")\(second)"
         if line % 37 == 0 {
-            text += "\(stamp) WARNING dataloader worker \(line % 8) is slow (\(Int.random(in: 100...999, using: &generator)) ms)\n"
+            text +=
+                "\(stamp) WARNING dataloader worker \(line % 8) is slow (\(Int.random(in: 100...999, using: &generator)) ms)\n"
         } else {
-            text += "\(stamp) INFO epoch \(line / 100) step \(line % 100)/100 loss=\(loss) acc=\(accuracy)% lr=0.0003 gpu_mem=14.2GiB\n"
+            text +=
+                "\(stamp) INFO epoch \(line / 100) step \(line % 100)/100 loss=\(loss) acc=\(accuracy)% lr=0.0003 gpu_mem=14.2GiB\n"
         }
     }
     return Array(text.utf8)
@@ -83,7 +86,9 @@ func protocolBenchmark() throws {
         Array(log[$0..<min(log.count, $0 + ProtocolConstants.outputChunkSize)])
     }
     let megabytes = Double(log.count) / 1e6
-    print("qxub-bench protocol: \(lines.count) log lines, \(format(megabytes)) MB (mean line \(log.count / lines.count) B)")
+    print(
+        "qxub-bench protocol: \(lines.count) log lines, \(format(megabytes)) MB (mean line \(log.count / lines.count) B)"
+    )
     print("")
 
     // Floor: copying the same bytes chunk by chunk into a buffer, the least any framing can cost.
@@ -94,12 +99,17 @@ func protocolBenchmark() throws {
     }
     print("| case | frames | time | MB/s | frames/s | x floor | wire/raw |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    print("| floor: memory copy of the same bytes | - | \(format(floor * 1000, 2)) ms | \(format(megabytes / floor, 0)) | - | 1.0 | - |")
+    print(
+        "| floor: memory copy of the same bytes | - | \(format(floor * 1000, 2)) ms | \(format(megabytes / floor, 0)) | - | 1.0 | - |"
+    )
 
-    func row(_ label: String, _ chunks: [[UInt8]], _ makePair: () throws -> (ProtocolEndpoint, ProtocolEndpoint)) throws {
+    func row(_ label: String, _ chunks: [[UInt8]], _ makePair: () throws -> (ProtocolEndpoint, ProtocolEndpoint)) throws
+    {
         var wire = 0
         let time = try measure(label) { wire = try pump(chunks, through: try makePair()) }
-        print("| \(label) | \(chunks.count) | \(format(time * 1000, 1)) ms | \(format(megabytes / time, 0)) | \(format(Double(chunks.count) / time, 0)) | \(format(time / floor, 0)) | \(format(100 * Double(wire) / Double(log.count), 1))% |")
+        print(
+            "| \(label) | \(chunks.count) | \(format(time * 1000, 1)) ms | \(format(megabytes / time, 0)) | \(format(Double(chunks.count) / time, 0)) | \(format(time / floor, 0)) | \(format(100 * Double(wire) / Double(log.count), 1))% |"
+        )
     }
     try row("64 KiB output frames, plain", bigChunks, plainPair)
     try row("64 KiB output frames, deflate stream", bigChunks, connectedPair)
@@ -114,6 +124,7 @@ func protocolBenchmark() throws {
     }
     let sample = lines.prefix(20_000).reduce(0) { $0 + $1.count }
     print("")
-    print("Compression ratio, per-line frames compressed independently (first 20,000 lines): \(format(100 * Double(independent) / Double(sample), 1))% of raw")
+    print(
+        "Compression ratio, per-line frames compressed independently (first 20,000 lines): \(format(100 * Double(independent) / Double(sample), 1))% of raw"
+    )
 }
-

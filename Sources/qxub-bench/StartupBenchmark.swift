@@ -12,7 +12,10 @@ func startupBenchmark() throws {
     try FileSystem.createDirectories(work)
     defer { _ = try? runCollectingOutput(["rm", "-rf", work]) }
     var environment = Environment.all().filter { !$0.hasPrefix("QXUB_") && !$0.hasPrefix("XDG_") }
-    environment += ["QXUB_STATE_DIR=" + work + "/state", "QXUB_AGENT=" + Binaries.agent, "XDG_DATA_HOME=" + work + "/data", "XDG_CONFIG_HOME=" + work + "/config"]
+    environment += [
+        "QXUB_STATE_DIR=" + work + "/state", "QXUB_AGENT=" + Binaries.agent, "XDG_DATA_HOME=" + work + "/data",
+        "XDG_CONFIG_HOME=" + work + "/config",
+    ]
     func median(_ command: [String], runs: Int = 20) throws -> Double {
         var samples: [Double] = []
         for _ in 0..<runs {
@@ -36,9 +39,19 @@ func startupBenchmark() throws {
         let history = try HistoryStore(path: work + "/data/qxub/history.sqlite")
         let have = try history.count()
         for index in have..<records {
-            try history.recordSubmission(jobID: "\(index).bench", platform: "local", backend: "local", name: "n", command: "true", workingDirectory: "/", stateDirectory: "/")
+            try history.recordSubmission(
+                jobID: "\(index).bench",
+                platform: "local",
+                backend: "local",
+                name: "n",
+                command: "true",
+                workingDirectory: "/",
+                stateDirectory: "/"
+            )
         }
         let terse = try median([Binaries.qxub, "exec", "--terse", "--backend", "local", "--", "true"], runs: 10)
-        print("| `qxub exec --terse` (submits, records history) at \(records) records | \(milliseconds(terse)) | \(records == 1_000 ? "5.6 s (dry run)" : "wipes past ~150") | \(format(terse / floor, 0)) |")
+        print(
+            "| `qxub exec --terse` (submits, records history) at \(records) records | \(milliseconds(terse)) | \(records == 1_000 ? "5.6 s (dry run)" : "wipes past ~150") | \(format(terse / floor, 0)) |"
+        )
     }
 }

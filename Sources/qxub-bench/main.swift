@@ -21,7 +21,13 @@ case "remote":
         guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return fallback }
         return arguments[index + 1]
     }
-    try remoteBenchmark(host: value("--host", "qxub-bash"), sshConfig: value("--ssh-config", "/tmp/qxub-sshd/ssh_config"), backend: value("--backend", "local"))
+    try remoteBenchmark(
+        host: value("--host", "qxub-bash"),
+        sshConfig: value("--ssh-config", "/tmp/qxub-sshd/ssh_config"),
+        backend: value("--backend", "local")
+    )
 default:
-    print("usage: qxub-bench protocol | startup | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] [--backend B]")
+    print(
+        "usage: qxub-bench protocol | startup | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] [--backend B]"
+    )
 }

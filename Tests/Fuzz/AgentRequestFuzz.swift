@@ -22,7 +22,10 @@ private let stateRoot: String = {
     let job = root + "/jobs/20260101-000000-fuzz"
     try! FileSystem.createDirectories(job)
     try! FileSystem.createDirectories(root + "/by-id")
-    try! FileSystem.writeAtomically(job + "/meta", "backend=local\nstdout=\(job)/out\nstderr=\(job)/err\njoblog=\(job)/log\n")
+    try! FileSystem.writeAtomically(
+        job + "/meta",
+        "backend=local\nstdout=\(job)/out\nstderr=\(job)/err\njoblog=\(job)/log\n"
+    )
     try! FileSystem.writeAtomically(job + "/out", Array(repeating: UInt8(ascii: "o"), count: 100_000))
     try! FileSystem.writeAtomically(job + "/err", "err\n")
     try! FileSystem.writeAtomically(job + "/started", "1767225600 fuzzhost\n")
@@ -68,8 +71,15 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let loop = EventLoop()
     var client = ProtocolEndpoint(hello: Hello(software: "fuzz-client", capabilities: []), preambleLimit: 0)
     let input = client.start() + frames(bytes[...])
-    let session = AgentSession(loop: loop, input: toAgent.read, output: sink, hello: AgentServer.hello(scheduler: "local"))
-    session.register(JobService(options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: 60)))
+    let session = AgentSession(
+        loop: loop,
+        input: toAgent.read,
+        output: sink,
+        hello: AgentServer.hello(scheduler: "local")
+    )
+    session.register(
+        JobService(options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: 60))
+    )
     // The pipe holds 64 KiB; the input is smaller (-max_len), so it is written whole before the loop runs.
     try? FileDescriptor.writeAll(toAgent.write, input)
     var writeEnd: Int32? = toAgent.write

@@ -16,7 +16,12 @@ final class AgentPipe {
     init(hello: Hello = Hello(software: "qxub-tests"), environment: [String]? = nil) throws {
         ignoreBrokenPipes()  // an agent that ended must fail the test, not kill the test runner
         child = try ChildProcess.spawn(
-            [BuiltProducts.agent, "serve"], environment: environment, stdin: .pipe, stdout: .pipe, stderr: .pipe)
+            [BuiltProducts.agent, "serve"],
+            environment: environment,
+            stdin: .pipe,
+            stdout: .pipe,
+            stderr: .pipe
+        )
         endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
     }
 
@@ -157,7 +162,8 @@ struct AgentProcessTests {
 
     @Test(
         "an agent whose client is gone before its hello exits at once and never spins",
-        arguments: ["/dev/null", "a hung-up pipe"])
+        arguments: ["/dev/null", "a hung-up pipe"]
+    )
     func exitsWhenClientIsGoneBeforeHello(stdin: String) throws {
         // `qxub-agent serve < STDIN | true`: stdout is a pipe whose reader has gone, stdin is at its end.
         let output = try FileDescriptor.pipe()
@@ -171,7 +177,11 @@ struct AgentProcessTests {
             input = .fileDescriptor(ends.read)
         }
         let child = try ChildProcess.spawn(
-            [BuiltProducts.agent, "serve"], stdin: input, stdout: .fileDescriptor(output.write), stderr: .pipe)
+            [BuiltProducts.agent, "serve"],
+            stdin: input,
+            stdout: .fileDescriptor(output.write),
+            stderr: .pipe
+        )
         FileDescriptor.close(output.write)
         if let inputEnds { FileDescriptor.close(inputEnds.read) }
         let ended = ProcessUsage.wait(for: child.pid, bound: 10)
@@ -198,7 +208,9 @@ struct AgentProcessTests {
 
     static func opening(compress: Bool = true) -> [UInt8] {
         var client = ProtocolEndpoint(
-            hello: Hello(software: "qxub-tests", capabilities: compress ? ["deflate"] : []), preambleLimit: 0)
+            hello: Hello(software: "qxub-tests", capabilities: compress ? ["deflate"] : []),
+            preambleLimit: 0
+        )
         return client.start()
     }
 
@@ -209,7 +221,9 @@ struct AgentProcessTests {
             let deflater = try! Deflater()
             let payload = try! deflater.compress(Array(repeating: 0, count: 32 << 20))
             var bytes: [UInt8] = []
-            FrameHeader(length: UInt32(payload.count), type: .output, flags: .compressed, channel: 1).write(into: &bytes)
+            FrameHeader(length: UInt32(payload.count), type: .output, flags: .compressed, channel: 1).write(
+                into: &bytes
+            )
             return bytes + payload
         }()
         var hugeLength: [UInt8] = []
@@ -228,8 +242,10 @@ struct AgentProcessTests {
         ]
     }
 
-    @Test("hostile input ends the session with a clear message and a non-zero exit, never a crash or a hang",
-          arguments: hostileInputs)
+    @Test(
+        "hostile input ends the session with a clear message and a non-zero exit, never a crash or a hang",
+        arguments: hostileInputs
+    )
     func hostileInput(name: String, input: [UInt8], expected: String) throws {
         let run = try runCollectingOutput([BuiltProducts.agent, "serve"], stdinBytes: input, timeout: 20)
         #expect(run.exit == .exited(2), "\(name): \(run.exit), stderr: \(run.stderrText)")

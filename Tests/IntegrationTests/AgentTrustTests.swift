@@ -38,11 +38,13 @@ extension RemoteTests {
         #expect(try runCollectingOutput(["chmod", mode, path]).exit == .exited(0))
     }
 
-    @Test("a group-writable or foreign shim, bin directory or agent: qxub refuses before running anything from it",
-          arguments: [
+    @Test(
+        "a group-writable or foreign shim, bin directory or agent: qxub refuses before running anything from it",
+        arguments: [
             ("bashbox", Tampering.groupWritableBin), ("bashbox", .groupWritableShim), ("bashbox", .foreignShim),
             ("bashbox", .worldWritableAgent), ("tcshbox", .groupWritableBin), ("tcshbox", .foreignShim),
-          ])
+        ]
+    )
     func tamperedAgentDirectoryRefused(platform: String, tampering: Tampering) throws {
         let remote = try remote("trust-\(platform)")
         let home = home(remote, platform)
@@ -74,8 +76,10 @@ extension RemoteTests {
         let run = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--", "echo never"])
         #expect(run.exit == .exited(69), "\(run.stderrText)")
         #expect(run.stdoutText == "")
-        #expect(run.stderrText.contains("qxub: error: refused to start qxub-agent on \(platform): \(culprit) \(complaint)"),
-                "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains("qxub: error: refused to start qxub-agent on \(platform): \(culprit) \(complaint)"),
+            "\(run.stderrText)"
+        )
         #expect(run.stderrText.contains("hint: run `qxub agent install --platform \(platform)`"), "\(run.stderrText)")
         #expect(!run.stderrText.contains("install qxub-agent on \(platform) now?"), "no offer to install over it")
         let status = try remote.qxub(["agent", "status", "--platform", platform])
@@ -99,7 +103,10 @@ extension RemoteTests {
         #expect(!FileSystem.exists(marker), "the planted code never ran")
     }
 
-    @Test("agent install under umask 007 creates and repairs the agent's directories 0700", arguments: ["bashbox", "tcshbox"])
+    @Test(
+        "agent install under umask 007 creates and repairs the agent's directories 0700",
+        arguments: ["bashbox", "tcshbox"]
+    )
     func installUnderGroupUmask(platform: String) throws {
         let remote = try remote("umask-\(platform)")
         let home = home(remote, platform)
@@ -152,12 +159,17 @@ extension RemoteTests {
     func installLoginFileExits() throws {
         let remote = try remote("install-exits")
         // Only the installer's shell leaves (its command reads the script with dd), so cleanup still works.
-        let bashrc = "case \"$BASH_EXECUTION_STRING\" in *'dd bs=1'*) echo 'bashrc: leaving early' >&2; exit 3 ;; esac\n"
+        let bashrc =
+            "case \"$BASH_EXECUTION_STRING\" in *'dd bs=1'*) echo 'bashrc: leaving early' >&2; exit 3 ;; esac\n"
         try plant(remote.bashHome + "/.bashrc", bashrc, mode: "644", ownedLike: remote.bashHome)
         let install = try remote.qxub(["agent", "install", "--platform", "bashbox"])
         #expect(install.exit == .exited(69), "\(install.exit) \(install.stderrText)")
-        #expect(install.stderrText.contains("qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status 3"),
-                "\(install.stderrText)")
+        #expect(
+            install.stderrText.contains(
+                "qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status 3"
+            ),
+            "\(install.stderrText)"
+        )
         #expect(install.stderrText.contains("bashrc: leaving early"), "\(install.stderrText)")
         #expect(install.stderrText.contains("a login file"), "\(install.stderrText)")
     }
@@ -171,8 +183,12 @@ extension RemoteTests {
         _ = try runCollectingOutput(["chmod", "555", readOnly])
         let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", readOnly + "/agent"])
         #expect(install.exit == .exited(69), "\(install.exit) \(install.stderrText)")
-        #expect(install.stderrText.contains("qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status"),
-                "\(install.stderrText)")
+        #expect(
+            install.stderrText.contains(
+                "qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status"
+            ),
+            "\(install.stderrText)"
+        )
         #expect(install.stderrText.contains("Permission denied"), "\(install.stderrText)")
         #expect(install.stderrText.contains("qxub-install: cannot create \(readOnly)/agent"), "\(install.stderrText)")
     }
@@ -190,9 +206,16 @@ extension RemoteTests {
         _ = try runCollectingOutput(["chown", "--reference=" + remote.bashHome, full])
         let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", full])
         #expect(install.exit == .exited(69), "\(install.exit) \(install.stderrText)")
-        #expect(install.stderrText.contains("qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status 9"),
-                "\(install.stderrText)")
+        #expect(
+            install.stderrText.contains(
+                "qxub: error: installing qxub-agent on bashbox failed: the remote side exited with status 9"
+            ),
+            "\(install.stderrText)"
+        )
         #expect(install.stderrText.contains("No space left on device"), "\(install.stderrText)")
-        #expect(install.stderrText.contains("qxub-install: cannot write the agent into \(full)"), "\(install.stderrText)")
+        #expect(
+            install.stderrText.contains("qxub-install: cannot write the agent into \(full)"),
+            "\(install.stderrText)"
+        )
     }
 }

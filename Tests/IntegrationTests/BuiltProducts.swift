@@ -11,7 +11,10 @@ enum BuiltProducts {
     static var directory: String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        let exe =
+            count > 0
+            ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            : CommandLine.arguments[0]
         // …/debug/qxubPackageTests.xctest → …/debug
         var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
         while let last = parts.last, !last.hasSuffix(".xctest") && parts.count > 1 { parts.removeLast() }

@@ -24,7 +24,12 @@ enum Components {
                     let env = try runCollectingOutput(["bash", script, "env"], timeout: 30)
                     result = .success(parseExports(env.stdoutText))
                 } else {
-                    result = .failure(ComponentError(message: "Tests/Support/slurm.sh start failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))
+                    result = .failure(
+                        ComponentError(
+                            message:
+                                "Tests/Support/slurm.sh start failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"
+                        )
+                    )
                 }
             } catch {
                 result = .failure(ComponentError(message: "cannot run Tests/Support/slurm.sh: \(error)"))
@@ -50,9 +55,15 @@ enum Components {
             switch self {
             case .shared: return []
             case .pbs:
-                return ["QXUB_SSHD_DIR=/tmp/qxub-sshd-pbs", "QXUB_SSHD_USER_PREFIX=qxubp", "QXUB_SSHD_HOMES=/tmp/qxub-homes-pbs"]
+                return [
+                    "QXUB_SSHD_DIR=/tmp/qxub-sshd-pbs", "QXUB_SSHD_USER_PREFIX=qxubp",
+                    "QXUB_SSHD_HOMES=/tmp/qxub-homes-pbs",
+                ]
             case .defaultLimits, .refusingSessions:
-                let common = ["QXUB_SSHD_DIR=/tmp/qxub-sshd-\(rawValue)", "QXUB_SSHD_USER_PREFIX=qxubl", "QXUB_SSHD_HOMES=/tmp/qxub-homes-limits"]
+                let common = [
+                    "QXUB_SSHD_DIR=/tmp/qxub-sshd-\(rawValue)", "QXUB_SSHD_USER_PREFIX=qxubl",
+                    "QXUB_SSHD_HOMES=/tmp/qxub-homes-limits",
+                ]
                 return common + (self == .defaultLimits ? ["QXUB_SSHD_LIMITS=default"] : ["QXUB_SSHD_MAX_SESSIONS=0"])
             }
         }
@@ -66,17 +77,33 @@ enum Components {
             if let cached = results[instance] { return try cached.get() }
             let script = repositoryRoot + "/Tests/Support/sshd.sh"
             // The shared instance honours the caller's QXUB_SSHD_*; the others are fully described here.
-            let environment = instance == .shared ? Environment.all() : Environment.all().filter { !$0.hasPrefix("QXUB_SSHD_") } + instance.environment
+            let environment =
+                instance == .shared
+                ? Environment.all() : Environment.all().filter { !$0.hasPrefix("QXUB_SSHD_") } + instance.environment
             let result: Result<[String: String], ComponentError>
             do {
                 // The PBS instance runs where PBS is: inside its namespace.
-                let prefix = instance == .pbs ? ["ip", "netns", "exec", try RealPBS.environment()["QXUB_PBS_NETNS"] ?? ""] : []
-                let start = try runCollectingOutput(prefix + ["bash", script, "start"], environment: environment, timeout: 300)
+                let prefix =
+                    instance == .pbs ? ["ip", "netns", "exec", try RealPBS.environment()["QXUB_PBS_NETNS"] ?? ""] : []
+                let start = try runCollectingOutput(
+                    prefix + ["bash", script, "start"],
+                    environment: environment,
+                    timeout: 300
+                )
                 if start.exit == .exited(0) {
-                    let env = try runCollectingOutput(prefix + ["bash", script, "env"], environment: environment, timeout: 30)
+                    let env = try runCollectingOutput(
+                        prefix + ["bash", script, "env"],
+                        environment: environment,
+                        timeout: 30
+                    )
                     result = .success(parseExports(env.stdoutText))
                 } else {
-                    result = .failure(ComponentError(message: "Tests/Support/sshd.sh start (\(instance.rawValue)) failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"))
+                    result = .failure(
+                        ComponentError(
+                            message:
+                                "Tests/Support/sshd.sh start (\(instance.rawValue)) failed (\(start.exit)):\n\(start.stdoutText)\n\(start.stderrText)"
+                        )
+                    )
                 }
             } catch {
                 result = .failure(ComponentError(message: "cannot run Tests/Support/sshd.sh: \(error)"))
@@ -95,8 +122,12 @@ enum Components {
             let assignment = line.dropFirst("export ".count)
             guard let equals = assignment.firstIndex(of: "=") else { continue }
             var value = String(assignment[assignment.index(after: equals)...])
-            if value.hasPrefix("'") && value.hasSuffix("'") && value.count >= 2 { value = String(value.dropFirst().dropLast()) }
-            if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            if value.hasPrefix("'") && value.hasSuffix("'") && value.count >= 2 {
+                value = String(value.dropFirst().dropLast())
+            }
+            if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 {
+                value = String(value.dropFirst().dropLast())
+            }
             values[String(assignment[..<equals])] = value
         }
         return values

@@ -27,7 +27,10 @@ struct ControlDirectoryTests {
     static func localUser(_ name: String) throws -> LocalUser {
         if try runCollectingOutput(["getent", "passwd", name]).exit != .exited(0) {
             let add = try runCollectingOutput(
-                ["useradd", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/bin/sh", "--user-group", name])
+                [
+                    "useradd", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/bin/sh", "--user-group",
+                    name,
+                ])
             try #require(add.exit == .exited(0), "useradd \(name): \(add.stderrText)")
         }
         let ids = try runCollectingOutput(["id", "-u", name]).stdoutText.trimmingWhitespaceForTests()
@@ -77,19 +80,28 @@ struct ControlDirectoryTests {
         let original = ssh["QXUB_TEST_SSH_CONFIG"]!
         let key = FileSystem.directoryName(original) + "/id_ed25519"
         try FileSystem.writeAtomically(directory + "/id_ed25519", try #require(FileSystem.read(key)), mode: 0o600)
-        let config = (FileSystem.readText(original) ?? "").replacingAll("IdentityFile " + key, with: "IdentityFile " + directory + "/id_ed25519")
+        let config = (FileSystem.readText(original) ?? "").replacingAll(
+            "IdentityFile " + key,
+            with: "IdentityFile " + directory + "/id_ed25519"
+        )
         try FileSystem.writeAtomically(directory + "/ssh_config", config, mode: 0o644)
         try FileSystem.createDirectories(directory + "/config/qxub")
-        try FileSystem.writeAtomically(directory + "/config/qxub/config.yaml", """
+        try FileSystem.writeAtomically(
+            directory + "/config/qxub/config.yaml",
+            """
             platforms:
               bashbox:
                 remote:
                   host: qxub-bash
                   ssh_config: \(directory)/ssh_config
-            """)
+            """
+        )
         let log = directory + "/ssh-calls.log"
         try FileSystem.writeAtomically(
-            directory + "/bin/ssh", sshWrapper ?? "#!/bin/sh\necho \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
+            directory + "/bin/ssh",
+            sshWrapper ?? "#!/bin/sh\necho \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n",
+            mode: 0o755
+        )
         sandbox.environment["XDG_CONFIG_HOME"] = directory + "/config"
         sandbox.environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
         sandbox.environment["LOGNAME"] = victim.name
@@ -101,7 +113,13 @@ struct ControlDirectoryTests {
         try FileSystem.createDirectories(shared, mode: 0o755)
         chmod(shared, 0o1777)
         sandbox.cleanup.append(["rm", "-rf", shared])
-        return Laptop(sandbox: sandbox, victim: victim, attacker: attacker, sshConfig: directory + "/ssh_config", shared: shared)
+        return Laptop(
+            sandbox: sandbox,
+            victim: victim,
+            attacker: attacker,
+            sshConfig: directory + "/ssh_config",
+            shared: shared
+        )
     }
 
     @Test("a symbolic link at the control path (another user's) is refused with a clear message, and nothing is sent")
@@ -115,10 +133,16 @@ struct ControlDirectoryTests {
         laptop.sandbox.environment["QXUB_CONTROL_DIR"] = control
         let run = try laptop.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo s3cret"])
         #expect(run.exit == .exited(69), "\(run.stderrText)")
-        #expect(run.stderrText.contains(
-            "qxub: error: the ssh control directory \(control) is a symbolic link (to \(target)): another user may be "
-                + "trying to take over your ssh sessions"), "\(run.stderrText)")
-        #expect(run.stderrText.contains("hint: ") && run.stderrText.contains("set QXUB_CONTROL_DIR to a private directory"))
+        #expect(
+            run.stderrText.contains(
+                "qxub: error: the ssh control directory \(control) is a symbolic link (to \(target)): another user may be "
+                    + "trying to take over your ssh sessions"
+            ),
+            "\(run.stderrText)"
+        )
+        #expect(
+            run.stderrText.contains("hint: ") && run.stderrText.contains("set QXUB_CONTROL_DIR to a private directory")
+        )
         #expect(laptop.sshCalls.isEmpty, "nothing was sent, not even an ssh started: \(laptop.sshCalls)")
         #expect(FileSystem.listDirectory(target).isEmpty, "nothing was made in the directory the link points at")
     }
@@ -131,9 +155,12 @@ struct ControlDirectoryTests {
         laptop.sandbox.environment["QXUB_CONTROL_DIR"] = control
         let run = try laptop.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo s3cret"])
         #expect(run.exit == .exited(69), "\(run.stderrText)")
-        #expect(run.stderrText.contains(
-            "the ssh control directory \(control) belongs to user \(laptop.attacker.name) (uid \(laptop.attacker.uid)), not to you"),
-            "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains(
+                "the ssh control directory \(control) belongs to user \(laptop.attacker.name) (uid \(laptop.attacker.uid)), not to you"
+            ),
+            "\(run.stderrText)"
+        )
         #expect(laptop.sshCalls.isEmpty, "\(laptop.sshCalls)")
     }
 
@@ -145,9 +172,12 @@ struct ControlDirectoryTests {
         laptop.sandbox.environment["QXUB_CONTROL_DIR"] = control
         let writable = try laptop.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "true"])
         #expect(writable.exit == .exited(69), "\(writable.stderrText)")
-        #expect(writable.stderrText.contains(
-            "the ssh control directory \(control) can be written by other users (mode 770): a socket in it may be someone else's"),
-            "\(writable.stderrText)")
+        #expect(
+            writable.stderrText.contains(
+                "the ssh control directory \(control) can be written by other users (mode 770): a socket in it may be someone else's"
+            ),
+            "\(writable.stderrText)"
+        )
         #expect(laptop.sshCalls.isEmpty, "\(laptop.sshCalls)")
 
         // Readable only (a mkdir under umask 022): nobody else could have put anything in it.
@@ -157,10 +187,15 @@ struct ControlDirectoryTests {
         #expect(socket == control + "/bashbox", "\(doctor.stdoutText) \(doctor.stderrText)")
         var info = stat()
         #expect(stat(control, &info) == 0 && info.st_mode & 0o777 == 0o700, "mode set to 700")
-        #expect(doctor.stdoutText.contains("master connection") && doctor.stdoutText.contains("live"), "\(doctor.stdoutText)")
+        #expect(
+            doctor.stdoutText.contains("master connection") && doctor.stdoutText.contains("live"),
+            "\(doctor.stdoutText)"
+        )
     }
 
-    @Test("the default place: $XDG_RUNTIME_DIR/qxub if it is yours, else ~/.local/state/qxub/HOST, within the socket limit")
+    @Test(
+        "the default place: $XDG_RUNTIME_DIR/qxub if it is yours, else ~/.local/state/qxub/HOST, within the socket limit"
+    )
     func defaultLocation() throws {
         let laptop = try laptop("default")
         let host = String(Environment.hostname().split(separator: ".").first ?? "")
@@ -200,12 +235,17 @@ struct ControlDirectoryTests {
         laptop.closeMaster(socket)
         let directory = FileSystem.directoryName(socket)
         laptop.sandbox.cleanup.append(["rm", "-rf", directory])
-        #expect(directory.hasPrefix("/tmp/qxub-\(laptop.victim.uid)-") && directory.count == "/tmp/qxub-\(laptop.victim.uid)-XXXXXX".count,
-                "\(run.stdoutText) \(run.stderrText)")
+        #expect(
+            directory.hasPrefix("/tmp/qxub-\(laptop.victim.uid)-")
+                && directory.count == "/tmp/qxub-\(laptop.victim.uid)-XXXXXX".count,
+            "\(run.stdoutText) \(run.stderrText)"
+        )
         #expect(socket.utf8.count + 17 <= 103, "room for ssh's temporary name within macOS's 104 bytes: \(socket)")
         var info = stat()
-        #expect(lstat(directory, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR && info.st_uid == laptop.victim.uid
-                    && info.st_mode & 0o777 == 0o700)
+        #expect(
+            lstat(directory, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR && info.st_uid == laptop.victim.uid
+                && info.st_mode & 0o777 == 0o700
+        )
         #expect(SocketProbe.isSocket(socket))
         let (again, _) = try laptop.controlSocket()
         #expect(again == socket, "the same directory next time (its name is remembered in the state directory)")
@@ -233,11 +273,17 @@ struct ControlDirectoryTests {
         laptop.closeMaster(path + ".real/bashbox")
         let run = try laptop.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo s3cret"])
         #expect(run.exit == .exited(69), "\(run.stderrText)")
-        #expect(run.stderrText.contains(
-            "the ssh control directory \(path) changed while the ssh master started (now a symbolic link to \(path).real)"),
-            "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains(
+                "the ssh control directory \(path) changed while the ssh master started (now a symbolic link to \(path).real)"
+            ),
+            "\(run.stderrText)"
+        )
         #expect(laptop.sshCalls.contains { $0.contains(" -N ") }, "the master was started: \(laptop.sshCalls)")
-        #expect(!laptop.sshCalls.contains { $0.contains("qxub-shim") }, "no session went through it: \(laptop.sshCalls)")
+        #expect(
+            !laptop.sshCalls.contains { $0.contains("qxub-shim") },
+            "no session went through it: \(laptop.sshCalls)"
+        )
     }
 }
 

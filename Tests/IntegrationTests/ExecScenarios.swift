@@ -40,9 +40,16 @@ struct ExecScenarios {
 
     func byteExactOutput() throws {
         // Partial lines, carriage returns, no final newline, binary bytes, then 10 MB.
-        let run = try exec(["--", "printf 'a\\rb\\rc'; sleep 0.3; printf 'partial'; sleep 0.3; printf '\\000\\377\\n'; head -c 10485760 /dev/zero | tr '\\0' 'x'"], timeout: 300)
+        let run = try exec(
+            [
+                "--",
+                "printf 'a\\rb\\rc'; sleep 0.3; printf 'partial'; sleep 0.3; printf '\\000\\377\\n'; head -c 10485760 /dev/zero | tr '\\0' 'x'",
+            ],
+            timeout: 300
+        )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
-        let expected = Array("a\rb\rcpartial".utf8) + [0, 255, 10] + Array(repeating: UInt8(ascii: "x"), count: 10_485_760)
+        let expected =
+            Array("a\rb\rcpartial".utf8) + [0, 255, 10] + Array(repeating: UInt8(ascii: "x"), count: 10_485_760)
         #expect(run.stdout.count == expected.count)
         #expect(run.stdout == expected)
     }
@@ -71,14 +78,22 @@ struct ExecScenarios {
         // The job runs in a directory of its own, where a PWNED file would appear if anything executed.
         let workdir = sandbox.directory + "/hostile work $(touch PWNED)"
         let value = "a 'b' \"c\" $(touch PWNED) `touch PWNED` ;, ünï\nline2"
-        let run = try exec(["--execdir", workdir, "--create-execdir", "--var", "V=" + value, "--", "printf '%s' \"$V\"; ls"])
+        let run = try exec([
+            "--execdir", workdir, "--create-execdir", "--var", "V=" + value, "--", "printf '%s' \"$V\"; ls",
+        ])
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == value, "the value arrives literally, and the job's directory stays empty")
-        #expect(!FileSystem.exists(workdir + "/PWNED") && !FileSystem.exists(sandbox.directory + "/PWNED") && !FileSystem.exists(sandbox.directory + "/home/PWNED"))
+        #expect(
+            !FileSystem.exists(workdir + "/PWNED") && !FileSystem.exists(sandbox.directory + "/PWNED")
+                && !FileSystem.exists(sandbox.directory + "/home/PWNED")
+        )
         let name = try exec(["--execdir", workdir, "-N", "my job/1:x $(touch PWNED)", "--", "echo $QXUB_JOB_ID; ls"])
         #expect(name.exit == .exited(0), "\(name.stderrText)")
         let lines = name.stdoutText.split(separator: "\n")
-        #expect(lines.count == 1 && !lines[0].isEmpty, "the job's id, and nothing created in its directory: \(name.stdoutText)")
+        #expect(
+            lines.count == 1 && !lines[0].isEmpty,
+            "the job's id, and nothing created in its directory: \(name.stdoutText)"
+        )
     }
 
     func missingOutputDirectory() throws {
@@ -132,7 +147,9 @@ struct ExecScenarios {
 
     func cancelWhileRunning() throws {
         let child = try sandbox.start(["exec", "--backend", backend, "--", "echo started; sleep 300"])
-        let started = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } }
+        let started = sandbox.wait(timeout: 60) {
+            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }
+        }
         #expect(started, "the job never started")
         usleep(300_000)
         kill(-child.pid, SIGINT)  // the whole group, as a terminal does
@@ -169,18 +186,18 @@ extension String {
 /// Fake `conda` and `module` commands for activation tests.
 let fakeActivationTools: [String: String] = [
     "conda": """
-        case "$1" in
-          shell.bash) echo 'conda() { command conda "$@"; }' ;;
-          activate) if [ "$2" = good ]; then exit 0; fi; echo "EnvironmentNameNotFound: Could not find conda environment: $2" >&2; exit 1 ;;
-        esac
-        """,
+    case "$1" in
+      shell.bash) echo 'conda() { command conda "$@"; }' ;;
+      activate) if [ "$2" = good ]; then exit 0; fi; echo "EnvironmentNameNotFound: Could not find conda environment: $2" >&2; exit 1 ;;
+    esac
+    """,
     // Prints how it was called, then runs the command (as `singularity exec IMAGE CMD` would, inside).
     "singularity": """
-        echo "$@"
-        """,
+    echo "$@"
+    """,
     "module": """
-        [ "$1" = load ] || exit 0
-        [ "$2" = bad ] && { echo "ERROR: Unable to locate a modulefile for '$2'" >&2; exit 1; }
-        exit 0
-        """,
+    [ "$1" = load ] || exit 0
+    [ "$2" = bad ] && { echo "ERROR: Unable to locate a modulefile for '$2'" >&2; exit 1; }
+    exit 0
+    """,
 ]

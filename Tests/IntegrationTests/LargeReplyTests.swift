@@ -60,7 +60,8 @@ struct LargeReplyTests {
         let count = 12_000
         var text = ""
         for index in 1...count {
-            text += "\(1_700_000_000 + index)\t\(5_000_000 + index).server\tlocal\tjob-name-\(index)-with-some-length"
+            text +=
+                "\(1_700_000_000 + index)\t\(5_000_000 + index).server\tlocal\tjob-name-\(index)-with-some-length"
                 + "\t/nonexistent/state/jobs/20261125-103000-\(index)\tlogin-node-\(index)\n"
         }
         try FileSystem.writeAtomically(sandbox.directory + "/state/history.tsv", text)
@@ -70,8 +71,14 @@ struct LargeReplyTests {
         let lines = run.stdoutText.split(separator: "\n")
         #expect(lines.count == 10_000)
         // Oldest first on the screen: entries 2,001 to 12,000.
-        #expect(lines.first?.hasSuffix("job-name-2001-with-some-length  (from login-node-2001)") == true, "\(lines.first ?? "")")
-        #expect(lines.last?.hasSuffix("job-name-12000-with-some-length  (from login-node-12000)") == true, "\(lines.last ?? "")")
+        #expect(
+            lines.first?.hasSuffix("job-name-2001-with-some-length  (from login-node-2001)") == true,
+            "\(lines.first ?? "")"
+        )
+        #expect(
+            lines.last?.hasSuffix("job-name-12000-with-some-length  (from login-node-12000)") == true,
+            "\(lines.last ?? "")"
+        )
     }
 
     /// A field of /proc/PID/status in kB (`VmHWM`: the peak resident set).
@@ -81,7 +88,9 @@ struct LargeReplyTests {
         return Int(line.split(separator: " ").dropFirst().first ?? "")
     }
 
-    @Test("a client that sends 48 MiB of pings and reads nothing: the agent stops reading, grows by less than 24 MiB, answers all later")
+    @Test(
+        "a client that sends 48 MiB of pings and reads nothing: the agent stops reading, grows by less than 24 MiB, answers all later"
+    )
     func outboxBound() throws {
         let agent = try AgentPipe(hello: Hello(software: "qxub-tests", capabilities: []))
         try agent.write(agent.endpoint.start())
@@ -104,7 +113,9 @@ struct LargeReplyTests {
         var stalled = false
         // Write until every ping is sent, or until the agent takes nothing for 2 s (it stopped reading).
         while sentBatches < batches {
-            let written = try batch.withUnsafeBytes { try FileDescriptor.writeSome(input, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            let written = try batch.withUnsafeBytes {
+                try FileDescriptor.writeSome(input, UnsafeRawBufferPointer(rebasing: $0[offset...]))
+            }
             offset += written
             if offset == batch.count {
                 sentBatches += 1
@@ -126,7 +137,9 @@ struct LargeReplyTests {
         while (offset > 0 || pongs < sentBatches * perBatch) && MonotonicClock.now() < deadline {
             if offset > 0 {
                 // Finish the batch cut short, so the pings in it are whole.
-                let written = try batch.withUnsafeBytes { try FileDescriptor.writeSome(input, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+                let written = try batch.withUnsafeBytes {
+                    try FileDescriptor.writeSome(input, UnsafeRawBufferPointer(rebasing: $0[offset...]))
+                }
                 offset = offset + written == batch.count ? 0 : offset + written
                 if offset == 0 { sentBatches += 1 }
             }
@@ -145,8 +158,10 @@ struct LargeReplyTests {
         #expect(try agent.nextMessage() == .pong(Pong(nonce: 7)))
         let peak = Self.procStatus(agent.child.pid, "VmHWM") ?? .max
         // The outbox holds back at 4 MiB (its buffer may double past that, old and new copies at once); 48 MiB of pongs do not fit.
-        #expect(stalledPeak - baseline < 24 * 1024 && peak - baseline < 24 * 1024,
-                "the agent's peak RSS: \(baseline) kB before, \(stalledPeak) kB while stalled, \(peak) kB in all")
+        #expect(
+            stalledPeak - baseline < 24 * 1024 && peak - baseline < 24 * 1024,
+            "the agent's peak RSS: \(baseline) kB before, \(stalledPeak) kB while stalled, \(peak) kB in all"
+        )
         let (exit, stderr) = try agent.finish()
         #expect(exit == .exited(0), "stderr: \(stderr)")
     }

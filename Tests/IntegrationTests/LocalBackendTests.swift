@@ -12,18 +12,34 @@ struct LocalBackendTests {
         ExecScenarios(backend: "local", sandbox: try Sandbox(label, fakeBinaries: fakeActivationTools))
     }
 
-    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws { try scenarios("codes").exitCodes() }
+    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws {
+        try scenarios("codes").exitCodes()
+    }
     @Test("a signal death exits 128+N with a message") func signal() throws { try scenarios("signal").signal() }
     @Test("two or more arguments are an exact argv") func argv() throws { try scenarios("argv").argvIsExact() }
-    @Test("output arrives byte for byte: partial lines, \\r, binary, 10 MB") func bytes() throws { try scenarios("bytes").byteExactOutput() }
+    @Test("output arrives byte for byte: partial lines, \\r, binary, 10 MB") func bytes() throws {
+        try scenarios("bytes").byteExactOutput()
+    }
     @Test("random binary output arrives unchanged") func random() throws { try scenarios("random").randomBytes() }
     @Test("--pre and --post") func prePost() throws { try scenarios("prepost").prePost() }
-    @Test("hostile values arrive literally and never execute") func hostile() throws { try scenarios("hostile").hostileValues() }
-    @Test("an output directory that does not exist yet is created") func missingDirectory() throws { try scenarios("outdir").missingOutputDirectory() }
-    @Test("a failing conda activation stops the job with 78 and says what to fix") func conda() throws { try scenarios("conda").condaFailure() }
-    @Test("modules load in order; a failing module stops the job") func modules() throws { try scenarios("modules").modules() }
-    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws { try scenarios("container").container() }
-    @Test("Ctrl-C cancels the running job and exits 130") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
+    @Test("hostile values arrive literally and never execute") func hostile() throws {
+        try scenarios("hostile").hostileValues()
+    }
+    @Test("an output directory that does not exist yet is created") func missingDirectory() throws {
+        try scenarios("outdir").missingOutputDirectory()
+    }
+    @Test("a failing conda activation stops the job with 78 and says what to fix") func conda() throws {
+        try scenarios("conda").condaFailure()
+    }
+    @Test("modules load in order; a failing module stops the job") func modules() throws {
+        try scenarios("modules").modules()
+    }
+    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws {
+        try scenarios("container").container()
+    }
+    @Test("Ctrl-C cancels the running job and exits 130") func cancel() throws {
+        try scenarios("cancel").cancelWhileRunning()
+    }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 
     @Test("a second Ctrl-C stops waiting for the cancel and says how to follow up")
@@ -40,7 +56,9 @@ struct LocalBackendTests {
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("stopped waiting for job local-"))
         #expect(run.stderrText.contains("qxub cancel local-"))
-        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap { pid_t($0.trimmingWhitespaceForTests()) }
+        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap {
+            pid_t($0.trimmingWhitespaceForTests())
+        }
         let group = try #require(pid)
         #expect(kill(-group, 0) == 0, "the job's command ignores SIGTERM and still runs")
         // The cancel escalates to SIGKILL after 10 s even though the agent is gone.
@@ -56,7 +74,9 @@ struct LocalBackendTests {
         let run = collect(child, timeout: 30)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
         #expect(run.stderrText.contains("qxub attach local-"))
-        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap { pid_t($0.trimmingWhitespaceForTests()) }
+        let pid = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/pid") }.first.flatMap {
+            pid_t($0.trimmingWhitespaceForTests())
+        }
         let group = try #require(pid)
         #expect(kill(-group, 0) == 0, "the job must still run")
         kill(-group, SIGKILL)
@@ -71,7 +91,9 @@ struct LocalBackendTests {
         try #require(mount.exit == .exited(0), "this test mounts a tmpfs as root: \(mount.stderrText)")
         defer { _ = try? runCollectingOutput(["umount", "-l", state]) }
         let go = sandbox.directory + "/go"
-        let child = try sandbox.start(["exec", "--backend", "local", "--", "echo started; while [ ! -e \(go) ]; do sleep 0.05; done; exit 1"])
+        let child = try sandbox.start([
+            "exec", "--backend", "local", "--", "echo started; while [ ! -e \(go) ]; do sleep 0.05; done; exit 1",
+        ])
         #expect(sandbox.wait { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } })
         let directory = try #require(sandbox.jobDirectories.first)
         // Fill the filesystem: dd stops at ENOSPC.
@@ -79,7 +101,8 @@ struct LocalBackendTests {
         try FileSystem.writeAtomically(go, "")
         let run = collect(child, timeout: 30)
         #expect(run.stdoutText == "started\n")
-        let message = "qxub: the job exited 1, but its exit record could not be written "
+        let message =
+            "qxub: the job exited 1, but its exit record could not be written "
             + "(disk full or over quota in \(directory)?) (exit status 1)"
         #expect(run.stderrText.contains(message), "\(run.stderrText)")
         #expect(!run.stderrText.contains("killed from outside"), "\(run.stderrText)")
@@ -94,7 +117,8 @@ struct LocalBackendTests {
         defer {
             // Whatever happened above, the job does not outlive the test.
             for directory in sandbox.jobDirectories {
-                if let pid = FileSystem.readText(directory + "/pid").flatMap({ pid_t($0.trimmingWhitespaceForTests()) }) {
+                if let pid = FileSystem.readText(directory + "/pid").flatMap({ pid_t($0.trimmingWhitespaceForTests()) })
+                {
                     kill(-pid, SIGKILL)
                 }
             }
@@ -117,8 +141,10 @@ struct LocalBackendTests {
     @Test("status, cancel and monitor over one session each; ids also from stdin")
     func statusCancelMonitor() throws {
         let sandbox = try Sandbox("status")
-        let quick = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "exit 3"]).stdoutText.trimmingWhitespaceForTests()
-        let slow = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let quick = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "exit 3"]).stdoutText
+            .trimmingWhitespaceForTests()
+        let slow = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText
+            .trimmingWhitespaceForTests()
         #expect(sandbox.wait { FileSystem.exists(sandbox.directory + "/state/by-id/\(quick)/exit") })
         let status = try sandbox.qxub(["status", quick, slow, "local-nosuch"])
         #expect(status.stdoutText.contains("\(quick): finished"))
@@ -131,14 +157,23 @@ struct LocalBackendTests {
         let python = try sandbox.qxub(["status", "check", quick, "--snakemake"])
         #expect(python.exit == .exited(0) && python.stdoutText == "failed\n", "\(python.stderrText)")
         let json = try sandbox.qxub(["status", "--format", "json", quick])
-        #expect(json.stdoutText == "{\"job_id\": \"\(quick)\", \"status\": \"finished\", \"host\": \"\(Environment.hostname())\", \"exit_code\": 3}\n", "\(json.stdoutText)")
+        #expect(
+            json.stdoutText
+                == "{\"job_id\": \"\(quick)\", \"status\": \"finished\", \"host\": \"\(Environment.hostname())\", \"exit_code\": 3}\n",
+            "\(json.stdoutText)"
+        )
         // exitcode: 2 finished OK, 1 failed, 0 running; for several jobs a failure wins.
         #expect(try sandbox.qxub(["status", "--format", "exitcode", slow]).exit == .exited(0))
         #expect(try sandbox.qxub(["status", "--format", "exitcode", quick, slow]).exit == .exited(1))
         let cancel = try sandbox.qxub(["cancel", slow])
         #expect(cancel.exit == .exited(0), "\(cancel.stderrText)")
         #expect(cancel.stdoutText == "\(slow): cancel requested\n")
-        let monitor = try runCollectingOutput([BuiltProducts.qxub, "monitor", "-i", "0.5"], environment: sandbox.environmentList, stdinBytes: Array("\(quick)\n\(slow)\n".utf8), timeout: 60)
+        let monitor = try runCollectingOutput(
+            [BuiltProducts.qxub, "monitor", "-i", "0.5"],
+            environment: sandbox.environmentList,
+            stdinBytes: Array("\(quick)\n\(slow)\n".utf8),
+            timeout: 60
+        )
         #expect(monitor.exit == .exited(1), "one failed, one cancelled: \(monitor.stderrText)")
         #expect(monitor.stdoutText.contains("all jobs finished: 0 succeeded, 2 failed"))
     }
@@ -146,25 +181,41 @@ struct LocalBackendTests {
     @Test("monitor on a terminal: a live table of state, elapsed time and exit code, redrawn in place")
     func monitorTable() throws {
         let sandbox = try Sandbox("monitortable")
-        let id = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "tabled", "--", "sleep 2; exit 4"]).stdoutText.trimmingWhitespaceForTests()
+        let id = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "tabled", "--", "sleep 2; exit 4"])
+            .stdoutText.trimmingWhitespaceForTests()
         // `script` gives monitor a real terminal (a pseudo-terminal), as a user's shell does.
-        let run = try runCollectingOutput(["script", "-qec", "\(BuiltProducts.qxub) monitor -i 0.5 \(id)", "/dev/null"], environment: sandbox.environmentList, timeout: 60)
+        let run = try runCollectingOutput(
+            ["script", "-qec", "\(BuiltProducts.qxub) monitor -i 0.5 \(id)", "/dev/null"],
+            environment: sandbox.environmentList,
+            timeout: 60
+        )
         let screen = run.stdoutText
         #expect(run.exit == .exited(1), "the job failed: \(screen)")
         #expect(screen.contains("ELAPSED") && screen.contains("\u{1B}[K"), "a table, redrawn in place: \(screen)")
-        let rows = screen.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { String($0).replacingAll("\u{1B}[K", with: "") }
-        #expect(rows.contains { $0.hasPrefix(id) && $0.contains("running") && $0.contains("0m0") }, "a running row with its elapsed time: \(rows)")
+        let rows = screen.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map {
+            String($0).replacingAll("\u{1B}[K", with: "")
+        }
+        #expect(
+            rows.contains { $0.hasPrefix(id) && $0.contains("running") && $0.contains("0m0") },
+            "a running row with its elapsed time: \(rows)"
+        )
         let last = rows.last { $0.hasPrefix(id) } ?? ""
         let columns = last.split(separator: " ").map(String.init)
-        #expect(columns.count >= 4 && columns[columns.count - 3] == "finished" && ["0m02s", "0m03s"].contains(columns[columns.count - 2]) && columns.last?.hasPrefix("4") == true,
-                "the final row: state, how long it ran, exit 4: \(columns)")
+        #expect(
+            columns.count >= 4 && columns[columns.count - 3] == "finished"
+                && ["0m02s", "0m03s"].contains(columns[columns.count - 2]) && columns.last?.hasPrefix("4") == true,
+            "the final row: state, how long it ran, exit 4: \(columns)"
+        )
     }
 
     @Test("every submission lands in the history; history out/err print a job's streams")
     func history() throws {
         let sandbox = try Sandbox("history")
         sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
-        #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "first", "--", "echo out-one; echo err-one >&2"]).exit == .exited(0))
+        #expect(
+            try sandbox.qxub(["exec", "--backend", "local", "-N", "first", "--", "echo out-one; echo err-one >&2"]).exit
+                == .exited(0)
+        )
         #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "second", "--", "exit 4"]).exit == .exited(4))
         let list = try sandbox.qxub(["history"])
         let lines = list.stdoutText.split(separator: "\n")
@@ -179,7 +230,10 @@ struct LocalBackendTests {
         let show = try sandbox.qxub(["history", "show"])
         #expect(show.stdoutText.contains("exit 4"))
         let log = try sandbox.qxub(["history", "log", firstID])
-        #expect(log.stdoutText.contains("qxub \(QxubVersion.current): job \(firstID)"), "the job log's audit block: \(log.stdoutText)")
+        #expect(
+            log.stdoutText.contains("qxub \(QxubVersion.current): job \(firstID)"),
+            "the job log's audit block: \(log.stdoutText)"
+        )
         // The agent's own record on its host (here the local one): both jobs, with their exits.
         let remote = try sandbox.qxub(["history", "--remote"])
         let remoteLines = remote.stdoutText.split(separator: "\n")
@@ -201,16 +255,24 @@ struct LocalBackendTests {
     func cancelByNameAndAll() throws {
         let sandbox = try Sandbox("cancelname")
         sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
-        let keep = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "keep", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
-        let train = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "train-7", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let keep = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "keep", "--", "sleep 300"])
+            .stdoutText.trimmingWhitespaceForTests()
+        let train = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "train-7", "--", "sleep 300"])
+            .stdoutText.trimmingWhitespaceForTests()
         let preview = try sandbox.qxub(["cancel", "--name", "train-*", "--dry-run"])
         #expect(preview.stdoutText == "\(train): would be cancelled\n")
         let named = try sandbox.qxub(["cancel", "--name", "train-*"])
         #expect(named.stdoutText == "\(train): cancel requested\n", "\(named.stderrText)")
-        let brief = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "brief", "--", "sleep 2"]).stdoutText.trimmingWhitespaceForTests()
+        let brief = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "brief", "--", "sleep 2"])
+            .stdoutText.trimmingWhitespaceForTests()
         let summary = try sandbox.qxub(["monitor", "--summary", "-i", "0.5", brief, train])
         let summaryLines = summary.stdoutText.split(separator: "\n")
-        #expect(summaryLines.contains { $0 == "running 2" || $0 == "running 1, failed 1" || $0 == "running 1, succeeded 1" }, "counts lines while the brief job runs: \(summary.stdoutText)")
+        #expect(
+            summaryLines.contains {
+                $0 == "running 2" || $0 == "running 1, failed 1" || $0 == "running 1, succeeded 1"
+            },
+            "counts lines while the brief job runs: \(summary.stdoutText)"
+        )
         #expect(summaryLines.last == "all jobs finished: 1 succeeded, 1 failed", "\(summary.stdoutText)")
         #expect(summary.exit == .exited(1))
         let everything = try sandbox.qxub(["cancel", "--all"])
@@ -224,7 +286,8 @@ struct LocalBackendTests {
     func cancelAllLearnsEnds() throws {
         let sandbox = try Sandbox("cancelended")
         sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
-        let ended = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "true"]).stdoutText.trimmingWhitespaceForTests()
+        let ended = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "true"]).stdoutText
+            .trimmingWhitespaceForTests()
         // Its end, seen on the agent's side only: nothing has told the history yet.
         #expect(sandbox.wait { FileSystem.exists(sandbox.directory + "/state/by-id/\(ended)/exit") })
         let none = try sandbox.qxub(["cancel", "--all", "--dry-run"])
@@ -234,7 +297,8 @@ struct LocalBackendTests {
         let line = history.stdoutText.split(separator: "\n").first { $0.contains(ended) }
         #expect(line?.contains("exit 0") == true, "\(history.stdoutText)")
 
-        let running = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText.trimmingWhitespaceForTests()
+        let running = try sandbox.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText
+            .trimmingWhitespaceForTests()
         let preview = try sandbox.qxub(["cancel", "--all", "--dry-run"])
         #expect(preview.exit == .exited(0), "\(preview.stderrText)")
         #expect(preview.stdoutText == "\(running): would be cancelled\n", "\(preview.stdoutText)")
@@ -260,13 +324,16 @@ struct LocalBackendTests {
         #expect(run.stderrText.contains("conda is not available"))
     }
 
-    @Test("bad input is refused before anything is submitted, with the accepted forms", arguments: [
-        (["--mem", "lots"], "is not a memory size"),
-        (["--time", "1:99:00"], "is not a duration"),
-        (["--sif", "x.sif", "--env", "e"], "cannot be combined"),
-        ([], "no command"),
-        (["--cmd", "echo", "--", "extra"], "not both"),
-    ])
+    @Test(
+        "bad input is refused before anything is submitted, with the accepted forms",
+        arguments: [
+            (["--mem", "lots"], "is not a memory size"),
+            (["--time", "1:99:00"], "is not a duration"),
+            (["--sif", "x.sif", "--env", "e"], "cannot be combined"),
+            ([], "no command"),
+            (["--cmd", "echo", "--", "extra"], "not both"),
+        ]
+    )
     func badInput(arguments: [String], message: String) throws {
         let sandbox = try Sandbox("badinput")
         var all = ["exec", "--backend", "local"] + arguments
@@ -280,12 +347,18 @@ struct LocalBackendTests {
     /// Starts `qxub ARGS` in `sandbox` with a marker in its environment (its agent inherits it), and waits at most
     /// `bound` seconds for it (past the bound it is killed and its exit is nil).
     func runMarked(
-        _ sandbox: Sandbox, bound: Double = 10, _ arguments: [String]
+        _ sandbox: Sandbox,
+        bound: Double = 10,
+        _ arguments: [String]
     ) throws -> (run: (exit: ProcessExit?, cpuSeconds: Double), stderr: String, marker: String) {
         let marker = "QXUB_TEST_MARKER=\(getpid())-\(Int.random(in: 0..<1_000_000_000))"
         let child = try ChildProcess.spawn(
-            [BuiltProducts.qxub] + arguments, environment: sandbox.environmentList + [marker],
-            stdin: .null, stdout: .null, stderr: .pipe)
+            [BuiltProducts.qxub] + arguments,
+            environment: sandbox.environmentList + [marker],
+            stdin: .null,
+            stdout: .null,
+            stderr: .pipe
+        )
         let ended = ProcessUsage.wait(for: child.pid, bound: bound)
         if ended.exit == nil {
             // qxub was killed at the bound: its agent may still hold the stderr pipe open.
@@ -332,7 +405,10 @@ struct LocalBackendTests {
         // Closing the session would wait 2 s for the agent to leave, then kill it; a usage error ends it at once,
         // so qxub is gone well within the bound (a failure here shows as a nil exit: killed at the bound).
         let (run, stderr, marker) = try runMarked(
-            sandbox, bound: 1.5, ["exec", "--backend", "local", "--time", "0", "--", "true"])
+            sandbox,
+            bound: 1.5,
+            ["exec", "--backend", "local", "--time", "0", "--", "true"]
+        )
         #expect(run.exit == .exited(64), "\(stderr)")
         #expect(stderr.contains("'0' is zero"), "\(stderr)")
         #expect(processesLeft(with: marker).isEmpty, "\(processesLeft(with: marker, bound: 0))")
@@ -348,7 +424,9 @@ struct ConfigurationTests {
         try FileSystem.createDirectories(user)
         sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
         sandbox.environment["USER"] = "alice"
-        try FileSystem.writeAtomically(user + "/config.yaml", """
+        try FileSystem.writeAtomically(
+            user + "/config.yaml",
+            """
             defaults:
               project: a56
               queue: normal
@@ -359,17 +437,27 @@ struct ConfigurationTests {
             templates:
               log_dir: /scratch/{project}/{user}/logs
             unknown_python_key: ignored
-            """)
+            """
+        )
         let project = sandbox.directory + "/project/sub"
         try FileSystem.createDirectories(sandbox.directory + "/project/.qx")
         try FileSystem.createDirectories(project)
-        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/project.yaml", "defaults:\n  queue: express\n  cpus: 4\n")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/project.yaml",
+            "defaults:\n  queue: express\n  cpus: 4\n"
+        )
         try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults:\n  cpus: 8\n")
         return (sandbox, project)
     }
 
     func dry(_ sandbox: Sandbox, in directory: String, _ arguments: [String]) throws -> String {
-        let run = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments + ["--", "echo"], environment: sandbox.environmentList)
+        let run = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory, BuiltProducts.qxub, "exec", "--dry",
+                "--backend", "pbspro",
+            ] + arguments + ["--", "echo"],
+            environment: sandbox.environmentList
+        )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         return run.stdoutText
     }
@@ -378,15 +466,25 @@ struct ConfigurationTests {
     func layering() throws {
         let (sandbox, project) = try layered()
         let script = try dry(sandbox, in: project, [])
-        for line in ["#PBS -N alice-job", "#PBS -q express", "#PBS -P a56", "#PBS -l walltime=1:00:00", "#PBS -l mem=8GB", "#PBS -l ncpus=8"] {
+        for line in [
+            "#PBS -N alice-job", "#PBS -q express", "#PBS -P a56", "#PBS -l walltime=1:00:00", "#PBS -l mem=8GB",
+            "#PBS -l ncpus=8",
+        ] {
             #expect(script.contains(line + "\n"), "missing \(line)")
         }
         #expect(script.contains("/scratch/a56/alice/alice-job.out"), "templates resolve in paths")
         try FileSystem.writeAtomically(sandbox.directory + "/extra.yaml", "defaults:\n  queue: hugemem\n")
-        let overridden = try dry(sandbox, in: project, ["--config", sandbox.directory + "/extra.yaml", "--mem", "2GB", "-N", "mine"])
+        let overridden = try dry(
+            sandbox,
+            in: project,
+            ["--config", sandbox.directory + "/extra.yaml", "--mem", "2GB", "-N", "mine"]
+        )
         #expect(overridden.contains("#PBS -q hugemem\n"))
         #expect(overridden.contains("#PBS -l mem=2GB\n"))
-        #expect(!overridden.contains("mem=8GB"), "the command line replaces the config value; it is never emitted twice")
+        #expect(
+            !overridden.contains("mem=8GB"),
+            "the command line replaces the config value; it is never emitted twice"
+        )
         #expect(overridden.contains("#PBS -N mine\n"))
         let raw = try dry(sandbox, in: project, ["-l", "mem=3GB"])
         #expect(raw.contains("#PBS -l mem=3GB\n") && !raw.contains("mem=8GB"), "a raw -l beats the config's value")
@@ -395,25 +493,44 @@ struct ConfigurationTests {
     @Test("defaults.resources and defaults.mem never both reach the job")
     func resourcesListBeatsKeyDefaults() throws {
         let (sandbox, project) = try layered()
-        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults:\n  resources: [mem=16GB, ncpus=2]\n")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/local.yaml",
+            "defaults:\n  resources: [mem=16GB, ncpus=2]\n"
+        )
         let script = try dry(sandbox, in: project, [])
         #expect(script.contains("#PBS -l mem=16GB\n"))
         #expect(!script.contains("mem=8GB"), "one value per resource")
         #expect(script.contains("#PBS -l ncpus=2\n") && !script.contains("ncpus=4"))
         let cli = try dry(sandbox, in: project, ["--mem", "1GB"])
-        #expect(cli.contains("#PBS -l mem=1GB\n") && !cli.contains("mem=16GB"), "the command line's --mem replaces the list's mem=")
+        #expect(
+            cli.contains("#PBS -l mem=1GB\n") && !cli.contains("mem=16GB"),
+            "the command line's --mem replaces the list's mem="
+        )
         #expect(cli.contains("#PBS -l ncpus=2\n"), "the rest of the list stays")
     }
 
     @Test("shortcuts: longest prefix wins, the command line beats the shortcut, which beats the config")
     func shortcuts() throws {
         let (sandbox, project) = try layered()
-        #expect(try sandbox.qxub(["config", "shortcut", "set", "python", "--env", "base", "--mem", "2GB", "-q", "copyq"]).exit == .exited(0))
-        #expect(try sandbox.qxub(["config", "shortcut", "set", "python train.py", "--env", "pytorch", "--mem", "32GB", "--gpus", "1"]).exit == .exited(0))
+        #expect(
+            try sandbox.qxub(["config", "shortcut", "set", "python", "--env", "base", "--mem", "2GB", "-q", "copyq"])
+                .exit == .exited(0)
+        )
+        #expect(
+            try sandbox.qxub([
+                "config", "shortcut", "set", "python train.py", "--env", "pytorch", "--mem", "32GB", "--gpus", "1",
+            ]).exit == .exited(0)
+        )
         let bad = try sandbox.qxub(["config", "shortcut", "set", "x", "--mem", "lots"])
         #expect(bad.exit == .exited(64), "a bad value never reaches the file")
         func dryArgv(_ arguments: [String]) throws -> CollectedRun {
-            try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments, environment: sandbox.environmentList)
+            try runCollectingOutput(
+                [
+                    "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry",
+                    "--backend", "pbspro",
+                ] + arguments,
+                environment: sandbox.environmentList
+            )
         }
         let long = try dryArgv(["--", "python", "train.py", "--epochs", "3"])
         #expect(long.stderrText.contains("using shortcut 'python train.py'"))
@@ -421,7 +538,10 @@ struct ConfigurationTests {
         #expect(long.stdoutText.contains("#PBS -l mem=32GB\n") && long.stdoutText.contains("#PBS -l ngpus=1\n"))
         #expect(long.stdoutText.contains("python train.py --epochs 3"), "the full command is kept")
         let short = try dryArgv(["--mem", "4GB", "--", "python", "other.py"])
-        #expect(short.stdoutText.contains("#PBS -l mem=4GB\n") && !short.stdoutText.contains("mem=2GB"), "the command line beats the shortcut")
+        #expect(
+            short.stdoutText.contains("#PBS -l mem=4GB\n") && !short.stdoutText.contains("mem=2GB"),
+            "the command line beats the shortcut"
+        )
         #expect(short.stdoutText.contains("#PBS -q copyq\n"), "the shortcut beats the config's express")
         let context = try dryArgv(["--env", "mine", "--", "python", "train.py"])
         #expect(!context.stderrText.contains("using shortcut"), "no auto-match when a context is given")
@@ -437,20 +557,32 @@ struct ConfigurationTests {
     @Test("aliases from the config, flat and hierarchical; cmd is used when no command is given")
     func aliases() throws {
         let (sandbox, project) = try layered()
-        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", """
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/local.yaml",
+            """
             aliases:
               flat: {env: dvc, queue: copyq, cmd: dvc push}
               tree:
                 main: {queue: hugemem, resources: [mem=64GB]}
                 subcommand: {type: module, mod: [samtools, bwa]}
                 target: {cmd: make all}
-            """)
+            """
+        )
         func dryAlias(_ arguments: [String]) throws -> CollectedRun {
-            try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro"] + arguments, environment: sandbox.environmentList)
+            try runCollectingOutput(
+                [
+                    "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry",
+                    "--backend", "pbspro",
+                ] + arguments,
+                environment: sandbox.environmentList
+            )
         }
         let flat = try dryAlias(["--alias", "flat"])
         #expect(flat.exit == .exited(0), "\(flat.stderrText)")
-        #expect(flat.stdoutText.contains("conda activate dvc") && flat.stdoutText.contains("#PBS -q copyq\n") && flat.stdoutText.contains("bash -c 'dvc push'"))
+        #expect(
+            flat.stdoutText.contains("conda activate dvc") && flat.stdoutText.contains("#PBS -q copyq\n")
+                && flat.stdoutText.contains("bash -c 'dvc push'")
+        )
         let tree = try dryAlias(["--alias", "tree"])
         #expect(tree.stdoutText.contains("module load samtools") && tree.stdoutText.contains("module load bwa"))
         #expect(tree.stdoutText.contains("#PBS -l mem=64GB\n") && !tree.stdoutText.contains("mem=8GB"))
@@ -459,33 +591,59 @@ struct ConfigurationTests {
         #expect(unknown.exit == .exited(64) && unknown.stderrText.contains("aliases: flat, tree"))
     }
 
-    @Test("--queue auto, --gpus and --internet pick queues from the platform definition; limits refuse before submission")
+    @Test(
+        "--queue auto, --gpus and --internet pick queues from the platform definition; limits refuse before submission"
+    )
     func queueAuto() throws {
         let (sandbox, project) = try layered()
         sandbox.environment["QXUB_PLATFORM_FILE"] = Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml"
         let gpu = try dry(sandbox, in: project, ["--gpus", "1", "--cpus", "5"])
-        #expect(gpu.contains("#PBS -q gpuvolta\n") && gpu.contains("#PBS -l ncpus=12\n") && gpu.contains("#PBS -l ngpus=1\n"))
+        #expect(
+            gpu.contains("#PBS -q gpuvolta\n") && gpu.contains("#PBS -l ncpus=12\n")
+                && gpu.contains("#PBS -l ngpus=1\n")
+        )
         let online = try dry(sandbox, in: project, ["--internet", "--cpus", "1"])
         #expect(online.contains("#PBS -q copyq\n"))
         let big = try dry(sandbox, in: project, ["-q", "auto", "--mem", "600GB"])
         #expect(big.contains("#PBS -q hugemem\n"))
         // A shortcut's internet and gpu_type choose queues as the options do; templates reach storage.
-        #expect(try sandbox.qxub(["config", "shortcut", "set", "echo", "--internet", "--volumes", "gdata/{project}"]).exit == .exited(0))
+        #expect(
+            try sandbox.qxub(["config", "shortcut", "set", "echo", "--internet", "--volumes", "gdata/{project}"]).exit
+                == .exited(0)
+        )
         let shortcut = try dry(sandbox, in: project, ["--cpus", "1"])
         #expect(shortcut.contains("#PBS -q copyq\n") && shortcut.contains("#PBS -l storage=gdata/a56\n"), "\(shortcut)")
-        #expect(try sandbox.qxub(["config", "shortcut", "set", "echo", "--gpu-type", "a100", "--gpus", "1"]).exit == .exited(0))
+        #expect(
+            try sandbox.qxub(["config", "shortcut", "set", "echo", "--gpu-type", "a100", "--gpus", "1"]).exit
+                == .exited(0)
+        )
         #expect(try dry(sandbox, in: project, []).contains("#PBS -q dgxa100\n"))
         #expect(try sandbox.qxub(["config", "shortcut", "delete", "echo"]).exit == .exited(0))
-        let refused = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend", "pbspro", "-q", "express", "--cpus", "5000", "--", "true"], environment: sandbox.environmentList)
+        let refused = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend",
+                "pbspro", "-q", "express", "--cpus", "5000", "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
         #expect(refused.exit == .exited(64))
         #expect(refused.stderrText.contains("5000 CPUs exceed the limit of 3200 on queue 'express'"))
         #expect(sandbox.jobDirectories.isEmpty)
         let estimate = try sandbox.qxub(["estimate", "--cpus", "48", "--time", "2h"])
-        #expect(estimate.stdoutText.contains("normalbw    120 SU") && estimate.stdoutText.contains("normal      192 SU"), "the Python qxub's figures for 48 cpus x 2 h")
+        #expect(
+            estimate.stdoutText.contains("normalbw    120 SU") && estimate.stdoutText.contains("normal      192 SU"),
+            "the Python qxub's figures for 48 cpus x 2 h"
+        )
         #expect(estimate.stdoutText.hasSuffix("cheapest: normalbw\n") && !estimate.stdoutText.contains("gpuvolta"))
         sandbox.environment["QXUB_PLATFORM_FILE"] = nil
         sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
-        let missing = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "-q", "auto", "--", "true"], environment: sandbox.environmentList)
+        let missing = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "-q", "auto",
+                "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
         #expect(missing.exit == .exited(64) && missing.stderrText.contains("nci_gadi.yaml"))
     }
 
@@ -496,29 +654,48 @@ struct ConfigurationTests {
         sandbox.environment["XDG_CACHE_HOME"] = sandbox.directory + "/cache"
         sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
         try FileSystem.createDirectories(sandbox.directory + "/www")
-        _ = try runCollectingOutput(["cp", Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml", sandbox.directory + "/www/"])
+        _ = try runCollectingOutput([
+            "cp", Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml", sandbox.directory + "/www/",
+        ])
         // A real HTTP server on loopback, on a free port it reports itself.
-        let server = try ChildProcess.spawn(["python3", "-u", "-c", """
-            import http.server, functools, sys
-            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-            server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-            print(server.server_address[1], flush=True)
-            server.serve_forever()
-            """, sandbox.directory + "/www"], stdin: .null, stdout: .pipe, stderr: .null)
+        let server = try ChildProcess.spawn(
+            [
+                "python3", "-u", "-c",
+                """
+                import http.server, functools, sys
+                handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+                server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+                print(server.server_address[1], flush=True)
+                server.serve_forever()
+                """, sandbox.directory + "/www",
+            ],
+            stdin: .null,
+            stdout: .pipe,
+            stderr: .null
+        )
         var portText = ""
         var byte: UInt8 = 0
         while read(server.stdout!, &byte, 1) == 1 && byte != 0x0A { portText.append(Character(Unicode.Scalar(byte))) }
         let port = try #require(Int(portText))
         try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n"
+        )
         let online = try sandbox.qxub(["platform", "info", "gadi"])
         #expect(online.exit == .exited(0), "\(online.stderrText)")
         #expect(online.stdoutText.contains("gpuvolta"))
         // A URL the server does not have: the server's answer, not a stack trace, and nothing cached.
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/missing.yaml\n")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/missing.yaml\n"
+        )
         let missing = try sandbox.qxub(["platform", "info", "gadi"])
         #expect(missing.exit == .exited(69) && missing.stderrText.contains("404"), "\(missing.stderrText)")
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "platforms:\n  gadi:\n    definition: http://127.0.0.1:\(port)/nci_gadi.yaml\n"
+        )
         server.signal(SIGKILL)
         _ = server.wait()
         let cache = sandbox.directory + "/cache/qxub/platforms"
@@ -540,19 +717,41 @@ struct ConfigurationTests {
     @Test("the rest of the Python qxub's exec options: --tag, --log-dir, --no-notify, --default, --template, --notify")
     func pythonOptions() throws {
         let (sandbox, project) = try layered()
-        let tagged = try dry(sandbox, in: project, ["--log-dir", "/logs/x", "--out", "{log_dir}/{name}.out", "--email", "me@x.org", "--no-notify", "--tag", "rule=align", "--tags", "a=1,b=2"])
+        let tagged = try dry(
+            sandbox,
+            in: project,
+            [
+                "--log-dir", "/logs/x", "--out", "{log_dir}/{name}.out", "--email", "me@x.org", "--no-notify", "--tag",
+                "rule=align", "--tags", "a=1,b=2",
+            ]
+        )
         #expect(tagged.contains("/logs/x/alice-job.out"))
         #expect(!tagged.contains("#PBS -M"), "--no-notify beats --email")
-        let template = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--template", "x.pbs", "--", "true"], environment: sandbox.environmentList)
+        let template = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--template", "x.pbs",
+                "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
         #expect(template.exit == .exited(64) && template.stderrText.contains("--template is not supported"))
         // batch shares exec's job options, and their rules.
         try FileSystem.writeAtomically(sandbox.directory + "/jobs.txt", "true\n")
         let batchTemplate = try sandbox.qxub(["batch", "--template", "x.pbs", sandbox.directory + "/jobs.txt"])
-        #expect(batchTemplate.exit == .exited(64) && batchTemplate.stderrText.contains("--template is not supported"), "\(batchTemplate.stderrText)")
+        #expect(
+            batchTemplate.exit == .exited(64) && batchTemplate.stderrText.contains("--template is not supported"),
+            "\(batchTemplate.stderrText)"
+        )
         #expect(try sandbox.qxub(["config", "shortcut", "set", "echo", "--env", "shortcutenv"]).exit == .exited(0))
         let plain = try dry(sandbox, in: project, ["--default"])
         #expect(!plain.contains("shortcutenv"), "--default: no context and no shortcut")
-        let notify = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--notify", "--", "true"], environment: sandbox.environmentList)
+        let notify = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--notify",
+                "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
         #expect(notify.stderrText.contains("--notify (Slack/Discord) is not supported"))
         let run = try sandbox.qxub(["exec", "--backend", "local", "--tag", "rule=align", "--", "true"])
         #expect(run.exit == .exited(0))
@@ -564,18 +763,46 @@ struct ConfigurationTests {
     func brokenConfig() throws {
         let (sandbox, project) = try layered()
         try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "defaults: [unclosed\n")
-        let run = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--", "true"], environment: sandbox.environmentList)
+        let run = try runCollectingOutput(
+            ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--", "true"],
+            environment: sandbox.environmentList
+        )
         #expect(run.exit == .exited(64))
         #expect(run.stderrText.contains(".qx/local.yaml is not valid YAML"))
         // config set never replaces a file it cannot parse: the user's other settings are in it.
-        let set = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "config", "set", "--local", "defaults.queue", "normal"], environment: sandbox.environmentList)
-        #expect(set.exit == .exited(1) && set.stderrText.contains("not valid YAML, so qxub leaves it alone"), "\(set.stderrText)")
+        let set = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "config", "set", "--local",
+                "defaults.queue", "normal",
+            ],
+            environment: sandbox.environmentList
+        )
+        #expect(
+            set.exit == .exited(1) && set.stderrText.contains("not valid YAML, so qxub leaves it alone"),
+            "\(set.stderrText)"
+        )
         #expect(FileSystem.readText(sandbox.directory + "/project/.qx/local.yaml") == "defaults: [unclosed\n")
-        #expect(!FileSystem.exists(project + "/.qx"), "from a subdirectory, the project's own .qx is used, not a new one")
+        #expect(
+            !FileSystem.exists(project + "/.qx"),
+            "from a subdirectory, the project's own .qx is used, not a new one"
+        )
         // `remote: HOST` (a scalar) is a mistake, not a local platform.
-        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "platforms:\n  gadi:\n    remote: gadi.nci.org.au\n")
-        let scalar = try runCollectingOutput(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--platform", "gadi", "--", "true"], environment: sandbox.environmentList)
-        #expect(scalar.exit == .exited(64) && scalar.stderrText.contains("platforms.gadi.remote is 'gadi.nci.org.au', not a section"), "\(scalar.stderrText)")
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/local.yaml",
+            "platforms:\n  gadi:\n    remote: gadi.nci.org.au\n"
+        )
+        let scalar = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--platform",
+                "gadi", "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
+        #expect(
+            scalar.exit == .exited(64)
+                && scalar.stderrText.contains("platforms.gadi.remote is 'gadi.nci.org.au', not a section"),
+            "\(scalar.stderrText)"
+        )
     }
 
     @Test("qxub config set/get/list --show-origin/validate")
@@ -590,7 +817,9 @@ struct ConfigurationTests {
         let missing = try sandbox.qxub(["config", "get", "defaults.nothing"])
         #expect(missing.exit == .exited(1) && missing.stderrText.contains("not set"))
         let list = try sandbox.qxub(["config", "list", "--show-origin"])
-        #expect(list.stdoutText.contains("defaults.queue: express  (user: \(sandbox.directory)/config/qxub/config.yaml)"))
+        #expect(
+            list.stdoutText.contains("defaults.queue: express  (user: \(sandbox.directory)/config/qxub/config.yaml)")
+        )
         let validate = try sandbox.qxub(["config", "validate"])
         #expect(validate.exit == .exited(0))
         #expect(validate.stdoutText.contains("warning: unknown key mystery.key"))
@@ -600,7 +829,14 @@ struct ConfigurationTests {
     func qx() throws {
         let sandbox = try Sandbox("qx")
         _ = try runCollectingOutput(["ln", "-s", BuiltProducts.qxub, sandbox.directory + "/bin/qx"])
-        let run = try runCollectingOutput([sandbox.directory + "/bin/qx", "--backend", "local", "-N", "t", "--quiet", "python3", "-c", "import sys; sys.exit(len(sys.argv))", "--epochs", "3"], environment: sandbox.environmentList, timeout: 60)
+        let run = try runCollectingOutput(
+            [
+                sandbox.directory + "/bin/qx", "--backend", "local", "-N", "t", "--quiet", "python3", "-c",
+                "import sys; sys.exit(len(sys.argv))", "--epochs", "3",
+            ],
+            environment: sandbox.environmentList,
+            timeout: 60
+        )
         #expect(run.exit == .exited(3), "argv was [-c, --epochs, 3]: \(run.stderrText)")
     }
 
@@ -613,20 +849,33 @@ struct ConfigurationTests {
         let names = try flagNames(fromDumpHelp: dump.stdout)
         #expect(names.contains("--internet") && names.contains("--dry"), "\(names)")
         for flag in names where !["--help", "-h", "--version"].contains(flag) {
-            let run = try runCollectingOutput([sandbox.directory + "/bin/qx", "--backend", "local", flag, "--dry", "echo", "hi"], environment: sandbox.environmentList, timeout: 60)
-            #expect(!run.stderrText.contains("Unexpected argument") && !run.stderrText.contains("Missing value"), "qx \(flag) echo hi: \(run.stderrText)")
+            let run = try runCollectingOutput(
+                [sandbox.directory + "/bin/qx", "--backend", "local", flag, "--dry", "echo", "hi"],
+                environment: sandbox.environmentList,
+                timeout: 60
+            )
+            #expect(
+                !run.stderrText.contains("Unexpected argument") && !run.stderrText.contains("Missing value"),
+                "qx \(flag) echo hi: \(run.stderrText)"
+            )
         }
     }
 
     /// The flags (arguments without a value) in `--experimental-dump-help` JSON.
     func flagNames(fromDumpHelp json: [UInt8]) throws -> [String] {
-        let parsed = try runCollectingOutput(["python3", "-c", """
-            import json, sys
-            for a in json.load(sys.stdin)["command"]["arguments"]:
-                if a["kind"] == "flag":
-                    for n in a.get("names", []):
-                        print(("--" if n["kind"] == "long" else "-") + n["name"])
-            """], stdinBytes: json)
+        let parsed = try runCollectingOutput(
+            [
+                "python3", "-c",
+                """
+                import json, sys
+                for a in json.load(sys.stdin)["command"]["arguments"]:
+                    if a["kind"] == "flag":
+                        for n in a.get("names", []):
+                            print(("--" if n["kind"] == "long" else "-") + n["name"])
+                """,
+            ],
+            stdinBytes: json
+        )
         return parsed.stdoutText.split(separator: "\n").map(String.init)
     }
 }

@@ -10,15 +10,24 @@ import Glibc
 @Suite("qxub exec against the PBS Pro emulator")
 struct PBSBackendTests {
     func sandbox(_ label: String) throws -> Sandbox {
-        let sandbox = try Sandbox("pbs-" + label, fakeBinaries: fakeActivationTools, extraPath: [Components.pbsEmulatorBin])
+        let sandbox = try Sandbox(
+            "pbs-" + label,
+            fakeBinaries: fakeActivationTools,
+            extraPath: [Components.pbsEmulatorBin]
+        )
         sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
         sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
         // As on a real cluster (Tests/Fixtures/pbs-real, job-env-login-path.txt): a job's PATH is what the
         // user's login files set, not the submitter's PATH; the login file puts the tools on it.
         let path = sandbox.environment["PATH"] ?? "/usr/bin:/bin"
-        try FileSystem.writeAtomically(sandbox.directory + "/home/.bash_profile",
-                                       "export PATH='" + path.replacingAll("'", with: "'\\''") + "'\n", mode: 0o644)
-        sandbox.cleanup.append(["python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset"])
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/home/.bash_profile",
+            "export PATH='" + path.replacingAll("'", with: "'\\''") + "'\n",
+            mode: 0o644
+        )
+        sandbox.cleanup.append([
+            "python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset",
+        ])
         return sandbox
     }
 
@@ -26,7 +35,9 @@ struct PBSBackendTests {
         ExecScenarios(backend: "pbspro", sandbox: try sandbox(label))
     }
 
-    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws { try scenarios("codes").exitCodes() }
+    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws {
+        try scenarios("codes").exitCodes()
+    }
     @Test("a signal death exits 128+N") func signal() throws { try scenarios("signal").signal() }
     @Test("two or more arguments are an exact argv") func argv() throws { try scenarios("argv").argvIsExact() }
     @Test("output byte for byte, 10 MB included") func bytes() throws { try scenarios("bytes").byteExactOutput() }
@@ -35,14 +46,19 @@ struct PBSBackendTests {
     @Test("a missing output directory") func outdir() throws { try scenarios("outdir").missingOutputDirectory() }
     @Test("failing conda activation") func conda() throws { try scenarios("conda").condaFailure() }
     @Test("modules") func modules() throws { try scenarios("modules").modules() }
-    @Test("array jobs: each subjob has its own records and output") func array() throws { try scenarios("array").arrayTerse() }
+    @Test("array jobs: each subjob has its own records and output") func array() throws {
+        try scenarios("array").arrayTerse()
+    }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 
     @Test("a walltime kill (Exit_status -29) exits 124 and says so")
     func walltime() throws {
         let sandbox = try sandbox("walltime")
-        let run = try sandbox.qxub(["exec", "--backend", "pbspro", "--time", "3s", "--", "echo sleeping past the limit; sleep 60"], timeout: 120)
+        let run = try sandbox.qxub(
+            ["exec", "--backend", "pbspro", "--time", "3s", "--", "echo sleeping past the limit; sleep 60"],
+            timeout: 120
+        )
         #expect(run.exit == .exited(124), "\(run.stderrText)")
         #expect(run.stderrText.contains("walltime exceeded"))
         #expect(run.stdoutText == "sleeping past the limit\n")
@@ -54,7 +70,9 @@ struct PBSBackendTests {
         try FileSystem.createDirectories(sandbox.directory + "/pbs")
         try FileSystem.writeAtomically(sandbox.directory + "/pbs/scheduling_off", "")
         let child = try sandbox.start(["exec", "--backend", "pbspro", "--", "echo should never run"])
-        let submitted = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") } }
+        let submitted = sandbox.wait(timeout: 60) {
+            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
+        }
         #expect(submitted)
         usleep(300_000)
         kill(-child.pid, SIGINT)  // the whole group, as a terminal does
@@ -69,9 +87,13 @@ struct PBSBackendTests {
         try FileSystem.createDirectories(sandbox.directory + "/pbs")
         try FileSystem.writeAtomically(sandbox.directory + "/pbs/scheduling_off", "")
         let child = try sandbox.start(["exec", "--backend", "pbspro", "--", "echo never"])
-        let submitted = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") } }
+        let submitted = sandbox.wait(timeout: 60) {
+            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
+        }
         #expect(submitted)
-        let id = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests() ?? ""
+        let id =
+            sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests()
+            ?? ""
         let qdel = try runCollectingOutput(["qdel", id], environment: sandbox.environmentList)
         #expect(qdel.exit == .exited(0), "\(qdel.stderrText)")
         let run = collect(child, timeout: 60)
@@ -79,10 +101,13 @@ struct PBSBackendTests {
         #expect(run.stderrText.contains("deleted before it started"))
     }
 
-    @Test("a rejected submission exits 125 with PBS's message and a hint", arguments: [
-        (["-q", "nosuch"], "Unknown queue", "qstat -Q"),
-        (["-l", "nosuch=1"], "Unknown resource", "-l"),
-    ])
+    @Test(
+        "a rejected submission exits 125 with PBS's message and a hint",
+        arguments: [
+            (["-q", "nosuch"], "Unknown queue", "qstat -Q"),
+            (["-l", "nosuch=1"], "Unknown resource", "-l"),
+        ]
+    )
     func rejected(options: [String], message: String, hint: String) throws {
         let sandbox = try sandbox("rejected")
         let run = try sandbox.qxub(["exec", "--backend", "pbspro"] + options + ["--", "echo never"])

@@ -18,7 +18,8 @@ enum RealPBS {
         let sourceFound = (try? runCollectingOutput(["bash", script, "available"], timeout: 30))?.exit == .exited(0)
         let root = getuid() == 0
         if sourceFound && root { return true }
-        let why = !sourceFound
+        let why =
+            !sourceFound
             ? "no OpenPBS source (set OPENPBS_SOURCE to an openpbs tarball, or put it in ../shared/vendor/openpbs)"
             : "the tests do not run as root (the lane needs a network namespace and a test user)"
         if BuiltProducts.inCI {
@@ -40,9 +41,17 @@ enum RealPBS {
             do {
                 let start = try runCollectingOutput(["bash", script, "start"], timeout: 3600)
                 if start.exit == .exited(0) {
-                    result = .success(Components.parseExports(try runCollectingOutput(["bash", script, "env"], timeout: 30).stdoutText))
+                    result = .success(
+                        Components.parseExports(
+                            try runCollectingOutput(["bash", script, "env"], timeout: 30).stdoutText
+                        )
+                    )
                 } else {
-                    result = .failure(ComponentError(message: "Tests/Support/openpbs.sh start failed (\(start.exit)):\n\(start.stderrText)"))
+                    result = .failure(
+                        ComponentError(
+                            message: "Tests/Support/openpbs.sh start failed (\(start.exit)):\n\(start.stderrText)"
+                        )
+                    )
                 }
             } catch {
                 result = .failure(ComponentError(message: "cannot run Tests/Support/openpbs.sh: \(error)"))
@@ -56,7 +65,9 @@ enum RealPBS {
     static func setHistory(_ enabled: Bool) throws {
         _ = try environment()  // started (and built) first
         let run = try runCollectingOutput(["bash", script, "history", enabled ? "on" : "off"], timeout: 60)
-        guard run.exit == .exited(0) else { throw ComponentError(message: "openpbs.sh history failed: \(run.stderrText)") }
+        guard run.exit == .exited(0) else {
+            throw ComponentError(message: "openpbs.sh history failed: \(run.stderrText)")
+        }
     }
 
     private static let copiedBinaries = Mutex<String?>(nil)
@@ -69,8 +80,13 @@ enum RealPBS {
             let directory = FileSystem.directoryName(home) + "/bin-\(getpid())"
             try FileSystem.createDirectories(directory, mode: 0o755)
             for (source, name) in [(BuiltProducts.qxub, "qxub"), (BuiltProducts.agent, "qxub-agent")] {
-                let copy = try runCollectingOutput(["install", "-m", "0755", source, directory + "/" + name], timeout: 60)
-                guard copy.exit == .exited(0) else { throw ComponentError(message: "cannot copy \(source): \(copy.stderrText)") }
+                let copy = try runCollectingOutput(
+                    ["install", "-m", "0755", source, directory + "/" + name],
+                    timeout: 60
+                )
+                guard copy.exit == .exited(0) else {
+                    throw ComponentError(message: "cannot copy \(source): \(copy.stderrText)")
+                }
             }
             cached = directory
             return directory
@@ -118,8 +134,11 @@ final class PBSUserSandbox {
 
     /// argv that runs `command` as the test user inside the namespace (exec all the way: signals reach it).
     func asUser(_ command: [String]) -> [String] {
-        ["ip", "netns", "exec", env["QXUB_PBS_NETNS"] ?? "", "setpriv", "--reuid", user, "--regid", user, "--init-groups",
-         "env", "-i"] + environment + command
+        [
+            "ip", "netns", "exec", env["QXUB_PBS_NETNS"] ?? "", "setpriv", "--reuid", user, "--regid", user,
+            "--init-groups",
+            "env", "-i",
+        ] + environment + command
     }
 
     func qxub(_ arguments: [String], timeout: Double = 180) throws -> CollectedRun {
@@ -132,7 +151,13 @@ final class PBSUserSandbox {
     }
 
     func start(_ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess.spawn(asUser([bin + "/qxub"] + arguments), stdin: .null, stdout: .pipe, stderr: .pipe, newProcessGroup: true)
+        try ChildProcess.spawn(
+            asUser([bin + "/qxub"] + arguments),
+            stdin: .null,
+            stdout: .pipe,
+            stderr: .pipe,
+            newProcessGroup: true
+        )
     }
 
     var jobDirectories: [String] {

@@ -17,8 +17,10 @@ struct RealPBSTests {
         return try PBSUserSandbox(label + (history ? "-hist" : "-nohist"))
     }
 
-    @Test("a job longer than three scheduler polls runs to its end (history off: qstat -xf shows no live job)",
-          arguments: histories)
+    @Test(
+        "a job longer than three scheduler polls runs to its end (history off: qstat -xf shows no live job)",
+        arguments: histories
+    )
     func longJob(history: Bool) throws {
         let sandbox = try sandbox("long", history: history)
         let run = try sandbox.qxub(["exec", "--backend", "pbspro", "--", "echo start; sleep 8; echo done"])
@@ -26,8 +28,10 @@ struct RealPBSTests {
         #expect(run.stdoutText == "start\ndone\n")
     }
 
-    @Test("exit statuses and signals come back as qxub's exit status; no PBS spool path reaches stderr",
-          arguments: histories)
+    @Test(
+        "exit statuses and signals come back as qxub's exit status; no PBS spool path reaches stderr",
+        arguments: histories
+    )
     func exitStatuses(history: Bool) throws {
         let sandbox = try sandbox("codes", history: history)
         let seven = try sandbox.qxub(["exec", "--backend", "pbspro", "--", "echo out; echo err >&2; exit 7"])
@@ -38,14 +42,19 @@ struct RealPBSTests {
         #expect(killed.exit == .exited(137), "\(killed.stderrText)")
         #expect(killed.stdoutText == "before\n")
         #expect(killed.stderrText.contains("killed by signal 9"))
-        #expect(!killed.stderrText.contains("mom_priv"), "bash's notice about the killed command names PBS's spool: \(killed.stderrText)")
+        #expect(
+            !killed.stderrText.contains("mom_priv"),
+            "bash's notice about the killed command names PBS's spool: \(killed.stderrText)"
+        )
         #expect(!killed.stderrText.contains("Killed"), "\(killed.stderrText)")
     }
 
     @Test("a walltime kill exits 124 and says so", arguments: histories)
     func walltime(history: Bool) throws {
         let sandbox = try sandbox("walltime", history: history)
-        let run = try sandbox.qxub(["exec", "--backend", "pbspro", "--time", "3s", "--", "echo start; sleep 60; echo end"])
+        let run = try sandbox.qxub([
+            "exec", "--backend", "pbspro", "--time", "3s", "--", "echo start; sleep 60; echo end",
+        ])
         #expect(run.exit == .exited(124), "\(run.stderrText)")
         #expect(run.stderrText.contains("walltime exceeded"))
         // PBS's SIGTERM reaches the job's processes one by one: `sleep` may die first and its shell go on to
@@ -133,10 +142,13 @@ extension RealPBSTests {
         try sandbox.configureRemote([.init(name: "pbsbox", host: "qxub-bash")], ssh: ssh)
         // The login node's user: PBS commands on PATH from its login files, and a fresh qxub directory.
         let login = "export PATH=\(pbs["QXUB_PBS_PATH"]!):$PATH"
-        let prepare = try runCollectingOutput(sandbox.commandPrefix + [
-            "ssh", "-F", config, "qxub-bash",
-            "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub; printf '%s\\n' \(shellQuote(login)) > $HOME/.bashrc; cp $HOME/.bashrc $HOME/.profile",
-        ], timeout: 60)
+        let prepare = try runCollectingOutput(
+            sandbox.commandPrefix + [
+                "ssh", "-F", config, "qxub-bash",
+                "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub; printf '%s\\n' \(shellQuote(login)) > $HOME/.bashrc; cp $HOME/.bashrc $HOME/.profile",
+            ],
+            timeout: 60
+        )
         #expect(prepare.exit == .exited(0), "\(prepare.stderrText)")
         let install = try sandbox.qxub(["agent", "install", "--platform", "pbsbox"], timeout: 300)
         #expect(install.exit == .exited(0), "\(install.stderrText)")
@@ -146,12 +158,18 @@ extension RealPBSTests {
     @Test("from a laptop through sshd: a long job runs to its end and a walltime kill is 124", arguments: histories)
     func remoteJobs(history: Bool) throws {
         let sandbox = try remote("jobs", history: history)
-        let long = try sandbox.qxub(["exec", "--platform", "pbsbox", "--", "echo start; sleep 8; echo done"], timeout: 180)
+        let long = try sandbox.qxub(
+            ["exec", "--platform", "pbsbox", "--", "echo start; sleep 8; echo done"],
+            timeout: 180
+        )
         #expect(long.exit == .exited(0), "\(long.stderrText)")
         #expect(long.stdoutText == "start\ndone\n")
-        let killed = try sandbox.qxub([
-            "exec", "--platform", "pbsbox", "--time", "2s", "--", "trap '' TERM; echo start; sleep 7; echo end",
-        ], timeout: 180)
+        let killed = try sandbox.qxub(
+            [
+                "exec", "--platform", "pbsbox", "--time", "2s", "--", "trap '' TERM; echo start; sleep 7; echo end",
+            ],
+            timeout: 180
+        )
         #expect(killed.exit == .exited(124), "\(killed.stderrText)")
         #expect(killed.stderrText.contains("walltime exceeded"))
     }

@@ -40,20 +40,31 @@ struct RemoteTests {
     func remote(_ label: String) throws -> Remote {
         let ssh = try Components.sshd()
         let sandbox = try Sandbox("remote-" + label)
-        try sandbox.configureRemote([
-            .init(name: "bashbox", host: "qxub-bash",
-                  workingDirectory: FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) + "/{{user}}/work"),
-            .init(name: "tcshbox", host: "qxub-tcsh"),
-        ], ssh: ssh)
+        try sandbox.configureRemote(
+            [
+                .init(
+                    name: "bashbox",
+                    host: "qxub-bash",
+                    workingDirectory: FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) + "/{{user}}/work"
+                ),
+                .init(name: "tcshbox", host: "qxub-tcsh"),
+            ],
+            ssh: ssh
+        )
         let remote = Remote(sandbox: sandbox, ssh: ssh)
         for host in ["qxub-bash", "qxub-tcsh"] {
-            _ = try remote.sshRun(host, "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work $HOME/planted-code-ran $HOME/readonly $HOME/project; mkdir -p $HOME/work'")
+            _ = try remote.sshRun(
+                host,
+                "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc $HOME/.cshrc $HOME/.tcshrc $HOME/work $HOME/planted-code-ran $HOME/readonly $HOME/project; mkdir -p $HOME/work'"
+            )
         }
         return remote
     }
 
-    @Test("bash and tcsh login shells: agent missing → a clear message; install → jobs run; status lists it",
-          arguments: ["bashbox", "tcshbox"])
+    @Test(
+        "bash and tcsh login shells: agent missing → a clear message; install → jobs run; status lists it",
+        arguments: ["bashbox", "tcshbox"]
+    )
     func installAndRun(platform: String) throws {
         let remote = try remote("install-" + platform)
         let missing = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--", "echo never"])
@@ -64,7 +75,10 @@ struct RemoteTests {
         #expect(install.exit == .exited(0), "\(install.stderrText)")
         #expect(install.stdoutText.contains("installed qxub-agent \(QxubVersion.current)"))
 
-        let run = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--create-execdir", "--", "python3", "-c", "import os,sys; print(os.getcwd()); print('to stderr', file=sys.stderr); sys.exit(6)"])
+        let run = try remote.qxub([
+            "exec", "--platform", platform, "--backend", "local", "--create-execdir", "--", "python3", "-c",
+            "import os,sys; print(os.getcwd()); print('to stderr', file=sys.stderr); sys.exit(6)",
+        ])
         #expect(run.exit == .exited(6), "\(run.stderrText)")
         #expect(run.stderrText.contains("to stderr\n"))
         if platform == "bashbox" {
@@ -75,9 +89,15 @@ struct RemoteTests {
 
         if platform == "bashbox" {
             // {user} in --execdir is the cluster's user (the bash host's), not this machine's.
-            let execdir = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{user}", "--", "pwd"])
+            let execdir = try remote.qxub([
+                "exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{user}", "--",
+                "pwd",
+            ])
             #expect(execdir.stdoutText == remote.bashHome + "\n", "\(execdir.stderrText)")
-            let python = try remote.qxub(["exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{{user}}", "--", "pwd"])
+            let python = try remote.qxub([
+                "exec", "--platform", platform, "--backend", "local", "--execdir", remote.homes + "/{{user}}", "--",
+                "pwd",
+            ])
             #expect(python.stdoutText == remote.bashHome + "\n", "the Python qxub's {{user}}: \(python.stderrText)")
         }
 
@@ -96,7 +116,11 @@ struct RemoteTests {
         remote.sandbox.environment["QXUB_AGENT"] = BuiltProducts.directory + "/qxub-agent"
         let install = try remote.qxub(["agent", "install", "--platform", "bashbox"])
         #expect(install.exit == .exited(69), "\(install.stderrText)")
-        #expect(install.stderrText.contains("is dynamically linked") && install.stderrText.contains("install/build-agent.sh"), "\(install.stderrText)")
+        #expect(
+            install.stderrText.contains("is dynamically linked")
+                && install.stderrText.contains("install/build-agent.sh"),
+            "\(install.stderrText)"
+        )
         let agents = try remote.sshRun("qxub-bash", "ls $HOME/.qxub/agent 2>/dev/null | wc -l")
         #expect(agents.stdoutText.trimmingWhitespaceForTests() == "0", "nothing was sent")
         // The static agent the test command builds is accepted.
@@ -107,8 +131,13 @@ struct RemoteTests {
     @Test("install --dir into a directory with other files; uninstall removes only what install wrote")
     func installDirUninstall() throws {
         let remote = try remote("installdir")
-        _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/project/tools && echo precious > $HOME/project/tools/keep.txt")
-        let install = try remote.qxub(["agent", "install", "--platform", "bashbox", "--dir", remote.bashHome + "/project/tools"])
+        _ = try remote.sshRun(
+            "qxub-bash",
+            "mkdir -p $HOME/project/tools && echo precious > $HOME/project/tools/keep.txt"
+        )
+        let install = try remote.qxub([
+            "agent", "install", "--platform", "bashbox", "--dir", remote.bashHome + "/project/tools",
+        ])
         #expect(install.exit == .exited(0), "\(install.stderrText)")
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo from --dir"])
         #expect(run.stdoutText == "from --dir\n", "\(run.stderrText)")
@@ -123,7 +152,10 @@ struct RemoteTests {
     func banner() throws {
         let remote = try remote("banner")
         #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
-        _ = try remote.sshRun("qxub-tcsh", "sh -c 'echo \"echo Welcome to the cluster; echo module loaded\" > $HOME/.cshrc'")
+        _ = try remote.sshRun(
+            "qxub-tcsh",
+            "sh -c 'echo \"echo Welcome to the cluster; echo module loaded\" > $HOME/.cshrc'"
+        )
         let run = try remote.qxub(["exec", "--platform", "tcshbox", "--backend", "local", "--", "echo job output"])
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "job output\n", "the banner never reaches stdout")
@@ -131,17 +163,32 @@ struct RemoteTests {
         #expect(run.stderrText.contains(".cshrc"))
     }
 
-    @Test("an agent of an older or newer protocol is refused with the command that fixes it", arguments: [(0, "older agent"), (9, "newer agent")])
+    @Test(
+        "an agent of an older or newer protocol is refused with the command that fixes it",
+        arguments: [(0, "older agent"), (9, "newer agent")]
+    )
     func protocolMismatch(version: UInt32, expected: String) throws {
         let remote = try remote("version-\(version)")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // A stand-in agent that says hello with another protocol range, installed as version 99.0.0.
-        var fake = ProtocolEndpoint(hello: Hello(versions: version...version, software: "qxub-agent 99.0.0"), preambleLimit: 0)
+        var fake = ProtocolEndpoint(
+            hello: Hello(versions: version...version, software: "qxub-agent 99.0.0"),
+            preambleLimit: 0
+        )
         let escaped = fake.start().map { "\\" + String($0, radix: 8) }.joined()
         let agent = "#!/bin/sh\nprintf '\(escaped)'\ncat >/dev/null\n"
         let directory = "$HOME/.qxub/agent/99.0.0"
-        _ = try remote.sshRun("qxub-bash", "mkdir -p \(directory) && cp $HOME/.qxub/agent/\(QxubVersion.current)/platform \(directory)/ && echo '1 1' > \(directory)/protocol")
-        let write = try runCollectingOutput(["ssh", "-F", remote.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", "cat > \(directory)/qxub-agent && chmod 755 \(directory)/qxub-agent"], stdinBytes: Array(agent.utf8))
+        _ = try remote.sshRun(
+            "qxub-bash",
+            "mkdir -p \(directory) && cp $HOME/.qxub/agent/\(QxubVersion.current)/platform \(directory)/ && echo '1 1' > \(directory)/protocol"
+        )
+        let write = try runCollectingOutput(
+            [
+                "ssh", "-F", remote.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash",
+                "cat > \(directory)/qxub-agent && chmod 755 \(directory)/qxub-agent",
+            ],
+            stdinBytes: Array(agent.utf8)
+        )
         #expect(write.exit == .exited(0), "\(write.stderrText)")
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "true"])
         #expect(run.exit == .exited(69), "\(run.stderrText)")
@@ -149,12 +196,17 @@ struct RemoteTests {
         #expect(run.stderrText.contains(version == 0 ? "qxub agent install --platform bashbox" : "upgrade qxub"))
     }
 
-    @Test("the connection killed mid-stream (ssh, then the agent): qxub reconnects and the output is whole, nothing twice",
-          arguments: ["ssh", "agent"])
+    @Test(
+        "the connection killed mid-stream (ssh, then the agent): qxub reconnects and the output is whole, nothing twice",
+        arguments: ["ssh", "agent"]
+    )
     func reconnect(victim: String) throws {
         let remote = try remote("reconnect-" + victim)
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
-        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2"])
+        let child = try remote.sandbox.start([
+            "exec", "--platform", "bashbox", "--backend", "local", "--",
+            "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2",
+        ])
         // Let some output flow, then cut the session.
         usleep(1_500_000)
         if victim == "ssh" {
@@ -167,9 +219,14 @@ struct RemoteTests {
         let expected = (1...40).map { "line \($0)\n" }.joined()
         #expect(run.stdoutText == expected)
         // What happened, not "the agent closed the session": ssh killed here, or ssh's lost connection.
-        let reason = victim == "ssh" ? "ssh, which carried the session, was killed by signal 9"
+        let reason =
+            victim == "ssh"
+            ? "ssh, which carried the session, was killed by signal 9"
             : "ssh lost the connection to bashbox with exit status 255: its ssh master or the network went away, or the agent was killed"
-        #expect(run.stderrText.contains("qxub: connection lost (\(reason)); reconnecting (attempt 1)…"), "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains("qxub: connection lost (\(reason)); reconnecting (attempt 1)…"),
+            "\(run.stderrText)"
+        )
         #expect(run.stderrText.contains("done\n"))
     }
 
@@ -180,13 +237,19 @@ struct RemoteTests {
         // Once the flag exists, every new ssh session fails at once (as with a network that stays down); the
         // master is left alone.
         let flag = remote.sandbox.directory + "/network-down"
-        try FileSystem.writeAtomically(remote.sandbox.directory + "/bin/ssh", """
+        try FileSystem.writeAtomically(
+            remote.sandbox.directory + "/bin/ssh",
+            """
             #!/bin/sh
             case "$*" in *qxub-shim*) [ -e \(flag) ] && { echo 'ssh: connect: Network is unreachable' >&2; exit 1; } ;; esac
             exec /usr/bin/ssh "$@"
 
-            """, mode: 0o755)
-        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo first; sleep 120"])
+            """,
+            mode: 0o755
+        )
+        let child = try remote.sandbox.start([
+            "exec", "--platform", "bashbox", "--backend", "local", "--", "echo first; sleep 120",
+        ])
         #expect(readLines(child.stdout!, count: 1, timeout: 60) == "first\n")
         try FileSystem.writeAtomically(flag, "")
         let cut = MonotonicClock.now()
@@ -207,9 +270,13 @@ struct RemoteTests {
     func batchReconnect() throws {
         let remote = try remote("batch-reconnect")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
-        let jobs = (1...3).map { job in "for i in $(seq 1 25); do echo job \(job) line $i; sleep 0.1; done" + (job == 2 ? "; exit 5" : "") }
+        let jobs = (1...3).map { job in
+            "for i in $(seq 1 25); do echo job \(job) line $i; sleep 0.1; done" + (job == 2 ? "; exit 5" : "")
+        }
         try FileSystem.writeAtomically(remote.sandbox.directory + "/jobs.txt", jobs.joined(separator: "\n") + "\n")
-        let child = try remote.sandbox.start(["batch", "--platform", "bashbox", "--backend", "local", remote.sandbox.directory + "/jobs.txt"])
+        let child = try remote.sandbox.start([
+            "batch", "--platform", "bashbox", "--backend", "local", remote.sandbox.directory + "/jobs.txt",
+        ])
         usleep(1_200_000)
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         let run = collect(child, timeout: 120)
@@ -217,7 +284,10 @@ struct RemoteTests {
         #expect(run.stderrText.contains("reconnecting") && run.stderrText.contains("reconnected"), "\(run.stderrText)")
         for job in 1...3 {
             let lines = run.stdoutText.split(separator: "\n").filter { $0.hasPrefix("[\(job)] ") }.map(String.init)
-            #expect(lines == (1...25).map { "[\(job)] job \(job) line \($0)" }, "job \(job), every line once and in order: \(lines)")
+            #expect(
+                lines == (1...25).map { "[\(job)] job \(job) line \($0)" },
+                "job \(job), every line once and in order: \(lines)"
+            )
         }
         #expect(run.stderrText.contains("3 jobs, 2 succeeded, 1 failed"), "\(run.stderrText)")
     }
@@ -226,9 +296,16 @@ struct RemoteTests {
     func interruptWhileReconnecting() throws {
         let remote = try remote("interrupt-reconnect")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
-        let child = try remote.sandbox.start(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo started; sleep 131"])
+        let child = try remote.sandbox.start([
+            "exec", "--platform", "bashbox", "--backend", "local", "--", "echo started; sleep 131",
+        ])
         // Wait for the job to run, cut the session, and press Ctrl-C before qxub has reconnected (1 s).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true"))!.stdoutText.isEmpty })
+        #expect(
+            remote.sandbox.wait(timeout: 30) {
+                !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true"))!.stdoutText
+                    .isEmpty
+            }
+        )
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         usleep(300_000)
         kill(-child.pid, SIGINT)
@@ -245,11 +322,21 @@ struct RemoteTests {
         let slurm = try Components.slurm()
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // A slow sbatch (as on a busy cluster): the session is cut while it runs.
-        _ = try remote.sshRun("qxub-bash", "mkdir -p $HOME/slow && printf '%s\\n' '#!/bin/sh' 'sleep 2' 'exec /usr/bin/sbatch \"$@\"' > $HOME/slow/sbatch && chmod 755 $HOME/slow/sbatch && echo 'export SLURM_CONF=\(slurm["SLURM_CONF"]!); export PATH=$HOME/slow:/usr/bin:/bin' > $HOME/.bashrc")
+        _ = try remote.sshRun(
+            "qxub-bash",
+            "mkdir -p $HOME/slow && printf '%s\\n' '#!/bin/sh' 'sleep 2' 'exec /usr/bin/sbatch \"$@\"' > $HOME/slow/sbatch && chmod 755 $HOME/slow/sbatch && echo 'export SLURM_CONF=\(slurm["SLURM_CONF"]!); export PATH=$HOME/slow:/usr/bin:/bin' > $HOME/.bashrc"
+        )
         let marker = "lost-submit-\(getpid())"
-        let child = try remote.sandbox.start(["exec", "--terse", "--platform", "bashbox", "--backend", "slurm", "-N", marker, "--", "true"])
+        let child = try remote.sandbox.start([
+            "exec", "--terse", "--platform", "bashbox", "--backend", "slurm", "-N", marker, "--", "true",
+        ])
         // Cut the session once sbatch runs (the submission has gone out, its answer has not come back).
-        #expect(remote.sandbox.wait(timeout: 30) { !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -x -f 'sleep 2' || true"))!.stdoutText.isEmpty })
+        #expect(
+            remote.sandbox.wait(timeout: 30) {
+                !(try? remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -x -f 'sleep 2' || true"))!.stdoutText
+                    .isEmpty
+            }
+        )
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
@@ -259,7 +346,10 @@ struct RemoteTests {
         #expect(!run.stderrText.contains("resuming the output"), "no output is resumed: \(run.stderrText)")
         let id = run.stdoutText.trimmingWhitespaceForTests()
         let count = try remote.sshRun("qxub-bash", "scontrol show job 2>/dev/null | grep -c 'JobName=\(marker)'")
-        #expect(count.stdoutText.trimmingWhitespaceForTests() == "1", "exactly one job named \(marker) in Slurm: \(count.stdoutText)")
+        #expect(
+            count.stdoutText.trimmingWhitespaceForTests() == "1",
+            "exactly one job named \(marker) in Slurm: \(count.stdoutText)"
+        )
         let job = try remote.sshRun("qxub-bash", "scontrol show job \(id)")
         #expect(job.stdoutText.contains("JobName=\(marker)"), "qxub printed that job's id (\(id)): \(job.stdoutText)")
     }
@@ -269,29 +359,41 @@ struct RemoteTests {
         let remote = try remote("deadmaster")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // Kill the master hard: its socket file stays behind with nobody listening.
-        let masters = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox"])
+        let masters = try runCollectingOutput([
+            "pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox",
+        ])
         for pid in masters.stdoutText.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
         usleep(200_000)
         #expect(FileSystem.exists(remote.sandbox.directory + "/cm/bashbox"), "the stale socket should still be there")
-        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master died"], timeout: 60)
+        let run = try remote.qxub(
+            ["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master died"],
+            timeout: 60
+        )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "after the master died\n")
     }
 
-    @Test("a master whose connection hangs (its socket still answers, as after a laptop slept) is replaced, not hung on")
+    @Test(
+        "a master whose connection hangs (its socket still answers, as after a laptop slept) is replaced, not hung on"
+    )
     func hungMaster() throws {
         let remote = try remote("hungmaster")
         remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
-        let terse = try remote.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo kept"])
+        let terse = try remote.qxub([
+            "exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo kept",
+        ])
         let id = terse.stdoutText.trimmingWhitespaceForTests()
         #expect(terse.exit == .exited(0), "\(terse.stderrText)")
         /// Stops the master process: its socket still accepts connections, but no session through it starts.
         var frozen: Set<pid_t> = []
         func freezeMaster() throws {
-            let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox"])
+            let candidates = try runCollectingOutput([
+                "pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox",
+            ])
             let masters = candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
-                !frozen.contains(pid) && (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
+                !frozen.contains(pid)
+                    && (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
             }
             #expect(masters.count == 1, "one live master for the platform: \(masters)")
             for pid in masters {
@@ -302,7 +404,10 @@ struct RemoteTests {
         }
         try freezeMaster()
         let started = MonotonicClock.now()
-        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"], timeout: 90)
+        let run = try remote.qxub(
+            ["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"],
+            timeout: 90
+        )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "after the master hung\n")
         #expect(run.stderrText.contains("no answer from bashbox in 3 s"), "\(run.stderrText)")
@@ -315,10 +420,15 @@ struct RemoteTests {
         // And the agent commands (which may upload for minutes) probe first.
         try freezeMaster()
         let agents = try remote.qxub(["agent", "status", "--platform", "bashbox"], timeout: 90)
-        #expect(agents.exit == .exited(0) && agents.stdoutText.contains(QxubVersion.current), "\(agents.stdoutText) \(agents.stderrText)")
+        #expect(
+            agents.exit == .exited(0) && agents.stdoutText.contains(QxubVersion.current),
+            "\(agents.stdoutText) \(agents.stderrText)"
+        )
     }
 
-    @Test("a discarded hung master is ended by qxub (SIGTERM, then SIGKILL as it is stopped); the new master's socket survives")
+    @Test(
+        "a discarded hung master is ended by qxub (SIGTERM, then SIGKILL as it is stopped); the new master's socket survives"
+    )
     func discardedMasterEnded() throws {
         let remote = try remote("discard")
         remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
@@ -339,7 +449,10 @@ struct RemoteTests {
         try #require(old.count == 1, "one master after install: \(old)")
         kill(old[0], SIGSTOP)
         remote.sandbox.cleanup.append(["kill", "-KILL", "\(old[0])"])
-        let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"], timeout: 90)
+        let run = try remote.qxub(
+            ["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master hung"],
+            timeout: 90
+        )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "after the master hung\n")
         #expect(remote.sandbox.wait(timeout: 10) { gone(old[0]) }, "qxub ended the master it discarded")
@@ -354,7 +467,10 @@ struct RemoteTests {
             _ = remote.sandbox.wait(timeout: 10) { gone(old[0]) }
         }
         #expect(SocketProbe.isSocket(socket), "the new master's socket is still there")
-        let after = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "echo once more"], timeout: 60)
+        let after = try remote.qxub(
+            ["exec", "--platform", "bashbox", "--backend", "local", "--", "echo once more"],
+            timeout: 60
+        )
         #expect(after.stdoutText == "once more\n", "\(after.stderrText)")
         #expect(try masters() == new, "the new master served it: no third master")
     }
@@ -370,7 +486,10 @@ struct RemoteTests {
     /// Follows a job whose ssh master is stopped (SIGSTOP) after its first line: qxub must say the connection
     /// went silent within `bound` seconds of the stop; returns the whole run (stdout and stderr from the start).
     func followThroughFrozenMaster(
-        _ remote: Remote, platform: String, master marker: String, bound: Double
+        _ remote: Remote,
+        platform: String,
+        master marker: String,
+        bound: Double
     ) throws -> (run: CollectedRun, frozen: [pid_t], noticed: Double) {
         let job = "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2; exit 3"
         let child = try remote.sandbox.start(["exec", "--platform", platform, "--backend", "local", "--", job])
@@ -388,7 +507,11 @@ struct RemoteTests {
         // Not noticed in time: stop qxub rather than wait minutes for the test's own timeout.
         if !early.contains("the connection went silent") { kill(-child.pid, SIGKILL) }
         let rest = collect(child, timeout: 120)
-        let run = CollectedRun(exit: rest.exit, stdout: Array(first.utf8) + rest.stdout, stderr: Array(early.utf8) + rest.stderr)
+        let run = CollectedRun(
+            exit: rest.exit,
+            stdout: Array(first.utf8) + rest.stdout,
+            stderr: Array(early.utf8) + rest.stderr
+        )
         return (run, frozen, noticed)
     }
 
@@ -398,15 +521,27 @@ struct RemoteTests {
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         let socket = remote.sandbox.directory + "/cm/bashbox"
         // The documented bound: a ping every 10 s, silence past 30 s noticed at the next tick.
-        let (run, frozen, noticed) = try followThroughFrozenMaster(remote, platform: "bashbox", master: "ControlPath=" + socket, bound: 40)
+        let (run, frozen, noticed) = try followThroughFrozenMaster(
+            remote,
+            platform: "bashbox",
+            master: "ControlPath=" + socket,
+            bound: 40
+        )
         #expect(noticed <= 41, "the silence is noticed within 30-40 s of the stop, not after \(noticed) s")
         #expect(run.exit == .exited(3), "\(run.stderrText)")
         #expect(run.stdoutText == (1...40).map { "line \($0)\n" }.joined())
-        #expect(run.stderrText.contains(
-            "qxub: connection lost (nothing heard from bashbox for 30 s: the connection went silent); reconnecting (attempt 1)…"),
-            "\(run.stderrText)")
-        #expect(run.stderrText.contains("qxub: warning: the ssh master of bashbox no longer answers: discarded; a new one is opened"),
-            "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains(
+                "qxub: connection lost (nothing heard from bashbox for 30 s: the connection went silent); reconnecting (attempt 1)…"
+            ),
+            "\(run.stderrText)"
+        )
+        #expect(
+            run.stderrText.contains(
+                "qxub: warning: the ssh master of bashbox no longer answers: discarded; a new one is opened"
+            ),
+            "\(run.stderrText)"
+        )
         #expect(run.stderrText.contains("qxub: reconnected; resuming the output where it stopped"), "\(run.stderrText)")
         #expect(run.stderrText.contains("done\n"))
         let fresh = masters(containing: "ControlPath=" + socket).filter { !frozen.contains($0) }
@@ -420,35 +555,53 @@ struct RemoteTests {
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // The user's ssh config shares connections itself: qxub uses its master and never kills it.
         let userConfig = sandbox.directory + "/user_ssh_config"
-        try FileSystem.writeAtomically(userConfig, """
+        try FileSystem.writeAtomically(
+            userConfig,
+            """
             Host qxub-bash
               ControlMaster auto
               ControlPath \(sandbox.directory)/um-%r
               ControlPersist 300
             Include \(remote.ssh["QXUB_TEST_SSH_CONFIG"]!)
 
-            """)
-        try FileSystem.writeAtomically(sandbox.directory + "/config/qxub/config.yaml", """
+            """
+        )
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            """
             platforms:
               usercm:
                 remote:
                   host: qxub-bash
                   ssh_config: \(userConfig)
 
-            """)
+            """
+        )
         sandbox.cleanup.append(["ssh", "-F", userConfig, "-O", "exit", "qxub-bash"])
         // A smaller ping interval (the silence limit is three of them), so this case takes seconds.
         sandbox.environment["QXUB_HEARTBEAT_INTERVAL"] = "1"
-        let (run, frozen, noticed) = try followThroughFrozenMaster(remote, platform: "usercm", master: userConfig, bound: 4)
+        let (run, frozen, noticed) = try followThroughFrozenMaster(
+            remote,
+            platform: "usercm",
+            master: userConfig,
+            bound: 4
+        )
         #expect(noticed <= 5, "silence of 3 s noticed at the next 1 s tick, not after \(noticed) s")
         #expect(run.exit == .exited(3), "\(run.stderrText)")
         #expect(run.stdoutText == (1...40).map { "line \($0)\n" }.joined())
-        #expect(run.stderrText.contains(
-            "qxub: connection lost (nothing heard from usercm for 3 s: the connection went silent); reconnecting (attempt 1)…"),
-            "\(run.stderrText)")
-        #expect(run.stderrText.contains(
-            "qxub: warning: the ssh master of your ssh config for qxub-bash no longer answers: qxub leaves it running "
-                + "and connects without it (ControlPath=none) for the rest of this session"), "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains(
+                "qxub: connection lost (nothing heard from usercm for 3 s: the connection went silent); reconnecting (attempt 1)…"
+            ),
+            "\(run.stderrText)"
+        )
+        #expect(
+            run.stderrText.contains(
+                "qxub: warning: the ssh master of your ssh config for qxub-bash no longer answers: qxub leaves it running "
+                    + "and connects without it (ControlPath=none) for the rest of this session"
+            ),
+            "\(run.stderrText)"
+        )
         #expect(run.stderrText.contains("qxub: reconnected; resuming the output where it stopped"), "\(run.stderrText)")
         for pid in frozen {
             let stat = FileSystem.readText("/proc/\(pid)/stat") ?? ""
@@ -466,18 +619,24 @@ struct RemoteTests {
         remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "1"
         let run = try remote.qxub(["exec", "--platform", "bashbox", "--backend", "local", "--", "true"], timeout: 60)
         #expect(run.exit == .exited(255), "\(run.stderrText)")
-        #expect(run.stderrText.contains(
-            "qxub: error: no answer from bashbox in 1 s (QXUB_HELLO_TIMEOUT): the ssh connection is probably dead, or the "
-                + "login is slower than that\n  hint: check that `ssh HOST true` works; `qxub doctor --platform bashbox` shows "
-                + "where it stops; a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)\n"),
-            "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains(
+                "qxub: error: no answer from bashbox in 1 s (QXUB_HELLO_TIMEOUT): the ssh connection is probably dead, or the "
+                    + "login is slower than that\n  hint: check that `ssh HOST true` works; `qxub doctor --platform bashbox` shows "
+                    + "where it stops; a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)\n"
+            ),
+            "\(run.stderrText)"
+        )
     }
 
     @Test("attach follows a job submitted earlier, from its first byte")
     func attach() throws {
         let remote = try remote("attach")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
-        let terse = try remote.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo first; sleep 1; echo second; exit 3"])
+        let terse = try remote.qxub([
+            "exec", "--terse", "--platform", "bashbox", "--backend", "local", "--",
+            "echo first; sleep 1; echo second; exit 3",
+        ])
         let id = terse.stdoutText.trimmingWhitespaceForTests()
         #expect(terse.exit == .exited(0) && id.hasPrefix("local-"), "\(terse.stderrText)")
         let run = try remote.qxub(["attach", id, "--platform", "bashbox"])
@@ -495,14 +654,25 @@ struct RemoteTests {
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // The cluster's login file sets up the scheduler's client, as sites do.
         _ = try remote.sshRun("qxub-bash", "echo 'export SLURM_CONF=\(slurm["SLURM_CONF"]!)' > $HOME/.bashrc")
-        let commands = (1...100).map { "echo job \($0) on $(hostname)" + ($0 == 42 ? "; exit 9" : "") }.joined(separator: "\n")
+        let commands = (1...100).map { "echo job \($0) on $(hostname)" + ($0 == 42 ? "; exit 9" : "") }.joined(
+            separator: "\n"
+        )
         try FileSystem.writeAtomically(remote.sandbox.directory + "/jobs.txt", commands + "\n")
         // Count the agent sessions qxub opens: an ssh wrapper first on PATH logs every invocation.
         let log = remote.sandbox.directory + "/ssh-calls.log"
-        try FileSystem.writeAtomically(remote.sandbox.directory + "/bin/ssh", "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
-        func sessions() -> Int { (FileSystem.readText(log) ?? "").split(separator: "\n").filter { $0.contains("qxub-shim") }.count }
+        try FileSystem.writeAtomically(
+            remote.sandbox.directory + "/bin/ssh",
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n",
+            mode: 0o755
+        )
+        func sessions() -> Int {
+            (FileSystem.readText(log) ?? "").split(separator: "\n").filter { $0.contains("qxub-shim") }.count
+        }
         let before = sessions()
-        let run = try remote.qxub(["batch", "--platform", "bashbox", "--backend", "slurm", remote.sandbox.directory + "/jobs.txt"], timeout: 600)
+        let run = try remote.qxub(
+            ["batch", "--platform", "bashbox", "--backend", "slurm", remote.sandbox.directory + "/jobs.txt"],
+            timeout: 600
+        )
         #expect(run.exit == .exited(1), "one job failed: \(run.stderrText)")
         #expect(sessions() - before == 1, "all 100 jobs went over one ssh session")
         let lines = run.stdoutText.split(separator: "\n")
@@ -520,8 +690,15 @@ struct RemoteTests {
         // No agent yet: what doctor could measure, then what is wrong and the command that fixes it.
         let missing = try remote.qxub(["doctor", "--platform", "tcshbox"])
         #expect(missing.exit == .exited(69), "\(missing.stderrText)")
-        #expect(missing.stdoutText.contains("master connection") && missing.stdoutText.contains("agent directory"), "\(missing.stdoutText)")
-        #expect(missing.stdoutText.contains("NOT REACHABLE") && missing.stdoutText.contains("qxub agent install --platform tcshbox"), "\(missing.stdoutText)")
+        #expect(
+            missing.stdoutText.contains("master connection") && missing.stdoutText.contains("agent directory"),
+            "\(missing.stdoutText)"
+        )
+        #expect(
+            missing.stdoutText.contains("NOT REACHABLE")
+                && missing.stdoutText.contains("qxub agent install --platform tcshbox"),
+            "\(missing.stdoutText)"
+        )
         #expect(try remote.qxub(["agent", "install", "--platform", "tcshbox"]).exit == .exited(0))
         // A login file that talks, and takes 0.3 s: every session, and every `ssh host true`, pays it.
         _ = try remote.sshRun("qxub-tcsh", "sh -c 'printf \"echo Welcome\\nsleep 0.3\\n\" > $HOME/.cshrc'")
@@ -529,7 +706,10 @@ struct RemoteTests {
         let run = try remote.qxub(["doctor", "--platform", "tcshbox"])
         let wall = (MonotonicClock.now() - began) * 1000
         #expect(run.exit == .exited(0), "\(run.stderrText)")
-        for expected in ["master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED", "Welcome", "programs run there", " free"] {
+        for expected in [
+            "master connection", "ssh host true", "agent round trip", "qxub-agent \(QxubVersion.current)", "PRINTED",
+            "Welcome", "programs run there", " free",
+        ] {
             #expect(run.stdoutText.contains(expected), "missing \(expected) in \(run.stdoutText)")
         }
         // The session start runs from spawning ssh to the agent's hello, so it holds the login shell's

@@ -29,7 +29,9 @@ final class Sandbox {
         environment["QXUB_STATE_DIR"] = directory + "/state"
         environment["QXUB_AGENT"] = BuiltProducts.agent
         environment["QXUB_POLL_INTERVAL"] = "1"
-        environment["PATH"] = ([directory + "/bin"] + extraPath + [environment["PATH"] ?? "/usr/bin:/bin"]).joined(separator: ":")
+        environment["PATH"] = ([directory + "/bin"] + extraPath + [environment["PATH"] ?? "/usr/bin:/bin"]).joined(
+            separator: ":"
+        )
         self.environment = environment
     }
 
@@ -49,14 +51,24 @@ final class Sandbox {
     /// Runs `qxub ARGS` to completion.
     func qxub(_ arguments: [String], stdin: String? = nil, timeout: Double = 120) throws -> CollectedRun {
         try runCollectingOutput(
-            commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList,
-            stdinBytes: stdin.map { Array($0.utf8) }, timeout: timeout)
+            commandPrefix + [BuiltProducts.qxub] + arguments,
+            environment: environmentList,
+            stdinBytes: stdin.map { Array($0.utf8) },
+            timeout: timeout
+        )
     }
 
     /// Starts `qxub ARGS` with pipes in its own process group, for tests that signal it mid-run: signal
     /// the group (`kill(-pid, SIGINT)`), as a terminal does on Ctrl-C, so every child gets it too.
     func start(_ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess.spawn(commandPrefix + [BuiltProducts.qxub] + arguments, environment: environmentList, stdin: .null, stdout: .pipe, stderr: .pipe, newProcessGroup: true)
+        try ChildProcess.spawn(
+            commandPrefix + [BuiltProducts.qxub] + arguments,
+            environment: environmentList,
+            stdin: .null,
+            stdout: .pipe,
+            stderr: .pipe,
+            newProcessGroup: true
+        )
     }
 
     /// The job directories created so far.
@@ -177,9 +189,12 @@ extension Sandbox {
         environment["QXUB_CONTROL_DIR"] = directory + "/cm"
         environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
         for platform in platforms {
-            cleanup.append(commandPrefix + [
-                "ssh", "-F", config, "-o", "ControlPath=" + directory + "/cm/" + platform.name, "-O", "exit", platform.host,
-            ])
+            cleanup.append(
+                commandPrefix + [
+                    "ssh", "-F", config, "-o", "ControlPath=" + directory + "/cm/" + platform.name, "-O", "exit",
+                    platform.host,
+                ]
+            )
         }
     }
 }

@@ -16,9 +16,18 @@ struct SessionLimitTests {
         let ssh = try Components.sshd(instance)
         let sandbox = try Sandbox("limits-" + label)
         let config = ssh["QXUB_TEST_SSH_CONFIG"]!
-        try sandbox.configureRemote([.init(name: "limited", host: "qxub-bash", workingDirectory: ssh["QXUB_TEST_SSH_BASH_HOME"]! + "/work")], ssh: ssh)
+        try sandbox.configureRemote(
+            [.init(name: "limited", host: "qxub-bash", workingDirectory: ssh["QXUB_TEST_SSH_BASH_HOME"]! + "/work")],
+            ssh: ssh
+        )
         if instance != .refusingSessions {
-            let clean = try runCollectingOutput(["ssh", "-F", config, "qxub-bash", "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub $HOME/work; mkdir -p $HOME/work"], timeout: 60)
+            let clean = try runCollectingOutput(
+                [
+                    "ssh", "-F", config, "qxub-bash",
+                    "pkill -u $(id -u) -f '[q]xub-agent serve'; rm -rf $HOME/.qxub $HOME/work; mkdir -p $HOME/work",
+                ],
+                timeout: 60
+            )
             #expect(clean.exit == .exited(0) || clean.exit == .exited(1), "\(clean.stderrText)")
         }
         return (sandbox, ssh)
@@ -42,8 +51,10 @@ struct SessionLimitTests {
         // Each follows its job for a few seconds, so all 60 want a session at the same time (10 fit in the
         // master's connection); each job appends its id to a file of its own: one line per job that ran.
         let children = try (1...count).map { index in
-            try sandbox.start(["exec", "--platform", "limited", "--backend", "local", "--",
-                               "echo $QXUB_JOB_ID >> $HOME/work/ran.\(index); sleep 3; echo job \(index)"])
+            try sandbox.start([
+                "exec", "--platform", "limited", "--backend", "local", "--",
+                "echo $QXUB_JOB_ID >> $HOME/work/ran.\(index); sleep 3; echo job \(index)",
+            ])
         }
         let runs = children.map { collect($0, timeout: 180) }
         for (offset, run) in runs.enumerated() {
@@ -51,7 +62,10 @@ struct SessionLimitTests {
             #expect(run.stdoutText == "job \(offset + 1)\n")
         }
         let script = "for i in $(seq 1 \(count)); do echo $i $(cat $HOME/work/ran.$i 2>/dev/null); done"
-        let listing = try runCollectingOutput(["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", script], timeout: 30)
+        let listing = try runCollectingOutput(
+            ["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", script],
+            timeout: 30
+        )
         for line in listing.stdoutText.split(separator: "\n") {
             let fields = line.split(separator: " ")
             #expect(fields.count == 2, "submission \(fields.first ?? "?") made exactly one job: \(line)")
@@ -64,12 +78,19 @@ struct SessionLimitTests {
         let (sandbox, _) = try laptop("refused", .refusingSessions)
         // Count the sessions qxub opens: an ssh wrapper first on PATH logs every invocation.
         let log = sandbox.directory + "/ssh-calls.log"
-        try FileSystem.writeAtomically(sandbox.directory + "/bin/ssh", "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n", mode: 0o755)
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/bin/ssh",
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \(log)\nexec /usr/bin/ssh \"$@\"\n",
+            mode: 0o755
+        )
         let started = MonotonicClock.now()
         let run = try sandbox.qxub(["exec", "--platform", "limited", "--backend", "local", "--", "true"], timeout: 90)
         let elapsed = MonotonicClock.now() - started
         #expect(run.exit == .exited(69), "\(run.stderrText)")
-        #expect(run.stderrText.contains("qxub: error: ssh could not open a session on limited (ssh exit 255, 5 tries in "), "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains("qxub: error: ssh could not open a session on limited (ssh exit 255, 5 tries in "),
+            "\(run.stderrText)"
+        )
         #expect(run.stderrText.contains("MaxSessions") && run.stderrText.contains("MaxStartups"), "\(run.stderrText)")
         #expect(!run.stderrText.contains("qxub agent install"), "no offer to install: \(run.stderrText)")
         let sessions = (FileSystem.readText(log) ?? "").split(separator: "\n").filter { $0.contains("qxub-shim") }.count
@@ -87,12 +108,16 @@ struct SessionLimitTests {
         #expect(sandbox.wait(timeout: 10) { masters(sandbox).isEmpty }, "the master is closed before the test")
         // A master that takes a second to log in (as one showing an MFA prompt would): every qxub starts
         // while it is being opened.
-        try FileSystem.writeAtomically(sandbox.directory + "/bin/ssh", """
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/bin/ssh",
+            """
             #!/bin/sh
             for argument in "$@"; do [ "$argument" = -N ] && sleep 1; done
             exec /usr/bin/ssh "$@"
 
-            """, mode: 0o755)
+            """,
+            mode: 0o755
+        )
         let count = 8
         let children = try (1...count).map { index in
             try sandbox.start(["exec", "--platform", "limited", "--backend", "local", "--", "echo job \(index)"])
@@ -105,13 +130,20 @@ struct SessionLimitTests {
         let found = masters(sandbox)
         for pid in found.dropFirst() { kill(pid, SIGTERM) }
         #expect(found.count == 1, "one ssh master for the platform: \(found)")
-        let waiting = runs.filter { $0.stderrText.contains("waiting for the connection to qxub-bash (platform limited) that another qxub") }
+        let waiting = runs.filter {
+            $0.stderrText.contains("waiting for the connection to qxub-bash (platform limited) that another qxub")
+        }
         #expect(waiting.count == count - 1, "all but the opener waited and said so: \(runs.map(\.stderrText))")
         let opener = zip(children, runs).first { !$0.1.stderrText.contains("waiting for the connection") }?.0
         if let opener {
-            #expect(waiting.allSatisfy { $0.stderrText.contains("(pid \(opener.pid))") }, "the waiters name the opener's pid")
+            #expect(
+                waiting.allSatisfy { $0.stderrText.contains("(pid \(opener.pid))") },
+                "the waiters name the opener's pid"
+            )
         }
-        let lines = runs.map { $0.stderrText.split(separator: "\n").filter { $0.contains("waiting for the connection") }.count }
+        let lines = runs.map {
+            $0.stderrText.split(separator: "\n").filter { $0.contains("waiting for the connection") }.count
+        }
         #expect(lines.allSatisfy { $0 <= 1 }, "one line each: \(lines)")
     }
 }

@@ -18,7 +18,9 @@ struct SlurmBackendTests {
         ExecScenarios(backend: "slurm", sandbox: try sandbox(label))
     }
 
-    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws { try scenarios("codes").exitCodes() }
+    @Test("exit statuses 0 and 7; stdout and stderr kept apart") func exitCodes() throws {
+        try scenarios("codes").exitCodes()
+    }
     @Test("a signal death exits 128+N") func signal() throws { try scenarios("signal").signal() }
     @Test("two or more arguments are an exact argv") func argv() throws { try scenarios("argv").argvIsExact() }
     @Test("output byte for byte, 10 MB included") func bytes() throws { try scenarios("bytes").byteExactOutput() }
@@ -27,23 +29,35 @@ struct SlurmBackendTests {
     @Test("a missing output directory") func outdir() throws { try scenarios("outdir").missingOutputDirectory() }
     @Test("failing conda activation") func conda() throws { try scenarios("conda").condaFailure() }
     @Test("modules") func modules() throws { try scenarios("modules").modules() }
-    @Test("array jobs: each subjob has its own records and output") func array() throws { try scenarios("array").arrayTerse() }
-    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws { try scenarios("container").container() }
+    @Test("array jobs: each subjob has its own records and output") func array() throws {
+        try scenarios("array").arrayTerse()
+    }
+    @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws {
+        try scenarios("container").container()
+    }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
 
     @Test("Ctrl-C while queued cancels the job before it starts")
     func cancelQueued() throws {
         let sandbox = try sandbox("queued")
         // Fill the node's 8 CPUs so the next job must wait.
-        let blocker = try runCollectingOutput(["sbatch", "--parsable", "-c", "8", "-o", "/dev/null", "--wrap", "sleep 120"], environment: sandbox.environmentList)
+        let blocker = try runCollectingOutput(
+            ["sbatch", "--parsable", "-c", "8", "-o", "/dev/null", "--wrap", "sleep 120"],
+            environment: sandbox.environmentList
+        )
         let blockerID = blocker.stdoutText.trimmingWhitespaceForTests()
         #expect(blocker.exit == .exited(0), "\(blocker.stderrText)")
         defer { _ = try? runCollectingOutput(["scancel", blockerID], environment: sandbox.environmentList) }
         let child = try sandbox.start(["exec", "--backend", "slurm", "--", "echo should never run"])
-        let submitted = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") } }
+        let submitted = sandbox.wait(timeout: 60) {
+            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
+        }
         #expect(submitted)
         usleep(500_000)
-        #expect(!sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }, "the job should still be queued")
+        #expect(
+            !sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") },
+            "the job should still be queued"
+        )
         kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
@@ -55,9 +69,13 @@ struct SlurmBackendTests {
     func deletedFromOutside() throws {
         let sandbox = try sandbox("deleted")
         let child = try sandbox.start(["exec", "--backend", "slurm", "--", "echo running; sleep 300"])
-        let started = sandbox.wait(timeout: 60) { sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") } }
+        let started = sandbox.wait(timeout: 60) {
+            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }
+        }
         #expect(started)
-        let id = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests() ?? ""
+        let id =
+            sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests()
+            ?? ""
         _ = try runCollectingOutput(["scancel", id], environment: sandbox.environmentList)
         let run = collect(child, timeout: 90)
         #expect(run.exit == .exited(143), "\(run.stderrText)")
@@ -68,7 +86,10 @@ struct SlurmBackendTests {
     @Test("a walltime kill exits 124 and says so (Slurm's shortest limit is one minute)")
     func walltime() throws {
         let sandbox = try sandbox("walltime")
-        let run = try sandbox.qxub(["exec", "--backend", "slurm", "--time", "1m", "--", "echo sleeping past the limit; sleep 600"], timeout: 300)
+        let run = try sandbox.qxub(
+            ["exec", "--backend", "slurm", "--time", "1m", "--", "echo sleeping past the limit; sleep 600"],
+            timeout: 300
+        )
         #expect(run.exit == .exited(124), "\(run.stderrText)")
         #expect(run.stderrText.contains("walltime exceeded"))
         #expect(run.stdoutText == "sleeping past the limit\n")

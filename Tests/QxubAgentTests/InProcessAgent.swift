@@ -29,8 +29,17 @@ final class InProcessAgent {
         fromAgent = try FileDescriptor.pipe()
         try FileDescriptor.setNonBlocking(fromAgent.read)
         client = ProtocolEndpoint(hello: clientHello, preambleLimit: 0)
-        session = AgentSession(loop: loop, input: toAgent.read, output: fromAgent.write, hello: AgentServer.hello(scheduler: "local"))
-        session.register(JobService(options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: pollInterval)))
+        session = AgentSession(
+            loop: loop,
+            input: toAgent.read,
+            output: fromAgent.write,
+            hello: AgentServer.hello(scheduler: "local")
+        )
+        session.register(
+            JobService(
+                options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: pollInterval)
+            )
+        )
         try session.start()
     }
 
@@ -70,7 +79,8 @@ final class InProcessAgent {
     /// Runs the agent's loop until `condition` holds for what arrived, the session ends, or `timeout` passes.
     /// Returns whether the condition held.
     @discardableResult
-    func run(timeout: Double = 20, until condition: @escaping (InProcessAgent) -> Bool = { _ in false }) throws -> Bool {
+    func run(timeout: Double = 20, until condition: @escaping (InProcessAgent) -> Bool = { _ in false }) throws -> Bool
+    {
         var satisfied = false
         let deadline = MonotonicClock.now() + timeout
         func check() {
@@ -93,8 +103,10 @@ final class InProcessAgent {
     private func drain() {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while clientError == nil {
-            guard let outcome = try? buffer.withUnsafeMutableBytes({ try FileDescriptor.read(fromAgent.read, into: $0) }),
-                  case .bytes(let count) = outcome else { return }
+            guard
+                let outcome = try? buffer.withUnsafeMutableBytes({ try FileDescriptor.read(fromAgent.read, into: $0) }),
+                case .bytes(let count) = outcome
+            else { return }
             do {
                 try client.receive(buffer[0..<count]) { events.append($0) }
             } catch {
@@ -107,6 +119,8 @@ final class InProcessAgent {
 /// A fresh private directory under /tmp.
 func temporaryDirectory() throws -> String {
     var template = Array("/tmp/qxub-agent-tests-XXXXXX".utf8CString)
-    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else { throw SystemError("mkdtemp", "/tmp") }
+    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+        throw SystemError("mkdtemp", "/tmp")
+    }
     return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }

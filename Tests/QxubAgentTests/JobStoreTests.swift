@@ -14,7 +14,10 @@ struct JobStoreTests {
         let directory = try store.createJobDirectory()
         var info = stat()
         #expect(stat(directory, &info) == 0)
-        #expect(info.st_mode & 0o777 == 0o700, "job directories hold scripts and output: other users must not read them")
+        #expect(
+            info.st_mode & 0o777 == 0o700,
+            "job directories hold scripts and output: other users must not read them"
+        )
         try store.link(jobID: "12345.gadi-pbs", to: directory)
         try store.link(jobID: "9[1]/x", to: directory)
         #expect(store.directory(forJobID: "12345.gadi-pbs") == directory)
@@ -57,12 +60,18 @@ struct JobStoreTests {
         let store = JobStore(root: try temporaryDirectory())
         let directory = try store.createJobDirectory()
         store.appendHistory(jobID: "6.vm", backend: "pbspro", name: "w", directory: directory, submitHost: "laptop")
-        try FileSystem.writeAtomically(directory + "/joblog", "qxub 0.1.0: job 6.vm\n=>> PBS: job killed: walltime 4 exceeded limit 3\n")
+        try FileSystem.writeAtomically(
+            directory + "/joblog",
+            "qxub 0.1.0: job 6.vm\n=>> PBS: job killed: walltime 4 exceeded limit 3\n"
+        )
         #expect(store.history(limit: 10).first?.exitStatus == 124)
         let local = try store.createJobDirectory()
         store.appendHistory(jobID: "local-1", backend: "local", name: "l", directory: local, submitHost: "laptop")
         try FileSystem.writeAtomically(local + "/joblog", "=>> PBS: job killed: walltime 4 exceeded limit 3\n")
-        #expect(store.history(limit: 10).first?.exitStatus == nil, "a local job's log is its own text, not a scheduler's")
+        #expect(
+            store.history(limit: 10).first?.exitStatus == nil,
+            "a local job's log is its own text, not a scheduler's"
+        )
     }
 
     @Test("history: newest first, tabs and newlines in names cannot break a line, exits come from the job's record")
@@ -70,8 +79,20 @@ struct JobStoreTests {
         let store = JobStore(root: try temporaryDirectory())
         let first = try store.createJobDirectory()
         let second = try store.createJobDirectory()
-        store.appendHistory(jobID: "1.pbs", backend: "pbspro", name: "align\tsample\n2", directory: first, submitHost: "laptop")
-        store.appendHistory(jobID: "2.pbs", backend: "pbspro", name: "sort", directory: second, submitHost: "gadi-login-03")
+        store.appendHistory(
+            jobID: "1.pbs",
+            backend: "pbspro",
+            name: "align\tsample\n2",
+            directory: first,
+            submitHost: "laptop"
+        )
+        store.appendHistory(
+            jobID: "2.pbs",
+            backend: "pbspro",
+            name: "sort",
+            directory: second,
+            submitHost: "gadi-login-03"
+        )
         try FileSystem.writeAtomically(first + "/exit", "7 1764652800\n")
         let entries = store.history(limit: 10)
         #expect(entries.map(\.jobID) == ["2.pbs", "1.pbs"])
@@ -92,7 +113,10 @@ struct JobStoreTests {
         FileDescriptor.close(fd)
         store.appendHistory(jobID: "3.pbs", backend: "slurm", name: "after", directory: directory, submitHost: "h")
         let entries = store.history(limit: 10)
-        #expect(entries.map(\.jobID) == ["3.pbs", "1.pbs"], "a torn line is never reported as a job, and never swallows the next one")
+        #expect(
+            entries.map(\.jobID) == ["3.pbs", "1.pbs"],
+            "a torn line is never reported as a job, and never swallows the next one"
+        )
         #expect(entries.first?.backend == "slurm" && entries.first?.name == "after")
     }
 
@@ -116,7 +140,10 @@ struct JobStoreTests {
         let newest = store.history(limit: 100_000)
         #expect(newest.first?.jobID == "\(30 * 512 - 1)")
         let windowLines = Int(JobStore.historyWindow) / (line.utf8.count + 2)  // ids of 5 digits for JOB
-        #expect(newest.count < 30 * 512 && newest.count >= windowLines * 99 / 100, "only the last 16 MiB is read: \(newest.count) entries")
+        #expect(
+            newest.count < 30 * 512 && newest.count >= windowLines * 99 / 100,
+            "only the last 16 MiB is read: \(newest.count) entries"
+        )
         #expect(newest.allSatisfy { $0.name.count == 1200 }, "no partial first line is reported")
     }
 

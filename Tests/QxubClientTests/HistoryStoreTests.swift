@@ -18,7 +18,15 @@ struct HistoryStoreTests {
         let (history, directory) = try store()
         defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
         for index in 0..<10_000 {
-            try history.recordSubmission(jobID: "\(100_000 + index).gadi-pbs", platform: index % 2 == 0 ? "gadi" : "local", backend: "pbspro", name: "job\(index)", command: "echo \(index)", workingDirectory: "/w", stateDirectory: "/s/\(index)")
+            try history.recordSubmission(
+                jobID: "\(100_000 + index).gadi-pbs",
+                platform: index % 2 == 0 ? "gadi" : "local",
+                backend: "pbspro",
+                name: "job\(index)",
+                command: "echo \(index)",
+                workingDirectory: "/w",
+                stateDirectory: "/s/\(index)"
+            )
         }
         #expect(try history.count() == 10_000)
         let recent = try history.recent(limit: 3)

@@ -26,24 +26,47 @@ struct QueueSelectorTests {
         ("internet", .init(internet: true), "copyq"),
     ]
 
-    @Test("a job's queue rules: its platform's own definition file, else the definition of its name; never another platform's")
+    @Test(
+        "a job's queue rules: its platform's own definition file, else the definition of its name; never another platform's"
+    )
     func chosenDefinition() throws {
         let file = "/tmp/qxub-chosen-\(Int.random(in: 0..<1_000_000)).yaml"
         defer { _ = try? runCollectingOutput(["rm", "-f", file]) }
-        try FileSystem.writeAtomically(file, """
+        try FileSystem.writeAtomically(
+            file,
+            """
             defaults:
               platform: gadi
             platforms:
               mygadi:
                 definition: \(Self.gadi.source)
-            """)
+            """
+        )
         let configuration = try Configuration.load(explicit: file)
         let definitions = [Self.gadi]
-        #expect(PlatformDefinition.chosen(from: definitions, platform: "mygadi", configuration: configuration)?.name == "gadi", "by its definition: file")
-        #expect(PlatformDefinition.chosen(from: definitions, platform: "gadi", configuration: configuration)?.name == "gadi", "by name")
-        #expect(PlatformDefinition.chosen(from: definitions, platform: "setonix", configuration: configuration) == nil, "no other platform's rules")
-        #expect(PlatformDefinition.chosen(from: definitions, platform: nil, configuration: configuration)?.name == "gadi", "defaults.platform")
-        #expect(PlatformDefinition.chosen(from: definitions, platform: "local", configuration: configuration)?.name == "gadi", "this machine: defaults.platform")
+        #expect(
+            PlatformDefinition.chosen(from: definitions, platform: "mygadi", configuration: configuration)?.name
+                == "gadi",
+            "by its definition: file"
+        )
+        #expect(
+            PlatformDefinition.chosen(from: definitions, platform: "gadi", configuration: configuration)?.name
+                == "gadi",
+            "by name"
+        )
+        #expect(
+            PlatformDefinition.chosen(from: definitions, platform: "setonix", configuration: configuration) == nil,
+            "no other platform's rules"
+        )
+        #expect(
+            PlatformDefinition.chosen(from: definitions, platform: nil, configuration: configuration)?.name == "gadi",
+            "defaults.platform"
+        )
+        #expect(
+            PlatformDefinition.chosen(from: definitions, platform: "local", configuration: configuration)?.name
+                == "gadi",
+            "this machine: defaults.platform"
+        )
     }
 
     @Test("--queue auto", arguments: cases)
@@ -53,20 +76,66 @@ struct QueueSelectorTests {
 
     @Test("GPUs set CPUs from cpus_per_gpu; an explicit odd count is rounded up with a warning")
     func gpus() throws {
-        let one = try QueueSelector.adjust(.init(gpus: 1), queue: "gpuvolta", in: Self.gadi, auto: true, cpusExplicit: false)
+        let one = try QueueSelector.adjust(
+            .init(gpus: 1),
+            queue: "gpuvolta",
+            in: Self.gadi,
+            auto: true,
+            cpusExplicit: false
+        )
         #expect(one.cpus == 12 && one.warnings.isEmpty)
-        let a100 = try QueueSelector.adjust(.init(gpus: 4, gpuType: "a100"), queue: "dgxa100", in: Self.gadi, auto: true, cpusExplicit: false)
+        let a100 = try QueueSelector.adjust(
+            .init(gpus: 4, gpuType: "a100"),
+            queue: "dgxa100",
+            in: Self.gadi,
+            auto: true,
+            cpusExplicit: false
+        )
         #expect(a100.cpus == 64)
-        let odd = try QueueSelector.adjust(.init(cpus: 13, gpus: 1), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true)
+        let odd = try QueueSelector.adjust(
+            .init(cpus: 13, gpus: 1),
+            queue: "gpuvolta",
+            in: Self.gadi,
+            auto: false,
+            cpusExplicit: true
+        )
         #expect(odd.cpus == 24)
-        #expect(odd.warnings == ["ncpus=13 overridden to ncpus=24 for queue 'gpuvolta' (must be a multiple of 12 (cpus_per_gpu))"])
-        let autoOdd = try QueueSelector.adjust(.init(cpus: 1, gpus: 1), queue: "gpuvolta", in: Self.gadi, auto: true, cpusExplicit: true)
+        #expect(
+            odd.warnings == [
+                "ncpus=13 overridden to ncpus=24 for queue 'gpuvolta' (must be a multiple of 12 (cpus_per_gpu))"
+            ]
+        )
+        let autoOdd = try QueueSelector.adjust(
+            .init(cpus: 1, gpus: 1),
+            queue: "gpuvolta",
+            in: Self.gadi,
+            auto: true,
+            cpusExplicit: true
+        )
         #expect(autoOdd.warnings.first?.contains("auto-selected") == true)
-        let exact = try QueueSelector.adjust(.init(cpus: 36, gpus: 3), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true)
+        let exact = try QueueSelector.adjust(
+            .init(cpus: 36, gpus: 3),
+            queue: "gpuvolta",
+            in: Self.gadi,
+            auto: false,
+            cpusExplicit: true
+        )
         #expect(exact.cpus == 36 && exact.warnings.isEmpty)
-        let plain = try QueueSelector.adjust(.init(cpus: 3), queue: "normal", in: Self.gadi, auto: false, cpusExplicit: true)
+        let plain = try QueueSelector.adjust(
+            .init(cpus: 3),
+            queue: "normal",
+            in: Self.gadi,
+            auto: false,
+            cpusExplicit: true
+        )
         #expect(plain.cpus == 3 && plain.warnings.isEmpty)
-        let unknown = try QueueSelector.adjust(.init(cpus: 3), queue: "nosuch", in: Self.gadi, auto: false, cpusExplicit: true)
+        let unknown = try QueueSelector.adjust(
+            .init(cpus: 3),
+            queue: "nosuch",
+            in: Self.gadi,
+            auto: false,
+            cpusExplicit: true
+        )
         #expect(unknown.cpus == 3)
     }
 
@@ -74,24 +143,51 @@ struct QueueSelectorTests {
     func jobfsMinimum() throws {
         var definition = Self.gadi
         definition.queues[0].minLocalStorage = 100 * Self.gib
-        let low = try QueueSelector.adjust(.init(localDisk: 50 * Self.gib), queue: "normal", in: definition, auto: false, cpusExplicit: false)
+        let low = try QueueSelector.adjust(
+            .init(localDisk: 50 * Self.gib),
+            queue: "normal",
+            in: definition,
+            auto: false,
+            cpusExplicit: false
+        )
         #expect(low.localDisk == 100 * Self.gib && low.warnings.count == 1)
-        let high = try QueueSelector.adjust(.init(localDisk: 200 * Self.gib), queue: "normal", in: definition, auto: false, cpusExplicit: false)
+        let high = try QueueSelector.adjust(
+            .init(localDisk: 200 * Self.gib),
+            queue: "normal",
+            in: definition,
+            auto: false,
+            cpusExplicit: false
+        )
         #expect(high.localDisk == 200 * Self.gib && high.warnings.isEmpty)
         let none = try QueueSelector.adjust(.init(), queue: "normal", in: definition, auto: false, cpusExplicit: false)
         #expect(none.localDisk == 100 * Self.gib && none.warnings.isEmpty)
     }
 
-    @Test("limits are checked before submission, naming the limit and queues that fit", arguments: [
-        ("normal", QueueSelector.Request(cpus: 96, walltime: 60 * 3600), "exceeds the maximum of 48:00:00", "ask for less"),
-        ("normal", QueueSelector.Request(cpus: 1000, walltime: 30 * 3600), "exceeds the maximum of 24:00:00", "normalsr"),
-        ("express", QueueSelector.Request(cpus: 5000), "5000 CPUs exceed the limit of 3200", "normal"),
-        ("normal", QueueSelector.Request(memory: 300 << 30), "exceed the limit of 190GB", "hugemem"),
-        ("copyq", QueueSelector.Request(cpus: 4), "4 CPUs exceed the limit of 1", "normal"),
-    ])
+    @Test(
+        "limits are checked before submission, naming the limit and queues that fit",
+        arguments: [
+            (
+                "normal", QueueSelector.Request(cpus: 96, walltime: 60 * 3600), "exceeds the maximum of 48:00:00",
+                "ask for less"
+            ),
+            (
+                "normal", QueueSelector.Request(cpus: 1000, walltime: 30 * 3600), "exceeds the maximum of 24:00:00",
+                "normalsr"
+            ),
+            ("express", QueueSelector.Request(cpus: 5000), "5000 CPUs exceed the limit of 3200", "normal"),
+            ("normal", QueueSelector.Request(memory: 300 << 30), "exceed the limit of 190GB", "hugemem"),
+            ("copyq", QueueSelector.Request(cpus: 4), "4 CPUs exceed the limit of 1", "normal"),
+        ]
+    )
     func limits(queue: String, request: QueueSelector.Request, message: String, fits: String) {
         let error = #expect(throws: ClientError.self) {
-            try QueueSelector.adjust(request, queue: queue, in: Self.gadi, auto: false, cpusExplicit: request.cpus != nil)
+            try QueueSelector.adjust(
+                request,
+                queue: queue,
+                in: Self.gadi,
+                auto: false,
+                cpusExplicit: request.cpus != nil
+            )
         }
         #expect(error?.message.contains(message) == true, "\(String(describing: error))")
         #expect(error?.hint.contains(fits) == true, "\(String(describing: error?.hint))")
@@ -99,12 +195,16 @@ struct QueueSelectorTests {
 
     @Test("a GPU queue refuses a job without GPUs")
     func gpuQueueNeedsGPUs() {
-        #expect(throws: ClientError.self) { try QueueSelector.adjust(.init(cpus: 48), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true) }
+        #expect(throws: ClientError.self) {
+            try QueueSelector.adjust(.init(cpus: 48), queue: "gpuvolta", in: Self.gadi, auto: false, cpusExplicit: true)
+        }
     }
 
     @Test("an unknown GPU type names the available ones")
     func unknownGPU() {
-        let error = #expect(throws: ClientError.self) { try QueueSelector.select(.init(gpus: 1, gpuType: "h100"), in: Self.gadi) }
+        let error = #expect(throws: ClientError.self) {
+            try QueueSelector.select(.init(gpus: 1, gpuType: "h100"), in: Self.gadi)
+        }
         #expect(error?.hint == "available types: a100, v100")
     }
 }

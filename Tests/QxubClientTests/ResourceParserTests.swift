@@ -26,9 +26,14 @@ struct ResourceParserTests {
         #expect(try ResourceParser.walltime(text) == seconds)
     }
 
-    @Test("nonsense is refused with the accepted forms, never a crash", arguments: [
-        "", "abc", "4XB", "-1GB", "1e400GB", "GB", "1:99:00", "1:2:3:4", "0", "0m", "h", "2h30", "9999999999999999999999", "1..5h", "999999999999999999", "999999999999999999:00", "99999999999999999999d", "1e300h",
-    ])
+    @Test(
+        "nonsense is refused with the accepted forms, never a crash",
+        arguments: [
+            "", "abc", "4XB", "-1GB", "1e400GB", "GB", "1:99:00", "1:2:3:4", "0", "0m", "h", "2h30",
+            "9999999999999999999999", "1..5h", "999999999999999999", "999999999999999999:00", "99999999999999999999d",
+            "1e300h",
+        ]
+    )
     func refusals(text: String) {
         let memory = #expect(throws: ClientError.self) { try ResourceParser.memory(text) }
         #expect(memory?.exitCode == ExitCodes.usage)

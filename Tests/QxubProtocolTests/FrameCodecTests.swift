@@ -14,7 +14,9 @@ struct FrameCodecTests {
     func roundTrip(chunking: Chunking, compressed: Bool) throws {
         var generator = SplitMix64(seed: 1)
         let frames = (0..<200).map { index in
-            let size = index % 10 == 0 ? Int.random(in: 1000...70000, using: &generator) : Int.random(in: 0...300, using: &generator)
+            let size =
+                index % 10 == 0
+                ? Int.random(in: 1000...70000, using: &generator) : Int.random(in: 0...300, using: &generator)
             let payload = (0..<size).map { _ in UInt8.random(in: 0...40, using: &generator) }
             return Frame(type: FrameType(rawValue: UInt8(index % 40)), channel: UInt32(index % 7), payload: payload)
         }
@@ -66,7 +68,9 @@ struct FrameCodecTests {
 
         var huge = FrameDecoder(maxPayload: ProtocolConstants.defaultMaxPayload)
         huge.append(bytes(hex: "ffffffff 20 00 00000001"))
-        #expect(throws: ProtocolError.frameTooLarge(declared: Int(UInt32.max), maximum: ProtocolConstants.defaultMaxPayload)) {
+        #expect(
+            throws: ProtocolError.frameTooLarge(declared: Int(UInt32.max), maximum: ProtocolConstants.defaultMaxPayload)
+        ) {
             try huge.decode()
         }
     }
@@ -112,7 +116,9 @@ struct FrameCodecTests {
         var decoder = FrameDecoder(maxPayload: ProtocolConstants.defaultMaxPayload)
         try decoder.enableDecompression()
         decoder.append(stream)
-        #expect(throws: ProtocolError.inflatedTooLarge(maximum: ProtocolConstants.defaultMaxPayload)) { try decoder.decode() }
+        #expect(throws: ProtocolError.inflatedTooLarge(maximum: ProtocolConstants.defaultMaxPayload)) {
+            try decoder.decode()
+        }
     }
 
     @Test("garbage in a compressed payload is an inflate error")

@@ -7,7 +7,10 @@ struct ProtocolEndpointTests {
     static let agentHello = Hello(software: "qxub-agent 0.1.0", platform: "linux-x86_64", scheduler: "slurm")
 
     /// Runs both sides' openings into each other, returning both endpoints after the hellos.
-    func connectedPair(chunking: Chunking = .whole, stray: [UInt8] = []) throws -> (client: ProtocolEndpoint, agent: ProtocolEndpoint, clientEvents: [ProtocolEndpoint.Event]) {
+    func connectedPair(
+        chunking: Chunking = .whole,
+        stray: [UInt8] = []
+    ) throws -> (client: ProtocolEndpoint, agent: ProtocolEndpoint, clientEvents: [ProtocolEndpoint.Event]) {
         var client = ProtocolEndpoint(hello: Self.clientHello, preambleLimit: ProtocolConstants.preambleScanLimit)
         var agent = ProtocolEndpoint(hello: Self.agentHello, preambleLimit: 0)
         let toAgent = client.start()
@@ -123,9 +126,14 @@ struct ProtocolEndpointTests {
         var agent = ProtocolEndpoint(hello: Self.agentHello, preambleLimit: 0)
         _ = try agent.receive(client.start())
         let events = try client.receive(agent.start())
-        guard case .ready(let negotiation) = events.last else { Issue.record("not ready"); return }
+        guard case .ready(let negotiation) = events.last else {
+            Issue.record("not ready")
+            return
+        }
         #expect(!negotiation.compression)
-        let frame = try agent.encode(.output(Output(stream: .stdout, offset: 0, data: Array(repeating: 65, count: 1000))))
+        let frame = try agent.encode(
+            .output(Output(stream: .stdout, offset: 0, data: Array(repeating: 65, count: 1000)))
+        )
         #expect(frame[5] == 0)
     }
 

@@ -69,9 +69,11 @@ func syntheticJobLog(lines: Int, seed: UInt64 = 7) -> [UInt8] {
         let accuracy = Double(Int.random(in: 5000...9999, using: &generator)) / 100
         let second = 10 + line / 7
         if line % 37 == 0 {
-            text += "2026-11-25 10:\(second % 60 < 10 ? "0" : "")\(second % 60):00 WARNING dataloader worker \(line % 8) is slow (\(Int.random(in: 100...999, using: &generator)) ms)\n"
+            text +=
+                "2026-11-25 10:\(second % 60 < 10 ? "0" : "")\(second % 60):00 WARNING dataloader worker \(line % 8) is slow (\(Int.random(in: 100...999, using: &generator)) ms)\n"
         } else {
-            text += "2026-11-25 10:\(second % 60 < 10 ? "0" : "")\(second % 60):00 INFO epoch \(epoch) step \(step)/100 loss=\(loss) acc=\(accuracy)% lr=0.0003 gpu_mem=14.2GiB\n"
+            text +=
+                "2026-11-25 10:\(second % 60 < 10 ? "0" : "")\(second % 60):00 INFO epoch \(epoch) step \(step)/100 loss=\(loss) acc=\(accuracy)% lr=0.0003 gpu_mem=14.2GiB\n"
         }
     }
     return Array(text.utf8)

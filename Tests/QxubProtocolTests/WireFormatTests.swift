@@ -12,7 +12,10 @@ struct WireFormatTests {
     func pingGolden() {
         #expect(payload(.ping(Ping(nonce: 300))) == "08" + "ac02")
         var encoder = FrameEncoder()
-        #expect(hex(try! encoder.encode(Message.ping(Ping(nonce: 300)).frame())) == "00000003" + "03" + "00" + "00000000" + "08ac02")
+        #expect(
+            hex(try! encoder.encode(Message.ping(Ping(nonce: 300)).frame())) == "00000003" + "03" + "00" + "00000000"
+                + "08ac02"
+        )
     }
 
     @Test("pong echoes the nonce under its own type")
@@ -25,9 +28,16 @@ struct WireFormatTests {
     @Test("hello")
     func helloGolden() {
         let hello = Hello(
-            versions: 1...2, software: "qxub 0.1.0", capabilities: ["deflate"], maxPayload: 1 << 20,
-            platform: "linux-x86_64", hostname: "h", scheduler: "")
-        let expected = "0801" + "1002" + "1a0a" + text("qxub 0.1.0") + "2207" + text("deflate") + "28808040"
+            versions: 1...2,
+            software: "qxub 0.1.0",
+            capabilities: ["deflate"],
+            maxPayload: 1 << 20,
+            platform: "linux-x86_64",
+            hostname: "h",
+            scheduler: ""
+        )
+        let expected =
+            "0801" + "1002" + "1a0a" + text("qxub 0.1.0") + "2207" + text("deflate") + "28808040"
             + "320c" + text("linux-x86_64") + "3a01" + text("h")
         #expect(payload(.hello(hello)) == expected)
     }
@@ -40,12 +50,17 @@ struct WireFormatTests {
     @Test("error: request id, code, message, hint")
     func errorGolden() {
         let error = ErrorMessage(requestID: 7, code: .unknownJob, message: "no job 42", hint: "try qxub history")
-        #expect(payload(.error(error)) == "0807" + "1003" + "1a09" + text("no job 42") + "2210" + text("try qxub history"))
+        #expect(
+            payload(.error(error)) == "0807" + "1003" + "1a09" + text("no job 42") + "2210" + text("try qxub history")
+        )
     }
 
     @Test("output: stream, offset, bytes; zero fields are omitted")
     func outputGolden() {
-        #expect(payload(.output(Output(stream: .stderr, offset: 5, data: Array("hi\n".utf8)))) == "0801" + "1005" + "1a03" + "68690a")
+        #expect(
+            payload(.output(Output(stream: .stderr, offset: 5, data: Array("hi\n".utf8)))) == "0801" + "1005" + "1a03"
+                + "68690a"
+        )
         #expect(payload(.output(Output(stream: .stdout, offset: 0, data: [0x78]))) == "1a0178")
     }
 
@@ -55,7 +70,10 @@ struct WireFormatTests {
         #expect(payload(.jobEnd(.exited(7))) == "0801" + "100e")
         #expect(payload(.jobEnd(.exited(-29))) == "0801" + "1039")
         #expect(payload(.jobEnd(.signaled(9))) == "0802" + "1012")
-        #expect(payload(.jobEnd(.killedByScheduler(.walltime, detail: "limit 3", ranFirst: true))) == "0803" + "1801" + "2207" + text("limit 3") + "2801")
+        #expect(
+            payload(.jobEnd(.killedByScheduler(.walltime, detail: "limit 3", ranFirst: true))) == "0803" + "1801"
+                + "2207" + text("limit 3") + "2801"
+        )
         #expect(payload(.jobEnd(.cancelled(ranFirst: false))) == "0804")
         #expect(payload(.jobEnd(.unknown("lost"))) == "0805" + "2204" + text("lost"))
         // An exit whose record could not be written is kind 5 with the status: an older peer reads "unknown".
@@ -71,22 +89,48 @@ struct WireFormatTests {
 
     @Test("job state: phase, host, detail")
     func jobStateGolden() {
-        #expect(payload(.jobState(JobState(phase: .running, host: "gadi-cpu-1", detail: "R"))) == "0803" + "120a" + text("gadi-cpu-1") + "1a01" + text("R"))
+        #expect(
+            payload(.jobState(JobState(phase: .running, host: "gadi-cpu-1", detail: "R"))) == "0803" + "120a"
+                + text("gadi-cpu-1") + "1a01" + text("R")
+        )
     }
 
     @Test("submit, submitted, watch, cancel, cancel result, status query and report")
     func requestGoldens() {
         let spec = JobSpec(name: "t", command: .argv(["echo", "a b"]), workingDirectory: "/w")
-        let specBytes = "0a01" + text("t") + "1801" + "2204" + text("echo") + "2203" + text("a b") + "2a02" + text("/w") + "3a00" + "5a00"
-        #expect(payload(.submit(Submit(requestID: 2, spec: spec))) == "0802" + "12" + String(format2(specBytes.count / 2)) + specBytes)
+        let specBytes =
+            "0a01" + text("t") + "1801" + "2204" + text("echo") + "2203" + text("a b") + "2a02" + text("/w") + "3a00"
+            + "5a00"
+        #expect(
+            payload(.submit(Submit(requestID: 2, spec: spec))) == "0802" + "12" + String(format2(specBytes.count / 2))
+                + specBytes
+        )
         let token = "0123456789abcdef0123456789abcdef"
-        #expect(payload(.submit(Submit(requestID: 2, spec: spec, token: token))) == "0802" + "12" + String(format2(specBytes.count / 2)) + specBytes + "2220" + text(token))
-        #expect(payload(.submitted(Submitted(requestID: 2, jobID: "128.vm", backend: "pbspro"))) == "0802" + "1206" + text("128.vm") + "1a06" + text("pbspro"))
-        #expect(payload(.watch(Watch(requestID: 3, jobID: "5", stdoutOffset: 10, stderrOffset: 0))) == "0803" + "1201" + text("5") + "180a")
+        #expect(
+            payload(.submit(Submit(requestID: 2, spec: spec, token: token))) == "0802" + "12"
+                + String(format2(specBytes.count / 2)) + specBytes + "2220" + text(token)
+        )
+        #expect(
+            payload(.submitted(Submitted(requestID: 2, jobID: "128.vm", backend: "pbspro"))) == "0802" + "1206"
+                + text("128.vm") + "1a06" + text("pbspro")
+        )
+        #expect(
+            payload(.watch(Watch(requestID: 3, jobID: "5", stdoutOffset: 10, stderrOffset: 0))) == "0803" + "1201"
+                + text("5") + "180a"
+        )
         #expect(payload(.cancel(JobRequest(requestID: 4, jobID: "5"))) == "0804" + "1201" + text("5"))
-        #expect(payload(.cancelResult(CancelResult(requestID: 4, jobID: "5", wasActive: true))) == "0804" + "1201" + text("5") + "1801")
-        #expect(payload(.statusQuery(StatusQuery(requestID: 5, jobIDs: ["1", "2"]))) == "0805" + "1201" + text("1") + "1201" + text("2"))
-        let report = StatusReport(requestID: 5, jobs: [JobStatus(jobID: "1", state: JobState(phase: .finished), termination: .exited(3))])
+        #expect(
+            payload(.cancelResult(CancelResult(requestID: 4, jobID: "5", wasActive: true))) == "0804" + "1201"
+                + text("5") + "1801"
+        )
+        #expect(
+            payload(.statusQuery(StatusQuery(requestID: 5, jobIDs: ["1", "2"]))) == "0805" + "1201" + text("1") + "1201"
+                + text("2")
+        )
+        let report = StatusReport(
+            requestID: 5,
+            jobs: [JobStatus(jobID: "1", state: JobState(phase: .finished), termination: .exited(3))]
+        )
         let entry = "0a01" + text("1") + "12020804" + "1a04" + "08011006"
         #expect(payload(.statusReport(report)) == "0805" + "12" + format2(entry.count / 2) + entry)
     }
@@ -94,8 +138,29 @@ struct WireFormatTests {
     @Test("history query and report")
     func historyGoldens() {
         #expect(payload(.historyQuery(HistoryQuery(requestID: 3, limit: 50))) == "0803" + "1032")
-        let entry = "0a01" + text("1") + "1201" + text("n") + "1a05" + text("local") + "2007" + "2a01" + text("/") + "3201" + text("h") + "380e"
-        #expect(payload(.historyReport(HistoryReport(requestID: 3, entries: [HistoryEntry(jobID: "1", name: "n", backend: "local", submittedAt: 7, stateDirectory: "/", submitHost: "h", exitStatus: 7)]))) == "0803" + "12" + format2(entry.count / 2) + entry)
+        let entry =
+            "0a01" + text("1") + "1201" + text("n") + "1a05" + text("local") + "2007" + "2a01" + text("/") + "3201"
+            + text("h") + "380e"
+        #expect(
+            payload(
+                .historyReport(
+                    HistoryReport(
+                        requestID: 3,
+                        entries: [
+                            HistoryEntry(
+                                jobID: "1",
+                                name: "n",
+                                backend: "local",
+                                submittedAt: 7,
+                                stateDirectory: "/",
+                                submitHost: "h",
+                                exitStatus: 7
+                            )
+                        ]
+                    )
+                )
+            ) == "0803" + "12" + format2(entry.count / 2) + entry
+        )
     }
 
     @Test("every message round-trips", arguments: sampleMessages())
@@ -134,15 +199,18 @@ struct WireFormatTests {
         }
     }
 
-    @Test("malformed payloads are typed errors", arguments: [
-        ("0880", "ends inside a number"),
-        ("0a05616263", "claims 5 bytes"),
-        ("09", "unknown wire kind 1"),
-        ("0a03616263", "should be a number"),
-        ("08ffffffffffffffffff02", "longer than 64 bits"),
-        ("08ffffffffffffffffffff01", "longer than 64 bits"),
-        ("00", "bad field number 0"),
-    ])
+    @Test(
+        "malformed payloads are typed errors",
+        arguments: [
+            ("0880", "ends inside a number"),
+            ("0a05616263", "claims 5 bytes"),
+            ("09", "unknown wire kind 1"),
+            ("0a03616263", "should be a number"),
+            ("08ffffffffffffffffff02", "longer than 64 bits"),
+            ("08ffffffffffffffffffff01", "longer than 64 bits"),
+            ("00", "bad field number 0"),
+        ]
+    )
     func malformedPayloads(payloadHex: String, reason: String) throws {
         #expect {
             try Message(frame: Frame(type: .ping, payload: bytes(hex: payloadHex)))
@@ -154,25 +222,36 @@ struct WireFormatTests {
 
     @Test("a hello whose lowest version is above its highest is malformed")
     func helloBadRange() {
-        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .hello, payload: bytes(hex: "0805 1002"))) }
+        #expect(throws: ProtocolError.self) {
+            try Message(frame: Frame(type: .hello, payload: bytes(hex: "0805 1002")))
+        }
     }
 
     @Test("a resource field of zero is malformed, not an underflow")
     func zeroResourceField() {
         // submit { 1: 1, 2: spec { 11: resources { 1: 0 } } }
-        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1204 5a020800"))) }
+        #expect(throws: ProtocolError.self) {
+            try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1204 5a020800")))
+        }
     }
 
-    @Test("a submission token that could name a path (../, upper case, too short) is malformed", arguments: ["../../etc/passwd0000", "0123456789ABCDEF", "0123", "0123456789abcdef/x"])
+    @Test(
+        "a submission token that could name a path (../, upper case, too short) is malformed",
+        arguments: ["../../etc/passwd0000", "0123456789ABCDEF", "0123", "0123456789abcdef/x"]
+    )
     func badTokens(token: String) {
         // submit { 1: 1, 2: spec {}, 4: token }
         let tokenHex = String(format2(token.utf8.count)) + token.utf8.map { format2(Int($0)) }.joined()
-        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1200 22" + tokenHex))) }
+        #expect(throws: ProtocolError.self) {
+            try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1200 22" + tokenHex)))
+        }
     }
 
     @Test("an exit code out of 32-bit range is malformed")
     func exitCodeRange() {
-        #expect(throws: ProtocolError.self) { try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0801 1080808080808001"))) }
+        #expect(throws: ProtocolError.self) {
+            try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0801 1080808080808001")))
+        }
     }
 }
 
@@ -183,13 +262,40 @@ private func format2(_ value: Int) -> String {
 
 func sampleMessages() -> [Message] {
     let spec = JobSpec(
-        name: "train \"x\" $(rm -rf) `id`", command: .shell("echo $PBS_JOBID; hostname"), workingDirectory: "/scratch/a b",
+        name: "train \"x\" $(rm -rf) `id`",
+        command: .shell("echo $PBS_JOBID; hostname"),
+        workingDirectory: "/scratch/a b",
         createWorkingDirectory: true,
-        context: .init(condaEnvironment: "pytorch", modules: ["cuda/12", "gcc"], container: "/img.sif", binds: ["/g:/g"]),
-        pre: "", post: "echo done", variables: [KeyValue("A", "1,2;3"), KeyValue("Ü", "\n")],
-        resources: .init(memoryBytes: 0, cpus: 4, walltimeSeconds: 7200, localDiskBytes: 1 << 30, gpus: 0, storage: "gdata/a56", raw: ["place=scatter"]),
-        queue: "normal", project: "a56", array: "1-3", email: "me@x", emailEvents: "ae", stdoutPath: "/o", stderrPath: "/e",
-        joblogPath: "/l", backend: "pbspro", submitHost: "laptop", clientVersion: "0.1.0")
+        context: .init(
+            condaEnvironment: "pytorch",
+            modules: ["cuda/12", "gcc"],
+            container: "/img.sif",
+            binds: ["/g:/g"]
+        ),
+        pre: "",
+        post: "echo done",
+        variables: [KeyValue("A", "1,2;3"), KeyValue("Ü", "\n")],
+        resources: .init(
+            memoryBytes: 0,
+            cpus: 4,
+            walltimeSeconds: 7200,
+            localDiskBytes: 1 << 30,
+            gpus: 0,
+            storage: "gdata/a56",
+            raw: ["place=scatter"]
+        ),
+        queue: "normal",
+        project: "a56",
+        array: "1-3",
+        email: "me@x",
+        emailEvents: "ae",
+        stdoutPath: "/o",
+        stderrPath: "/e",
+        joblogPath: "/l",
+        backend: "pbspro",
+        submitHost: "laptop",
+        clientVersion: "0.1.0"
+    )
     return [
         .hello(Hello(software: "qxub 0.1.0", platform: "linux-x86_64", hostname: "gadi-login-01", scheduler: "pbspro")),
         .goodbye(Goodbye(reason: "done")),
@@ -199,21 +305,48 @@ func sampleMessages() -> [Message] {
         .submit(Submit(requestID: 1, spec: spec)),
         .submit(Submit(requestID: 2, spec: JobSpec(name: "", command: .argv([]), workingDirectory: ""))),
         .submit(Submit(requestID: 3, spec: spec, token: "00112233445566778899aabbccddeeff")),
-        .submitted(Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")),
+        .submitted(
+            Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")
+        ),
         .watch(Watch(requestID: 1, jobID: "5", stdoutOffset: UInt64(Int64.max), stderrOffset: 1)),
         .unwatch(JobRequest(requestID: 1, jobID: "5")),
         .cancel(JobRequest(requestID: 1, jobID: "5")),
         .cancelResult(CancelResult(requestID: 1, jobID: "5", wasActive: false)),
         .statusQuery(StatusQuery(requestID: 1, jobIDs: ["1", "2", "3"])),
-        .statusReport(StatusReport(requestID: 1, jobs: [
-            JobStatus(jobID: "1", state: JobState(phase: .queued, detail: "PENDING")),
-            JobStatus(jobID: "2", state: JobState(phase: .finished), termination: .signaled(9)),
-        ])),
+        .statusReport(
+            StatusReport(
+                requestID: 1,
+                jobs: [
+                    JobStatus(jobID: "1", state: JobState(phase: .queued, detail: "PENDING")),
+                    JobStatus(jobID: "2", state: JobState(phase: .finished), termination: .signaled(9)),
+                ]
+            )
+        ),
         .historyQuery(HistoryQuery(requestID: 3, limit: 50)),
-        .historyReport(HistoryReport(requestID: 3, entries: [
-            HistoryEntry(jobID: "128.vm", name: "train", backend: "pbspro", submittedAt: 1_795_000_000, stateDirectory: "/h/.qxub/jobs/x", submitHost: "laptop", exitStatus: 0),
-            HistoryEntry(jobID: "129.vm", name: "eval", backend: "pbspro", submittedAt: 1_795_000_100, stateDirectory: "/h/.qxub/jobs/y", submitHost: "login1"),
-        ])),
+        .historyReport(
+            HistoryReport(
+                requestID: 3,
+                entries: [
+                    HistoryEntry(
+                        jobID: "128.vm",
+                        name: "train",
+                        backend: "pbspro",
+                        submittedAt: 1_795_000_000,
+                        stateDirectory: "/h/.qxub/jobs/x",
+                        submitHost: "laptop",
+                        exitStatus: 0
+                    ),
+                    HistoryEntry(
+                        jobID: "129.vm",
+                        name: "eval",
+                        backend: "pbspro",
+                        submittedAt: 1_795_000_100,
+                        stateDirectory: "/h/.qxub/jobs/y",
+                        submitHost: "login1"
+                    ),
+                ]
+            )
+        ),
         .output(Output(stream: .stderr, offset: 1 << 40, data: Array(0...255))),
         .jobState(JobState(phase: .held, detail: "H")),
         .jobEnd(.killedByScheduler(.memory, detail: "OUT_OF_MEMORY", ranFirst: true)),

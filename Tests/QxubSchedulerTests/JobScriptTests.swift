@@ -12,24 +12,53 @@ struct JobScriptTests {
     static let paths = JobPaths(stateDirectory: "/home/u/.qxub/jobs/20261125-103000-abcdef")
 
     static let richSpec = JobSpec(
-        name: "train", command: .argv(["python", "train.py", "--epochs", "3"]), workingDirectory: "/scratch/a56/u/run",
+        name: "train",
+        command: .argv(["python", "train.py", "--epochs", "3"]),
+        workingDirectory: "/scratch/a56/u/run",
         createWorkingDirectory: true,
         context: .init(condaEnvironment: "pytorch", modules: ["cuda/12.2", "gcc"]),
-        pre: "echo pre", post: "echo post", variables: [KeyValue("SEED", "42")],
-        resources: .init(memoryBytes: 16 << 30, cpus: 4, walltimeSeconds: 2 * 3600 + 30 * 60, localDiskBytes: 100 << 30, gpus: 1, storage: "gdata/a56+scratch/a56"),
-        queue: "gpuvolta", project: "a56", email: "u@example.org", emailEvents: "ae", submitHost: "laptop", clientVersion: "0.1.0")
+        pre: "echo pre",
+        post: "echo post",
+        variables: [KeyValue("SEED", "42")],
+        resources: .init(
+            memoryBytes: 16 << 30,
+            cpus: 4,
+            walltimeSeconds: 2 * 3600 + 30 * 60,
+            localDiskBytes: 100 << 30,
+            gpus: 1,
+            storage: "gdata/a56+scratch/a56"
+        ),
+        queue: "gpuvolta",
+        project: "a56",
+        email: "u@example.org",
+        emailEvents: "ae",
+        submitHost: "laptop",
+        clientVersion: "0.1.0"
+    )
 
     static let containerSpec = JobSpec(
-        name: "sing", command: .shell("cat /etc/os-release | head -1"), workingDirectory: "/w",
-        context: .init(container: "/images/ubuntu.sif", binds: ["/g/data:/g/data"]), submitHost: "login1", clientVersion: "0.1.0")
+        name: "sing",
+        command: .shell("cat /etc/os-release | head -1"),
+        workingDirectory: "/w",
+        context: .init(container: "/images/ubuntu.sif", binds: ["/g/data:/g/data"]),
+        submitHost: "login1",
+        clientVersion: "0.1.0"
+    )
 
-    static let plainSpec = JobSpec(name: "plain", command: .shell("echo $QXUB_JOB_ID; hostname"), workingDirectory: "/w", submitHost: "login1", clientVersion: "0.1.0")
+    static let plainSpec = JobSpec(
+        name: "plain",
+        command: .shell("echo $QXUB_JOB_ID; hostname"),
+        workingDirectory: "/w",
+        submitHost: "login1",
+        clientVersion: "0.1.0"
+    )
 
     static var cases: [(String, JobSpec, SchedulerKind)] {
         [
             ("pbspro-rich", richSpec, .pbspro), ("slurm-rich", richSpec, .slurm), ("local-rich", richSpec, .local),
             ("pbspro-container", containerSpec, .pbspro), ("slurm-container", containerSpec, .slurm),
-            ("pbspro-plain", plainSpec, .pbspro), ("slurm-plain", plainSpec, .slurm), ("local-plain", plainSpec, .local),
+            ("pbspro-plain", plainSpec, .pbspro), ("slurm-plain", plainSpec, .slurm),
+            ("local-plain", plainSpec, .local),
         ]
     }
 
@@ -66,7 +95,10 @@ struct JobScriptTests {
     @Test("Slurm: resources in Slurm's units")
     func slurmUnits() throws {
         let script = try JobScript(spec: Self.richSpec, paths: Self.paths, kind: .slurm).render().script
-        for line in ["#SBATCH --mem=16384M", "#SBATCH --time=2:30:00", "#SBATCH --cpus-per-task=4", "#SBATCH --gpus=1", "#SBATCH --tmp=102400M", "#SBATCH --mail-type=END,FAIL"] {
+        for line in [
+            "#SBATCH --mem=16384M", "#SBATCH --time=2:30:00", "#SBATCH --cpus-per-task=4", "#SBATCH --gpus=1",
+            "#SBATCH --tmp=102400M", "#SBATCH --mail-type=END,FAIL",
+        ] {
             #expect(script.contains(line + "\n"), "missing \(line)")
         }
     }
@@ -86,7 +118,10 @@ struct JobScriptTests {
         #expect(script.contains("cd -- \"$HOME\" ||"))
     }
 
-    @Test("values a script cannot carry are refused with a message", arguments: ["queue", "variable", "raw", "reserved", "pbs-colon"])
+    @Test(
+        "values a script cannot carry are refused with a message",
+        arguments: ["queue", "variable", "raw", "reserved", "pbs-colon"]
+    )
     func refusals(what: String) throws {
         var spec = Self.plainSpec
         var paths = Self.paths
@@ -110,12 +145,15 @@ struct JobScriptTests {
             spec.resources.raw = ["ncpus=4"]
             expected = "raw -l resources are PBS Pro syntax"
         }
-        let error = #expect(throws: SchedulerError.self) { try JobScript(spec: spec, paths: paths, kind: kind).render() }
+        let error = #expect(throws: SchedulerError.self) {
+            try JobScript(spec: spec, paths: paths, kind: kind).render()
+        }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
     }
 
     static let hostile = [
-        "a b  c", "it's", "\"double\"", "$(touch PWNED)", "`touch PWNED`", "${HOME}", "a;touch PWNED", "x\ny", "tab\there",
+        "a b  c", "it's", "\"double\"", "$(touch PWNED)", "`touch PWNED`", "${HOME}", "a;touch PWNED", "x\ny",
+        "tab\there",
         "comma,separated", "back\\slash", "ünïcødé ✓", "*", "-n", "!", "#not a comment", "'; touch PWNED; echo '",
     ]
 
@@ -126,7 +164,11 @@ struct JobScriptTests {
         let paths = JobPaths(stateDirectory: directory + "/state")
         let rendered = try JobScript(spec: spec, paths: paths, kind: .local).render()
         try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
-        let run = try runCollectingOutput(["/bin/bash", paths.script], environment: ["HOME=" + directory, "PATH=/usr/bin:/bin", "QXUB_JOB_ID=t1"], timeout: 30)
+        let run = try runCollectingOutput(
+            ["/bin/bash", paths.script],
+            environment: ["HOME=" + directory, "PATH=/usr/bin:/bin", "QXUB_JOB_ID=t1"],
+            timeout: 30
+        )
         #expect(run.exit == .exited(0), "stderr: \(run.stderrText) \(FileSystem.readText(paths.stderr) ?? "")")
         return (FileSystem.readText(paths.stdout) ?? "", FileSystem.readText(paths.stderr) ?? "", directory)
     }
@@ -136,18 +178,33 @@ struct JobScriptTests {
         for value in Self.hostile {
             let workdir = "/tmp/qxub work dir $(touch PWNED) 'q'"
             let spec = JobSpec(
-                name: "hostile", command: .argv(["printf", "%s|%s|", value, "$SECRET"]), workingDirectory: workdir, createWorkingDirectory: true,
-                post: "printf '%s' \"$SECRET\"", variables: [KeyValue("SECRET", value)])
+                name: "hostile",
+                command: .argv(["printf", "%s|%s|", value, "$SECRET"]),
+                workingDirectory: workdir,
+                createWorkingDirectory: true,
+                post: "printf '%s' \"$SECRET\"",
+                variables: [KeyValue("SECRET", value)]
+            )
             let (stdout, stderr, directory) = try runLocally(spec)
-            #expect(stdout == value + "|$SECRET|" + value, "value \(EscapedBytes(Array(value.utf8))): got \(EscapedBytes(Array(stdout.utf8))) \(stderr)")
-            #expect(!FileSystem.exists(directory + "/PWNED") && !FileSystem.exists(workdir + "/PWNED") && !FileSystem.exists("PWNED"))
+            #expect(
+                stdout == value + "|$SECRET|" + value,
+                "value \(EscapedBytes(Array(value.utf8))): got \(EscapedBytes(Array(stdout.utf8))) \(stderr)"
+            )
+            #expect(
+                !FileSystem.exists(directory + "/PWNED") && !FileSystem.exists(workdir + "/PWNED")
+                    && !FileSystem.exists("PWNED")
+            )
             _ = try runCollectingOutput(["rm", "-rf", directory, workdir])
         }
     }
 
     @Test("a one-string command is a shell line: pipes, variables and ; work")
     func shellLine() throws {
-        let spec = JobSpec(name: "s", command: .shell("echo $QXUB_JOB_ID; echo 'a  b' | tr a A"), workingDirectory: "/tmp")
+        let spec = JobSpec(
+            name: "s",
+            command: .shell("echo $QXUB_JOB_ID; echo 'a  b' | tr a A"),
+            workingDirectory: "/tmp"
+        )
         let (stdout, _, directory) = try runLocally(spec)
         #expect(stdout == "t1\nA  b\n")
         _ = try runCollectingOutput(["rm", "-rf", directory])

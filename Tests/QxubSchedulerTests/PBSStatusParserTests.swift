@@ -20,24 +20,35 @@ struct PBSStatusParserTests {
         #expect(running.termination == nil)
     }
 
-    @Test("how finished jobs ended", arguments: [
-        ("qstat-xf-exit0.txt", "128.vm", JobTermination.exited(0)),
-        ("qstat-xf-exit3.txt", "132.vm", .exited(3)),
-        ("qstat-xf-signal9.txt", "133.vm", .exited(137)),
-        ("qstat-xf-signal9-exec.txt", "138.vm", .signaled(9)),
-        ("qstat-xf-qdel-held.txt", "135.vm", .killedByScheduler(.deleted, detail: "", ranFirst: false)),
-    ])
+    @Test(
+        "how finished jobs ended",
+        arguments: [
+            ("qstat-xf-exit0.txt", "128.vm", JobTermination.exited(0)),
+            ("qstat-xf-exit3.txt", "132.vm", .exited(3)),
+            ("qstat-xf-signal9.txt", "133.vm", .exited(137)),
+            ("qstat-xf-signal9-exec.txt", "138.vm", .signaled(9)),
+            ("qstat-xf-qdel-held.txt", "135.vm", .killedByScheduler(.deleted, detail: "", ranFirst: false)),
+        ]
+    )
     func finished(fixture: String, id: String, expected: JobTermination) throws {
         var termination = try #require(try info(fixture, id).termination)
         // Compare without the free-text comment.
-        if case .killedByScheduler(let reason, _, let ran) = termination { termination = .killedByScheduler(reason, detail: "", ranFirst: ran) }
+        if case .killedByScheduler(let reason, _, let ran) = termination {
+            termination = .killedByScheduler(reason, detail: "", ranFirst: ran)
+        }
         #expect(termination == expected)
     }
 
-    @Test("an execution host that failed the job (Exit_status -3 to -7) is a node failure; -1 stays another kill", arguments: [(-4, true), (-3, true), (-7, true), (-1, false)])
+    @Test(
+        "an execution host that failed the job (Exit_status -3 to -7) is a node failure; -1 stays another kill",
+        arguments: [(-4, true), (-3, true), (-7, true), (-1, false)]
+    )
     func executionHostFailures(status: Int, nodeFailure: Bool) throws {
         // The recorded walltime kill, with PBS's exit status for a failure of the execution host instead.
-        let text = Fixtures.text("pbs", "qstat-xf-walltime.txt").replacingAll("Exit_status = -29", with: "Exit_status = \(status)")
+        let text = Fixtures.text("pbs", "qstat-xf-walltime.txt").replacingAll(
+            "Exit_status = -29",
+            with: "Exit_status = \(status)"
+        )
         let termination = try #require(PBSStatusParser.parse(text)["131.vm"]?.termination)
         guard case .killedByScheduler(let reason, let detail, _) = termination else {
             Issue.record("\(termination)")
@@ -59,7 +70,8 @@ struct PBSStatusParserTests {
 
     @Test("qdel of a running job is a deletion that ran first (Exit_status 271, substate 91)")
     func qdelRunning() throws {
-        guard case .killedByScheduler(.deleted, _, true) = try info("qstat-xf-qdel-running.txt", "134.vm").termination else {
+        guard case .killedByScheduler(.deleted, _, true) = try info("qstat-xf-qdel-running.txt", "134.vm").termination
+        else {
             Issue.record("not a deletion")
             return
         }
@@ -102,17 +114,26 @@ struct PBSStatusParserTests {
         let backend = SchedulerBackend(kind: .pbspro)
         #expect(backend.statusCommand(["44.vm"], history: false) == ["qstat", "-f", "44.vm"])
         let xf = CollectedRun(
-            exit: .exited(0), stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stdout").utf8),
-            stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stderr").utf8))
+            exit: .exited(0),
+            stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stdout").utf8),
+            stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-xf-running.stderr").utf8)
+        )
         #expect(backend.saysHistoryDisabled(xf))
         #expect(backend.parseStatus(xf).isEmpty)
         #expect(!backend.statusFailed(xf))
-        let f = CollectedRun(exit: .exited(0), stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-f-running.stdout").utf8), stderr: [])
+        let f = CollectedRun(
+            exit: .exited(0),
+            stdout: Array(Fixtures.text("pbs-real", "hoff-qstat-f-running.stdout").utf8),
+            stderr: []
+        )
         #expect(!backend.saysHistoryDisabled(f))
         #expect(backend.parseStatus(f)["44.vm"]?.phase == .running)
         // A finished job is gone: rc 153, "Unknown Job Id", which is an answer (the job is not there), not a failure.
         let gone = CollectedRun(
-            exit: .exited(153), stdout: [], stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-f-finished.stderr").utf8))
+            exit: .exited(153),
+            stdout: [],
+            stderr: Array(Fixtures.text("pbs-real", "hoff-qstat-f-finished.stderr").utf8)
+        )
         #expect(!backend.statusFailed(gone))
         #expect(backend.parseStatus(gone).isEmpty)
         #expect(!backend.saysHistoryDisabled(gone))
@@ -122,31 +143,52 @@ struct PBSStatusParserTests {
     @Test("the job log's kill line is the scheduler's verdict (recorded walltime kill, and PBS's other limits)")
     func killVerdict() {
         let backend = SchedulerBackend(kind: .pbspro)
-        #expect(backend.killVerdict(jobLog: Fixtures.text("pbs-real", "hoff-joboutput-walltime.txt"))
-            == .killedByScheduler(.walltime, detail: "walltime 4 exceeded limit 3", ranFirst: true))
-        #expect(backend.killVerdict(jobLog: Fixtures.text("pbs", "joboutput-walltime.o131.txt"))
-            == .killedByScheduler(.walltime, detail: "walltime 5 exceeded limit 3", ranFirst: true))
-        #expect(backend.killVerdict(jobLog: "x\n=>> PBS: job killed: mem 2097152kb exceeded limit 1048576kb\n")
-            == .killedByScheduler(.memory, detail: "mem 2097152kb exceeded limit 1048576kb", ranFirst: true))
-        #expect(backend.killVerdict(jobLog: "=>> PBS: job killed: cput 61 exceeded limit 60")
-            == .killedByScheduler(.other, detail: "cput 61 exceeded limit 60", ranFirst: true))
+        #expect(
+            backend.killVerdict(jobLog: Fixtures.text("pbs-real", "hoff-joboutput-walltime.txt"))
+                == .killedByScheduler(.walltime, detail: "walltime 4 exceeded limit 3", ranFirst: true)
+        )
+        #expect(
+            backend.killVerdict(jobLog: Fixtures.text("pbs", "joboutput-walltime.o131.txt"))
+                == .killedByScheduler(.walltime, detail: "walltime 5 exceeded limit 3", ranFirst: true)
+        )
+        #expect(
+            backend.killVerdict(jobLog: "x\n=>> PBS: job killed: mem 2097152kb exceeded limit 1048576kb\n")
+                == .killedByScheduler(.memory, detail: "mem 2097152kb exceeded limit 1048576kb", ranFirst: true)
+        )
+        #expect(
+            backend.killVerdict(jobLog: "=>> PBS: job killed: cput 61 exceeded limit 60")
+                == .killedByScheduler(.other, detail: "cput 61 exceeded limit 60", ranFirst: true)
+        )
         #expect(backend.killVerdict(jobLog: Fixtures.text("pbs-real", "hoff-joboutput-ok.log.txt")) == nil)
         #expect(backend.killVerdict(jobLog: "echo '=>> PBS' said nothing\n") == nil)
         let slurm = SchedulerBackend(kind: .slurm)
-        #expect(slurm.killVerdict(jobLog: "slurmstepd: error: *** JOB 7 ON node CANCELLED AT 2026-12-04T10:00:00 DUE TO TIME LIMIT ***\n")
-            .map { if case .killedByScheduler(.walltime, _, _) = $0 { true } else { false } } == true)
-        #expect(SchedulerBackend(kind: .local).killVerdict(jobLog: "=>> PBS: job killed: walltime 4 exceeded limit 3") == nil)
+        #expect(
+            slurm.killVerdict(
+                jobLog: "slurmstepd: error: *** JOB 7 ON node CANCELLED AT 2026-12-04T10:00:00 DUE TO TIME LIMIT ***\n"
+            )
+            .map { if case .killedByScheduler(.walltime, _, _) = $0 { true } else { false } } == true
+        )
+        #expect(
+            SchedulerBackend(kind: .local).killVerdict(jobLog: "=>> PBS: job killed: walltime 4 exceeded limit 3")
+                == nil
+        )
     }
 
     @Test("qdel of a job in state E (recorded: rc 168) is not a failed cancel: the job has ended")
     func qdelExiting() {
         let backend = SchedulerBackend(kind: .pbspro)
         let run = CollectedRun(
-            exit: .exited(Int32(Fixtures.text("pbs-real", "qdel-exiting.rc").trimmingWhitespace())!), stdout: [],
-            stderr: Array(Fixtures.text("pbs-real", "qdel-exiting.stderr").utf8))
+            exit: .exited(Int32(Fixtures.text("pbs-real", "qdel-exiting.rc").trimmingWhitespace())!),
+            stdout: [],
+            stderr: Array(Fixtures.text("pbs-real", "qdel-exiting.stderr").utf8)
+        )
         #expect(backend.cancelError(run, jobID: "47.vm") == nil)
         #expect(backend.cancelFoundJobFinished(run))
-        let refused = CollectedRun(exit: .exited(1), stdout: [], stderr: Array("qdel: illegally formed job identifier: x\n".utf8))
+        let refused = CollectedRun(
+            exit: .exited(1),
+            stdout: [],
+            stderr: Array("qdel: illegally formed job identifier: x\n".utf8)
+        )
         #expect(backend.cancelError(refused, jobID: "x") != nil)
     }
 

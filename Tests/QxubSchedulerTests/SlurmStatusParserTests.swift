@@ -24,7 +24,9 @@ struct SlurmStatusParserTests {
 
     @Test("the squeue format qxub asks for: id|state|nodes|reason")
     func pipeFormat() {
-        let parsed = SlurmStatusParser.parseSqueue("12|PENDING||JobHeldUser\n13|RUNNING|node7|None\n14|TIMEOUT|node7|TimeLimit\n")
+        let parsed = SlurmStatusParser.parseSqueue(
+            "12|PENDING||JobHeldUser\n13|RUNNING|node7|None\n14|TIMEOUT|node7|TimeLimit\n"
+        )
         #expect(parsed["12"]?.phase == .held)
         #expect(parsed["13"]?.host == "node7")
         guard case .killedByScheduler(.walltime, _, true) = parsed["14"]?.termination else {
@@ -33,11 +35,14 @@ struct SlurmStatusParserTests {
         }
     }
 
-    @Test("scontrol: exit codes, signals, timeout, cancellations", arguments: [
-        ("scontrol-completed.txt", "2", JobTermination.exited(0)),
-        ("scontrol-failed-exit3.txt", "3", .exited(3)),
-        ("scontrol-signal9.txt", "4", .signaled(9)),
-    ])
+    @Test(
+        "scontrol: exit codes, signals, timeout, cancellations",
+        arguments: [
+            ("scontrol-completed.txt", "2", JobTermination.exited(0)),
+            ("scontrol-failed-exit3.txt", "3", .exited(3)),
+            ("scontrol-signal9.txt", "4", .signaled(9)),
+        ]
+    )
     func scontrol(fixture: String, id: String, expected: JobTermination) {
         let parsed = SlurmStatusParser.parseScontrol(Fixtures.text("slurm", fixture))
         #expect(parsed[id]?.termination == expected)
@@ -68,7 +73,11 @@ struct SlurmStatusParserTests {
         let backend = SchedulerBackend(kind: .slurm)
         func run(_ name: String) -> CollectedRun {
             let rc = Int32(Fixtures.text("slurm", name + ".rc").trimmingWhitespace())!
-            return CollectedRun(exit: .exited(rc), stdout: Array(Fixtures.text("slurm", name + ".stdout").utf8), stderr: Array(Fixtures.text("slurm", name + ".stderr").utf8))
+            return CollectedRun(
+                exit: .exited(rc),
+                stdout: Array(Fixtures.text("slurm", name + ".stdout").utf8),
+                stderr: Array(Fixtures.text("slurm", name + ".stderr").utf8)
+            )
         }
         #expect(try backend.submittedJobID(run("sbatch-ok")) == "2")
         #expect(try backend.submittedJobID(run("sbatch-ok-plain")) == "3")
@@ -84,10 +93,16 @@ struct SlurmStatusParserTests {
         let backend = SchedulerBackend(kind: .pbspro)
         func run(_ name: String) -> CollectedRun {
             let rc = Int32(Fixtures.text("pbs", name + ".rc").trimmingWhitespace())!
-            return CollectedRun(exit: .exited(rc), stdout: Array(Fixtures.text("pbs", name + ".stdout").utf8), stderr: Array(Fixtures.text("pbs", name + ".stderr").utf8))
+            return CollectedRun(
+                exit: .exited(rc),
+                stdout: Array(Fixtures.text("pbs", name + ".stdout").utf8),
+                stderr: Array(Fixtures.text("pbs", name + ".stderr").utf8)
+            )
         }
         #expect(try backend.submittedJobID(run("qsub-ok")) == "128.vm")
-        for (name, hint) in [("qsub-badqueue", "qstat -Q"), ("qsub-badwalltime", "HH:MM:SS"), ("qsub-badresource", "-l")] {
+        for (name, hint) in [
+            ("qsub-badqueue", "qstat -Q"), ("qsub-badwalltime", "HH:MM:SS"), ("qsub-badresource", "-l"),
+        ] {
             let error = #expect(throws: SchedulerError.self) { try backend.submittedJobID(run(name)) }
             #expect(error?.hint.contains(hint) == true, "\(name): \(String(describing: error))")
         }
@@ -98,7 +113,11 @@ struct SlurmStatusParserTests {
         let backend = SchedulerBackend(kind: scheduler == "pbs" ? .pbspro : .slurm)
         func run(_ name: String) -> CollectedRun {
             let rc = Int32(Fixtures.text(scheduler, name + ".rc").trimmingWhitespace())!
-            return CollectedRun(exit: .exited(rc), stdout: [], stderr: Array(Fixtures.text(scheduler, name + ".stderr").utf8))
+            return CollectedRun(
+                exit: .exited(rc),
+                stdout: [],
+                stderr: Array(Fixtures.text(scheduler, name + ".stderr").utf8)
+            )
         }
         let prefix = scheduler == "pbs" ? "qdel" : "scancel"
         #expect(backend.cancelError(run("\(prefix)-running"), jobID: "1") == nil)
@@ -106,7 +125,10 @@ struct SlurmStatusParserTests {
         #expect(!backend.cancelFoundJobFinished(run("\(prefix)-running")))
         if scheduler == "pbs" {
             #expect(backend.cancelError(run("qdel-unknown"), jobID: "99999.vm") != nil)
-            #expect(!backend.cancelFoundJobFinished(run("qdel-unknown")), "an unknown job is an error, not a finished one")
+            #expect(
+                !backend.cancelFoundJobFinished(run("qdel-unknown")),
+                "an unknown job is an error, not a finished one"
+            )
             // qdel exits 35 for a job that has finished: accepted, but it was no longer active.
             #expect(backend.cancelFoundJobFinished(run("qdel-finished")))
         }
