@@ -448,12 +448,9 @@ struct RemoteTests {
         func masters() throws -> [pid_t] {
             let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + socket])
             return candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
-                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N") && !gone(pid)
+                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
+                    && !processEnded(pid)
             }
-        }
-        func gone(_ pid: pid_t) -> Bool {
-            guard let stat = FileSystem.readText("/proc/\(pid)/stat") else { return true }
-            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
         }
         let old = try masters()
         try #require(old.count == 1, "one master after install: \(old)")
@@ -465,16 +462,16 @@ struct RemoteTests {
         )
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "after the master hung\n")
-        #expect(remote.sandbox.wait(timeout: 10) { gone(old[0]) }, "qxub ended the master it discarded")
+        #expect(remote.sandbox.wait(timeout: 10) { processEnded(old[0]) }, "qxub ended the master it discarded")
         let log = FileSystem.readText(remote.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
         #expect(log.contains("pid \(old[0]) ended by signal \(SIGKILL)"), "a stopped master needs SIGKILL: \(log)")
         let new = try masters()
         #expect(new.count == 1 && new != old, "one new master: \(new)")
         // Had the old master survived, its exit would unlink the path it was given: let it exit now.
-        if !gone(old[0]) {
+        if !processEnded(old[0]) {
             kill(old[0], SIGTERM)
             kill(old[0], SIGCONT)
-            _ = remote.sandbox.wait(timeout: 10) { gone(old[0]) }
+            _ = remote.sandbox.wait(timeout: 10) { processEnded(old[0]) }
         }
         #expect(SocketProbe.isSocket(socket), "the new master's socket is still there")
         let after = try remote.qxub(

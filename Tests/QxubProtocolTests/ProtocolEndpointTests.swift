@@ -26,10 +26,7 @@ struct ProtocolEndpointTests {
     @Test("hellos negotiate the highest common version and compression", arguments: Chunking.allCases)
     func handshake(chunking: Chunking) throws {
         let (client, agent, events) = try connectedPair(chunking: chunking)
-        guard case .ready(let negotiation) = events.last else {
-            Issue.record("no ready event: \(events)")
-            return
-        }
+        let negotiation = try #require(events.last?.negotiation, "no ready event: \(events)")
         #expect(negotiation.version == 1)
         #expect(negotiation.compression)
         #expect(negotiation.peer.scheduler == "slurm")
@@ -129,10 +126,7 @@ struct ProtocolEndpointTests {
         var agent = ProtocolEndpoint(hello: Self.agentHello, preambleLimit: 0)
         _ = try agent.receive(client.start())
         let events = try client.receive(agent.start())
-        guard case .ready(let negotiation) = events.last else {
-            Issue.record("not ready")
-            return
-        }
+        let negotiation = try #require(events.last?.negotiation, "not ready: \(events)")
         #expect(!negotiation.compression)
         let frame = try agent.encode(
             .output(Output(stream: .stdout, offset: 0, data: Array(repeating: 65, count: 1000)))
@@ -164,11 +158,16 @@ struct ProtocolEndpointTests {
         _ = wire
         var events: [ProtocolEndpoint.Event] = []
         try agent.receive(frame) { events.append($0) }
-        guard case .malformed(_, .submit, let requestID, _) = events.first else {
-            Issue.record("expected a malformed event, got \(events)")
-            return
-        }
-        #expect(requestID == 12)
+        #expect(
+            events == [
+                .malformed(
+                    channel: 0,
+                    type: .submit,
+                    requestID: 12,
+                    error: .malformedPayload(type: .submit, reason: "resource field 1 is zero")
+                )
+            ]
+        )
         // The session goes on.
         let more = try agent.receive(try client.encode(.ping(Ping(nonce: 2))))
         #expect(more == [.message(channel: 0, .ping(Ping(nonce: 2)))])

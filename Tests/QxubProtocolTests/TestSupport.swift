@@ -78,3 +78,10 @@ func syntheticJobLog(lines: Int, seed: UInt64 = 7) -> [UInt8] {
     }
     return Array(text.utf8)
 }
+
+extension ProtocolEndpoint.Event {
+    /// The negotiation of a `.ready` event (nil for every other event).
+    var negotiation: Negotiation? {
+        if case .ready(let negotiation) = self { negotiation } else { nil }
+    }
+}

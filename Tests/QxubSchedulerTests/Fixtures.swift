@@ -1,3 +1,4 @@
+import QxubProtocol
 import QxubSystem
 
 /// The real scheduler output recorded in Tests/Fixtures (in the repository: a fresh clone needs nothing beside it).
@@ -47,5 +48,12 @@ extension Fixtures {
             if parts.count == 2 { ids[parts[0]] = parts[1] }
         }
         return ids
+    }
+}
+
+extension JobTermination {
+    /// The reason and detail of a kill by the scheduler (nil for every other end).
+    var schedulerKill: (reason: JobTermination.SchedulerReason, detail: String)? {
+        if case .killedByScheduler(let reason, let detail, _) = self { (reason, detail) } else { nil }
     }
 }

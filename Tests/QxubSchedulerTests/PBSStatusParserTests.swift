@@ -50,31 +50,24 @@ struct PBSStatusParserTests {
             with: "Exit_status = \(status)"
         )
         let termination = try #require(PBSStatusParser.parse(text)["131.vm"]?.termination)
-        guard case .killedByScheduler(let reason, let detail, _) = termination else {
-            Issue.record("\(termination)")
-            return
-        }
+        let (reason, detail) = try #require(termination.schedulerKill, "\(termination)")
         #expect((reason == .nodeFailure) == nodeFailure, "\(reason)")
         #expect(detail.contains("PBS exit status \(status)"))
     }
 
     @Test("walltime: Exit_status -29, with the comment wrapped over a TAB continuation line")
     func walltime() throws {
-        let termination = try info("qstat-xf-walltime.txt", "131.vm").termination
-        guard case .killedByScheduler(.walltime, let detail, true) = termination else {
-            Issue.record("got \(String(describing: termination))")
-            return
-        }
+        let termination = try #require(try info("qstat-xf-walltime.txt", "131.vm").termination)
+        let detail = try #require(termination.schedulerKill?.detail, "\(termination)")
+        #expect(termination == .killedByScheduler(.walltime, detail: detail, ranFirst: true))
         #expect(detail.hasSuffix("and exceeded resource walltime"))
     }
 
     @Test("qdel of a running job is a deletion that ran first (Exit_status 271, substate 91)")
     func qdelRunning() throws {
-        guard case .killedByScheduler(.deleted, _, true) = try info("qstat-xf-qdel-running.txt", "134.vm").termination
-        else {
-            Issue.record("not a deletion")
-            return
-        }
+        let termination = try #require(try info("qstat-xf-qdel-running.txt", "134.vm").termination)
+        let detail = try #require(termination.schedulerKill?.detail, "\(termination)")
+        #expect(termination == .killedByScheduler(.deleted, detail: detail, ranFirst: true))
     }
 
     @Test("batched text returns every job; continuation lines are joined without a separator")
