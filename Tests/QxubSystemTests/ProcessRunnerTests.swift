@@ -122,6 +122,35 @@ struct ProcessRunnerTests {
         #expect(run.stderrText.hasSuffix("(killed after 0 s without finishing)\n"))
     }
 
+    @Test("the timeout and the teardown's wait run on the loop's clock: 90 s and 30 s pass in no time")
+    func timeoutOnTheLoopClock() throws {
+        let loop = EventLoop(clock: ManualClock())
+        let ready = "/tmp/qxub-runner-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { unlink(ready) }
+        var configuration = Self.shell(
+            "trap '' TERM; echo started; : > \(ready); while :; do sleep 1; done",
+            timeout: 90
+        )
+        configuration.teardown = [.signal(SIGTERM), .wait(seconds: 30)]
+        var result: CollectedRun?
+        try ProcessRunner.start(configuration, on: loop) { result = $0 }
+        // The shell must ignore SIGTERM before it comes: wait (bounded) for the file that says so.
+        for _ in 0..<400 where !FileSystem.exists(ready) { try loop.runOnce(waitingUpTo: 0.05) }
+        try #require(FileSystem.exists(ready))
+        try loop.advanceTime(by: 89)
+        #expect(result == nil)
+        try loop.advanceTime(by: 1)  // SIGTERM, ignored by all of the group
+        try loop.advanceTime(by: 29)
+        #expect(result == nil, "SIGKILL came before the teardown's wait was over")
+        try loop.advanceTime(by: 1)  // SIGKILL
+        // The exit and the pipes' end are real events: wait for them, with a bound (the clock stands still).
+        for _ in 0..<400 where result == nil { try loop.runOnce(waitingUpTo: 0.05) }
+        let run = try #require(result)
+        #expect(run.exit == .signaled(SIGKILL))
+        #expect(run.timedOut)
+        #expect(run.stdoutText == "started\n")
+    }
+
     @Test("the teardown reaches the whole process group: a grandchild holding the pipes dies with it")
     func teardownReachesTheGroup() throws {
         // Without the group signal the grandchild would hold stdout for 60 s and only the grace would end the
