@@ -124,7 +124,12 @@ public final class AgentRequests {
             try checkOpen()
             outcome = nil
             let timer = loop.schedule(after: timeout) { [unowned self] in
-                end(ClientError("no answer from \(connection.peerName) in \(Int(timeout)) s", exitCode: ExitCodes.unavailable))
+                end(
+                    ClientError(
+                        "no answer from \(connection.peerName) in \(Int(timeout)) s",
+                        exitCode: ExitCodes.unavailable
+                    )
+                )
             }
             try? loop.run()
             loop.cancelTimer(timer)
@@ -178,7 +183,12 @@ public final class AgentRequests {
             end(nil)
         }
         let timer = loop.schedule(after: timeout) { [unowned self] in
-            end(ClientError("no answer from \(connection.peerName) in \(Int(timeout)) s", exitCode: ExitCodes.unavailable))
+            end(
+                ClientError(
+                    "no answer from \(connection.peerName) in \(Int(timeout)) s",
+                    exitCode: ExitCodes.unavailable
+                )
+            )
         }
         if result == nil { try? loop.run() }
         loop.cancelTimer(timer)

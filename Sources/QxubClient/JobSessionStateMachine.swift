@@ -336,7 +336,9 @@ package struct JobSessionStateMachine {
             // and ask again for the submissions that got no answer (their tokens find their jobs).
             attempts += 1
             return [
-                .status(.note("lost the connection (\(reason)); reconnecting in \(Int(delay)) s (attempt \(attempts))")),
+                .status(
+                    .note("lost the connection (\(reason)); reconnecting in \(Int(delay)) s (attempt \(attempts))")
+                ),
                 .reconnect(after: delay),
             ]
         }
