@@ -13,7 +13,6 @@ public final class AgentConnection {
     private var endpoint: ProtocolEndpoint
     private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
-    private var nextRequest: UInt32 = 1
     private var closed = false
     /// Bytes read from and written to the agent's pipes (the wire, compressed).
     public private(set) var bytesReceived = 0
@@ -228,12 +227,6 @@ public final class AgentConnection {
 
     /// The session has ended (closed by us, or lost).
     public var isClosed: Bool { closed }
-
-    /// A fresh request id.
-    public func requestID() -> UInt32 {
-        defer { nextRequest &+= 1 }
-        return nextRequest
-    }
 
     public func send(_ message: Message, channel: UInt32 = 0) {
         guard !closed else { return }
