@@ -76,6 +76,8 @@ final class TerminalStatus {
             )
         case .warning(let message):
             line("qxub: warning: \(message)", always: true)
+        case .note(let text):
+            line("qxub: \(text)", always: true)
         }
     }
 

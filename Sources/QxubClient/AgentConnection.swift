@@ -13,7 +13,6 @@ public final class AgentConnection {
     private var endpoint: ProtocolEndpoint
     private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
-    private var nextRequest: UInt32 = 1
     private var closed = false
     /// Bytes read from and written to the agent's pipes (the wire, compressed).
     public private(set) var bytesReceived = 0
@@ -42,13 +41,14 @@ public final class AgentConnection {
     private var reaped = false
     private var helloTimer: Int?
     private var heartbeatTimer: Int?
-    private var lastHeard = MonotonicClock.now()
+    /// When the agent was last heard from, on the loop's clock (heartbeat silence is measured against it).
+    private var lastHeard = 0.0
     private let command: [String]
     private let hello: Hello
     /// Tries again a session that ssh could not open (sshd refused it: MaxSessions, MaxStartups).
     private let retryPolicy: SessionRetryPolicy
     private var tries = 0
-    private let firstTry = MonotonicClock.now()
+    private let firstTry: Double
     private var receivedThisTry = 0
     /// Set while a refused session waits for its next try.
     private var retryTimer: Int?
@@ -92,6 +92,7 @@ public final class AgentConnection {
         self.command = command
         self.hello = hello
         self.retryPolicy = retryPolicy
+        self.firstTry = loop.now
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
         ignoreBrokenPipes()
         try launch()
@@ -102,9 +103,9 @@ public final class AgentConnection {
     private func launch() throws(ClientError) {
         tries += 1
         receivedThisTry = 0
-        lastHeard = MonotonicClock.now()
+        lastHeard = loop.now
         endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
-        spawnedAt = MonotonicClock.now()
+        spawnedAt = loop.now
         do {
             // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
             // cancel request; the agent must live on to carry it out.
@@ -190,7 +191,7 @@ public final class AgentConnection {
         let interval = Self.heartbeatInterval
         heartbeatTimer = loop.schedule(after: interval) { [weak self] in
             guard let self, !self.closed else { return }
-            if MonotonicClock.now() - self.lastHeard > 3 * interval {
+            if self.loop.now - self.lastHeard > 3 * interval {
                 self.silent = true
                 self.terminate()
                 let limit = 3 * interval
@@ -202,7 +203,7 @@ public final class AgentConnection {
                     )
                 )
             } else if self.endpoint.negotiation != nil {
-                self.send(.ping(Ping(nonce: UInt64(MonotonicClock.now() * 1000))))
+                self.send(.ping(Ping(nonce: UInt64(max(0, self.loop.now) * 1000))))
             }
             self.heartbeat()
         }
@@ -226,12 +227,6 @@ public final class AgentConnection {
 
     /// The session has ended (closed by us, or lost).
     public var isClosed: Bool { closed }
-
-    /// A fresh request id.
-    public func requestID() -> UInt32 {
-        defer { nextRequest &+= 1 }
-        return nextRequest
-    }
 
     public func send(_ message: Message, channel: UInt32 = 0) {
         guard !closed else { return }
@@ -318,7 +313,7 @@ public final class AgentConnection {
             case .bytes(let count):
                 bytesReceived += count
                 receivedThisTry += count
-                lastHeard = MonotonicClock.now()
+                lastHeard = loop.now
                 var events: [ProtocolEndpoint.Event] = []
                 var failure: ProtocolError?
                 do {
@@ -326,7 +321,7 @@ public final class AgentConnection {
                 } catch {
                     failure = error
                 }
-                if helloAt == nil, endpoint.negotiation != nil { helloAt = MonotonicClock.now() }
+                if helloAt == nil, endpoint.negotiation != nil { helloAt = loop.now }
                 if helloTimer != nil, endpoint.negotiation != nil { cancelHelloTimer() }
                 for event in events where !closed { onEvent(event) }
                 if let failure { return finish(describe(failure)) }
@@ -352,7 +347,7 @@ public final class AgentConnection {
         // nothing came back and nothing was sent but the hello, so another try is safe.
         let sshFailed =
             platformName != nil && negotiation == nil && !stalled && exit == .exited(255) && receivedThisTry == 0
-        let elapsed = MonotonicClock.now() - firstTry
+        let elapsed = loop.now - firstTry
         if sshFailed, let pause = retryPolicy.pause(afterFailedTries: tries, elapsed: elapsed) {
             // sshd refuses sessions past MaxSessions and drops logins past MaxStartups: both pass soon.
             ClientLog.write(
@@ -406,17 +401,14 @@ public final class AgentConnection {
         }
     }
 
+    /// Waits at most `timeout` seconds for the process to exit, woken by SIGCHLD (the agent and ssh exit
+    /// within milliseconds of stdin closing: every millisecond counts at the end of `qxub exec --terse`),
+    /// then kills it.
     @discardableResult
     private func reap(timeout: Double) -> ProcessExit? {
         reaped = true
-        let deadline = MonotonicClock.now() + timeout
-        var pause: UInt32 = 100
-        while MonotonicClock.now() < deadline {
-            if let exit = child.poll() { return exit }
-            // The agent (and ssh) exit within milliseconds of stdin closing: every millisecond counts at
-            // the end of `qxub exec --terse`, and a 2 s bound keeps the polling cheap.
-            usleep(pause)
-            pause = min(pause * 2, 1_000)
+        if let watcher = try? ChildWatcher.of(loop), let exit = watcher.waitForExit(child.pid, timeout: timeout) {
+            return exit
         }
         child.signal(SIGKILL)
         return child.wait()

@@ -1,0 +1,76 @@
+import QxubClient
+import QxubProtocol
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Heartbeat silence and the hello timeout, on a loop whose clock the test drives: a peer that never answers
+/// (or answers once, then never again) is a real child process; only time is simulated.
+@Suite("AgentConnection's timeouts on a manual clock")
+struct AgentConnectionClockTests {
+    @Test("no hello within QXUB_HELLO_TIMEOUT: the session is ended as stalled, not a moment before")
+    func helloTimeout() throws {
+        let loop = EventLoop(clock: ManualClock())
+        let connection = try AgentConnection(
+            command: ["/bin/sleep", "600"],
+            peerName: "the test agent",
+            loop: loop,
+            hello: AgentConnection.hello(heartbeat: false)
+        )
+        var closes: [ClientError?] = []
+        connection.onClose = { closes.append($0) }
+        let timeout = AgentConnection.helloTimeout
+        try loop.advanceTime(by: timeout - 0.01)
+        #expect(closes.isEmpty)
+        #expect(!connection.isClosed)
+        try loop.advanceTime(by: 0.02)
+        let expected = ClientError(
+            "no answer from the test agent in \(Int(timeout)) s (QXUB_HELLO_TIMEOUT)",
+            hint: "a slow login or agent start needs more time: set QXUB_HELLO_TIMEOUT=SECONDS (the default is 20)",
+            exitCode: ExitCodes.connectionLost
+        )
+        #expect(closes == [expected])
+        #expect(connection.stalled)
+    }
+
+    @Test("a peer that said hello and then nothing for three heartbeat intervals is ended as silent")
+    func heartbeatSilence() throws {
+        // The agent's opening (magic and hello), then silence: `sleep` never reads our pings nor answers.
+        var agent = ProtocolEndpoint(hello: Hello(software: "test agent"), preambleLimit: 0)
+        let path = "/tmp/client-hello-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileSystem.writeAtomically(path, agent.start())
+        defer { unlink(path) }
+        let loop = EventLoop(clock: ManualClock())
+        let connection = try AgentConnection(
+            command: ["/bin/sh", "-c", "cat \(path); exec sleep 600"],
+            peerName: "the test agent",
+            loop: loop,
+            hello: AgentConnection.hello(heartbeat: true)
+        )
+        var closes: [ClientError?] = []
+        connection.onClose = { closes.append($0) }
+        // The hello arrives in real time; the clock stands still meanwhile.
+        for _ in 0..<400 where connection.negotiation == nil { try loop.runOnce(waitingUpTo: 0.025) }
+        try #require(connection.negotiation != nil)
+        let interval = AgentConnection.heartbeatInterval
+        // Ticks at 1, 2 and 3 intervals find at most 3 intervals of silence; the 4th finds more.
+        try loop.advanceTime(by: 4 * interval - 0.01)
+        #expect(closes.isEmpty)
+        try loop.advanceTime(by: 0.02)
+        let limit = 3 * interval
+        let seconds = limit == limit.rounded() ? "\(Int(limit))" : "\(limit)"
+        #expect(
+            closes == [
+                ClientError(
+                    "nothing heard from the test agent for \(seconds) s: the connection went silent",
+                    exitCode: ExitCodes.connectionLost
+                )
+            ]
+        )
+        #expect(connection.silent)
+        #expect(!connection.stalled)
+    }
+}
