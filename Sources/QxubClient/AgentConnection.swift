@@ -406,17 +406,14 @@ public final class AgentConnection {
         }
     }
 
+    /// Waits at most `timeout` seconds for the process to exit, woken by SIGCHLD (the agent and ssh exit
+    /// within milliseconds of stdin closing: every millisecond counts at the end of `qxub exec --terse`),
+    /// then kills it.
     @discardableResult
     private func reap(timeout: Double) -> ProcessExit? {
         reaped = true
-        let deadline = MonotonicClock.now() + timeout
-        var pause: UInt32 = 100
-        while MonotonicClock.now() < deadline {
-            if let exit = child.poll() { return exit }
-            // The agent (and ssh) exit within milliseconds of stdin closing: every millisecond counts at
-            // the end of `qxub exec --terse`, and a 2 s bound keeps the polling cheap.
-            usleep(pause)
-            pause = min(pause * 2, 1_000)
+        if let watcher = try? ChildWatcher.of(loop), let exit = watcher.waitForExit(child.pid, timeout: timeout) {
+            return exit
         }
         child.signal(SIGKILL)
         return child.wait()

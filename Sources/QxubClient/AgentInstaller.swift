@@ -313,8 +313,17 @@ public struct AgentInstaller: Sendable {
             launcher.baseArguments(controlPath: controlPath) + [
                 "-o", "BatchMode=yes", "-T", launcher.remote.host, command,
             ]
+        // The upload (8 MB on stdin) is fed while ssh's output is read, all within one timeout. ssh stays in
+        // our process group, so a Ctrl-C ends the upload with qxub.
+        var configuration = ProcessRunner.Configuration(
+            arguments,
+            stdin: stdin ?? [],
+            timeout: timeout,
+            outputLimit: 1 << 20
+        )
+        configuration.ownProcessGroup = false
         do {
-            return try runCollectingOutput(arguments, stdinBytes: stdin ?? [], timeout: timeout, outputLimit: 1 << 20)
+            return try ProcessRunner.run(configuration)
         } catch {
             throw ClientError("cannot run ssh: \(error)", exitCode: ExitCodes.unavailable)
         }

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -6,62 +8,43 @@ import Darwin
 
 /// Turns signals into readable bytes (the self-pipe trick), so an ``EventLoop`` handles them like input.
 public enum SignalPipe {
-    nonisolated(unsafe) private static var writeFD: Int32 = -1
-    nonisolated(unsafe) private static var readFD: Int32 = -1
+    /// The pipe's read end, -1 before the first ``install(_:)``.
+    private static let readEnd = Mutex<Int32>(-1)
 
     /// Installs handlers for `signals` and returns the pipe's read end; each byte read is a signal number.
     public static func install(_ signals: [Int32]) throws -> Int32 {
-        if readFD < 0 {
-            let (read, write) = try FileDescriptor.pipe()
-            try FileDescriptor.setNonBlocking(read)
-            try FileDescriptor.setNonBlocking(write)
-            readFD = read
-            writeFD = write
+        let read = try readEnd.withLock { read throws -> Int32 in
+            if read < 0 {
+                let ends = try FileDescriptor.pipe()
+                try FileDescriptor.setNonBlocking(ends.read)
+                try FileDescriptor.setNonBlocking(ends.write)
+                SignalDelivery.signalPipeWriteEnd.store(ends.write, ordering: .releasing)
+                read = ends.read
+            }
+            return read
         }
         for signal in signals {
-            var action = sigaction()
-            #if canImport(Glibc)
-            action.__sigaction_handler.sa_handler = signalPipeHandler
-            #else
-            action.__sigaction_u.__sa_handler = signalPipeHandler
-            #endif
-            action.sa_flags = SA_RESTART
-            sigemptyset(&action.sa_mask)
-            guard sigaction(signal, &action, nil) == 0 else { throw SystemError("sigaction", "signal \(signal)") }
+            SignalDelivery.routedToSignalPipe.bitwiseOr(SignalDelivery.bit(signal), ordering: .acquiringAndReleasing)
+            try SignalDelivery.install(signal)
         }
-        return readFD
+        return read
     }
 
     /// Reads the pending signal numbers.
     public static func drain() -> [Int32] {
-        var signals: [Int32] = []
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while true {
-            let outcome = try? buffer.withUnsafeMutableBytes { raw throws in
-                try FileDescriptor.read(readFD, into: raw)
-            }
-            guard case .bytes(let count) = outcome else { return signals }
-            signals.append(contentsOf: buffer[0..<count].map { Int32($0) })
+        let read = readEnd.withLock { $0 }
+        guard read >= 0 else { return [] }
+        return SignalDelivery.drain(read).map { Int32($0) }
+    }
+
+    /// Restores the default disposition of `signals` (SIGCHLD stays caught while child watchers need it, but
+    /// no longer reaches this pipe).
+    public static func restoreDefault(_ signals: [Int32]) {
+        for signal in signals {
+            SignalDelivery.routedToSignalPipe.bitwiseAnd(~SignalDelivery.bit(signal), ordering: .acquiringAndReleasing)
+            SignalDelivery.restoreDefault(signal)
         }
     }
-
-    /// Restores the default disposition of `signals`.
-    public static func restoreDefault(_ signals: [Int32]) {
-        for sig in signals { signal(sig, SIG_DFL) }
-    }
-
-    fileprivate static func notify(_ signal: Int32) {
-        var byte = UInt8(truncatingIfNeeded: signal)
-        let saved = currentErrno()
-        _ = write(writeFD, &byte, 1)
-        #if canImport(Glibc)
-        errno = saved
-        #endif
-    }
-}
-
-private func signalPipeHandler(_ signal: Int32) {
-    SignalPipe.notify(signal)
 }
 
 /// Ignores SIGPIPE for the whole process: a closed peer shows up as `EPIPE` on write instead of killing us.

@@ -147,15 +147,13 @@ struct ExecScenarios {
 
     func cancelWhileRunning() throws {
         let child = try sandbox.start(["exec", "--backend", backend, "--", "echo started; sleep 300"])
-        let started = sandbox.wait(timeout: 60) {
-            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }
-        }
-        #expect(started, "the job never started")
-        usleep(300_000)
+        // Ctrl-C once qxub follows the running job: its first output has arrived.
+        let head = readLines(child.stdout!, count: 1, timeout: 60)
+        #expect(head == "started\n", "the job never started")
         kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
-        #expect(run.stdoutText == "started\n")
+        #expect(head + run.stdoutText == "started\n")
         #expect(run.stderrText.contains("cancelling job"))
         #expect(run.stderrText.contains("cancelled"))
     }

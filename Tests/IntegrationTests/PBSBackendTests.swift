@@ -70,11 +70,9 @@ struct PBSBackendTests {
         try FileSystem.createDirectories(sandbox.directory + "/pbs")
         try FileSystem.writeAtomically(sandbox.directory + "/pbs/scheduling_off", "")
         let child = try sandbox.start(["exec", "--backend", "pbspro", "--", "echo should never run"])
-        let submitted = sandbox.wait(timeout: 60) {
-            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
-        }
-        #expect(submitted)
-        usleep(300_000)
+        let id = try #require(sandbox.submittedJobID())
+        // Ctrl-C once qxub knows the job (it records it in the history as soon as the agent names it).
+        #expect(sandbox.wait(timeout: 30) { sandbox.historyLists(id) }, "qxub never recorded \(id)")
         kill(-child.pid, SIGINT)  // the whole group, as a terminal does
         let run = collect(child, timeout: 60)
         #expect(run.exit == .exited(130), "\(run.stderrText)")
@@ -87,13 +85,7 @@ struct PBSBackendTests {
         try FileSystem.createDirectories(sandbox.directory + "/pbs")
         try FileSystem.writeAtomically(sandbox.directory + "/pbs/scheduling_off", "")
         let child = try sandbox.start(["exec", "--backend", "pbspro", "--", "echo never"])
-        let submitted = sandbox.wait(timeout: 60) {
-            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
-        }
-        #expect(submitted)
-        let id =
-            sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests()
-            ?? ""
+        let id = try #require(sandbox.submittedJobID())
         let qdel = try runCollectingOutput(["qdel", id], environment: sandbox.environmentList)
         #expect(qdel.exit == .exited(0), "\(qdel.stderrText)")
         let run = collect(child, timeout: 60)

@@ -207,8 +207,10 @@ struct RemoteTests {
             "exec", "--platform", "bashbox", "--backend", "local", "--",
             "for i in $(seq 1 40); do echo line $i; sleep 0.1; done; echo done >&2",
         ])
-        // Let some output flow, then cut the session.
-        usleep(1_500_000)
+        // Cut the session once output flows: its first lines have reached qxub's stdout (the job prints 40
+        // lines over 4 s, so the cut comes mid-stream).
+        let head = readLines(child.stdout!, count: 3, timeout: 60)
+        #expect(head == "line 1\nline 2\nline 3\n")
         if victim == "ssh" {
             for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         } else {
@@ -217,7 +219,7 @@ struct RemoteTests {
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         let expected = (1...40).map { "line \($0)\n" }.joined()
-        #expect(run.stdoutText == expected)
+        #expect(head + run.stdoutText == expected)
         // What happened, not "the agent closed the session": ssh killed here, or ssh's lost connection.
         let reason =
             victim == "ssh"
@@ -277,13 +279,18 @@ struct RemoteTests {
         let child = try remote.sandbox.start([
             "batch", "--platform", "bashbox", "--backend", "local", remote.sandbox.directory + "/jobs.txt",
         ])
-        usleep(1_200_000)
+        // Cut the session once every job's output flows (each prints 25 lines over 2.5 s: mid-stream).
+        let head = readLines(child.stdout!, timeout: 60) { text in
+            (1...3).allSatisfy { text.contains("[\($0)] job \($0) line 1\n") }
+        }
+        #expect((1...3).allSatisfy { head.contains("[\($0)] job \($0) line 1\n") }, "\(head)")
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
         let run = collect(child, timeout: 120)
         #expect(run.exit == .exited(1), "one job failed: \(run.stderrText)")
         #expect(run.stderrText.contains("reconnecting") && run.stderrText.contains("reconnected"), "\(run.stderrText)")
+        let stdout = head + run.stdoutText
         for job in 1...3 {
-            let lines = run.stdoutText.split(separator: "\n").filter { $0.hasPrefix("[\(job)] ") }.map(String.init)
+            let lines = stdout.split(separator: "\n").filter { $0.hasPrefix("[\(job)] ") }.map(String.init)
             #expect(
                 lines == (1...25).map { "[\(job)] job \(job) line \($0)" },
                 "job \(job), every line once and in order: \(lines)"
@@ -307,11 +314,12 @@ struct RemoteTests {
             }
         )
         for pid in remote.sessionProcesses() { kill(pid, SIGKILL) }
-        usleep(300_000)
+        // qxub has seen the connection go: it says so, then waits 1 s before its first attempt.
+        let notice = readUntil(child.stderr!, containing: "reconnecting (attempt 1)", timeout: 30)
+        #expect(notice.contains("reconnecting (attempt 1)"), "\(notice)")
         kill(-child.pid, SIGINT)
         let run = collect(child, timeout: 90)
-        #expect(run.exit == .exited(130), "\(run.stderrText)")
-        #expect(run.stderrText.contains("reconnecting"), "\(run.stderrText)")
+        #expect(run.exit == .exited(130), "\(notice)\(run.stderrText)")
         let left = try remote.sshRun("qxub-bash", "pgrep -u \(remote.bashUser) -f '[s]leep 131' || true")
         #expect(left.stdoutText.isEmpty, "the job was cancelled on the cluster")
     }
@@ -362,8 +370,10 @@ struct RemoteTests {
         let masters = try runCollectingOutput([
             "pgrep", "-f", "ControlPath=" + remote.sandbox.directory + "/cm/bashbox",
         ])
-        for pid in masters.stdoutText.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
-        usleep(200_000)
+        let pids = masters.stdoutText.split(separator: "\n").compactMap { pid_t($0) }
+        #expect(!pids.isEmpty, "the master runs")
+        for pid in pids { kill(pid, SIGKILL) }
+        #expect(remote.sandbox.wait(timeout: 10) { pids.allSatisfy(processEnded) }, "the master is gone")
         #expect(FileSystem.exists(remote.sandbox.directory + "/cm/bashbox"), "the stale socket should still be there")
         let run = try remote.qxub(
             ["exec", "--platform", "bashbox", "--backend", "local", "--", "echo after the master died"],

@@ -77,6 +77,26 @@ final class Sandbox {
         return listing.split(separator: "\n").map { directory + "/state/jobs/" + $0 }
     }
 
+    /// Whether `qxub history` (this sandbox's, on this machine) lists `jobID`: qxub records a submission as
+    /// soon as the agent's answer names the job, before it follows it.
+    func historyLists(_ jobID: String) -> Bool {
+        guard let run = try? qxub(["history", "--limit", "1000"], timeout: 30), run.exit == .exited(0) else {
+            return false
+        }
+        return run.stdoutText.split(separator: "\n").contains { $0.split(separator: " ").contains { $0 == jobID } }
+    }
+
+    /// The scheduler's id of the first job submitted in this sandbox, once its agent has written it (bounded wait).
+    func submittedJobID(timeout: Double = 60) -> String? {
+        var id: String?
+        _ = wait(timeout: timeout) {
+            id = jobDirectories.lazy.compactMap { FileSystem.readText($0 + "/jobid")?.trimmingWhitespaceForTests() }
+                .first { !$0.isEmpty }
+            return id != nil
+        }
+        return id
+    }
+
     /// Waits until `condition` holds, up to `timeout` seconds.
     func wait(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         let deadline = MonotonicClock.now() + timeout
@@ -129,6 +149,30 @@ func readLines(_ fd: Int32, count: Int, timeout: Double) -> String {
         bytes.append(byte)
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Reads whole lines from `fd` until what was read satisfies `done` (or `timeout` seconds pass); returns what
+/// was read, which ends at a line's end unless the time ran out.
+func readLines(_ fd: Int32, timeout: Double, until done: (String) -> Bool) -> String {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    let deadline = MonotonicClock.now() + timeout
+    while MonotonicClock.now() < deadline {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 200) > 0 else { continue }
+        // One byte at a time: nothing past the last wanted line is taken from the pipe.
+        guard read(fd, &byte, 1) == 1 else { break }
+        bytes.append(byte)
+        if byte == 0x0A && done(String(decoding: bytes, as: UTF8.self)) { break }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Whether `pid` has ended: no such process, or a zombie its parent has not reaped yet.
+func processEnded(_ pid: pid_t) -> Bool {
+    guard let stat = FileSystem.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+    return state == "Z" || state == "X"
 }
 
 /// Reads from `fd` until what was read contains `text` (or `timeout` seconds pass); returns what was read.

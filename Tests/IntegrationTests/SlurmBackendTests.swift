@@ -48,12 +48,12 @@ struct SlurmBackendTests {
         let blockerID = blocker.stdoutText.trimmingWhitespaceForTests()
         #expect(blocker.exit == .exited(0), "\(blocker.stderrText)")
         defer { _ = try? runCollectingOutput(["scancel", blockerID], environment: sandbox.environmentList) }
+        #expect(sandbox.wait(timeout: 60) { state(of: blockerID, in: sandbox) == "RUNNING" }, "the blocker runs")
         let child = try sandbox.start(["exec", "--backend", "slurm", "--", "echo should never run"])
-        let submitted = sandbox.wait(timeout: 60) {
-            sandbox.jobDirectories.contains { FileSystem.exists($0 + "/jobid") }
-        }
-        #expect(submitted)
-        usleep(500_000)
+        let id = try #require(sandbox.submittedJobID())
+        // Ctrl-C once qxub knows the job (it records it in the history as soon as the agent names it).
+        #expect(sandbox.wait(timeout: 30) { sandbox.historyLists(id) }, "qxub never recorded \(id)")
+        #expect(state(of: id, in: sandbox) == "PENDING", "Slurm holds the job back: the node is full")
         #expect(
             !sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") },
             "the job should still be queued"
@@ -65,6 +65,15 @@ struct SlurmBackendTests {
         #expect(run.stdoutText.isEmpty)
     }
 
+    /// Slurm's state of `jobID` (`RUNNING`, `PENDING`...), "" when Slurm does not know it.
+    func state(of jobID: String, in sandbox: Sandbox) -> String {
+        let run = try? runCollectingOutput(
+            ["squeue", "-h", "-t", "all", "-o", "%T", "-j", jobID],
+            environment: sandbox.environmentList
+        )
+        return run?.stdoutText.trimmingWhitespaceForTests() ?? ""
+    }
+
     @Test("a job deleted by someone else (scancel) ends qxub with 143 and says so")
     func deletedFromOutside() throws {
         let sandbox = try sandbox("deleted")
@@ -73,9 +82,7 @@ struct SlurmBackendTests {
             sandbox.jobDirectories.contains { FileSystem.exists($0 + "/started") }
         }
         #expect(started)
-        let id =
-            sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/jobid") }.first?.trimmingWhitespaceForTests()
-            ?? ""
+        let id = try #require(sandbox.submittedJobID())
         _ = try runCollectingOutput(["scancel", id], environment: sandbox.environmentList)
         let run = collect(child, timeout: 90)
         #expect(run.exit == .exited(143), "\(run.stderrText)")

@@ -142,18 +142,69 @@ struct FrameCodecTests {
         }
     }
 
-    @Test("random bytes never crash the decoder", arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    @Test(
+        "random bytes never crash the decoder: each stops at the first bad header, with that header's error",
+        arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64]
+    )
     func randomBytes(seed: UInt64) throws {
         var generator = SplitMix64(seed: seed)
         let garbage = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let expected = GarbageOracle(garbage, maxPayload: 4096).outcome
         var decoder = FrameDecoder(maxPayload: 4096)
         try decoder.enableDecompression()
         decoder.append(garbage)
-        // Either frames, "need more", or a typed error: never a trap.
-        do {
-            while let frame = try decoder.decode() { _ = try? Message(frame: frame) }
+        var frames = 0
+        do throws(ProtocolError) {
+            while let frame = try decoder.decode() {
+                frames += 1
+                _ = try? Message(frame: frame)
+            }
+            #expect(expected == .needMore(framesFirst: frames))
+        } catch .inflateFailed {
+            #expect(expected == .inflateFailed(framesFirst: frames))
         } catch {
-            #expect(!error.description.isEmpty)
+            #expect(expected == .error(error, framesFirst: frames))
         }
+    }
+}
+
+/// What a decoder must make of arbitrary bytes, worked out from the header layout alone (length, type,
+/// flags, channel; big-endian), not from the decoder.
+private struct GarbageOracle {
+    enum Outcome: Equatable {
+        /// Every complete frame decoded, then the rest is a frame still arriving.
+        case needMore(framesFirst: Int)
+        /// The first bad header's error.
+        case error(ProtocolError, framesFirst: Int)
+        /// A compressed frame that is not a deflate stream: zlib's message is its own.
+        case inflateFailed(framesFirst: Int)
+    }
+
+    let outcome: Outcome
+
+    init(_ bytes: [UInt8], maxPayload: Int) {
+        var offset = 0
+        var frames = 0
+        while bytes.count - offset >= ProtocolConstants.headerSize {
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let flags = bytes[offset + 5]
+            if length > maxPayload {
+                outcome = .error(.frameTooLarge(declared: length, maximum: maxPayload), framesFirst: frames)
+                return
+            }
+            if flags & ~0x01 != 0 {
+                outcome = .error(.unknownFlags(flags), framesFirst: frames)
+                return
+            }
+            guard bytes.count - offset - ProtocolConstants.headerSize >= length else { break }
+            // Random bytes are not a deflate stream that ends well: zlib refuses them, in its own words.
+            if flags & 0x01 != 0 {
+                outcome = .inflateFailed(framesFirst: frames)
+                return
+            }
+            offset += ProtocolConstants.headerSize + length
+            frames += 1
+        }
+        outcome = .needMore(framesFirst: frames)
     }
 }

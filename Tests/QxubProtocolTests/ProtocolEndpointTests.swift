@@ -115,9 +115,12 @@ struct ProtocolEndpointTests {
     func versionMismatch() throws {
         var old = ProtocolEndpoint(hello: Hello(versions: 1...1, software: "qxub 0.1.0"), preambleLimit: 100)
         var new = ProtocolEndpoint(hello: Hello(versions: 3...4, software: "qxub-agent 9.0.0"), preambleLimit: 0)
-        let error = #expect(throws: ProtocolError.self) { try old.receive(new.start()) }
-        #expect(error == .versionMismatch(local: 1...1, remote: 3...4, remoteSoftware: "qxub-agent 9.0.0"))
-        #expect(error?.description.contains("3-4") == true)
+        let expected = ProtocolError.versionMismatch(local: 1...1, remote: 3...4, remoteSoftware: "qxub-agent 9.0.0")
+        #expect(throws: expected) { try old.receive(new.start()) }
+        #expect(
+            expected.description
+                == "protocol versions do not overlap: this side speaks 1-1, the peer (qxub-agent 9.0.0) speaks 3-4"
+        )
     }
 
     @Test("without the deflate capability on both sides nothing is compressed")
@@ -141,7 +144,13 @@ struct ProtocolEndpointTests {
     func tinyMaxPayload() throws {
         var client = ProtocolEndpoint(hello: Self.clientHello, preambleLimit: 100)
         var agent = ProtocolEndpoint(hello: Hello(software: "agent", maxPayload: 100), preambleLimit: 0)
-        #expect(throws: ProtocolError.self) { try client.receive(agent.start()) }
+        let minimum = ProtocolConstants.minimumMaxPayload
+        #expect(
+            throws: ProtocolError.malformedPayload(
+                type: .hello,
+                reason: "the peer accepts only 100-byte frames; at least \(minimum) are needed"
+            )
+        ) { try client.receive(agent.start()) }
     }
 
     @Test("a bad payload after the hello is a recoverable event naming the request id")
@@ -171,7 +180,12 @@ struct ProtocolEndpointTests {
         var bytes = try client.encode(.ping(Ping(nonce: 1)))
         FrameHeader(length: .max, type: .output, flags: [], channel: 1).write(into: &bytes)
         var events: [ProtocolEndpoint.Event] = []
-        #expect(throws: ProtocolError.self) { try agent.receive(bytes) { events.append($0) } }
+        #expect(
+            throws: ProtocolError.frameTooLarge(
+                declared: Int(UInt32.max),
+                maximum: Int(Self.agentHello.maxPayload)
+            )
+        ) { try agent.receive(bytes) { events.append($0) } }
         #expect(events == [.message(channel: 0, .ping(Ping(nonce: 1)))])
     }
 }

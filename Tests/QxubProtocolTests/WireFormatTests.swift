@@ -222,7 +222,7 @@ struct WireFormatTests {
 
     @Test("a hello whose lowest version is above its highest is malformed")
     func helloBadRange() {
-        #expect(throws: ProtocolError.self) {
+        #expect(throws: ProtocolError.malformedPayload(type: .hello, reason: "lowest version 5 is above highest 2")) {
             try Message(frame: Frame(type: .hello, payload: bytes(hex: "0805 1002")))
         }
     }
@@ -230,7 +230,7 @@ struct WireFormatTests {
     @Test("a resource field of zero is malformed, not an underflow")
     func zeroResourceField() {
         // submit { 1: 1, 2: spec { 11: resources { 1: 0 } } }
-        #expect(throws: ProtocolError.self) {
+        #expect(throws: ProtocolError.malformedPayload(type: .submit, reason: "resource field 1 is zero")) {
             try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1204 5a020800")))
         }
     }
@@ -242,14 +242,19 @@ struct WireFormatTests {
     func badTokens(token: String) {
         // submit { 1: 1, 2: spec {}, 4: token }
         let tokenHex = String(format2(token.utf8.count)) + token.utf8.map { format2(Int($0)) }.joined()
-        #expect(throws: ProtocolError.self) {
+        #expect(
+            throws: ProtocolError.malformedPayload(
+                type: .submit,
+                reason: "the submission token is not 16-64 lowercase hex digits"
+            )
+        ) {
             try Message(frame: Frame(type: .submit, payload: bytes(hex: "0801 1200 22" + tokenHex)))
         }
     }
 
     @Test("an exit code out of 32-bit range is malformed")
     func exitCodeRange() {
-        #expect(throws: ProtocolError.self) {
+        #expect(throws: ProtocolError.malformedPayload(type: .jobEnd, reason: "field 2 is out of range")) {
             try Message(frame: Frame(type: .jobEnd, payload: bytes(hex: "0801 1080808080808001")))
         }
     }

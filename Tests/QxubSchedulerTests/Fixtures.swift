@@ -19,3 +19,33 @@ enum Fixtures {
         return text
     }
 }
+
+extension Fixtures {
+    /// A recorded command's run: `NAME.stdout`, `NAME.stderr` and `NAME.rc` (its decimal exit status).
+    static func run(_ scheduler: String, _ name: String) -> CollectedRun {
+        let rc = text(scheduler, name + ".rc").trimmingWhitespace()
+        guard let status = Int32(rc) else { fatalError("\(scheduler)/\(name).rc is not an exit status: \(rc)") }
+        return CollectedRun(
+            exit: .exited(status),
+            stdout: Array(text(scheduler, name + ".stdout").utf8),
+            stderr: Array(text(scheduler, name + ".stderr").utf8)
+        )
+    }
+
+    /// The command a recording ran (`NAME.argv`: one argument per line).
+    static func argv(_ scheduler: String, _ name: String) -> [String] {
+        text(scheduler, name + ".argv").split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(
+            String.init
+        )
+    }
+
+    /// `ids.txt` of a recording: scenario name → the job id it got.
+    static func ids(_ scheduler: String) -> [String: String] {
+        var ids: [String: String] = [:]
+        for line in text(scheduler, "ids.txt").split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { ids[parts[0]] = parts[1] }
+        }
+        return ids
+    }
+}
