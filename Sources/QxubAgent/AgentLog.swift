@@ -18,8 +18,9 @@ package final class AgentLog {
         self.mirrorToStderr = mirrorToStderr
     }
 
-    package func write(_ message: @autoclosure () -> String) {
-        let text = message()
+    /// A plain string, not an autoclosure: the optimizer copied `write` for every closure (11 KB of the
+    /// static agent), and the log almost always has a path, so the text is made anyway.
+    package func write(_ text: String) {
         if mirrorToStderr { try? FileDescriptor.writeAll(2, "qxub-agent: " + text + "\n") }
         guard let path else { return }
         if let size = FileSystem.size(path), size > 1 << 20 { rename(path, path + ".1") }

@@ -82,7 +82,7 @@ package final class JobHarness: AgentRequestHandler {
                 StatusReport.split(requestID: query.requestID, jobs: jobs, maxPayload: Self.replyBudget(session))
                     .map { .statusReport($0) }
             }
-            service.status(jobIDs: query.jobIDs) { reply(.success($0)) }
+            service.status(jobIDs: query.jobIDs, reply: reply)
         case .historyQuery(let query):
             let entries = service.history(limit: query.limit)
             for report in HistoryReport.split(
@@ -98,17 +98,15 @@ package final class JobHarness: AgentRequestHandler {
         return true
     }
 
-    /// A reply to request `requestID`: the messages made from a success, or an `error` frame with the
-    /// failure's code, message and hint. Only the first outcome is sent.
+    /// The reply to request `requestID`: the messages made from a success, or an `error` frame with the
+    /// failure's code, message and hint.
     private func replier<Value>(
         _ requestID: UInt32,
         _ session: AgentSession,
         _ messages: @escaping (Value) -> [Message]
-    ) -> (Result<Value, AgentError>) -> Void {
-        var replied = false
-        return { [weak session] result in
-            guard !replied, let session else { return }
-            replied = true
+    ) -> AgentReply<Value> {
+        AgentReply { [weak session] result in
+            guard let session else { return }
             switch result {
             case .success(let value):
                 for message in messages(value) { session.send(message) }

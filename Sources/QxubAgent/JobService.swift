@@ -24,7 +24,7 @@ package final class JobService {
         package var warnings: [String] = []
     }
 
-    package typealias Reply<Value> = (Result<Value, AgentError>) -> Void
+    package typealias Reply<Value> = AgentReply<Value>
 
     private let options: AgentOptions
     private let loop: EventLoop
@@ -99,7 +99,7 @@ package final class JobService {
     /// Submits `spec` (a dry run renders it only); `token` makes a retry of the same submission answer with
     /// the first attempt's job. A login node is shared: a batch of a thousand jobs runs qsub/sbatch a few at
     /// a time.
-    package func submit(_ spec: JobSpec, token: String, dryRun: Bool, reply: @escaping Reply<SubmittedJob>) {
+    package func submit(_ spec: JobSpec, token: String, dryRun: Bool, reply: Reply<SubmittedJob>) {
         guard runningSubmissions < Self.maxConcurrentSubmissions else {
             waitingSubmissions.append { [unowned self] in submit(spec, token: token, dryRun: dryRun, reply: reply) }
             return
@@ -245,7 +245,7 @@ package final class JobService {
         _ token: String,
         directory: String,
         deadline: Double,
-        _ reply: @escaping Reply<SubmittedJob>
+        _ reply: Reply<SubmittedJob>
     ) {
         guard !stopped else { return }
         let meta = JobMeta(parsing: FileSystem.readText(directory + "/meta") ?? "")
@@ -404,7 +404,7 @@ package final class JobService {
 
     /// Cancels a job; the reply says whether it was still active (false: it had already ended, nothing was
     /// cancelled). Its end reaches its watchers later, as they follow it.
-    package func cancel(jobID requested: String, reply: @escaping Reply<Bool>) {
+    package func cancel(jobID requested: String, reply: Reply<Bool>) {
         guard let job = options.store.job(id: requested, defaultKind: options.defaultKind) else {
             return reply(
                 .failure(
@@ -459,7 +459,7 @@ package final class JobService {
 
     /// The status of each job asked for, in the order asked (ids nobody submitted through qxub included, as
     /// unknown). Jobs without a record of their end are asked about in one scheduler query per backend.
-    package func status(jobIDs: [String], reply: @escaping ([JobStatus]) -> Void) {
+    package func status(jobIDs: [String], reply: Reply<[JobStatus]>) {
         var answers: [String: JobStatus] = [:]
         var askScheduler: [SchedulerKind: [String]] = [:]
         /// Each asked id's job (`354` asked, `354.vm` found) and its records.
@@ -484,18 +484,20 @@ package final class JobService {
         }
         let complete = { [jobs] in
             reply(
-                jobIDs.map { id in
-                    var status =
-                        answers[id]
-                        ?? JobStatus(
-                            jobID: id,
-                            state: JobState(phase: .unknown, detail: "the scheduler does not know it")
-                        )
-                    status.jobID = id
-                    status.startedAt = jobs[id]?.records.startedAt ?? 0
-                    status.endedAt = jobs[id]?.records.endedAt ?? 0
-                    return status
-                }
+                .success(
+                    jobIDs.map { id in
+                        var status =
+                            answers[id]
+                            ?? JobStatus(
+                                jobID: id,
+                                state: JobState(phase: .unknown, detail: "the scheduler does not know it")
+                            )
+                        status.jobID = id
+                        status.startedAt = jobs[id]?.records.startedAt ?? 0
+                        status.endedAt = jobs[id]?.records.endedAt ?? 0
+                        return status
+                    }
+                )
             )
         }
         var pending = askScheduler.count

@@ -15,11 +15,16 @@ package final class LocalJobs {
     private let grace: Double
     private let signal: Signaller
     private var children: Set<pid_t> = []
-    /// Process groups sent SIGTERM whose teardown is not over (gone, or sent SIGKILL), with the loop time
-    /// at which each gets SIGKILL.
-    private var killTimes: [pid_t: Double] = [:]
+    /// A group's teardown under way: its steps (``Teardown``), and the end of the wait now on.
+    private struct GroupTeardown {
+        var steps: Teardown
+        var waitUntil: Double
+    }
+
+    /// The teardowns not over yet (the group is still there and has not had SIGKILL), by process group.
+    private var groups: [pid_t: GroupTeardown] = [:]
     /// Teardowns not over yet: work in flight.
-    package var teardowns: Int { killTimes.count }
+    package var teardowns: Int { groups.count }
 
     /// - Parameter grace: seconds between SIGTERM and SIGKILL in ``terminate(group:)``.
     package init(loop: EventLoop, grace: Double, signal: @escaping Signaller = LocalJobs.systemSignal) {
@@ -69,50 +74,63 @@ package final class LocalJobs {
     }
 
     /// Ends a job's process group: SIGTERM now, SIGKILL once ``grace`` has passed on the loop's clock unless
-    /// the group is gone by then. Returns whether SIGTERM reached the group (false: nothing was running).
+    /// the group is gone by then (``Teardown``: `.signal(SIGTERM)`, `.wait(grace)`, then SIGKILL). Returns
+    /// whether SIGTERM reached the group (false: nothing was running, nothing more is done).
     ///
     /// The agent does this itself, on its loop: while a teardown is on, ``teardowns`` counts it as work in
     /// flight; once the session is over, ``detachTeardowns()`` hands it to a process of the agent's own that
     /// stays until it is over (see ``AgentServer``).
     package func terminate(group pid: pid_t) -> Bool {
-        guard pid > 0, signal(-pid, SIGTERM) == 0 else { return false }
-        escalate(group: pid, killAt: loop.now + grace)
+        guard pid > 0 else { return false }
+        var steps = Teardown([.signal(SIGTERM), .wait(seconds: grace)])
+        guard case .signal(let first)? = steps.next(), signal(-pid, first) == 0 else { return false }
+        groups[pid] = GroupTeardown(steps: steps, waitUntil: loop.now)
+        advance(pid)
         return true
     }
 
-    /// Watches a group sent SIGTERM until it is gone, or sends it SIGKILL at `killAt`.
-    private func escalate(group pid: pid_t, killAt: Double) {
-        killTimes[pid] = killAt
-        func check() {
-            // Handed over (``detachTeardowns()``), or over.
-            guard let killAt = killTimes[pid] else { return }
+    /// Takes the group's next step once its wait is over; while it waits, looks every 100 ms whether the
+    /// group is gone (then the teardown is over).
+    private func advance(_ pid: pid_t) {
+        // Handed over (``detachTeardowns()``), or over.
+        guard var teardown = groups[pid] else { return }
+        let now = loop.now
+        if now < teardown.waitUntil {
             guard isAlive(-pid) else {
-                killTimes[pid] = nil
+                groups[pid] = nil
                 return
             }
-            guard loop.now < killAt else {
-                _ = signal(-pid, SIGKILL)
-                reap()
-                killTimes[pid] = nil
-                return
-            }
-            loop.schedule(after: min(0.1, killAt - loop.now)) { check() }
+            loop.schedule(after: min(0.1, teardown.waitUntil - now)) { [weak self] in self?.advance(pid) }
+            return
         }
-        loop.schedule(after: max(0, min(0.1, killAt - loop.now))) { check() }
+        switch teardown.steps.next() {
+        case .signal(let number)?:
+            _ = signal(-pid, number)
+            groups[pid] = teardown
+            advance(pid)
+        case .wait(let seconds)?:
+            teardown.waitUntil = now + seconds
+            groups[pid] = teardown
+            loop.schedule(after: min(0.1, seconds)) { [weak self] in self?.advance(pid) }
+        case nil:
+            // SIGKILL was the last step.
+            reap()
+            groups[pid] = nil
+        }
     }
 
     /// Hands the teardowns still on to a process of their own and forgets them here: the agent's session is
     /// over and the agent may not outlive it for long (a local qxub kills its agent 2 s after it leaves).
     /// That process is a fork of this agent, in a session of its own, with /dev/null for its standard
-    /// descriptors (ssh waits for those to close); it runs the same escalation on a loop of its own and
+    /// descriptors (ssh waits for those to close); it goes on with the same steps on a loop of its own and
     /// exits. Where fork fails, the teardowns stay here.
     package func detachTeardowns() {
-        guard !killTimes.isEmpty else { return }
+        guard !groups.isEmpty else { return }
         let now = loop.now
-        let remaining = killTimes.map { (group: $0.key, after: max(0, $0.value - now)) }
+        let remaining = groups.mapValues { ($0.steps, max(0, $0.waitUntil - now)) }
         let child = fork()
         guard child == 0 else {
-            if child > 0 { killTimes.removeAll() }
+            if child > 0 { groups.removeAll() }
             return
         }
         _ = setsid()
@@ -121,9 +139,12 @@ package final class LocalJobs {
             for fd in Int32(0)...2 { _ = dup2(null, fd) }
         }
         let own = EventLoop()
-        let jobs = LocalJobs(loop: own, grace: 0, signal: signal)
-        for teardown in remaining { jobs.escalate(group: teardown.group, killAt: own.now + teardown.after) }
-        try? own.run()
+        let jobs = LocalJobs(loop: own, grace: grace, signal: signal)
+        for (group, (steps, wait)) in remaining {
+            jobs.groups[group] = GroupTeardown(steps: steps, waitUntil: own.now + wait)
+            jobs.advance(group)
+        }
+        withExtendedLifetime(jobs) { try? own.run() }
         _exit(0)
     }
 }
