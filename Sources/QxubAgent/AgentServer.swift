@@ -27,30 +27,45 @@ public enum AgentServer {
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
-    /// Serves the protocol on fds 0 and 1; returns the process exit status.
-    public static func serve(input: Int32 = 0, output: Int32 = 1, log: (String) -> Void) -> Int32 {
+    /// Seconds an agent whose client has left stays for work in flight: qsub/sbatch time out after 120 s.
+    static let workInFlightLimit: Double = 130
+
+    /// The client left while qsub/sbatch or qdel/scancel ran, or while a cancelled local job was being torn
+    /// down: runs the loop until that is over, so the job (or the cancel's outcome) is on record and a
+    /// retry finds it (bounded by ``workInFlightLimit``).
+    package static func finishWorkInFlight(of service: JobService, on loop: EventLoop) throws {
+        let deadline = loop.now + workInFlightLimit
+        while service.workInFlight > 0 && loop.now < deadline {
+            loop.schedule(after: 0.05) { loop.stop() }
+            try loop.run()
+        }
+    }
+
+    /// Serves the protocol on fds 0 and 1 with `options` (read from the environment by the caller); returns
+    /// the process exit status.
+    package static func serve(
+        options: AgentOptions,
+        input: Int32 = 0,
+        output: Int32 = 1,
+        log: (String) -> Void
+    ) -> Int32 {
         ignoreBrokenPipes()
         raiseOpenFileLimit()
         let loop = EventLoop()
-        let options = JobService.Options.fromEnvironment()
+        let agentLog = AgentLog(path: options.store.root + "/agent.log", mirrorToStderr: options.debug)
         let session = AgentSession(
             loop: loop,
             input: input,
             output: output,
             hello: hello(scheduler: options.defaultKind.rawValue)
         )
-        let service = JobService(options: options)
-        session.register(service)
+        let service = JobService(options: options, loop: loop, log: agentLog)
+        session.register(JobHarness(service: service, log: agentLog))
         do {
             try session.start()
             try loop.run()
-            // The client left while qsub/sbatch or qdel/scancel ran: stay until the scheduler has answered
-            // and the job (or the cancel's outcome) is on record, so a retry finds it (bounded).
-            let deadline = MonotonicClock.now() + 130
-            while service.workInFlight > 0 && MonotonicClock.now() < deadline {
-                loop.schedule(after: 0.05) { loop.stop() }
-                try loop.run()
-            }
+            service.detachTeardowns()
+            try finishWorkInFlight(of: service, on: loop)
         } catch {
             log("qxub-agent: \(error)")
             return 1

@@ -48,7 +48,7 @@ public final class AgentSession {
     /// Seconds of silence from a client that promised heartbeats after which the session ends: a client
     /// whose laptop died must not leave an agent behind on the login node.
     public var silenceLimit: Double = 90
-    private var lastHeard = MonotonicClock.now()
+    private var lastHeard: Double
 
     /// Above this many bytes queued for the client the session stops reading requests (a client that
     /// sends and never reads must not grow the agent without bound); it reads again at the low-water mark.
@@ -65,6 +65,7 @@ public final class AgentSession {
         self.input = input
         self.output = output
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: 0)
+        self.lastHeard = loop.now
         self.outbox = OutboxWriter(loop: loop, fd: output)
         outbox.onDrained = { [unowned self] in
             for handler in handlers { handler.outputDrained(self) }
@@ -87,9 +88,9 @@ public final class AgentSession {
             guard let self, self.ending == nil else { return }
             if self.outbox.bytesWritten != self.writtenAtLastCheck {
                 self.writtenAtLastCheck = self.outbox.bytesWritten
-                self.lastHeard = max(self.lastHeard, MonotonicClock.now())
+                self.lastHeard = max(self.lastHeard, self.loop.now)
             }
-            if MonotonicClock.now() - self.lastHeard > self.silenceLimit {
+            if self.loop.now - self.lastHeard > self.silenceLimit {
                 try? FileDescriptor.writeAll(
                     2,
                     "qxub-agent: no word from the client for \(Int(self.silenceLimit)) s; ending the session\n"
@@ -167,7 +168,7 @@ public final class AgentSession {
                 }
                 return
             case .bytes(let count):
-                lastHeard = MonotonicClock.now()
+                lastHeard = loop.now
                 // Every event decoded before a bad frame is handled first: a ping just before garbage
                 // still gets its pong. (Handling happens after decoding: replies use the same endpoint.)
                 var events: [ProtocolEndpoint.Event] = []

@@ -12,7 +12,6 @@ final class JobFollower {
     let channel: UInt32
     let paths: JobPaths
     let kind: SchedulerKind
-    let requestID: UInt32
     /// The walltime asked for (seconds), from the job's meta: a command that ran up to it may have been
     /// killed by the scheduler even where its own record says otherwise.
     var walltime: UInt64?
@@ -32,28 +31,28 @@ final class JobFollower {
     var pendingEnd: JobTermination?
     var ended = false
 
-    init(
-        jobID: String,
-        channel: UInt32,
-        requestID: UInt32,
-        paths: JobPaths,
-        kind: SchedulerKind,
-        stdoutOffset: UInt64,
-        stderrOffset: UInt64
-    ) {
-        self.jobID = jobID
+    /// Follows `job` on `channel` from the given offsets, reading `paths` (the job's own, or its log as the
+    /// only stream).
+    init(_ job: StoredJob, channel: UInt32, paths: JobPaths? = nil, stdoutOffset: UInt64 = 0, stderrOffset: UInt64 = 0)
+    {
+        self.jobID = job.jobID
         self.channel = channel
-        self.requestID = requestID
-        self.paths = paths
-        self.kind = kind
+        self.paths = paths ?? job.paths
+        self.kind = job.kind
+        self.walltime = job.walltime
         self.offsets = [.stdout: stdoutOffset, .stderr: stderrOffset]
-        self.records = JobRecords(paths: paths)
+        self.records = JobRecords(paths: self.paths)
     }
 
     deinit { closeFiles() }
 
     func refreshRecords() {
         records = JobRecords(paths: paths)
+    }
+
+    /// A local job's process group (its script's pid, from the `pid` record).
+    var localProcessGroup: pid_t? {
+        FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
     }
 
     var hasStarted: Bool { records.startedHost != nil || records.exitStatus != nil }

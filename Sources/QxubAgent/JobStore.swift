@@ -21,12 +21,6 @@ public struct JobStore: Sendable {
         self.root = root
     }
 
-    /// `$QXUB_STATE_DIR`, else `$HOME/.qxub`.
-    public static func defaultRoot() -> String {
-        if let explicit = Environment.get("QXUB_STATE_DIR"), !explicit.isEmpty { return explicit }
-        return (Environment.get("HOME") ?? "/tmp") + "/.qxub"
-    }
-
     /// A new, empty job directory (mode 0700).
     public func createJobDirectory() throws -> String {
         try FileSystem.createDirectories(root + "/jobs")
@@ -86,6 +80,14 @@ public struct JobStore: Sendable {
         return resolver.canonical(jobID)
     }
 
+    /// The job an id names, as the client typed it (`354` for `354.vm`): its id as the scheduler wrote it, its
+    /// directory, description, backend and files. The one way from an id to a job; nil when no job submitted
+    /// through qxub has it here.
+    package func job(id: String, defaultKind: SchedulerKind) -> StoredJob? {
+        var resolver = JobIDResolver(store: self)
+        return resolver.job(id: id, defaultKind: defaultKind)
+    }
+
     /// Resolves many ids (a status query of 30,000): the index is listed once, not once per short id.
     public struct JobIDResolver {
         let store: JobStore
@@ -94,6 +96,13 @@ public struct JobStore: Sendable {
 
         public init(store: JobStore) {
             self.store = store
+        }
+
+        /// As ``JobStore/job(id:defaultKind:)``.
+        package mutating func job(id: String, defaultKind: SchedulerKind) -> StoredJob? {
+            guard let jobID = canonical(id), let directory = store.directory(forJobID: jobID) else { return nil }
+            let (meta, kind, paths) = store.job(directory: directory, defaultKind: defaultKind)
+            return StoredJob(jobID: jobID, directory: directory, meta: meta, kind: kind, paths: paths)
         }
 
         /// As ``JobStore/canonicalJobID(_:)``.
@@ -225,6 +234,25 @@ public struct JobStore: Sendable {
         )
     }
 
+    /// Keeps the decided end with the job (for `history --remote` and later status queries); the first end
+    /// decided stays.
+    package func recordEnd(_ termination: JobTermination, paths: JobPaths) {
+        guard !FileSystem.exists(paths.endRecord) else { return }
+        let word: String
+        switch termination {
+        case .exited: word = "exited"
+        case .signaled: word = "signaled"
+        case .killedByScheduler(let reason, _, _): word = "\(reason)".replacingAll(" ", with: "-")
+        case .cancelled: word = "cancelled"
+        case .unknown: word = "unknown"
+        case .exitUnrecorded: word = "exited-unrecorded"
+        }
+        try? FileSystem.writeAtomically(
+            paths.endRecord,
+            "\(termination.exitStatus) \(Int(MonotonicClock.wallNow())) \(word)\n"
+        )
+    }
+
     func indexPath(_ jobID: String) -> String {
         root + "/by-id/" + String(jobID.map { $0 == "/" ? "_" : $0 })
     }
@@ -238,6 +266,19 @@ public struct JobStore: Sendable {
         let digits = Array("0123456789abcdef")
         return String((0..<count).map { _ in digits[Int.random(in: 0..<16)] })
     }
+}
+
+/// A job submitted through qxub, as its directory describes it (``JobStore/job(id:defaultKind:)``).
+package struct StoredJob: Hashable, Sendable {
+    /// The id as the scheduler wrote it (`354.vm` where the client asked for `354`).
+    package var jobID: String
+    package var directory: String
+    package var meta: JobMeta
+    package var kind: SchedulerKind
+    package var paths: JobPaths
+
+    /// The walltime asked for, in seconds.
+    package var walltime: UInt64? { meta["walltime"].flatMap { UInt64($0) } }
 }
 
 /// The `key=value` description of a submission kept with the job (for attach and history).

@@ -22,7 +22,8 @@ enum AgentMain {
     static func run(_ arguments: [String]) -> Int32 {
         switch arguments.first {
         case "serve":
-            return AgentServer.serve(log: printError)
+            // The environment is read here, once: the library takes it as options.
+            return AgentServer.serve(options: AgentOptions.fromEnvironment(Environment.all()), log: printError)
         case "--version", "version":
             let versions = ProtocolConstants.versions
             print(

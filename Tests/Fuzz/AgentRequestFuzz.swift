@@ -16,7 +16,6 @@ import Glibc
 
 /// The state root the agent uses: one job on record, finished, with output (made once per process).
 private let stateRoot: String = {
-    setenv("QXUB_NO_INOTIFY", "1", 1)
     // Tests/Fuzz/run.sh points this into fuzz-out/ (and empties it first).
     let root = Environment.get("QXUB_FUZZ_STATE_DIR") ?? "/tmp/qxub-fuzz-agent-\(getpid())"
     let job = root + "/jobs/20260101-000000-fuzz"
@@ -77,9 +76,14 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         output: sink,
         hello: AgentServer.hello(scheduler: "local")
     )
-    session.register(
-        JobService(options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: 60))
+    let log = AgentLog(path: nil)
+    let options = AgentOptions(
+        store: JobStore(root: stateRoot),
+        defaultKind: .local,
+        pollInterval: 60,
+        watchFiles: false
     )
+    session.register(JobHarness(service: JobService(options: options, loop: loop, log: log), log: log))
     // The pipe holds 64 KiB; the input is smaller (-max_len), so it is written whole before the loop runs.
     try? FileDescriptor.writeAll(toAgent.write, input)
     var writeEnd: Int32? = toAgent.write

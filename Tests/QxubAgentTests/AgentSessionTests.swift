@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// The agent's session logic in this process: what it answers, and how it ends on hostile input.
-/// The in-process agent tests, one at a time: the agent is one session per process, and its log's path
-/// is process-wide state (`AgentLog`), which parallel sessions would share.
+/// The in-process agent tests, one at a time: the agent is one session per process (it ignores SIGPIPE and
+/// reaps its local jobs' processes), and several local jobs at once would compete for two cores.
 @Suite("qxub-agent's library in process", .serialized)
 enum InProcessAgentTests {}
 
@@ -22,10 +22,10 @@ extension InProcessAgentTests {
             try agent.sayHello()
             try agent.send(.ping(Ping(nonce: 4242)))
             #expect(try agent.run { $0.messages().contains(.pong(Pong(nonce: 4242))) })
-            guard case .ready(let negotiation) = agent.events.first else {
-                Issue.record("the first event was not the agent's hello: \(agent.events)")
-                return
-            }
+            let negotiation = try #require(
+                agent.events.first.flatMap { if case .ready(let negotiation) = $0 { negotiation } else { nil } },
+                "the first event is the agent's hello: \(agent.events)"
+            )
             #expect(negotiation.peer.software == "qxub-agent \(QxubVersion.current)")
             #expect(negotiation.peer.scheduler == "local")
             try agent.send(.goodbye(Goodbye(reason: "done")))
@@ -86,7 +86,9 @@ extension InProcessAgentTests {
                     agent.messages().contains { if case .error(let error) = $0 { error.requestID == 5 } else { false } }
                 }
             )
-            guard case .error(let error)? = agent.messages().last else { return }
+            let error = try #require(
+                agent.replies(to: 5).first.flatMap { if case .error(let e) = $0 { e } else { nil } }
+            )
             #expect(error.code == .unknownJob)
             #expect(error.message.contains("no-such-job"))
             #expect(error.hint.contains("qxub history"))
@@ -102,17 +104,8 @@ extension InProcessAgentTests {
             FrameHeader(length: 1 << 30, type: .ping, flags: [], channel: 0).write(into: &header)
             try agent.write(header)
             try agent.run()
-            guard case .protocolError(let error)? = agent.session.ending else {
-                Issue.record(
-                    "the session did not end with a protocol error: \(String(describing: agent.session.ending))"
-                )
-                return
-            }
-            guard case .frameTooLarge(let declared, _) = error else {
-                Issue.record("expected frameTooLarge, got \(error)")
-                return
-            }
-            #expect(declared == 1 << 30)
+            let error = try #require(agent.session.ending?.protocolError)
+            #expect(error.declaredFrameLength == 1 << 30, "frameTooLarge with the declared length: \(error)")
             #expect(agent.session.ending?.exitStatus == 2)
         }
 
@@ -122,12 +115,10 @@ extension InProcessAgentTests {
             var generator = SystemRandomNumberGenerator()
             try agent.write((0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) })
             try agent.run(timeout: 10)
-            guard case .protocolError? = agent.session.ending else {
-                Issue.record(
-                    "random bytes did not end the session with a protocol error: \(String(describing: agent.session.ending))"
-                )
-                return
-            }
+            #expect(
+                agent.session.ending?.protocolError != nil,
+                "random bytes end the session with a protocol error: \(String(describing: agent.session.ending))"
+            )
             #expect(agent.messages().isEmpty, "nothing is answered to a client that never said hello")
         }
 
@@ -141,13 +132,51 @@ extension InProcessAgentTests {
             try agent.write(frame + [1, 2, 3])
             agent.closeClientSide()
             try agent.run(timeout: 10)
-            guard case .protocolError(.truncated(let missing))? = agent.session.ending else {
-                Issue.record(
-                    "a truncated frame at end of input was not reported: \(String(describing: agent.session.ending))"
-                )
-                return
-            }
-            #expect(missing == 5)
+            #expect(agent.session.ending == .protocolError(.truncated(missing: 5)))
         }
+
+        @Test("a heartbeat client silent for 90 s is let go; its pings keep the session (manual clock)")
+        func silenceOfAHeartbeatClient() throws {
+            for pings in [false, true] {
+                let agent = try InProcessAgent(
+                    stateRoot: try temporaryDirectory(),
+                    clientHello: Hello(
+                        software: "qxub-agent-tests",
+                        capabilities: [ProtocolConstants.capabilityHeartbeat]
+                    ),
+                    clock: ManualClock()
+                )
+                try agent.sayHello()
+                try agent.turn()
+                try #require(agent.session.negotiation != nil, "the client's hello was read")
+                // The agent's hello, written at 0 s, counts as the client's last sign of life when the first check
+                // (every 15 s) sees it: 15 s.
+                if pings {
+                    try agent.advance(by: 60)
+                    try agent.send(.ping(Ping(nonce: 7)))
+                    try agent.turn()
+                    #expect(agent.messages().contains(.pong(Pong(nonce: 7))))
+                    try agent.advance(by: 60)
+                    #expect(agent.session.ending == nil, "heard at 60 s: still there at 120 s")
+                } else {
+                    try agent.advance(by: 104)
+                    #expect(agent.session.ending == nil, "89 s of silence is not yet 90")
+                    try agent.advance(by: 16)
+                    #expect(agent.session.ending == .clientClosed, "silent since 15 s: let go by 120 s")
+                }
+            }
+        }
+    }
+}
+
+extension AgentSession.Ending {
+    var protocolError: ProtocolError? {
+        if case .protocolError(let error) = self { error } else { nil }
+    }
+}
+
+extension ProtocolError {
+    var declaredFrameLength: Int? {
+        if case .frameTooLarge(let declared, _) = self { declared } else { nil }
     }
 }

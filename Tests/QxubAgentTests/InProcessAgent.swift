@@ -6,13 +6,16 @@ import QxubSystem
 import Glibc
 #endif
 
-/// One ``AgentSession`` with a ``JobService``, in this process, on two real pipes, driven on the test's thread.
+/// One ``AgentSession`` with a ``JobHarness`` and its ``JobService``, in this process, on two real pipes,
+/// driven on the test's thread.
 ///
 /// The test plays the client: it writes frames into the agent's input and reads the agent's output through a
 /// client-side ``ProtocolEndpoint``, while the agent's ``EventLoop`` runs until a condition on what arrived holds.
 final class InProcessAgent {
-    let loop = EventLoop()
+    let loop: EventLoop
     let session: AgentSession
+    let service: JobService
+    let log: AgentLog
     let stateRoot: String
     private let toAgent: (read: Int32, write: Int32)
     private let fromAgent: (read: Int32, write: Int32)
@@ -22,9 +25,21 @@ final class InProcessAgent {
     private(set) var events: [ProtocolEndpoint.Event] = []
     private(set) var clientError: ProtocolError?
 
-    init(stateRoot: String, pollInterval: Double = 5, clientHello: Hello = Hello(software: "qxub-agent-tests")) throws {
+    /// - Parameters:
+    ///   - configure: changes to the agent's options (a local backend on `stateRoot`, polling every 5 s).
+    ///   - clock: the loop's clock; a ``ManualClock`` lets the test move time.
+    ///   - signal: stands in for `kill(2)` towards local jobs.
+    init(
+        stateRoot: String,
+        clientHello: Hello = Hello(software: "qxub-agent-tests"),
+        clock: LoopClock = SystemLoopClock(),
+        commands: CommandRunner? = nil,
+        signal: @escaping LocalJobs.Signaller = LocalJobs.systemSignal,
+        configure: (inout AgentOptions) -> Void = { _ in }
+    ) throws {
         ignoreBrokenPipes()
         self.stateRoot = stateRoot
+        loop = EventLoop(clock: clock)
         toAgent = try FileDescriptor.pipe()
         fromAgent = try FileDescriptor.pipe()
         try FileDescriptor.setNonBlocking(fromAgent.read)
@@ -35,11 +50,16 @@ final class InProcessAgent {
             output: fromAgent.write,
             hello: AgentServer.hello(scheduler: "local")
         )
-        session.register(
-            JobService(
-                options: .init(store: JobStore(root: stateRoot), defaultKind: .local, pollInterval: pollInterval)
-            )
+        var options = AgentOptions(
+            store: JobStore(root: stateRoot),
+            defaultKind: .local,
+            home: stateRoot,
+            jobEnvironment: Environment.all()
         )
+        configure(&options)
+        log = AgentLog(path: stateRoot + "/agent.log")
+        service = JobService(options: options, loop: loop, log: log, commands: commands, signal: signal)
+        session.register(JobHarness(service: service, log: log))
         try session.start()
     }
 
@@ -98,6 +118,33 @@ final class InProcessAgent {
         try loop.run()
         drain()
         return satisfied || condition(self)
+    }
+
+    /// For a ``ManualClock``: handles what is ready (the client's frames), waiting up to `seconds` of real
+    /// time for it, without moving the clock.
+    func turn(waitingUpTo seconds: Double = 0.5) throws {
+        try loop.runOnce(waitingUpTo: seconds)
+        drain()
+    }
+
+    /// For a ``ManualClock``: moves it `seconds` forward, running every timer due on the way.
+    func advance(by seconds: Double) throws {
+        try loop.advanceTime(by: seconds)
+        drain()
+    }
+
+    /// The replies on channel 0 to request `requestID`.
+    func replies(to requestID: UInt32) -> [Message] {
+        messages(channel: 0).filter { message in
+            switch message {
+            case .submitted(let reply): reply.requestID == requestID
+            case .cancelResult(let reply): reply.requestID == requestID
+            case .statusReport(let reply): reply.requestID == requestID
+            case .historyReport(let reply): reply.requestID == requestID
+            case .error(let reply): reply.requestID == requestID
+            default: false
+            }
+        }
     }
 
     private func drain() {

@@ -25,8 +25,8 @@ extension InProcessAgentTests {
             )
         }
 
-        /// Submits `command` and returns the job id (nil after recording an issue).
-        static func submit(_ agent: InProcessAgent, _ command: JobSpec.Command, requestID: UInt32 = 1) throws -> String?
+        /// Submits `command` and returns the job id.
+        static func submit(_ agent: InProcessAgent, _ command: JobSpec.Command, requestID: UInt32 = 1) throws -> String
         {
             try agent.sayHello()
             try agent.send(.submit(Submit(requestID: requestID, spec: spec(command, in: agent.stateRoot))))
@@ -35,15 +35,14 @@ extension InProcessAgentTests {
                     if case .submitted = $0 { true } else if case .error = $0 { true } else { false }
                 }
             }
-            for message in agent.messages() {
-                if case .submitted(let submitted) = message {
-                    #expect(submitted.requestID == requestID)
-                    #expect(submitted.backend == "local")
-                    return submitted.jobID
-                }
-            }
-            Issue.record("no submitted reply: \(agent.messages())")
-            return nil
+            let submitted = try #require(Self.submitted(agent), "a submitted reply: \(agent.messages())")
+            #expect(submitted.requestID == requestID)
+            #expect(submitted.backend == "local")
+            return submitted.jobID
+        }
+
+        static func submitted(_ agent: InProcessAgent) -> Submitted? {
+            agent.messages().lazy.compactMap { if case .submitted(let reply) = $0 { reply } else { nil } }.first
         }
 
         static func jobEnd(_ agent: InProcessAgent, channel: UInt32) -> JobTermination? {
@@ -67,12 +66,10 @@ extension InProcessAgentTests {
         )
         func followToTheEnd() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
-            guard
-                let jobID = try Self.submit(
-                    agent,
-                    .shell("printf 'partial'; printf 'err\\n' >&2; printf ' line\\r\\n'; exit 7")
-                )
-            else { return }
+            let jobID = try Self.submit(
+                agent,
+                .shell("printf 'partial'; printf 'err\\n' >&2; printf ' line\\r\\n'; exit 7")
+            )
             #expect(jobID.hasPrefix("local-"))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 4)
             #expect(try agent.run { Self.jobEnd($0, channel: 4) != nil })
@@ -90,8 +87,7 @@ extension InProcessAgentTests {
         @Test("watching from offsets resumes where the client stopped: nothing twice, nothing lost")
         func resumeFromOffsets() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
-            guard let jobID = try Self.submit(agent, .argv(["/bin/sh", "-c", "echo 0123456789; echo abcdef >&2"]))
-            else { return }
+            let jobID = try Self.submit(agent, .argv(["/bin/sh", "-c", "echo 0123456789; echo abcdef >&2"]))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
             #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
             try agent.send(.watch(Watch(requestID: 3, jobID: jobID, stdoutOffset: 4, stderrOffset: 6)), channel: 2)
@@ -123,10 +119,7 @@ extension InProcessAgentTests {
             spec.stderrPath = root + "/./both.log"
             try agent.send(.submit(Submit(requestID: 1, spec: spec)))
             try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else { false } } }
-            guard case .submitted(let submitted)? = agent.messages().last else {
-                Issue.record("no submitted reply: \(agent.messages())")
-                return
-            }
+            let submitted = try #require(Self.submitted(agent), "a submitted reply: \(agent.messages())")
             try agent.send(.watch(Watch(requestID: 2, jobID: submitted.jobID)), channel: 1)
             #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
             #expect(String(decoding: Self.output(agent, channel: 1, .stdout), as: UTF8.self) == "one\ntwo\nthree\n")
@@ -140,9 +133,7 @@ extension InProcessAgentTests {
         func endAfterLargeOutput() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
             // 3 MiB, more than the agent queues for a client at once (1 MiB): the end must wait for the rest.
-            guard let jobID = try Self.submit(agent, .shell("head -c 3145728 /dev/zero | tr '\\0' x; exit 5")) else {
-                return
-            }
+            let jobID = try Self.submit(agent, .shell("head -c 3145728 /dev/zero | tr '\\0' x; exit 5"))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
             #expect(try agent.run(timeout: 60) { Self.jobEnd($0, channel: 1) != nil })
             let stdout = Self.output(agent, channel: 1, .stdout)
@@ -182,7 +173,11 @@ extension InProcessAgentTests {
             }
             #expect(jobIDs.count == 2 && jobIDs[0] == jobIDs[1], "\(jobIDs)")
             #expect(FileSystem.listDirectory(root + "/jobs").count == 1, "one job directory")
-            usleep(300_000)
+            // The job's end, then what it wrote: it ran once.
+            let agent = try InProcessAgent(stateRoot: root)
+            try agent.sayHello()
+            try agent.send(.watch(Watch(requestID: 3, jobID: try #require(jobIDs.first))), channel: 1)
+            #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
             #expect(FileSystem.readText(root + "/runs") == "once\n", "the job ran once")
         }
 
@@ -202,7 +197,7 @@ extension InProcessAgentTests {
             #expect(
                 try agent.run { agent in agent.messages().contains { if case .submitted = $0 { true } else { false } } }
             )
-            guard case .submitted(let submitted)? = agent.messages().last else { return }
+            let submitted = try #require(Self.submitted(agent))
             #expect(submitted.requestID == 7 && submitted.jobID == "4242" && submitted.backend == "slurm")
             #expect(FileSystem.listDirectory(root + "/jobs").count == 1, "nothing submitted a second time")
         }
@@ -233,8 +228,7 @@ extension InProcessAgentTests {
         @Test("an argv is passed exactly: no word splitting, globbing or expansion")
         func argvExactly() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
-            guard let jobID = try Self.submit(agent, .argv(["printf", "%s|", "a b", "*", "$(echo no)", "`x`", "'q'"]))
-            else { return }
+            let jobID = try Self.submit(agent, .argv(["printf", "%s|", "a b", "*", "$(echo no)", "`x`", "'q'"]))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
             #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
             #expect(
@@ -245,7 +239,7 @@ extension InProcessAgentTests {
         @Test("cancel ends a running local job as cancelled, and the job records it")
         func cancelRunning() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
-            guard let jobID = try Self.submit(agent, .shell("echo started; sleep 60; echo never")) else { return }
+            let jobID = try Self.submit(agent, .shell("echo started; sleep 60; echo never"))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
             #expect(
                 try agent.run { String(decoding: Self.output($0, channel: 1, .stdout), as: UTF8.self) == "started\n" }
@@ -264,7 +258,7 @@ extension InProcessAgentTests {
         @Test("a status query answers for many jobs at once, known and unknown")
         func statusOfMany() throws {
             let agent = try InProcessAgent(stateRoot: try temporaryDirectory())
-            guard let jobID = try Self.submit(agent, .shell("exit 3")) else { return }
+            let jobID = try Self.submit(agent, .shell("exit 3"))
             try agent.send(.watch(Watch(requestID: 2, jobID: jobID)), channel: 1)
             #expect(try agent.run { Self.jobEnd($0, channel: 1) != nil })
             try agent.send(.statusQuery(StatusQuery(requestID: 9, jobIDs: [jobID, "local-00000000"])))
@@ -273,12 +267,10 @@ extension InProcessAgentTests {
                     agent.messages().contains { if case .statusReport = $0 { true } else { false } }
                 }
             )
-            guard
-                let report = agent.messages().compactMap({ message -> StatusReport? in
-                    if case .statusReport(let report) = message { return report }
-                    return nil
-                }).first
-            else { return }
+            let report = try #require(
+                agent.messages().lazy.compactMap { if case .statusReport(let report) = $0 { report } else { nil } }
+                    .first
+            )
             #expect(report.requestID == 9)
             #expect(report.jobs.count == 2)
             #expect(report.jobs.first { $0.jobID == jobID }?.termination == .exited(3))
@@ -290,9 +282,7 @@ extension InProcessAgentTests {
             let marker = root + "/done"
             do {
                 let agent = try InProcessAgent(stateRoot: root)
-                guard try Self.submit(agent, .argv(["/bin/sh", "-c", "sleep 1; touch \"$0\"", marker])) != nil else {
-                    return
-                }
+                _ = try Self.submit(agent, .argv(["/bin/sh", "-c", "sleep 1; touch \"$0\"", marker]))
                 agent.closeClientSide()
                 try agent.run()
                 #expect(agent.session.ending == .clientClosed)

@@ -407,6 +407,10 @@ def job_example(agent):
         peer.send(0x14, f_varint(1, 3) + f_bytes(2, job_id))
         peer.expect(lambda t, c, p: t in ("cancel-result", "error") and field(p, 1) == 3)
 
+        # The watch on channel 1 ended with its job-end: an unwatch there finds none (was active: false).
+        peer.send(0x13, f_varint(1, 5) + f_bytes(2, job_id), channel=1)
+        peer.expect(lambda t, c, p: t in ("cancel-result", "error") and field(p, 1) == 5)
+
         peer.send(0x16, f_varint(1, 4) + f_bytes(2, job_id) + f_bytes(2, "12345.nosuch"))
         # A reply too large for one frame comes as several reports: the last one has no field 3 (more).
         # This hello does not list "split-replies", so here it is always one report.
