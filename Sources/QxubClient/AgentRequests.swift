@@ -13,6 +13,8 @@ public final class AgentRequests {
     private var retriedStall = false
     /// Why the session ended, for the requests that come after.
     private var endedWith: ClientError?
+    /// A reply that did not decode: the agent does not match this qxub, so nothing it says is trusted after it.
+    private var brokenWith: ClientError?
     /// Set while a request is waited for: how it ends (a reply, an error, the session's end).
     private var outcome: ClientError??
 
@@ -89,22 +91,24 @@ public final class AgentRequests {
             case .message(let channel, let message):
                 client.receive(message, channel: channel)
             case .malformed(_, let type, _, let error) where !Message.isRequest(type):
-                // A reply that does not decode is no answer: say so now rather than after the timeout.
-                end(
-                    ClientError(
-                        "\(connection.peerName) sent a \(type) that does not decode: \(error)",
-                        hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
-                        exitCode: ExitCodes.unavailable
-                    )
+                // A reply that does not decode is no answer: say so now rather than after the timeout. It
+                // breaks the session for every request after it too (it may have come before the request
+                // was sent, in the same read as the hello).
+                let failure = ClientError(
+                    "\(connection.peerName) sent a \(type) that does not decode: \(error)",
+                    hint: "the agent does not match this qxub: `qxub agent install` installs the one that does",
+                    exitCode: ExitCodes.unavailable
                 )
+                brokenWith = brokenWith ?? failure
+                end(failure)
             case .malformed: break
             }
         }
         connection.onClose = { [unowned self] error in
             let failure =
                 error ?? ClientError("the agent closed the session without answering", exitCode: ExitCodes.unavailable)
-            endedWith = endedWith ?? failure
-            end(failure)
+            endedWith = endedWith ?? brokenWith ?? failure
+            end(brokenWith ?? failure)
         }
         // An error that names no request of ours (a broken agent) still ends the wait, as before.
         client.onUnmatched = { [unowned self] message in
@@ -139,6 +143,7 @@ public final class AgentRequests {
                     // A dead ssh master (the session never started): once more, through a fresh connection.
                     retriedStall = true
                     endedWith = nil
+                    brokenWith = nil
                     connection = try endpoint.reconnect(replacing: connection, heartbeat: false) { ClientLog.write($0) }
                     client = AgentClient(transport: connection)
                     wire()
@@ -151,6 +156,7 @@ public final class AgentRequests {
 
     /// A session that already ended answers nothing: say so at once instead of waiting out the timeout.
     private func checkOpen() throws(ClientError) {
+        if let brokenWith { throw brokenWith }
         if connection.isClosed {
             throw endedWith
                 ?? ClientError("the session with \(connection.peerName) has ended", exitCode: ExitCodes.connectionLost)
