@@ -244,6 +244,9 @@ public final class AgentConnection {
 
     public var negotiation: Negotiation? { endpoint.negotiation }
 
+    /// The session's process (the local agent, or `ssh`) of the current try.
+    package var processID: pid_t { child.pid }
+
     /// The session has ended (closed by us, or lost).
     public var isClosed: Bool { closed }
 
@@ -295,9 +298,9 @@ public final class AgentConnection {
     public func abandon() {
         shutdown()
         guard !reaped else { return }
-        reaped = true
         child.signal(SIGKILL)
-        _ = child.wait()
+        // Reaped as every session's process is: woken by SIGCHLD through the loop's watcher, and bounded.
+        reap(timeout: 2)
     }
 
     /// Kills the agent process (when it no longer answers).
