@@ -22,7 +22,7 @@ extension QxubCommand {
                     exitCode: ExitCodes.usage
                 )
             }
-            return AgentInstaller(platform: platform.name, remote: remote)
+            return AgentInstaller(platform: platform.name, remote: remote, settings: .fromProcess())
         }
 
         public struct Install: ParsableCommand {

@@ -86,7 +86,7 @@ extension QxubCommand {
                     specs.append(spec)
                 }
                 let session = try BatchSession(
-                    endpoint: AgentEndpoint(platform: platform),
+                    endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()),
                     specs: specs,
                     terse: output.terse
                 )

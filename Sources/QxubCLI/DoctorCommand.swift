@@ -17,6 +17,7 @@ extension QxubCommand {
         public func run() throws {
             try CLIFailure.catching { () throws(ClientError) -> Void in
                 let platform = try place.platform()
+                let settings = ClientSettings.fromProcess()
                 func line(_ label: String, _ value: String) { print(label.padding(to: 22) + value) }
                 func ms(_ seconds: Double) -> String {
                     let value = seconds * 1000
@@ -54,7 +55,8 @@ extension QxubCommand {
                     }
                     line("ssh host true", "\(ms(median(shell))) median of 5 (login shell start-up over the master)")
                     do throws(ClientError) {
-                        let check = try AgentInstaller(platform: platform.name, remote: remote).checkDirectory()
+                        let check = try AgentInstaller(platform: platform.name, remote: remote, settings: settings)
+                            .checkDirectory()
                         let free =
                             check.freeKilobytes.map { $0 >= 1 << 20 ? "\($0 >> 20) GB free" : "\($0 >> 10) MB free" }
                             ?? "free space unknown"
@@ -78,7 +80,7 @@ extension QxubCommand {
                 let requests: AgentRequests
                 let pings: [Double]
                 do throws(ClientError) {
-                    requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                    requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: settings))
                     pings = try requests.pings(10)
                 } catch {
                     // Everything up to here still helps; say what is wrong with the agent and how to fix it.

@@ -89,7 +89,7 @@ extension QxubCommand {
                     commandLine = .argv(command)
                 }
                 // The session starts first: ssh, the login shell and the agent come up while the job is prepared.
-                let endpoint = AgentEndpoint(platform: platform)
+                let endpoint = AgentEndpoint(platform: platform, settings: .fromProcess())
                 let connection = try endpoint.connect(loop: EventLoop())
                 var builder = JobSpecBuilder(
                     command: commandLine,
@@ -146,7 +146,11 @@ extension QxubCommand {
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote,
                 offerInstall(platform: endpoint.platform.name)
             {
-                let installer = AgentInstaller(platform: endpoint.platform.name, remote: remote)
+                let installer = AgentInstaller(
+                    platform: endpoint.platform.name,
+                    remote: remote,
+                    settings: endpoint.settings
+                )
                 let installed = try installer.install(directory: nil)
                 try? FileDescriptor.writeAll(2, installed.remoteStderrReport + "qxub: " + installed.line + "\n")
                 return try runSession(
@@ -201,7 +205,7 @@ extension QxubCommand {
         public func run() throws {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 try Exec.runSession(
-                    endpoint: AgentEndpoint(platform: try place.platform()),
+                    endpoint: AgentEndpoint(platform: try place.platform(), settings: .fromProcess()),
                     start: .attach(jobID: jobID),
                     mode: quiet ? .quiet : .follow
                 )

@@ -51,7 +51,9 @@ extension QxubCommand {
                 if remote {
                     let entries = try CLIFailure.catching { () throws(ClientError) -> [HistoryEntry] in
                         let resolved = try Platform.resolve(platform, configuration: try Configuration.load())
-                        let requests = try AgentRequests(endpoint: AgentEndpoint(platform: resolved))
+                        let requests = try AgentRequests(
+                            endpoint: AgentEndpoint(platform: resolved, settings: .fromProcess())
+                        )
                         defer { requests.close() }
                         return try requests.history(limit: max(1, limit))
                     }
@@ -104,7 +106,7 @@ extension QxubCommand {
                     record.platform == Platform.local.name
                     ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
                 return try Exec.runSession(
-                    endpoint: AgentEndpoint(platform: platform),
+                    endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()),
                     start: .attach(jobID: record.jobID),
                     mode: .follow,
                     onlyStream: stream,

@@ -49,7 +49,9 @@ extension QxubCommand {
                 }.map(\.jobID)
                 if !candidates.isEmpty {
                     ids = try CLIFailure.catching { () throws(ClientError) -> [String] in
-                        let session = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                        let session = try AgentRequests(
+                            endpoint: AgentEndpoint(platform: platform, settings: .fromProcess())
+                        )
                         requests = session
                         return try Self.stillUnfinished(candidates, requests: session, platform: platform.name)
                     }
@@ -73,7 +75,9 @@ extension QxubCommand {
                 if let requests {
                     session = requests
                 } else {
-                    session = try AgentRequests(endpoint: AgentEndpoint(platform: try place.platform()))
+                    session = try AgentRequests(
+                        endpoint: AgentEndpoint(platform: try place.platform(), settings: .fromProcess())
+                    )
                     requests = session
                 }
                 return try session.cancel(ids)
@@ -125,7 +129,7 @@ extension QxubCommand {
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let statuses = try CLIFailure.catching { () throws(ClientError) -> [JobStatus] in
                 let platform = try place.platform()
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()))
                 defer { requests.close() }
                 let statuses = try requests.status(ids)
                 recordEnds(statuses, platform: platform.name)
@@ -236,7 +240,7 @@ extension QxubCommand {
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let (succeeded, failed) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int) in
                 let platform = try place.platform()
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform))
+                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()))
                 defer { requests.close() }
                 var reported: Set<String> = []
                 let live = !quiet && isatty(1) == 1

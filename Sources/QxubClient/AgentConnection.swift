@@ -60,30 +60,48 @@ public final class AgentConnection {
     /// before the hello.
     public var sessionStartSeconds: Double? { helloAt.map { $0 - spawnedAt } }
 
-    /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
-    /// node takes a few seconds; a dead connection takes forever.
-    public static var helloTimeout: Double {
-        Environment.get("QXUB_HELLO_TIMEOUT").flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 20
+    /// How long a session waits for the agent's hello, and how often it pings.
+    package struct Timing: Sendable, Equatable {
+        /// Seconds to wait for the agent's hello (`QXUB_HELLO_TIMEOUT`, default 20): a login on a busy login
+        /// node takes a few seconds; a dead connection takes forever.
+        package var helloTimeout: Double
+        /// Seconds between the pings of a `heartbeat` session (`QXUB_HEARTBEAT_INTERVAL`, default
+        /// ``ProtocolConstants/heartbeatInterval``); a session silent for three of them is ended. Smaller
+        /// values notice a hung connection sooner; larger ones than the default are refused (the agent's own
+        /// silence limit is 90 s).
+        package var heartbeatInterval: Double
+
+        package init(helloTimeout: Double = 20, heartbeatInterval: Double = ProtocolConstants.heartbeatInterval) {
+            self.helloTimeout = helloTimeout
+            self.heartbeatInterval = heartbeatInterval
+        }
+
+        /// The timing `QXUB_HELLO_TIMEOUT` (above 0) and `QXUB_HEARTBEAT_INTERVAL` (0.1 to the default) ask
+        /// for; a value that is not a number or out of range is ignored.
+        package init(environment: (String) -> String?) {
+            self.init(
+                helloTimeout: environment("QXUB_HELLO_TIMEOUT").flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
+                    ?? 20,
+                heartbeatInterval: environment("QXUB_HEARTBEAT_INTERVAL").flatMap(Double.init)
+                    .flatMap { $0 >= 0.1 && $0 <= ProtocolConstants.heartbeatInterval ? $0 : nil }
+                    ?? ProtocolConstants.heartbeatInterval
+            )
+        }
     }
 
-    /// Seconds between the pings of a `heartbeat` session (`QXUB_HEARTBEAT_INTERVAL`, default
-    /// ``ProtocolConstants/heartbeatInterval``); a session silent for three of them is ended. Smaller values
-    /// notice a hung connection sooner; larger ones than the default are refused (the agent's own silence
-    /// limit is 90 s).
-    public static var heartbeatInterval: Double {
-        Environment.get("QXUB_HEARTBEAT_INTERVAL").flatMap(Double.init)
-            .flatMap { $0 >= 0.1 && $0 <= ProtocolConstants.heartbeatInterval ? $0 : nil }
-            ?? ProtocolConstants.heartbeatInterval
-    }
+    private let timing: Timing
 
     /// Starts `command` (for example `[agentPath, "serve"]`) and sends the magic and hello.
-    /// - Parameter retryPolicy: for a remote platform, when a session that ssh could not open is tried again.
-    public init(
+    /// - Parameters:
+    ///   - timing: the hello timeout and the heartbeat interval.
+    ///   - retryPolicy: for a remote platform, when a session that ssh could not open is tried again.
+    package init(
         command: [String],
         peerName: String,
         platformName: String? = nil,
         loop: EventLoop,
         hello: Hello = AgentConnection.hello(),
+        timing: Timing = Timing(),
         retryPolicy: SessionRetryPolicy = SessionRetryPolicy()
     ) throws {
         self.loop = loop
@@ -91,6 +109,7 @@ public final class AgentConnection {
         self.platformName = platformName
         self.command = command
         self.hello = hello
+        self.timing = timing
         self.retryPolicy = retryPolicy
         self.firstTry = loop.now
         self.endpoint = ProtocolEndpoint(hello: hello, preambleLimit: ProtocolConstants.preambleScanLimit)
@@ -131,7 +150,7 @@ public final class AgentConnection {
         enqueue(endpoint.start())
         let attempt = tries > 1 ? " (try \(tries))" : ""
         ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))\(attempt)")
-        let timeout = Self.helloTimeout
+        let timeout = timing.helloTimeout
         helloTimer = loop.schedule(after: timeout) { [weak self] in
             guard let self, !self.closed, self.endpoint.negotiation == nil else { return }
             self.stalled = true
@@ -188,7 +207,7 @@ public final class AgentConnection {
     /// its pipes to the master (SCM_RIGHTS), so a hung master holds them open and no end of file would ever
     /// come. Our ends are closed, the mux client is killed, and the session ends as lost.
     private func heartbeat() {
-        let interval = Self.heartbeatInterval
+        let interval = timing.heartbeatInterval
         heartbeatTimer = loop.schedule(after: interval) { [weak self] in
             guard let self, !self.closed else { return }
             if self.loop.now - self.lastHeard > 3 * interval {
@@ -224,6 +243,9 @@ public final class AgentConnection {
     }
 
     public var negotiation: Negotiation? { endpoint.negotiation }
+
+    /// The session's process (the local agent, or `ssh`) of the current try.
+    package var processID: pid_t { child.pid }
 
     /// The session has ended (closed by us, or lost).
     public var isClosed: Bool { closed }
@@ -276,9 +298,9 @@ public final class AgentConnection {
     public func abandon() {
         shutdown()
         guard !reaped else { return }
-        reaped = true
         child.signal(SIGKILL)
-        _ = child.wait()
+        // Reaped as every session's process is: woken by SIGCHLD through the loop's watcher, and bounded.
+        reap(timeout: 2)
     }
 
     /// Kills the agent process (when it no longer answers).

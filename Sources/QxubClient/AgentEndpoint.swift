@@ -4,11 +4,14 @@ import QxubSystem
 /// How to start a session with the agent for a platform: a local child, or ssh to a cluster.
 public struct AgentEndpoint: Sendable {
     public let platform: Platform
+    /// The environment's word on timeouts and on where the local agent is.
+    package let settings: ClientSettings
     /// The name used in messages ("the local agent", "gadi").
     public var peerName: String { platform.remote == nil ? "the local agent" : platform.name }
 
-    public init(platform: Platform) {
+    package init(platform: Platform, settings: ClientSettings) {
         self.platform = platform
+        self.settings = settings
     }
 
     /// Opens a new session (for a remote platform: after making sure the ssh master is alive).
@@ -34,7 +37,7 @@ public struct AgentEndpoint: Sendable {
                 command = launcher.sessionArguments(controlPath: controlPath)
             }
         } else {
-            command = [try AgentLocator.localAgent(), "serve"]
+            command = [try AgentLocator.localAgent(explicit: settings.agent), "serve"]
         }
         do {
             let connection = try AgentConnection(
@@ -42,7 +45,8 @@ public struct AgentEndpoint: Sendable {
                 peerName: peerName,
                 platformName: platform.remote == nil ? nil : platform.name,
                 loop: loop,
-                hello: AgentConnection.hello(heartbeat: heartbeat)
+                hello: AgentConnection.hello(heartbeat: heartbeat),
+                timing: settings.timing
             )
             connection.bypassesUserMaster = bypassingUserMaster
             return connection

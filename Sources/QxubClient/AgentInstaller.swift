@@ -9,17 +9,18 @@ import Glibc
 /// sessions (no scp, no internet on the cluster).
 public struct AgentInstaller: Sendable {
     public let launcher: SSHLauncher
+    /// Which agent and shim to send, and how long a login may take.
+    package let settings: ClientSettings
 
-    public init(platform: String, remote: Platform.Remote) {
+    package init(platform: String, remote: Platform.Remote, settings: ClientSettings) {
         launcher = SSHLauncher(platform: platform, remote: remote)
+        self.settings = settings
     }
 
-    /// The static agent to send, and the shim beside it (`QXUB_SHIM` overrides).
-    static func artifacts() throws(ClientError) -> (agent: String, shim: String) {
-        let agent = try AgentLocator.localAgent()
-        let candidates = [Environment.get("QXUB_SHIM"), FileSystem.directoryName(agent) + "/qxub-shim"].compactMap {
-            $0
-        }
+    /// The static agent to send, and the shim beside it (``ClientSettings/shim`` overrides).
+    func artifacts() throws(ClientError) -> (agent: String, shim: String) {
+        let agent = try AgentLocator.localAgent(explicit: settings.agent)
+        let candidates = [settings.shim, FileSystem.directoryName(agent) + "/qxub-shim"].compactMap { $0 }
         guard let shim = candidates.first(where: FileSystem.exists) else {
             throw ClientError(
                 "cannot find qxub-shim next to \(agent)",
@@ -88,7 +89,7 @@ public struct AgentInstaller: Sendable {
 
     /// Sends the agent into `directory` (default `~/.qxub/agent`) under its version; older versions stay.
     public func install(directory: String?) throws(ClientError) -> Installed {
-        let (agentPath, shimPath) = try Self.artifacts()
+        let (agentPath, shimPath) = try artifacts()
         guard let agent = FileSystem.read(agentPath, limit: 64 << 20), let shim = FileSystem.read(shimPath) else {
             throw ClientError("cannot read \(agentPath) or \(shimPath)", exitCode: ExitCodes.unavailable)
         }
@@ -302,7 +303,7 @@ public struct AgentInstaller: Sendable {
             launcher.baseArguments(controlPath: controlPath) + [
                 "-o", "BatchMode=yes", "-T", launcher.remote.host, "true",
             ],
-            timeout: AgentConnection.helloTimeout
+            timeout: settings.timing.helloTimeout
         )
         if probe == nil || probe?.exit == .signaled(SIGKILL) {
             launcher.discardMaster(controlPath: controlPath)

@@ -6,10 +6,10 @@ import Glibc
 
 /// Finds the agent binary for local sessions.
 public enum AgentLocator {
-    /// `$QXUB_AGENT`, else `<prefix>/libexec/qxub/qxub-agent` beside the installed `qxub`, else a
-    /// `qxub-agent` in the same directory (a build folder).
-    public static func localAgent() throws(ClientError) -> String {
-        if let explicit = Environment.get("QXUB_AGENT"), !explicit.isEmpty {
+    /// `explicit` (`QXUB_AGENT`, see ``ClientSettings``), else `<prefix>/libexec/qxub/qxub-agent` beside the
+    /// installed `qxub`, else a `qxub-agent` in the same directory (a build folder).
+    package static func localAgent(explicit: String?) throws(ClientError) -> String {
+        if let explicit, !explicit.isEmpty {
             guard access(explicit, X_OK) == 0 else {
                 throw ClientError(
                     "QXUB_AGENT is \(explicit), which is not an executable file",

@@ -17,7 +17,8 @@ package final class JobSessionDriver {
     private let writer: OutputWriter
     private let signals: [Int32]
     private var signalFD: Int32 = -1
-    private var exitCode: Int32?
+    /// The exit status once the machine has finished, nil until then.
+    package private(set) var exitCode: Int32?
     /// Where submissions and job ends are recorded (best effort: a history failure never fails a job).
     package var history: HistoryStore?
     package var onStatus: (SessionStatus) -> Void = { _ in }
@@ -46,6 +47,26 @@ package final class JobSessionDriver {
 
     /// Runs until the machine finishes; returns its exit status.
     package func run() -> Int32 {
+        start()
+        do {
+            try loop.run()
+        } catch {
+            if exitCode == nil {
+                report(ClientError("the event loop failed: \(error)", exitCode: ExitCodes.internalError))
+                finish(ExitCodes.internalError)
+            }
+        }
+        if signalFD >= 0 {
+            loop.remove(signalFD)
+            SignalPipe.restoreDefault(signals)
+        }
+        writer.close()
+        return exitCode ?? ExitCodes.internalError
+    }
+
+    /// Wires the session and the signals to the machine without running the loop: ``run()`` runs it; a test
+    /// drives it instead (on a ``ManualClock``).
+    package func start() {
         // A closed stdout must show up as EPIPE, never kill qxub silently.
         ignoreBrokenPipes()
         writer.onBacklog = { [unowned self] bytes in perform(machine.outputBacklog(bytes)) }
@@ -61,20 +82,6 @@ package final class JobSessionDriver {
                 }
             }
         }
-        do {
-            try loop.run()
-        } catch {
-            if exitCode == nil {
-                report(ClientError("the event loop failed: \(error)", exitCode: ExitCodes.internalError))
-                finish(ExitCodes.internalError)
-            }
-        }
-        if signalFD >= 0 {
-            loop.remove(signalFD)
-            SignalPipe.restoreDefault(signals)
-        }
-        writer.close()
-        return exitCode ?? ExitCodes.internalError
     }
 
     private func wire(_ connection: AgentConnection) {

@@ -76,10 +76,11 @@ struct AgentProcessTests {
     func conversation() throws {
         let agent = try AgentPipe()
         try agent.write(agent.endpoint.start())
-        guard case .ready(let negotiation) = try agent.next() else {
-            Issue.record("the agent did not say hello")
-            return
-        }
+        let opening = try agent.next()
+        let negotiation = try #require(
+            { if case .ready(let negotiation) = opening { negotiation } else { nil } }() as Negotiation?,
+            "the agent says hello: \(String(describing: opening))"
+        )
         #expect(negotiation.peer.software.hasPrefix("qxub-agent "))
         #expect(negotiation.peer.platform.hasPrefix("linux-"))
         #expect(negotiation.compression)
@@ -88,13 +89,18 @@ struct AgentProcessTests {
         #expect(try agent.nextMessage() == .pong(Pong(nonce: 77)))
 
         try agent.send(.unknown(FrameType(rawValue: 0x6F), requestID: 41))
-        guard case .error(let error) = try agent.nextMessage() else {
-            Issue.record("no error frame for an unknown request")
-            return
-        }
-        #expect(error.requestID == 41)
-        #expect(error.code == .unknownRequest)
-        #expect(!error.hint.isEmpty)
+        #expect(
+            try agent.nextMessage()
+                == .error(
+                    ErrorMessage(
+                        requestID: 41,
+                        code: .unknownRequest,
+                        message:
+                            "this agent (\(QxubVersion.current)) does not know the request \(FrameType(rawValue: 0x6F))",
+                        hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`"
+                    )
+                )
+        )
 
         // The session continues after the error, with a compressed frame this time.
         try agent.send(.ping(Ping(nonce: 78)))
@@ -114,13 +120,17 @@ struct AgentProcessTests {
         var frame: [UInt8] = []
         FrameHeader(length: 2, type: .submit, flags: [], channel: 0).write(into: &frame)
         try agent.write(frame + [0x08, 0x09])
-        guard case .error(let error) = try agent.nextMessage() else {
-            Issue.record("no error for a malformed submit")
-            return
-        }
-        #expect(error.requestID == 9)
-        #expect(error.code == .malformedRequest)
-        #expect(error.message.contains("no job spec"))
+        #expect(
+            try agent.nextMessage()
+                == .error(
+                    ErrorMessage(
+                        requestID: 9,
+                        code: .malformedRequest,
+                        message: ProtocolError.malformedPayload(type: .submit, reason: "no job spec").description,
+                        hint: "this is a bug in the client: please report it"
+                    )
+                )
+        )
         try agent.send(.ping(Ping(nonce: 5)))
         #expect(try agent.nextMessage() == .pong(Pong(nonce: 5)))
         let (exit, stderr) = try agent.finish()

@@ -60,9 +60,14 @@ enum Components {
                     "QXUB_SSHD_HOMES=/tmp/qxub-homes-pbs",
                 ]
             case .defaultLimits, .refusingSessions:
+                // Named after the caller's own instance when it has one (QXUB_SSHD_DIR, _USER_PREFIX, _HOMES), so
+                // that test runs side by side each have their own; the defaults otherwise.
+                let directory = Environment.get("QXUB_SSHD_DIR") ?? "/tmp/qxub-sshd"
+                let users = (Environment.get("QXUB_SSHD_USER_PREFIX").map { $0 + "l" }) ?? "qxubl"
+                let homes = Environment.get("QXUB_SSHD_HOMES") ?? "/tmp/qxub-homes"
                 let common = [
-                    "QXUB_SSHD_DIR=/tmp/qxub-sshd-\(rawValue)", "QXUB_SSHD_USER_PREFIX=qxubl",
-                    "QXUB_SSHD_HOMES=/tmp/qxub-homes-limits",
+                    "QXUB_SSHD_DIR=\(directory)-\(rawValue)", "QXUB_SSHD_USER_PREFIX=\(users)",
+                    "QXUB_SSHD_HOMES=\(homes)-limits",
                 ]
                 return common + (self == .defaultLimits ? ["QXUB_SSHD_LIMITS=default"] : ["QXUB_SSHD_MAX_SESSIONS=0"])
             }

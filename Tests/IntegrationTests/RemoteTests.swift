@@ -232,7 +232,9 @@ struct RemoteTests {
         #expect(run.stderrText.contains("done\n"))
     }
 
-    @Test("a lost connection is tried again after 1, 2, 4, 8 and 15 s, then qxub gives up with 255 (measured bound)")
+    @Test(
+        "a lost connection is tried five times, each attempt said, then qxub gives up with 255 and says how to attach"
+    )
     func reconnectSchedule() throws {
         let remote = try remote("reconnect-schedule")
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
@@ -260,12 +262,29 @@ struct RemoteTests {
         let elapsed = MonotonicClock.now() - cut
         _ = try remote.sshRun("qxub-bash", "pkill -u \(remote.bashUser) -f 'sleep 120' || true")
         #expect(run.exit == .exited(255), "\(run.stderrText)")
-        for attempt in 1...5 {
-            #expect(run.stderrText.contains("reconnecting (attempt \(attempt))"), "\(run.stderrText)")
-        }
-        #expect(!run.stderrText.contains("reconnecting (attempt 6)"), "\(run.stderrText)")
-        // 1 + 2 + 4 + 8 + 15 s of pauses, and five failed attempts that each take moments.
-        #expect(elapsed >= 30 && elapsed < 45, "gave up after \(elapsed) s")
+        // The schedule itself (1, 2, 4, 8 and 15 s) is checked on a manual clock (JobSessionDriverClockTests);
+        // here, what the user sees: each attempt said once, in order, each failed attempt's ssh message, and
+        // the way back to the job.
+        let down =
+            "bashbox closed the connection before the agent said hello: qxub-agent is probably not installed there (see the message above)"
+        let gaveUp = "qxub: lost the connection to bashbox (\(down)); job "
+        let last = run.stderrText.split(separator: "\n").last.map(String.init) ?? ""
+        let jobID = try #require(
+            last.hasPrefix(gaveUp) ? last.dropFirst(gaveUp.count).split(separator: " ").first.map(String.init) : nil,
+            "\(run.stderrText)"
+        )
+        let expected =
+            "qxub: connection lost (ssh, which carried the session, was killed by signal 9); reconnecting (attempt 1)…\n"
+            + (2...5).map {
+                "ssh: connect: Network is unreachable\nqxub: connection lost (\(down)); reconnecting (attempt \($0))…\n"
+            }.joined()
+            + "ssh: connect: Network is unreachable\n"
+            + gaveUp + "\(jobID) is still running: "
+            + "`qxub attach \(jobID) --platform bashbox` follows it\n"
+        #expect(run.stderrText == expected)
+        // A lower bound only, and it is behaviour: qxub did not give up before its 1 + 2 + 4 + 8 + 15 s of
+        // pauses. (How much longer it took is the machine's business, not the test's.)
+        #expect(elapsed >= 30, "gave up after \(elapsed) s")
     }
 
     @Test("batch: the connection killed mid-stream, qxub reconnects and every job's output is whole, nothing twice")

@@ -45,8 +45,12 @@ struct HistoryStoreTests {
         try FileSystem.createDirectories(directory)
         defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
         try FileSystem.writeAtomically(directory + "/history.sqlite", String(repeating: "not sqlite ", count: 100))
-        let error = #expect(throws: ClientError.self) { try HistoryStore(path: directory + "/history.sqlite") }
-        #expect(error?.message.contains("cannot open the job history") == true)
-        #expect(error?.hint.contains("QXUB_HISTORY_DB") == true)
+        let expected = ClientError(
+            "cannot open the job history \(directory)/history.sqlite: SQLite error 26: file is not a database - while "
+                + "executing `PRAGMA synchronous = NORMAL`",
+            hint: "move it aside, or set QXUB_HISTORY_DB",
+            exitCode: ExitCodes.internalError
+        )
+        #expect(throws: expected) { try HistoryStore(path: directory + "/history.sqlite") }
     }
 }

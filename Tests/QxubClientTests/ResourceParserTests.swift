@@ -27,20 +27,50 @@ struct ResourceParserTests {
     }
 
     @Test(
-        "nonsense is refused with the accepted forms, never a crash",
+        "nonsense is refused with the whole message and the accepted forms, never a crash",
         arguments: [
-            "", "abc", "4XB", "-1GB", "1e400GB", "GB", "1:99:00", "1:2:3:4", "0", "0m", "h", "2h30",
-            "9999999999999999999999", "1..5h", "999999999999999999", "999999999999999999:00", "99999999999999999999d",
-            "1e300h",
+            ("", "'' is not a memory size", "'' is not a duration"),
+            ("abc", "'abc' is not a memory size", "'abc' is not a duration"),
+            ("4XB", "'4XB': unknown memory unit 'xb'", "'4XB' is not a duration"),
+            ("-1GB", "'-1GB' is not a memory size", "'-1GB' is not a duration"),
+            ("1e400GB", "'1e400GB': unknown memory unit 'e400gb'", "'1e400GB' is not a duration"),
+            ("GB", "'GB' is not a memory size", "'GB' is not a duration"),
+            ("1:99:00", "'1:99:00': unknown memory unit ':99:00'", "'1:99:00' is not a duration"),
+            ("1:2:3:4", "'1:2:3:4': unknown memory unit ':2:3:4'", "'1:2:3:4' is not a duration"),
+            ("0", "'0' is not a usable memory size", "'0' is zero: a job needs some time"),
+            ("0m", "'0m' is not a usable memory size", "'0m' is zero: a job needs some time"),
+            ("h", "'h' is not a memory size", "'h' is not a duration"),
+            ("2h30", "'2h30': unknown memory unit 'h30'", "'2h30' is not a duration"),
+            (
+                "9999999999999999999999", "'9999999999999999999999' is not a usable memory size",
+                "'9999999999999999999999' is not a duration"
+            ),
+            ("1..5h", "'1..5h' is not a memory size", "'1..5h' is not a duration"),
+            (
+                "999999999999999999", "'999999999999999999' is not a usable memory size",
+                "'999999999999999999' is not a duration"
+            ),
+            (
+                "999999999999999999:00", "'999999999999999999:00': unknown memory unit ':00'",
+                "'999999999999999999:00' is not a duration"
+            ),
+            (
+                "99999999999999999999d", "'99999999999999999999d': unknown memory unit 'd'",
+                "'99999999999999999999d' is not a duration"
+            ),
+            ("1e300h", "'1e300h': unknown memory unit 'e300h'", "'1e300h' is not a duration"),
         ]
     )
-    func refusals(text: String) {
-        let memory = #expect(throws: ClientError.self) { try ResourceParser.memory(text) }
-        #expect(memory?.exitCode == ExitCodes.usage)
-        #expect(memory?.hint.contains("4GB") == true)
-        if text != "2000" {
-            let time = #expect(throws: ClientError.self) { try ResourceParser.walltime(text) }
-            #expect(time?.hint.contains("2h30m") == true)
+    func refusals(text: String, memory: String, walltime: String) {
+        #expect(
+            throws: ClientError(memory, hint: "write it like \(ResourceParser.memoryForms)", exitCode: ExitCodes.usage)
+        ) {
+            try ResourceParser.memory(text)
+        }
+        #expect(
+            throws: ClientError(walltime, hint: "write it like \(ResourceParser.timeForms)", exitCode: ExitCodes.usage)
+        ) {
+            try ResourceParser.walltime(text)
         }
     }
 }

@@ -119,36 +119,55 @@ struct JobScriptTests {
     }
 
     @Test(
-        "values a script cannot carry are refused with a message",
+        "values a script cannot carry are refused with the whole message and hint",
         arguments: ["queue", "variable", "raw", "reserved", "pbs-colon"]
     )
     func refusals(what: String) throws {
         var spec = Self.plainSpec
         var paths = Self.paths
         var kind = SchedulerKind.slurm
-        let expected: String
+        let expected: SchedulerError
         switch what {
         case "reserved":
             spec.variables = [KeyValue("qxub_state", "/elsewhere")]
-            expected = "belong to qxub's job script"
+            expected = SchedulerError(
+                .malformedRequest,
+                "--var qxub_state=…: names starting with qxub_ or QXUB_ belong to qxub's job script",
+                hint: "choose another name"
+            )
         case "pbs-colon":
             paths = JobPaths(stateDirectory: "/s", joblog: "/logs/run:1.log")
             kind = .pbspro
-            expected = "HOST:PATH"
+            expected = SchedulerError(
+                .malformedRequest,
+                "the job log path /logs/run:1.log contains ':', which PBS reads as HOST:PATH",
+                hint: "choose a --joblog path without ':'"
+            )
         case "queue":
             spec.queue = "normal\n#PBS -l ncpus=999"
-            expected = "the queue"
+            expected = SchedulerError(
+                .malformedRequest,
+                #"the queue contains a line break or NUL byte: "normal\n#PBS -l ncpus=999""#,
+                hint: "remove it"
+            )
         case "variable":
             spec.variables = [KeyValue("A B", "1")]
-            expected = "not a valid variable name"
+            expected = SchedulerError(
+                .malformedRequest,
+                #"--var A B=…: "A B" is not a valid variable name"#,
+                hint: "use letters, digits and _, not starting with a digit"
+            )
         default:
             spec.resources.raw = ["ncpus=4"]
-            expected = "raw -l resources are PBS Pro syntax"
+            expected = SchedulerError(
+                .malformedRequest,
+                "-l ncpus=4: raw -l resources are PBS Pro syntax and this cluster runs Slurm",
+                hint: "use --mem, --cpus, --time, --gpus or --disk"
+            )
         }
-        let error = #expect(throws: SchedulerError.self) {
+        #expect(throws: expected) {
             try JobScript(spec: spec, paths: paths, kind: kind).render()
         }
-        #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
     }
 
     static let hostile = [
