@@ -6,9 +6,9 @@ import Glibc
 #endif
 
 /// Runs one agent session on standard input and output until the client leaves.
-public enum AgentServer {
+package enum AgentServer {
     /// The hello this agent sends.
-    public static func hello(scheduler: String) -> Hello {
+    package static func hello(scheduler: String) -> Hello {
         Hello(
             software: "qxub-agent \(QxubVersion.current)",
             capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken],

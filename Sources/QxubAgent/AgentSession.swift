@@ -11,9 +11,9 @@ import Glibc
 /// pipe has room, so a slow reader on the client's side can never stop the agent from reading.
 /// The session ends when the client says goodbye or closes its end (the agent never outlives its client),
 /// or on a protocol error, which is reported on stderr and, when possible, to the client.
-public final class AgentSession {
+package final class AgentSession {
     /// Why a session ended.
-    public enum Ending: Equatable, Sendable {
+    package enum Ending: Equatable, Sendable {
         /// The client said goodbye or closed its end.
         case clientClosed
         /// The client broke the protocol.
@@ -22,7 +22,7 @@ public final class AgentSession {
         case systemError(SystemError)
 
         /// The agent's exit status: 0, 2 for a protocol error, 1 for a system error.
-        public var exitStatus: Int32 {
+        package var exitStatus: Int32 {
             switch self {
             case .clientClosed: 0
             case .protocolError: 2
@@ -31,36 +31,36 @@ public final class AgentSession {
         }
     }
 
-    public let loop: EventLoop
+    package let loop: EventLoop
     private let input: Int32
     private let output: Int32
     private var endpoint: ProtocolEndpoint
     private let outbox: OutboxWriter
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var handlers: [AgentRequestHandler] = []
-    public private(set) var ending: Ending?
+    package private(set) var ending: Ending?
     /// Called once when the session ends (before the loop stops).
-    public var onEnd: ((Ending) -> Void)?
+    package var onEnd: ((Ending) -> Void)?
 
     /// Bytes queued for the client and not yet written; producers of job output hold back above a limit.
-    public var pendingOutputBytes: Int { outbox.pendingBytes }
+    package var pendingOutputBytes: Int { outbox.pendingBytes }
 
     /// Seconds of silence from a client that promised heartbeats after which the session ends: a client
     /// whose laptop died must not leave an agent behind on the login node.
-    public var silenceLimit: Double = 90
+    package var silenceLimit: Double = 90
     private var lastHeard: Double
 
     /// Above this many bytes queued for the client the session stops reading requests (a client that
     /// sends and never reads must not grow the agent without bound); it reads again at the low-water mark.
-    public static let outboxHighWater = 4 << 20
-    public static let outboxLowWater = 1 << 20
+    package static let outboxHighWater = 4 << 20
+    package static let outboxLowWater = 1 << 20
     /// Reading is paused until the outbox drains to ``outboxLowWater``.
     private var readingPaused = false
     /// The outbox's progress at the last silence check: a client that reads is alive even when the agent,
     /// paused, does not read its heartbeats.
     private var writtenAtLastCheck = 0
 
-    public init(loop: EventLoop, input: Int32, output: Int32, hello: Hello) {
+    package init(loop: EventLoop, input: Int32, output: Int32, hello: Hello) {
         self.loop = loop
         self.input = input
         self.output = output
@@ -102,7 +102,7 @@ public final class AgentSession {
     }
 
     /// Adds a handler for requests beyond the session basics (jobs, status, cancel).
-    public func register(_ handler: AgentRequestHandler) {
+    package func register(_ handler: AgentRequestHandler) {
         handlers.append(handler)
     }
 
@@ -110,7 +110,7 @@ public final class AgentSession {
     ///
     /// The reader comes first: writing the hello can end the session (a client that is already gone), and
     /// ending it stops the reading; a reader registered after that would poll a dead stdin forever.
-    public func start() throws {
+    package func start() throws {
         try FileDescriptor.setNonBlocking(input)
         try FileDescriptor.setNonBlocking(output)
         loop.setReadable(input) { [unowned self] in self.readAvailable() }
@@ -118,7 +118,7 @@ public final class AgentSession {
     }
 
     /// Sends a message to the client on `channel`.
-    public func send(_ message: Message, channel: UInt32 = 0) {
+    package func send(_ message: Message, channel: UInt32 = 0) {
         guard ending == nil else { return }
         do {
             var bytes: [UInt8] = []
@@ -130,12 +130,12 @@ public final class AgentSession {
     }
 
     /// Answers request `requestID` with an error.
-    public func sendError(requestID: UInt32, code: ErrorCode, message: String, hint: String = "") {
+    package func sendError(requestID: UInt32, code: ErrorCode, message: String, hint: String = "") {
         send(.error(ErrorMessage(requestID: requestID, code: code, message: message, hint: hint)))
     }
 
     /// The negotiated terms, once the client's hello has arrived.
-    public var negotiation: Negotiation? { endpoint.negotiation }
+    package var negotiation: Negotiation? { endpoint.negotiation }
 
     // MARK: - Reading
 
@@ -253,7 +253,7 @@ public final class AgentSession {
     // MARK: - Ending
 
     /// Ends the session: stops reading, writes what is queued (so an error frame reaches the client), stops the loop.
-    public func end(_ reason: Ending) {
+    package func end(_ reason: Ending) {
         guard ending == nil else { return }
         ending = reason
         loop.setReadable(input, nil)
@@ -269,7 +269,7 @@ public final class AgentSession {
 }
 
 /// Something that handles requests beyond the session basics (jobs, status, cancel).
-public protocol AgentRequestHandler: AnyObject {
+package protocol AgentRequestHandler: AnyObject {
     /// Handles `message`; returns false when it is not this handler's.
     func handle(_ message: Message, channel: UInt32, session: AgentSession) -> Bool
     func sessionReady(_ session: AgentSession)
@@ -279,14 +279,14 @@ public protocol AgentRequestHandler: AnyObject {
 }
 
 extension AgentRequestHandler {
-    public func sessionReady(_ session: AgentSession) {}
-    public func outputDrained(_ session: AgentSession) {}
-    public func sessionEnded(_ session: AgentSession) {}
+    package func sessionReady(_ session: AgentSession) {}
+    package func outputDrained(_ session: AgentSession) {}
+    package func sessionEnded(_ session: AgentSession) {}
 }
 
 extension Message {
     /// The request id a reply must carry, for messages that are requests.
-    public var requestID: UInt32? {
+    package var requestID: UInt32? {
         switch self {
         case .submit(let value): value.requestID
         case .watch(let value): value.requestID

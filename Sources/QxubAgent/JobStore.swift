@@ -14,15 +14,15 @@ import Glibc
 /// ```
 /// Everything is plain files written atomically (no SQLite, no locks), so it is safe on NFS and Lustre
 /// and any login node of the cluster can follow any job.
-public struct JobStore: Sendable {
-    public let root: String
+package struct JobStore: Sendable {
+    package let root: String
 
-    public init(root: String) {
+    package init(root: String) {
         self.root = root
     }
 
     /// A new, empty job directory (mode 0700).
-    public func createJobDirectory() throws -> String {
+    package func createJobDirectory() throws -> String {
         try FileSystem.createDirectories(root + "/jobs")
         try FileSystem.createDirectories(root + "/by-id")
         for _ in 0..<20 {
@@ -34,19 +34,19 @@ public struct JobStore: Sendable {
     }
 
     /// A job directory's path as it would be created now (for dry runs, which create nothing).
-    public func plannedJobDirectory() -> String {
+    package func plannedJobDirectory() -> String {
         root + "/jobs/" + Self.timestamp() + "-" + Self.randomHex(6)
     }
 
     /// Records the scheduler's id for a job directory.
-    public func link(jobID: String, to directory: String) throws {
+    package func link(jobID: String, to directory: String) throws {
         try FileSystem.writeAtomically(directory + "/jobid", jobID + "\n")
         try FileSystem.symlink(Self.linkTarget(directory), at: indexPath(jobID))
     }
 
     /// Records the client's submission token for a job directory, before the scheduler is asked (see
     /// ``Submit/token``); false when the token is taken (by another agent, or by ours on an NFS retry).
-    public func link(token: String, to directory: String) throws -> Bool {
+    package func link(token: String, to directory: String) throws -> Bool {
         try FileSystem.createDirectories(root + "/by-token")
         // symlink(2) itself, not FileSystem.symlink (which replaces): it fails if the name exists, so the
         // first agent to record the token owns the submission.
@@ -58,24 +58,24 @@ public struct JobStore: Sendable {
     }
 
     /// Where the token's link points, whether or not this host sees that directory yet (NFS).
-    public func tokenTarget(_ token: String) -> String? {
+    package func tokenTarget(_ token: String) -> String? {
         resolve(link: root + "/by-token/" + token)
     }
 
     /// The directory of the submission with this token, or nil.
-    public func directory(forToken token: String) -> String? {
+    package func directory(forToken token: String) -> String? {
         tokenTarget(token).flatMap { FileSystem.isDirectory($0) ? $0 : nil }
     }
 
     /// The directory of a job submitted through qxub, or nil.
-    public func directory(forJobID jobID: String) -> String? {
+    package func directory(forJobID jobID: String) -> String? {
         resolve(link: indexPath(jobID)).flatMap { FileSystem.isDirectory($0) ? $0 : nil }
     }
 
     /// The id as the scheduler wrote it: PBS users type `354` for `354.vm` (and `354[]` for `354[].vm`), as
     /// qstat and qdel accept; a short id names the one job of the index whose id starts with `354.`. Nil when
     /// no job, or more than one (two PBS servers), has it.
-    public func canonicalJobID(_ jobID: String) -> String? {
+    package func canonicalJobID(_ jobID: String) -> String? {
         var resolver = JobIDResolver(store: self)
         return resolver.canonical(jobID)
     }
@@ -89,12 +89,12 @@ public struct JobStore: Sendable {
     }
 
     /// Resolves many ids (a status query of 30,000): the index is listed once, not once per short id.
-    public struct JobIDResolver {
+    package struct JobIDResolver {
         let store: JobStore
         /// Index names by their part before the first dot (`354` → [`354.vm`]), listed on first need.
         private var byShortID: [String: [String]]?
 
-        public init(store: JobStore) {
+        package init(store: JobStore) {
             self.store = store
         }
 
@@ -106,7 +106,7 @@ public struct JobStore: Sendable {
         }
 
         /// As ``JobStore/canonicalJobID(_:)``.
-        public mutating func canonical(_ jobID: String) -> String? {
+        package mutating func canonical(_ jobID: String) -> String? {
             if FileSystem.readLink(store.indexPath(jobID)) != nil { return jobID }
             guard !jobID.isEmpty, !jobID.contains("."), jobID.first?.isNumber == true else { return nil }
             if byShortID == nil {
@@ -137,9 +137,9 @@ public struct JobStore: Sendable {
 
     /// `<root>/history.tsv`: one line per submission from any machine, appended with one `write` (safe on
     /// NFS and Lustre: no locking, no database, no mmap).
-    public var historyPath: String { root + "/history.tsv" }
+    package var historyPath: String { root + "/history.tsv" }
 
-    public func appendHistory(jobID: String, backend: String, name: String, directory: String, submitHost: String) {
+    package func appendHistory(jobID: String, backend: String, name: String, directory: String, submitHost: String) {
         func clean(_ text: String) -> String { String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }) }
         let line =
             [
@@ -159,11 +159,11 @@ public struct JobStore: Sendable {
 
     /// How much of history.tsv a query reads at most, from its end: 10,000 entries (the largest query) of
     /// up to 1.6 KiB each. Memory stays bounded however long the file grows.
-    public static let historyWindow: UInt64 = 16 << 20
+    package static let historyWindow: UInt64 = 16 << 20
 
     /// The newest `limit` submissions: the file is read backwards a MiB at a time until it holds `limit`
     /// whole lines, or ``historyWindow`` bytes have been read.
-    public func history(limit: Int) -> [HistoryEntry] {
+    package func history(limit: Int) -> [HistoryEntry] {
         let fd = open(historyPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { FileDescriptor.close(fd) }
@@ -222,7 +222,7 @@ public struct JobStore: Sendable {
 
     /// A job's description, backend and files (its `--out`, `--err` and `--joblog` where it named them): the
     /// one place that reads `meta` into paths.
-    public func job(
+    package func job(
         directory: String,
         defaultKind: SchedulerKind
     ) -> (meta: JobMeta, kind: SchedulerKind, paths: JobPaths) {
@@ -282,27 +282,27 @@ package struct StoredJob: Hashable, Sendable {
 }
 
 /// The `key=value` description of a submission kept with the job (for attach and history).
-public struct JobMeta: Hashable, Sendable {
-    public var values: [String: String]
+package struct JobMeta: Hashable, Sendable {
+    package var values: [String: String]
 
-    public init(values: [String: String] = [:]) {
+    package init(values: [String: String] = [:]) {
         self.values = values
     }
 
-    public subscript(key: String) -> String? {
+    package subscript(key: String) -> String? {
         get { values[key] }
         set { values[key] = newValue }
     }
 
     /// One `key=value` per line; backslash and newline escaped.
-    public func serialized() -> String {
+    package func serialized() -> String {
         values.keys.sorted().map { key in
             let value = values[key]!.replacingAll("\\", with: "\\\\").replacingAll("\n", with: "\\n")
             return key + "=" + value + "\n"
         }.joined()
     }
 
-    public init(parsing text: String) {
+    package init(parsing text: String) {
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
@@ -325,18 +325,18 @@ public struct JobMeta: Hashable, Sendable {
 }
 
 /// The records a job script writes.
-public struct JobRecords: Hashable, Sendable {
+package struct JobRecords: Hashable, Sendable {
     /// From `started`: when and where.
-    public var startedHost: String?
+    package var startedHost: String?
     /// From `exit`: the command's status and an optional note ("setup", "pre").
-    public var exitStatus: Int32?
-    public var exitNote: String
-    public var cancelled: Bool
+    package var exitStatus: Int32?
+    package var exitNote: String
+    package var cancelled: Bool
     /// When the job started and ended (seconds since the epoch, the execution host's clock).
-    public var startedAt: UInt64?
-    public var endedAt: UInt64?
+    package var startedAt: UInt64?
+    package var endedAt: UInt64?
 
-    public init(paths: JobPaths) {
+    package init(paths: JobPaths) {
         startedHost = nil
         exitStatus = nil
         exitNote = ""
@@ -357,7 +357,7 @@ public struct JobRecords: Hashable, Sendable {
     /// The end of a job whose exit record could not be written (a full disk or quota): the job script then
     /// leaves an empty `exit.unwritable.STATUS` (no data blocks needed). Read only once the job has gone
     /// without a record, so following a running job never lists its directory.
-    public static func unwrittenExit(_ paths: JobPaths) -> JobTermination? {
+    package static func unwrittenExit(_ paths: JobPaths) -> JobTermination? {
         let prefix = "exit.unwritable."  // next to JobPaths.exitRecord, named by JobScript's qxub_record
         let statuses = FileSystem.listDirectory(paths.stateDirectory).compactMap { name -> Int32? in
             name.hasPrefix(prefix) ? Int32(name.dropFirst(prefix.count)) : nil

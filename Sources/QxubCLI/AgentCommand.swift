@@ -4,14 +4,14 @@ import QxubSystem
 
 extension QxubCommand {
     /// `qxub agent install|status|uninstall --platform NAME`
-    public struct Agent: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Agent: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "agent",
             abstract: "Install, inspect or remove qxub-agent on a cluster.",
             subcommands: [Install.self, Status.self, Uninstall.self]
         )
 
-        public init() {}
+        package init() {}
 
         static func installer(_ place: PlatformOptions) throws(ClientError) -> AgentInstaller {
             let platform = try place.platform()
@@ -25,8 +25,8 @@ extension QxubCommand {
             return AgentInstaller(platform: platform.name, remote: remote, settings: .fromProcess())
         }
 
-        public struct Install: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Install: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "install",
                 abstract: "Send the static agent to the cluster through the ssh connection (older versions stay)."
             )
@@ -36,8 +36,8 @@ extension QxubCommand {
                 help: "Install somewhere else than ~/.qxub/agent (a noexec or full home)."
             )
             var directory: String?
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let installed = try CLIFailure.catching { () throws(ClientError) -> AgentInstaller.Installed in
                     try Agent.installer(place).install(directory: directory)
                 }
@@ -47,14 +47,14 @@ extension QxubCommand {
             }
         }
 
-        public struct Status: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Status: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "status",
                 abstract: "List the agents installed on the cluster."
             )
             @OptionGroup var place: PlatformOptions
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 print(
                     try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).status() },
                     terminator: ""
@@ -62,14 +62,14 @@ extension QxubCommand {
             }
         }
 
-        public struct Uninstall: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Uninstall: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "uninstall",
                 abstract: "Remove the installed agents and the shim (job records stay)."
             )
             @OptionGroup var place: PlatformOptions
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 print(
                     try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).uninstall()
                     }

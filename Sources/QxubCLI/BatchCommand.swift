@@ -5,8 +5,8 @@ import QxubSystem
 
 extension QxubCommand {
     /// `qxub batch FILE|-`: one job per line, all over one session.
-    public struct Batch: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Batch: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "batch",
             abstract: "Run many commands as jobs over one session: one shell command line per input line.",
             discussion: """
@@ -25,9 +25,9 @@ extension QxubCommand {
         @OptionGroup(title: "Output") var output: OutputOptions
         @OptionGroup(title: "Where") var place: PlatformOptions
 
-        public init() {}
+        package init() {}
 
-        public mutating func validate() throws {
+        package mutating func validate() throws {
             try context.validate()
             try job.validate()
             if output.stdout != nil || output.stderr != nil || output.joblog != nil {
@@ -37,7 +37,7 @@ extension QxubCommand {
             }
         }
 
-        public func run() throws {
+        package func run() throws {
             let bytes = file == "-" ? (try? FileDescriptor.readAll(0)) : FileSystem.read(file)
             guard let bytes else {
                 throw CLIFailure(

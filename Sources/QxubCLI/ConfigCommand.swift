@@ -5,15 +5,15 @@ import Yams
 
 extension QxubCommand {
     /// `qxub config get|set|list|files|validate|init|edit`
-    public struct Config: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Config: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "config",
             abstract: "Read and change qxub's configuration (YAML layers; Python qxub files load as they are).",
             subcommands: [
                 Get.self, Set.self, List.self, Files.self, Validate.self, Init.self, Edit.self, Shortcut.self,
             ]
         )
-        public init() {}
+        package init() {}
 
         static func load(_ explicit: String? = nil) throws(CLIFailure) -> Configuration {
             try CLIFailure.catching { () throws(ClientError) -> Configuration in
@@ -27,14 +27,14 @@ extension QxubCommand {
             return directory + "/qxub/config.yaml"
         }
 
-        public struct Get: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Get: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "get",
                 abstract: "Print the value at a dotted key (the whole merged configuration without one)."
             )
             @Argument var key: String?
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let configuration = try Config.load()
                 guard let key else {
                     for (key, value) in configuration.flattened { print("\(key): \(value)") }
@@ -59,8 +59,8 @@ extension QxubCommand {
             }
         }
 
-        public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Set: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "set",
                 abstract: "Set a dotted key in one layer (the user file by default); the value is read as YAML."
             )
@@ -74,8 +74,8 @@ extension QxubCommand {
                 name: .customLong("local"),
                 help: "Write the project's .qx/local.yaml (the nearest .qx above, else here)."
             ) var local = false
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 // From a subdirectory, the project's own .qx (the one `exec` reads), not a new one that hides it.
                 let root = Configuration.projectDirectory() ?? FileSystem.currentDirectory()
                 let path = project ? root + "/.qx/project.yaml" : local ? root + "/.qx/local.yaml" : Config.userFile
@@ -125,14 +125,14 @@ extension QxubCommand {
             }
         }
 
-        public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct List: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "list",
                 abstract: "Every setting in effect, optionally with the file it comes from."
             )
             @Flag(name: .customLong("show-origin"), help: "Name the file each value comes from.") var showOrigin = false
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let configuration = try Config.load()
                 for (key, value) in configuration.flattened {
                     let origin =
@@ -142,26 +142,26 @@ extension QxubCommand {
             }
         }
 
-        public struct Files: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Files: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "files",
                 abstract: "The configuration files, in the order they are merged."
             )
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let layers = Configuration.layerFiles(explicit: nil)
                 if layers.isEmpty { print("no configuration files (the user file would be \(Config.userFile))") }
                 for layer in layers { print("\(layer.name): \(layer.path)") }
             }
         }
 
-        public struct Validate: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Validate: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "validate",
                 abstract: "Check that every file parses, and list keys qxub does not know."
             )
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let configuration = try Config.load()
                 for layer in configuration.layers { print("ok: \(layer.name): \(layer.path)") }
                 let unknown = configuration.unknownKeys
@@ -174,13 +174,13 @@ extension QxubCommand {
             }
         }
 
-        public struct Init: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Init: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "init",
                 abstract: "Write a starting user configuration (never overwrites)."
             )
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let path = Config.userFile
                 guard !FileSystem.exists(path) else {
                     throw CLIFailure(
@@ -213,13 +213,13 @@ extension QxubCommand {
             }
         }
 
-        public struct Edit: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Edit: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "edit",
                 abstract: "Open the user configuration in $EDITOR (then check it)."
             )
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let editor = Environment.get("VISUAL") ?? Environment.get("EDITOR") ?? "vi"
                 let child = try ChildProcess.spawn(["/bin/sh", "-c", editor + " \"$0\"", Config.userFile])
                 _ = child.wait()

@@ -5,16 +5,16 @@ import QxubSystem
 
 extension QxubCommand {
     /// `qxub doctor [--platform NAME]`: what users cannot see, measured.
-    public struct Doctor: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Doctor: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "doctor",
             abstract:
                 "Check the connection to a platform: master connection, login-shell cost, stray output, agent, scheduler."
         )
         @OptionGroup(title: "Where") var place: PlatformOptions
-        public init() {}
+        package init() {}
 
-        public func run() throws {
+        package func run() throws {
             try CLIFailure.catching { () throws(ClientError) -> Void in
                 let platform = try place.platform()
                 let settings = ClientSettings.fromProcess()

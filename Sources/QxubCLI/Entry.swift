@@ -3,9 +3,9 @@ import QxubClient
 import QxubSystem
 
 /// The `qxub` executable's entry: parse, run, and turn failures into messages and exit statuses.
-public enum Entry {
+package enum Entry {
     /// - Parameter commandLine: argv, the program's name first (`qx` means `qxub exec`).
-    public static func main(_ commandLine: [String]) -> Never {
+    package static func main(_ commandLine: [String]) -> Never {
         let name = commandLine.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "qxub"
         let rest = Array(commandLine.dropFirst())
         let arguments = name == "qx" ? QxArguments.execArguments(rest) : rest

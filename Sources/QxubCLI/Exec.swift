@@ -9,8 +9,8 @@ import Glibc
 
 extension QxubCommand {
     /// `qxub exec [options] -- COMMAND...`
-    public struct Exec: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Exec: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "exec",
             abstract: "Submit a command as a batch job and follow it until it ends.",
             discussion: """
@@ -35,9 +35,9 @@ extension QxubCommand {
         @Argument(parsing: .postTerminator, help: "The command, after --.")
         var command: [String] = []
 
-        public init() {}
+        package init() {}
 
-        public mutating func validate() throws {
+        package mutating func validate() throws {
             if commandString != nil && !command.isEmpty {
                 throw ValidationError("give the command either after -- or with --cmd, not both")
             }
@@ -58,7 +58,7 @@ extension QxubCommand {
             try resources.validate()
         }
 
-        public func run() throws {
+        package func run() throws {
             let mode: ExecSession.Mode = output.dry ? .dry : output.terse ? .terse : output.quiet ? .quiet : .follow
             ClientLog.level = output.verbose
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
@@ -185,8 +185,8 @@ extension QxubCommand {
 
 extension QxubCommand {
     /// `qxub attach JOB`: follow a job submitted earlier, from any login node of the cluster.
-    public struct Attach: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Attach: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "attach",
             abstract: "Follow a job submitted earlier: its output from the start, then live, and its exit status.",
             discussion: "Ctrl-C stops following; the job keeps running."
@@ -200,9 +200,9 @@ extension QxubCommand {
 
         @OptionGroup(title: "Where") var place: PlatformOptions
 
-        public init() {}
+        package init() {}
 
-        public func run() throws {
+        package func run() throws {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 try Exec.runSession(
                     endpoint: AgentEndpoint(platform: try place.platform(), settings: .fromProcess()),

@@ -9,14 +9,14 @@ import Glibc
 
 extension QxubCommand {
     /// `qxub history [list] | show JOB | out JOB | err JOB`
-    public struct History: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct History: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "history",
             abstract: "Jobs submitted from this machine (local and remote), newest first; a job's details and output.",
             subcommands: [List.self, Show.self, Out.self, Err.self, Log.self],
             defaultSubcommand: List.self
         )
-        public init() {}
+        package init() {}
 
         static func store() throws(CLIFailure) -> HistoryStore {
             try CLIFailure.catching { () throws(ClientError) -> HistoryStore in try HistoryStore() }
@@ -38,16 +38,16 @@ extension QxubCommand {
             return record
         }
 
-        public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs.")
+        package struct List: ParsableCommand {
+            package static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs.")
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
             @Flag(
                 name: .customLong("remote"),
                 help: "Ask the platform's agent: every job submitted on the cluster, from any machine."
             ) var remote = false
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 if remote {
                     let entries = try CLIFailure.catching { () throws(ClientError) -> [HistoryEntry] in
                         let resolved = try Platform.resolve(platform, configuration: try Configuration.load())
@@ -78,14 +78,14 @@ extension QxubCommand {
             }
         }
 
-        public struct Show: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Show: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "show",
                 abstract: "Everything recorded about one job (default: the newest)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let record = try History.find(jobID)
                 print("job:        \(record.jobID)")
                 print("platform:   \(record.platform) (\(record.backend))")
@@ -116,34 +116,34 @@ extension QxubCommand {
             if code == ExitCodes.unavailable || code == ExitCodes.connectionLost { throw ExitCode(code) }
         }
 
-        public struct Out: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Out: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "out",
                 abstract: "Print a job's stdout (waits for a running job; default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
-            public init() {}
-            public func run() throws { try History.stream(jobID, .stdout) }
+            package init() {}
+            package func run() throws { try History.stream(jobID, .stdout) }
         }
 
-        public struct Log: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Log: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "log",
                 abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
-            public init() {}
-            public func run() throws { try History.stream(jobID, .stdout, joblog: true) }
+            package init() {}
+            package func run() throws { try History.stream(jobID, .stdout, joblog: true) }
         }
 
-        public struct Err: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Err: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "err",
                 abstract: "Print a job's stderr (waits for a running job; default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
-            public init() {}
-            public func run() throws { try History.stream(jobID, .stderr) }
+            package init() {}
+            package func run() throws { try History.stream(jobID, .stderr) }
         }
     }
 }

@@ -9,8 +9,8 @@ import Glibc
 
 extension QxubCommand {
     /// `qxub cancel JOB...`
-    public struct Cancel: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Cancel: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "cancel",
             abstract: "Cancel jobs submitted through qxub: by id, by name (a shell pattern), or all unfinished ones.",
             discussion: """
@@ -27,16 +27,16 @@ extension QxubCommand {
         @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "List what would be cancelled.") var dryRun =
             false
         @OptionGroup(title: "Where") var place: PlatformOptions
-        public init() {}
+        package init() {}
 
-        public func validate() throws {
+        package func validate() throws {
             if (namePattern != nil || all) && !jobIDs.isEmpty {
                 throw ValidationError("give ids, --name or --all, not several")
             }
             if namePattern != nil && all { throw ValidationError("--name and --all exclude each other") }
         }
 
-        public func run() throws {
+        package func run() throws {
             var ids = jobIDs
             // --name and --all need the agent even for a dry run; the cancels then use the same session.
             var requests: AgentRequests?
@@ -102,8 +102,8 @@ extension QxubCommand {
     }
 
     /// `qxub status JOB... [--format human|json|snakemake|exitcode]`
-    public struct Status: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Status: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "status",
             abstract: "Show where jobs are: queued, running or finished, and how they ended.",
             discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract)."
@@ -113,15 +113,15 @@ extension QxubCommand {
         /// The Python qxub's spelling (`qxub status check ID --snakemake`), so Snakemake profiles keep working.
         @Flag(name: .customLong("snakemake"), help: .hidden) var snakemake = false
         @OptionGroup(title: "Where") var place: PlatformOptions
-        public init() {}
+        package init() {}
 
-        public func validate() throws {
+        package func validate() throws {
             guard ["human", "json", "snakemake", "exitcode"].contains(format) else {
                 throw ValidationError("--format \(format): use human, json, snakemake or exitcode")
             }
         }
 
-        public func run() throws {
+        package func run() throws {
             // `qxub status check ID` (the Python qxub's subcommand) is `qxub status ID`.
             let given = jobIDs.first == "check" ? Array(jobIDs.dropFirst()) : jobIDs
             let format = snakemake ? "snakemake" : format
@@ -169,8 +169,8 @@ extension QxubCommand {
     }
 
     /// `qxub monitor [JOB...]`: follow many jobs' states over one session until all have ended.
-    public struct Monitor: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Monitor: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "monitor",
             abstract: "Wait for jobs to finish, showing their states; exit 0 only when every job succeeded.",
             discussion:
@@ -182,7 +182,7 @@ extension QxubCommand {
         @Flag(name: .customLong("quiet"), help: "Only the final summary.") var quiet = false
         @Flag(name: .customLong("summary"), help: "Counts per state instead of a line per job.") var summary = false
         @OptionGroup(title: "Where") var place: PlatformOptions
-        public init() {}
+        package init() {}
 
         /// How long a job has run (or ran): from its started record to its exit record or now; "-" before it starts.
         static func elapsed(_ status: JobStatus, now: Double = MonotonicClock.wallNow()) -> String {
@@ -235,7 +235,7 @@ extension QxubCommand {
             return rows
         }
 
-        public func run() throws {
+        package func run() throws {
             let ids = Array(Set(jobIDs.isEmpty ? readIDsFromStdin() : jobIDs)).sorted()
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let (succeeded, failed) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int) in

@@ -4,13 +4,13 @@ import QxubSystem
 
 extension QxubCommand {
     /// `qxub platform list|info`
-    public struct PlatformCommand: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct PlatformCommand: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "platform",
             abstract: "Platforms from the configuration and the platform definitions (queues, limits, rules).",
             subcommands: [List.self, Info.self]
         )
-        public init() {}
+        package init() {}
 
         /// The definition `select-queue` and `estimate` use, or an error that says how to choose one.
         static func definition(
@@ -47,13 +47,13 @@ extension QxubCommand {
             }
         }
 
-        public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct List: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "list",
                 abstract: "List configured platforms and loaded definitions."
             )
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let (configuration, definitions) = try PlatformCommand.load()
                 let configured = configuration.value("platforms")?.map ?? [:]
                 for name in configured.keys.sorted() {
@@ -69,14 +69,14 @@ extension QxubCommand {
             }
         }
 
-        public struct Info: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Info: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "info",
                 abstract: "Queues, limits, walltime rules and charge rates of a platform definition."
             )
             @Argument var name: String?
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let (_, definitions) = try PlatformCommand.load()
                 guard
                     let definition = name.flatMap({ wanted in definitions.first { $0.name == wanted } })
@@ -113,8 +113,8 @@ extension QxubCommand {
     }
 
     /// `qxub select-queue --cpus N --mem M --time T [--gpus G --gpu-type X --internet]`
-    public struct SelectQueue: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct SelectQueue: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "select-queue",
             abstract: "Which queue `--queue auto` would choose, and the values it would send."
         )
@@ -123,8 +123,8 @@ extension QxubCommand {
             name: [.customLong("platform"), .customLong("profile")],
             help: "Whose definition (default: defaults.platform, or the only one loaded)."
         ) var platform: String?
-        public init() {}
-        public func run() throws {
+        package init() {}
+        package func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let decision = try CLIFailure.catching { () throws(ClientError) -> QueueSelector.Decision in
                 let definition = try PlatformCommand.definition(
@@ -156,8 +156,8 @@ extension QxubCommand {
     }
 
     /// `qxub estimate --cpus N --time T [--mem M] [-q QUEUE]`: service units per queue.
-    public struct Estimate: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Estimate: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "estimate",
             abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate)."
         )
@@ -167,8 +167,8 @@ extension QxubCommand {
             name: [.customLong("platform"), .customLong("profile")],
             help: "Whose definition (default: defaults.platform, or the only one loaded)."
         ) var platform: String?
-        public init() {}
-        public func run() throws {
+        package init() {}
+        package func run() throws {
             let (configuration, definitions) = try PlatformCommand.load()
             let rows = try CLIFailure.catching { () throws(ClientError) -> [(String, Double)] in
                 let definition = try PlatformCommand.definition(

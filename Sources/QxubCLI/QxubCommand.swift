@@ -2,8 +2,8 @@ import ArgumentParser
 import QxubProtocol
 
 /// The root `qxub` command.
-public struct QxubCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct QxubCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "qxub",
         abstract: "Run commands as HPC batch jobs and watch them as if they ran in your terminal.",
         version: "qxub \(QxubVersion.current)",
@@ -13,5 +13,5 @@ public struct QxubCommand: ParsableCommand {
         ]
     )
 
-    public init() {}
+    package init() {}
 }

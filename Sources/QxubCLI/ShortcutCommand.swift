@@ -4,16 +4,16 @@ import QxubSystem
 
 extension QxubCommand.Config {
     /// `qxub config shortcut set|list|show|delete|rename` (the Python qxub's shortcuts.json format).
-    public struct Shortcut: ParsableCommand {
-        public static let configuration = CommandConfiguration(
+    package struct Shortcut: ParsableCommand {
+        package static let configuration = CommandConfiguration(
             commandName: "shortcut",
             abstract: "Settings applied to commands that start with given words (~/.config/qxub/shortcuts.json).",
             subcommands: [Set.self, List.self, Show.self, Delete.self, Rename.self]
         )
-        public init() {}
+        package init() {}
 
-        public struct Set: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Set: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "set",
                 abstract: "Create or replace a shortcut: `qxub config shortcut set python --env pytorch --mem 16GB`."
             )
@@ -41,9 +41,9 @@ extension QxubCommand.Config {
             @Option(name: .customLong("execdir")) var execdir: String?
             @Option(name: .customLong("email")) var email: String?
             @Option(name: .customLong("email-opts")) var emailOptions: String?
-            public init() {}
+            package init() {}
 
-            public func run() throws {
+            package func run() throws {
                 // Checked here, so a bad value never reaches the file.
                 try CLIFailure.catching { () throws(ClientError) -> Void in
                     if let memory { _ = try ResourceParser.memory(memory) }
@@ -89,11 +89,14 @@ extension QxubCommand.Config {
             }
         }
 
-        public struct List: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "list", abstract: "List the shortcuts.")
+        package struct List: ParsableCommand {
+            package static let configuration = CommandConfiguration(
+                commandName: "list",
+                abstract: "List the shortcuts."
+            )
             @Flag(name: .customLong("show-origin")) var showOrigin = false
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in
                     try ShortcutStore.load()
                 }
@@ -108,11 +111,11 @@ extension QxubCommand.Config {
             }
         }
 
-        public struct Show: ParsableCommand {
-            public static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one shortcut.")
+        package struct Show: ParsableCommand {
+            package static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one shortcut.")
             @Argument var prefix: String
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 let store = try CLIFailure.catching { () throws(ClientError) -> ShortcutStore in
                     try ShortcutStore.load()
                 }
@@ -129,14 +132,14 @@ extension QxubCommand.Config {
             }
         }
 
-        public struct Delete: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Delete: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "delete",
                 abstract: "Delete a shortcut from the user file."
             )
             @Argument var prefix: String
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 try CLIFailure.catching { () throws(ClientError) -> Void in
                     var entries = try ShortcutStore.userEntries()
                     guard entries.removeValue(forKey: prefix) != nil else {
@@ -148,15 +151,15 @@ extension QxubCommand.Config {
             }
         }
 
-        public struct Rename: ParsableCommand {
-            public static let configuration = CommandConfiguration(
+        package struct Rename: ParsableCommand {
+            package static let configuration = CommandConfiguration(
                 commandName: "rename",
                 abstract: "Rename a shortcut in the user file."
             )
             @Argument var old: String
             @Argument var new: String
-            public init() {}
-            public func run() throws {
+            package init() {}
+            package func run() throws {
                 try CLIFailure.catching { () throws(ClientError) -> Void in
                     var entries = try ShortcutStore.userEntries()
                     guard let settings = entries.removeValue(forKey: old) else {

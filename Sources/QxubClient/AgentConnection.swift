@@ -7,37 +7,37 @@ import Glibc
 
 /// The client's end of one agent session: a child process (the local agent, or `ssh` running it on a
 /// cluster) whose stdin and stdout carry the protocol. Runs on an ``EventLoop``; never blocks it.
-public final class AgentConnection {
-    public let loop: EventLoop
+package final class AgentConnection {
+    package let loop: EventLoop
     private var child: ChildProcess!
     private var endpoint: ProtocolEndpoint
     private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var closed = false
     /// Bytes read from and written to the agent's pipes (the wire, compressed).
-    public private(set) var bytesReceived = 0
-    public var bytesSent: Int { outbox.bytesWritten }
+    package private(set) var bytesReceived = 0
+    package var bytesSent: Int { outbox.bytesWritten }
     /// What the agent said, in order.
-    public var onEvent: (ProtocolEndpoint.Event) -> Void = { _ in }
+    package var onEvent: (ProtocolEndpoint.Event) -> Void = { _ in }
     /// The session ended: nil when the agent closed cleanly.
-    public var onClose: (ClientError?) -> Void = { _ in }
+    package var onClose: (ClientError?) -> Void = { _ in }
     /// Describes the far end in errors ("the local agent", "gadi").
-    public let peerName: String
+    package let peerName: String
     /// The remote platform's name, for the commands that fix things (nil for the local agent).
-    public let platformName: String?
+    package let platformName: String?
     /// The session never got the agent's hello in time: over ssh, the usual cause is a master connection
     /// whose network is gone (a laptop that slept, a changed network) while its socket still answers.
-    public private(set) var stalled = false
+    package private(set) var stalled = false
     /// The session fell silent for three heartbeat intervals and was ended.
-    public private(set) var silent = false
+    package private(set) var silent = false
     /// This session runs ssh with `ControlPath=none`: the master of the user's own ssh config went silent
     /// earlier, and qxub never kills it (see ``AgentEndpoint/reconnect(replacing:heartbeat:notify:)``).
-    public internal(set) var bypassesUserMaster = false
+    package internal(set) var bypassesUserMaster = false
     /// What ended a session that closed without an error of its own, from its process's exit: the agent's
     /// goodbye, or ssh (or the local agent) killed, or ssh's lost connection.
-    public private(set) var endReason = "the agent closed the session"
+    package private(set) var endReason = "the agent closed the session"
     /// The session stalled or fell silent: its ssh master is suspect (see ``AgentEndpoint/reconnect(replacing:heartbeat:)``).
-    public var endedOnDeadConnection: Bool { stalled || silent }
+    package var endedOnDeadConnection: Bool { stalled || silent }
     private var reaped = false
     private var helloTimer: Int?
     private var heartbeatTimer: Int?
@@ -58,7 +58,7 @@ public final class AgentConnection {
     /// Seconds from spawning the agent process (for a remote platform: `ssh` over the master, the login
     /// shell, the shim and the agent) to the agent's hello: the whole cost of starting a session. Nil
     /// before the hello.
-    public var sessionStartSeconds: Double? { helloAt.map { $0 - spawnedAt } }
+    package var sessionStartSeconds: Double? { helloAt.map { $0 - spawnedAt } }
 
     /// How long a session waits for the agent's hello, and how often it pings.
     package struct Timing: Sendable, Equatable {
@@ -231,7 +231,7 @@ public final class AgentConnection {
     /// The hello qxub sends.
     /// - Parameter heartbeat: promise pings every ``ProtocolConstants/heartbeatInterval`` (the agent then
     ///   ends the session after 90 s of silence); only sessions that really ping may promise it.
-    public static func hello(heartbeat: Bool = true) -> Hello {
+    package static func hello(heartbeat: Bool = true) -> Hello {
         Hello(
             software: "qxub \(QxubVersion.current)",
             capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySplitReplies]
@@ -242,15 +242,15 @@ public final class AgentConnection {
         )
     }
 
-    public var negotiation: Negotiation? { endpoint.negotiation }
+    package var negotiation: Negotiation? { endpoint.negotiation }
 
     /// The session's process (the local agent, or `ssh`) of the current try.
     package var processID: pid_t { child.pid }
 
     /// The session has ended (closed by us, or lost).
-    public var isClosed: Bool { closed }
+    package var isClosed: Bool { closed }
 
-    public func send(_ message: Message, channel: UInt32 = 0) {
+    package func send(_ message: Message, channel: UInt32 = 0) {
         guard !closed else { return }
         do {
             var bytes: [UInt8] = []
@@ -265,14 +265,14 @@ public final class AgentConnection {
 
     /// Says goodbye, closes our end and waits (briefly) for the process; the agent exits when it reads
     /// end of file.
-    public func close() {
+    package func close() {
         shutdown()
         if !reaped { reap(timeout: 2) }
     }
 
     /// Says goodbye and closes our end without waiting for the process to exit, so work of our own can
     /// overlap ssh's teardown; ``close()`` then reaps it.
-    public func shutdown() {
+    package func shutdown() {
         guard !closed else { return }
         if retryTimer != nil {
             // Between two tries: no process, no descriptors.
@@ -295,7 +295,7 @@ public final class AgentConnection {
     /// started): says goodbye, closes our ends and kills the process at once. ``close()`` would wait up to 2 s
     /// for ssh and a login shell that may still be starting; nothing was asked of this session, so nothing is
     /// lost, and an agent that starts later finds its stdin ended and its stdout gone, and exits.
-    public func abandon() {
+    package func abandon() {
         shutdown()
         guard !reaped else { return }
         child.signal(SIGKILL)
@@ -304,7 +304,7 @@ public final class AgentConnection {
     }
 
     /// Kills the agent process (when it no longer answers).
-    public func terminate() {
+    package func terminate() {
         guard retryTimer == nil else { return }
         child.signal(SIGTERM)
     }

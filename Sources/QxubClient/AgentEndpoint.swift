@@ -2,12 +2,12 @@ import QxubProtocol
 import QxubSystem
 
 /// How to start a session with the agent for a platform: a local child, or ssh to a cluster.
-public struct AgentEndpoint: Sendable {
-    public let platform: Platform
+package struct AgentEndpoint: Sendable {
+    package let platform: Platform
     /// The environment's word on timeouts and on where the local agent is.
     package let settings: ClientSettings
     /// The name used in messages ("the local agent", "gadi").
-    public var peerName: String { platform.remote == nil ? "the local agent" : platform.name }
+    package var peerName: String { platform.remote == nil ? "the local agent" : platform.name }
 
     package init(platform: Platform, settings: ClientSettings) {
         self.platform = platform
@@ -19,7 +19,7 @@ public struct AgentEndpoint: Sendable {
     ///   - heartbeat: the caller pings every few seconds (see ``AgentConnection/hello(heartbeat:)``).
     ///   - bypassingUserMaster: run ssh with `ControlPath=none` (no master at all): the master of the user's
     ///     own ssh config hung, and qxub never kills it.
-    public func connect(
+    package func connect(
         loop: EventLoop,
         heartbeat: Bool = true,
         bypassingUserMaster: Bool = false
@@ -63,7 +63,7 @@ public struct AgentEndpoint: Sendable {
     /// ssh configuration is never killed (qxub cannot know what else runs over it), so the new session, and
     /// every later one of this command, runs ssh without it (`ControlPath=none`).
     /// - Parameter notify: told, in a sentence for the user, what was done with the master.
-    public func reconnect(
+    package func reconnect(
         replacing old: AgentConnection,
         heartbeat: Bool = true,
         notify: (String) -> Void = { _ in }
@@ -90,7 +90,7 @@ public struct AgentEndpoint: Sendable {
 
     /// Drops the platform's ssh master so the next ``connect(loop:heartbeat:bypassingUserMaster:)`` opens a
     /// new one. Nothing to do for the local agent.
-    public func discardMaster() {
+    package func discardMaster() {
         guard let remote = platform.remote else { return }
         let launcher = SSHLauncher(platform: platform.name, remote: remote)
         launcher.discardMaster(controlPath: try? launcher.controlPath())

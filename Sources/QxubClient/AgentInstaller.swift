@@ -7,8 +7,8 @@ import Glibc
 
 /// `qxub agent install/status/uninstall` for a remote platform, through the same ssh connection as the
 /// sessions (no scp, no internet on the cluster).
-public struct AgentInstaller: Sendable {
-    public let launcher: SSHLauncher
+package struct AgentInstaller: Sendable {
+    package let launcher: SSHLauncher
     /// Which agent and shim to send, and how long a login may take.
     package let settings: ClientSettings
 
@@ -72,15 +72,15 @@ public struct AgentInstaller: Sendable {
 
     /// What a successful install says: its own line, and what the remote side wrote to stderr (login files
     /// that greet or warn), to be shown as such before that line rather than instead of it.
-    public struct Installed: Sendable {
+    package struct Installed: Sendable {
         /// `installed qxub-agent VERSION (PLATFORM, protocol A-B) in DIR on HOST`.
-        public var line: String
+        package var line: String
         /// The remote side's stderr lines as text, or "" when it wrote none.
-        public var remoteStderr: String
-        public var platform: String
+        package var remoteStderr: String
+        package var platform: String
 
         /// The remote side's stderr, indented under a line that names it, or "" when there was none.
-        public var remoteStderrReport: String {
+        package var remoteStderrReport: String {
             guard !remoteStderr.isEmpty else { return "" }
             let lines = remoteStderr.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
             return "qxub: \(platform)'s stderr during the install:\n" + lines.joined(separator: "\n") + "\n"
@@ -88,7 +88,7 @@ public struct AgentInstaller: Sendable {
     }
 
     /// Sends the agent into `directory` (default `~/.qxub/agent`) under its version; older versions stay.
-    public func install(directory: String?) throws(ClientError) -> Installed {
+    package func install(directory: String?) throws(ClientError) -> Installed {
         let (agentPath, shimPath) = try artifacts()
         guard let agent = FileSystem.read(agentPath, limit: 64 << 20), let shim = FileSystem.read(shimPath) else {
             throw ClientError("cannot read \(agentPath) or \(shimPath)", exitCode: ExitCodes.unavailable)
@@ -219,7 +219,7 @@ public struct AgentInstaller: Sendable {
     }
 
     /// What is installed on the cluster.
-    public func status() throws(ClientError) -> String {
+    package func status() throws(ClientError) -> String {
         let run = try remote(SSHLauncher.shimCommand("status"), stdin: nil, timeout: 60)
         if let refusal = SSHLauncher.trustRefusal(run.stdoutText, platform: launcher.platform) { throw refusal }
         guard run.exit == .exited(0) else {
@@ -234,13 +234,13 @@ public struct AgentInstaller: Sendable {
 
     /// What `qxub doctor` reports of the cluster side: whether the agent's directory can hold and run
     /// programs (a noexec home) and how much room its filesystem has left (a full home).
-    public struct DirectoryCheck: Sendable {
-        public var directory: String
-        public var executable: Bool
-        public var freeKilobytes: Int?
+    package struct DirectoryCheck: Sendable {
+        package var directory: String
+        package var executable: Bool
+        package var freeKilobytes: Int?
     }
 
-    public func checkDirectory() throws(ClientError) -> DirectoryCheck {
+    package func checkDirectory() throws(ClientError) -> DirectoryCheck {
         let script = """
             d=$(cat "$HOME/.qxub/agent-dir" 2>/dev/null || echo "$HOME/.qxub/agent")
             mkdir -p "$d" 2>/dev/null
@@ -266,7 +266,7 @@ public struct AgentInstaller: Sendable {
 
     /// Removes every installed agent and the shim (job records stay). Only what `install` wrote goes: a
     /// `--dir` may be a shared or project directory holding other files.
-    public func uninstall() throws(ClientError) -> String {
+    package func uninstall() throws(ClientError) -> String {
         let script = """
             d=$(cat "$HOME/.qxub/agent-dir" 2>/dev/null || echo "$HOME/.qxub/agent")
             n=0

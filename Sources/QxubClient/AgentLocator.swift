@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Finds the agent binary for local sessions.
-public enum AgentLocator {
+package enum AgentLocator {
     /// `explicit` (`QXUB_AGENT`, see ``ClientSettings``), else `<prefix>/libexec/qxub/qxub-agent` beside the
     /// installed `qxub`, else a `qxub-agent` in the same directory (a build folder).
     package static func localAgent(explicit: String?) throws(ClientError) -> String {
@@ -33,7 +33,7 @@ public enum AgentLocator {
     }
 
     /// This process's executable.
-    public static func executablePath() -> String {
+    package static func executablePath() -> String {
         FileSystem.readLink("/proc/self/exe") ?? CommandLine.arguments[0]
     }
 }

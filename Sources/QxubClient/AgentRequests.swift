@@ -3,11 +3,11 @@ import QxubSystem
 
 /// Short request/reply conversations with an agent (cancel, status, history, ping) over one session, each
 /// waited for in turn: the blocking face of ``AgentClient``, for commands that ask and print.
-public final class AgentRequests {
-    public let loop = EventLoop()
-    public private(set) var connection: AgentConnection
-    public private(set) var strayBytes: [UInt8] = []
-    public private(set) var negotiation: Negotiation?
+package final class AgentRequests {
+    package let loop = EventLoop()
+    package private(set) var connection: AgentConnection
+    package private(set) var strayBytes: [UInt8] = []
+    package private(set) var negotiation: Negotiation?
     private var client: AgentClient
     private let endpoint: AgentEndpoint
     private var retriedStall = false
@@ -18,7 +18,7 @@ public final class AgentRequests {
     /// Set while a request is waited for: how it ends (a reply, an error, the session's end).
     private var outcome: ClientError??
 
-    public init(endpoint: AgentEndpoint) throws(ClientError) {
+    package init(endpoint: AgentEndpoint) throws(ClientError) {
         self.endpoint = endpoint
         // Requests are short and separated by pauses the caller chooses: no heartbeat promised.
         connection = try endpoint.connect(loop: loop, heartbeat: false)
@@ -26,10 +26,10 @@ public final class AgentRequests {
         wire()
     }
 
-    public func close() { connection.close() }
+    package func close() { connection.close() }
 
     /// Cancels jobs; returns (job, outcome message) pairs.
-    public func cancel(_ jobIDs: [String]) throws(ClientError) -> [(String, String)] {
+    package func cancel(_ jobIDs: [String]) throws(ClientError) -> [(String, String)] {
         var outcomes: [(String, String)] = []
         for jobID in jobIDs {
             do {
@@ -46,7 +46,7 @@ public final class AgentRequests {
 
     /// The status of many jobs, in the order asked: one request per run of ids that fits a frame (one
     /// scheduler query each on the agent's side), each answered by one or more reports (``StatusReport/more``).
-    public func status(_ jobIDs: [String]) throws(ClientError) -> [JobStatus] {
+    package func status(_ jobIDs: [String]) throws(ClientError) -> [JobStatus] {
         // Before the hello the peer's maximum is unknown: the announced default is what every agent takes.
         try waitForReady()
         let maxPayload = negotiation?.peerMaxPayload ?? ProtocolConstants.defaultMaxPayload
@@ -60,12 +60,12 @@ public final class AgentRequests {
     }
 
     /// The agent's own record of submissions on its host, newest first (one or more reports).
-    public func history(limit: Int) throws(ClientError) -> [HistoryEntry] {
+    package func history(limit: Int) throws(ClientError) -> [HistoryEntry] {
         try ask { client, reply in client.history(limit: limit, reply: reply) }
     }
 
     /// Round-trip times of `count` pings over this session, in seconds.
-    public func pings(_ count: Int) throws(ClientError) -> [Double] {
+    package func pings(_ count: Int) throws(ClientError) -> [Double] {
         var times: [Double] = []
         for _ in 0..<count {
             try waitForReady()

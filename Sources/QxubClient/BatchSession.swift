@@ -10,11 +10,11 @@ import Glibc
 /// Output lines are tagged with the job's number (`[3] …`) and written whole, so lines of different jobs
 /// never mix; at the end a summary goes to stderr. The exit status is the number of jobs that did not
 /// succeed (at most 100), 0 when all did. The policy is ``JobSessionStateMachine``'s, as for `qxub exec`.
-public final class BatchSession {
-    public struct Outcome: Sendable {
-        public var jobID: String?
-        public var code: Int32?
-        public var message: String?
+package final class BatchSession {
+    package struct Outcome: Sendable {
+        package var jobID: String?
+        package var code: Int32?
+        package var message: String?
     }
 
     private let endpoint: AgentEndpoint
@@ -22,13 +22,13 @@ public final class BatchSession {
     private let specs: [JobSpec]
     private let terse: Bool
     /// Delays between reconnection attempts (seconds), as for `qxub exec`.
-    public var reconnectDelays: [Double] = ReconnectPolicy().delays
-    public var onMessage: (String) -> Void = { _ in }
+    package var reconnectDelays: [Double] = ReconnectPolicy().delays
+    package var onMessage: (String) -> Void = { _ in }
     /// Where submissions and job ends are recorded (best effort).
-    public var history: HistoryStore?
+    package var history: HistoryStore?
     private var driver: JobSessionDriver?
 
-    public init(endpoint: AgentEndpoint, specs: [JobSpec], terse: Bool) throws(ClientError) {
+    package init(endpoint: AgentEndpoint, specs: [JobSpec], terse: Bool) throws(ClientError) {
         self.specs = specs
         self.terse = terse
         self.endpoint = endpoint
@@ -36,12 +36,12 @@ public final class BatchSession {
     }
 
     /// The per-job outcomes, in input order (after ``run()``).
-    public var results: [Outcome] {
+    package var results: [Outcome] {
         guard let jobs = driver?.machine.jobs else { return specs.map { _ in Outcome() } }
         return jobs.map { Outcome(jobID: $0.jobID, code: $0.code, message: $0.message) }
     }
 
-    public func run() -> Int32 {
+    package func run() -> Int32 {
         var configuration = JobSessionStateMachine.Configuration(
             presentation: .batch,
             mode: terse ? .terse : .follow,

@@ -1,23 +1,23 @@
 import QxubProtocol
 
 /// A failure the user sees: what went wrong, what to do, and qxub's exit status for it.
-public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String
-    public var exitCode: Int32
+package struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
+    package var message: String
+    package var hint: String
+    package var exitCode: Int32
     /// The remote platform has no agent this qxub can use (`qxub agent install` fixes it).
-    public var agentMissing = false
+    package var agentMissing = false
 
-    public init(_ message: String, hint: String = "", exitCode: Int32 = ExitCodes.internalError) {
+    package init(_ message: String, hint: String = "", exitCode: Int32 = ExitCodes.internalError) {
         self.message = message
         self.hint = hint
         self.exitCode = exitCode
     }
 
-    public var description: String { hint.isEmpty ? message : message + "\n  hint: " + hint }
+    package var description: String { hint.isEmpty ? message : message + "\n  hint: " + hint }
 
     /// An error frame from the agent, with the exit status its code maps to.
-    public init(_ error: ErrorMessage) {
+    package init(_ error: ErrorMessage) {
         let exitCode: Int32
         switch error.code {
         case .submitFailed: exitCode = ExitCodes.submissionRefused
@@ -36,35 +36,35 @@ public struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// qxub's exit statuses (docs/exit-codes.md). A job's own code passes through unchanged; these are the
 /// statuses qxub itself chooses, and qxub always says on stderr when it chose one.
-public enum ExitCodes {
+package enum ExitCodes {
     /// Bad command line or configuration (sysexits EX_USAGE).
-    public static let usage: Int32 = 64
+    package static let usage: Int32 = 64
     /// The agent, the scheduler or the job could not be reached or found (EX_UNAVAILABLE).
-    public static let unavailable = JobTermination.ExitStatus.unavailable
+    package static let unavailable = JobTermination.ExitStatus.unavailable
     /// A bug in qxub (EX_SOFTWARE).
-    public static let internalError: Int32 = 70
+    package static let internalError: Int32 = 70
     /// The job's environment could not be set up: conda, modules, container, working directory (EX_CONFIG).
-    public static let setupFailed: Int32 = 78
+    package static let setupFailed: Int32 = 78
     /// The job ran out of walltime (as GNU timeout).
-    public static let walltime = JobTermination.ExitStatus.walltime
+    package static let walltime = JobTermination.ExitStatus.walltime
     /// The scheduler refused the submission (as `docker run` for its own errors).
-    public static let submissionRefused: Int32 = 125
+    package static let submissionRefused: Int32 = 125
     /// Cancelled with Ctrl-C (128 + SIGINT).
-    public static let interrupted = JobTermination.ExitStatus.interrupted
+    package static let interrupted = JobTermination.ExitStatus.interrupted
     /// The job ran out of memory (128 + SIGKILL, as the kernel's OOM killer).
-    public static let memory = JobTermination.ExitStatus.memory
+    package static let memory = JobTermination.ExitStatus.memory
     /// Our stdout was closed (`qxub exec … | head`): qxub stopped following and left the job running
     /// (128 + SIGPIPE, what a Unix tool killed by the broken pipe reports).
-    public static let stdoutClosed: Int32 = 141
+    package static let stdoutClosed: Int32 = 141
     /// Deleted by someone else (128 + SIGTERM, what qdel and scancel send).
-    public static let deleted = JobTermination.ExitStatus.deleted
+    package static let deleted = JobTermination.ExitStatus.deleted
     /// The node failed under the job; rerunning may work (EX_TEMPFAIL).
-    public static let nodeFailure = JobTermination.ExitStatus.nodeFailure
+    package static let nodeFailure = JobTermination.ExitStatus.nodeFailure
     /// Lost the connection to the cluster while the job still runs.
-    public static let connectionLost: Int32 = 255
+    package static let connectionLost: Int32 = 255
 
     /// The status qxub exits with for a job's end, and a sentence for stderr when qxub chose it.
-    public static func exit(for termination: JobTermination) -> (code: Int32, message: String?) {
+    package static func exit(for termination: JobTermination) -> (code: Int32, message: String?) {
         let code = termination.exitStatus
         switch termination {
         case .exited:

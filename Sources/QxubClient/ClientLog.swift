@@ -6,23 +6,23 @@ import Glibc
 #endif
 
 /// The client's log: `~/.local/state/qxub/qxub.log` (rotated at 1 MiB), mirrored on stderr with `-v`.
-public enum ClientLog {
+package enum ClientLog {
     private static let verbosity = Atomic<Int>(0)
 
     /// 0: file only; 1 and up: also stderr (and the agent's messages, see `AgentConnection.hello`).
-    public static var level: Int {
+    package static var level: Int {
         get { verbosity.load(ordering: .relaxed) }
         set { verbosity.store(newValue, ordering: .relaxed) }
     }
 
-    public static var path: String {
+    package static var path: String {
         let base =
             Environment.get("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
             + "/.local/state"
         return base + "/qxub/qxub.log"
     }
 
-    public static func write(_ message: @autoclosure () -> String) {
+    package static func write(_ message: @autoclosure () -> String) {
         let text = message()
         if level > 0 { try? FileDescriptor.writeAll(2, "qxub: [log] " + text + "\n") }
         let file = path

@@ -2,18 +2,18 @@ import QxubSystem
 import Yams
 
 /// One value from a YAML configuration file.
-public indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
+package indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
     case string(String)
     case list([ConfigValue])
     case map([String: ConfigValue])
     case null
 
-    public var string: String? {
+    package var string: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
-    public var bool: Bool? {
+    package var bool: Bool? {
         guard let text = string?.lowercased() else { return nil }
         switch text {
         case "true", "yes", "on", "1": return true
@@ -22,17 +22,17 @@ public indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var list: [ConfigValue]? {
+    package var list: [ConfigValue]? {
         if case .list(let value) = self { return value }
         return nil
     }
 
-    public var map: [String: ConfigValue]? {
+    package var map: [String: ConfigValue]? {
         if case .map(let value) = self { return value }
         return nil
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .string(let value): value
         case .list(let values): "[" + values.map(\.description).joined(separator: ", ") + "]"
@@ -70,25 +70,25 @@ public indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
 /// system (`$XDG_CONFIG_DIRS/qxub/config.yaml`, first found) < user (`$XDG_CONFIG_HOME` or
 /// `~/.config/qxub/config.yaml`) < project (`.qx/project.yaml`, then `.qx/local.yaml`, found by walking up
 /// from the working directory) < `--config FILE` < the command line.
-public struct Configuration: Sendable {
-    public struct Layer: Sendable, Hashable {
-        public var name: String
-        public var path: String
+package struct Configuration: Sendable {
+    package struct Layer: Sendable, Hashable {
+        package var name: String
+        package var path: String
     }
 
-    public private(set) var root: ConfigValue = .map([:])
-    public private(set) var layers: [Layer] = []
+    package private(set) var root: ConfigValue = .map([:])
+    package private(set) var layers: [Layer] = []
     /// For each dotted key with a value: the layer that set it last.
-    public private(set) var origins: [String: Layer] = [:]
+    package private(set) var origins: [String: Layer] = [:]
 
     /// Top-level keys of the Python qxub's schema (read or not); any other key earns a warning.
-    public static let knownTopLevelKeys: Set<String> = [
+    package static let knownTopLevelKeys: Set<String> = [
         "defaults", "templates", "platforms", "platform_search_paths", "shared_db", "monitoring", "monitor",
         "notifications", "queue_preferences", "aliases", "verbosity", "history",
     ]
 
     /// Keys this qxub does not know, as dotted paths, with their file.
-    public var unknownKeys: [(key: String, layer: Layer)] {
+    package var unknownKeys: [(key: String, layer: Layer)] {
         origins.compactMap { key, layer in
             let top = key.split(separator: ".").first.map(String.init) ?? key
             return Self.knownTopLevelKeys.contains(top) ? nil : (key, layer)
@@ -96,7 +96,7 @@ public struct Configuration: Sendable {
     }
 
     /// Every leaf as `dotted.key` → value, sorted.
-    public var flattened: [(key: String, value: ConfigValue)] {
+    package var flattened: [(key: String, value: ConfigValue)] {
         var result: [(String, ConfigValue)] = []
         func walk(_ value: ConfigValue, _ prefix: String) {
             if case .map(let map) = value, !map.isEmpty {
@@ -109,11 +109,11 @@ public struct Configuration: Sendable {
         return result
     }
 
-    public init() {}
+    package init() {}
 
     /// The files that exist, in merge order.
     /// The nearest directory at or above `workingDirectory` that has a `.qx` folder (the project's root).
-    public static func projectDirectory(from workingDirectory: String = FileSystem.currentDirectory()) -> String? {
+    package static func projectDirectory(from workingDirectory: String = FileSystem.currentDirectory()) -> String? {
         var directory = workingDirectory
         while true {
             if FileSystem.isDirectory(directory + "/.qx") { return directory }
@@ -122,7 +122,7 @@ public struct Configuration: Sendable {
         }
     }
 
-    public static func layerFiles(
+    package static func layerFiles(
         explicit: String?,
         workingDirectory: String = FileSystem.currentDirectory()
     ) -> [Layer] {
@@ -148,7 +148,7 @@ public struct Configuration: Sendable {
     }
 
     /// Loads and merges every layer. A file that does not parse is an error that names it.
-    public static func load(explicit: String? = nil) throws(ClientError) -> Configuration {
+    package static func load(explicit: String? = nil) throws(ClientError) -> Configuration {
         var configuration = Configuration()
         for layer in layerFiles(explicit: explicit) {
             guard let text = FileSystem.readText(layer.path) else {
@@ -189,7 +189,7 @@ public struct Configuration: Sendable {
     }
 
     /// The value at a dotted path such as `platforms.gadi.remote.host`.
-    public func value(_ path: String) -> ConfigValue? {
+    package func value(_ path: String) -> ConfigValue? {
         var current = root
         for key in path.split(separator: ".") {
             guard let next = current.map?[String(key)] else { return nil }
@@ -198,5 +198,5 @@ public struct Configuration: Sendable {
         return current == .null ? nil : current
     }
 
-    public func string(_ path: String) -> String? { value(path)?.string }
+    package func string(_ path: String) -> String? { value(path)?.string }
 }

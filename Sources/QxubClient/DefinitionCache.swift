@@ -10,10 +10,10 @@ import Glibc
 /// The fetch runs the system `curl` (argv, no shell), which honours the user's proxy settings and
 /// certificates. Linking an HTTP stack into qxub instead (FoundationNetworking: libcurl and some 25
 /// libraries) made every `qxub` command start slower for a download that happens once a day.
-public enum DefinitionCache {
-    public static let maximumAge: Double = 24 * 3600
+package enum DefinitionCache {
+    package static let maximumAge: Double = 24 * 3600
 
-    public static var directory: String {
+    package static var directory: String {
         let base =
             Environment.get("XDG_CACHE_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
             + "/.cache"
@@ -26,7 +26,7 @@ public enum DefinitionCache {
 
     /// A local file holding the definition at `url`: the cached copy while fresh, else a new download;
     /// a stale copy when the download fails (`warn` says so); an error when there is neither.
-    public static func file(for url: String, warn: (String) -> Void = { _ in }) throws(ClientError) -> String {
+    package static func file(for url: String, warn: (String) -> Void = { _ in }) throws(ClientError) -> String {
         let path = cachePath(for: url)
         var info = stat()
         let cachedAge: Double? = stat(path, &info) == 0 ? MonotonicClock.wallNow() - Double(info.st_mtim.tv_sec) : nil
@@ -50,9 +50,9 @@ public enum DefinitionCache {
     }
 
     /// Seconds a download may take; a definition is a few kilobytes.
-    public static let downloadTimeout: Double = 20
+    package static let downloadTimeout: Double = 20
     /// Bytes a definition may have; more is not a definition.
-    public static let downloadLimit = 4 << 20
+    package static let downloadLimit = 4 << 20
 
     static func download(_ url: String) throws(ClientError) -> [UInt8] {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("file://") else {

@@ -10,8 +10,8 @@ import Glibc
 /// Job stdout goes to our stdout and job stderr to our stderr, byte for byte. Ctrl-C cancels the job and
 /// waits for the scheduler to confirm; a second Ctrl-C leaves it running. The exit status is the job's.
 /// The policy is ``JobSessionStateMachine``'s (a batch of one); ``JobSessionDriver`` runs it.
-public final class ExecSession {
-    public enum Mode: Sendable {
+package final class ExecSession {
+    package enum Mode: Sendable {
         /// Follow the job: stream output, exit with its code.
         case follow
         /// Print the job id and return at once.
@@ -23,35 +23,35 @@ public final class ExecSession {
     }
 
     /// What the session does first.
-    public enum Start: Sendable {
+    package enum Start: Sendable {
         case submit(JobSpec)
         /// Follow a job submitted earlier (`qxub attach`).
         case attach(jobID: String)
     }
 
     /// What the terminal may show (never on stdout).
-    public typealias Status = SessionStatus
+    package typealias Status = SessionStatus
 
-    public var onStatus: (Status) -> Void = { _ in }
+    package var onStatus: (Status) -> Void = { _ in }
     private let loop: EventLoop
     private let endpoint: AgentEndpoint
     private let connection: AgentConnection
     private let start: Start
     private let mode: Mode
     /// Where submissions and job ends are recorded (best effort: a history failure never fails a job).
-    public var history: HistoryStore?
+    package var history: HistoryStore?
     /// Only this stream is written out (`qxub history out|err`).
-    public var onlyStream: Output.Stream?
+    package var onlyStream: Output.Stream?
     /// Follow the job log instead of the job's output (`qxub history log`).
-    public var joblog = false
+    package var joblog = false
     /// Delays between reconnection attempts (seconds); past the last one qxub gives up with 255.
-    public var reconnectDelays: [Double] = ReconnectPolicy().delays
+    package var reconnectDelays: [Double] = ReconnectPolicy().delays
     private var driver: JobSessionDriver?
 
     /// Opens the first session at once (so connection errors surface before anything else).
     /// - Parameter connection: a session opened earlier on `loop` (so ssh and the login shell start while
     ///   qxub prepares the job); nil opens one now.
-    public init(
+    package init(
         endpoint: AgentEndpoint,
         start: Start,
         mode: Mode,
@@ -70,10 +70,10 @@ public final class ExecSession {
     }
 
     /// The loop the session runs on (for timers of whoever renders the status).
-    public var eventLoop: EventLoop { loop }
+    package var eventLoop: EventLoop { loop }
 
     /// Runs until the job ends (or, for terse and dry runs, until it is submitted); returns the exit status.
-    public func run() -> Int32 {
+    package func run() -> Int32 {
         let job: JobSessionStateMachine.JobStart
         switch start {
         case .submit(let spec): job = .submit(spec, token: Submit.newToken())
@@ -109,11 +109,11 @@ public final class ExecSession {
     }
 
     /// The error that ended the session, if one did.
-    public var failure: ClientError? { driver?.failure }
+    package var failure: ClientError? { driver?.failure }
 
     /// Wire bytes received over all connections of this session, and job output bytes delivered.
-    public var wireBytesReceived: Int { driver?.wireBytesReceived ?? 0 }
-    public var outputBytes: UInt64 {
+    package var wireBytesReceived: Int { driver?.wireBytesReceived ?? 0 }
+    package var outputBytes: UInt64 {
         guard let offsets = driver?.machine.jobs.first?.offsets else { return 0 }
         return (offsets[.stdout] ?? 0) + (offsets[.stderr] ?? 0)
     }

@@ -6,27 +6,27 @@ import QxubSystem
 /// One small transaction per submission and per job end: history stays fast with many thousands of
 /// records (the Python qxub rewrites a YAML file on every call and wipes it past about 150). Rollback
 /// journal, no WAL and no mmap, so a home directory on NFS or Lustre is safe.
-public final class HistoryStore: Sendable {
-    public struct Record: Sendable, Hashable {
-        public var id: Int64
-        public var jobID: String
-        public var platform: String
-        public var backend: String
-        public var name: String
-        public var command: String
-        public var workingDirectory: String
-        public var stateDirectory: String
-        public var submittedAt: Double
-        public var endedAt: Double?
-        public var exitCode: Int?
-        public var status: String
+package final class HistoryStore: Sendable {
+    package struct Record: Sendable, Hashable {
+        package var id: Int64
+        package var jobID: String
+        package var platform: String
+        package var backend: String
+        package var name: String
+        package var command: String
+        package var workingDirectory: String
+        package var stateDirectory: String
+        package var submittedAt: Double
+        package var endedAt: Double?
+        package var exitCode: Int?
+        package var status: String
     }
 
     private let queue: DatabaseQueue
-    public let path: String
+    package let path: String
 
     /// `QXUB_HISTORY_DB`, else `$XDG_DATA_HOME/qxub/history.sqlite`, else `~/.local/share/qxub/history.sqlite`.
-    public static var defaultPath: String {
+    package static var defaultPath: String {
         if let explicit = Environment.get("QXUB_HISTORY_DB"), !explicit.isEmpty { return explicit }
         let base =
             Environment.get("XDG_DATA_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? (Environment.get("HOME") ?? "/tmp")
@@ -34,7 +34,7 @@ public final class HistoryStore: Sendable {
         return base + "/qxub/history.sqlite"
     }
 
-    public init(path: String = HistoryStore.defaultPath) throws(ClientError) {
+    package init(path: String = HistoryStore.defaultPath) throws(ClientError) {
         self.path = path
         do {
             try FileSystem.createDirectories(FileSystem.directoryName(path), mode: 0o700)
@@ -81,7 +81,7 @@ public final class HistoryStore: Sendable {
 
     /// Records a submission; returns its row id.
     @discardableResult
-    public func recordSubmission(
+    package func recordSubmission(
         jobID: String,
         platform: String,
         backend: String,
@@ -103,7 +103,7 @@ public final class HistoryStore: Sendable {
     }
 
     /// Records how a job ended (the newest record with that id on that platform).
-    public func recordEnd(jobID: String, platform: String, exitCode: Int32, status: String) throws {
+    package func recordEnd(jobID: String, platform: String, exitCode: Int32, status: String) throws {
         try queue.write { db in
             try db.execute(
                 sql:
@@ -114,7 +114,7 @@ public final class HistoryStore: Sendable {
     }
 
     /// The newest records first.
-    public func recent(limit: Int, platform: String? = nil) throws -> [Record] {
+    package func recent(limit: Int, platform: String? = nil) throws -> [Record] {
         try queue.read { db in
             let rows: [Row]
             if let platform {
@@ -131,7 +131,7 @@ public final class HistoryStore: Sendable {
     }
 
     /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
-    public func find(_ jobID: String) throws -> Record? {
+    package func find(_ jobID: String) throws -> Record? {
         try queue.read { db in
             if let row = try Row.fetchOne(
                 db,
@@ -150,11 +150,11 @@ public final class HistoryStore: Sendable {
     }
 
     /// Jobs submitted and not yet seen to end, newest first (optionally on one platform).
-    public func unfinished(platform: String? = nil) throws -> [Record] {
+    package func unfinished(platform: String? = nil) throws -> [Record] {
         try recent(limit: 100_000, platform: platform).filter { $0.endedAt == nil }
     }
 
-    public func count() throws -> Int {
+    package func count() throws -> Int {
         try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
     }
 

@@ -5,14 +5,14 @@ import QxubProtocol
 /// `raw` passes bytes through as they come (`qxub exec`: job stdout to ours, job stderr to ours); `tagged`
 /// writes whole lines only, each prefixed with the job's number (`qxub batch`), so lines of different jobs
 /// never mix; `silent` writes nothing (`--quiet`).
-public struct OutputSink: Sendable, Equatable {
+package struct OutputSink: Sendable, Equatable {
     /// One of our two output streams.
-    public enum Target: Sendable, Equatable {
+    package enum Target: Sendable, Equatable {
         case stdout
         case stderr
     }
 
-    public enum Shape: Sendable, Equatable {
+    package enum Shape: Sendable, Equatable {
         /// Bytes as they come; with `only`, that job stream alone, written to our stdout.
         case raw(only: Output.Stream?)
         /// Whole lines, each starting with `[N] `.
@@ -20,16 +20,16 @@ public struct OutputSink: Sendable, Equatable {
         case silent
     }
 
-    public let shape: Shape
+    package let shape: Shape
     /// A tagged sink's partial last line per stream, waiting for its end of line (or the job's end).
     private var partial: [Output.Stream: [UInt8]] = [:]
 
-    public init(_ shape: Shape) {
+    package init(_ shape: Shape) {
         self.shape = shape
     }
 
     /// The writes that show `bytes` of job stream `stream`.
-    public mutating func accept(_ bytes: ArraySlice<UInt8>, from stream: Output.Stream) -> [(Target, [UInt8])] {
+    package mutating func accept(_ bytes: ArraySlice<UInt8>, from stream: Output.Stream) -> [(Target, [UInt8])] {
         switch shape {
         case .silent:
             return []
@@ -52,7 +52,7 @@ public struct OutputSink: Sendable, Equatable {
     }
 
     /// The writes that end the job's output: a tagged sink's partial lines, each given its end of line.
-    public mutating func finish() -> [(Target, [UInt8])] {
+    package mutating func finish() -> [(Target, [UInt8])] {
         guard case .tagged(let number) = shape else { return [] }
         var writes: [(Target, [UInt8])] = []
         for stream in [Output.Stream.stdout, .stderr] {

@@ -1,31 +1,31 @@
 import QxubSystem
 
 /// Where jobs run: this machine, or a cluster reached over SSH (a platform with a `remote:` section).
-public struct Platform: Sendable, Hashable {
+package struct Platform: Sendable, Hashable {
     /// How to reach a cluster. Keys follow the Python qxub's `platforms.<name>.remote`.
-    public struct Remote: Sendable, Hashable {
-        public var host: String
-        public var user: String?
+    package struct Remote: Sendable, Hashable {
+        package var host: String
+        package var user: String?
         /// Where jobs start; `{user}` resolves here, `{{user}}` and `{{project}}` on the cluster.
-        public var workingDirectory: String?
-        public var identity: String?
+        package var workingDirectory: String?
+        package var identity: String?
         /// Forward the ssh agent (for jobs that push to git or DVC remotes).
-        public var agentForwarding: Bool
+        package var agentForwarding: Bool
         /// How long an idle master connection stays open (ssh's ControlPersist).
-        public var controlPersist: String
+        package var controlPersist: String
         /// An ssh_config file to use instead of ~/.ssh/config (`ssh -F`).
-        public var sshConfig: String?
+        package var sshConfig: String?
         /// Extra `-o Key=Value` options.
-        public var sshOptions: [String]
+        package var sshOptions: [String]
     }
 
-    public var name: String
-    public var remote: Remote?
+    package var name: String
+    package var remote: Remote?
 
-    public static let local = Platform(name: "local", remote: nil)
+    package static let local = Platform(name: "local", remote: nil)
 
     /// The platform chosen by `--platform` or `defaults.platform`; local when neither names one.
-    public static func resolve(_ requested: String?, configuration: Configuration) throws(ClientError) -> Platform {
+    package static func resolve(_ requested: String?, configuration: Configuration) throws(ClientError) -> Platform {
         guard let name = requested ?? configuration.string("defaults.platform"), !name.isEmpty else { return .local }
         guard let entry = configuration.value("platforms.\(name)") else {
             if name == "local" { return .local }

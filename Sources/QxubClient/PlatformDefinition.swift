@@ -2,44 +2,44 @@ import QxubSystem
 import Yams
 
 /// A cluster's queues, limits and queue-selection rules, in the Python qxub's platform schema.
-public struct PlatformDefinition: Sendable, Hashable {
-    public struct Queue: Sendable, Hashable {
-        public var name: String
-        public var billingRate: Double
-        public var gpuType: String?
-        public var cpusPerGPU: UInt32?
-        public var internet: Bool
-        public var maxCPUs, minCPUs, maxGPUs, minGPUs: UInt32?
-        public var maxMemory, minMemory, maxLocalStorage, minLocalStorage: UInt64?
+package struct PlatformDefinition: Sendable, Hashable {
+    package struct Queue: Sendable, Hashable {
+        package var name: String
+        package var billingRate: Double
+        package var gpuType: String?
+        package var cpusPerGPU: UInt32?
+        package var internet: Bool
+        package var maxCPUs, minCPUs, maxGPUs, minGPUs: UInt32?
+        package var maxMemory, minMemory, maxLocalStorage, minLocalStorage: UInt64?
         /// (first core, last core, max walltime seconds)
-        public var walltimeRules: [(ClosedRange<UInt32>, UInt64)]
+        package var walltimeRules: [(ClosedRange<UInt32>, UInt64)]
 
-        public static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.name == rhs.name }
-        public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+        package static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.name == rhs.name }
+        package func hash(into hasher: inout Hasher) { hasher.combine(name) }
 
         /// The longest walltime for this many cores, if the queue says.
-        public func maxWalltime(cores: UInt32) -> UInt64? {
+        package func maxWalltime(cores: UInt32) -> UInt64? {
             walltimeRules.first { $0.0.contains(cores) }?.1
         }
     }
 
-    public struct Rule: Sendable, Hashable {
-        public var condition: String
-        public var queue: String
-        public var isDefault: Bool
+    package struct Rule: Sendable, Hashable {
+        package var condition: String
+        package var queue: String
+        package var isDefault: Bool
     }
 
-    public var name: String
-    public var queues: [Queue]
-    public var rules: [Rule]
-    public var source: String
+    package var name: String
+    package var queues: [Queue]
+    package var rules: [Rule]
+    package var source: String
 
-    public func queue(_ name: String) -> Queue? { queues.first { $0.name == name } }
+    package func queue(_ name: String) -> Queue? { queues.first { $0.name == name } }
 }
 
 extension PlatformDefinition {
     /// Reads `platform:`, `platforms: [...]` or a bare mapping from a YAML file.
-    public static func load(_ path: String) throws(ClientError) -> [PlatformDefinition] {
+    package static func load(_ path: String) throws(ClientError) -> [PlatformDefinition] {
         guard let text = FileSystem.readText(path) else {
             throw ClientError("cannot read the platform definition \(path)", exitCode: ExitCodes.usage)
         }
@@ -121,7 +121,7 @@ extension PlatformDefinition {
     /// Definitions from `QXUB_PLATFORM_FILE`, else every `*.yaml` in `QXUB_PLATFORM_PATHS` (colon-separated),
     /// `platform_search_paths`, or `/etc/qxub/platforms`, `~/.config/qxub/platforms`, `~/.qxub/platforms`;
     /// plus the `definition:` file of each configured platform.
-    public static func all(configuration: Configuration) throws(ClientError) -> [PlatformDefinition] {
+    package static func all(configuration: Configuration) throws(ClientError) -> [PlatformDefinition] {
         var files: [String] = []
         let home = Environment.get("HOME") ?? ""
         if let file = Environment.get("QXUB_PLATFORM_FILE"), !file.isEmpty {
@@ -159,7 +159,7 @@ extension PlatformDefinition {
 
     /// The definition for `platform` (else for `defaults.platform`), or the only one loaded; nil when
     /// several are loaded and none is named.
-    public static func chosen(
+    package static func chosen(
         from definitions: [PlatformDefinition],
         platform: String?,
         configuration: Configuration

@@ -1,16 +1,16 @@
 /// `--queue auto` and the queue rules of a platform definition: pick a queue, set CPUs for GPUs, raise
 /// values to a queue's minimums (saying so), and refuse requests over its limits before submission.
-public enum QueueSelector {
-    public struct Request: Sendable, Hashable {
-        public var cpus: UInt32?
-        public var memory: UInt64?
-        public var walltime: UInt64?
-        public var gpus: UInt32?
-        public var gpuType: String?
-        public var internet: Bool
-        public var localDisk: UInt64?
+package enum QueueSelector {
+    package struct Request: Sendable, Hashable {
+        package var cpus: UInt32?
+        package var memory: UInt64?
+        package var walltime: UInt64?
+        package var gpus: UInt32?
+        package var gpuType: String?
+        package var internet: Bool
+        package var localDisk: UInt64?
 
-        public init(
+        package init(
             cpus: UInt32? = nil,
             memory: UInt64? = nil,
             walltime: UInt64? = nil,
@@ -29,15 +29,15 @@ public enum QueueSelector {
         }
     }
 
-    public struct Decision: Sendable, Hashable {
-        public var queue: String
-        public var cpus: UInt32?
-        public var localDisk: UInt64?
-        public var warnings: [String]
+    package struct Decision: Sendable, Hashable {
+        package var queue: String
+        package var cpus: UInt32?
+        package var localDisk: UInt64?
+        package var warnings: [String]
     }
 
     /// The queue the rules choose.
-    public static func select(_ request: Request, in definition: PlatformDefinition) throws(ClientError) -> String {
+    package static func select(_ request: Request, in definition: PlatformDefinition) throws(ClientError) -> String {
         if let type = request.gpuType?.lowercased() {
             let types = Set(definition.queues.compactMap(\.gpuType))
             guard types.contains(type) else {
@@ -71,7 +71,7 @@ public enum QueueSelector {
 
     /// Applies `queue`'s rules to the request: CPUs for GPUs, minimums, then limits (an error names the
     /// limit and a queue that fits). Unknown queues pass untouched.
-    public static func adjust(
+    package static func adjust(
         _ request: Request,
         queue name: String,
         in definition: PlatformDefinition,
@@ -152,7 +152,7 @@ public enum QueueSelector {
     }
 
     /// Seconds as H:MM:SS.
-    public static func hours(_ seconds: UInt64) -> String {
+    package static func hours(_ seconds: UInt64) -> String {
         let minutes = seconds / 60 % 60
         return "\(seconds / 3600):\(minutes < 10 ? "0" : "")\(minutes):\(seconds % 60 < 10 ? "0" : "")\(seconds % 60)"
     }

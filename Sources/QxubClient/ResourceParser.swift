@@ -1,13 +1,13 @@
 /// Reads resource values the way users write them, or says which forms are accepted.
-public enum ResourceParser {
-    public static let memoryForms =
+package enum ResourceParser {
+    package static let memoryForms =
         "4GB, 16g, 1.5GB, 4GiB, 512MB, 512m, 100kb, or a number of megabytes (2000); binary units: 1GB = 1024MB, as PBS"
-    public static let timeForms =
+    package static let timeForms =
         "2h30m, 90m, 45s, 1d, 1d12h, 100:00:00, 1:30:00, 2:30 (hours:minutes), 1-12:00:00, or a number of minutes (90)"
 
     /// Bytes from "4GB", "16g", "1.5GB", "4GiB", "512MB"; a plain number is megabytes (as the Python
     /// qxub's parser and Slurm's `--mem` read it).
-    public static func memory(_ text: String) throws(ClientError) -> UInt64 {
+    package static func memory(_ text: String) throws(ClientError) -> UInt64 {
         let lowered = text.lowercased().filter { $0 != " " }
         var number = ""
         var unit = ""
@@ -54,7 +54,7 @@ public enum ResourceParser {
 
     /// Seconds from "2h30m", "90m", "1d", "100:00:00", "1:30:00", "2:30" (H:MM, as the Python qxub reads
     /// it for PBS users) or "90" (minutes).
-    public static func walltime(_ text: String) throws(ClientError) -> UInt64 {
+    package static func walltime(_ text: String) throws(ClientError) -> UInt64 {
         let trimmed = text.lowercased().filter { $0 != " " }
         func fail() -> ClientError {
             ClientError("'\(text)' is not a duration", hint: "write it like \(timeForms)", exitCode: ExitCodes.usage)

@@ -7,17 +7,17 @@ import Glibc
 
 /// Runs the system `ssh` for a remote platform, so the user's ~/.ssh/config, keys, agent, ProxyJump and
 /// MFA keep working, and reuses one master connection (ControlMaster/ControlPersist) for every call.
-public struct SSHLauncher: Sendable {
-    public let platform: String
-    public let remote: Platform.Remote
+package struct SSHLauncher: Sendable {
+    package let platform: String
+    package let remote: Platform.Remote
 
-    public init(platform: String, remote: Platform.Remote) {
+    package init(platform: String, remote: Platform.Remote) {
         self.platform = platform
         self.remote = remote
     }
 
     /// The remote command that starts the agent: constant, and the same for bash, zsh and tcsh.
-    public static func agentCommand(versions: ClosedRange<UInt32> = ProtocolConstants.versions) -> String {
+    package static func agentCommand(versions: ClosedRange<UInt32> = ProtocolConstants.versions) -> String {
         shimCommand("\(versions.lowerBound) \(versions.upperBound)")
     }
 
@@ -70,12 +70,12 @@ public struct SSHLauncher: Sendable {
 
     /// The private directory for control sockets (``ControlDirectory``): created by qxub, or checked to be
     /// yours, not a symbolic link, and writable by nobody else.
-    public static func controlDirectory() throws(ClientError) -> String {
+    package static func controlDirectory() throws(ClientError) -> String {
         try ControlDirectory.make(ControlDirectory.current()).path
     }
 
     /// True when the user's own ssh configuration already manages connection sharing for this host.
-    public func userManagesControlPath() -> Bool {
+    package func userManagesControlPath() -> Bool {
         guard let run = try? runCollectingOutput(["ssh"] + configArguments + ["-G", remote.host], timeout: 10),
             run.exit == .exited(0)
         else { return false }
@@ -95,7 +95,7 @@ public struct SSHLauncher: Sendable {
     }
 
     /// ssh with the user's options and our connection sharing.
-    public func baseArguments(controlPath: String?) -> [String] {
+    package func baseArguments(controlPath: String?) -> [String] {
         var arguments = ["ssh"] + configArguments
         if let controlPath {
             arguments += ["-o", "ControlPath=" + controlPath, "-o", "ControlPersist=" + remote.controlPersist]
@@ -107,7 +107,7 @@ public struct SSHLauncher: Sendable {
     ///
     /// A live socket of ours answers at once (no process spawned); only without one is `ssh -G` asked
     /// whether the user's configuration shares connections itself.
-    public func controlPath() throws(ClientError) -> String? {
+    package func controlPath() throws(ClientError) -> String? {
         let ours = try Self.controlDirectory() + "/" + ControlDirectory.socketName(platform: platform)
         if Self.socketIsLive(ours) { return ours }
         return userManagesControlPath() ? nil : ours
@@ -122,7 +122,7 @@ public struct SSHLauncher: Sendable {
     /// a missing one is opened in the foreground so a passphrase or MFA prompt can use the terminal. Its
     /// stderr goes to a log file, never to a pipe someone waits on. Of several qxub that find no master,
     /// one opens it and the others wait for it (``MasterLock``).
-    public func ensureMaster(controlPath: String?) throws(ClientError) {
+    package func ensureMaster(controlPath: String?) throws(ClientError) {
         let base = baseArguments(controlPath: controlPath)
         var lock: MasterLock?
         defer { lock?.release() }
@@ -217,7 +217,7 @@ public struct SSHLauncher: Sendable {
     /// ``MasterLock``, so no other qxub opens a master at the path meanwhile; a master opened by another qxub
     /// while this one waited for the lock is left alone. A master of the user's own ssh configuration (no
     /// control path of ours) is never touched.
-    public func discardMaster(controlPath: String?) {
+    package func discardMaster(controlPath: String?) {
         guard let controlPath else {
             ClientLog.write("ssh master for \(platform) is managed by your ssh config: left alone")
             return
@@ -245,7 +245,7 @@ public struct SSHLauncher: Sendable {
     }
 
     /// The argv of the session: ssh over the master, running the agent bootstrap, never prompting.
-    public func sessionArguments(controlPath: String?) -> [String] {
+    package func sessionArguments(controlPath: String?) -> [String] {
         var arguments = baseArguments(controlPath: controlPath) + ["-o", "BatchMode=yes", "-T"]
         if remote.agentForwarding { arguments.append("-A") }
         return arguments + [remote.host, Self.agentCommand()]

@@ -4,19 +4,19 @@
 /// refused together do not come back together.
 ///
 /// A value with an injected random source: the pauses can be checked without sleeping.
-public struct SessionRetryPolicy: Sendable {
+package struct SessionRetryPolicy: Sendable {
     /// Tries in all, the first included.
-    public var maxTries: Int
+    package var maxTries: Int
     /// Seconds after the first try within which every later try starts.
-    public var budget: Double
+    package var budget: Double
     /// The pause after the first failed try is between half of this and this; it doubles per try.
-    public var firstPause: Double
+    package var firstPause: Double
     /// No pause is longer than this.
-    public var maxPause: Double
+    package var maxPause: Double
     /// A number in 0..<1.
-    public var random: @Sendable () -> Double
+    package var random: @Sendable () -> Double
 
-    public init(
+    package init(
         maxTries: Int = 5,
         budget: Double = 10,
         firstPause: Double = 0.5,
@@ -34,7 +34,7 @@ public struct SessionRetryPolicy: Sendable {
     /// - Parameters:
     ///   - failedTries: tries made so far, all failed (1 after the first).
     ///   - elapsed: seconds since the first try started.
-    public func pause(afterFailedTries failedTries: Int, elapsed: Double) -> Double? {
+    package func pause(afterFailedTries failedTries: Int, elapsed: Double) -> Double? {
         guard failedTries >= 1, failedTries < maxTries, elapsed < budget else { return nil }
         var window = firstPause
         for _ in 1..<failedTries { window = min(maxPause, window * 2) }

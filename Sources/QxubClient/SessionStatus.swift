@@ -1,7 +1,7 @@
 import QxubProtocol
 
 /// What a job session tells the user about its progress (rendered on stderr, never on stdout).
-public enum SessionStatus: Sendable, Equatable {
+package enum SessionStatus: Sendable, Equatable {
     case submitted(jobID: String, backend: String)
     case state(JobState)
     case finished(code: Int32, message: String?)

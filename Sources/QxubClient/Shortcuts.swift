@@ -6,29 +6,29 @@ import QxubSystem
 ///
 /// Their values sit between the command line and the configuration's `defaults:`: the command line
 /// beats a shortcut, which beats the config, and each resource gets one value.
-public struct JobPreset: Sendable, Hashable {
-    public enum Kind: String, Sendable { case shortcut, alias }
-    public var kind: Kind
-    public var name: String
+package struct JobPreset: Sendable, Hashable {
+    package enum Kind: String, Sendable { case shortcut, alias }
+    package var kind: Kind
+    package var name: String
     /// Keys as the Python qxub stores them: env, mod, mods, sif, bind, resources, queue, name, project,
     /// pre, post, vars, execdir, email, email_opts, array, cmd.
-    public var settings: [String: ConfigValue]
+    package var settings: [String: ConfigValue]
 
-    public func string(_ key: String) -> String? { settings[key]?.string }
+    package func string(_ key: String) -> String? { settings[key]?.string }
 
-    public func list(_ key: String) -> [String] {
+    package func list(_ key: String) -> [String] {
         if let list = settings[key]?.list { return list.compactMap(\.string) }
         if let text = settings[key]?.string { return [text] }
         return []
     }
 
     /// Modules from `mod` (one or a list) and `mods` ("a,b c").
-    public var modules: [String] {
+    package var modules: [String] {
         list("mod") + (string("mods") ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
     }
 
     /// `resources` entries (PBS strings such as "mem=8GB") by resource name, and the rest as raw requests.
-    public var resourceEntries: (named: [String: String], raw: [String]) {
+    package var resourceEntries: (named: [String: String], raw: [String]) {
         var named: [String: String] = [:]
         var raw: [String] = []
         for entry in list("resources").flatMap({ $0.split(separator: ",").map(String.init) }) {
@@ -45,26 +45,26 @@ public struct JobPreset: Sendable, Hashable {
 
 /// The shortcut files: `<first $XDG_CONFIG_DIRS>/qxub/shortcuts.json` (system) and
 /// `~/.config/qxub/shortcuts.json` (user); user entries replace system ones with the same key.
-public struct ShortcutStore: Sendable {
-    public var shortcuts: [String: JobPreset] = [:]
-    public var origins: [String: String] = [:]
+package struct ShortcutStore: Sendable {
+    package var shortcuts: [String: JobPreset] = [:]
+    package var origins: [String: String] = [:]
 
-    public static var userFile: String {
+    package static var userFile: String {
         let home = Environment.get("HOME") ?? ""
         return (Environment.get("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config")
             + "/qxub/shortcuts.json"
     }
 
-    public static var systemFile: String {
+    package static var systemFile: String {
         let first =
             (Environment.get("XDG_CONFIG_DIRS").flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/xdg").split(separator: ":")
             .first.map(String.init) ?? "/etc/xdg"
         return first + "/qxub/shortcuts.json"
     }
 
-    public init() {}
+    package init() {}
 
-    public static func load() throws(ClientError) -> ShortcutStore {
+    package static func load() throws(ClientError) -> ShortcutStore {
         var store = ShortcutStore()
         for path in [systemFile, userFile] where FileSystem.exists(path) {
             for (key, settings) in try readFile(path) {
@@ -109,7 +109,7 @@ public struct ShortcutStore: Sendable {
     }
 
     /// The shortcut whose key is the longest prefix (in whole words) of the command.
-    public func match(_ words: [String]) -> JobPreset? {
+    package func match(_ words: [String]) -> JobPreset? {
         guard !words.isEmpty else { return nil }
         for count in stride(from: words.count, through: 1, by: -1) {
             if let preset = shortcuts[words[0..<count].joined(separator: " ")] { return preset }
@@ -118,7 +118,7 @@ public struct ShortcutStore: Sendable {
     }
 
     /// Writes the user file with `shortcuts` (key → settings), keys sorted, pretty-printed.
-    public static func writeUser(_ entries: [String: [String: ConfigValue]]) throws(ClientError) {
+    package static func writeUser(_ entries: [String: [String: ConfigValue]]) throws(ClientError) {
         func plain(_ value: ConfigValue) -> Any {
             switch value {
             case .string(let text): return text
@@ -141,14 +141,14 @@ public struct ShortcutStore: Sendable {
     }
 
     /// The user file's entries alone (what `set`, `delete` and `rename` change).
-    public static func userEntries() throws(ClientError) -> [String: [String: ConfigValue]] {
+    package static func userEntries() throws(ClientError) -> [String: [String: ConfigValue]] {
         FileSystem.exists(userFile) ? try readFile(userFile) : [:]
     }
 }
 
 extension Configuration {
     /// `aliases.<name>` as a preset: flat, or hierarchical (`main`, `subcommand` with `type`, `target.cmd`).
-    public func alias(_ name: String) -> JobPreset? {
+    package func alias(_ name: String) -> JobPreset? {
         guard let entry = value("aliases.\(name)")?.map else { return nil }
         var settings: [String: ConfigValue] = [:]
         let hierarchical = entry["main"] != nil || entry["subcommand"] != nil || entry["target"] != nil
@@ -162,5 +162,5 @@ extension Configuration {
         return JobPreset(kind: .alias, name: name, settings: settings)
     }
 
-    public var aliasNames: [String] { value("aliases")?.map?.keys.sorted() ?? [] }
+    package var aliasNames: [String] { value("aliases")?.map?.keys.sorted() ?? [] }
 }

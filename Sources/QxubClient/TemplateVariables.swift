@@ -6,19 +6,19 @@ import Glibc
 
 /// `{user}`, `{project}`, `{name}`, `{queue}`, `{timestamp}`, `{date}`, `{time}` and the `templates:`
 /// section, resolved in names and paths (as the Python qxub does, nested up to 10 times).
-public struct TemplateVariables: Sendable {
-    public var values: [String: String]
+package struct TemplateVariables: Sendable {
+    package var values: [String: String]
 
     /// The local user's name: `$USER`, else `$LOGNAME`, else the password database (the client is a
     /// dynamic executable, so NSS works here; the static agent never asks it).
-    public static var localUser: String {
+    package static var localUser: String {
         if let user = Environment.get("USER"), !user.isEmpty { return user }
         if let user = Environment.get("LOGNAME"), !user.isEmpty { return user }
         guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return "" }
         return String(cString: name)
     }
 
-    public init(
+    package init(
         user: String,
         project: String?,
         name: String?,
@@ -42,7 +42,7 @@ public struct TemplateVariables: Sendable {
 
     /// `text` with every known `{variable}` replaced; `{{...}}` is left alone (it belongs to the cluster
     /// side); unknown names are reported through `unknown` and left as they are.
-    public func resolve(_ text: String, unknown: (String) -> Void = { _ in }) -> String {
+    package func resolve(_ text: String, unknown: (String) -> Void = { _ in }) -> String {
         var current = text
         for _ in 0..<10 {
             var output = ""

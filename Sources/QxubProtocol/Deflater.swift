@@ -5,10 +5,10 @@ import CZlib
 /// Every call to ``compress(_:)`` ends with `Z_SYNC_FLUSH`, so the receiver can inflate each frame as
 /// soon as it arrives, while later frames still profit from the history of earlier ones (a shared stream
 /// brings log lines to about a quarter of their size; compressing each frame alone makes them larger).
-public final class Deflater {
+package final class Deflater {
     private var stream = z_stream()
 
-    public init(level: Int32 = 6) throws(ProtocolError) {
+    package init(level: Int32 = 6) throws(ProtocolError) {
         let status = qxub_deflateInit(&stream, level)
         guard status == Z_OK else { throw .deflateFailed("deflateInit returned \(status)") }
     }
@@ -16,7 +16,7 @@ public final class Deflater {
     deinit { deflateEnd(&stream) }
 
     /// Compresses `input` and flushes, returning bytes the peer's ``Inflater`` turns back into `input`.
-    public func compress(_ input: [UInt8]) throws(ProtocolError) -> [UInt8] {
+    package func compress(_ input: [UInt8]) throws(ProtocolError) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(input.count / 2 + 64)
         var chunk = [UInt8](repeating: 0, count: max(1024, input.count / 2 + 64))

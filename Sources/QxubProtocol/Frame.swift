@@ -15,22 +15,22 @@
 /// `flags` bit 0 (``Flags/compressed``) means the payload is the output of the sender's deflate stream
 /// after a sync flush; all other bits must be zero. Channel 0 is the session; each watched job gets its
 /// own channel so many jobs interleave on one session.
-public struct Frame: Hashable, Sendable {
+package struct Frame: Hashable, Sendable {
     /// Header flag bits.
-    public struct Flags: OptionSet, Hashable, Sendable {
-        public var rawValue: UInt8
-        public init(rawValue: UInt8) { self.rawValue = rawValue }
-        public static let compressed = Flags(rawValue: 0x01)
+    package struct Flags: OptionSet, Hashable, Sendable {
+        package var rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+        package static let compressed = Flags(rawValue: 0x01)
         /// Every bit this build understands.
-        public static let known: Flags = [.compressed]
+        package static let known: Flags = [.compressed]
     }
 
-    public var type: FrameType
-    public var channel: UInt32
+    package var type: FrameType
+    package var channel: UInt32
     /// The plain payload (after inflating, on the receiving side).
-    public var payload: [UInt8]
+    package var payload: [UInt8]
 
-    public init(type: FrameType, channel: UInt32 = 0, payload: [UInt8] = []) {
+    package init(type: FrameType, channel: UInt32 = 0, payload: [UInt8] = []) {
         self.type = type
         self.channel = channel
         self.payload = payload

@@ -3,35 +3,35 @@
 /// Feed it whatever arrives (whole, a byte at a time, in any chunks) with ``append(_:)``, then call
 /// ``decode()`` until it returns `nil` ("need more data"). The declared length is checked against
 /// ``maxPayload`` before a single payload byte is buffered, and inflating is capped by the same limit.
-public struct FrameDecoder {
+package struct FrameDecoder {
     private var buffer: [UInt8] = []
     private var readIndex = 0
     private var inflater: Inflater?
     /// The largest payload this side accepts: what it announced in its hello.
-    public var maxPayload: Int
+    package var maxPayload: Int
 
-    public init(maxPayload: Int = ProtocolConstants.preHelloMaxPayload) {
+    package init(maxPayload: Int = ProtocolConstants.preHelloMaxPayload) {
         self.maxPayload = maxPayload
     }
 
     /// Accepts compressed frames from now on (both hellos carried the deflate capability).
-    public mutating func enableDecompression() throws(ProtocolError) {
+    package mutating func enableDecompression() throws(ProtocolError) {
         if inflater == nil { inflater = try Inflater() }
     }
 
     /// Bytes received but not yet decoded.
-    public var bufferedByteCount: Int { buffer.count - readIndex }
+    package var bufferedByteCount: Int { buffer.count - readIndex }
 
-    public mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    package mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         buffer.append(contentsOf: bytes)
     }
 
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(contentsOf: bytes)
     }
 
     /// The next complete frame, or `nil` when more bytes are needed.
-    public mutating func decode() throws(ProtocolError) -> Frame? {
+    package mutating func decode() throws(ProtocolError) -> Frame? {
         guard bufferedByteCount >= ProtocolConstants.headerSize else { return nil }
         let header = FrameHeader(bytes: buffer[readIndex..<(readIndex + ProtocolConstants.headerSize)])
         let length = Int(header.length)
@@ -54,7 +54,7 @@ public struct FrameDecoder {
     }
 
     /// Call at end of input: throws if a frame was cut short.
-    public func finish() throws(ProtocolError) {
+    package func finish() throws(ProtocolError) {
         let left = bufferedByteCount
         guard left > 0 else { return }
         if left < ProtocolConstants.headerSize {
@@ -65,7 +65,7 @@ public struct FrameDecoder {
     }
 
     /// Takes the bytes not yet decoded (used when handing a stream from one decoder to another).
-    public mutating func takeRemainingBytes() -> [UInt8] {
+    package mutating func takeRemainingBytes() -> [UInt8] {
         let rest = Array(buffer[readIndex...])
         buffer.removeAll(keepingCapacity: true)
         readIndex = 0

@@ -2,24 +2,24 @@
 ///
 /// Compression is off until both hellos say ``ProtocolConstants/capabilityDeflate``; then payloads of at
 /// least ``ProtocolConstants/compressionThreshold`` bytes go through one shared deflate stream.
-public struct FrameEncoder {
+package struct FrameEncoder {
     private var deflater: Deflater?
     /// The largest payload the peer accepts (from its hello).
-    public var peerMaxPayload: Int
+    package var peerMaxPayload: Int
 
-    public init(peerMaxPayload: Int = ProtocolConstants.preHelloMaxPayload) {
+    package init(peerMaxPayload: Int = ProtocolConstants.preHelloMaxPayload) {
         self.peerMaxPayload = peerMaxPayload
     }
 
     /// Starts compressing payloads from the next frame on.
-    public mutating func enableCompression() throws(ProtocolError) {
+    package mutating func enableCompression() throws(ProtocolError) {
         if deflater == nil { deflater = try Deflater() }
     }
 
-    public var isCompressing: Bool { deflater != nil }
+    package var isCompressing: Bool { deflater != nil }
 
     /// Appends the encoded `frame` to `buffer`.
-    public mutating func encode(_ frame: Frame, into buffer: inout [UInt8]) throws(ProtocolError) {
+    package mutating func encode(_ frame: Frame, into buffer: inout [UInt8]) throws(ProtocolError) {
         var flags: Frame.Flags = []
         var payload = frame.payload
         if payload.count > peerMaxPayload {
@@ -39,7 +39,7 @@ public struct FrameEncoder {
     }
 
     /// Encodes one frame into a fresh buffer.
-    public mutating func encode(_ frame: Frame) throws(ProtocolError) -> [UInt8] {
+    package mutating func encode(_ frame: Frame) throws(ProtocolError) -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(ProtocolConstants.headerSize + frame.payload.count)
         try encode(frame, into: &buffer)
@@ -48,20 +48,20 @@ public struct FrameEncoder {
 }
 
 /// The fixed 10-byte header (see ``Frame``).
-public struct FrameHeader: Hashable, Sendable {
-    public var length: UInt32
-    public var type: FrameType
-    public var flags: Frame.Flags
-    public var channel: UInt32
+package struct FrameHeader: Hashable, Sendable {
+    package var length: UInt32
+    package var type: FrameType
+    package var flags: Frame.Flags
+    package var channel: UInt32
 
-    public init(length: UInt32, type: FrameType, flags: Frame.Flags, channel: UInt32) {
+    package init(length: UInt32, type: FrameType, flags: Frame.Flags, channel: UInt32) {
         self.length = length
         self.type = type
         self.flags = flags
         self.channel = channel
     }
 
-    public func write(into buffer: inout [UInt8]) {
+    package func write(into buffer: inout [UInt8]) {
         buffer.append(UInt8(truncatingIfNeeded: length >> 24))
         buffer.append(UInt8(truncatingIfNeeded: length >> 16))
         buffer.append(UInt8(truncatingIfNeeded: length >> 8))
@@ -75,7 +75,7 @@ public struct FrameHeader: Hashable, Sendable {
     }
 
     /// Reads a header from exactly ``ProtocolConstants/headerSize`` bytes.
-    public init(bytes: ArraySlice<UInt8>) {
+    package init(bytes: ArraySlice<UInt8>) {
         let start = bytes.startIndex
         func u32(_ at: Int) -> UInt32 {
             UInt32(bytes[start + at]) << 24 | UInt32(bytes[start + at + 1]) << 16

@@ -3,10 +3,10 @@ import CZlib
 /// The receiving end of a peer's ``Deflater``: one inflate stream per direction.
 ///
 /// Inflating is capped: a frame that inflates past the cap is an error, never an out-of-memory.
-public final class Inflater {
+package final class Inflater {
     private var stream = z_stream()
 
-    public init() throws(ProtocolError) {
+    package init() throws(ProtocolError) {
         let status = qxub_inflateInit(&stream)
         guard status == Z_OK else { throw .inflateFailed("inflateInit returned \(status)") }
     }
@@ -14,7 +14,7 @@ public final class Inflater {
     deinit { inflateEnd(&stream) }
 
     /// Inflates one frame's payload. Throws ``ProtocolError/inflatedTooLarge(maximum:)`` past `limit`.
-    public func decompress(_ input: ArraySlice<UInt8>, limit: Int) throws(ProtocolError) -> [UInt8] {
+    package func decompress(_ input: ArraySlice<UInt8>, limit: Int) throws(ProtocolError) -> [UInt8] {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: min(max(4096, input.count * 4), limit + 1))
         var input = Array(input)

@@ -2,29 +2,29 @@
 // peer that does not know a request type can still answer it with an error naming that id.
 
 /// Submit one job.
-public struct Submit: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var spec: JobSpec
+package struct Submit: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var spec: JobSpec
     /// Render the script and the submission command, submit nothing (`qxub exec --dry`).
-    public var dryRun: Bool
+    package var dryRun: Bool
     /// Chosen by the client once per job (16-64 lowercase hex digits) and sent again with every retry of
     /// the same submission: an agent that already has a job for it answers with that job instead of
     /// submitting a second one (a connection lost between submit and submitted loses no job, and makes
     /// none twice). Empty: no retries.
-    public var token: String
-    public init(requestID: UInt32, spec: JobSpec, dryRun: Bool = false, token: String = "") {
+    package var token: String
+    package init(requestID: UInt32, spec: JobSpec, dryRun: Bool = false, token: String = "") {
         self.requestID = requestID
         self.spec = spec
         self.dryRun = dryRun
         self.token = token
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.message(2, spec)
         writer.bool(3, dryRun)
         writer.string(4, token)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, spec: JobSpec(name: "", command: .shell(""), workingDirectory: ""))
         var sawSpec = false
         while let field = try reader.next() {
@@ -47,34 +47,34 @@ public struct Submit: WireCodable, Hashable {
 
 extension Submit {
     /// A fresh token: 32 hex digits from the system's random source.
-    public static func newToken() -> String {
+    package static func newToken() -> String {
         var generator = SystemRandomNumberGenerator()
         let digits = Array("0123456789abcdef".utf8)
         return String(decoding: (0..<32).map { _ in digits[Int(generator.next() % 16)] }, as: UTF8.self)
     }
 
     /// 16-64 lowercase hex digits (it names a file on the agent's host).
-    public static func isValidToken(_ token: String) -> Bool {
+    package static func isValidToken(_ token: String) -> Bool {
         (16...64).contains(token.utf8.count)
             && token.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
 
 /// The reply to ``Submit``: the scheduler accepted the job.
-public struct Submitted: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobID: String
+package struct Submitted: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobID: String
     /// The backend that took it: "local", "slurm" or "pbspro".
-    public var backend: String
+    package var backend: String
     /// Where the job's script, status records and (by default) output live on the agent's host.
-    public var stateDirectory: String
+    package var stateDirectory: String
     /// The job script (always for a dry run).
-    public var script: String
+    package var script: String
     /// The submission command as an argv (empty for the local backend).
-    public var command: [String]
+    package var command: [String]
     /// Things the user should know (an option this scheduler ignores, say).
-    public var warnings: [String]
-    public init(
+    package var warnings: [String]
+    package init(
         requestID: UInt32,
         jobID: String,
         backend: String,
@@ -91,7 +91,7 @@ public struct Submitted: WireCodable, Hashable {
         self.command = command
         self.warnings = warnings
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
         writer.string(3, backend)
@@ -100,7 +100,7 @@ public struct Submitted: WireCodable, Hashable {
         writer.strings(6, command)
         writer.strings(7, warnings)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "", backend: "")
         while let field = try reader.next() {
             switch field.number {
@@ -118,14 +118,14 @@ public struct Submitted: WireCodable, Hashable {
 }
 
 /// Follow a job on the frame's channel, resuming its output at the given byte offsets.
-public struct Watch: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobID: String
-    public var stdoutOffset: UInt64
-    public var stderrOffset: UInt64
+package struct Watch: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobID: String
+    package var stdoutOffset: UInt64
+    package var stderrOffset: UInt64
     /// Stream the job log (the scheduler's own output, with qxub's audit block) as stdout instead.
-    public var joblog: Bool
-    public init(
+    package var joblog: Bool
+    package init(
         requestID: UInt32,
         jobID: String,
         stdoutOffset: UInt64 = 0,
@@ -138,14 +138,14 @@ public struct Watch: WireCodable, Hashable {
         self.stderrOffset = stderrOffset
         self.joblog = joblog
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
         writer.varint(3, stdoutOffset)
         writer.varint(4, stderrOffset)
         writer.bool(5, joblog)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "")
         while let field = try reader.next() {
             switch field.number {
@@ -161,18 +161,18 @@ public struct Watch: WireCodable, Hashable {
 }
 
 /// A request that names one job: ``FrameType/cancel``, ``FrameType/unwatch``.
-public struct JobRequest: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobID: String
-    public init(requestID: UInt32, jobID: String) {
+package struct JobRequest: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobID: String
+    package init(requestID: UInt32, jobID: String) {
         self.requestID = requestID
         self.jobID = jobID
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "")
         while let field = try reader.next() {
             switch field.number {
@@ -185,22 +185,22 @@ public struct JobRequest: WireCodable, Hashable {
 }
 
 /// The reply to a cancel: the scheduler accepted it (the job's end arrives later as ``JobTermination``).
-public struct CancelResult: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobID: String
+package struct CancelResult: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobID: String
     /// False when the job had already finished: nothing was cancelled.
-    public var wasActive: Bool
-    public init(requestID: UInt32, jobID: String, wasActive: Bool) {
+    package var wasActive: Bool
+    package init(requestID: UInt32, jobID: String, wasActive: Bool) {
         self.requestID = requestID
         self.jobID = jobID
         self.wasActive = wasActive
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.string(2, jobID)
         writer.bool(3, wasActive)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "", wasActive: false)
         while let field = try reader.next() {
             switch field.number {
@@ -214,18 +214,18 @@ public struct CancelResult: WireCodable, Hashable {
 }
 
 /// Status of many jobs in one request (one scheduler query on the agent's side).
-public struct StatusQuery: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobIDs: [String]
-    public init(requestID: UInt32, jobIDs: [String]) {
+package struct StatusQuery: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobIDs: [String]
+    package init(requestID: UInt32, jobIDs: [String]) {
         self.requestID = requestID
         self.jobIDs = jobIDs
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.strings(2, jobIDs)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobIDs: [])
         while let field = try reader.next() {
             switch field.number {
@@ -236,7 +236,7 @@ public struct StatusQuery: WireCodable, Hashable {
         }
     }
     /// `jobIDs` in runs whose queries each fit `maxPayload` bytes (a client sends one query per run).
-    public static func runs(of jobIDs: [String], maxPayload: Int) -> [Range<Int>] {
+    package static func runs(of jobIDs: [String], maxPayload: Int) -> [Range<Int>] {
         ReplySplitter.runs(
             sizes: jobIDs.map { ReplySplitter.fieldSize(field: 2, length: $0.utf8.count) },
             maxPayload: maxPayload
@@ -245,14 +245,14 @@ public struct StatusQuery: WireCodable, Hashable {
 }
 
 /// One job's line in a ``StatusReport``.
-public struct JobStatus: WireCodable, Hashable {
-    public var jobID: String
-    public var state: JobState
-    public var termination: JobTermination?
+package struct JobStatus: WireCodable, Hashable {
+    package var jobID: String
+    package var state: JobState
+    package var termination: JobTermination?
     /// When the job started and ended (seconds since the epoch, from its records; 0 when unknown).
-    public var startedAt: UInt64
-    public var endedAt: UInt64
-    public init(
+    package var startedAt: UInt64
+    package var endedAt: UInt64
+    package init(
         jobID: String,
         state: JobState,
         termination: JobTermination? = nil,
@@ -265,14 +265,14 @@ public struct JobStatus: WireCodable, Hashable {
         self.startedAt = startedAt
         self.endedAt = endedAt
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.string(1, jobID)
         writer.message(2, state)
         writer.message(3, termination)
         writer.varint(4, startedAt)
         writer.varint(5, endedAt)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(jobID: "", state: JobState(phase: .unknown))
         while let field = try reader.next() {
             switch field.number {
@@ -291,22 +291,22 @@ public struct JobStatus: WireCodable, Hashable {
 ///
 /// A reply larger than the peer's maximum frame comes as several reports with the same request id, each
 /// with `more` but the last (for a client that announced ``ProtocolConstants/capabilitySplitReplies``).
-public struct StatusReport: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var jobs: [JobStatus]
+package struct StatusReport: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var jobs: [JobStatus]
     /// More reports follow for this request.
-    public var more: Bool
-    public init(requestID: UInt32, jobs: [JobStatus], more: Bool = false) {
+    package var more: Bool
+    package init(requestID: UInt32, jobs: [JobStatus], more: Bool = false) {
         self.requestID = requestID
         self.jobs = jobs
         self.more = more
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.messages(2, jobs)
         writer.bool(3, more)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobs: [])
         while let field = try reader.next() {
             switch field.number {
@@ -319,7 +319,7 @@ public struct StatusReport: WireCodable, Hashable {
     }
 
     /// The reply as reports whose payloads each fit `maxPayload` bytes (one report when it all fits).
-    public static func split(requestID: UInt32, jobs: [JobStatus], maxPayload: Int) -> [StatusReport] {
+    package static func split(requestID: UInt32, jobs: [JobStatus], maxPayload: Int) -> [StatusReport] {
         let runs = ReplySplitter.runs(of: jobs, field: 2, maxPayload: maxPayload)
         return runs.enumerated().map { index, run in
             StatusReport(requestID: requestID, jobs: Array(jobs[run]), more: index < runs.count - 1)
@@ -328,25 +328,25 @@ public struct StatusReport: WireCodable, Hashable {
 }
 
 /// Bytes of a job's stdout or stderr, starting at `offset` in that stream.
-public struct Output: WireCodable, Hashable {
-    public enum Stream: UInt8, Hashable, Sendable {
+package struct Output: WireCodable, Hashable {
+    package enum Stream: UInt8, Hashable, Sendable {
         case stdout = 0
         case stderr = 1
     }
-    public var stream: Stream
-    public var offset: UInt64
-    public var data: [UInt8]
-    public init(stream: Stream, offset: UInt64, data: [UInt8]) {
+    package var stream: Stream
+    package var offset: UInt64
+    package var data: [UInt8]
+    package init(stream: Stream, offset: UInt64, data: [UInt8]) {
         self.stream = stream
         self.offset = offset
         self.data = data
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, UInt64(stream.rawValue))
         writer.varint(2, offset)
         writer.bytes(3, data)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(stream: .stdout, offset: 0, data: [])
         while let field = try reader.next() {
             switch field.number {
@@ -368,14 +368,14 @@ public struct Output: WireCodable, Hashable {
 }
 
 /// Where a job is in its life: queued → running on a host → finished.
-public struct JobState: WireCodable, Hashable {
-    public enum Phase: UInt8, Hashable, Sendable, CustomStringConvertible {
+package struct JobState: WireCodable, Hashable {
+    package enum Phase: UInt8, Hashable, Sendable, CustomStringConvertible {
         case unknown = 0
         case queued = 1
         case held = 2
         case running = 3
         case finished = 4
-        public var description: String {
+        package var description: String {
             switch self {
             case .unknown: "unknown"
             case .queued: "queued"
@@ -385,22 +385,22 @@ public struct JobState: WireCodable, Hashable {
             }
         }
     }
-    public var phase: Phase
+    package var phase: Phase
     /// The execution host, once running.
-    public var host: String
+    package var host: String
     /// The scheduler's own word for the state (e.g. "PENDING", "R"), for display.
-    public var detail: String
-    public init(phase: Phase, host: String = "", detail: String = "") {
+    package var detail: String
+    package init(phase: Phase, host: String = "", detail: String = "") {
         self.phase = phase
         self.host = host
         self.detail = detail
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, UInt64(phase.rawValue))
         writer.string(2, host)
         writer.string(3, detail)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(phase: .unknown)
         while let field = try reader.next() {
             switch field.number {
@@ -414,18 +414,18 @@ public struct JobState: WireCodable, Hashable {
 }
 
 /// The agent's own record of submissions on its cluster (from any machine), newest first.
-public struct HistoryQuery: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var limit: UInt32
-    public init(requestID: UInt32, limit: UInt32) {
+package struct HistoryQuery: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var limit: UInt32
+    package init(requestID: UInt32, limit: UInt32) {
         self.requestID = requestID
         self.limit = limit
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.varint(2, limit)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, limit: 0)
         while let field = try reader.next() {
             switch field.number {
@@ -438,17 +438,17 @@ public struct HistoryQuery: WireCodable, Hashable {
 }
 
 /// One submission in the agent's history.
-public struct HistoryEntry: WireCodable, Hashable {
-    public var jobID: String
-    public var name: String
-    public var backend: String
+package struct HistoryEntry: WireCodable, Hashable {
+    package var jobID: String
+    package var name: String
+    package var backend: String
     /// Seconds since the epoch.
-    public var submittedAt: UInt64
-    public var stateDirectory: String
-    public var submitHost: String
+    package var submittedAt: UInt64
+    package var stateDirectory: String
+    package var submitHost: String
     /// The job's exit status from its record, when it has one.
-    public var exitStatus: Int32?
-    public init(
+    package var exitStatus: Int32?
+    package init(
         jobID: String,
         name: String,
         backend: String,
@@ -465,7 +465,7 @@ public struct HistoryEntry: WireCodable, Hashable {
         self.submitHost = submitHost
         self.exitStatus = exitStatus
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.string(1, jobID)
         writer.string(2, name)
         writer.string(3, backend)
@@ -474,7 +474,7 @@ public struct HistoryEntry: WireCodable, Hashable {
         writer.string(6, submitHost)
         writer.optionalSigned(7, exitStatus)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(jobID: "", name: "", backend: "", submittedAt: 0, stateDirectory: "", submitHost: "")
         while let field = try reader.next() {
             switch field.number {
@@ -492,22 +492,22 @@ public struct HistoryEntry: WireCodable, Hashable {
 }
 
 /// The reply to ``HistoryQuery``; split as ``StatusReport`` is when it is larger than a frame.
-public struct HistoryReport: WireCodable, Hashable {
-    public var requestID: UInt32
-    public var entries: [HistoryEntry]
+package struct HistoryReport: WireCodable, Hashable {
+    package var requestID: UInt32
+    package var entries: [HistoryEntry]
     /// More reports follow for this request.
-    public var more: Bool
-    public init(requestID: UInt32, entries: [HistoryEntry], more: Bool = false) {
+    package var more: Bool
+    package init(requestID: UInt32, entries: [HistoryEntry], more: Bool = false) {
         self.requestID = requestID
         self.entries = entries
         self.more = more
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.messages(2, entries)
         writer.bool(3, more)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, entries: [])
         while let field = try reader.next() {
             switch field.number {
@@ -520,7 +520,7 @@ public struct HistoryReport: WireCodable, Hashable {
     }
 
     /// The reply as reports whose payloads each fit `maxPayload` bytes (one report when it all fits).
-    public static func split(requestID: UInt32, entries: [HistoryEntry], maxPayload: Int) -> [HistoryReport] {
+    package static func split(requestID: UInt32, entries: [HistoryEntry], maxPayload: Int) -> [HistoryReport] {
         let runs = ReplySplitter.runs(of: entries, field: 2, maxPayload: maxPayload)
         return runs.enumerated().map { index, run in
             HistoryReport(requestID: requestID, entries: Array(entries[run]), more: index < runs.count - 1)

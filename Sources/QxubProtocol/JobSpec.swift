@@ -1,7 +1,7 @@
 /// Everything the agent needs to submit one job. Built by the client from options and configuration.
-public struct JobSpec: WireCodable, Hashable {
+package struct JobSpec: WireCodable, Hashable {
     /// How the command is run.
-    public enum Command: Hashable, Sendable {
+    package enum Command: Hashable, Sendable {
         /// One string, run by `bash -c` (pipes, `$VARS` and `;` work as in a terminal).
         case shell(String)
         /// An argv, passed exactly: no word splitting, globbing or expansion.
@@ -9,13 +9,13 @@ public struct JobSpec: WireCodable, Hashable {
     }
 
     /// Where the command runs: plain, conda, modules (then conda), or a container.
-    public struct Context: WireCodable, Hashable {
-        public var condaEnvironment: String?
-        public var modules: [String]
-        public var container: String?
-        public var binds: [String]
+    package struct Context: WireCodable, Hashable {
+        package var condaEnvironment: String?
+        package var modules: [String]
+        package var container: String?
+        package var binds: [String]
 
-        public init(
+        package init(
             condaEnvironment: String? = nil,
             modules: [String] = [],
             container: String? = nil,
@@ -27,14 +27,14 @@ public struct JobSpec: WireCodable, Hashable {
             self.binds = binds
         }
 
-        public func encode(to writer: inout WireWriter) {
+        package func encode(to writer: inout WireWriter) {
             writer.string(1, condaEnvironment)
             writer.strings(2, modules)
             writer.string(3, container)
             writer.strings(4, binds)
         }
 
-        public init(from reader: inout WireReader) throws(ProtocolError) {
+        package init(from reader: inout WireReader) throws(ProtocolError) {
             self.init()
             while let field = try reader.next() {
                 switch field.number {
@@ -49,17 +49,17 @@ public struct JobSpec: WireCodable, Hashable {
     }
 
     /// Requested resources, already parsed into units (the client validates what users type).
-    public struct Resources: WireCodable, Hashable {
-        public var memoryBytes: UInt64?
-        public var cpus: UInt32?
-        public var walltimeSeconds: UInt64?
-        public var localDiskBytes: UInt64?
-        public var gpus: UInt32?
-        public var storage: String?
+    package struct Resources: WireCodable, Hashable {
+        package var memoryBytes: UInt64?
+        package var cpus: UInt32?
+        package var walltimeSeconds: UInt64?
+        package var localDiskBytes: UInt64?
+        package var gpus: UInt32?
+        package var storage: String?
         /// Raw scheduler resource requests (PBS `-l` values), passed through unchanged.
-        public var raw: [String]
+        package var raw: [String]
 
-        public init(
+        package init(
             memoryBytes: UInt64? = nil,
             cpus: UInt32? = nil,
             walltimeSeconds: UInt64? = nil,
@@ -77,7 +77,7 @@ public struct JobSpec: WireCodable, Hashable {
             self.raw = raw
         }
 
-        public func encode(to writer: inout WireWriter) {
+        package func encode(to writer: inout WireWriter) {
             // Presence matters (0 is not "unset"), so optional numbers carry a leading 1 bit.
             // UInt64.max cannot carry the +1; it is sent as UInt64.max - 1 (no real request is that large).
             if let memoryBytes { writer.varint(1, min(memoryBytes, .max - 1) + 1) }
@@ -89,7 +89,7 @@ public struct JobSpec: WireCodable, Hashable {
             writer.strings(7, raw)
         }
 
-        public init(from reader: inout WireReader) throws(ProtocolError) {
+        package init(from reader: inout WireReader) throws(ProtocolError) {
             func present(_ field: WireReader.Field) throws(ProtocolError) -> UInt64 {
                 let raw = try field.uint64()
                 guard raw > 0 else {
@@ -119,33 +119,33 @@ public struct JobSpec: WireCodable, Hashable {
         }
     }
 
-    public var name: String
-    public var command: Command
-    public var workingDirectory: String
-    public var createWorkingDirectory: Bool
-    public var context: Context
-    public var pre: String?
-    public var post: String?
+    package var name: String
+    package var command: Command
+    package var workingDirectory: String
+    package var createWorkingDirectory: Bool
+    package var context: Context
+    package var pre: String?
+    package var post: String?
     /// Exported in the job, values literal (never expanded).
-    public var variables: [KeyValue]
-    public var resources: Resources
-    public var queue: String?
-    public var project: String?
-    public var array: String?
-    public var email: String?
-    public var emailEvents: String?
+    package var variables: [KeyValue]
+    package var resources: Resources
+    package var queue: String?
+    package var project: String?
+    package var array: String?
+    package var email: String?
+    package var emailEvents: String?
     /// The user's stdout and stderr files, and the job log (scheduler output, audit block).
-    public var stdoutPath: String?
-    public var stderrPath: String?
-    public var joblogPath: String?
+    package var stdoutPath: String?
+    package var stderrPath: String?
+    package var joblogPath: String?
     /// "local", "slurm", "pbspro", or empty for "whatever the agent detects".
-    public var backend: String
-    public var submitHost: String
-    public var clientVersion: String
+    package var backend: String
+    package var submitHost: String
+    package var clientVersion: String
     /// `--tag KEY=VALUE`: kept with the job (meta, history) for the user's own bookkeeping.
-    public var tags: [KeyValue] = []
+    package var tags: [KeyValue] = []
 
-    public init(
+    package init(
         name: String,
         command: Command,
         workingDirectory: String,
@@ -189,7 +189,7 @@ public struct JobSpec: WireCodable, Hashable {
         self.clientVersion = clientVersion
     }
 
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.string(1, name)
         switch command {
         case .shell(let line):
@@ -219,7 +219,7 @@ public struct JobSpec: WireCodable, Hashable {
         writer.messages(23, tags)
     }
 
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(name: "", command: .shell(""), workingDirectory: "")
         var shellLine = ""
         var isArgv = false
@@ -257,18 +257,18 @@ public struct JobSpec: WireCodable, Hashable {
 }
 
 /// A name and a value, e.g. one `--var KEY=VALUE`.
-public struct KeyValue: WireCodable, Hashable {
-    public var key: String
-    public var value: String
-    public init(_ key: String, _ value: String) {
+package struct KeyValue: WireCodable, Hashable {
+    package var key: String
+    package var value: String
+    package init(_ key: String, _ value: String) {
         self.key = key
         self.value = value
     }
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.string(1, key)
         writer.string(2, value)
     }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init("", "")
         while let field = try reader.next() {
             switch field.number {

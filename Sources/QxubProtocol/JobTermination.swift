@@ -1,7 +1,7 @@
 /// How a job ended. Outcomes are values: a failed job is data, not a thrown error.
-public enum JobTermination: WireCodable, Hashable {
+package enum JobTermination: WireCodable, Hashable {
     /// Why a scheduler ended a job.
-    public enum SchedulerReason: UInt8, Hashable, Sendable, CustomStringConvertible {
+    package enum SchedulerReason: UInt8, Hashable, Sendable, CustomStringConvertible {
         case walltime = 1
         case memory = 2
         /// Deleted by someone else (or by us from another process) while it ran or waited.
@@ -9,7 +9,7 @@ public enum JobTermination: WireCodable, Hashable {
         case nodeFailure = 4
         case other = 5
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .walltime: "walltime exceeded"
             case .memory: "memory limit exceeded"
@@ -35,7 +35,7 @@ public enum JobTermination: WireCodable, Hashable {
     /// (unknown) with the status in field 2, so an older peer reads it as unknown with the same detail.
     case exitUnrecorded(Int32, detail: String)
 
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         switch self {
         case .exited(let code):
             writer.varint(1, 1 as UInt64)
@@ -61,7 +61,7 @@ public enum JobTermination: WireCodable, Hashable {
         }
     }
 
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         var kind: UInt64 = 0
         var code: Int32 = 0
         var hasCode = false
@@ -95,18 +95,18 @@ public enum JobTermination: WireCodable, Hashable {
 extension JobTermination {
     /// qxub's own exit statuses for the ways a job can end (docs/exit-codes.md). `ExitCodes` in QxubClient
     /// names them for the client; they live here so that the agent records the same status it would return.
-    public enum ExitStatus {
-        public static let unavailable: Int32 = 69
-        public static let nodeFailure: Int32 = 75
-        public static let walltime: Int32 = 124
-        public static let interrupted: Int32 = 130
-        public static let memory: Int32 = 137
-        public static let deleted: Int32 = 143
+    package enum ExitStatus {
+        package static let unavailable: Int32 = 69
+        package static let nodeFailure: Int32 = 75
+        package static let walltime: Int32 = 124
+        package static let interrupted: Int32 = 130
+        package static let memory: Int32 = 137
+        package static let deleted: Int32 = 143
     }
 
     /// The status qxub exits with for this end: the command's own status, 128+N for a signal, else the
     /// status qxub chooses for the scheduler's or the user's doing.
-    public var exitStatus: Int32 {
+    package var exitStatus: Int32 {
         switch self {
         case .exited(let code), .exitUnrecorded(let code, _):
             // A shell exits with its status modulo 256.

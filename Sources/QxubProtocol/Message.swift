@@ -1,5 +1,5 @@
 /// A decoded frame payload: what one side says to the other.
-public enum Message: Hashable, Sendable {
+package enum Message: Hashable, Sendable {
     case hello(Hello)
     case goodbye(Goodbye)
     case ping(Ping)
@@ -21,7 +21,7 @@ public enum Message: Hashable, Sendable {
     /// A frame type this build does not know; `requestID` is its field 1 when that is a number, else 0.
     case unknown(FrameType, requestID: UInt32)
 
-    public var frameType: FrameType {
+    package var frameType: FrameType {
         switch self {
         case .hello: .hello
         case .goodbye: .goodbye
@@ -46,7 +46,7 @@ public enum Message: Hashable, Sendable {
     }
 
     /// The frame that carries this message on `channel`.
-    public func frame(channel: UInt32 = 0) -> Frame {
+    package func frame(channel: UInt32 = 0) -> Frame {
         let payload: [UInt8]
         switch self {
         case .hello(let value): payload = value.wireBytes()
@@ -76,7 +76,7 @@ public enum Message: Hashable, Sendable {
     }
 
     /// Decodes a frame's payload according to its type.
-    public init(frame: Frame) throws(ProtocolError) {
+    package init(frame: Frame) throws(ProtocolError) {
         let bytes = frame.payload[...]
         let type = frame.type
         switch type {
@@ -104,7 +104,7 @@ public enum Message: Hashable, Sendable {
     }
 
     /// Field 1 as a request id, wherever it stands in the payload; 0 when absent or unreadable.
-    public static func requestID(inPayload payload: [UInt8]) -> UInt32 {
+    package static func requestID(inPayload payload: [UInt8]) -> UInt32 {
         var reader = WireReader(payload[...], type: .error)
         while let field = try? reader.next() {
             if field.number == 1, let id = try? field.uint32() { return id }
@@ -114,7 +114,7 @@ public enum Message: Hashable, Sendable {
 
     /// Whether this type is a request the receiver must answer (replies and events are never answered,
     /// so two peers can never bounce errors at each other).
-    public static func isRequest(_ type: FrameType) -> Bool {
+    package static func isRequest(_ type: FrameType) -> Bool {
         switch type {
         case .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery, .ping: true
         case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .historyReport, .output,

@@ -1,16 +1,16 @@
 /// What two hellos agree on.
-public struct Negotiation: Hashable, Sendable {
+package struct Negotiation: Hashable, Sendable {
     /// The highest protocol version both sides speak.
-    public var version: UInt32
+    package var version: UInt32
     /// Both sides compress with one deflate stream per direction.
-    public var compression: Bool
+    package var compression: Bool
     /// The largest payload the peer accepts.
-    public var peerMaxPayload: Int
+    package var peerMaxPayload: Int
     /// The peer's hello, for display (software, platform, scheduler).
-    public var peer: Hello
+    package var peer: Hello
 
     /// Agrees on the highest common version, or throws ``ProtocolError/versionMismatch(local:remote:remoteSoftware:)``.
-    public init(local: Hello, remote: Hello) throws(ProtocolError) {
+    package init(local: Hello, remote: Hello) throws(ProtocolError) {
         let low = max(local.versions.lowerBound, remote.versions.lowerBound)
         let high = min(local.versions.upperBound, remote.versions.upperBound)
         guard low <= high else {

@@ -4,23 +4,23 @@
 /// before the agent starts. The client therefore scans up to ``limit`` bytes for the magic and hands
 /// back what came before it (to show as a warning). The agent reads from the client, which writes
 /// nothing before its magic, so it scans with a limit of zero: anything else is ``ProtocolError/badMagic(received:)``.
-public struct PreambleScanner {
-    public enum Result: Equatable, Sendable {
+package struct PreambleScanner {
+    package enum Result: Equatable, Sendable {
         /// Keep feeding bytes.
         case needMore
         /// Found: `stray` came before the magic; `remainder` follows it and belongs to the frame decoder.
         case found(stray: [UInt8], remainder: [UInt8])
     }
 
-    public let limit: Int
+    package let limit: Int
     private var seen: [UInt8] = []
 
     /// - Parameter limit: how many stray bytes may precede the magic.
-    public init(limit: Int) {
+    package init(limit: Int) {
         self.limit = limit
     }
 
-    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(ProtocolError) -> Result
+    package mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(ProtocolError) -> Result
     where Bytes.Element == UInt8 {
         let searchFrom = max(0, seen.count - (ProtocolConstants.magic.count - 1))
         seen.append(contentsOf: bytes)
@@ -44,7 +44,7 @@ public struct PreambleScanner {
     }
 
     /// What was seen so far, for the error when the stream ends before the magic.
-    public var bytesSeen: [UInt8] { seen }
+    package var bytesSeen: [UInt8] { seen }
 
     private func firstIndex(of needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
         guard haystack.count >= needle.count else { return nil }

@@ -7,9 +7,9 @@
 /// for event in try endpoint.receive(bytesRead) { … } // .stray, .ready, .message
 /// write(try endpoint.encode(.ping(Ping(nonce: 1))))
 /// ```
-public struct ProtocolEndpoint {
+package struct ProtocolEndpoint {
     /// Something the peer said, or learned about it.
-    public enum Event: Hashable, Sendable {
+    package enum Event: Hashable, Sendable {
         /// Bytes that came before the peer's magic (login-shell noise), to show as a warning.
         case stray([UInt8])
         /// Hellos exchanged; the session is usable.
@@ -27,7 +27,7 @@ public struct ProtocolEndpoint {
         case ready(Negotiation)
     }
 
-    public let localHello: Hello
+    package let localHello: Hello
     private var phase: Phase
     private var encoder = FrameEncoder()
     private var decoder = FrameDecoder()
@@ -35,19 +35,19 @@ public struct ProtocolEndpoint {
     /// - Parameters:
     ///   - hello: what this side announces.
     ///   - preambleLimit: stray bytes tolerated before the peer's magic (the client: 64 KiB; the agent: 0).
-    public init(hello: Hello, preambleLimit: Int) {
+    package init(hello: Hello, preambleLimit: Int) {
         self.localHello = hello
         self.phase = .awaitingMagic(PreambleScanner(limit: preambleLimit))
     }
 
     /// The agreed terms, once ``Event/ready(_:)`` has been delivered.
-    public var negotiation: Negotiation? {
+    package var negotiation: Negotiation? {
         if case .ready(let negotiation) = phase { return negotiation }
         return nil
     }
 
     /// The bytes this side sends first: the magic and its hello (never compressed).
-    public mutating func start() -> [UInt8] {
+    package mutating func start() -> [UInt8] {
         var bytes = ProtocolConstants.magic
         // A hello is far below the pre-hello limit, so this cannot fail.
         try? encoder.encode(Message.hello(localHello).frame(), into: &bytes)
@@ -58,7 +58,7 @@ public struct ProtocolEndpoint {
     ///
     /// If the bytes end in a protocol error, the events decoded before it are lost to the caller; use
     /// ``receive(_:onEvent:)`` to act on every event before the error.
-    public mutating func receive<Bytes: Sequence>(_ bytes: Bytes) throws(ProtocolError) -> [Event]
+    package mutating func receive<Bytes: Sequence>(_ bytes: Bytes) throws(ProtocolError) -> [Event]
     where Bytes.Element == UInt8 {
         var events: [Event] = []
         try receive(bytes) { events.append($0) }
@@ -67,7 +67,7 @@ public struct ProtocolEndpoint {
 
     /// Feeds bytes from the peer and hands each event to `onEvent` as soon as it is decoded, so a ping
     /// followed by garbage still gets its pong before the session ends.
-    public mutating func receive<Bytes: Sequence>(_ bytes: Bytes, onEvent: (Event) -> Void) throws(ProtocolError)
+    package mutating func receive<Bytes: Sequence>(_ bytes: Bytes, onEvent: (Event) -> Void) throws(ProtocolError)
     where Bytes.Element == UInt8 {
         if case .awaitingMagic(var scanner) = phase {
             switch try scanner.feed(bytes) {
@@ -116,7 +116,7 @@ public struct ProtocolEndpoint {
     }
 
     /// Call when the peer's stream ends: throws if it ended early or mid-frame.
-    public func finish() throws(ProtocolError) {
+    package func finish() throws(ProtocolError) {
         switch phase {
         case .awaitingMagic(let scanner):
             if scanner.bytesSeen.isEmpty { throw .endedBeforeHello }
@@ -131,12 +131,12 @@ public struct ProtocolEndpoint {
     }
 
     /// Encodes a message for the peer (compressed when agreed and worth it).
-    public mutating func encode(_ message: Message, channel: UInt32 = 0) throws(ProtocolError) -> [UInt8] {
+    package mutating func encode(_ message: Message, channel: UInt32 = 0) throws(ProtocolError) -> [UInt8] {
         try encoder.encode(message.frame(channel: channel))
     }
 
     /// Appends an encoded message to `buffer`.
-    public mutating func encode(
+    package mutating func encode(
         _ message: Message,
         channel: UInt32 = 0,
         into buffer: inout [UInt8]
@@ -145,5 +145,5 @@ public struct ProtocolEndpoint {
     }
 
     /// The largest payload the peer accepts (before the hello: the pre-hello limit).
-    public var peerMaxPayload: Int { encoder.peerMaxPayload }
+    package var peerMaxPayload: Int { encoder.peerMaxPayload }
 }

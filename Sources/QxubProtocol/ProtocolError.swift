@@ -1,7 +1,7 @@
 /// Everything that can go wrong while reading or writing the wire protocol.
 ///
 /// Each case says what happened in words a user can act on; ``hint`` says what to do.
-public enum ProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
+package enum ProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The first bytes were not the qxub magic (agent side: no tolerance for stray bytes).
     case badMagic(received: [UInt8])
     /// The client read this many bytes without finding the agent's magic.
@@ -31,7 +31,7 @@ public enum ProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A frame to send is larger than the peer accepts.
     case outgoingTooLarge(size: Int, maximum: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .badMagic(let received):
             "the peer did not start with the qxub magic bytes; received \(EscapedBytes(received))"
@@ -66,14 +66,14 @@ public enum ProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Bytes shown to a person: printable ASCII as is, everything else escaped (`\n`, `\x1b`).
-public struct EscapedBytes: CustomStringConvertible, Sendable {
-    public var bytes: [UInt8]
-    public var limit: Int
-    public init(_ bytes: [UInt8], limit: Int = 200) {
+package struct EscapedBytes: CustomStringConvertible, Sendable {
+    package var bytes: [UInt8]
+    package var limit: Int
+    package init(_ bytes: [UInt8], limit: Int = 200) {
         self.bytes = bytes
         self.limit = limit
     }
-    public var description: String {
+    package var description: String {
         var text = "\""
         for byte in bytes.prefix(limit) {
             switch byte {
@@ -98,7 +98,7 @@ extension String {
     /// This text with its control characters written out (`\n`, `\r`, `\t`, `\x1b`, `\u{9b}`), for printing
     /// text that came from the other side (an agent's error, a warning, a host name) on a terminal: escape
     /// sequences in it could set the terminal's title, clear the screen or fake qxub's own lines.
-    public var escapingControlCharacters: String {
+    package var escapingControlCharacters: String {
         guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) }) else {
             return self
         }

@@ -1,4 +1,4 @@
 /// The software version shared by `qxub` and `qxub-agent` (they are released together).
-public enum QxubVersion {
-    public static let current = "0.1.0"
+package enum QxubVersion {
+    package static let current = "0.1.0"
 }

@@ -2,24 +2,24 @@
 ///
 /// A status report for 30,000 jobs, or 10,000 history entries, is larger than the 1 MiB a peer accepts in
 /// one frame: the sender sends several messages of the same kind instead, each with `more` but the last.
-public enum ReplySplitter {
+package enum ReplySplitter {
     /// Room left in each frame for the fields other than the repeated one (request id, `more`).
-    public static let headroom = 64
+    package static let headroom = 64
 
     /// Bytes that one length-delimited field of `length` bytes takes on the wire (key, length, bytes).
-    public static func fieldSize(field: Int, length: Int) -> Int {
+    package static func fieldSize(field: Int, length: Int) -> Int {
         varintSize(UInt64(field) << 3 | 2) + varintSize(UInt64(length)) + length
     }
 
     /// Runs of `values` (encoded as field `field`) whose sum fits `maxPayload` minus the headroom.
-    public static func runs<Value: WireCodable>(of values: [Value], field: Int, maxPayload: Int) -> [Range<Int>] {
+    package static func runs<Value: WireCodable>(of values: [Value], field: Int, maxPayload: Int) -> [Range<Int>] {
         runs(sizes: values.map { fieldSize(field: field, length: $0.wireBytes().count) }, maxPayload: maxPayload)
     }
 
     /// Runs of consecutive items whose sizes sum to at most `maxPayload` minus the headroom; an item larger
     /// than that alone gets a run of its own (its sender fails locally rather than drop it silently).
     /// Always at least one run, empty when there are no items: an empty reply is still a reply.
-    public static func runs(sizes: [Int], maxPayload: Int) -> [Range<Int>] {
+    package static func runs(sizes: [Int], maxPayload: Int) -> [Range<Int>] {
         let budget = max(1, maxPayload - headroom)
         var runs: [Range<Int>] = []
         var start = 0

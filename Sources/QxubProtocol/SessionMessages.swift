@@ -1,21 +1,21 @@
 // Session-level messages (channel 0): hello, goodbye, ping/pong, error.
 
 /// The first frame from each side: versions, software, capabilities and limits.
-public struct Hello: WireCodable, Hashable {
+package struct Hello: WireCodable, Hashable {
     /// Lowest and highest protocol versions this side speaks.
-    public var versions: ClosedRange<UInt32>
+    package var versions: ClosedRange<UInt32>
     /// For example "qxub 0.1.0" or "qxub-agent 0.1.0".
-    public var software: String
-    public var capabilities: [String]
+    package var software: String
+    package var capabilities: [String]
     /// The largest frame payload this side accepts.
-    public var maxPayload: UInt32
+    package var maxPayload: UInt32
     /// "linux-x86_64" and the like: lets the client refuse a mismatched agent.
-    public var platform: String
-    public var hostname: String
+    package var platform: String
+    package var hostname: String
     /// The scheduler the agent found ("pbspro", "slurm", "local"); empty from the client.
-    public var scheduler: String
+    package var scheduler: String
 
-    public init(
+    package init(
         versions: ClosedRange<UInt32> = ProtocolConstants.versions,
         software: String,
         capabilities: [String] = [ProtocolConstants.capabilityDeflate],
@@ -33,7 +33,7 @@ public struct Hello: WireCodable, Hashable {
         self.scheduler = scheduler
     }
 
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, versions.lowerBound)
         writer.varint(2, versions.upperBound)
         writer.string(3, software)
@@ -44,7 +44,7 @@ public struct Hello: WireCodable, Hashable {
         writer.string(8, scheduler)
     }
 
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         var low: UInt32 = 0
         var high: UInt32 = 0
         self.init(versions: 0...0, software: "", capabilities: [], maxPayload: 0)
@@ -69,11 +69,11 @@ public struct Hello: WireCodable, Hashable {
 }
 
 /// Says the sender is closing the session on purpose.
-public struct Goodbye: WireCodable, Hashable {
-    public var reason: String
-    public init(reason: String = "") { self.reason = reason }
-    public func encode(to writer: inout WireWriter) { writer.string(1, reason) }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+package struct Goodbye: WireCodable, Hashable {
+    package var reason: String
+    package init(reason: String = "") { self.reason = reason }
+    package func encode(to writer: inout WireWriter) { writer.string(1, reason) }
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init()
         while let field = try reader.next() {
             if field.number == 1 { reason = try field.string() }
@@ -82,11 +82,11 @@ public struct Goodbye: WireCodable, Hashable {
 }
 
 /// A heartbeat or a round-trip probe; answered by a ``Pong`` with the same nonce.
-public struct Ping: WireCodable, Hashable {
-    public var nonce: UInt64
-    public init(nonce: UInt64) { self.nonce = nonce }
-    public func encode(to writer: inout WireWriter) { writer.varint(1, nonce) }
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+package struct Ping: WireCodable, Hashable {
+    package var nonce: UInt64
+    package init(nonce: UInt64) { self.nonce = nonce }
+    package func encode(to writer: inout WireWriter) { writer.varint(1, nonce) }
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(nonce: 0)
         while let field = try reader.next() {
             if field.number == 1 { nonce = try field.uint64() }
@@ -95,10 +95,10 @@ public struct Ping: WireCodable, Hashable {
 }
 
 /// The answer to a ``Ping``.
-public typealias Pong = Ping
+package typealias Pong = Ping
 
 /// Stable error codes that cross the wire. An unknown number decodes to ``unknown(_:)``.
-public enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
+package enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
     case unknownRequest
     case malformedRequest
     case unknownJob
@@ -108,7 +108,7 @@ public enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
     case internalError
     case unknown(UInt32)
 
-    public init(rawValue: UInt32) {
+    package init(rawValue: UInt32) {
         switch rawValue {
         case 1: self = .unknownRequest
         case 2: self = .malformedRequest
@@ -121,7 +121,7 @@ public enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var rawValue: UInt32 {
+    package var rawValue: UInt32 {
         switch self {
         case .unknownRequest: 1
         case .malformedRequest: 2
@@ -134,7 +134,7 @@ public enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownRequest: "unknown-request"
         case .malformedRequest: "malformed-request"
@@ -149,28 +149,28 @@ public enum ErrorCode: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A failed request (or a session-level problem when `requestID` is 0).
-public struct ErrorMessage: WireCodable, Hashable, Error {
-    public var requestID: UInt32
-    public var code: ErrorCode
-    public var message: String
+package struct ErrorMessage: WireCodable, Hashable, Error {
+    package var requestID: UInt32
+    package var code: ErrorCode
+    package var message: String
     /// What the user can do about it, e.g. "run `qxub agent install --platform gadi`".
-    public var hint: String
+    package var hint: String
 
-    public init(requestID: UInt32, code: ErrorCode, message: String, hint: String = "") {
+    package init(requestID: UInt32, code: ErrorCode, message: String, hint: String = "") {
         self.requestID = requestID
         self.code = code
         self.message = message
         self.hint = hint
     }
 
-    public func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.varint(2, code.rawValue)
         writer.string(3, message)
         writer.string(4, hint)
     }
 
-    public init(from reader: inout WireReader) throws(ProtocolError) {
+    package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, code: .unknown(0), message: "")
         while let field = try reader.next() {
             switch field.number {

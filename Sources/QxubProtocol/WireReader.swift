@@ -1,8 +1,8 @@
 /// Reads the tagged fields written by ``WireWriter``; unknown fields are skipped by the caller's `default:`.
-public struct WireReader {
+package struct WireReader {
     /// One field as read from the wire.
-    public struct Field {
-        public let number: Int
+    package struct Field {
+        package let number: Int
         fileprivate let value: Value
         fileprivate let type: FrameType
 
@@ -11,18 +11,18 @@ public struct WireReader {
             case bytes(ArraySlice<UInt8>)
         }
 
-        public func uint64() throws(ProtocolError) -> UInt64 {
+        package func uint64() throws(ProtocolError) -> UInt64 {
             guard case .varint(let value) = value else { throw mismatch("a number") }
             return value
         }
 
-        public func uint32() throws(ProtocolError) -> UInt32 {
+        package func uint32() throws(ProtocolError) -> UInt32 {
             let value = try uint64()
             guard value <= UInt64(UInt32.max) else { throw malformed("field \(number) is out of range") }
             return UInt32(value)
         }
 
-        public func int() throws(ProtocolError) -> Int {
+        package func int() throws(ProtocolError) -> Int {
             let value = try uint64()
             guard value <= UInt64(Int.max) else { throw malformed("field \(number) is out of range") }
             return Int(value)
@@ -30,36 +30,36 @@ public struct WireReader {
 
         /// A `uint64` that must fit an `Int64` (`off_t`, `time_t`): file offsets and times. Anything above
         /// 2⁶³−1 is malformed here, at the boundary, so no code behind it can trap converting it.
-        public func int63() throws(ProtocolError) -> UInt64 {
+        package func int63() throws(ProtocolError) -> UInt64 {
             let value = try uint64()
             guard value <= UInt64(Int64.max) else { throw malformed("field \(number) is out of range") }
             return value
         }
 
-        public func bool() throws(ProtocolError) -> Bool { try uint64() != 0 }
+        package func bool() throws(ProtocolError) -> Bool { try uint64() != 0 }
 
-        public func int64() throws(ProtocolError) -> Int64 {
+        package func int64() throws(ProtocolError) -> Int64 {
             let raw = try uint64()
             return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
         }
 
-        public func int32() throws(ProtocolError) -> Int32 {
+        package func int32() throws(ProtocolError) -> Int32 {
             let value = try int64()
             guard let narrow = Int32(exactly: value) else { throw malformed("field \(number) is out of range") }
             return narrow
         }
 
-        public func bytes() throws(ProtocolError) -> [UInt8] {
+        package func bytes() throws(ProtocolError) -> [UInt8] {
             guard case .bytes(let value) = value else { throw mismatch("bytes") }
             return Array(value)
         }
 
-        public func string() throws(ProtocolError) -> String {
+        package func string() throws(ProtocolError) -> String {
             guard case .bytes(let value) = value else { throw mismatch("a string") }
             return String(decoding: value, as: UTF8.self)
         }
 
-        public func message<Message: WireCodable>(_: Message.Type = Message.self) throws(ProtocolError) -> Message {
+        package func message<Message: WireCodable>(_: Message.Type = Message.self) throws(ProtocolError) -> Message {
             guard case .bytes(let value) = value else { throw mismatch("a nested message") }
             var nested = WireReader(value, type: type)
             return try Message(from: &nested)
@@ -78,14 +78,14 @@ public struct WireReader {
     private var index: Int
     private let type: FrameType
 
-    public init(_ bytes: ArraySlice<UInt8>, type: FrameType) {
+    package init(_ bytes: ArraySlice<UInt8>, type: FrameType) {
         self.bytes = bytes
         self.index = bytes.startIndex
         self.type = type
     }
 
     /// The next field, or `nil` at the end of the payload.
-    public mutating func next() throws(ProtocolError) -> Field? {
+    package mutating func next() throws(ProtocolError) -> Field? {
         guard index < bytes.endIndex else { return nil }
         let key = try readVarint()
         let number = key >> 3

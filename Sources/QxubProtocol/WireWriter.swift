@@ -4,46 +4,46 @@
 /// (kind 0) or a varint length and that many bytes (kind 2). A reader skips fields it does not know,
 /// which is what lets a newer peer add fields without breaking an older one. Default values (zero,
 /// empty) are not written.
-public struct WireWriter {
-    public private(set) var bytes: [UInt8] = []
+package struct WireWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    public init() {}
+    package init() {}
 
-    public mutating func varint(_ field: Int, _ value: UInt64) {
+    package mutating func varint(_ field: Int, _ value: UInt64) {
         guard value != 0 else { return }
         key(field, .varint)
         appendVarint(value)
     }
 
-    public mutating func varint(_ field: Int, _ value: UInt32) { varint(field, UInt64(value)) }
+    package mutating func varint(_ field: Int, _ value: UInt32) { varint(field, UInt64(value)) }
 
-    public mutating func bool(_ field: Int, _ value: Bool) { varint(field, value ? 1 as UInt64 : 0) }
+    package mutating func bool(_ field: Int, _ value: Bool) { varint(field, value ? 1 as UInt64 : 0) }
 
     /// Signed values are zigzag-encoded so small negative numbers stay short.
-    public mutating func signed(_ field: Int, _ value: Int64) {
+    package mutating func signed(_ field: Int, _ value: Int64) {
         varint(field, UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
-    public mutating func signed(_ field: Int, _ value: Int32) { signed(field, Int64(value)) }
+    package mutating func signed(_ field: Int, _ value: Int32) { signed(field, Int64(value)) }
 
     /// Writes an optional signed value; `nil` writes nothing, `0` writes an explicit zero.
-    public mutating func optionalSigned(_ field: Int, _ value: Int32?) {
+    package mutating func optionalSigned(_ field: Int, _ value: Int32?) {
         guard let value else { return }
         key(field, .varint)
         let wide = Int64(value)
         appendVarint(UInt64(bitPattern: (wide << 1) ^ (wide >> 63)))
     }
 
-    public mutating func bytes<Bytes: Collection>(_ field: Int, _ value: Bytes) where Bytes.Element == UInt8 {
+    package mutating func bytes<Bytes: Collection>(_ field: Int, _ value: Bytes) where Bytes.Element == UInt8 {
         guard !value.isEmpty else { return }
         key(field, .lengthDelimited)
         appendVarint(UInt64(value.count))
         bytes.append(contentsOf: value)
     }
 
-    public mutating func string(_ field: Int, _ value: String) { bytes(field, Array(value.utf8)) }
+    package mutating func string(_ field: Int, _ value: String) { bytes(field, Array(value.utf8)) }
 
-    public mutating func string(_ field: Int, _ value: String?) {
+    package mutating func string(_ field: Int, _ value: String?) {
         guard let value else { return }
         // An optional string that is present is written even when empty.
         key(field, .lengthDelimited)
@@ -51,7 +51,7 @@ public struct WireWriter {
         bytes.append(contentsOf: value.utf8)
     }
 
-    public mutating func strings(_ field: Int, _ values: [String]) {
+    package mutating func strings(_ field: Int, _ values: [String]) {
         for value in values {
             key(field, .lengthDelimited)
             appendVarint(UInt64(value.utf8.count))
@@ -59,7 +59,7 @@ public struct WireWriter {
         }
     }
 
-    public mutating func message<Message: WireCodable>(_ field: Int, _ value: Message) {
+    package mutating func message<Message: WireCodable>(_ field: Int, _ value: Message) {
         var nested = WireWriter()
         value.encode(to: &nested)
         key(field, .lengthDelimited)
@@ -67,11 +67,11 @@ public struct WireWriter {
         bytes.append(contentsOf: nested.bytes)
     }
 
-    public mutating func message<Message: WireCodable>(_ field: Int, _ value: Message?) {
+    package mutating func message<Message: WireCodable>(_ field: Int, _ value: Message?) {
         if let value { message(field, value) }
     }
 
-    public mutating func messages<Message: WireCodable>(_ field: Int, _ values: [Message]) {
+    package mutating func messages<Message: WireCodable>(_ field: Int, _ values: [Message]) {
         for value in values { message(field, value) }
     }
 
@@ -90,27 +90,27 @@ public struct WireWriter {
 }
 
 /// How a field's value is laid out.
-public enum WireKind: UInt8, Sendable {
+package enum WireKind: UInt8, Sendable {
     case varint = 0
     case lengthDelimited = 2
 }
 
 /// A value that is written as a tagged-field payload.
-public protocol WireCodable: Sendable {
+package protocol WireCodable: Sendable {
     func encode(to writer: inout WireWriter)
     init(from reader: inout WireReader) throws(ProtocolError)
 }
 
 extension WireCodable {
     /// The payload bytes of this value.
-    public func wireBytes() -> [UInt8] {
+    package func wireBytes() -> [UInt8] {
         var writer = WireWriter()
         encode(to: &writer)
         return writer.bytes
     }
 
     /// Decodes a value from payload bytes; `type` names the frame in errors.
-    public init(wireBytes: ArraySlice<UInt8>, type: FrameType) throws(ProtocolError) {
+    package init(wireBytes: ArraySlice<UInt8>, type: FrameType) throws(ProtocolError) {
         var reader = WireReader(wireBytes, type: type)
         try self.init(from: &reader)
     }

@@ -1,30 +1,30 @@
 /// Where one job's files live. The state directory sits under the user's home (a shared filesystem on
 /// clusters), so any login node can follow the job: `~/.qxub/jobs/<stamp>-<random>/`.
-public struct JobPaths: Hashable, Sendable {
-    public var stateDirectory: String
-    public var stdout: String
-    public var stderr: String
-    public var joblog: String
+package struct JobPaths: Hashable, Sendable {
+    package var stateDirectory: String
+    package var stdout: String
+    package var stderr: String
+    package var joblog: String
 
-    public init(stateDirectory: String, stdout: String? = nil, stderr: String? = nil, joblog: String? = nil) {
+    package init(stateDirectory: String, stdout: String? = nil, stderr: String? = nil, joblog: String? = nil) {
         self.stateDirectory = stateDirectory
         self.stdout = stdout ?? stateDirectory + "/out"
         self.stderr = stderr ?? stateDirectory + "/err"
         self.joblog = joblog ?? stateDirectory + "/joblog"
     }
 
-    public var script: String { stateDirectory + "/job.sh" }
+    package var script: String { stateDirectory + "/job.sh" }
     /// "<epoch> <host>", written when the job starts.
-    public var startedRecord: String { stateDirectory + "/started" }
+    package var startedRecord: String { stateDirectory + "/started" }
     /// "<status> <epoch>", written when the command (and --post) ended.
-    public var exitRecord: String { stateDirectory + "/exit" }
+    package var exitRecord: String { stateDirectory + "/exit" }
     /// "<qxub's exit status> <epoch> <word>", written by the agent when it has decided how the job ended
     /// (the job's own record, the scheduler's verdict, or a cancel): what `history --remote` shows.
-    public var endRecord: String { stateDirectory + "/end" }
+    package var endRecord: String { stateDirectory + "/end" }
     /// Written by the agent when someone asked qxub to cancel the job.
-    public var cancelRecord: String { stateDirectory + "/cancelled" }
+    package var cancelRecord: String { stateDirectory + "/cancelled" }
     /// `key=value` lines describing the submission (for attach and history).
-    public var metaRecord: String { stateDirectory + "/meta" }
+    package var metaRecord: String { stateDirectory + "/meta" }
     /// The process group of a local-backend job.
-    public var pidRecord: String { stateDirectory + "/pid" }
+    package var pidRecord: String { stateDirectory + "/pid" }
 }

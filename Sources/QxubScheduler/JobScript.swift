@@ -2,13 +2,13 @@ import QxubProtocol
 import QxubSystem
 
 /// A job script and the command that submits it.
-public struct RenderedSubmission: Hashable, Sendable {
+package struct RenderedSubmission: Hashable, Sendable {
     /// The whole script, directives first.
-    public var script: String
+    package var script: String
     /// The submission argv; the script path is the last argument (empty for the local backend).
-    public var command: [String]
+    package var command: [String]
     /// Options this scheduler cannot honour, said to the user rather than dropped in silence.
-    public var warnings: [String] = []
+    package var warnings: [String] = []
 }
 
 /// Renders the bash job script for one scheduler.
@@ -16,19 +16,19 @@ public struct RenderedSubmission: Hashable, Sendable {
 /// Every user value goes through ``shellQuote(_:)``. Directive values must be plain (letters, digits and
 /// `_.,:=+/@%-`); anything else (a path with a space, say) is passed on the submission command line as its
 /// own argv element instead, where no parser can misread it.
-public struct JobScript {
-    public var spec: JobSpec
-    public var paths: JobPaths
-    public var kind: SchedulerKind
+package struct JobScript {
+    package var spec: JobSpec
+    package var paths: JobPaths
+    package var kind: SchedulerKind
 
-    public init(spec: JobSpec, paths: JobPaths, kind: SchedulerKind) {
+    package init(spec: JobSpec, paths: JobPaths, kind: SchedulerKind) {
         self.spec = spec
         self.paths = paths
         self.kind = kind
     }
 
     /// Checks what the script cannot carry safely; throws with a message that says what to change.
-    public func validate() throws(SchedulerError) {
+    package func validate() throws(SchedulerError) {
         func reject(_ what: String, _ value: String) throws(SchedulerError) {
             if value.utf8.contains(0) || value.utf8.contains(0x0A) || value.utf8.contains(0x0D) {
                 throw SchedulerError(
@@ -90,7 +90,7 @@ public struct JobScript {
         }
     }
 
-    public func render() throws(SchedulerError) -> RenderedSubmission {
+    package func render() throws(SchedulerError) -> RenderedSubmission {
         try validate()
         var directives: [String] = []
         var commandLine: [String] = []
@@ -417,7 +417,7 @@ public struct JobScript {
 }
 
 /// Seconds as `H:MM:SS` (hours may exceed 24, as PBS accepts).
-public func clockTime(_ seconds: UInt64) -> String {
+package func clockTime(_ seconds: UInt64) -> String {
     let hours = seconds / 3600
     let minutes = (seconds % 3600) / 60
     let secs = seconds % 60
@@ -432,7 +432,7 @@ func slurmTime(_ seconds: UInt64) -> String {
 }
 
 /// Bytes in PBS units (kb = 1024 bytes): the largest unit that divides exactly.
-public func pbsSize(_ bytes: UInt64) -> String {
+package func pbsSize(_ bytes: UInt64) -> String {
     if bytes > 0 && bytes % (1 << 30) == 0 { return "\(bytes >> 30)GB" }
     if bytes > 0 && bytes % (1 << 20) == 0 { return "\(bytes >> 20)MB" }
     if bytes > 0 && bytes % (1 << 10) == 0 { return "\(bytes >> 10)KB" }
@@ -472,7 +472,7 @@ func isShellIdentifier(_ name: String) -> Bool {
 
 extension JobSpec.Resources {
     /// The walltime asked for, by `--time` or by a raw `-l walltime=[[H:]M:]S` (nil when neither says).
-    public var requestedWalltimeSeconds: UInt64? {
+    package var requestedWalltimeSeconds: UInt64? {
         if let walltimeSeconds { return walltimeSeconds }
         for entry in raw {
             for part in entry.split(separator: ",") where part.hasPrefix("walltime=") {

@@ -5,16 +5,16 @@ import QxubProtocol
 /// Text is used rather than `-F json` because batched JSON is broken in current OpenPBS
 /// (openpbs/openpbs#2672: only the first operand's jobs are printed, rc 0), while batched text returns
 /// every job, so one `qstat -xf A B C` serves all watched jobs.
-public enum PBSStatusParser {
+package enum PBSStatusParser {
     /// One job's attributes, continuation lines joined.
-    public struct Record: Hashable, Sendable {
-        public var jobID: String
-        public var attributes: [String: String]
+    package struct Record: Hashable, Sendable {
+        package var jobID: String
+        package var attributes: [String: String]
     }
 
     /// Splits the output into records. A continuation line starts with one TAB, and its text goes on
     /// with no separator; records end with a blank line.
-    public static func records(_ text: String) -> [Record] {
+    package static func records(_ text: String) -> [Record] {
         var records: [Record] = []
         var current: Record?
         var lastKey: String?
@@ -38,7 +38,7 @@ public enum PBSStatusParser {
     }
 
     /// Interprets one record.
-    public static func info(_ record: Record) -> SchedulerJobInfo {
+    package static func info(_ record: Record) -> SchedulerJobInfo {
         let state = record.attributes["job_state"] ?? ""
         let host = record.attributes["exec_host"].map { String($0.prefix { $0 != "/" && $0 != "+" }) } ?? ""
         var info = SchedulerJobInfo(jobID: record.jobID, phase: .unknown, host: host, rawState: state)
@@ -102,7 +102,7 @@ public enum PBSStatusParser {
     }
 
     /// `qstat -xf` output (stdout) for the asked ids → what PBS knows; ids it did not print are absent.
-    public static func parse(_ text: String) -> [String: SchedulerJobInfo] {
+    package static func parse(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
         for record in records(text) { result[record.jobID] = info(record) }
         return result

@@ -2,20 +2,20 @@ import QxubProtocol
 import QxubSystem
 
 /// The scheduler-specific commands and how to read their answers. Running them is the agent's job.
-public struct SchedulerBackend: Sendable {
-    public let kind: SchedulerKind
+package struct SchedulerBackend: Sendable {
+    package let kind: SchedulerKind
 
-    public init(kind: SchedulerKind) {
+    package init(kind: SchedulerKind) {
         self.kind = kind
     }
 
     /// The job script and the command that submits it.
-    public func submission(for spec: JobSpec, paths: JobPaths) throws(SchedulerError) -> RenderedSubmission {
+    package func submission(for spec: JobSpec, paths: JobPaths) throws(SchedulerError) -> RenderedSubmission {
         try JobScript(spec: spec, paths: paths, kind: kind).render()
     }
 
     /// The job id from a successful submission, or the scheduler's refusal as an error with a hint.
-    public func submittedJobID(_ run: CollectedRun) throws(SchedulerError) -> String {
+    package func submittedJobID(_ run: CollectedRun) throws(SchedulerError) -> String {
         let stdout = run.stdoutText.trimmingWhitespace()
         let stderr = run.stderrText.trimmingWhitespace()
         guard run.exit == .exited(0) else {
@@ -53,7 +53,7 @@ public struct SchedulerBackend: Sendable {
     /// PBS: `qstat -xf` where the server keeps job history; where it does not (`job_history_enable=False`,
     /// OpenPBS's default), `qstat -xf` prints nothing even for running jobs, so `history: false` asks with
     /// `qstat -f`, which shows the live jobs (finished ones are simply gone).
-    public func statusCommand(_ jobIDs: [String], history: Bool = true) -> [String]? {
+    package func statusCommand(_ jobIDs: [String], history: Bool = true) -> [String]? {
         guard !jobIDs.isEmpty else { return nil }
         switch kind {
         case .pbspro: return ["qstat", history ? "-xf" : "-f"] + jobIDs
@@ -66,7 +66,7 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// What the status command said. Ids it did not mention are absent (the scheduler forgot them).
-    public func parseStatus(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
+    package func parseStatus(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
         switch kind {
         case .pbspro: PBSStatusParser.parse(run.stdoutText)
         case .slurm: SlurmStatusParser.parseSqueue(run.stdoutText)
@@ -76,7 +76,7 @@ public struct SchedulerBackend: Sendable {
 
     /// Whether a status answer says that the server keeps no job history: PBS then prints, for each id,
     /// `qstat: PBS is not configured to maintain job history ID` on stderr, nothing on stdout, and exits 0.
-    public func saysHistoryDisabled(_ run: CollectedRun) -> Bool {
+    package func saysHistoryDisabled(_ run: CollectedRun) -> Bool {
         kind == .pbspro && run.stderrText.containsText("not configured to maintain job history")
     }
 
@@ -84,7 +84,7 @@ public struct SchedulerBackend: Sendable {
     /// `=>> PBS: job killed: walltime 65 exceeded limit 60` (or `mem …`, `vmem …`, `cput …`, `ncpus …`), Slurm
     /// `*** JOB 7 ON node CANCELLED AT … DUE TO TIME LIMIT ***`. Where the scheduler keeps no history, this
     /// line is all that is left of its verdict once the job is gone.
-    public func killVerdict(jobLog: String) -> JobTermination? {
+    package func killVerdict(jobLog: String) -> JobTermination? {
         for line in jobLog.split(separator: "\n").reversed() {
             switch kind {
             case .pbspro:
@@ -108,13 +108,13 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// ``killVerdict(jobLog:)`` on the last 4 KiB of the job log at `path` (nil where it is not there yet).
-    public func killVerdict(jobLogAt path: String) -> JobTermination? {
+    package func killVerdict(jobLogAt path: String) -> JobTermination? {
         guard kind != .local, let tail = FileSystem.readTail(path, limit: 4096) else { return nil }
         return killVerdict(jobLog: tail)
     }
 
     /// Whether the status command itself failed (as opposed to not knowing some of the jobs).
-    public func statusFailed(_ run: CollectedRun) -> Bool {
+    package func statusFailed(_ run: CollectedRun) -> Bool {
         switch kind {
         case .pbspro:
             // 153: some id unknown (the others are still printed); 35: finished without -x.
@@ -130,15 +130,15 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// A second, per-job question for a finished job whose exit the batch query could not tell.
-    public func detailCommand(_ jobID: String) -> [String]? {
+    package func detailCommand(_ jobID: String) -> [String]? {
         kind == .slurm ? ["scontrol", "show", "job", jobID] : nil
     }
 
-    public func parseDetail(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
+    package func parseDetail(_ run: CollectedRun) -> [String: SchedulerJobInfo] {
         kind == .slurm ? SlurmStatusParser.parseScontrol(run.stdoutText) : [:]
     }
 
-    public func cancelCommand(_ jobID: String) -> [String]? {
+    package func cancelCommand(_ jobID: String) -> [String]? {
         switch kind {
         case .pbspro: ["qdel", jobID]
         case .slurm: ["scancel", jobID]
@@ -147,7 +147,7 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// Cancel outcome: nil when accepted, else an error. A job that already finished is not an error.
-    public func cancelError(_ run: CollectedRun, jobID: String) -> SchedulerError? {
+    package func cancelError(_ run: CollectedRun, jobID: String) -> SchedulerError? {
         if run.exit == .exited(0) { return nil }
         let message = run.stderrText.trimmingWhitespace()
         if message.containsText("Job has finished") || message.containsText("finished") { return nil }
@@ -162,7 +162,7 @@ public struct SchedulerBackend: Sendable {
     }
 
     /// Whether an accepted cancel found the job already finished (PBS: `qdel: Job has finished`, exit 35).
-    public func cancelFoundJobFinished(_ run: CollectedRun) -> Bool {
+    package func cancelFoundJobFinished(_ run: CollectedRun) -> Bool {
         run.exit != .exited(0) && cancelError(run, jobID: "") == nil
     }
 

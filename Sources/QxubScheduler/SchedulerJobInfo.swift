@@ -1,17 +1,17 @@
 import QxubProtocol
 
 /// What a scheduler says about one job.
-public struct SchedulerJobInfo: Hashable, Sendable {
-    public var jobID: String
-    public var phase: JobState.Phase
+package struct SchedulerJobInfo: Hashable, Sendable {
+    package var jobID: String
+    package var phase: JobState.Phase
     /// The execution host once running ("" before).
-    public var host: String
+    package var host: String
     /// The scheduler's own word ("R", "PENDING", "TIMEOUT").
-    public var rawState: String
+    package var rawState: String
     /// How it ended, when finished and the scheduler can tell; `nil` means "ask the job's records".
-    public var termination: JobTermination?
+    package var termination: JobTermination?
 
-    public init(
+    package init(
         jobID: String,
         phase: JobState.Phase,
         host: String = "",

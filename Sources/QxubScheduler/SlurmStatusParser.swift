@@ -1,13 +1,13 @@
 import QxubProtocol
 
 /// Parses Slurm 22.05's `squeue` and `scontrol show job` text output.
-public enum SlurmStatusParser {
+package enum SlurmStatusParser {
     /// The `squeue` format this parser reads: id, state, node list, reason.
-    public static let squeueFormat = "%i|%T|%N|%r"
+    package static let squeueFormat = "%i|%T|%N|%r"
 
     /// `squeue -h -t all -o '%i|%T|%N|%r' -j A,B` → what Slurm still holds (finished jobs stay for MinJobAge).
     /// Also reads the plain `'%i %T'` form.
-    public static func parseSqueue(_ text: String) -> [String: SchedulerJobInfo] {
+    package static func parseSqueue(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
         for line in text.split(separator: "\n") {
             let fields =
@@ -24,7 +24,7 @@ public enum SlurmStatusParser {
     }
 
     /// `scontrol show job ID` → one record per job (an array parent prints one per task).
-    public static func parseScontrol(_ text: String) -> [String: SchedulerJobInfo] {
+    package static func parseScontrol(_ text: String) -> [String: SchedulerJobInfo] {
         var result: [String: SchedulerJobInfo] = [:]
         for block in blocks(text) {
             var fields: [String: String] = [:]

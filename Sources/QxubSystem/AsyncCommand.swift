@@ -1,7 +1,7 @@
 /// Runs a command on an ``EventLoop`` without blocking it (a ``ProcessRunner``): stdin is fed while both
 /// output pipes are drained, output is capped, and past its timeout the child's process group gets SIGTERM,
 /// then SIGKILL.
-public final class AsyncCommand {
+package final class AsyncCommand {
     private let runner: ProcessRunner
 
     private init(runner: ProcessRunner) {
@@ -10,7 +10,7 @@ public final class AsyncCommand {
 
     /// Starts `arguments` and calls `completion` on the loop once it has exited and its pipes are drained.
     @discardableResult
-    public static func run(
+    package static func run(
         _ arguments: [String],
         on loop: EventLoop,
         environment: [String]? = nil,

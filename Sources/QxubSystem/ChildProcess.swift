@@ -5,11 +5,11 @@ import Darwin
 #endif
 
 /// How a process ended. Process exit is data, never a thrown error.
-public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
+package enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
 
-    public init(waitStatus status: Int32) {
+    package init(waitStatus status: Int32) {
         if status & 0x7F == 0 {
             self = .exited((status >> 8) & 0xFF)
         } else {
@@ -17,7 +17,7 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .exited(let code): "exited with status \(code)"
         case .signaled(let signal): "killed by signal \(signal)"
@@ -25,7 +25,7 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The shell's view: the code, or 128 + the signal.
-    public var shellStatus: Int32 {
+    package var shellStatus: Int32 {
         switch self {
         case .exited(let code): code
         case .signaled(let signal): 128 + signal
@@ -34,9 +34,9 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A process started with `posix_spawn` (no shell, an exact argv).
-public struct ChildProcess: Sendable {
+package struct ChildProcess: Sendable {
     /// What one of the child's standard descriptors is connected to.
-    public enum Stdio: Sendable {
+    package enum Stdio: Sendable {
         case inherit
         case null
         /// A new pipe; the parent's end is in ``ChildProcess/stdin``/``stdout``/``stderr``.
@@ -44,11 +44,11 @@ public struct ChildProcess: Sendable {
         case fileDescriptor(Int32)
     }
 
-    public let pid: pid_t
+    package let pid: pid_t
     /// The parent's ends of the pipes asked for (close them when done).
-    public let stdin: Int32?
-    public let stdout: Int32?
-    public let stderr: Int32?
+    package let stdin: Int32?
+    package let stdout: Int32?
+    package let stderr: Int32?
 
     /// Starts `arguments[0]`, searched on `PATH` when it has no slash.
     ///
@@ -57,7 +57,7 @@ public struct ChildProcess: Sendable {
     ///   - newSession: the child leads a new session and process group (it survives our terminal's Ctrl-C).
     ///   - newProcessGroup: the child gets its own process group in our session: the terminal's Ctrl-C
     ///     reaches only us, and we decide what it means for the child.
-    public static func spawn(
+    package static func spawn(
         _ arguments: [String],
         environment: [String]? = nil,
         stdin: Stdio = .inherit,
@@ -154,7 +154,7 @@ public struct ChildProcess: Sendable {
     }
 
     /// Waits for the child to end.
-    public func wait() -> ProcessExit {
+    package func wait() -> ProcessExit {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if currentErrno() != EINTR { return .exited(255) }
@@ -163,14 +163,14 @@ public struct ChildProcess: Sendable {
     }
 
     /// The exit, if the child has ended; `nil` while it runs.
-    public func poll() -> ProcessExit? {
+    package func poll() -> ProcessExit? {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
         guard result == pid else { return nil }
         return ProcessExit(waitStatus: status)
     }
 
-    public func signal(_ signal: Int32) {
+    package func signal(_ signal: Int32) {
         kill(pid, signal)
     }
 }

@@ -6,24 +6,24 @@ import Darwin
 
 /// The outcome of a finished run (``ProcessRunner``, ``AsyncCommand``, ``runCollectingOutput(_:environment:stdinBytes:timeout:outputLimit:)``):
 /// how the process ended, as data, and what it wrote, up to the output limit.
-public struct CollectedRun: Sendable {
-    public var exit: ProcessExit
-    public var stdout: [UInt8]
-    public var stderr: [UInt8]
+package struct CollectedRun: Sendable {
+    package var exit: ProcessExit
+    package var stdout: [UInt8]
+    package var stderr: [UInt8]
     /// How many of the `stdinBytes` the child read before it closed its stdin or ended (all of them when it
     /// read everything).
-    public var stdinAccepted: Int
+    package var stdinAccepted: Int
     /// The run overran its timeout and was torn down (stderr then ends with a line that says so).
-    public var timedOut: Bool
-    public init(exit: ProcessExit, stdout: [UInt8], stderr: [UInt8], stdinAccepted: Int = 0, timedOut: Bool = false) {
+    package var timedOut: Bool
+    package init(exit: ProcessExit, stdout: [UInt8], stderr: [UInt8], stdinAccepted: Int = 0, timedOut: Bool = false) {
         self.exit = exit
         self.stdout = stdout
         self.stderr = stderr
         self.stdinAccepted = stdinAccepted
         self.timedOut = timedOut
     }
-    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
-    public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    package var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    package var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }
 
 /// Runs a command to completion, blocking the caller: a ``ProcessRunner`` on a loop of its own.
@@ -33,7 +33,7 @@ public struct CollectedRun: Sendable {
 /// ours: the rest of `stdinBytes` is dropped and ``CollectedRun/stdinAccepted`` says how far it read.
 /// SIGPIPE is ignored for that (process-wide, as the agent and the sessions already do), so the broken pipe
 /// cannot kill the caller.
-public func runCollectingOutput(
+package func runCollectingOutput(
     _ arguments: [String],
     environment: [String]? = nil,
     stdinBytes: [UInt8]? = nil,

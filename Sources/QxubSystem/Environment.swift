@@ -5,14 +5,14 @@ import Darwin
 #endif
 
 /// The process environment, without Foundation.
-public enum Environment {
-    public static func get(_ name: String) -> String? {
+package enum Environment {
+    package static func get(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         return String(cString: value)
     }
 
     /// Every `NAME=value` entry.
-    public static func all() -> [String] {
+    package static func all() -> [String] {
         var entries: [String] = []
         var pointer = environ
         while let entry = pointer.pointee {
@@ -23,14 +23,14 @@ public enum Environment {
     }
 
     /// This machine's host name.
-    public static func hostname() -> String {
+    package static func hostname() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
         return String(cString: buffer)
     }
 
     /// "linux-x86_64", "linux-aarch64", "darwin-arm64": used to refuse an agent of the wrong architecture.
-    public static func platform() -> String {
+    package static func platform() -> String {
         var info = utsname()
         uname(&info)
         let system = withUnsafeBytes(of: &info.sysname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -39,7 +39,7 @@ public enum Environment {
     }
 
     /// Looks `program` up on `PATH`; the full path of the first executable found.
-    public static func which(_ program: String, path: String? = get("PATH")) -> String? {
+    package static func which(_ program: String, path: String? = get("PATH")) -> String? {
         if program.contains("/" as Character) { return access(program, X_OK) == 0 ? program : nil }
         for directory in (path ?? "/usr/bin:/bin").split(separator: ":") {
             let candidate = directory + "/" + program

@@ -9,7 +9,7 @@ import Darwin
 /// Both the agent and the client run their session on one of these. Nothing blocks inside a handler,
 /// so a reader never waits behind a writer: each side reads whenever bytes arrive and writes whenever the
 /// pipe has room.
-public final class EventLoop {
+package final class EventLoop {
     private struct Interest {
         var readable: (() -> Void)?
         var writable: (() -> Void)?
@@ -41,30 +41,30 @@ public final class EventLoop {
 
     /// - Parameter clock: where timers read the time; tests pass a ``ManualClock`` and drive it with
     ///   ``advanceTime(by:)``.
-    public init(clock: LoopClock = SystemLoopClock()) {
+    package init(clock: LoopClock = SystemLoopClock()) {
         self.clock = clock
     }
 
     /// The loop's time, in seconds (monotonic): what timers are measured against. Code on the loop reads
     /// elapsed times here, so a test clock moves them too.
-    public var now: Double { clock.now }
+    package var now: Double { clock.now }
 
     /// Calls `handler` whenever `fd` is readable (or at end of file / error); `nil` stops watching.
-    public func setReadable(_ fd: Int32, _ handler: (() -> Void)?) {
+    package func setReadable(_ fd: Int32, _ handler: (() -> Void)?) {
         register(fd)
         interests[fd]?.readable = handler
         touch(fd)
     }
 
     /// Calls `handler` whenever `fd` has room for writing; `nil` stops watching.
-    public func setWritable(_ fd: Int32, _ handler: (() -> Void)?) {
+    package func setWritable(_ fd: Int32, _ handler: (() -> Void)?) {
         register(fd)
         interests[fd]?.writable = handler
         touch(fd)
     }
 
     /// Forgets every handler of `fd` (call before closing it).
-    public func remove(_ fd: Int32) {
+    package func remove(_ fd: Int32) {
         interests[fd] = nil
     }
 
@@ -75,7 +75,7 @@ public final class EventLoop {
 
     /// Runs `handler` once after `seconds` of the loop's clock; returns an id for ``cancelTimer(_:)``.
     @discardableResult
-    public func schedule(after seconds: Double, _ handler: @escaping () -> Void) -> Int {
+    package func schedule(after seconds: Double, _ handler: @escaping () -> Void) -> Int {
         let id = nextTimerID
         nextTimerID += 1
         timers.append(Timer(id: id, deadline: clock.now + seconds, handler: handler))
@@ -83,7 +83,7 @@ public final class EventLoop {
     }
 
     /// Cancels a timer; one that has not run yet never runs, even when it was due in the batch now running.
-    public func cancelTimer(_ id: Int) {
+    package func cancelTimer(_ id: Int) {
         timers.removeAll { $0.id == id }
         dueBatch.remove(id)
     }
@@ -91,12 +91,12 @@ public final class EventLoop {
     /// Makes ``run()`` return after the current handler. A stop asked for while no run is going on (by code
     /// that ran before it, such as a session that ended while it started) ends the next run at once: a stop
     /// is never lost, and it ends exactly one run.
-    public func stop() {
+    package func stop() {
         stopped = true
     }
 
     /// Runs until ``stop()`` or until there is nothing left to wait for.
-    public func run() throws {
+    package func run() throws {
         defer { stopped = false }
         while !stopped {
             if interests.isEmpty && timers.isEmpty { return }

@@ -5,16 +5,16 @@ import Darwin
 #endif
 
 /// Small, honest wrappers over file-descriptor system calls. Retries on `EINTR`; never hides other errors.
-public enum FileDescriptor {
+package enum FileDescriptor {
     /// What a non-blocking read produced.
-    public enum ReadResult: Equatable, Sendable {
+    package enum ReadResult: Equatable, Sendable {
         case bytes(Int)
         case endOfFile
         case wouldBlock
     }
 
     /// Reads what is available into `buffer`.
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
         while true {
             let count = systemRead(fd, buffer.baseAddress, buffer.count)
             if count > 0 { return .bytes(count) }
@@ -27,7 +27,7 @@ public enum FileDescriptor {
     }
 
     /// Writes as much as the descriptor takes now; returns the count (0 when it would block).
-    public static func writeSome(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws -> Int {
+    package static func writeSome(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws -> Int {
         while true {
             let count = systemWrite(fd, bytes.baseAddress, bytes.count)
             if count >= 0 { return count }
@@ -39,7 +39,7 @@ public enum FileDescriptor {
     }
 
     /// Writes everything, blocking as needed (for blocking descriptors and small messages).
-    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let written = try bytes.withUnsafeBytes { raw throws in
@@ -53,27 +53,27 @@ public enum FileDescriptor {
         }
     }
 
-    public static func writeAll(_ fd: Int32, _ text: String) throws {
+    package static func writeAll(_ fd: Int32, _ text: String) throws {
         try writeAll(fd, Array(text.utf8))
     }
 
-    public static func setNonBlocking(_ fd: Int32, _ on: Bool = true) throws {
+    package static func setNonBlocking(_ fd: Int32, _ on: Bool = true) throws {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0 else { throw SystemError("fcntl", "fd \(fd)") }
         let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
         if wanted != flags && fcntl(fd, F_SETFL, wanted) < 0 { throw SystemError("fcntl", "fd \(fd)") }
     }
 
-    public static func setCloseOnExec(_ fd: Int32) {
+    package static func setCloseOnExec(_ fd: Int32) {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     }
 
-    public static func close(_ fd: Int32) {
+    package static func close(_ fd: Int32) {
         _ = systemClose(fd)
     }
 
     /// A pipe whose ends are close-on-exec: `(read, write)`.
-    public static func pipe() throws -> (read: Int32, write: Int32) {
+    package static func pipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard systemPipe(&fds) == 0 else { throw SystemError("pipe") }
         setCloseOnExec(fds[0])
@@ -82,7 +82,7 @@ public enum FileDescriptor {
     }
 
     /// Reads until end of file (a blocking descriptor), at most `limit` bytes.
-    public static func readAll(_ fd: Int32, limit: Int = 64 << 20) throws -> [UInt8] {
+    package static func readAll(_ fd: Int32, limit: Int = 64 << 20) throws -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while result.count < limit {

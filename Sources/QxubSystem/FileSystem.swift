@@ -5,25 +5,25 @@ import Darwin
 #endif
 
 /// File operations the agent and client need, without Foundation.
-public enum FileSystem {
-    public static func exists(_ path: String) -> Bool {
+package enum FileSystem {
+    package static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
 
-    public static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// The size of a file, or nil when it does not exist.
-    public static func size(_ path: String) -> UInt64? {
+    package static func size(_ path: String) -> UInt64? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return UInt64(info.st_size)
     }
 
     /// `mkdir -p` with `mode` for the directories it creates.
-    public static func createDirectories(_ path: String, mode: mode_t = 0o700) throws {
+    package static func createDirectories(_ path: String, mode: mode_t = 0o700) throws {
         if isDirectory(path) { return }
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
@@ -38,7 +38,7 @@ public enum FileSystem {
 
     /// Writes `bytes` to a temporary file beside `path`, then renames it into place: readers see the old
     /// file or the new one, never a half-written one (also on NFS and Lustre).
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("open", temporary) }
@@ -58,24 +58,24 @@ public enum FileSystem {
         }
     }
 
-    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o600) throws {
+    package static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o600) throws {
         try writeAtomically(path, Array(text.utf8), mode: mode)
     }
 
     /// The whole file, or nil when it does not exist or cannot be read.
-    public static func read(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
+    package static func read(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { FileDescriptor.close(fd) }
         return try? FileDescriptor.readAll(fd, limit: limit)
     }
 
-    public static func readText(_ path: String) -> String? {
+    package static func readText(_ path: String) -> String? {
         read(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The last `limit` bytes of a file as text (nil when it cannot be opened).
-    public static func readTail(_ path: String, limit: Int) -> String? {
+    package static func readTail(_ path: String, limit: Int) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { FileDescriptor.close(fd) }
@@ -86,7 +86,7 @@ public enum FileSystem {
     }
 
     /// Reads up to `count` bytes at `offset` (fewer at end of file; empty when nothing new).
-    public static func read(fd: Int32, offset: UInt64, count: Int) throws -> [UInt8] {
+    package static func read(fd: Int32, offset: UInt64, count: Int) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
         while true {
             let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
@@ -99,7 +99,7 @@ public enum FileSystem {
     }
 
     /// Points `link` at `target`, replacing an existing link atomically.
-    public static func symlink(_ target: String, at link: String) throws {
+    package static func symlink(_ target: String, at link: String) throws {
         let temporary = link + ".tmp.\(getpid())"
         unlink(temporary)
         guard Glibc.symlink(target, temporary) == 0 else { throw SystemError("symlink", link) }
@@ -110,7 +110,7 @@ public enum FileSystem {
     }
 
     /// Where a symbolic link points, or nil.
-    public static func readLink(_ path: String) -> String? {
+    package static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink(path, &buffer, buffer.count - 1)
         guard count > 0 else { return nil }
@@ -118,7 +118,7 @@ public enum FileSystem {
     }
 
     /// The names in a directory (not `.` and `..`), sorted; empty when it cannot be read.
-    public static func listDirectory(_ path: String) -> [String] {
+    package static func listDirectory(_ path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []
@@ -132,14 +132,14 @@ public enum FileSystem {
     }
 
     /// The current working directory.
-    public static func currentDirectory() -> String {
+    package static func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         guard getcwd(&buffer, buffer.count) != nil else { return "/" }
         return String(cString: buffer)
     }
 
     /// The directory part of a path ("." when there is none).
-    public static func directoryName(_ path: String) -> String {
+    package static func directoryName(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }

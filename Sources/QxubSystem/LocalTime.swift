@@ -5,11 +5,11 @@ import Darwin
 #endif
 
 /// A moment in the local time zone, formatted the few ways qxub writes times (no Foundation).
-public struct LocalTime: Sendable {
-    public let year, month, day, hour, minute, second: Int32
+package struct LocalTime: Sendable {
+    package let year, month, day, hour, minute, second: Int32
 
     /// Now, or the given seconds since the epoch.
-    public init(_ seconds: time_t = time(nil)) {
+    package init(_ seconds: time_t = time(nil)) {
         var seconds = seconds
         var parts = tm()
         localtime_r(&seconds, &parts)
@@ -24,16 +24,16 @@ public struct LocalTime: Sendable {
     private func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
 
     /// `20261125`
-    public var compactDate: String { "\(year)\(two(month))\(two(day))" }
+    package var compactDate: String { "\(year)\(two(month))\(two(day))" }
     /// `103000`
-    public var compactTime: String { "\(two(hour))\(two(minute))\(two(second))" }
+    package var compactTime: String { "\(two(hour))\(two(minute))\(two(second))" }
     /// `2026-11-25 10:30`
-    public var minutes: String { "\(year)-\(two(month))-\(two(day)) \(two(hour)):\(two(minute))" }
+    package var minutes: String { "\(year)-\(two(month))-\(two(day)) \(two(hour)):\(two(minute))" }
     /// `2026-11-25 10:30:00`
-    public var seconds: String { minutes + ":" + two(second) }
+    package var seconds: String { minutes + ":" + two(second) }
 
     /// `2026-11-25 10:30:00.042`, now: the stamp of log lines, fine enough to see where time goes.
-    public static func logStamp() -> String {
+    package static func logStamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let milliseconds = Int(now.tv_nsec / 1_000_000)

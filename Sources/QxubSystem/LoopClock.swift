@@ -2,15 +2,15 @@
 ///
 /// Every timeout, heartbeat and backoff of a session is a timer on its loop, measured against the loop's
 /// clock (``EventLoop/now``), so a test that drives a manual clock checks a 90 s silence in milliseconds.
-public protocol LoopClock: AnyObject {
+package protocol LoopClock: AnyObject {
     /// Seconds on a clock that never jumps backwards.
     var now: Double { get }
 }
 
 /// The system's monotonic clock (``MonotonicClock``).
-public final class SystemLoopClock: LoopClock {
-    public init() {}
-    public var now: Double { MonotonicClock.now() }
+package final class SystemLoopClock: LoopClock {
+    package init() {}
+    package var now: Double { MonotonicClock.now() }
 }
 
 /// A clock that moves only when told: ``EventLoop/advanceTime(by:)`` moves it and runs the timers that fall

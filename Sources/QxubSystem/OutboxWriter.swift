@@ -6,32 +6,32 @@ import Darwin
 
 /// Bytes queued for a non-blocking descriptor, written whenever it has room (agent and client both
 /// send their frames through one of these, so neither ever blocks its event loop on a slow peer).
-public final class OutboxWriter {
+package final class OutboxWriter {
     private let loop: EventLoop
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var start = 0
     private var stopped = false
     /// Called when everything queued has been written.
-    public var onDrained: () -> Void = {}
+    package var onDrained: () -> Void = {}
     /// Called once when a write fails (the peer is gone); the queue is dropped.
-    public var onError: (SystemError) -> Void = { _ in }
+    package var onError: (SystemError) -> Void = { _ in }
     /// Called after a write leaves at most ``lowWaterMark`` bytes queued: a producer that stopped at a
     /// high-water mark (the agent stops reading requests) may go on.
-    public var onLowWater: () -> Void = {}
-    public var lowWaterMark = 0
+    package var onLowWater: () -> Void = {}
+    package var lowWaterMark = 0
     /// Bytes written so far.
-    public private(set) var bytesWritten = 0
+    package private(set) var bytesWritten = 0
 
-    public init(loop: EventLoop, fd: Int32) {
+    package init(loop: EventLoop, fd: Int32) {
         self.loop = loop
         self.fd = fd
     }
 
     /// Bytes queued and not yet written.
-    public var pendingBytes: Int { buffer.count - start }
+    package var pendingBytes: Int { buffer.count - start }
 
-    public func enqueue(_ bytes: [UInt8]) {
+    package func enqueue(_ bytes: [UInt8]) {
         guard !stopped else { return }
         let wasEmpty = pendingBytes == 0
         buffer.append(contentsOf: bytes)
@@ -39,7 +39,7 @@ public final class OutboxWriter {
     }
 
     /// Writes what the descriptor takes now; waits for room for the rest.
-    public func flush() {
+    package func flush() {
         while pendingBytes > 0 && !stopped {
             let written: Int
             do {
@@ -74,7 +74,7 @@ public final class OutboxWriter {
     }
 
     /// Drops what is queued and stops watching the descriptor.
-    public func stop() {
+    package func stop() {
         stopped = true
         buffer.removeAll()
         start = 0

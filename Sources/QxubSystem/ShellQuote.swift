@@ -1,7 +1,7 @@
 /// Quotes `value` for POSIX shells (bash, sh): the one function through which every user value enters a
 /// job script. Single quotes keep everything literal (`$`, backticks, `\`, newlines, non-ASCII); an
 /// embedded single quote becomes `'\''`.
-public func shellQuote(_ value: String) -> String {
+package func shellQuote(_ value: String) -> String {
     if !value.isEmpty && value.utf8.allSatisfy(isPlainShellByte) { return value }
     return "'" + value.replacingAll("'", with: "'\\''") + "'"
 }

@@ -7,12 +7,12 @@ import Darwin
 #endif
 
 /// Turns signals into readable bytes (the self-pipe trick), so an ``EventLoop`` handles them like input.
-public enum SignalPipe {
+package enum SignalPipe {
     /// The pipe's read end, -1 before the first ``install(_:)``.
     private static let readEnd = Mutex<Int32>(-1)
 
     /// Installs handlers for `signals` and returns the pipe's read end; each byte read is a signal number.
-    public static func install(_ signals: [Int32]) throws -> Int32 {
+    package static func install(_ signals: [Int32]) throws -> Int32 {
         let read = try readEnd.withLock { read throws -> Int32 in
             if read < 0 {
                 let ends = try FileDescriptor.pipe()
@@ -31,7 +31,7 @@ public enum SignalPipe {
     }
 
     /// Reads the pending signal numbers.
-    public static func drain() -> [Int32] {
+    package static func drain() -> [Int32] {
         let read = readEnd.withLock { $0 }
         guard read >= 0 else { return [] }
         return SignalDelivery.drain(read).map { Int32($0) }
@@ -39,7 +39,7 @@ public enum SignalPipe {
 
     /// Restores the default disposition of `signals` (SIGCHLD stays caught while child watchers need it, but
     /// no longer reaches this pipe).
-    public static func restoreDefault(_ signals: [Int32]) {
+    package static func restoreDefault(_ signals: [Int32]) {
         for signal in signals {
             SignalDelivery.routedToSignalPipe.bitwiseAnd(~SignalDelivery.bit(signal), ordering: .acquiringAndReleasing)
             SignalDelivery.restoreDefault(signal)
@@ -48,6 +48,6 @@ public enum SignalPipe {
 }
 
 /// Ignores SIGPIPE for the whole process: a closed peer shows up as `EPIPE` on write instead of killing us.
-public func ignoreBrokenPipes() {
+package func ignoreBrokenPipes() {
     signal(SIGPIPE, SIG_IGN)
 }

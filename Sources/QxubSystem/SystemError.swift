@@ -5,18 +5,18 @@ import Darwin
 #endif
 
 /// A failed system call: what we tried, on what, and the `errno` text.
-public struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var subject: String
-    public var errno: Int32
+package struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
+    package var operation: String
+    package var subject: String
+    package var errno: Int32
 
-    public init(_ operation: String, _ subject: String = "", errno: Int32 = currentErrno()) {
+    package init(_ operation: String, _ subject: String = "", errno: Int32 = currentErrno()) {
         self.operation = operation
         self.subject = subject
         self.errno = errno
     }
 
-    public var description: String {
+    package var description: String {
         let reason = String(cString: strerror(errno))
         return subject.isEmpty ? "\(operation): \(reason)" : "\(operation) \(subject): \(reason)"
     }
@@ -24,7 +24,7 @@ public struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// `errno` of the calling thread.
 @inline(__always)
-public func currentErrno() -> Int32 {
+package func currentErrno() -> Int32 {
     #if canImport(Glibc)
     return Glibc.errno
     #else

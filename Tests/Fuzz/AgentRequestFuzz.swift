@@ -62,7 +62,7 @@ private func frames(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+package func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     guard let toAgent = try? FileDescriptor.pipe() else { return 0 }
     let sink = open("/dev/null", O_WRONLY | O_CLOEXEC)

@@ -358,5 +358,5 @@ func sampleMessages() -> [Message] {
 }
 
 extension Message: CustomTestStringConvertible {
-    public var testDescription: String { frameType.description }
+    package var testDescription: String { frameType.description }
 }
