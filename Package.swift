@@ -65,8 +65,10 @@ let package = Package(
         // Benchmarks print figures against a floor measured in the same run; never part of the tests.
         .executableTarget(name: "qxub-bench", dependencies: ["QxubProtocol", "QxubClient", "QxubSystem"]),
 
-        .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol"]),
-        .testTarget(name: "QxubSystemTests", dependencies: ["QxubSystem"]),
+        // What several test targets share (a seeded generator); linked into no product.
+        .target(name: "QxubTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "QxubProtocolTests", dependencies: ["QxubProtocol", "QxubTestSupport"]),
+        .testTarget(name: "QxubSystemTests", dependencies: ["QxubSystem", "QxubTestSupport"]),
         .testTarget(
             name: "QxubSchedulerTests",
             dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"],
@@ -74,7 +76,10 @@ let package = Package(
         ),
         .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem"]),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["QxubClient", "QxubProtocol", "QxubSystem"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["QxubClient", "QxubProtocol", "QxubSystem", "QxubTestSupport"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

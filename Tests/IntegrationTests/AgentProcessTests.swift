@@ -1,5 +1,6 @@
 import QxubProtocol
 import QxubSystem
+import QxubTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -225,7 +226,7 @@ struct AgentProcessTests {
     }
 
     static var hostileInputs: [(String, [UInt8], String)] {
-        var generator = SplitMix64Local(seed: 3)
+        var generator = SeededGenerator(seed: 3)
         let random = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let bomb: [UInt8] = {
             let deflater = try! Deflater()
@@ -261,19 +262,6 @@ struct AgentProcessTests {
         #expect(run.exit == .exited(2), "\(name): \(run.exit), stderr: \(run.stderrText)")
         #expect(run.stderrText.contains(expected), "\(name): stderr was \(run.stderrText)")
         #expect(run.stderrText.hasPrefix("qxub-agent: "))
-    }
-}
-
-/// Deterministic bytes for hostile inputs.
-struct SplitMix64Local: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

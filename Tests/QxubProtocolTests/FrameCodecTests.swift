@@ -1,4 +1,5 @@
 import QxubProtocol
+import QxubTestSupport
 import Testing
 
 @Suite("Frame codec")
@@ -12,7 +13,7 @@ struct FrameCodecTests {
 
     @Test("frames round-trip whatever the chunking", arguments: Chunking.allCases, [false, true])
     func roundTrip(chunking: Chunking, compressed: Bool) throws {
-        var generator = SplitMix64(seed: 1)
+        var generator = SeededGenerator(seed: 1)
         let frames = (0..<200).map { index in
             let size =
                 index % 10 == 0
@@ -147,7 +148,7 @@ struct FrameCodecTests {
         arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64]
     )
     func randomBytes(seed: UInt64) throws {
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         let garbage = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let expected = GarbageOracle(garbage, maxPayload: 4096).outcome
         var decoder = FrameDecoder(maxPayload: 4096)

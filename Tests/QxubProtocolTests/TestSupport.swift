@@ -1,17 +1,5 @@
 import QxubProtocol
-
-/// A small deterministic generator so "random" chunkings and payloads repeat exactly from run to run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import QxubTestSupport
 
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { byte in
@@ -44,7 +32,7 @@ enum Chunking: String, CaseIterable, CustomStringConvertible {
         case .byteAtATime:
             return data.map { [$0] }
         case .random:
-            var generator = SplitMix64(seed: seed)
+            var generator = SeededGenerator(seed: seed)
             var chunks: [[UInt8]] = []
             var index = 0
             while index < data.count {
@@ -60,7 +48,7 @@ enum Chunking: String, CaseIterable, CustomStringConvertible {
 
 /// Realistic job output: a training log with progress numbers, timestamps and a few warnings.
 func syntheticJobLog(lines: Int, seed: UInt64 = 7) -> [UInt8] {
-    var generator = SplitMix64(seed: seed)
+    var generator = SeededGenerator(seed: seed)
     var text = ""
     for line in 0..<lines {
         let epoch = line / 100

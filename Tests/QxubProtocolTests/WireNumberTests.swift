@@ -1,4 +1,5 @@
 import QxubProtocol
+import QxubTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ import Glibc
 struct WireNumberTests {
     /// Random 64-bit values biased to the interesting edges (around 2^63 and 2^64).
     static func values(seed: UInt64, count: Int = 2000) -> [UInt64] {
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         let edges: [UInt64] = [0, 1, UInt64(Int64.max) - 100, UInt64(Int64.max), 1 << 63, UInt64.max - 15, .max]
         return edges
             + (0..<count).map { index in
@@ -27,7 +28,7 @@ struct WireNumberTests {
 
     @Test("an output frame decodes only when offset + count fits off_t; then the client's sum cannot overflow")
     func outputOffsets() {
-        var generator = SplitMix64(seed: 11)
+        var generator = SeededGenerator(seed: 11)
         for offset in Self.values(seed: 1) {
             let count = Int(generator.next() % 200)
             let frame = Message.output(Output(stream: .stdout, offset: offset, data: Array(repeating: 7, count: count)))

@@ -1,18 +1,6 @@
 import QxubSystem
+import QxubTestSupport
 import Testing
-
-/// SplitMix64: a small generator whose seed reproduces a failing case.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// `shellQuote` is the one function through which user values enter job scripts: whatever the value, the
 /// shell must hand the exact bytes back.
