@@ -25,6 +25,17 @@ extension QxubCommand {
             return AgentInstaller(platform: platform.name, remote: remote, settings: .fromProcess())
         }
 
+        /// The installer, for a change of the installed agents: the platform's session holder is stopped first,
+        /// so the next qxub talks to the agent now installed (or finds none), not to the one the holder runs.
+        static func changingInstaller(_ place: PlatformOptions) throws(ClientError) -> AgentInstaller {
+            let installer = try installer(place)
+            let platform = try place.platform()
+            if let path = AgentEndpoint(platform: platform, settings: .fromProcess()).holderSocketPath() {
+                HolderClient.stop(at: path)
+            }
+            return installer
+        }
+
         package struct Install: ParsableCommand {
             package static let configuration = CommandConfiguration(
                 commandName: "install",
@@ -39,7 +50,7 @@ extension QxubCommand {
             package init() {}
             package func run() throws {
                 let installed = try CLIFailure.catching { () throws(ClientError) -> AgentInstaller.Installed in
-                    try Agent.installer(place).install(directory: directory)
+                    try Agent.changingInstaller(place).install(directory: directory)
                 }
                 // The remote side's words first, as such; qxub's own success line last.
                 try? FileDescriptor.writeAll(2, installed.remoteStderrReport)
@@ -71,7 +82,7 @@ extension QxubCommand {
             package init() {}
             package func run() throws {
                 print(
-                    try CLIFailure.catching { () throws(ClientError) -> String in try Agent.installer(place).uninstall()
+                    try CLIFailure.catching { () throws(ClientError) -> String in try Agent.changingInstaller(place).uninstall()
                     }
                 )
             }

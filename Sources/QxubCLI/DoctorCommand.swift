@@ -80,7 +80,10 @@ extension QxubCommand {
                 let requests: AgentRequests
                 let pings: [Double]
                 do throws(ClientError) {
-                    requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: settings))
+                    // The direct path: what the doctor measures is ssh, the login and the agent.
+                    requests = try AgentRequests(
+                        endpoint: AgentEndpoint(platform: platform, settings: settings, usesHolder: false)
+                    )
                     pings = try requests.pings(10)
                 } catch {
                     // Everything up to here still helps; say what is wrong with the agent and how to fix it.
@@ -103,6 +106,15 @@ extension QxubCommand {
                         "version \(requests.negotiation!.version), compression \(requests.negotiation!.compression ? "on" : "off")"
                     )
                     line("scheduler", peer.scheduler.isEmpty ? "unknown" : peer.scheduler)
+                }
+                if let remote = platform.remote {
+                    if remote.sessionPersist == 0 {
+                        line("session holder", "off (session_persist: 0)")
+                    } else if let holder = Session.holder(platform) {
+                        line("session holder", "running (pid \(holder.pid), socket \(holder.path))")
+                    } else {
+                        line("session holder", "none (the next qxub for \(platform.name) starts one)")
+                    }
                 }
                 if requests.strayBytes.isEmpty {
                     line("login files", "quiet (nothing printed before the agent)")

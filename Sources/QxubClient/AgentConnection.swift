@@ -6,10 +6,20 @@ import Glibc
 #endif
 
 /// The client's end of one agent session: a child process (the local agent, or `ssh` running it on a
-/// cluster) whose stdin and stdout carry the protocol. Runs on an ``EventLoop``; never blocks it.
+/// cluster) whose stdin and stdout carry the protocol, or a unix socket to the platform's session holder
+/// (``SessionHolder``), which speaks the same protocol. Runs on an ``EventLoop``; never blocks it.
 package final class AgentConnection {
     package let loop: EventLoop
-    private var child: ChildProcess!
+    /// The process of the current try; nil for a session through a holder's socket.
+    private var child: ChildProcess?
+    /// Where the agent's bytes are read and ours written: the child's stdout and stdin, or the socket twice.
+    private var readFD: Int32 = -1
+    private var writeFD: Int32 = -1
+    /// The session goes through the platform's session holder (a unix socket), not a process of ours.
+    package private(set) var viaHolder = false
+    private var holderPID: pid_t = 0
+    /// Called once, when the agent's hello has arrived (a direct session then starts a holder).
+    package var onReady: (() -> Void)?
     private var endpoint: ProtocolEndpoint
     private var outbox: OutboxWriter!
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -118,6 +128,50 @@ package final class AgentConnection {
         if hello.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { heartbeat() }
     }
 
+    /// A session through the platform's session holder, whose hello was already exchanged (``HolderClient``
+    /// did it within its short deadline). The events read with the hello (`.ready` first) are delivered from
+    /// the loop, once the caller has set ``onEvent``.
+    package init(
+        holder: HolderClient.Connected,
+        peerName: String,
+        platformName: String?,
+        loop: EventLoop,
+        hello: Hello,
+        timing: Timing = Timing()
+    ) {
+        self.loop = loop
+        self.peerName = peerName
+        self.platformName = platformName
+        self.command = []
+        self.hello = hello
+        self.timing = timing
+        self.retryPolicy = SessionRetryPolicy()
+        self.firstTry = loop.now
+        self.endpoint = holder.endpoint
+        self.viaHolder = true
+        self.holderPID = holder.pid
+        ignoreBrokenPipes()
+        tries = 1
+        readFD = holder.fd
+        writeFD = holder.fd
+        reaped = true
+        lastHeard = loop.now
+        spawnedAt = loop.now
+        helloAt = loop.now
+        outbox = OutboxWriter(loop: loop, fd: writeFD)
+        let early = holder.events
+        loop.schedule(after: 0) { [weak self] in
+            guard let self else { return }
+            for event in early where !self.closed { self.onEvent(event) }
+            guard !self.closed else { return }
+            self.loop.setReadable(self.readFD) { [unowned self] in self.readAvailable() }
+            // Bytes that came after the hello, before the loop watched the socket.
+            self.readAvailable()
+        }
+        ClientLog.write("session with \(peerName): through the session holder (pid \(holder.pid))")
+        if hello.capabilities.contains(ProtocolConstants.capabilityHeartbeat) { heartbeat() }
+    }
+
     /// Starts one try: the process, a fresh protocol endpoint, the magic and hello, the hello timer.
     private func launch() throws(ClientError) {
         tries += 1
@@ -128,15 +182,18 @@ package final class AgentConnection {
         do {
             // Its own process group: a Ctrl-C in the terminal reaches qxub alone, which turns it into a
             // cancel request; the agent must live on to carry it out.
-            child = try ChildProcess.spawn(
+            let child = try ChildProcess.spawn(
                 command,
                 stdin: .pipe,
                 stdout: .pipe,
                 stderr: .inherit,
                 newProcessGroup: true
             )
-            try FileDescriptor.setNonBlocking(child.stdin!)
-            try FileDescriptor.setNonBlocking(child.stdout!)
+            self.child = child
+            readFD = child.stdout!
+            writeFD = child.stdin!
+            try FileDescriptor.setNonBlocking(writeFD)
+            try FileDescriptor.setNonBlocking(readFD)
         } catch {
             throw ClientError(
                 "cannot start \(command.first ?? "the agent"): \(error)",
@@ -145,8 +202,8 @@ package final class AgentConnection {
             )
         }
         // A failed write means the agent is gone; its stdout's end of file (and exit status) tell why.
-        outbox = OutboxWriter(loop: loop, fd: child.stdin!)
-        loop.setReadable(child.stdout!) { [unowned self] in readAvailable() }
+        outbox = OutboxWriter(loop: loop, fd: writeFD)
+        loop.setReadable(readFD) { [unowned self] in readAvailable() }
         enqueue(endpoint.start())
         let attempt = tries > 1 ? " (try \(tries))" : ""
         ClientLog.write("session with \(peerName): started \(command.joined(separator: " "))\(attempt)")
@@ -154,7 +211,7 @@ package final class AgentConnection {
         helloTimer = loop.schedule(after: timeout) { [weak self] in
             guard let self, !self.closed, self.endpoint.negotiation == nil else { return }
             self.stalled = true
-            self.child.signal(SIGKILL)
+            self.child?.signal(SIGKILL)
             self.finish(
                 ClientError(
                     "no answer from \(self.peerName) in \(Int(timeout)) s (QXUB_HELLO_TIMEOUT)"
@@ -244,8 +301,9 @@ package final class AgentConnection {
 
     package var negotiation: Negotiation? { endpoint.negotiation }
 
-    /// The session's process (the local agent, or `ssh`) of the current try.
-    package var processID: pid_t { child.pid }
+    /// The session's process (the local agent, or `ssh`) of the current try; the holder's for a session
+    /// through a holder.
+    package var processID: pid_t { child?.pid ?? holderPID }
 
     /// The session has ended (closed by us, or lost).
     package var isClosed: Bool { closed }
@@ -285,10 +343,15 @@ package final class AgentConnection {
         outbox.flush()
         outbox.stop()
         closed = true
-        loop.remove(child.stdout!)
-        loop.remove(child.stdin!)
-        FileDescriptor.close(child.stdin!)
-        FileDescriptor.close(child.stdout!)
+        closeDescriptors()
+    }
+
+    /// Our ends of the session: the child's two pipes, or the holder's one socket.
+    private func closeDescriptors() {
+        loop.remove(readFD)
+        loop.remove(writeFD)
+        FileDescriptor.close(writeFD)
+        if readFD != writeFD { FileDescriptor.close(readFD) }
     }
 
     /// Ends a session that was opened early and will not be used (qxub found a usage error while the agent
@@ -297,7 +360,7 @@ package final class AgentConnection {
     /// lost, and an agent that starts later finds its stdin ended and its stdout gone, and exits.
     package func abandon() {
         shutdown()
-        guard !reaped else { return }
+        guard !reaped, let child else { return }
         child.signal(SIGKILL)
         // Reaped as every session's process is: woken by SIGCHLD through the loop's watcher, and bounded.
         reap(timeout: 2)
@@ -306,6 +369,11 @@ package final class AgentConnection {
     /// Kills the agent process (when it no longer answers).
     package func terminate() {
         guard retryTimer == nil else { return }
+        guard let child else {
+            // A holder's session has no process of ours: ending it is closing the socket.
+            if !closed { shutdown() }
+            return
+        }
         child.signal(SIGTERM)
     }
 
@@ -315,7 +383,7 @@ package final class AgentConnection {
         while !closed {
             let outcome: FileDescriptor.ReadResult
             do {
-                outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(child.stdout!, into: $0) }
+                outcome = try readBuffer.withUnsafeMutableBytes { try FileDescriptor.read(readFD, into: $0) }
             } catch {
                 return finish(
                     ClientError("reading from \(peerName) failed: \(error)", exitCode: ExitCodes.connectionLost)
@@ -343,7 +411,13 @@ package final class AgentConnection {
                 } catch {
                     failure = error
                 }
-                if helloAt == nil, endpoint.negotiation != nil { helloAt = loop.now }
+                if helloAt == nil, endpoint.negotiation != nil {
+                    helloAt = loop.now
+                    if let onReady {
+                        self.onReady = nil
+                        onReady()
+                    }
+                }
                 if helloTimer != nil, endpoint.negotiation != nil { cancelHelloTimer() }
                 for event in events where !closed { onEvent(event) }
                 if let failure { return finish(describe(failure)) }
@@ -360,10 +434,12 @@ package final class AgentConnection {
         stopTimers()
         closed = true
         outbox.stop()
-        loop.remove(child.stdout!)
-        loop.remove(child.stdin!)
-        FileDescriptor.close(child.stdin!)
-        FileDescriptor.close(child.stdout!)
+        closeDescriptors()
+        if viaHolder {
+            endReason = "the session holder closed the connection"
+            ClientLog.write("session with \(peerName) through the holder ended: \(error?.message ?? endReason)")
+            return onClose(error)
+        }
         let exit = reap(timeout: 2)
         // ssh's own failure (a refused session, authentication, a dropped network), not the agent's absence:
         // nothing came back and nothing was sent but the hello, so another try is safe.
@@ -429,6 +505,7 @@ package final class AgentConnection {
     @discardableResult
     private func reap(timeout: Double) -> ProcessExit? {
         reaped = true
+        guard let child else { return nil }
         if let watcher = try? ChildWatcher.of(loop), let exit = watcher.waitForExit(child.pid, timeout: timeout) {
             return exit
         }

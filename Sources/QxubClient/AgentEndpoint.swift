@@ -1,6 +1,12 @@
 import QxubProtocol
 import QxubSystem
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How to start a session with the agent for a platform: a local child, or ssh to a cluster.
 package struct AgentEndpoint: Sendable {
     package let platform: Platform
@@ -9,9 +15,24 @@ package struct AgentEndpoint: Sendable {
     /// The name used in messages ("the local agent", "gadi").
     package var peerName: String { platform.remote == nil ? "the local agent" : platform.name }
 
-    package init(platform: Platform, settings: ClientSettings) {
+    /// Sessions of a remote platform go through its session holder when one answers, and a direct session
+    /// starts one (``SessionHolder``); false for the holder itself and for `qxub doctor`, which measures the
+    /// direct path.
+    package var usesHolder: Bool
+
+    package init(platform: Platform, settings: ClientSettings, usesHolder: Bool = true) {
         self.platform = platform
         self.settings = settings
+        self.usesHolder = usesHolder
+    }
+
+    /// The holder's socket for this platform (nil for the local agent, with holders off, or when the control
+    /// directory cannot be made).
+    package func holderSocketPath() -> String? {
+        guard let remote = platform.remote, remote.sessionPersist > 0,
+            let directory = try? SSHLauncher.controlDirectory()
+        else { return nil }
+        return directory + "/" + HolderClient.socketName(platform: platform.name)
     }
 
     /// Opens a new session (for a remote platform: after making sure the ssh master is alive).
@@ -25,6 +46,35 @@ package struct AgentEndpoint: Sendable {
         bypassingUserMaster: Bool = false
     ) throws(ClientError) -> AgentConnection {
         let command: [String]
+        var startsHolder = false
+        if usesHolder, !bypassingUserMaster, let path = holderSocketPath() {
+            let hello = AgentConnection.hello(heartbeat: heartbeat)
+            switch HolderClient.connect(path: path, hello: hello) {
+            case .connected(let holder):
+                return AgentConnection(
+                    holder: holder,
+                    peerName: peerName,
+                    platformName: platform.name,
+                    loop: loop,
+                    hello: hello,
+                    timing: settings.timing
+                )
+            case .absent(let stale):
+                if stale { ClientLog.write("session holder for \(platform.name): stale socket \(path)") }
+                startsHolder = true
+            case .foreign(let peer):
+                // The control directory is private, so this should not happen; never fight over it.
+                ClientLog.write(
+                    "session holder socket \(path) is served by \(peer.map { "uid \($0.userID)" } ?? "an unknown peer"), not by you: not used"
+                )
+            case .noAnswer(let pid, let reason):
+                // A holder that cannot answer in time serves nobody well: it is replaced; its other clients
+                // reconnect (to the new one, or directly) and resume from their byte offsets.
+                ClientLog.write("session holder for \(platform.name) (pid \(pid)): \(reason); replaced")
+                if pid > 0 { kill(pid, SIGTERM) }
+                startsHolder = true
+            }
+        }
         if let remote = platform.remote {
             let launcher = SSHLauncher(platform: platform.name, remote: remote)
             if bypassingUserMaster {
@@ -49,6 +99,12 @@ package struct AgentEndpoint: Sendable {
                 timing: settings.timing
             )
             connection.bypassesUserMaster = bypassingUserMaster
+            if startsHolder {
+                // Once this session's agent answers: the master is up (any prompt was answered here, in the
+                // foreground) and the agent works, so the holder will not fail where this session did not.
+                let platform = platform
+                connection.onReady = { SessionHolderLauncher.start(platform: platform.name) }
+            }
             return connection
         } catch let error as ClientError {
             throw error

@@ -220,21 +220,7 @@ package struct ControlDirectory: Sendable, Equatable {
         }
         guard connected == 0 else { return nil }
         // The listener's credentials as of its listen(): who made the socket, even if it is stopped now.
-        #if canImport(Glibc)
-        // struct ucred (pid, uid, gid): Glibc exports it only with _GNU_SOURCE.
-        var credentials: (pid_t, uid_t, gid_t) = (0, 0, 0)
-        var length = socklen_t(MemoryLayout<(pid_t, uid_t, gid_t)>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return nil }
-        return (credentials.0, credentials.1)
-        #else
-        var pid: pid_t = 0
-        var length = socklen_t(MemoryLayout<pid_t>.size)
-        var userID: uid_t = 0
-        var groupID: gid_t = 0
-        guard getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &length) == 0, getpeereid(fd, &userID, &groupID) == 0
-        else { return nil }
-        return (pid, userID)
-        #endif
+        return PeerCredentials.of(fd).map { ($0.pid, $0.userID) }
     }
 
     static func userName(_ userID: uid_t) -> String {

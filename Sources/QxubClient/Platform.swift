@@ -13,6 +13,9 @@ package struct Platform: Sendable, Hashable {
         package var agentForwarding: Bool
         /// How long an idle master connection stays open (ssh's ControlPersist).
         package var controlPersist: String
+        /// Seconds a session holder waits with no client before it exits (`session_persist`, like
+        /// `control_persist`: `10m`, `90s`, `1h`, or seconds; default 10 minutes); 0: no holder.
+        package var sessionPersist: Double = 600
         /// An ssh_config file to use instead of ~/.ssh/config (`ssh -F`).
         package var sshConfig: String?
         /// Extra `-o Key=Value` options.
@@ -55,6 +58,17 @@ package struct Platform: Sendable, Hashable {
             )
         }
         let user = TemplateVariables.localUser
+        var sessionPersist = 600.0
+        if let text = remote["session_persist"]?.string {
+            guard let seconds = Self.duration(text) else {
+                throw ClientError(
+                    "platforms.\(name).remote.session_persist is '\(text)', not a duration",
+                    hint: "write seconds or a number with s, m or h (10m, 90s, 1h); 0 turns the session holder off",
+                    exitCode: ExitCodes.usage
+                )
+            }
+            sessionPersist = seconds
+        }
         return Platform(
             name: name,
             remote: Remote(
@@ -64,10 +78,26 @@ package struct Platform: Sendable, Hashable {
                 identity: remote["identity"]?.string ?? remote["identity_file"]?.string,
                 agentForwarding: remote["agent_forwarding"]?.bool ?? remote["forward_agent"]?.bool ?? false,
                 controlPersist: remote["control_persist"]?.string ?? "10m",
+                sessionPersist: sessionPersist,
                 sshConfig: remote["ssh_config"]?.string,
                 sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? []
             )
         )
+    }
+
+    /// Seconds in `text`: a number, or a number followed by `s`, `m` or `h` (as ssh's ControlPersist takes
+    /// them); nil for anything else or a negative number.
+    package static func duration(_ text: String) -> Double? {
+        let trimmed = text.trimmingWhitespace()
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        var number = Substring(trimmed)
+        var scale = 1.0
+        if let last = trimmed.last, let unit = units[last] {
+            number = trimmed.dropLast()
+            scale = unit
+        }
+        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        return value * scale
     }
 
     /// `{user}` → the local user; `{{user}}` and `{{project}}` stay for the cluster side as `{user}`/`{project}`.

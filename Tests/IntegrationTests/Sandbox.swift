@@ -217,6 +217,8 @@ extension Sandbox {
         var name: String
         var host: String
         var workingDirectory: String?
+        /// `session_persist` (nil: not written, the default).
+        var sessionPersist: String? = nil
     }
 
     /// Makes this sandbox a laptop with `platforms` on the sshd whose `sshd.sh env` is `ssh`: its own
@@ -226,12 +228,15 @@ extension Sandbox {
         let yaml = platforms.map { platform in
             "  \(platform.name):\n    remote:\n      host: \(platform.host)\n      ssh_config: \(config)\n"
                 + (platform.workingDirectory.map { "      working_dir: \($0)\n" } ?? "")
+                + (platform.sessionPersist.map { "      session_persist: \($0)\n" } ?? "")
         }.joined()
         try FileSystem.createDirectories(directory + "/config/qxub")
         try FileSystem.writeAtomically(directory + "/config/qxub/config.yaml", "platforms:\n" + yaml)
         environment["XDG_CONFIG_HOME"] = directory + "/config"
         environment["QXUB_CONTROL_DIR"] = directory + "/cm"
         environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
+        // Session holders first: each would otherwise live on until its idle time passed.
+        cleanup.append(commandPrefix + [BuiltProducts.qxub, "session", "stop"])
         for platform in platforms {
             cleanup.append(
                 commandPrefix + [

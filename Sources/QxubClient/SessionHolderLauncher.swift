@@ -1,0 +1,38 @@
+import QxubSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Starts a platform's session holder in the background: `qxub session serve --platform NAME`, in a session
+/// of its own (no terminal, so its ssh can never prompt; the terminal's Ctrl-C never reaches it), stdin and
+/// stdout on /dev/null, stderr in `~/.local/state/qxub/holder-NAME.log`.
+package enum SessionHolderLauncher {
+    /// The holder's log for a platform.
+    package static func logPath(platform: String) -> String? {
+        guard let sshLog = try? SSHLauncher.logPath() else { return nil }
+        return FileSystem.directoryName(sshLog) + "/holder-" + ControlDirectory.socketName(platform: platform) + ".log"
+    }
+
+    /// Spawns the holder and does not wait for it. Two qxub that both start one are harmless: the second
+    /// holder finds the first one's lock and exits.
+    package static func start(platform: String) {
+        let log = logPath(platform: platform)
+        let fd = log.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) } ?? -1
+        defer { if fd >= 0 { FileDescriptor.close(fd) } }
+        do {
+            let child = try ChildProcess.spawn(
+                [AgentLocator.executablePath(), "session", "serve", "--platform", platform],
+                stdin: .null,
+                stdout: .null,
+                stderr: fd >= 0 ? .fileDescriptor(fd) : .null,
+                newSession: true
+            )
+            ClientLog.write("session holder for \(platform) started (pid \(child.pid))")
+        } catch {
+            ClientLog.write("session holder for \(platform): cannot start: \(error)")
+        }
+    }
+}
