@@ -82,7 +82,8 @@ extension QxubCommand {
             package init() {}
             package func run() throws {
                 print(
-                    try CLIFailure.catching { () throws(ClientError) -> String in try Agent.changingInstaller(place).uninstall()
+                    try CLIFailure.catching { () throws(ClientError) -> String in
+                        try Agent.changingInstaller(place).uninstall()
                     }
                 )
             }

@@ -40,7 +40,8 @@ package enum HolderClient {
     /// qxub builds of different protocols each find their own holder and never talk to another's.
     package static func socketName(platform: String) -> String {
         let versions = ProtocolConstants.versions
-        return "holder-p\(versions.lowerBound)-\(versions.upperBound)-" + ControlDirectory.socketName(platform: platform)
+        return "holder-p\(versions.lowerBound)-\(versions.upperBound)-"
+            + ControlDirectory.socketName(platform: platform)
     }
 
     /// The pid of the user's own holder listening at `path` (nil when none listens).
@@ -64,6 +65,8 @@ package enum HolderClient {
     /// Connects to the holder at `path` and exchanges hellos within `deadline` seconds.
     package static func connect(path: String, hello: Hello, deadline: Double = deadline) -> Outcome {
         let start = MonotonicClock.now()
+        // A holder that closes the socket before reading our hello must show up as EPIPE, never kill qxub.
+        ignoreBrokenPipes()
         let fd: Int32
         switch UnixSocket.connect(path) {
         case .success(let connected): fd = connected

@@ -37,7 +37,8 @@ struct RemoteTests {
     }
 
     /// A fresh laptop (its own config and control sockets) and clean cluster homes.
-    func remote(_ label: String) throws -> Remote {
+    /// - Parameter sessionPersist: `session_persist` of the bash platform (nil: the default, holders on).
+    func remote(_ label: String, sessionPersist: String? = nil) throws -> Remote {
         let ssh = try Components.sshd()
         let sandbox = try Sandbox("remote-" + label)
         try sandbox.configureRemote(
@@ -45,7 +46,8 @@ struct RemoteTests {
                 .init(
                     name: "bashbox",
                     host: "qxub-bash",
-                    workingDirectory: FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) + "/{{user}}/work"
+                    workingDirectory: FileSystem.directoryName(ssh["QXUB_TEST_SSH_BASH_HOME"]!) + "/{{user}}/work",
+                    sessionPersist: sessionPersist
                 ),
                 .init(name: "tcshbox", host: "qxub-tcsh"),
             ],
@@ -406,7 +408,8 @@ struct RemoteTests {
         "a master whose connection hangs (its socket still answers, as after a laptop slept) is replaced, not hung on"
     )
     func hungMaster() throws {
-        let remote = try remote("hungmaster")
+        // The direct path's recovery (the holder's is in SessionHolderTests): no holder in between.
+        let remote = try remote("hungmaster", sessionPersist: "0")
         remote.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         let terse = try remote.qxub([
@@ -675,7 +678,8 @@ struct RemoteTests {
 
     @Test("100 jobs over one session against the real Slurm: one ssh session, every job's output tagged, a summary")
     func hundredJobsOneSession() throws {
-        let remote = try remote("batch")
+        // Counts the sessions the batch opens itself: the holder a first qxub starts would add its own.
+        let remote = try remote("batch", sessionPersist: "0")
         let slurm = try Components.slurm()
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
         // The cluster's login file sets up the scheduler's client, as sites do.

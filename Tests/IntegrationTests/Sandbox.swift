@@ -235,8 +235,6 @@ extension Sandbox {
         environment["XDG_CONFIG_HOME"] = directory + "/config"
         environment["QXUB_CONTROL_DIR"] = directory + "/cm"
         environment["QXUB_SHIM"] = Components.repositoryRoot + "/shim/qxub-shim"
-        // Session holders first: each would otherwise live on until its idle time passed.
-        cleanup.append(commandPrefix + [BuiltProducts.qxub, "session", "stop"])
         for platform in platforms {
             cleanup.append(
                 commandPrefix + [
@@ -245,5 +243,8 @@ extension Sandbox {
                 ]
             )
         }
+        // Session holders: each would otherwise live on until its idle time passed (after the masters, so a
+        // test that runs cleanup[0] still ends a master).
+        cleanup.append(commandPrefix + [BuiltProducts.qxub, "session", "stop"])
     }
 }

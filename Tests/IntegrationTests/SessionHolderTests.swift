@@ -8,9 +8,8 @@ import Glibc
 
 /// The warm session holder through the built binaries and the real sshd of Tests/Support: many qxub
 /// processes over one agent session, each with exactly its own output; crashes, stale and foreign sockets,
-/// idle exit, and `session_persist: 0`. Shares the cluster users with RemoteTests, so one at a time.
-@Suite("Session holder: one warm agent session shared by local qxub processes", .serialized)
-struct SessionHolderTests {
+/// idle exit, and `session_persist: 0`. Part of the serialized remote suite: they share its cluster users.
+extension RemoteTests {
     struct Laptop {
         let sandbox: Sandbox
         let ssh: [String: String]
@@ -53,7 +52,7 @@ struct SessionHolderTests {
     }
 
     /// A laptop with the bash platform, the agent installed, and an ssh that logs its calls.
-    func laptop(_ label: String, sessionPersist: String? = "60") throws -> Laptop {
+    func holderLaptop(_ label: String, sessionPersist: String? = "60") throws -> Laptop {
         let ssh = try Components.sshd()
         let realSSH = try #require(Environment.which("ssh", path: Environment.get("PATH") ?? "/usr/bin:/bin"))
         let sandbox = try Sandbox(
@@ -66,7 +65,10 @@ struct SessionHolderTests {
         )
         let laptop = Laptop(sandbox: sandbox, ssh: ssh)
         _ = try runCollectingOutput(
-            ["ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc'"],
+            [
+                "ssh", "-F", ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash",
+                "sh -c 'pkill -u $(id -u) -f \"[q]xub-agent serve\"; rm -rf $HOME/.qxub $HOME/.bashrc'",
+            ],
             timeout: 60
         )
         let install = try laptop.qxub(["agent", "install", "--platform", "bashbox"])
@@ -74,22 +76,24 @@ struct SessionHolderTests {
         return laptop
     }
 
-    func exec(_ script: String) -> [String] {
+    func holderExec(_ script: String) -> [String] {
         ["exec", "--platform", "bashbox", "--backend", "local", "--", "sh", "-c", script]
     }
 
     @Test("two concurrent qxub share the holder's one session; each gets only its own output and exit code")
     func twoClients() throws {
-        let laptop = try laptop("two")
-        let first = try laptop.qxub(exec("echo warm"))
+        let laptop = try holderLaptop("two")
+        let first = try laptop.qxub(holderExec("echo warm"))
         #expect(first.exit == .exited(0), "\(first.stderrText)")
         #expect(first.stdoutText == "warm\n")
         _ = try laptop.waitForHolder()
         // The first qxub's direct session and the holder's.
         #expect(laptop.agentSessions() == 2)
 
-        let a = try laptop.sandbox.start(exec("for i in 1 2 3 4 5; do echo A$i; echo a$i >&2; sleep 0.1; done; exit 3"))
-        let b = try laptop.sandbox.start(exec("for i in 1 2 3 4 5; do echo B$i; sleep 0.1; done; exit 4"))
+        let a = try laptop.sandbox.start(
+            holderExec("for i in 1 2 3 4 5; do echo A$i; echo a$i >&2; sleep 0.1; done; exit 3")
+        )
+        let b = try laptop.sandbox.start(holderExec("for i in 1 2 3 4 5; do echo B$i; sleep 0.1; done; exit 4"))
         let runA = collect(a)
         let runB = collect(b)
         #expect(runA.exit == .exited(3), "\(runA.stderrText)")
@@ -103,10 +107,10 @@ struct SessionHolderTests {
 
     @Test("the holder killed mid-stream: the client resumes from its offsets, output whole and once, exit code right")
     func holderKilled() throws {
-        let laptop = try laptop("killed")
-        _ = try laptop.qxub(exec("true"))
+        let laptop = try holderLaptop("killed")
+        _ = try laptop.qxub(holderExec("true"))
         let holder = try laptop.waitForHolder()
-        let child = try laptop.sandbox.start(exec("for i in $(seq 1 30); do echo $i; sleep 0.1; done; exit 5"))
+        let child = try laptop.sandbox.start(holderExec("for i in $(seq 1 30); do echo $i; sleep 0.1; done; exit 5"))
         let early = readUntil(child.stdout!, containing: "3\n", timeout: 60)
         #expect(early.hasPrefix("1\n2\n3\n"))
         kill(holder, SIGKILL)
@@ -117,25 +121,28 @@ struct SessionHolderTests {
 
     @Test("a stale socket file (its holder died) is replaced; qxub runs meanwhile")
     func staleSocket() throws {
-        let laptop = try laptop("stale")
+        let laptop = try holderLaptop("stale")
         _ = try laptop.qxub(["session", "status"])  // makes the control directory
         let bind = try runCollectingOutput(
-            ["python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", laptop.holderSocket]
+            [
+                "python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+                laptop.holderSocket,
+            ]
         )
         try #require(bind.exit == .exited(0), "\(bind.stderrText)")
         try #require(FileSystem.exists(laptop.holderSocket))
-        let run = try laptop.qxub(exec("echo through"))
+        let run = try laptop.qxub(holderExec("echo through"))
         #expect(run.exit == .exited(0), "\(run.stderrText)")
         #expect(run.stdoutText == "through\n")
         _ = try laptop.waitForHolder()
-        let again = try laptop.qxub(exec("echo again"))
+        let again = try laptop.qxub(holderExec("echo again"))
         #expect(again.stdoutText == "again\n")
         #expect(laptop.agentSessions() == 2, "the replaced holder serves the second run")
     }
 
     @Test("a holder of another protocol version is left alone: its socket has another name")
     func otherVersion() throws {
-        let laptop = try laptop("version")
+        let laptop = try holderLaptop("version")
         _ = try laptop.qxub(["session", "status"])
         let other = laptop.controlDirectory + "/holder-p9-9-bashbox"
         // A listener that accepts and never answers: talking to it would cost the 200 ms deadline.
@@ -150,7 +157,7 @@ struct SessionHolderTests {
             stdout: .pipe
         )
         #expect(readUntil(listener.stdout!, containing: "ready\n", timeout: 30) == "ready\n")
-        let run = try laptop.qxub(exec("echo mine"))
+        let run = try laptop.qxub(holderExec("echo mine"))
         #expect(run.stdoutText == "mine\n", "\(run.stderrText)")
         _ = try laptop.waitForHolder()
         #expect(FileSystem.exists(other))
@@ -161,9 +168,9 @@ struct SessionHolderTests {
 
     @Test("session_persist: 0 starts no holder: every qxub opens its own session")
     func disabled() throws {
-        let laptop = try laptop("off", sessionPersist: "0")
+        let laptop = try holderLaptop("off", sessionPersist: "0")
         for word in ["one", "two"] {
-            let run = try laptop.qxub(exec("echo \(word)"))
+            let run = try laptop.qxub(holderExec("echo \(word)"))
             #expect(run.stdoutText == "\(word)\n", "\(run.stderrText)")
         }
         #expect(laptop.agentSessions() == 2)
@@ -174,8 +181,8 @@ struct SessionHolderTests {
 
     @Test("the holder exits after session_persist with no client, and removes its socket")
     func idleExit() throws {
-        let laptop = try laptop("idle", sessionPersist: "2s")
-        _ = try laptop.qxub(exec("true"))
+        let laptop = try holderLaptop("idle", sessionPersist: "2s")
+        _ = try laptop.qxub(holderExec("true"))
         let pid = try laptop.waitForHolder()
         #expect(laptop.sandbox.wait(timeout: 30) { processEnded(pid) })
         #expect(!FileSystem.exists(laptop.holderSocket))
@@ -184,8 +191,8 @@ struct SessionHolderTests {
 
     @Test("another user cannot use the holder: SO_PEERCRED refuses the connection before any byte")
     func otherUser() throws {
-        let laptop = try laptop("peer")
-        _ = try laptop.qxub(exec("true"))
+        let laptop = try holderLaptop("peer")
+        _ = try laptop.qxub(holderExec("true"))
         _ = try laptop.waitForHolder()
         // The private directory alone keeps others out; opened here so the holder's own check is what is tested.
         chmod(laptop.controlDirectory, 0o711)
@@ -205,7 +212,7 @@ struct SessionHolderTests {
         #expect((FileSystem.readText(laptop.holderLog) ?? "").contains("refused a connection from uid 65534"))
         // The user's own qxub still gets through.
         chmod(laptop.controlDirectory, 0o700)
-        let run = try laptop.qxub(exec("echo still"))
+        let run = try laptop.qxub(holderExec("echo still"))
         #expect(run.stdoutText == "still\n")
         #expect(laptop.agentSessions() == 2)
     }

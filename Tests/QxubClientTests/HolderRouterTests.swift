@@ -126,7 +126,9 @@ struct HolderRouterTests {
         _ = router.fromClient(2, .watch(Watch(requestID: 1, jobID: "J2")), channel: 1)
         _ = router.fromClient(1, .cancel(JobRequest(requestID: 2, jobID: "J1")), channel: 0)
         #expect(router.clientLeft(1) == [.toAgent(.unwatch(JobRequest(requestID: 4, jobID: "J1")), channel: 1)])
-        #expect(router.fromAgent(.cancelResult(CancelResult(requestID: 3, jobID: "J1", wasActive: true)), channel: 0) == [])
+        #expect(
+            router.fromAgent(.cancelResult(CancelResult(requestID: 3, jobID: "J1", wasActive: true)), channel: 0) == []
+        )
         #expect(router.fromAgent(.output(Output(stream: .stdout, offset: 0, data: [1])), channel: 1) == [])
         #expect(
             router.fromAgent(.output(Output(stream: .stdout, offset: 0, data: [2])), channel: 2)
@@ -150,7 +152,11 @@ struct HolderRouterTests {
         #expect(
             router.fromAgent(.error(ErrorMessage(requestID: 1, code: .unknownJob, message: "no job nope")), channel: 0)
                 == [
-                    .toClient(2, .error(ErrorMessage(requestID: 5, code: .unknownJob, message: "no job nope")), channel: 0)
+                    .toClient(
+                        2,
+                        .error(ErrorMessage(requestID: 5, code: .unknownJob, message: "no job nope")),
+                        channel: 0
+                    )
                 ]
         )
     }
@@ -162,7 +168,11 @@ struct HolderRouterTests {
         #expect(
             router.malformed(1, type: .submit, requestID: 3, error: error)
                 == [
-                    .toClient(1, .error(ErrorMessage(requestID: 3, code: .malformedRequest, message: "\(error)")), channel: 0)
+                    .toClient(
+                        1,
+                        .error(ErrorMessage(requestID: 3, code: .malformedRequest, message: "\(error)")),
+                        channel: 0
+                    )
                 ]
         )
         #expect(router.malformed(1, type: .output, requestID: 3, error: error) == [])
@@ -186,12 +196,15 @@ struct SessionHolderSettingsTests {
         #expect(Platform.duration(text) == nil)
     }
 
-    @Test("only the user's own processes may use a holder", arguments: [
-        (PeerCredentials(pid: 10, userID: 1000), uid_t(1000), true),
-        (PeerCredentials(pid: 10, userID: 1001), 1000, false),
-        (PeerCredentials(pid: 10, userID: 0), 1000, false),
-        (nil, 1000, false),
-    ] as [(PeerCredentials?, uid_t, Bool)])
+    @Test(
+        "only the user's own processes may use a holder",
+        arguments: [
+            (PeerCredentials(pid: 10, userID: 1000), uid_t(1000), true),
+            (PeerCredentials(pid: 10, userID: 1001), 1000, false),
+            (PeerCredentials(pid: 10, userID: 0), 1000, false),
+            (nil, 1000, false),
+        ] as [(PeerCredentials?, uid_t, Bool)]
+    )
     func admits(peer: PeerCredentials?, own: uid_t, admitted: Bool) {
         #expect(PeerCredentials.admits(peer, ownUserID: own) == admitted)
     }
