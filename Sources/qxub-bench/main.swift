@@ -1,7 +1,7 @@
 // qxub-bench: prints performance figures as ratios against a floor measured in the same run.
 // Never part of the tests (timings do not belong in tests). See docs/performance.md.
 //
-//   swift build -c release && .build/release/qxub-bench protocol|startup|exec|remote (usage: no arguments)
+//   swift build -c release && .build/release/qxub-bench protocol|startup|exec|remote (any other word prints the usage)
 import QxubSystem
 
 #if canImport(Glibc)
