@@ -129,13 +129,9 @@ extension QxubCommand {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
             session.joblog = joblog
-            if mode != .dry {
-                do {
-                    session.history = try HistoryStore()
-                } catch {
-                    ClientLog.write("history unavailable: \(error.message)")
-                }
-            }
+            // Opened at the first record, which comes after the job id is out (with --terse) and while ssh
+            // winds down: GRDB's set-up and the schema check are off the path to the id.
+            if mode != .dry { session.history = HistoryStore(deferredPath: HistoryStore.defaultPath) }
             let status = TerminalStatus(
                 quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil,
                 loop: session.eventLoop,

@@ -1,5 +1,6 @@
 import GRDB
 import QxubSystem
+import Synchronization
 
 /// Every submission, local or remote, in a local SQLite database (`~/.local/share/qxub/history.sqlite`).
 ///
@@ -22,7 +23,8 @@ package final class HistoryStore: Sendable {
         package var status: String
     }
 
-    private let queue: DatabaseQueue
+    /// The open database; nil until first use for a store made with ``init(deferredPath:)``.
+    private let opened: Mutex<DatabaseQueue?>
     package let path: String
 
     /// `QXUB_HISTORY_DB`, else `$XDG_DATA_HOME/qxub/history.sqlite`, else `~/.local/share/qxub/history.sqlite`.
@@ -34,8 +36,30 @@ package final class HistoryStore: Sendable {
         return base + "/qxub/history.sqlite"
     }
 
+    /// Opens (and if need be creates) the database now, so that a command that shows the history fails
+    /// at once when it cannot be read.
     package init(path: String = HistoryStore.defaultPath) throws(ClientError) {
         self.path = path
+        opened = Mutex(try Self.open(path))
+    }
+
+    /// Opens the database at its first use: `qxub exec` records a submission only after the job id is
+    /// out, so opening it (GRDB's set-up and the schema check) stays off the path to the id.
+    package init(deferredPath path: String) {
+        self.path = path
+        opened = Mutex(nil)
+    }
+
+    private func queue() throws(ClientError) -> DatabaseQueue {
+        try opened.withLock { (queue: inout DatabaseQueue?) throws(ClientError) -> DatabaseQueue in
+            if let queue { return queue }
+            let fresh = try Self.open(path)
+            queue = fresh
+            return fresh
+        }
+    }
+
+    private static func open(_ path: String) throws(ClientError) -> DatabaseQueue {
         do {
             try FileSystem.createDirectories(FileSystem.directoryName(path), mode: 0o700)
             var configuration = GRDB.Configuration()
@@ -45,7 +69,7 @@ package final class HistoryStore: Sendable {
                 // History is a record, not a ledger: one sync per commit is plenty.
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
-            queue = try DatabaseQueue(path: path, configuration: configuration)
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
             var migrator = DatabaseMigrator()
             migrator.registerMigration("v1") { db in
                 try db.execute(
@@ -70,6 +94,7 @@ package final class HistoryStore: Sendable {
                 )
             }
             try migrator.migrate(queue)
+            return queue
         } catch {
             throw ClientError(
                 "cannot open the job history \(path): \(error)",
@@ -90,7 +115,7 @@ package final class HistoryStore: Sendable {
         workingDirectory: String,
         stateDirectory: String
     ) throws -> Int64 {
-        try queue.write { db in
+        try queue().write { db in
             try db.execute(
                 sql:
                     "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
@@ -104,7 +129,7 @@ package final class HistoryStore: Sendable {
 
     /// Records how a job ended (the newest record with that id on that platform).
     package func recordEnd(jobID: String, platform: String, exitCode: Int32, status: String) throws {
-        try queue.write { db in
+        try queue().write { db in
             try db.execute(
                 sql:
                     "UPDATE jobs SET ended_at = ?, exit_code = ?, status = ? WHERE id = (SELECT id FROM jobs WHERE job_id = ? AND platform = ? ORDER BY id DESC LIMIT 1)",
@@ -115,7 +140,7 @@ package final class HistoryStore: Sendable {
 
     /// The newest records first.
     package func recent(limit: Int, platform: String? = nil) throws -> [Record] {
-        try queue.read { db in
+        try queue().read { db in
             let rows: [Row]
             if let platform {
                 rows = try Row.fetchAll(
@@ -132,7 +157,7 @@ package final class HistoryStore: Sendable {
 
     /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
     package func find(_ jobID: String) throws -> Record? {
-        try queue.read { db in
+        try queue().read { db in
             if let row = try Row.fetchOne(
                 db,
                 sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
@@ -155,7 +180,7 @@ package final class HistoryStore: Sendable {
     }
 
     package func count() throws -> Int {
-        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
+        try queue().read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
     }
 
     static func likePrefix(_ text: String) -> String {

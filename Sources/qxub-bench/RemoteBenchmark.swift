@@ -4,26 +4,50 @@ import QxubSystem
 import Glibc
 #endif
 
-/// Remote figures over a real sshd: warm submission against `ssh host true` over the same master,
-/// 100 submissions three ways, and streaming throughput with bytes on the wire.
-func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
+/// What `qxub-bench remote` measures against, and how.
+struct RemoteOptions {
+    var host = "qxub-bash"
+    var sshConfig = "/tmp/qxub-sshd/ssh_config"
+    var backend = "local"
+    /// Rounds of each interleaved single-submission comparison.
+    var rounds = 30
+    /// Rounds of the 100-job comparison.
+    var batchRounds = 3
+    /// The Slurm partition held DOWN for the run (default: the cluster's default partition).
+    var partition: String?
+    /// Extra `key: value` lines under the platform's `remote:` (e.g. `session_persist: 0`).
+    var remoteSettings: [String] = []
+}
+
+/// Remote figures over a real sshd, each against its floor measured in the same run, interleaved:
+/// one warm `qxub exec --terse` against `ssh host sbatch` over the same master (with an empty rc file and
+/// with one that costs 100 ms), 100 separate submissions against one `qxub batch`, a full round trip
+/// against `ssh host` running the same job script, and streaming throughput with bytes on the wire.
+///
+/// Set-up it checks, and fails loudly on: the floor's ssh goes through qxub's master; the slow rc file
+/// really costs 100 ms; on Slurm, every job the run submits stays PENDING behind a DOWN partition
+/// (``SlurmHold``), so that none runs and loads the machine while it measures.
+func remoteBenchmark(_ options: RemoteOptions) throws {
     let work = "/tmp/qxub-bench-remote-\(getpid())"
     try FileSystem.createDirectories(work + "/config/qxub")
     defer { _ = try? runCollectingOutput(["rm", "-rf", work]) }
+    let settings = options.remoteSettings.map { "\n      " + $0 }.joined()
     try FileSystem.writeAtomically(
         work + "/config/qxub/config.yaml",
         """
         platforms:
           bench:
             remote:
-              host: \(host)
-              ssh_config: \(sshConfig)
+              host: \(options.host)
+              ssh_config: \(options.sshConfig)\(settings)
         """
     )
-    var environment = Environment.all().filter { !$0.hasPrefix("QXUB_") && !$0.hasPrefix("XDG_CONFIG_HOME=") }
+    var environment = Environment.all().filter {
+        !$0.hasPrefix("QXUB_") && !$0.hasPrefix("XDG_CONFIG_HOME=") && !$0.hasPrefix("XDG_DATA_HOME=")
+    }
     environment += [
-        "XDG_CONFIG_HOME=" + work + "/config", "QXUB_CONTROL_DIR=" + work + "/cm", "QXUB_AGENT=" + Binaries.agent,
-        "QXUB_SHIM=" + FileSystem.directoryName(Binaries.agent) + "/qxub-shim",
+        "XDG_CONFIG_HOME=" + work + "/config", "XDG_DATA_HOME=" + work + "/data", "QXUB_CONTROL_DIR=" + work + "/cm",
+        "QXUB_AGENT=" + Binaries.agent, "QXUB_SHIM=" + FileSystem.directoryName(Binaries.agent) + "/qxub-shim",
     ]
     func run(_ command: [String], stdin: [UInt8]? = nil) throws -> CollectedRun {
         let result = try runCollectingOutput(
@@ -38,78 +62,143 @@ func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
         }
         return result
     }
-    let qxub = Binaries.qxub
-    _ = try run([qxub, "agent", "install", "--platform", "bench"])
-    // Warms the master.
-    _ = try run([qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"])
-    let ssh = ["ssh", "-F", sshConfig, "-o", "ControlPath=" + work + "/cm/bench", host]
-
-    print("qxub-bench remote: \(host) via \(sshConfig), backend \(backend), master warm")
-    print("")
-    print("## One submission over a warm ControlMaster (median of 30, the three interleaved)")
-    print("")
-    // Interleaved, so that the three see the same load (jobs submitted earlier start and end meanwhile).
-    let commands = [
-        ssh + ["true"], backend == "slurm" ? ssh + ["sbatch --parsable -o /dev/null --wrap true"] : ssh + ["true"],
-        [qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"],
-    ]
-    var samples: [[Double]] = [[], [], []]
-    for _ in 0..<30 {
-        for (index, command) in commands.enumerated() {
-            let start = MonotonicClock.now()
-            _ = try run(command)
-            samples[index].append(MonotonicClock.now() - start)
-        }
+    func time(_ command: [String]) throws -> Double {
+        let start = MonotonicClock.now()
+        _ = try run(command)
+        return MonotonicClock.now() - start
     }
-    let floor = statistics(samples[0]).median
-    let scheduler = statistics(samples[1]).median
-    let submit = statistics(samples[2]).median
-    print("| what | median | x floor |")
-    print("|---|---:|---:|")
-    print("| floor: `ssh host true` over the master | \(milliseconds(floor)) | 1.00 |")
-    if backend == "slurm" {
+    let qxub = Binaries.qxub
+    let backend = options.backend
+    let ssh = ["ssh", "-F", options.sshConfig, "-o", "ControlPath=" + work + "/cm/bench", options.host]
+    let terse = [qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"]
+    let sbatch = "sbatch --parsable -o /dev/null --wrap true"
+    let direct = backend == "slurm" ? sbatch : "true"
+
+    // The remote rc file and the hold come first: nothing may be submitted before the partition is down.
+    let login = try runCollectingOutput(
+        ["ssh", "-F", options.sshConfig, options.host, "id -un"],
+        environment: environment
+    )
+    guard login.exit == .exited(0) else { throw SystemError("ssh", login.stderrText, errno: EIO) }
+    let user = String(decoding: login.stdout, as: UTF8.self).trimmingWhitespace()
+    let rc = try RemoteRCFile(
+        ssh: ["ssh", "-F", options.sshConfig, options.host],
+        environment: environment
+    )
+    defer { rc.restore() }
+    let fastRC =
+        "# qxub-bench: the test user's rc file for the run (restored at its end)\n"
+        + (environment.first { $0.hasPrefix("SLURM_CONF=") }.map { "export " + $0 + "\n" } ?? "")
+    let slowRC = fastRC + "sleep 0.1  # stands in for module and conda init\n"
+    try rc.write(fastRC)
+    let hold =
+        backend == "slurm" ? try SlurmHold(user: user, partition: options.partition, environment: environment) : nil
+    defer { hold?.release() }
+    var submitted = 0
+
+    _ = try run([qxub, "agent", "install", "--platform", "bench"])
+    defer { _ = try? run([qxub, "agent", "uninstall", "--platform", "bench"]) }
+    _ = try run(terse)  // Warms the master.
+    submitted += 1
+    // The floor must share qxub's master, or it would pay a whole ssh connection qxub does not.
+    let check = try runCollectingOutput(
+        Array(ssh.dropLast()) + ["-O", "check", options.host],
+        environment: environment
+    )
+    guard check.exit == .exited(0) else {
+        throw SystemError("bench", "no ssh master at \(work)/cm/bench after qxub ran: \(check.stderrText)", errno: EIO)
+    }
+
+    print("qxub-bench remote: \(options.host) (user \(user)) via \(options.sshConfig), backend \(backend), master warm")
+    if let hold {
+        print("Slurm partition \(hold.partition) is DOWN for the run: every job stays PENDING (checked with squeue)")
+    }
+    if !options.remoteSettings.isEmpty { print("remote settings: " + options.remoteSettings.joined(separator: ", ")) }
+
+    var sshTrueFast = 0.0
+    for (label, text) in [("an empty rc file", fastRC), ("an rc file that costs 100 ms (`sleep 0.1`)", slowRC)] {
+        try rc.write(text)
+        print("")
+        print("## One submission over a warm master, \(label) (median of \(options.rounds), interleaved)")
+        print("")
+        let rows: [(String, [String])] = [
+            ("`ssh host true`", ssh + ["true"]),
+            ("`ssh host \(direct)` (the floor)", ssh + [direct]),
+            ("`qxub exec --terse` (\(backend))", terse),
+        ]
+        var samples = [[Double]](repeating: [], count: rows.count)
+        for _ in 0..<options.rounds {
+            for (index, row) in rows.enumerated() { samples[index].append(try time(row.1)) }
+        }
+        submitted += options.rounds * (backend == "slurm" ? 2 : 1)
+        try hold?.check(expected: submitted)
+        let medians = samples.map { statistics($0).median }
+        if text == fastRC { sshTrueFast = medians[0] }
+        if text == slowRC && medians[0] - sshTrueFast < 0.09 {
+            throw SystemError(
+                "bench",
+                "the slow rc file costs \(milliseconds(medians[0] - sshTrueFast)), not 100 ms: is ~/.bashrc read?",
+                errno: EIO
+            )
+        }
+        print("| what | median | p90 | x floor |")
+        print("|---|---:|---:|---:|")
+        for (index, row) in rows.enumerated() {
+            let stats = statistics(samples[index])
+            print(
+                "| \(row.0) | \(milliseconds(stats.median)) | \(milliseconds(stats.p90)) | \(format(stats.median / medians[1], 2)) |"
+            )
+        }
+        let target = text == fastRC ? 1.0 : 0.5
+        let ratio = medians[2] / medians[1]
+        print("")
         print(
-            "| `ssh host sbatch --wrap true` (the scheduler's own submit) | \(milliseconds(scheduler)) | \(format(scheduler / floor, 2)) |"
+            "`qxub exec --terse` / `ssh host \(direct)`: \(format(ratio, 2))x (target: at most \(format(target, 1))x: "
+                + (ratio <= target ? "met" : "not met") + ")"
         )
     }
-    print("| `qxub exec --terse` (remote, \(backend)) | \(milliseconds(submit)) | \(format(submit / floor, 2)) |")
-    print("")
-    print(
-        "qxub over the floor plus the scheduler's own submit time: \(format(submit / scheduler, 2))x (target: within 1.3x)"
-    )
+    try rc.write(fastRC)
 
     print("")
-    print("## 100 submissions")
+    print("## 100 jobs (an empty rc file; total of each, median of \(options.batchRounds) interleaved rounds)")
     print("")
     let lines = (1...100).map { _ in "true" }.joined(separator: "\n") + "\n"
     try FileSystem.writeAtomically(work + "/jobs.txt", lines)
-    var start = MonotonicClock.now()
-    _ = try run([qxub, "batch", "--terse", "--platform", "bench", "--backend", backend, work + "/jobs.txt"])
-    let batch = MonotonicClock.now() - start
-    start = MonotonicClock.now()
-    for _ in 0..<100 {
-        _ = try run([qxub, "exec", "--terse", "--platform", "bench", "--backend", backend, "--", "true"])
+    var totals: [[Double]] = [[], [], []]
+    for _ in 0..<options.batchRounds {
+        totals[0].append(
+            try time([qxub, "batch", "--terse", "--platform", "bench", "--backend", backend, work + "/jobs.txt"])
+        )
+        var start = MonotonicClock.now()
+        for _ in 0..<100 { _ = try run(terse) }
+        totals[1].append(MonotonicClock.now() - start)
+        start = MonotonicClock.now()
+        for _ in 0..<100 { _ = try run(ssh + [direct]) }
+        totals[2].append(MonotonicClock.now() - start)
+        submitted += backend == "slurm" ? 300 : 200
     }
-    let separate = MonotonicClock.now() - start
-    start = MonotonicClock.now()
-    let direct = backend == "slurm" ? "sbatch --parsable -o /dev/null --wrap true" : "true"
-    for _ in 0..<100 { _ = try run(ssh + [direct]) }
-    let sshEach = MonotonicClock.now() - start
-    print("| how | total | per job | x one session |")
+    try hold?.check(expected: submitted)
+    let batch = statistics(totals[0]).median
+    print("| how | total | per job | x `qxub batch` (the floor) |")
     print("|---|---:|---:|---:|")
+    for (label, samples) in [
+        ("`qxub batch --terse`: the 100 jobs over one session", totals[0]),
+        ("100 separate `qxub exec --terse`", totals[1]), ("100 `ssh host \(direct)`", totals[2]),
+    ] {
+        let total = statistics(samples).median
+        print("| \(label) | \(format(total, 2)) s | \(milliseconds(total / 100)) | \(format(total / batch, 2)) |")
+    }
+    let separateRatio = statistics(totals[1]).median / batch
+    print("")
     print(
-        "| `qxub batch --terse`: 100 jobs over one session | \(format(batch, 2)) s | \(milliseconds(batch / 100)) | 1.00 |"
-    )
-    print(
-        "| 100 separate `qxub exec --terse` | \(format(separate, 2)) s | \(milliseconds(separate / 100)) | \(format(separate / batch, 2)) |"
-    )
-    print(
-        "| 100 `ssh host \(direct)` | \(format(sshEach, 2)) s | \(milliseconds(sshEach / 100)) | \(format(sshEach / batch, 2)) |"
+        "100 separate `qxub exec --terse` / `qxub batch`: \(format(separateRatio, 2))x (target: within 2x: "
+            + (separateRatio <= 2 ? "met" : "not met") + ")"
     )
 
+    try roundTrip(qxub: qxub, ssh: ssh, rounds: options.rounds, run: run, time: time)
+
     print("")
-    // The submissions above fill the scheduler's queue: stream from a job on the cluster's local backend
-    // so the figures measure the transport, not the queue.
+    // The queue is held: stream from a job on the cluster's local backend, which measures the transport.
     print("## Streaming a job's output to the laptop (the job runs on the cluster's local backend)")
     print("")
     print("| output | bytes | wall time | MB/s | bytes on the wire | wire/raw |")
@@ -122,7 +211,7 @@ func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
         ("incompressible bytes (50 MB)", "head -c 50000000 /dev/urandom"),
     ]
     for (label, job) in jobs {
-        start = MonotonicClock.now()
+        let start = MonotonicClock.now()
         let result = try runCollectingOutput(
             [qxub, "exec", "--platform", "bench", "--backend", "local", "--", job],
             environment: environment + ["QXUB_STATS=1"],
@@ -138,5 +227,53 @@ func remoteBenchmark(host: String, sshConfig: String, backend: String) throws {
             "| \(label) | \(raw) | \(format(elapsed, 2)) s | \(format(Double(raw) / 1e6 / elapsed, 1)) | \(wire) | \(format(100 * Double(wire) / Double(max(raw, 1)), 1))% |"
         )
     }
-    _ = try? run([qxub, "agent", "uninstall", "--platform", "bench"])
+    try hold?.check(expected: submitted)
+}
+
+/// A whole `qxub exec -- echo hello` (submit, follow, output, exit status) against `ssh host` running the
+/// job script qxub generates for it, and printing its output. The job runs on the cluster's local
+/// backend (the Slurm partition is held down), so both sides run the same script the same way.
+private func roundTrip(
+    qxub: String,
+    ssh: [String],
+    rounds: Int,
+    run: ([String], [UInt8]?) throws -> CollectedRun,
+    time: ([String]) throws -> Double
+) throws {
+    let exec = [qxub, "exec", "--platform", "bench", "--backend", "local", "--", "echo", "hello"]
+    let dry = String(decoding: try run(exec.prefix(2) + ["--dry"] + exec.dropFirst(2), nil).stdout, as: UTF8.self)
+    guard let header = dry.range(of: "# job script ("), let end = dry[header.upperBound...].range(of: "/job.sh):\n")
+    else { throw SystemError("bench", "qxub exec --dry printed no job script:\n" + dry, errno: EIO) }
+    let stateDirectory = String(dry[header.upperBound..<end.lowerBound])
+    let script = String(dry[end.upperBound...])
+    _ = try run(ssh + ["cat > ~/.qxub-bench-job.sh"], Array(script.utf8))
+    let floor = ssh + ["bash ~/.qxub-bench-job.sh >/dev/null && cat " + stateDirectory + "/out"]
+    for command in [floor, exec] {
+        let output = String(decoding: try run(command, nil).stdout, as: UTF8.self)
+        guard output == "hello\n" else {
+            throw SystemError("bench", "\(command.last ?? "") printed \(output.debugDescription)", errno: EIO)
+        }
+    }
+    let rows: [(String, [String])] = [
+        ("`ssh host echo hello`", ssh + ["echo hello"]),
+        ("`ssh host` running qxub's job script, then `cat` its output (the floor)", floor),
+        ("`qxub exec -- echo hello` (local backend on the cluster)", exec),
+    ]
+    var samples = [[Double]](repeating: [], count: rows.count)
+    for _ in 0..<rounds {
+        for (index, row) in rows.enumerated() { samples[index].append(try time(row.1)) }
+    }
+    _ = try? run(ssh + ["rm -rf ~/.qxub-bench-job.sh " + stateDirectory], nil)
+    let floorMedian = statistics(samples[1]).median
+    print("")
+    print("## A full round trip: `qxub exec -- echo hello` (median of \(rounds), interleaved)")
+    print("")
+    print("| what | median | p90 | x floor |")
+    print("|---|---:|---:|---:|")
+    for (index, row) in rows.enumerated() {
+        let stats = statistics(samples[index])
+        print(
+            "| \(row.0) | \(milliseconds(stats.median)) | \(milliseconds(stats.p90)) | \(format(stats.median / floorMedian, 2)) |"
+        )
+    }
 }

@@ -53,4 +53,41 @@ struct HistoryStoreTests {
         )
         #expect(throws: expected) { try HistoryStore(path: directory + "/history.sqlite") }
     }
+
+    @Test("a deferred store creates nothing until its first record, then records and reads as an opened one")
+    func deferredOpen() throws {
+        let directory = "/tmp/qxub-history-deferred-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        let history = HistoryStore(deferredPath: directory + "/history.sqlite")
+        #expect(!FileSystem.exists(directory), "nothing is opened or created before the first use")
+        try history.recordSubmission(
+            jobID: "7.gadi-pbs",
+            platform: "gadi",
+            backend: "pbspro",
+            name: "n",
+            command: "true",
+            workingDirectory: "/w",
+            stateDirectory: "/s"
+        )
+        #expect(try history.recent(limit: 5).map(\.jobID) == ["7.gadi-pbs"])
+        #expect(try HistoryStore(path: directory + "/history.sqlite").count() == 1)
+    }
+
+    @Test("a deferred store that cannot open fails its first use with the error an opened one gives")
+    func deferredCorrupt() throws {
+        let directory = "/tmp/qxub-history-deferred-bad-\(getpid())"
+        try FileSystem.createDirectories(directory)
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        try FileSystem.writeAtomically(directory + "/history.sqlite", String(repeating: "not sqlite ", count: 100))
+        let history = HistoryStore(deferredPath: directory + "/history.sqlite")
+        let expected = ClientError(
+            "cannot open the job history \(directory)/history.sqlite: SQLite error 26: file is not a database - while "
+                + "executing `PRAGMA synchronous = NORMAL`",
+            hint: "move it aside, or set QXUB_HISTORY_DB",
+            exitCode: ExitCodes.internalError
+        )
+        #expect(throws: expected) {
+            try history.recordEnd(jobID: "7.gadi-pbs", platform: "gadi", exitCode: 0, status: "succeeded")
+        }
+    }
 }
