@@ -9,7 +9,11 @@ package struct AgentOptions {
     package var defaultKind: SchedulerKind
     /// Seconds between scheduler queries for jobs without an exit record.
     package var pollInterval: Double
+    /// The longest wait between checks of a job whose end is being decided (seconds).
     package var maxTickInterval: Double
+    /// The longest wait between checks of an idle job where changes may raise no event (seconds): inotify
+    /// off or on a network filesystem, or a local job without a pidfd.
+    package var maxIdleInterval: Double
     /// Job output queued for the client above which reading pauses (the files are the buffer).
     package var outputHighWater: Int
     /// Seconds between SIGTERM and SIGKILL to a cancelled local job's process group.
@@ -31,6 +35,7 @@ package struct AgentOptions {
         defaultKind: SchedulerKind,
         pollInterval: Double = 5,
         maxTickInterval: Double = 0.5,
+        maxIdleInterval: Double = 10,
         outputHighWater: Int = 1 << 20,
         cancelGrace: Double = 10,
         user: String = "",
@@ -44,6 +49,7 @@ package struct AgentOptions {
         self.defaultKind = defaultKind
         self.pollInterval = pollInterval
         self.maxTickInterval = maxTickInterval
+        self.maxIdleInterval = maxIdleInterval
         self.outputHighWater = outputHighWater
         self.cancelGrace = cancelGrace
         self.user = user

@@ -4,10 +4,15 @@ import QxubSystem
 
 /// Follows the watched jobs of a session: their records, their output, and the decision of how each ended.
 ///
-/// Driven by a tick: job records first (written by the job script, so they are exact and cost nothing to
-/// read), the scheduler only as a fallback (``SchedulerPoller``). inotify wakes the tick early where it
-/// works; elsewhere (Lustre, NFS writes from compute nodes) the tick backs off from 50 ms to
-/// ``AgentOptions/maxTickInterval``. Every elapsed time is read on the loop's clock.
+/// Each job is checked on its own schedule, and only when something may have changed: job records first
+/// (written by the job script, so they are exact and cost nothing to read), the scheduler only as a fallback
+/// (``SchedulerPoller``). Events wake a job at once: inotify on the directories it writes to (a change wakes
+/// only the jobs there), a pidfd when a local job's script ends, a scheduler answer that changed. Between
+/// events a job is checked on a back-off from 50 ms that doubles while nothing changes: up to
+/// ``AgentOptions/maxTickInterval`` while its end is being decided, up to ``AgentOptions/maxIdleInterval``
+/// where events may be missed (Lustre, NFS: writes from compute nodes raise no inotify events), and up to
+/// ``idleIntervalWithEvents`` where they are not. So 1,000 sleeping jobs cost next to nothing. Every elapsed
+/// time is read on the loop's clock.
 final class FollowLoop {
     /// Seconds a job's own record waits for the scheduler's verdict before it is taken as the end.
     static let verdictWait: Double = 30
@@ -16,6 +21,12 @@ final class FollowLoop {
     static let lateRecordGrace: Double = 3
     /// Seconds a local job's processes may be gone before its exit record is missed.
     static let localRecordGrace: Double = 0.5
+    /// Seconds to the next check after one that found something new (and the first step of every back-off).
+    static let busyInterval: Double = 0.05
+    /// The longest wait of an idle job whose every change raises an event: a safety net only.
+    static let idleIntervalWithEvents: Double = 60
+    /// Idle checks of many jobs fall on a grid of this many seconds, so that they share a few wake-ups.
+    static let idleGrid: Double = 0.25
 
     private let loop: EventLoop
     private let options: AgentOptions
@@ -24,8 +35,11 @@ final class FollowLoop {
     private let log: AgentLog
     private weak var sink: JobEventSink?
     private var followers: [UInt32: JobFollower] = [:]
-    private var tickTimer: Int?
-    private var tickInterval = 0.05
+    /// The followers of each watched directory, by channel.
+    private var channelsByDirectory: [String: Set<UInt32>] = [:]
+    /// Followers that stopped reading because the client was slow (woken when it drains).
+    private var heldBack: Set<UInt32> = []
+    private var tickTimer: (id: Int, deadline: Double)?
     private var fileWatcher: FileWatcher?
 
     init(loop: EventLoop, options: AgentOptions, poller: SchedulerPoller, localJobs: LocalJobs, log: AgentLog) {
@@ -34,14 +48,18 @@ final class FollowLoop {
         self.poller = poller
         self.localJobs = localJobs
         self.log = log
-        poller.onAnswers = { [weak self] asked, answers in
+        poller.onAnswers = { [weak self] asked, answers, changed in
             guard let self else { return }
             // A job the scheduler no longer knows and that left no exit record cannot end by itself: after
             // three answers without it, say so instead of following it forever.
             for follower in self.followers.values where asked.contains(follower.jobID) {
                 follower.missingFromScheduler = answers[follower.jobID] == nil ? follower.missingFromScheduler + 1 : 0
+                if changed.contains(follower.jobID) || follower.missingFromScheduler > 0 || follower.isDeciding {
+                    self.wake(follower)
+                }
             }
-            self.tickSoon()
+            // The next query's time, if nothing else wakes the loop before it.
+            self.schedule(at: self.loop.now + 0.005)
         }
     }
 
@@ -49,78 +67,167 @@ final class FollowLoop {
     func start(sink: JobEventSink) {
         self.sink = sink
         if options.watchFiles {
-            fileWatcher = FileWatcher(loop: loop) { [weak self] in self?.tickSoon() }
+            fileWatcher = FileWatcher(loop: loop) { [weak self] changes in self?.filesChanged(changes) }
         }
     }
 
     /// Stops following everything (the session ended).
     func stop() {
-        if let tickTimer { loop.cancelTimer(tickTimer) }
+        if let tickTimer { loop.cancelTimer(tickTimer.id) }
         tickTimer = nil
+        for follower in followers.values { release(follower) }
         followers.removeAll()
         sink = nil
     }
 
     /// Follows `job` on `channel`, from the given offsets; replaces a watch on that channel.
     func follow(_ follower: JobFollower, directory: String) {
+        if let previous = followers[follower.channel] { release(previous) }
         followers[follower.channel] = follower
         let paths = follower.paths
-        for path in Set([directory, FileSystem.directoryName(paths.stdout), FileSystem.directoryName(paths.stderr)]) {
-            fileWatcher?.watch(path)
+        var complete = fileWatcher != nil
+        let directories = Set([
+            directory, FileSystem.directoryName(paths.stdout), FileSystem.directoryName(paths.stderr),
+        ])
+        for path in directories.sorted() {
+            guard fileWatcher?.watch(path) == true else {
+                complete = false
+                continue
+            }
+            follower.watchedDirectories.append(path)
+            channelsByDirectory[path, default: []].insert(follower.channel)
+            if complete && !FileWatcher.eventsAreComplete(path) { complete = false }
         }
+        follower.eventsComplete = complete
         if !follower.hasStarted {
             send(follower, state: JobState(phase: .queued))
         }
-        tickSoon()
+        wake(follower)
     }
 
     /// Stops the watch on `channel`; returns whether there was one.
     func unfollow(channel: UInt32) -> Bool {
-        followers.removeValue(forKey: channel) != nil
+        guard let follower = followers.removeValue(forKey: channel) else { return false }
+        release(follower)
+        return true
     }
 
     /// The client read what was queued: followers held back may send more.
     func outputDrained() {
-        if !followers.isEmpty { tickSoon() }
-    }
-
-    func tickSoon() {
-        guard sink != nil else { return }
-        if let tickTimer { loop.cancelTimer(tickTimer) }
-        tickInterval = 0.05
-        tickTimer = loop.schedule(after: 0.005) { [weak self] in self?.tick() }
-    }
-
-    private func scheduleTick() {
-        guard sink != nil, !followers.isEmpty || localJobs.hasChildren else {
-            tickTimer = nil
-            return
+        for channel in heldBack {
+            if let follower = followers[channel] { wake(follower) }
         }
-        tickTimer = loop.schedule(after: tickInterval) { [weak self] in self?.tick() }
+        heldBack.removeAll()
+    }
+
+    /// Checks every followed job soon.
+    func tickSoon() {
+        for follower in followers.values { wake(follower) }
+    }
+
+    /// Checks the followers of `jobID` soon (a cancel was asked for).
+    func wake(jobID: String) {
+        for follower in followers.values where follower.jobID == jobID { wake(follower) }
+    }
+
+    private func wake(_ follower: JobFollower) {
+        guard sink != nil else { return }
+        follower.nextCheck = loop.now
+        follower.interval = Self.busyInterval
+        schedule(at: loop.now + 0.005)
+    }
+
+    /// inotify: wakes the followers of the directories that changed (all of them when events were lost).
+    private func filesChanged(_ changes: FileWatcher.Changes) {
+        guard let changes else { return tickSoon() }
+        for directory in changes {
+            let channels = channelsByDirectory[directory] ?? []
+            let gone = fileWatcher?.isWatching(directory) != true
+            if gone { channelsByDirectory[directory] = nil }
+            for channel in channels {
+                guard let follower = followers[channel] else { continue }
+                if gone {
+                    // The directory was removed or replaced: no more events come from it.
+                    follower.watchedDirectories.removeAll { $0 == directory }
+                    follower.eventsComplete = false
+                }
+                wake(follower)
+            }
+        }
+    }
+
+    /// What a follower holds on the loop: its watches and its process descriptor.
+    private func release(_ follower: JobFollower) {
+        for directory in follower.watchedDirectories {
+            fileWatcher?.unwatch(directory)
+            channelsByDirectory[directory]?.remove(follower.channel)
+            if channelsByDirectory[directory]?.isEmpty == true { channelsByDirectory[directory] = nil }
+        }
+        follower.watchedDirectories.removeAll()
+        follower.eventsComplete = false
+        if let fd = follower.processDescriptor {
+            loop.remove(fd)
+            FileDescriptor.close(fd)
+            follower.processDescriptor = nil
+        }
+        heldBack.remove(follower.channel)
+    }
+
+    /// Runs a tick at `deadline` unless one comes sooner.
+    private func schedule(at deadline: Double) {
+        guard sink != nil else { return }
+        if let tickTimer {
+            if tickTimer.deadline <= deadline { return }
+            loop.cancelTimer(tickTimer.id)
+        }
+        let id = loop.schedule(after: max(0, deadline - loop.now)) { [weak self] in self?.tick() }
+        tickTimer = (id, deadline)
     }
 
     private func tick() {
         tickTimer = nil
         guard sink != nil else { return }
-        localJobs.reap()
-        var progressed = false
         let now = loop.now
-        for follower in followers.values.sorted(by: { $0.channel < $1.channel }) where !follower.ended {
-            if advance(follower, now: now) { progressed = true }
+        let due = followers.values.filter { !$0.ended && $0.nextCheck <= now }.sorted { $0.channel < $1.channel }
+        for follower in due where !follower.ended {
+            let progressed = advance(follower, now: now)
+            planNextCheck(follower, progressed: progressed, now: now)
         }
-        followers = followers.filter { !$0.value.ended }
-        poller.askIfDue(
-            followers.values.compactMap { follower in
-                let needsVerdict = follower.awaitingVerdictSince != nil
-                guard follower.kind != .local, follower.records.exitStatus == nil || needsVerdict else { return nil }
-                let urgent =
-                    needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled
-                    || follower.missingFromScheduler > 0
-                return SchedulerPoller.Question(kind: follower.kind, jobID: follower.jobID, urgent: urgent)
-            }
-        )
-        tickInterval = progressed ? 0.05 : min(options.maxTickInterval, tickInterval * 2)
-        scheduleTick()
+        for (channel, follower) in followers where follower.ended {
+            release(follower)
+            followers[channel] = nil
+        }
+        let questions = followers.values.compactMap { follower -> SchedulerPoller.Question? in
+            let needsVerdict = follower.awaitingVerdictSince != nil
+            guard follower.kind != .local, follower.records.exitStatus == nil || needsVerdict else { return nil }
+            let urgent =
+                needsVerdict || follower.finishedWithoutRecordSince != nil || follower.records.cancelled
+                || follower.missingFromScheduler > 0
+            return SchedulerPoller.Question(kind: follower.kind, jobID: follower.jobID, urgent: urgent)
+        }
+        poller.askIfDue(questions)
+        var next = followers.values.lazy.map(\.nextCheck).min()
+        if let query = poller.nextQueryTime(questions) { next = min(next ?? query, query) }
+        if let next { schedule(at: max(next, now)) }
+    }
+
+    /// When `follower` is checked next: soon after progress, on the short back-off while its end is being
+    /// decided, on the long one while it sleeps.
+    private func planNextCheck(_ follower: JobFollower, progressed: Bool, now: Double) {
+        guard !follower.ended else { return }
+        if progressed {
+            follower.interval = Self.busyInterval
+        } else if follower.isDeciding || heldBack.contains(follower.channel) {
+            follower.interval = min(options.maxTickInterval, follower.interval * 2)
+        } else {
+            let eventsComplete =
+                follower.eventsComplete && (follower.kind != .local || follower.processDescriptor != nil)
+            let limit = eventsComplete ? Self.idleIntervalWithEvents : options.maxIdleInterval
+            follower.interval = min(max(limit, options.maxTickInterval), follower.interval * 2)
+        }
+        var next = now + follower.interval
+        if follower.interval >= 1 { next = (next / Self.idleGrid).rounded(.up) * Self.idleGrid }
+        follower.nextCheck = next
     }
 
     /// One step for one job; returns whether anything was sent.
@@ -137,7 +244,10 @@ final class FollowLoop {
         var atEnd = true
         if follower.hasStarted {
             let budget = options.outputHighWater - sink.pendingOutputBytes
-            guard budget > 0 else { return progressed }  // the client is slow: the files hold the rest
+            guard budget > 0 else {
+                heldBack.insert(follower.channel)  // the client is slow: the files hold the rest
+                return progressed
+            }
             let pumped = follower.pump(budget: budget) { output in
                 sink.send(.output(output), channel: follower.channel)
             }
@@ -238,8 +348,9 @@ final class FollowLoop {
     }
 
     private func advanceLocal(_ follower: JobFollower, now: Double) -> Bool {
-        guard let pid = follower.localProcessGroup else { return false }
-        if localJobs.isAlive(pid) { return false }
+        guard let pid = follower.localPID else { return false }
+        if follower.processDescriptor == nil && !follower.processEnded { watchProcess(follower, pid) }
+        if follower.processDescriptor != nil || localJobs.isAlive(pid) { return false }
         if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
         guard now - follower.finishedWithoutRecordSince! >= Self.localRecordGrace else { return false }
         follower.refreshRecords()
@@ -254,6 +365,22 @@ final class FollowLoop {
                 ranFirst: follower.hasStarted
             )
         )
+    }
+
+    /// Wakes the follower when the job's script ends (a pidfd); without pidfds, the back-off finds the end.
+    private func watchProcess(_ follower: JobFollower, _ pid: Int32) {
+        guard let fd = ProcessDescriptor.open(pid) else { return }
+        follower.processDescriptor = fd
+        loop.setReadable(fd) { [weak self, weak follower] in
+            guard let self else { return }
+            // Readable for good once the process has ended: one wake-up, then the descriptor goes.
+            self.loop.remove(fd)
+            FileDescriptor.close(fd)
+            guard let follower else { return }
+            follower.processDescriptor = nil
+            follower.processEnded = true
+            self.wake(follower)
+        }
     }
 
     @discardableResult
@@ -276,7 +403,10 @@ final class FollowLoop {
     private func drainAndEnd(_ follower: JobFollower) -> Bool {
         guard let sink, let termination = follower.pendingEnd else { return false }
         let budget = options.outputHighWater - sink.pendingOutputBytes
-        guard budget > 0 else { return false }
+        guard budget > 0 else {
+            heldBack.insert(follower.channel)
+            return false
+        }
         let pumped = follower.pump(budget: budget) { output in sink.send(.output(output), channel: follower.channel) }
         guard pumped.atEnd else { return pumped.bytes > 0 }
         send(follower, state: JobState(phase: .finished))

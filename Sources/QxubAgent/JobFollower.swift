@@ -30,6 +30,15 @@ final class JobFollower {
     /// The end, decided; it is sent once the output files are drained (within the output budget).
     var pendingEnd: JobTermination?
     var ended = false
+    /// When the follow loop checks this job next, and the back-off it is on (seconds).
+    var nextCheck: Double = 0
+    var interval: Double = 0
+    /// The directories watched for it (inotify), and whether every change of the job raises an event there.
+    var watchedDirectories: [String] = []
+    var eventsComplete = false
+    /// A local job's pidfd while its script runs; `processEnded` once it said the script ended.
+    var processDescriptor: Int32?
+    var processEnded = false
 
     /// Follows `job` on `channel` from the given offsets, reading `paths` (the job's own, or its log as the
     /// only stream).
@@ -53,6 +62,20 @@ final class JobFollower {
     /// A local job's process group (its script's pid, from the `pid` record).
     var localProcessGroup: pid_t? {
         FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
+    }
+
+    /// ``localProcessGroup``, read once it is there (the record never changes).
+    var localPID: pid_t? {
+        if cachedPID == nil { cachedPID = localProcessGroup }
+        return cachedPID
+    }
+    private var cachedPID: pid_t?
+
+    /// Whether the job's end is being decided: its checks stay on the short back-off (waits of a few seconds
+    /// that must end on time).
+    var isDeciding: Bool {
+        pendingEnd != nil || records.exitStatus != nil || awaitingVerdictSince != nil
+            || finishedWithoutRecordSince != nil || missingFromScheduler > 0 || detailRequested
     }
 
     var hasStarted: Bool { records.startedHost != nil || records.exitStatus != nil }

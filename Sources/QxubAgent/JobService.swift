@@ -69,6 +69,7 @@ package final class JobService {
         stopped = true
         waitingSubmissions.removeAll()
         followLoop.stop()
+        localJobs.stopWatchingChildren()
     }
 
     /// The client read what was queued for it.
@@ -352,7 +353,6 @@ package final class JobService {
             directory: paths.stateDirectory,
             submitHost: spec.submitHost
         )
-        followLoop.tickSoon()
         return SubmittedJob(
             jobID: jobID,
             backend: SchedulerKind.local.rawValue,
@@ -423,7 +423,7 @@ package final class JobService {
             // This agent ends the job's process group itself.
             let active = JobFollower(job, channel: 0).localProcessGroup.map { localJobs.terminate(group: $0) } ?? false
             reply(.success(active))
-            return followLoop.tickSoon()
+            return followLoop.wake(jobID: job.jobID)
         }
         let backend = SchedulerBackend(kind: job.kind)
         guard let command = backend.cancelCommand(job.jobID) else {
@@ -446,7 +446,7 @@ package final class JobService {
                 }
                 // Learn the end soon rather than at the next regular query.
                 self.poller.askSoon(job.kind)
-                self.followLoop.tickSoon()
+                self.followLoop.wake(jobID: job.jobID)
             }
             runningCancels += 1
         } catch {

@@ -15,6 +15,7 @@ package final class LocalJobs {
     private let grace: Double
     private let signal: Signaller
     private var children: Set<pid_t> = []
+    private var childWatcher: ChildWatcher?
     /// A group's teardown under way: its steps (``Teardown``), and the end of the wait now on.
     private struct GroupTeardown {
         var steps: Teardown
@@ -49,27 +50,37 @@ package final class LocalJobs {
             newSession: true
         )
         children.insert(child.pid)
+        // Reaped on SIGCHLD, whoever follows the job (no polling with waitpid).
+        if let watcher = try? ChildWatcher.of(loop) {
+            childWatcher = watcher
+            watcher.watchExit(child.pid) { [weak self] _ in self?.children.remove(child.pid) }
+        }
         return child.pid
     }
-
-    /// Whether children of this agent are still to be reaped.
-    var hasChildren: Bool { !children.isEmpty }
 
     /// Whether the process `pid` (negative: any process of that group) is still there. EPERM is an answer
     /// too: the process exists and may not be signalled by us, so it is alive. A child of this agent that
     /// has exited is reaped first (a zombie would answer as alive).
     package func isAlive(_ pid: pid_t) -> Bool {
-        reap()
+        reap(pid < 0 ? -pid : pid)
         let result = signal(pid, 0)
         return result == 0 || result == EPERM
     }
 
-    /// Collects the exit of children that have ended.
-    func reap() {
-        for pid in children {
-            var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && currentErrno() == ECHILD) { children.remove(pid) }
+    /// Stops reaping on SIGCHLD (the session is over: the loop must be free to end; the jobs run on).
+    func stopWatchingChildren() {
+        for pid in children { childWatcher?.cancel(pid) }
+        childWatcher = nil
+    }
+
+    /// Collects the exit of child `pid` if it has ended (its SIGCHLD may not have been handled yet).
+    private func reap(_ pid: pid_t) {
+        guard children.contains(pid) else { return }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid || (result < 0 && currentErrno() == ECHILD) {
+            children.remove(pid)
+            childWatcher?.cancel(pid)
         }
     }
 
@@ -113,8 +124,7 @@ package final class LocalJobs {
             groups[pid] = teardown
             loop.schedule(after: min(0.1, seconds)) { [weak self] in self?.advance(pid) }
         case nil:
-            // SIGKILL was the last step.
-            reap()
+            // SIGKILL was the last step (the script, a child of this agent, is reaped on its SIGCHLD).
             groups[pid] = nil
         }
     }

@@ -25,8 +25,9 @@ final class SchedulerPoller {
     private(set) var answers: [String: SchedulerJobInfo] = [:]
     /// Whether each scheduler keeps finished jobs, learned from its first answer.
     private var historyEnabled: [SchedulerKind: Bool] = [:]
-    /// Called with what each successful query asked and what it answered (before its completion).
-    var onAnswers: ((_ asked: Set<String>, _ answers: [String: SchedulerJobInfo]) -> Void)?
+    /// Called with what each successful query asked, what it answered, and the jobs whose answer changed
+    /// (before its completion).
+    var onAnswers: ((_ asked: Set<String>, _ answers: [String: SchedulerJobInfo], _ changed: Set<String>) -> Void)?
 
     init(loop: EventLoop, pollInterval: Double, commands: CommandRunner, log: AgentLog) {
         self.loop = loop
@@ -52,6 +53,17 @@ final class SchedulerPoller {
             if let last = lastQuery[kind], now - last < interval { continue }
             query(kind: kind, jobIDs: ids.sorted()) { _ in }
         }
+    }
+
+    /// When ``askIfDue(_:)`` would next query for `questions` (nil: no query due; one under way answers first).
+    func nextQueryTime(_ questions: [Question]) -> Double? {
+        var next: Double?
+        for question in questions where question.kind != .local && !running.contains(question.kind) {
+            let interval = question.urgent ? min(1, pollInterval) : pollInterval
+            let due = (lastQuery[question.kind] ?? loop.now) + interval
+            next = min(next ?? due, due)
+        }
+        return next
     }
 
     /// The next ``askIfDue(_:)`` asks `kind` whatever its interval (a cancel was sent: learn its end soon).
@@ -91,8 +103,12 @@ final class SchedulerPoller {
                 }
                 let answers = backend.parseStatus(run)
                 // What the scheduler no longer mentions must not keep its last answer.
-                for id in jobIDs { self.answers[id] = answers[id] }
-                self.onAnswers?(Set(jobIDs), answers)
+                var changed: Set<String> = []
+                for id in jobIDs where self.answers[id] != answers[id] {
+                    changed.insert(id)
+                    self.answers[id] = answers[id]
+                }
+                self.onAnswers?(Set(jobIDs), answers, changed)
                 completion(answers)
             }
         } catch {

@@ -288,10 +288,13 @@ package final class AgentConnection {
     /// The hello qxub sends.
     /// - Parameter heartbeat: promise pings every ``ProtocolConstants/heartbeatInterval`` (the agent then
     ///   ends the session after 90 s of silence); only sessions that really ping may promise it.
-    package static func hello(heartbeat: Bool = true) -> Hello {
+    /// - Parameter compression: offer deflate; not for the local agent (a pipe between two processes on one
+    ///   machine gains nothing from it and pays its CPU).
+    package static func hello(heartbeat: Bool = true, compression: Bool = true) -> Hello {
         Hello(
             software: "qxub \(QxubVersion.current)",
-            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySplitReplies]
+            capabilities: (compression ? [ProtocolConstants.capabilityDeflate] : [])
+                + [ProtocolConstants.capabilitySplitReplies]
                 + (heartbeat ? [ProtocolConstants.capabilityHeartbeat] : [])
                 + (ClientLog.level > 0 ? [ProtocolConstants.capabilityVerbose] : []),
             platform: Environment.platform(),

@@ -35,6 +35,12 @@ package struct AgentEndpoint: Sendable {
         return directory + "/" + HolderClient.socketName(platform: platform.name)
     }
 
+    /// The hello for this platform's sessions: deflate only where bytes cross a network (a local agent is a
+    /// pipe between two processes on one machine).
+    package func hello(heartbeat: Bool) -> Hello {
+        AgentConnection.hello(heartbeat: heartbeat, compression: platform.remote != nil)
+    }
+
     /// Opens a new session (for a remote platform: after making sure the ssh master is alive).
     /// - Parameters:
     ///   - heartbeat: the caller pings every few seconds (see ``AgentConnection/hello(heartbeat:)``).
@@ -95,7 +101,7 @@ package struct AgentEndpoint: Sendable {
                 peerName: peerName,
                 platformName: platform.remote == nil ? nil : platform.name,
                 loop: loop,
-                hello: AgentConnection.hello(heartbeat: heartbeat),
+                hello: hello(heartbeat: heartbeat),
                 timing: settings.timing
             )
             connection.bypassesUserMaster = bypassingUserMaster

@@ -1,9 +1,19 @@
 /// Turns frames into bytes for one direction of a session.
 ///
 /// Compression is off until both hellos say ``ProtocolConstants/capabilityDeflate``; then payloads of at
-/// least ``ProtocolConstants/compressionThreshold`` bytes go through one shared deflate stream.
+/// least ``ProtocolConstants/compressionThreshold`` bytes go through one shared deflate stream, except after
+/// one of at least ``judgedSize`` bytes that deflate did not shrink (compressed or random output): the next
+/// ``storedRun`` bytes of such payloads go stored.
 package struct FrameEncoder {
     private var deflater: Deflater?
+    /// Payload bytes still to send stored (flag clear, outside the stream, which stays in step with the
+    /// receiver's) before deflate is tried again. Deflate at about 30 MB/s would cap incompressible output.
+    private var storedLeft = 0
+    /// Bytes sent stored after a payload that deflate did not shrink by a tenth.
+    package static let storedRun = 1 << 20
+    /// Payloads smaller than this always go through deflate: one line alone may not shrink while the stream
+    /// as a whole does (it learns from the lines before), and small frames do not limit throughput.
+    package static let judgedSize = 8 * 1024
     /// The largest payload the peer accepts (from its hello).
     package var peerMaxPayload: Int
 
@@ -25,8 +35,13 @@ package struct FrameEncoder {
         if payload.count > peerMaxPayload {
             throw .outgoingTooLarge(size: payload.count, maximum: peerMaxPayload)
         }
-        if let deflater, payload.count >= ProtocolConstants.compressionThreshold {
+        let judged = payload.count >= Self.judgedSize
+        if storedLeft > 0 && judged {
+            storedLeft -= payload.count
+        } else if let deflater, payload.count >= ProtocolConstants.compressionThreshold {
+            let original = payload.count
             payload = try deflater.compress(payload)
+            if judged && payload.count * 10 > original * 9 { storedLeft = Self.storedRun }
             flags.insert(.compressed)
             // Deflate can grow incompressible data by a few bytes; the stream has consumed it, so it must be sent.
             if payload.count > peerMaxPayload {

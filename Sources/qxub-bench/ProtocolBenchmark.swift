@@ -106,15 +106,29 @@ func protocolBenchmark() throws {
     func row(_ label: String, _ chunks: [[UInt8]], _ makePair: () throws -> (ProtocolEndpoint, ProtocolEndpoint)) throws
     {
         var wire = 0
+        let raw = chunks.reduce(0) { $0 + $1.count }
         let time = try measure(label) { wire = try pump(chunks, through: try makePair()) }
         print(
-            "| \(label) | \(chunks.count) | \(format(time * 1000, 1)) ms | \(format(megabytes / time, 0)) | \(format(Double(chunks.count) / time, 0)) | \(format(time / floor, 0)) | \(format(100 * Double(wire) / Double(log.count), 1))% |"
+            "| \(label) | \(chunks.count) | \(format(time * 1000, 1)) ms | \(format(Double(raw) / 1e6 / time, 0)) | \(format(Double(chunks.count) / time, 0)) | \(format(time / floor, 0)) | \(format(100 * Double(wire) / Double(raw), 1))% |"
         )
     }
     try row("64 KiB output frames, plain", bigChunks, plainPair)
     try row("64 KiB output frames, deflate stream", bigChunks, connectedPair)
     try row("one frame per line, plain", lines, plainPair)
     try row("one frame per line, deflate stream", lines, connectedPair)
+    // Incompressible output (compressed files, random data) of the same size: sent stored after one try.
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    let random = (0..<log.count).map { _ -> UInt8 in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+    let randomChunks = stride(from: 0, to: random.count, by: ProtocolConstants.outputChunkSize).map {
+        Array(random[$0..<min(random.count, $0 + ProtocolConstants.outputChunkSize)])
+    }
+    try row("64 KiB random frames, plain", randomChunks, plainPair)
+    try row("64 KiB random frames, deflate stream", randomChunks, connectedPair)
 
     // For contrast: compressing each line on its own (what a per-frame compressor does).
     var independent = 0

@@ -2,6 +2,7 @@
 // Never part of the tests (timings do not belong in tests). See docs/performance.md.
 //
 //   swift build -c release && .build/release/qxub-bench protocol|startup|exec|remote (any other word prints the usage)
+//   .build/release/qxub-bench follow [--jobs 1000] [--backend local|slurm] [--settle S] [--window S] [--rounds N]
 import QxubSystem
 
 #if canImport(Glibc)
@@ -18,6 +19,20 @@ case "exec":
         backends = arguments[index + 1].split(separator: ",").map(String.init)
     }
     try execBenchmark(backends: backends)
+case "follow":
+    func number(_ flag: String, _ fallback: Double) -> Double {
+        guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return fallback }
+        return Double(arguments[index + 1]) ?? fallback
+    }
+    let backend =
+        arguments.firstIndex(of: "--backend").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? "local"
+    try followBenchmark(
+        jobs: Int(number("--jobs", 1000)),
+        backend: backend,
+        settle: number("--settle", 30),
+        window: number("--window", 10),
+        rounds: Int(number("--rounds", 5))
+    )
 case "startup":
     try startupBenchmark()
 case "remote":
@@ -45,7 +60,7 @@ case "remote":
     }
 default:
     print(
-        "usage: qxub-bench protocol | startup | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] "
+        "usage: qxub-bench protocol | startup | follow [--jobs N] [--backend B] | exec [--backend local,slurm,pbspro] | remote [--host H] [--ssh-config F] "
             + "[--backend B] [--rounds N] [--batch-rounds N] [--partition P] [--remote-setting 'key: value']..."
     )
 }

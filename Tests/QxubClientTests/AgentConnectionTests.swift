@@ -9,6 +9,14 @@ import Glibc
 
 @Suite("AgentConnection")
 struct AgentConnectionTests {
+    @Test("the local agent's session offers no deflate (a pipe on one machine); a remote session's hello does")
+    func compressionOnlyOverNetworks() {
+        let local = AgentEndpoint(platform: .local, settings: ClientSettings(agent: "/bin/false"))
+        #expect(!local.hello(heartbeat: true).capabilities.contains(ProtocolConstants.capabilityDeflate))
+        #expect(local.hello(heartbeat: true).capabilities.contains(ProtocolConstants.capabilitySplitReplies))
+        #expect(AgentConnection.hello().capabilities.contains(ProtocolConstants.capabilityDeflate))
+    }
+
     @Test("abandon ends a session that is still starting: its process is killed and reaped before it returns")
     func abandon() throws {
         let connection = try AgentConnection(

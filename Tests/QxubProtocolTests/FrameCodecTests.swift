@@ -61,6 +61,37 @@ struct FrameCodecTests {
         #expect(big[5] == Frame.Flags.compressed.rawValue)
     }
 
+    @Test("after a payload deflate cannot shrink, 1 MiB goes stored (flag clear), then deflate is tried again")
+    func incompressibleGoesStored() throws {
+        var generator = SeededGenerator(seed: 11)
+        let random = (0..<34).map { _ in (0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        let log = Array(syntheticJobLog(lines: 600).prefix(65536))
+        let frames = (random.map { $0 } + [log, log]).map { Frame(type: .output, channel: 1, payload: $0) }
+        var encoder = FrameEncoder(peerMaxPayload: ProtocolConstants.defaultMaxPayload)
+        var decoder = FrameDecoder(maxPayload: ProtocolConstants.defaultMaxPayload)
+        try encoder.enableCompression()
+        try decoder.enableDecompression()
+        var flags: [Bool] = []
+        var sizes: [Int] = []
+        var decoded: [Frame] = []
+        for frame in frames {
+            let bytes = try encoder.encode(frame)
+            flags.append(bytes[5] == Frame.Flags.compressed.rawValue)
+            sizes.append(bytes.count)
+            decoder.append(bytes)
+            while let frame = try decoder.decode() { decoded.append(frame) }
+        }
+        #expect(decoded == frames)
+        // 16 frames of 64 KiB make the 1 MiB run; the 17th tries deflate again, and the log after the second
+        // run is compressed.
+        let expected = (0..<34).map { $0 % 17 == 0 } + [true, true]
+        #expect(flags == expected)
+        #expect(
+            sizes.suffix(2).allSatisfy { $0 * 4 < 65536 },
+            "the log after random bytes is compressed: \(sizes.suffix(2))"
+        )
+    }
+
     @Test("a declared length over the maximum is rejected before any payload arrives")
     func oversizeRejectedFromHeaderAlone() throws {
         var decoder = FrameDecoder(maxPayload: 1000)

@@ -1,0 +1,184 @@
+import QxubAgent
+import QxubProtocol
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What wakes the follow loop for a job, on a manual clock: events (inotify, a pidfd) at once, and a back-off
+/// of up to 10 s where events may not come; sleeping jobs are not polled.
+extension InProcessAgentTests {
+    @Suite("FollowLoop wake-ups on a manual clock")
+    struct FollowLoopWakeTests {
+        /// Counts `kill(pid, 0)` probes (the polling of a local job's processes) and answers them with
+        /// `alive` for pids it is told about, as `kill(2)` otherwise.
+        final class Probes {
+            var times: [Double] = []
+            var clock: ManualClock?
+            var alive: Set<pid_t> = []
+
+            func signal(_ pid: pid_t, _ number: Int32) -> Int32 {
+                if number == 0 { times.append(clock?.now ?? 0) }
+                if alive.contains(pid) { return 0 }
+                return kill(pid, number) == 0 ? 0 : errno
+            }
+        }
+
+        /// An agent on a manual clock watching each of `jobIDs` on channels 1, 2, …
+        static func watching(
+            _ jobIDs: [String],
+            root: String,
+            probes: Probes,
+            inotify: Bool
+        ) throws -> InProcessAgent {
+            let clock = ManualClock()
+            probes.clock = clock
+            let agent = try InProcessAgent(
+                stateRoot: root,
+                clock: clock,
+                signal: { probes.signal($0, $1) },
+                configure: { $0.watchFiles = inotify }
+            )
+            try agent.sayHello()
+            for (index, jobID) in jobIDs.enumerated() {
+                try agent.send(.watch(Watch(requestID: UInt32(index + 2), jobID: jobID)), channel: UInt32(index + 1))
+            }
+            try agent.turn()
+            try #require(agent.messages(channel: 0).isEmpty, "the watches were taken: \(agent.messages())")
+            return agent
+        }
+
+        static func sleeper() throws -> ChildProcess {
+            try ChildProcess.spawn(["/bin/sleep", "120"], stdin: .null, stdout: .null, stderr: .null)
+        }
+
+        static func append(_ path: String, _ text: String) throws {
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            try #require(fd >= 0)
+            defer { FileDescriptor.close(fd) }
+            try FileDescriptor.writeAll(fd, Array(text.utf8))
+        }
+
+        @Test("a sleeping local job's script is watched through a pidfd, not probed; its death is seen at once")
+        func pidfdNotProbes() throws {
+            let root = try temporaryDirectory()
+            let script = try Self.sleeper()
+            defer {
+                script.signal(SIGKILL)
+                _ = script.wait()
+            }
+            try recordJob(
+                root: root,
+                jobID: "local-1",
+                backend: "local",
+                records: ["started": "1700000000 node1\n", "pid": "\(script.pid)\n"]
+            )
+            let probes = Probes()
+            let agent = try Self.watching(["local-1"], root: root, probes: probes, inotify: true)
+            try agent.advance(by: 120)
+            #expect(probes.times.isEmpty, "probed \(probes.times.count) times")
+            #expect(JobServiceTests.jobEnd(agent, channel: 1) == nil)
+
+            // Killed from outside, without an exit record: the pidfd wakes the job, and after the 0.5 s grace
+            // for a late record its end is decided.
+            script.signal(SIGKILL)
+            _ = script.wait()
+            try agent.turn(waitingUpTo: 5)
+            try agent.advance(by: 1)
+            let end = try #require(JobServiceTests.jobEnd(agent, channel: 1))
+            #expect(
+                end
+                    == .killedByScheduler(
+                        .other,
+                        detail:
+                            "the job's processes ended without recording an exit status (killed from outside qxub?)",
+                        ranFirst: true
+                    )
+            )
+        }
+
+        @Test("without inotify or a pidfd an idle job is checked at most every 10 s, and its output comes within that")
+        func backOffWithoutEvents() throws {
+            let root = try temporaryDirectory()
+            // A pid no process has (pidfd_open fails); the stand-in for kill(2) says it is alive.
+            let pid: pid_t = 4_194_000
+            let directory = try recordJob(
+                root: root,
+                jobID: "local-2",
+                backend: "local",
+                records: ["started": "1700000000 node1\n", "pid": "\(pid)\n"]
+            )
+            let probes = Probes()
+            probes.alive = [pid]
+            let agent = try Self.watching(["local-2"], root: root, probes: probes, inotify: false)
+            let start = agent.loop.now
+            try agent.advance(by: 60)
+            let late = probes.times.filter { $0 >= start + 30 }
+            #expect(late.count <= 3, "checks between 30 s and 60 s: \(late)")
+            #expect(zip(late, late.dropFirst()).allSatisfy { $1 - $0 <= 10.25 }, "\(late)")
+
+            try Self.append(directory + "/out", "hello\n")
+            try agent.advance(by: 10.5)
+            #expect(JobServiceTests.output(agent, channel: 1, .stdout) == Array("hello\n".utf8))
+        }
+
+        @Test("with inotify, output of one job among twenty idle ones arrives at once, and the others stay asleep")
+        func inotifyWakesOneJob() throws {
+            let root = try temporaryDirectory()
+            let script = try Self.sleeper()
+            defer {
+                script.signal(SIGKILL)
+                _ = script.wait()
+            }
+            var directories: [String] = []
+            for index in 1...20 {
+                directories.append(
+                    try recordJob(
+                        root: root,
+                        jobID: "local-\(index)",
+                        backend: "local",
+                        records: ["started": "1700000000 node1\n", "pid": "\(script.pid)\n"]
+                    )
+                )
+            }
+            let probes = Probes()
+            let agent = try Self.watching((1...20).map { "local-\($0)" }, root: root, probes: probes, inotify: true)
+            try agent.advance(by: 120)
+            let before = agent.messages().count
+
+            try Self.append(directories[6] + "/out", "one line\n")
+            try agent.turn(waitingUpTo: 5)
+            try agent.advance(by: 0.01)
+            #expect(JobServiceTests.output(agent, channel: 7, .stdout) == Array("one line\n".utf8))
+            #expect(agent.messages().count == before + 1, "only job 7 sent something: \(agent.messages().suffix(3))")
+            #expect(probes.times.isEmpty, "probed \(probes.times.count) times")
+        }
+
+        @Test("with inotify, an exit record renamed into place ends an idle job at once")
+        func renamedRecordEnds() throws {
+            let root = try temporaryDirectory()
+            let script = try Self.sleeper()
+            defer {
+                script.signal(SIGKILL)
+                _ = script.wait()
+            }
+            let directory = try recordJob(
+                root: root,
+                jobID: "local-3",
+                backend: "local",
+                records: ["started": "1700000000 node1\n", "pid": "\(script.pid)\n"]
+            )
+            let probes = Probes()
+            let agent = try Self.watching(["local-3"], root: root, probes: probes, inotify: true)
+            try agent.advance(by: 120)
+            #expect(JobServiceTests.jobEnd(agent, channel: 1) == nil)
+
+            try FileSystem.writeAtomically(directory + "/exit", "3 1700000100\n")
+            try agent.turn(waitingUpTo: 5)
+            try agent.advance(by: 0.01)
+            #expect(JobServiceTests.jobEnd(agent, channel: 1) == .exited(3))
+        }
+    }
+}
