@@ -203,22 +203,8 @@ package struct ControlDirectory: Sendable, Equatable {
 
     /// The process listening on the Unix socket at `path` (nil when nothing listens): a connect, no ssh.
     package static func listener(_ path: String) -> (pid: pid_t, userID: uid_t)? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard case .success(let fd) = UnixSocket.connect(path) else { return nil }
         defer { FileDescriptor.close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard connected == 0 else { return nil }
         // The listener's credentials as of its listen(): who made the socket, even if it is stopped now.
         return PeerCredentials.of(fd).map { ($0.pid, $0.userID) }
     }
