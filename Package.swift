@@ -74,7 +74,10 @@ let package = Package(
             dependencies: ["QxubScheduler", "QxubProtocol", "QxubSystem"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "QxubAgentTests", dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem"]),
+        .testTarget(
+            name: "QxubAgentTests",
+            dependencies: ["QxubAgent", "QxubProtocol", "QxubSystem", "QxubTestSupport"]
+        ),
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
         .testTarget(
             name: "IntegrationTests",

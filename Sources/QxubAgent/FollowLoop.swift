@@ -115,7 +115,7 @@ final class FollowLoop {
     /// The client read what was queued: followers held back may send more.
     func outputDrained() {
         for channel in heldBack {
-            if let follower = followers[channel] { wake(follower) }
+            if let follower = followers[channel] { wake(follower, after: 0) }
         }
         heldBack.removeAll()
     }
@@ -130,11 +130,13 @@ final class FollowLoop {
         for follower in followers.values where follower.jobID == jobID { wake(follower) }
     }
 
-    private func wake(_ follower: JobFollower) {
+    /// Checks `follower` `after` seconds: file events come in bursts (a few milliseconds gathers one), while
+    /// room in the outbox is worth filling at once.
+    private func wake(_ follower: JobFollower, after delay: Double = 0.005) {
         guard sink != nil else { return }
         follower.nextCheck = loop.now
         follower.interval = Self.busyInterval
-        schedule(at: loop.now + 0.005)
+        schedule(at: loop.now + delay)
     }
 
     /// inotify: wakes the followers of the directories that changed (all of them when events were lost).
@@ -215,7 +217,11 @@ final class FollowLoop {
     /// decided, on the long one while it sleeps.
     private func planNextCheck(_ follower: JobFollower, progressed: Bool, now: Double) {
         guard !follower.ended else { return }
-        if progressed {
+        if progressed && follower.readsOnAtOnce {
+            follower.interval = Self.busyInterval
+            follower.nextCheck = now
+            return
+        } else if progressed {
             follower.interval = Self.busyInterval
         } else if follower.isDeciding || heldBack.contains(follower.channel) {
             follower.interval = min(options.maxTickInterval, follower.interval * 2)
@@ -243,6 +249,7 @@ final class FollowLoop {
         }
         var atEnd = true
         if follower.hasStarted {
+            follower.readsOnAtOnce = false
             let budget = options.outputHighWater - sink.pendingOutputBytes
             guard budget > 0 else {
                 heldBack.insert(follower.channel)  // the client is slow: the files hold the rest
@@ -253,6 +260,10 @@ final class FollowLoop {
             }
             atEnd = pumped.atEnd
             if pumped.bytes > 0 { progressed = true }
+            // Stopped by the budget: more is there now. Over the high-water mark the outbox's drain wakes it;
+            // below it (the output compressed well) it is read on at once, not after a busy interval.
+            follower.readsOnAtOnce = !atEnd && sink.pendingOutputBytes < options.outputHighWater
+            if !atEnd && !follower.readsOnAtOnce { heldBack.insert(follower.channel) }
         }
         if let termination = follower.terminationFromRecord() {
             guard atEnd else { return progressed }
@@ -402,13 +413,18 @@ final class FollowLoop {
 
     private func drainAndEnd(_ follower: JobFollower) -> Bool {
         guard let sink, let termination = follower.pendingEnd else { return false }
+        follower.readsOnAtOnce = false
         let budget = options.outputHighWater - sink.pendingOutputBytes
         guard budget > 0 else {
             heldBack.insert(follower.channel)
             return false
         }
         let pumped = follower.pump(budget: budget) { output in sink.send(.output(output), channel: follower.channel) }
-        guard pumped.atEnd else { return pumped.bytes > 0 }
+        guard pumped.atEnd else {
+            follower.readsOnAtOnce = sink.pendingOutputBytes < options.outputHighWater
+            if !follower.readsOnAtOnce { heldBack.insert(follower.channel) }
+            return pumped.bytes > 0
+        }
         send(follower, state: JobState(phase: .finished))
         options.store.recordEnd(termination, paths: follower.paths)
         sink.send(.jobEnd(termination), channel: follower.channel)

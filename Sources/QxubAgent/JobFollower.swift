@@ -33,6 +33,8 @@ final class JobFollower {
     /// When the follow loop checks this job next, and the back-off it is on (seconds).
     var nextCheck: Double = 0
     var interval: Double = 0
+    /// The last read stopped at the output budget with room left in the outbox: read on at the next turn.
+    var readsOnAtOnce = false
     /// The directories watched for it (inotify), and whether every change of the job raises an event there.
     var watchedDirectories: [String] = []
     var eventsComplete = false

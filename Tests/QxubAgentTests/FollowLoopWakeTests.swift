@@ -1,6 +1,7 @@
 import QxubAgent
 import QxubProtocol
 import QxubSystem
+import QxubTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -154,6 +155,52 @@ extension InProcessAgentTests {
             #expect(JobServiceTests.output(agent, channel: 7, .stdout) == Array("one line\n".utf8))
             #expect(agent.messages().count == before + 1, "only job 7 sent something: \(agent.messages().suffix(3))")
             #expect(probes.times.isEmpty, "probed \(probes.times.count) times")
+        }
+
+        @Test(
+            "output already written goes out as fast as the client reads it: no timer between reads (4 MiB, clock still)",
+            arguments: [false, true]
+        )
+        func outputFlowsWithoutTimers(compressible: Bool) throws {
+            let root = try temporaryDirectory()
+            let pid: pid_t = 4_194_001
+            let directory = try recordJob(
+                root: root,
+                jobID: "local-4",
+                backend: "local",
+                records: ["started": "1700000000 node1\n", "pid": "\(pid)\n"]
+            )
+            var generator = SeededGenerator(seed: 4)
+            let size = 4 << 20
+            let bytes = (0..<size).map { _ in
+                compressible ? UInt8(ascii: "a") : UInt8.random(in: 0...255, using: &generator)
+            }
+            let fd = open(directory + "/out", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            try #require(fd >= 0)
+            try FileDescriptor.writeAll(fd, bytes)
+            FileDescriptor.close(fd)
+            let probes = Probes()
+            probes.alive = [pid]
+            let agent = try Self.watching(["local-4"], root: root, probes: probes, inotify: false)
+            // The watch's first check is a wake-up a few milliseconds on; after it the clock stands still.
+            try agent.advance(by: 0.01)
+            let stillAt = agent.loop.now
+            func receivedCount() -> Int {
+                agent.messages(channel: 1).reduce(0) { sum, message in
+                    if case .output(let output) = message { return sum + output.data.count }
+                    return sum
+                }
+            }
+            // Each turn moves at most a pipe's worth (64 KiB) to the test's side: 8 MiB take about 130.
+            for _ in 0..<1_000 where receivedCount() < size {
+                try agent.turn(waitingUpTo: 0.02)
+            }
+            #expect(agent.loop.now == stillAt)
+            let received = JobServiceTests.output(agent, channel: 1, .stdout)
+            #expect(received.count == size, "\(received.count) of \(size) bytes without the clock moving")
+            // A Bool: a failing comparison of two 4 MiB arrays would print both.
+            let same = received == bytes
+            #expect(same, "the bytes arrive in order, each once")
         }
 
         @Test("with inotify, an exit record renamed into place ends an idle job at once")
