@@ -68,9 +68,6 @@ extension QxubCommand {
                     commandString.map { $0.split(separator: " ").map(String.init) }
                     ?? (command.count == 1 ? command[0].split(separator: " ").map(String.init) : command)
                 let preset = try job.preset(for: words, context: context, configuration: configuration)
-                if let preset, !output.quiet && !output.terse {
-                    try? FileDescriptor.writeAll(2, "qxub: using \(preset.kind.rawValue) '\(preset.name)'\n")
-                }
                 let commandLine: JobSpec.Command
                 if let commandString {
                     commandLine = .shell(commandString)
@@ -89,8 +86,12 @@ extension QxubCommand {
                     commandLine = .argv(command)
                 }
                 // The session starts first: ssh, the login shell and the agent come up while the job is prepared.
-                let endpoint = AgentEndpoint(platform: platform, settings: .fromProcess())
+                let endpoint = AgentEndpoint(platform: platform, settings: place.settings())
                 let connection = try endpoint.connect(loop: EventLoop())
+                // After the connect: a warm fork that hands the command back has printed nothing.
+                if let preset, !output.quiet && !output.terse {
+                    try? FileDescriptor.writeAll(2, "qxub: using \(preset.kind.rawValue) '\(preset.name)'\n")
+                }
                 var builder = JobSpecBuilder(
                     command: commandLine,
                     context: context,
@@ -201,7 +202,7 @@ extension QxubCommand {
         package func run() throws {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 try Exec.runSession(
-                    endpoint: AgentEndpoint(platform: try place.platform(), settings: .fromProcess()),
+                    endpoint: AgentEndpoint(platform: try place.platform(), settings: place.settings()),
                     start: .attach(jobID: jobID),
                     mode: quiet ? .quiet : .follow
                 )
@@ -221,6 +222,17 @@ struct PlatformOptions: ParsableArguments {
 
     @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
     var configFile: String?
+
+    /// Set by qxub itself in a warm fork of a session holder (``WarmStart``): no terminal to prompt on.
+    @Flag(name: .customLong("warm-start-fork"), help: .private)
+    var warmStartFork = false
+
+    /// The settings of this process's environment, and whether it may prompt.
+    func settings() -> ClientSettings {
+        var settings = ClientSettings.fromProcess()
+        settings.mayPrompt = !warmStartFork
+        return settings
+    }
 
     func configuration() throws(ClientError) -> Configuration {
         if let configFile, !FileSystem.exists(configFile) {

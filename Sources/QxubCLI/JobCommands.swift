@@ -50,7 +50,7 @@ extension QxubCommand {
                 if !candidates.isEmpty {
                     ids = try CLIFailure.catching { () throws(ClientError) -> [String] in
                         let session = try AgentRequests(
-                            endpoint: AgentEndpoint(platform: platform, settings: .fromProcess())
+                            endpoint: AgentEndpoint(platform: platform, settings: place.settings())
                         )
                         requests = session
                         return try Self.stillUnfinished(candidates, requests: session, platform: platform.name)
@@ -76,7 +76,7 @@ extension QxubCommand {
                     session = requests
                 } else {
                     session = try AgentRequests(
-                        endpoint: AgentEndpoint(platform: try place.platform(), settings: .fromProcess())
+                        endpoint: AgentEndpoint(platform: try place.platform(), settings: place.settings())
                     )
                     requests = session
                 }
@@ -129,7 +129,9 @@ extension QxubCommand {
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let statuses = try CLIFailure.catching { () throws(ClientError) -> [JobStatus] in
                 let platform = try place.platform()
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()))
+                let requests = try AgentRequests(
+                    endpoint: AgentEndpoint(platform: platform, settings: place.settings())
+                )
                 defer { requests.close() }
                 let statuses = try requests.status(ids)
                 recordEnds(statuses, platform: platform.name)
@@ -240,7 +242,9 @@ extension QxubCommand {
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             let (succeeded, failed) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int) in
                 let platform = try place.platform()
-                let requests = try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()))
+                let requests = try AgentRequests(
+                    endpoint: AgentEndpoint(platform: platform, settings: place.settings())
+                )
                 defer { requests.close() }
                 var reported: Set<String> = []
                 let live = !quiet && isatty(1) == 1

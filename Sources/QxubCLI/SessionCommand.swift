@@ -104,6 +104,8 @@ extension QxubCommand {
                         )
                     }
                     let holder = SessionHolder(endpoint: endpoint, socketPath: path, persist: remote.sessionPersist)
+                    holder.warmFork = { WarmStartFork.fork($0, descriptors: $1, connection: $2) }
+                    WarmStartFork.warmUp()
                     return holder.run()
                 }
                 if code != 0 { throw ExitCode(code) }

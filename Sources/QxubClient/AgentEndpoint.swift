@@ -84,11 +84,27 @@ package struct AgentEndpoint: Sendable {
         if let remote = platform.remote {
             let launcher = SSHLauncher(platform: platform.name, remote: remote)
             if bypassingUserMaster {
+                if !settings.mayPrompt {
+                    var error = ClientError(
+                        "a new ssh connection to \(platform.name) (without its master) may prompt",
+                        exitCode: ExitCodes.unavailable
+                    )
+                    error.needsForeground = true
+                    throw error
+                }
                 // Before the user's options: ssh keeps the first value it sees.
                 let arguments = launcher.sessionArguments(controlPath: nil)
                 command = [arguments[0], "-o", "ControlPath=none", "-o", "ControlMaster=no"] + arguments.dropFirst()
             } else {
                 let controlPath = try launcher.controlPath()
+                if !settings.mayPrompt, controlPath.map(SSHLauncher.socketIsLive) != true {
+                    var error = ClientError(
+                        "no ssh master for \(platform.name) is up, and opening one may prompt",
+                        exitCode: ExitCodes.unavailable
+                    )
+                    error.needsForeground = true
+                    throw error
+                }
                 try launcher.ensureMaster(controlPath: controlPath)
                 command = launcher.sessionArguments(controlPath: controlPath)
             }
@@ -147,7 +163,17 @@ package struct AgentEndpoint: Sendable {
                 )
             }
         }
-        return try connect(loop: old.loop, heartbeat: heartbeat, bypassingUserMaster: bypass)
+        do {
+            return try connect(loop: old.loop, heartbeat: heartbeat, bypassingUserMaster: bypass)
+        } catch  where error.needsForeground {
+            // Hand-back is for a command that has done nothing yet; this one has a session behind it.
+            throw ClientError(
+                "the connection to \(peerName) was lost, and a new one may prompt for a password or code, which "
+                    + "this qxub (run for you by the session holder, without a terminal) cannot show",
+                hint: "run the command again (or `qxub attach JOB` to follow a job that was submitted)",
+                exitCode: ExitCodes.connectionLost
+            )
+        }
     }
 
     /// Drops the platform's ssh master so the next ``connect(loop:heartbeat:bypassingUserMaster:)`` opens a

@@ -7,6 +7,9 @@ package struct ClientError: Error, Hashable, Sendable, CustomStringConvertible {
     package var exitCode: Int32
     /// The remote platform has no agent this qxub can use (`qxub agent install` fixes it).
     package var agentMissing = false
+    /// Nothing was done: the command needs a terminal (an ssh login that may prompt) that a warm fork of a
+    /// session holder does not have; the qxub that asked runs it itself (``WarmStart``).
+    package var needsForeground = false
 
     package init(_ message: String, hint: String = "", exitCode: Int32 = ExitCodes.internalError) {
         self.message = message

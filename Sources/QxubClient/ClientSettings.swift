@@ -9,6 +9,9 @@ package struct ClientSettings: Sendable, Equatable {
     package var agent: String?
     /// The shim installed beside the agent (`QXUB_SHIM`); nil takes the one beside the agent.
     package var shim: String?
+    /// Whether this process may start an ssh login that prompts (false in a warm fork of a session holder,
+    /// which has no terminal: it hands such a command back, ``ClientError/needsForeground``).
+    package var mayPrompt = true
 
     package init(timing: AgentConnection.Timing = .init(), agent: String? = nil, shim: String? = nil) {
         self.timing = timing

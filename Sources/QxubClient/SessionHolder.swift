@@ -36,6 +36,9 @@ package final class SessionHolder {
     /// A client whose unsent output passes this many bytes is dropped (it stopped reading); it reconnects
     /// and resumes from its byte offsets, while the holder's memory stays bounded.
     package var clientBacklogLimit = 64 << 20
+    /// Forks a warm qxub for a ``WarmStart`` request (set by `qxub session serve`; nil: no warm socket).
+    package var warmFork: ((WarmStart.Request, [Int32], Int32) -> pid_t?)?
+    private var warmStart: WarmStartServer?
 
     /// One local client: its socket, its protocol endpoint, its queued bytes.
     private final class ClientLink {
@@ -137,8 +140,37 @@ package final class SessionHolder {
         var info = stat()
         if stat(socketPath, &info) == 0 { boundInode = UInt64(info.st_ino) }
         loop.setReadable(listener) { [unowned self] in acceptClients() }
+        startWarmStart()
         log("serving \(endpoint.platform.name) on \(socketPath) (exits after \(Int(persist)) s without a client)")
         armIdleTimer()
+    }
+
+    /// The warm socket beside the holder's: qxub processes of this build hand their command to a fork of this
+    /// process, which has already paid for loading and for the argument parser's reflection.
+    private func startWarmStart() {
+        guard let warmFork, let identity = WarmStart.executableIdentity() else { return }
+        let path =
+            FileSystem.directoryName(socketPath) + "/" + WarmStart.socketName(platform: endpoint.platform.name)
+        let server = WarmStartServer(
+            loop: loop,
+            socketPath: path,
+            identity: identity,
+            log: { [unowned self] in log($0) }
+        ) {
+            request,
+            descriptors,
+            connection in warmFork(request, descriptors, connection)
+        }
+        server.onChildrenEnded = { [unowned self] in
+            if endedBecause != nil { return loop.stop() }
+            if clients.isEmpty { armIdleTimer() }
+        }
+        do {
+            try server.start()
+            warmStart = server
+        } catch {
+            log("no warm start: cannot listen on \(path): \(error)")
+        }
     }
 
     // MARK: - Clients
@@ -240,7 +272,7 @@ package final class SessionHolder {
         loop.remove(link.fd)
         FileDescriptor.close(link.fd)
         perform(router.clientLeft(id))
-        if clients.isEmpty { armIdleTimer() }
+        if clients.isEmpty && (warmStart?.runningChildren ?? 0) == 0 { armIdleTimer() }
     }
 
     // MARK: - Lifetime
@@ -248,7 +280,7 @@ package final class SessionHolder {
     private func armIdleTimer() {
         cancelIdleTimer()
         idleTimer = loop.schedule(after: persist) { [weak self] in
-            guard let self, self.clients.isEmpty else { return }
+            guard let self, self.clients.isEmpty, (self.warmStart?.runningChildren ?? 0) == 0 else { return }
             self.end("no client for \(Int(self.persist)) s")
         }
     }
@@ -268,6 +300,12 @@ package final class SessionHolder {
         router.agentLost()
         agent?.close()
         if signalFD >= 0 { loop.remove(signalFD) }
+        warmStart?.stopListening()
+        if let running = warmStart?.runningChildren, running > 0 {
+            // Their qxub wait for their exit status, which only this process (their parent) can read.
+            log("waiting for \(running) warm qxub process(es) to end")
+            return
+        }
         loop.stop()
     }
 

@@ -81,6 +81,113 @@ package enum UnixSocket {
         return fd
     }
 
+    /// Sends all of `bytes` on a connected socket, with `descriptors` attached to the first part
+    /// (`SCM_RIGHTS`: the peer receives its own copies of them).
+    package static func send(_ fd: Int32, _ bytes: [UInt8], descriptors: [Int32]) throws(SystemError) {
+        var sent = 0
+        if !descriptors.isEmpty {
+            var control = [UInt8](repeating: 0, count: controlSpace(descriptors: descriptors.count))
+            var header = cmsghdr()
+            header.cmsg_len = controlLength(descriptors: descriptors.count)
+            header.cmsg_level = SOL_SOCKET
+            header.cmsg_type = Int32(SCM_RIGHTS)
+            withUnsafeBytes(of: header) { raw in control.replaceSubrange(0..<raw.count, with: raw) }
+            descriptors.withUnsafeBytes { raw in
+                control.replaceSubrange(controlHeaderSize..<(controlHeaderSize + raw.count), with: raw)
+            }
+            var result = -1
+            repeat {
+                result = bytes.withUnsafeBytes { data in
+                    control.withUnsafeMutableBytes { controlBytes in
+                        var vector = iovec(
+                            iov_base: UnsafeMutableRawPointer(mutating: data.baseAddress),
+                            iov_len: data.count
+                        )
+                        return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                            var message = msghdr()
+                            message.msg_iov = vectorPointer
+                            message.msg_iovlen = 1
+                            message.msg_control = controlBytes.baseAddress
+                            message.msg_controllen = controlBytes.count
+                            return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+                        }
+                    }
+                }
+            } while result < 0 && currentErrno() == EINTR
+            guard result >= 0 else { throw SystemError("sendmsg", "unix socket") }
+            sent = result
+        }
+        if sent < bytes.count {
+            do { try FileDescriptor.writeAll(fd, Array(bytes[sent...])) } catch {
+                throw (error as? SystemError) ?? SystemError("write", "unix socket")
+            }
+        }
+    }
+
+    /// Reads what the socket has (up to the buffer's size), with descriptors sent along (close-on-exec here).
+    /// Returns 0 bytes at the end of the stream; nil when a non-blocking socket has nothing yet.
+    package static func receive(
+        _ fd: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        maxDescriptors: Int = 4
+    ) throws(SystemError) -> (count: Int, descriptors: [Int32])? {
+        var control = [UInt8](repeating: 0, count: controlSpace(descriptors: maxDescriptors))
+        var received = -1
+        var controlUsed = 0
+        repeat {
+            received = control.withUnsafeMutableBytes { controlBytes in
+                var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr()
+                    message.msg_iov = vectorPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = controlBytes.baseAddress
+                    message.msg_controllen = controlBytes.count
+                    let result = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
+                    controlUsed = Int(message.msg_controllen)
+                    return result
+                }
+            }
+        } while received < 0 && currentErrno() == EINTR
+        if received < 0 {
+            if currentErrno() == EAGAIN || currentErrno() == EWOULDBLOCK { return nil }
+            throw SystemError("recvmsg", "unix socket")
+        }
+        var descriptors: [Int32] = []
+        if controlUsed >= controlHeaderSize {
+            let header = control.withUnsafeBytes { $0.loadUnaligned(as: cmsghdr.self) }
+            if header.cmsg_level == SOL_SOCKET && header.cmsg_type == Int32(SCM_RIGHTS) {
+                let count = (Int(header.cmsg_len) - controlHeaderSize) / MemoryLayout<Int32>.size
+                control.withUnsafeBytes { raw in
+                    for index in 0..<count {
+                        descriptors.append(
+                            raw.loadUnaligned(fromByteOffset: controlHeaderSize + index * 4, as: Int32.self)
+                        )
+                    }
+                }
+            }
+        }
+        return (received, descriptors)
+    }
+
+    /// `CMSG_ALIGN(sizeof(struct cmsghdr))`: where a control message's data begins.
+    private static var controlHeaderSize: Int { align(MemoryLayout<cmsghdr>.size) }
+
+    /// `CMSG_LEN(n)` for `descriptors` descriptors.
+    private static func controlLength(descriptors: Int) -> Int {
+        controlHeaderSize + descriptors * MemoryLayout<Int32>.size
+    }
+
+    /// `CMSG_SPACE(n)` for `descriptors` descriptors.
+    private static func controlSpace(descriptors: Int) -> Int {
+        controlHeaderSize + align(descriptors * MemoryLayout<Int32>.size)
+    }
+
+    private static func align(_ size: Int) -> Int {
+        let unit = MemoryLayout<Int>.size
+        return (size + unit - 1) / unit * unit
+    }
+
     private static func makeSocket() -> Int32 {
         #if canImport(Glibc)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -103,6 +103,25 @@ enum SignalDelivery {
         return slot
     }
 
+    /// In a child made by `fork` that goes on running Swift code: forgets the parent's pipes and handlers
+    /// (their descriptors are the caller's to close; they are shared with the parent, whose signals they
+    /// carry), so that this process makes its own when it needs them. The child is single-threaded here.
+    static func forgetInheritedState() {
+        routedToSignalPipe.store(0, ordering: .relaxed)
+        signalPipeWriteEnd.store(-1, ordering: .relaxed)
+        for index in 0..<slotCount { slotWriteEnds[index].store(-1, ordering: .relaxed) }
+        slots.withLock { slots in
+            for signal in 1..<Int32(64) where slots.installed & bit(signal) != 0 {
+                #if canImport(Glibc)
+                _ = Glibc.signal(signal, SIG_DFL)
+                #else
+                _ = Darwin.signal(signal, SIG_DFL)
+                #endif
+            }
+            slots = Slots()
+        }
+    }
+
     /// Gives a slot back (its pipe stays, for the next watcher).
     static func releaseSlot(_ index: Int) {
         slots.withLock { $0.busy[index] = false }

@@ -30,6 +30,13 @@ package enum SignalPipe {
         return read
     }
 
+    /// In a child made by `fork` that goes on running Swift code: forgets the parent's signal pipes and
+    /// handlers (see ``SignalDelivery/forgetInheritedState()``); the caller closes inherited descriptors.
+    package static func forgetInheritedState() {
+        readEnd.withLock { $0 = -1 }
+        SignalDelivery.forgetInheritedState()
+    }
+
     /// Reads the pending signal numbers.
     package static func drain() -> [Int32] {
         let read = readEnd.withLock { $0 }
