@@ -117,7 +117,8 @@ package enum WarmStart {
             varint(UInt64(umask))
             for signal in ignoredSignals {
                 varint(4 << 3)
-                varint(UInt64(bitPattern: (Int64(signal) << 1) ^ (Int64(signal) >> 63)))  // zigzag, as WireWriter.signed
+                // Zigzag, as WireWriter.signed.
+                varint(UInt64(bitPattern: (Int64(signal) << 1) ^ (Int64(signal) >> 63)))
             }
             for argument in arguments { string(5, argument) }
             for variable in environment { string(6, variable) }
