@@ -3,7 +3,8 @@
 /// Compression is off until both hellos say ``ProtocolConstants/capabilityDeflate``; then payloads of at
 /// least ``ProtocolConstants/compressionThreshold`` bytes go through one shared deflate stream, except after
 /// one of at least ``judgedSize`` bytes that deflate did not shrink (compressed or random output): the next
-/// ``storedRun`` bytes of such payloads go stored.
+/// ``storedRun`` bytes of such payloads go stored, twice as many after each further failed try, up to
+/// ``maximumStoredRun``; a payload deflate shrinks starts over at ``storedRun``.
 package struct FrameEncoder {
     private var deflater: Deflater?
     /// Payload bytes still to send stored (flag clear, outside the stream, which stays in step with the
@@ -11,6 +12,11 @@ package struct FrameEncoder {
     private var storedLeft = 0
     /// Bytes sent stored after a payload that deflate did not shrink by a tenth.
     package static let storedRun = 1 << 20
+    /// The longest run: a long random stream pays for deflate on 1 byte in 128 of it, while output that turns
+    /// compressible is compressed again within 8 MiB.
+    package static let maximumStoredRun = 8 << 20
+    /// The run after the next failed try.
+    private var nextStoredRun = FrameEncoder.storedRun
     /// Payloads smaller than this always go through deflate: one line alone may not shrink while the stream
     /// as a whole does (it learns from the lines before), and small frames do not limit throughput.
     package static let judgedSize = 8 * 1024
@@ -41,7 +47,12 @@ package struct FrameEncoder {
         } else if let deflater, payload.count >= ProtocolConstants.compressionThreshold {
             let original = payload.count
             payload = try deflater.compress(payload)
-            if judged && payload.count * 10 > original * 9 { storedLeft = Self.storedRun }
+            if judged && payload.count * 10 > original * 9 {
+                storedLeft = nextStoredRun
+                nextStoredRun = min(nextStoredRun * 2, Self.maximumStoredRun)
+            } else if judged {
+                nextStoredRun = Self.storedRun
+            }
             flags.insert(.compressed)
             // Deflate can grow incompressible data by a few bytes; the stream has consumed it, so it must be sent.
             if payload.count > peerMaxPayload {

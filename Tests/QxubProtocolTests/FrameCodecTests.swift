@@ -61,12 +61,17 @@ struct FrameCodecTests {
         #expect(big[5] == Frame.Flags.compressed.rawValue)
     }
 
-    @Test("after a payload deflate cannot shrink, 1 MiB goes stored (flag clear), then deflate is tried again")
+    @Test(
+        "after a payload deflate cannot shrink, 1 MiB goes stored (flag clear), then 2, 4, up to 8 MiB while deflate keeps failing; a payload it shrinks starts over"
+    )
     func incompressibleGoesStored() throws {
         var generator = SeededGenerator(seed: 11)
-        let random = (0..<34).map { _ in (0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        let randomFrame = { (0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        let random = (0..<50).map { _ in randomFrame() }
         let log = Array(syntheticJobLog(lines: 600).prefix(65536))
-        let frames = (random.map { $0 } + [log, log]).map { Frame(type: .output, channel: 1, payload: $0) }
+        let frames = (random + [log, log] + (0..<18).map { _ in randomFrame() }).map {
+            Frame(type: .output, channel: 1, payload: $0)
+        }
         var encoder = FrameEncoder(peerMaxPayload: ProtocolConstants.defaultMaxPayload)
         var decoder = FrameDecoder(maxPayload: ProtocolConstants.defaultMaxPayload)
         try encoder.enableCompression()
@@ -82,14 +87,30 @@ struct FrameCodecTests {
             while let frame = try decoder.decode() { decoded.append(frame) }
         }
         #expect(decoded == frames)
-        // 16 frames of 64 KiB make the 1 MiB run; the 17th tries deflate again, and the log after the second
-        // run is compressed.
-        let expected = (0..<34).map { $0 % 17 == 0 } + [true, true]
-        #expect(flags == expected)
+        // Frame 0 fails: 16 frames (1 MiB) stored; frame 17 fails: 32 frames (2 MiB) stored; frame 50, the log,
+        // shrinks, and so the random frames after the logs start again at 1 MiB (frame 52 tried, 53-68 stored,
+        // 69 tried).
+        let tried: Set<Int> = [0, 17, 50, 51, 52, 69]
+        #expect(flags == frames.indices.map { tried.contains($0) })
         #expect(
-            sizes.suffix(2).allSatisfy { $0 * 4 < 65536 },
-            "the log after random bytes is compressed: \(sizes.suffix(2))"
+            sizes[50...51].allSatisfy { $0 * 4 < 65536 },
+            "the log after random bytes is compressed: \(sizes[50...51])"
         )
+    }
+
+    @Test("a long incompressible stream tries deflate on 1 frame in 129 once the stored run reaches its cap of 8 MiB")
+    func storedRunIsCapped() throws {
+        var generator = SeededGenerator(seed: 12)
+        var encoder = FrameEncoder(peerMaxPayload: ProtocolConstants.defaultMaxPayload)
+        try encoder.enableCompression()
+        var tried: [Int] = []
+        for index in 0..<400 {
+            let payload = (0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let bytes = try encoder.encode(Frame(type: .output, channel: 1, payload: payload))
+            if bytes[5] == Frame.Flags.compressed.rawValue { tried.append(index) }
+        }
+        // Runs of 16, 32, 64, 128, then 128 frames (8 MiB) stored after each failed try.
+        #expect(tried == [0, 17, 50, 115, 244, 373])
     }
 
     @Test("a declared length over the maximum is rejected before any payload arrives")
