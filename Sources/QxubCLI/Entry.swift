@@ -50,7 +50,7 @@ package enum Entry {
             let message = QxubCommand.fullMessage(for: error)
             if !message.isEmpty { try? FileDescriptor.writeAll(code == 0 ? 1 : 2, message + "\n") }
         }
-        try? FileDescriptor.writeAll(warmConnection, WarmStart.Reply.exited(code).encoded)
+        WarmStartFork.report(.exited(code), on: warmConnection)
         exit(code)
     }
 }

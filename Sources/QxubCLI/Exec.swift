@@ -114,7 +114,13 @@ extension QxubCommand {
                 if !output.quiet {
                     for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
                 }
-                return try Self.runSession(endpoint: endpoint, start: .submit(spec), mode: mode, connection: connection)
+                return try Self.runSession(
+                    endpoint: endpoint,
+                    start: .submit(spec),
+                    mode: mode,
+                    connection: connection,
+                    warmConnection: place.warmStartConnection
+                )
             }
             if code != 0 { throw ExitCode(code) }
         }
@@ -125,14 +131,19 @@ extension QxubCommand {
             mode: ExecSession.Mode,
             onlyStream: Output.Stream? = nil,
             joblog: Bool = false,
-            connection: AgentConnection? = nil
+            connection: AgentConnection? = nil,
+            warmConnection: Int32? = nil
         ) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
             session.joblog = joblog
             // Opened at the first record, which comes after the job id is out (with --terse) and while ssh
             // winds down: GRDB's set-up and the schema check are off the path to the id.
-            if mode != .dry { session.history = HistoryStore(deferredPath: HistoryStore.defaultPath) }
+            // A warm fork of `--terse` tells the qxub that waits its status before the record is written.
+            let holdsRecords = mode == .terse && warmConnection != nil
+            let history =
+                mode == .dry ? nil : HistoryStore(deferredPath: HistoryStore.defaultPath, holdingRecords: holdsRecords)
+            session.history = history
             let status = TerminalStatus(
                 quiet: mode == .quiet || mode == .terse || mode == .dry || onlyStream != nil,
                 loop: session.eventLoop,
@@ -163,6 +174,12 @@ extension QxubCommand {
                     2,
                     "qxub: stats: \(session.outputBytes) bytes of job output arrived in \(session.wireBytesReceived) bytes on the wire\n"
                 )
+            }
+            if holdsRecords, let warmConnection, let history {
+                WarmStartFork.report(.exited(code), on: warmConnection)
+                do { try history.writeHeld() } catch {
+                    ClientLog.write("history: cannot record the submission: \(error)")
+                }
             }
             return code
         }
@@ -223,14 +240,15 @@ struct PlatformOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
     var configFile: String?
 
-    /// Set by qxub itself in a warm fork of a session holder (``WarmStart``): no terminal to prompt on.
-    @Flag(name: .customLong("warm-start-fork"), help: .private)
-    var warmStartFork = false
+    /// Set by qxub itself in a warm fork of a session holder (``WarmStart``): the descriptor of the connection
+    /// to the qxub that asked. Such a fork has no terminal to prompt on.
+    @Option(name: .customLong("warm-start-fork"), help: .private)
+    var warmStartConnection: Int32?
 
     /// The settings of this process's environment, and whether it may prompt.
     func settings() -> ClientSettings {
         var settings = ClientSettings.fromProcess()
-        settings.mayPrompt = !warmStartFork
+        settings.mayPrompt = warmStartConnection == nil
         return settings
     }
 

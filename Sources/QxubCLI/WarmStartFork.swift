@@ -40,8 +40,8 @@ enum WarmStartFork {
         // Everything else is the holder's (its sockets, the agent's pipes, signal pipes): not this process's.
         let open = FileSystem.listDirectory("/proc/self/fd").compactMap { Int32($0) }
         for fd in open where fd > 2 && fd != connection { close(fd) }
-        let started = try? FileDescriptor.setNonBlocking(connection, false)
-        guard started != nil, chdir(request.directory) == 0 else { handBack(connection) }
+        let blocking = try? FileDescriptor.setNonBlocking(connection, false)
+        guard blocking != nil, chdir(request.directory) == 0 else { handBack(connection) }
         umask(mode_t(request.umask))
         clearenv()
         for variable in request.environment {
@@ -49,18 +49,24 @@ enum WarmStartFork {
             setenv(String(variable[..<equals]), String(variable[variable.index(after: equals)...]), 1)
         }
         // Nothing runs before the asking qxub commits to this fork (it may have given up waiting).
-        guard (try? FileDescriptor.writeAll(connection, WarmStart.Reply.started(getpid()).encoded)) != nil,
-            readGoAhead(connection)
-        else { _exit(0) }
+        let started = WarmStart.Reply.started(getpid()).encoded
+        let sent = started.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == started.count, readGoAhead(connection) else { _exit(0) }
         var arguments = request.arguments
-        arguments.insert("--warm-start-fork", at: min(1, arguments.count))
+        arguments.insert(contentsOf: ["--warm-start-fork", String(connection)], at: min(1, arguments.count))
         Entry.run(arguments, warmConnection: connection)
     }
 
     /// Tells the asking qxub to run the command itself; ends this fork.
     static func handBack(_ connection: Int32) -> Never {
-        try? FileDescriptor.writeAll(connection, WarmStart.Reply.runHere.encoded)
+        report(.runHere, on: connection)
         _exit(0)
+    }
+
+    /// Sends `reply` to the asking qxub, which may have gone already (it exits at the first status): no SIGPIPE.
+    static func report(_ reply: WarmStart.Reply, on connection: Int32) {
+        let bytes = reply.encoded
+        _ = bytes.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     private static func readGoAhead(_ connection: Int32) -> Bool {

@@ -23,8 +23,16 @@ package final class HistoryStore: Sendable {
         package var status: String
     }
 
-    /// The open database; nil until first use for a store made with ``init(deferredPath:)``.
+    /// The open database; nil until first use for a store made with ``init(deferredPath:holdingRecords:)``.
     private let opened: Mutex<DatabaseQueue?>
+    /// Submissions recorded but not yet written (a store that holds its records; see ``writeHeld()``).
+    private let held = Mutex<[Submission]>([])
+    private let holdsRecords: Bool
+
+    private struct Submission {
+        var jobID, platform, backend, name, command, workingDirectory, stateDirectory: String
+        var submittedAt: Double
+    }
     package let path: String
 
     /// `QXUB_HISTORY_DB`, else `$XDG_DATA_HOME/qxub/history.sqlite`, else `~/.local/share/qxub/history.sqlite`.
@@ -41,13 +49,27 @@ package final class HistoryStore: Sendable {
     package init(path: String = HistoryStore.defaultPath) throws(ClientError) {
         self.path = path
         opened = Mutex(try Self.open(path))
+        holdsRecords = false
     }
 
     /// Opens the database at its first use: `qxub exec` records a submission only after the job id is
     /// out, so opening it (GRDB's set-up and the schema check) stays off the path to the id.
-    package init(deferredPath path: String) {
+    /// - Parameter holdingRecords: keep submissions in memory until ``writeHeld()`` (a warm fork of `qxub exec
+    ///   --terse` reports its exit status first, then writes them, off the path of the qxub that waits).
+    package init(deferredPath path: String, holdingRecords: Bool = false) {
         self.path = path
         opened = Mutex(nil)
+        holdsRecords = holdingRecords
+    }
+
+    /// Writes the submissions held so far.
+    package func writeHeld() throws {
+        for submission in held.withLock({ records in
+            defer { records.removeAll() }
+            return records
+        }) {
+            try insert(submission)
+        }
     }
 
     private func queue() throws(ClientError) -> DatabaseQueue {
@@ -115,12 +137,32 @@ package final class HistoryStore: Sendable {
         workingDirectory: String,
         stateDirectory: String
     ) throws -> Int64 {
+        let submission = Submission(
+            jobID: jobID,
+            platform: platform,
+            backend: backend,
+            name: name,
+            command: command,
+            workingDirectory: workingDirectory,
+            stateDirectory: stateDirectory,
+            submittedAt: MonotonicClock.wallNow()
+        )
+        if holdsRecords {
+            held.withLock { $0.append(submission) }
+            return 0
+        }
+        return try insert(submission)
+    }
+
+    @discardableResult
+    private func insert(_ submission: Submission) throws -> Int64 {
         try queue().write { db in
             try db.execute(
                 sql:
                     "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
                 arguments: [
-                    jobID, platform, backend, name, command, workingDirectory, stateDirectory, MonotonicClock.wallNow(),
+                    submission.jobID, submission.platform, submission.backend, submission.name, submission.command,
+                    submission.workingDirectory, submission.stateDirectory, submission.submittedAt,
                 ]
             )
             return db.lastInsertedRowID

@@ -42,6 +42,14 @@ extension RemoteTests {
         let terse = try laptop.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "true"])
         let id = terse.stdoutText.trimmingWhitespaceForTests()
         #expect(terse.exit == .exited(0) && id.hasPrefix("local-"), "\(terse.stderrText)")
+        // The fork reported its status first and writes the history record after: it comes, once.
+        let recorded = laptop.sandbox.wait(timeout: 20) {
+            ((try? laptop.qxub(["history", "list", "--limit", "5"]))?.stdoutText ?? "").contains(id)
+        }
+        #expect(recorded, "the submission is in the history")
+        let history = try laptop.qxub(["history", "list", "--limit", "50"])
+        let lines = history.stdoutText.split(separator: "\n").filter { $0.contains(id) }
+        #expect(lines.count == 1, "\(history.stdoutText)")
         let status = try laptop.qxub(["status", id, "--platform", "bashbox", "--format", "json"])
         #expect(status.exit == .exited(0), "\(status.stderrText)")
         #expect(status.stdoutText.contains(id))
@@ -95,6 +103,7 @@ extension RemoteTests {
             ],
             ssh: laptop.ssh
         )
+        _ = try sshRun(laptop, "rm -f $HOME/handback.txt")
         let run = try laptop.qxub([
             "exec", "--platform", "other", "--backend", "local", "--",
             "echo handed back >> $HOME/handback.txt; echo done",
@@ -109,6 +118,7 @@ extension RemoteTests {
     @Test("a stopped holder: qxub runs the command itself after 0.5 s, and when the holder resumes nothing runs twice")
     func warmStoppedHolder() throws {
         let laptop = try warmLaptop("warmstop")
+        _ = try sshRun(laptop, "rm -f $HOME/once.txt")
         let holder = try #require(laptop.holderPID())
         kill(holder, SIGSTOP)
         laptop.sandbox.cleanup.append(["kill", "-CONT", "\(holder)"])

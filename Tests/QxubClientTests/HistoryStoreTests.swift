@@ -73,6 +73,32 @@ struct HistoryStoreTests {
         #expect(try HistoryStore(path: directory + "/history.sqlite").count() == 1)
     }
 
+    @Test("a store that holds its records writes nothing until writeHeld, then each submission once, in order")
+    func heldRecords() throws {
+        let directory = "/tmp/qxub-history-held-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        let history = HistoryStore(deferredPath: directory + "/history.sqlite", holdingRecords: true)
+        for id in ["1.gadi-pbs", "2.gadi-pbs"] {
+            try history.recordSubmission(
+                jobID: id,
+                platform: "gadi",
+                backend: "pbspro",
+                name: "n",
+                command: "true",
+                workingDirectory: "/w",
+                stateDirectory: "/s"
+            )
+        }
+        #expect(!FileSystem.exists(directory), "nothing is written before writeHeld")
+        try history.writeHeld()
+        try history.writeHeld()
+        #expect(
+            try HistoryStore(path: directory + "/history.sqlite").recent(limit: 5).map(\.jobID) == [
+                "2.gadi-pbs", "1.gadi-pbs",
+            ]
+        )
+    }
+
     @Test("a deferred store that cannot open fails its first use with the error an opened one gives")
     func deferredCorrupt() throws {
         let directory = "/tmp/qxub-history-deferred-bad-\(getpid())"
