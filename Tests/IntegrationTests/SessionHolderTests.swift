@@ -254,4 +254,29 @@ extension RemoteTests {
         #expect(log.contains("session holder for bashbox (pid \(holder)): its agent session stalled"), "\(log)")
         #expect(laptop.sandbox.wait(timeout: 10) { processEnded(holder) }, "the stalled holder was stopped")
     }
+
+    @Test("a holder started by `qxub exec --config FILE` reads FILE too: it serves a platform defined only there")
+    func configFile() throws {
+        let laptop = try holderLaptop("config")
+        let file = laptop.sandbox.directory + "/extra.yaml"
+        try #require(rename(laptop.sandbox.directory + "/config/qxub/config.yaml", file) == 0)
+        laptop.sandbox.cleanup.append([BuiltProducts.qxub, "session", "stop", "--config", file])
+        let run = try laptop.qxub(
+            ["exec", "--config", file, "--platform", "bashbox", "--backend", "local", "--", "echo from the file"]
+        )
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "from the file\n")
+        var status = ""
+        let serving = laptop.sandbox.wait(timeout: 30) {
+            let run = try? laptop.qxub(["session", "status", "--config", file, "--platform", "bashbox"], timeout: 30)
+            status = run?.stdoutText ?? ""
+            return status.hasPrefix("bashbox: holder running (pid ")
+        }
+        #expect(serving, "\(status) \(FileSystem.readText(laptop.holderLog) ?? "(no holder log)")")
+        let again = try laptop.qxub(
+            ["exec", "--config", file, "--platform", "bashbox", "--backend", "local", "--", "echo again"]
+        )
+        #expect(again.stdoutText == "again\n", "\(again.stderrText)")
+        #expect(laptop.agentSessions() == 2, "the second run went through the holder")
+    }
 }
