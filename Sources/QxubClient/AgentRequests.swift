@@ -260,7 +260,9 @@ package final class AgentRequests {
     /// Leaves a holder whose agent session stalled, or ended with a request unanswered, for a direct session
     /// (whose hello timeout replaces a hung ssh master, see ``waitForReady(timeout:)``). A stalled holder is
     /// stopped, as one that does not answer its hello is: every qxub after this one would wait on it too, and
-    /// its other clients reconnect and resume from their byte offsets.
+    /// its other clients reconnect and resume from their byte offsets. In a warm fork of that holder (no
+    /// terminal) the request goes back to the qxub that asked, which runs it itself: replacing the hung master
+    /// may prompt, and nothing was answered yet.
     private func bypassHolder() throws(ClientError) {
         bypassedHolder = true
         let holder = connection.processID
@@ -271,6 +273,14 @@ package final class AgentRequests {
         )
         connection.close()
         if holderStalled, holder > 0 { kill(holder, SIGTERM) }
+        if holderStalled, !endpoint.settings.mayPrompt {
+            var error = ClientError(
+                "the session holder's agent session for \(connection.peerName) stalled, and a new ssh master may prompt",
+                exitCode: ExitCodes.unavailable
+            )
+            error.needsForeground = true
+            throw error
+        }
         endpoint.usesHolder = false
         negotiation = nil
         endedWith = nil

@@ -232,11 +232,16 @@ extension RemoteTests {
     }
 
     @Test(
-        "a request through a holder whose ssh master hangs is retried once over a direct session, within seconds"
+        "a request through a holder whose ssh master hangs is retried once over a direct session, within seconds",
+        arguments: [
+            "1",  // run warm in a fork of the holder, which has no terminal: it hands the request back
+            "0",  // run by the qxub itself: it leaves the holder for a direct session
+        ]
     )
-    func hungMasterRequest() throws {
+    func hungMasterRequest(warmStart: String) throws {
         let laptop = try holderLaptop("hungreq")
         laptop.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        laptop.sandbox.environment["QXUB_WARM_START"] = warmStart
         let terse = try laptop.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "true"])
         try #require(terse.exit == .exited(0), "\(terse.stderrText)")
         let id = terse.stdoutText.trimmingWhitespaceForTests()
