@@ -125,7 +125,9 @@ package struct AgentEndpoint: Sendable {
                 // Once this session's agent answers: the master is up (any prompt was answered here, in the
                 // foreground) and the agent works, so the holder will not fail where this session did not.
                 let platform = platform
-                connection.onReady = { SessionHolderLauncher.start(platform: platform.name) }
+                connection.onReady = {
+                    SessionHolderLauncher.start(platform: platform.name, configFile: platform.remote?.configFile)
+                }
             }
             return connection
         } catch let error as ClientError {

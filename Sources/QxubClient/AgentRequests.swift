@@ -1,6 +1,12 @@
 import QxubProtocol
 import QxubSystem
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Short request/reply conversations with an agent (cancel, status, history, ping) over one session, each
 /// waited for in turn: the blocking face of ``AgentClient``, for commands that ask and print.
 package final class AgentRequests {
@@ -9,8 +15,16 @@ package final class AgentRequests {
     package private(set) var strayBytes: [UInt8] = []
     package private(set) var negotiation: Negotiation?
     private var client: AgentClient
-    private let endpoint: AgentEndpoint
+    private var endpoint: AgentEndpoint
     private var retriedStall = false
+    /// A request was sent again over a direct session after its holder's agent session stalled or ended
+    /// (once per command: the direct path has its own retry for a hung ssh master).
+    private var bypassedHolder = false
+    /// While a request waits through a holder: the probe timer, the probes sent, and whether they found the
+    /// holder's agent session stalled.
+    private var probeTimer: Int?
+    private var probes: [UInt32] = []
+    private var holderStalled = false
     /// Why the session ended, for the requests that come after.
     private var endedWith: ClientError?
     /// A reply that did not decode: the agent does not match this qxub, so nothing it says is trusted after it.
@@ -184,10 +198,12 @@ package final class AgentRequests {
         try checkOpen()
         var result: Result<T, ClientError>?
         outcome = nil
+        holderStalled = false
         let abandon = request(client) { [unowned self] reply in
             result = reply
             end(nil)
         }
+        if connection.viaHolder && !bypassedHolder { probeHolder(heardBefore: nil) }
         let timer = loop.schedule(after: timeout) { [unowned self] in
             end(
                 ClientError(
@@ -198,9 +214,78 @@ package final class AgentRequests {
         }
         if result == nil { try? loop.run() }
         loop.cancelTimer(timer)
+        stopProbing()
         if let result { return try result.get() }
         abandon()
+        if connection.viaHolder, !bypassedHolder, brokenWith == nil, holderStalled || connection.isClosed {
+            try bypassHolder()
+            return try askAbandoning(timeout: timeout, request)
+        }
         if case .some(let failure?) = outcome { throw failure }
         throw ClientError("no answer", exitCode: ExitCodes.unavailable)
+    }
+
+    // MARK: - Through a session holder
+
+    /// The holder answers the hello and pings itself, so a hung ssh master under its agent session shows
+    /// only as silence, which the holder notices after three heartbeats (30 s). So while a request waits
+    /// for its reply, every half QXUB_HELLO_TIMEOUT a small request (the newest history entry) goes to the
+    /// agent through the holder; when nothing at all has come back by the next tick, the agent session is
+    /// stalled and the wait ends (after QXUB_HELLO_TIMEOUT, 20 s by default). A request that is merely slow
+    /// (a busy scheduler) keeps waiting: the agent answers the probes meanwhile.
+    private func probeHolder(heardBefore: Int?) {
+        probeTimer = loop.schedule(after: endpoint.settings.timing.helloTimeout / 2) { [unowned self] in
+            if let heardBefore, connection.bytesReceived == heardBefore {
+                holderStalled = true
+                return end(
+                    ClientError(
+                        "the session holder's agent session for \(connection.peerName) stalled",
+                        exitCode: ExitCodes.connectionLost
+                    )
+                )
+            }
+            let heard = connection.bytesReceived
+            probes.append(client.history(limit: 1) { _ in })
+            probeHolder(heardBefore: heard)
+        }
+    }
+
+    private func stopProbing() {
+        if let probeTimer { loop.cancelTimer(probeTimer) }
+        probeTimer = nil
+        for probe in probes { client.abandon(probe) }
+        probes = []
+    }
+
+    /// Leaves a holder whose agent session stalled, or ended with a request unanswered, for a direct session
+    /// (whose hello timeout replaces a hung ssh master, see ``waitForReady(timeout:)``). A stalled holder is
+    /// stopped, as one that does not answer its hello is: every qxub after this one would wait on it too, and
+    /// its other clients reconnect and resume from their byte offsets. In a warm fork of that holder (no
+    /// terminal) the request goes back to the qxub that asked, which runs it itself: replacing the hung master
+    /// may prompt, and nothing was answered yet.
+    private func bypassHolder() throws(ClientError) {
+        bypassedHolder = true
+        let holder = connection.processID
+        ClientLog.write(
+            "session holder for \(endpoint.platform.name) (pid \(holder)): "
+                + (holderStalled ? "its agent session stalled; stopped" : "it closed the session unanswered")
+                + "; the request goes again over a direct session"
+        )
+        connection.close()
+        if holderStalled, holder > 0 { kill(holder, SIGTERM) }
+        if holderStalled, !endpoint.settings.mayPrompt {
+            var error = ClientError(
+                "the session holder's agent session for \(connection.peerName) stalled, and a new ssh master may prompt",
+                exitCode: ExitCodes.unavailable
+            )
+            error.needsForeground = true
+            throw error
+        }
+        endpoint.usesHolder = false
+        negotiation = nil
+        endedWith = nil
+        connection = try endpoint.connect(loop: loop, heartbeat: false)
+        client = AgentClient(transport: connection)
+        wire()
     }
 }

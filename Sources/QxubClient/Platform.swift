@@ -20,6 +20,9 @@ package struct Platform: Sendable, Hashable {
         package var sshConfig: String?
         /// Extra `-o Key=Value` options.
         package var sshOptions: [String]
+        /// The `--config` file the platform was read with: the session holder started for it reads it too
+        /// (nil: the default places only).
+        package var configFile: String? = nil
     }
 
     package var name: String
@@ -80,7 +83,8 @@ package struct Platform: Sendable, Hashable {
                 controlPersist: remote["control_persist"]?.string ?? "10m",
                 sessionPersist: sessionPersist,
                 sshConfig: remote["ssh_config"]?.string,
-                sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? []
+                sshOptions: remote["ssh_options"]?.list?.compactMap(\.string) ?? [],
+                configFile: configuration.layers.last { $0.name == "--config" }?.path
             )
         )
     }

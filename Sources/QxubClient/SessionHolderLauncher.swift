@@ -18,13 +18,17 @@ package enum SessionHolderLauncher {
 
     /// Spawns the holder and does not wait for it. Two qxub that both start one are harmless: the second
     /// holder finds the first one's lock and exits.
-    package static func start(platform: String) {
+    /// - Parameter configFile: the `--config` file the platform was read with, passed on (absolute: the
+    ///   holder outlives the command that gave it).
+    package static func start(platform: String, configFile: String? = nil) {
         let log = logPath(platform: platform)
         let fd = log.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) } ?? -1
         defer { if fd >= 0 { FileDescriptor.close(fd) } }
+        let config = configFile.map { $0.hasPrefix("/") ? $0 : FileSystem.currentDirectory() + "/" + $0 }
         do {
             let child = try ChildProcess.spawn(
-                [AgentLocator.executablePath(), "session", "serve", "--platform", platform],
+                [AgentLocator.executablePath(), "session", "serve", "--platform", platform]
+                    + (config.map { ["--config", $0] } ?? []),
                 stdin: .null,
                 stdout: .null,
                 stderr: fd >= 0 ? .fileDescriptor(fd) : .null,

@@ -49,6 +49,20 @@ extension RemoteTests {
         }
 
         var holderLog: String { sandbox.directory + "/home/.local/state/qxub/holder-bashbox.log" }
+
+        /// Stops the platform's ssh master (`-N`) with SIGSTOP: its socket still accepts, but nothing passes
+        /// through it any more, the holder's agent session included. Killed when the sandbox goes.
+        func freezeMaster() throws -> pid_t {
+            let candidates = try runCollectingOutput(["pgrep", "-f", "ControlPath=" + controlDirectory + "/bashbox"])
+            let masters = candidates.stdoutText.split(separator: "\n").compactMap { pid_t($0) }.filter { pid in
+                (FileSystem.readText("/proc/\(pid)/cmdline") ?? "").split(separator: "\0").contains("-N")
+                    && !processEnded(pid)
+            }
+            try #require(masters.count == 1, "one live master for the platform: \(masters)")
+            kill(masters[0], SIGSTOP)
+            sandbox.cleanup.append(["kill", "-KILL", "\(masters[0])"])
+            return masters[0]
+        }
     }
 
     /// A laptop with the bash platform, the agent installed, and an ssh that logs its calls.
@@ -215,5 +229,59 @@ extension RemoteTests {
         let run = try laptop.qxub(holderExec("echo still"))
         #expect(run.stdoutText == "still\n")
         #expect(laptop.agentSessions() == 2)
+    }
+
+    @Test(
+        "a request through a holder whose ssh master hangs is retried once over a direct session, within seconds",
+        arguments: [
+            "1",  // run warm in a fork of the holder, which has no terminal: it hands the request back
+            "0",  // run by the qxub itself: it leaves the holder for a direct session
+        ]
+    )
+    func hungMasterRequest(warmStart: String) throws {
+        let laptop = try holderLaptop("hungreq")
+        laptop.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        laptop.sandbox.environment["QXUB_WARM_START"] = warmStart
+        let terse = try laptop.qxub(["exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "true"])
+        try #require(terse.exit == .exited(0), "\(terse.stderrText)")
+        let id = terse.stdoutText.trimmingWhitespaceForTests()
+        let holder = try laptop.waitForHolder()
+        _ = try laptop.freezeMaster()
+        let started = MonotonicClock.now()
+        let status = try laptop.qxub(["status", id, "--platform", "bashbox", "--format", "json"], timeout: 90)
+        let elapsed = MonotonicClock.now() - started
+        #expect(status.exit == .exited(0), "\(status.stderrText)")
+        #expect(status.stdoutText.contains(id) && status.stdoutText.contains("finished"), "\(status.stdoutText)")
+        // The holder's own silence limit is 30 s (three heartbeats); the stall is noticed after QXUB_HELLO_TIMEOUT
+        // (3 s), and the direct session replaces the hung master after another 3 s.
+        #expect(elapsed < 20, "answered after \(elapsed) s")
+        let log = FileSystem.readText(laptop.sandbox.directory + "/home/.local/state/qxub/qxub.log") ?? ""
+        #expect(log.contains("session holder for bashbox (pid \(holder)): its agent session stalled"), "\(log)")
+        #expect(laptop.sandbox.wait(timeout: 10) { processEnded(holder) }, "the stalled holder was stopped")
+    }
+
+    @Test("a holder started by `qxub exec --config FILE` reads FILE too: it serves a platform defined only there")
+    func configFile() throws {
+        let laptop = try holderLaptop("config")
+        let file = laptop.sandbox.directory + "/extra.yaml"
+        try #require(rename(laptop.sandbox.directory + "/config/qxub/config.yaml", file) == 0)
+        laptop.sandbox.cleanup.append([BuiltProducts.qxub, "session", "stop", "--config", file])
+        let run = try laptop.qxub(
+            ["exec", "--config", file, "--platform", "bashbox", "--backend", "local", "--", "echo from the file"]
+        )
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText == "from the file\n")
+        var status = ""
+        let serving = laptop.sandbox.wait(timeout: 30) {
+            let run = try? laptop.qxub(["session", "status", "--config", file, "--platform", "bashbox"], timeout: 30)
+            status = run?.stdoutText ?? ""
+            return status.hasPrefix("bashbox: holder running (pid ")
+        }
+        #expect(serving, "\(status) \(FileSystem.readText(laptop.holderLog) ?? "(no holder log)")")
+        let again = try laptop.qxub(
+            ["exec", "--config", file, "--platform", "bashbox", "--backend", "local", "--", "echo again"]
+        )
+        #expect(again.stdoutText == "again\n", "\(again.stderrText)")
+        #expect(laptop.agentSessions() == 2, "the second run went through the holder")
     }
 }
