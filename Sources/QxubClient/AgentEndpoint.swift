@@ -46,10 +46,13 @@ package struct AgentEndpoint: Sendable {
     ///   - heartbeat: the caller pings every few seconds (see ``AgentConnection/hello(heartbeat:)``).
     ///   - bypassingUserMaster: run ssh with `ControlPath=none` (no master at all): the master of the user's
     ///     own ssh config hung, and qxub never kills it.
+    ///   - firstContact: nothing was done yet (not a reconnect): a warm fork that would have to log in hands
+    ///     the command back (``ClientError/needsForeground``) instead of trying.
     package func connect(
         loop: EventLoop,
         heartbeat: Bool = true,
-        bypassingUserMaster: Bool = false
+        bypassingUserMaster: Bool = false,
+        firstContact: Bool = true
     ) throws(ClientError) -> AgentConnection {
         let command: [String]
         var startsHolder = false
@@ -83,29 +86,22 @@ package struct AgentEndpoint: Sendable {
         }
         if let remote = platform.remote {
             let launcher = SSHLauncher(platform: platform.name, remote: remote)
+            // Without a terminal (a warm fork): a command that has done nothing yet is handed back to the qxub
+            // in the foreground; one with a session behind it logs in again only where no prompt is needed.
+            let noPrompt = settings.mayPrompt ? [] : ["-o", "BatchMode=yes"]
             if bypassingUserMaster {
-                if !settings.mayPrompt {
-                    var error = ClientError(
-                        "a new ssh connection to \(platform.name) (without its master) may prompt",
-                        exitCode: ExitCodes.unavailable
-                    )
-                    error.needsForeground = true
-                    throw error
-                }
+                if !settings.mayPrompt && firstContact { throw Self.needsForeground(platform.name) }
                 // Before the user's options: ssh keeps the first value it sees.
                 let arguments = launcher.sessionArguments(controlPath: nil)
-                command = [arguments[0], "-o", "ControlPath=none", "-o", "ControlMaster=no"] + arguments.dropFirst()
+                command =
+                    [arguments[0], "-o", "ControlPath=none", "-o", "ControlMaster=no"] + noPrompt
+                    + arguments.dropFirst()
             } else {
                 let controlPath = try launcher.controlPath()
-                if !settings.mayPrompt, controlPath.map(SSHLauncher.socketIsLive) != true {
-                    var error = ClientError(
-                        "no ssh master for \(platform.name) is up, and opening one may prompt",
-                        exitCode: ExitCodes.unavailable
-                    )
-                    error.needsForeground = true
-                    throw error
+                if !settings.mayPrompt, firstContact, controlPath.map(SSHLauncher.socketIsLive) != true {
+                    throw Self.needsForeground(platform.name)
                 }
-                try launcher.ensureMaster(controlPath: controlPath)
+                try launcher.ensureMaster(controlPath: controlPath, extraOptions: noPrompt)
                 command = launcher.sessionArguments(controlPath: controlPath)
             }
         } else {
@@ -166,16 +162,25 @@ package struct AgentEndpoint: Sendable {
             }
         }
         do {
-            return try connect(loop: old.loop, heartbeat: heartbeat, bypassingUserMaster: bypass)
-        } catch  where error.needsForeground {
-            // Hand-back is for a command that has done nothing yet; this one has a session behind it.
+            return try connect(loop: old.loop, heartbeat: heartbeat, bypassingUserMaster: bypass, firstContact: false)
+        } catch  where !settings.mayPrompt {
+            // A warm fork logs in again only where no prompt is needed (BatchMode): say why it could not.
             throw ClientError(
-                "the connection to \(peerName) was lost, and a new one may prompt for a password or code, which "
-                    + "this qxub (run for you by the session holder, without a terminal) cannot show",
+                error.message + "\nthe connection to \(peerName) was lost, and the new login (without a prompt: this "
+                    + "qxub runs for you in the session holder, without a terminal) failed",
                 hint: "run the command again (or `qxub attach JOB` to follow a job that was submitted)",
                 exitCode: ExitCodes.connectionLost
             )
         }
+    }
+
+    private static func needsForeground(_ platform: String) -> ClientError {
+        var error = ClientError(
+            "no ssh master for \(platform) is up, and opening one may prompt",
+            exitCode: ExitCodes.unavailable
+        )
+        error.needsForeground = true
+        return error
     }
 
     /// Drops the platform's ssh master so the next ``connect(loop:heartbeat:bypassingUserMaster:)`` opens a

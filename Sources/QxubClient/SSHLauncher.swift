@@ -122,7 +122,8 @@ package struct SSHLauncher: Sendable {
     /// a missing one is opened in the foreground so a passphrase or MFA prompt can use the terminal. Its
     /// stderr goes to a log file, never to a pipe someone waits on. Of several qxub that find no master,
     /// one opens it and the others wait for it (``MasterLock``).
-    package func ensureMaster(controlPath: String?) throws(ClientError) {
+    /// - Parameter extraOptions: options for the master's ssh (`-o BatchMode=yes` where no prompt may be shown).
+    package func ensureMaster(controlPath: String?, extraOptions: [String] = []) throws(ClientError) {
         let base = baseArguments(controlPath: controlPath)
         var lock: MasterLock?
         defer { lock?.release() }
@@ -163,6 +164,7 @@ package struct SSHLauncher: Sendable {
         // holding sessions that never answer. The user's own values, earlier on the line, win.
         arguments += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
         if remote.agentForwarding { arguments.append("-A") }
+        arguments += extraOptions
         arguments.append(remote.host)
         let master: ChildProcess
         do {

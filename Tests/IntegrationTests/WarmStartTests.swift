@@ -132,6 +132,26 @@ extension RemoteTests {
         #expect(file.stdoutText == "once\n", "the job ran once")
     }
 
+    @Test(
+        "exec through a holder whose ssh master hangs recovers, warm or not: the warm fork logs in again without a prompt",
+        arguments: ["1", "0"]
+    )
+    func warmHungMasterExec(warmStart: String) throws {
+        let laptop = try holderLaptop("hungexec" + warmStart)
+        laptop.sandbox.environment["QXUB_HELLO_TIMEOUT"] = "3"
+        laptop.sandbox.environment["QXUB_WARM_START"] = warmStart
+        _ = try laptop.qxub(holderExec("true"))
+        _ = try laptop.waitForHolder()
+        _ = try laptop.freezeMaster()
+        let started = MonotonicClock.now()
+        let run = try laptop.qxub(holderExec("echo after the master hung; exit 7"), timeout: 120)
+        let elapsed = MonotonicClock.now() - started
+        #expect(run.exit == .exited(7), "\(run.stderrText)")
+        #expect(run.stdoutText == "after the master hung\n")
+        // The holder's 30 s of silence on its agent session, then a new master (hello timeout 3 s, twice).
+        #expect(elapsed < 60, "recovered after \(elapsed) s")
+    }
+
     private func sshRun(_ laptop: Laptop, _ command: String) throws -> CollectedRun {
         try runCollectingOutput(["ssh", "-F", laptop.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", command], timeout: 60)
     }
