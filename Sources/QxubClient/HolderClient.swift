@@ -50,15 +50,37 @@ package enum HolderClient {
         return listener.pid
     }
 
-    /// Stops the holder at `path` (SIGTERM; it removes its socket as it ends) and waits for its socket to go,
-    /// at most `timeout` seconds. Its clients reconnect and resume from their byte offsets.
+    /// Stops the holder at `path` (SIGTERM; it removes its socket as it ends) and waits for it to go, at most
+    /// `timeout` seconds. A holder still starting (its agent session not up, so not listening yet) is stopped
+    /// too: it would otherwise go on to serve an agent that `qxub agent uninstall` just removed. Its clients
+    /// reconnect and resume from their byte offsets.
     /// - Returns: the stopped holder's pid, nil when none ran.
     @discardableResult
     package static func stop(at path: String, timeout: Double = 2) -> pid_t? {
-        guard let pid = running(at: path) else { return nil }
+        guard let pid = running(at: path) ?? starting(lockPath: path + ".lock") else { return nil }
         kill(pid, SIGTERM)
         let start = MonotonicClock.now()
-        while FileSystem.exists(path), MonotonicClock.now() - start < timeout { usleep(5_000) }
+        while FileSystem.exists(path) || starting(lockPath: path + ".lock") != nil,
+            MonotonicClock.now() - start < timeout
+        {
+            usleep(5_000)
+        }
+        return pid
+    }
+
+    /// The pid of a holder that holds the socket's lock (every holder does, from its start to its end), from
+    /// the lock file; nil when the lock is free.
+    static func starting(lockPath: String) -> pid_t? {
+        let fd = open(lockPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { FileDescriptor.close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        guard let text = FileSystem.readText(lockPath),
+            let pid = pid_t(text.split(separator: "\n").first ?? ""), pid > 0, kill(pid, 0) == 0
+        else { return nil }
         return pid
     }
 

@@ -23,9 +23,7 @@ package final class SessionHolder {
     package let persist: Double
     private var agent: AgentConnection?
     private var router = HolderRouter()
-    private var listener: Int32 = -1
-    /// The inode of the socket we bound: only that file is removed at the end (a newer holder's is left).
-    private var boundInode: UInt64?
+    private var listener: UnixSocket.BoundListener?
     private var clients: [HolderRouter.Client: ClientLink] = [:]
     private var nextClient = 1
     private var idleTimer: Int?
@@ -74,6 +72,9 @@ package final class SessionHolder {
             return 0
         }
         defer { FileDescriptor.close(lock) }
+        // Its pid, for `HolderClient.stop` while this holder is still starting (not listening yet).
+        ftruncate(lock, 0)
+        try? FileDescriptor.writeAll(lock, "\(getpid())\n")
         if let remote = endpoint.platform.remote {
             // Only an established master is used: nothing here may prompt (there is no terminal to answer).
             let launcher = SSHLauncher(platform: endpoint.platform.name, remote: remote)
@@ -130,16 +131,15 @@ package final class SessionHolder {
     }
 
     private func startListening() {
-        // A socket file left by a holder that died: nobody answers it (a live holder holds our lock).
-        if FileSystem.exists(socketPath) { unlink(socketPath) }
+        // A socket file left by a holder that died is replaced: a live holder holds our lock.
+        let listener: UnixSocket.BoundListener
         do {
-            listener = try UnixSocket.listen(socketPath)
+            listener = try UnixSocket.BoundListener.bind(socketPath)
         } catch {
             return end("cannot listen on \(socketPath): \(error)")
         }
-        var info = stat()
-        if stat(socketPath, &info) == 0 { boundInode = UInt64(info.st_ino) }
-        loop.setReadable(listener) { [unowned self] in acceptClients() }
+        self.listener = listener
+        loop.setReadable(listener.fd) { [unowned self] in acceptClients(listener.fd) }
         startWarmStart()
         log("serving \(endpoint.platform.name) on \(socketPath) (exits after \(Int(persist)) s without a client)")
         armIdleTimer()
@@ -175,7 +175,7 @@ package final class SessionHolder {
 
     // MARK: - Clients
 
-    private func acceptClients() {
+    private func acceptClients(_ listener: Int32) {
         while let fd = UnixSocket.accept(listener) {
             let peer = PeerCredentials.of(fd)
             guard PeerCredentials.admits(peer, ownUserID: getuid()) else {
@@ -309,14 +309,12 @@ package final class SessionHolder {
         loop.stop()
     }
 
-    /// Removes the socket file if it is still the one we bound (not a newer holder's).
+    /// Stops listening; removes the socket file if it is still the one we bound (not a newer holder's).
     private func removeSocket() {
-        guard listener >= 0 else { return }
-        loop.remove(listener)
-        FileDescriptor.close(listener)
-        listener = -1
-        var info = stat()
-        if let boundInode, stat(socketPath, &info) == 0, UInt64(info.st_ino) == boundInode { unlink(socketPath) }
+        guard let listener else { return }
+        loop.remove(listener.fd)
+        listener.close()
+        self.listener = nil
     }
 
     private func log(_ text: String) {

@@ -69,6 +69,30 @@ package enum UnixSocket {
         return fd
     }
 
+    /// A listening socket at a path of the private control directory, served by one process at a time (the
+    /// caller holds the lock that makes it so). Closing removes the socket file only while it is still the one
+    /// this listener bound: a newer server's file is left alone.
+    package struct BoundListener {
+        package let fd: Int32
+        package let path: String
+        private let inode: UInt64?
+
+        /// Binds at `path`, replacing a socket file left there by a server that died (nobody answers it).
+        package static func bind(_ path: String) throws(SystemError) -> BoundListener {
+            if FileSystem.exists(path) { unlink(path) }
+            let fd = try UnixSocket.listen(path)
+            var info = stat()
+            return BoundListener(fd: fd, path: path, inode: stat(path, &info) == 0 ? UInt64(info.st_ino) : nil)
+        }
+
+        /// Closes the descriptor (the caller stops watching it first) and removes the file if it is ours.
+        package func close() {
+            FileDescriptor.close(fd)
+            var info = stat()
+            if let inode, stat(path, &info) == 0, UInt64(info.st_ino) == inode { unlink(path) }
+        }
+    }
+
     /// The next pending connection of a listening descriptor (close-on-exec), nil when none waits.
     package static func accept(_ listener: Int32) -> Int32? {
         #if canImport(Glibc)

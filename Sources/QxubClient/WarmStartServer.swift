@@ -18,8 +18,7 @@ package final class WarmStartServer {
     /// the fork failed.
     private let fork: (_ request: WarmStart.Request, _ descriptors: [Int32], _ connection: Int32) -> pid_t?
     private let log: (String) -> Void
-    private var listener: Int32 = -1
-    private var boundInode: UInt64?
+    private var listener: UnixSocket.BoundListener?
     private var pending: [Int32: Pending] = [:]
     /// Forks that run, by pid: the connection their status goes to.
     private var children: [pid_t: Int32] = [:]
@@ -49,25 +48,21 @@ package final class WarmStartServer {
     package var runningChildren: Int { children.count }
 
     package func start() throws(SystemError) {
-        if FileSystem.exists(socketPath) { unlink(socketPath) }
-        listener = try UnixSocket.listen(socketPath)
-        var info = stat()
-        if stat(socketPath, &info) == 0 { boundInode = UInt64(info.st_ino) }
-        loop.setReadable(listener) { [unowned self] in accept() }
+        let listener = try UnixSocket.BoundListener.bind(socketPath)
+        self.listener = listener
+        loop.setReadable(listener.fd) { [unowned self] in accept(listener.fd) }
     }
 
     /// Stops taking requests (forks that run are still reaped and reported).
     package func stopListening() {
         for fd in pending.keys { drop(fd) }
-        guard listener >= 0 else { return }
-        loop.remove(listener)
-        FileDescriptor.close(listener)
-        listener = -1
-        var info = stat()
-        if let boundInode, stat(socketPath, &info) == 0, UInt64(info.st_ino) == boundInode { unlink(socketPath) }
+        guard let listener else { return }
+        loop.remove(listener.fd)
+        listener.close()
+        self.listener = nil
     }
 
-    private func accept() {
+    private func accept(_ listener: Int32) {
         while let fd = UnixSocket.accept(listener) {
             let peer = PeerCredentials.of(fd)
             guard PeerCredentials.admits(peer, ownUserID: getuid()), (try? FileDescriptor.setNonBlocking(fd)) != nil

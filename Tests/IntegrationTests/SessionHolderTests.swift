@@ -203,6 +203,37 @@ extension RemoteTests {
         #expect((FileSystem.readText(laptop.holderLog) ?? "").contains("ending: no client for 2 s"))
     }
 
+    @Test(
+        "a holder still starting (its agent session not up) is stopped too: it never serves an agent removed meanwhile"
+    )
+    func stopStartingHolder() throws {
+        let laptop = try holderLaptop("starting")
+        // Every login on the cluster now takes 5 s: the holder below is starting for that long.
+        _ = try runCollectingOutput(
+            ["ssh", "-F", laptop.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", "echo 'sleep 5' > $HOME/.bashrc"],
+            timeout: 60
+        )
+        laptop.sandbox.cleanup.append([
+            "ssh", "-F", laptop.ssh["QXUB_TEST_SSH_CONFIG"]!, "qxub-bash", "rm -f $HOME/.bashrc",
+        ])
+        let holder = try laptop.sandbox.start(["session", "serve", "--platform", "bashbox"])
+        let lock = laptop.holderSocket + ".lock"
+        #expect(
+            laptop.sandbox.wait(timeout: 10) { (FileSystem.readText(lock) ?? "") == "\(holder.pid)\n" },
+            "the starting holder wrote its pid into its lock"
+        )
+        let started = MonotonicClock.now()
+        let stop = try laptop.qxub(["session", "stop", "--platform", "bashbox"])
+        #expect(stop.stdoutText == "bashbox: holder stopped (pid \(holder.pid))\n", "\(stop.stderrText)")
+        #expect(MonotonicClock.now() - started < 4, "stop waits at most 2 s for it")
+        // It ends once its ssh session does (the login's sleep), and never listens meanwhile.
+        let ended = collect(holder, timeout: 30)
+        #expect(ended.exit == .exited(0), "\(ended.stderrText)")
+        #expect(ended.stderrText.contains("ending: signal"), "\(ended.stderrText)")
+        #expect(!ended.stderrText.contains("serving bashbox"), "\(ended.stderrText)")
+        #expect(!FileSystem.exists(laptop.holderSocket), "it never listened")
+    }
+
     @Test("another user cannot use the holder: SO_PEERCRED refuses the connection before any byte")
     func otherUser() throws {
         let laptop = try holderLaptop("peer")
