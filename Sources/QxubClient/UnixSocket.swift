@@ -122,19 +122,8 @@ package enum UnixSocket {
             var result = -1
             repeat {
                 result = bytes.withUnsafeBytes { data in
-                    control.withUnsafeMutableBytes { controlBytes in
-                        var vector = iovec(
-                            iov_base: UnsafeMutableRawPointer(mutating: data.baseAddress),
-                            iov_len: data.count
-                        )
-                        return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                            var message = msghdr()
-                            message.msg_iov = vectorPointer
-                            message.msg_iovlen = 1
-                            message.msg_control = controlBytes.baseAddress
-                            message.msg_controllen = controlBytes.count
-                            return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
-                        }
+                    withMessage(UnsafeMutableRawBufferPointer(mutating: data), control: &control) { message in
+                        sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
                     }
                 }
             } while result < 0 && currentErrno() == EINTR
@@ -159,18 +148,10 @@ package enum UnixSocket {
         var received = -1
         var controlUsed = 0
         repeat {
-            received = control.withUnsafeMutableBytes { controlBytes in
-                var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlBytes.baseAddress
-                    message.msg_controllen = controlBytes.count
-                    let result = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
-                    controlUsed = Int(message.msg_controllen)
-                    return result
-                }
+            received = withMessage(buffer, control: &control) { message in
+                let result = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
+                controlUsed = Int(message.msg_controllen)
+                return result
             }
         } while received < 0 && currentErrno() == EINTR
         if received < 0 {
@@ -192,6 +173,25 @@ package enum UnixSocket {
             }
         }
         return (received, descriptors)
+    }
+
+    /// Calls `body` with a message header of one data buffer and a control buffer (sendmsg and recvmsg alike).
+    private static func withMessage(
+        _ data: UnsafeMutableRawBufferPointer,
+        control: inout [UInt8],
+        _ body: (inout msghdr) -> Int
+    ) -> Int {
+        control.withUnsafeMutableBytes { controlBytes in
+            var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+            return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                var message = msghdr()
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                message.msg_control = controlBytes.baseAddress
+                message.msg_controllen = controlBytes.count
+                return body(&message)
+            }
+        }
     }
 
     /// `CMSG_ALIGN(sizeof(struct cmsghdr))`: where a control message's data begins.
