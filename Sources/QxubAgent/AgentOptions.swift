@@ -29,6 +29,9 @@ package struct AgentOptions {
     package var watchFiles: Bool
     /// `QXUB_AGENT_DEBUG`: the log is mirrored on stderr from the start.
     package var debug: Bool
+    /// This agent's own executable, which runs an interactive job's keeper (`qxub-agent keeper`); empty: no
+    /// interactive jobs.
+    package var keeperExecutable = ""
 
     package init(
         store: JobStore,
@@ -82,6 +85,7 @@ package struct AgentOptions {
             watchFiles: values["QXUB_NO_INOTIFY"] == nil,
             debug: values["QXUB_AGENT_DEBUG"] != nil
         )
+        options.keeperExecutable = FileSystem.readLink("/proc/self/exe") ?? ""
         if let text = values["QXUB_POLL_INTERVAL"], let value = Double(text), value > 0 {
             options.pollInterval = value
         }

@@ -11,7 +11,10 @@ package enum AgentServer {
     package static func hello(scheduler: String) -> Hello {
         Hello(
             software: "qxub-agent \(QxubVersion.current)",
-            capabilities: [ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken],
+            capabilities: [
+                ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken,
+                ProtocolConstants.capabilityInteractive,
+            ],
             platform: Environment.platform(),
             hostname: Environment.hostname(),
             scheduler: scheduler

@@ -396,6 +396,8 @@ final class FollowLoop {
 
     @discardableResult
     private func send(_ follower: JobFollower, state: JobState) -> Bool {
+        var state = state
+        state.terminal = follower.interactive
         guard follower.sentState != state else { return false }
         follower.sentState = state
         sink?.send(.jobState(state), channel: follower.channel)

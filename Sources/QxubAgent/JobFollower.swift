@@ -41,6 +41,8 @@ final class JobFollower {
     /// A local job's pidfd while its script runs; `processEnded` once it said the script ended.
     var processDescriptor: Int32?
     var processEnded = false
+    /// An interactive job: its stdout is its terminal's output (said in every job state).
+    let interactive: Bool
 
     /// Follows `job` on `channel` from the given offsets, reading `paths` (the job's own, or its log as the
     /// only stream).
@@ -51,6 +53,7 @@ final class JobFollower {
         self.paths = paths ?? job.paths
         self.kind = job.kind
         self.walltime = job.walltime
+        self.interactive = job.meta["interactive"] == "1"
         self.offsets = [.stdout: stdoutOffset, .stderr: stderrOffset]
         self.records = JobRecords(paths: self.paths)
     }

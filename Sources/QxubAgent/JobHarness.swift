@@ -62,7 +62,8 @@ package final class JobHarness: AgentRequestHandler {
                     channel: channel,
                     stdoutOffset: request.stdoutOffset,
                     stderrOffset: request.stderrOffset,
-                    joblog: request.joblog
+                    joblog: request.joblog,
+                    stdoutTail: request.stdoutTail
                 )
             } catch {
                 reply(.failure(error))
@@ -83,6 +84,10 @@ package final class JobHarness: AgentRequestHandler {
                     .map { .statusReport($0) }
             }
             service.status(jobIDs: query.jobIDs, reply: reply)
+        case .terminalInput(let input):
+            service.terminalInput(channel: channel, input.data)
+        case .terminalResize(let resize):
+            service.terminalResize(channel: channel, rows: resize.rows, columns: resize.columns)
         case .historyQuery(let query):
             let entries = service.history(limit: query.limit)
             for report in HistoryReport.split(

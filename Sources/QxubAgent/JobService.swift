@@ -34,6 +34,8 @@ package final class JobService {
     private let poller: SchedulerPoller
     private let followLoop: FollowLoop
     private var stopped = false
+    /// The keepers of the interactive jobs watched, by channel: where their terminal input goes.
+    private var keepers: [UInt32: KeeperConnection] = [:]
 
     /// - Parameters:
     ///   - commands: runs qsub, qstat, qdel and friends (real commands on `loop` when nil).
@@ -68,6 +70,8 @@ package final class JobService {
     package func stop() {
         stopped = true
         waitingSubmissions.removeAll()
+        for keeper in keepers.values { keeper.close() }
+        keepers.removeAll()
         followLoop.stop()
         localJobs.stopWatchingChildren()
     }
@@ -111,7 +115,7 @@ package final class JobService {
             let kind = try kind(for: spec)
             if dryRun {
                 let directory = options.store.plannedJobDirectory()
-                let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths(directory, spec))
+                let rendered = try rendering(spec, kind: kind, paths: paths(directory, spec))
                 return reply(
                     .success(
                         SubmittedJob(
@@ -146,6 +150,9 @@ package final class JobService {
                 }
             }
             let paths = paths(directory, spec)
+            if spec.terminal != nil {
+                return reply(.success(try startInteractive(spec, kind: kind, paths: paths)))
+            }
             let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
             try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
             var meta = JobMeta()
@@ -188,6 +195,89 @@ package final class JobService {
             )
             reply(.failure(refusal(failure, token: token, directory: createdDirectory)))
         }
+    }
+
+    /// The script and the command of a job: a batch job's submission, or an interactive job's terminal command.
+    private func rendering(_ spec: JobSpec, kind: SchedulerKind, paths: JobPaths) throws(SchedulerError)
+        -> RenderedSubmission
+    {
+        let backend = SchedulerBackend(kind: kind)
+        guard spec.terminal != nil else { return try backend.submission(for: spec, paths: paths) }
+        let launch = try backend.interactiveLaunch(for: spec, paths: paths)
+        return RenderedSubmission(script: launch.script, command: launch.command, warnings: launch.warnings)
+    }
+
+    /// Starts an interactive job: its wrapper script, and a keeper (`qxub-agent keeper`, in a session of its
+    /// own) that runs the scheduler's interactive command (or, locally, the script) on a pseudo-terminal and
+    /// appends the terminal's output to the job's stdout file. The job is followed as a local job whose
+    /// process is the keeper: its records (`started`, `exit`) are the wrapper's, or the keeper's when the
+    /// wrapper could not write one.
+    private func startInteractive(_ spec: JobSpec, kind: SchedulerKind, paths: JobPaths) throws -> SubmittedJob {
+        guard let terminal = spec.terminal else { throw AgentError(.malformedRequest, "not an interactive job") }
+        guard !options.keeperExecutable.isEmpty else {
+            throw AgentError(
+                .submitFailed,
+                "this agent cannot find its own executable (/proc/self/exe) to keep the job's terminal",
+                hint: "run interactive jobs where /proc is mounted"
+            )
+        }
+        let launch = try SchedulerBackend(kind: kind).interactiveLaunch(for: spec, paths: paths)
+        try FileSystem.writeAtomically(paths.script, launch.script, mode: 0o700)
+        let jobID = "interactive-" + JobStore.randomHex(8)
+        var meta = JobMeta()
+        // Followed as a local process (the keeper), whatever runs the job.
+        meta["backend"] = SchedulerKind.local.rawValue
+        meta["scheduler"] = kind.rawValue
+        meta["interactive"] = "1"
+        meta["name"] = spec.name
+        meta["stdout"] = paths.stdout
+        meta["stderr"] = paths.stderr
+        meta["joblog"] = paths.joblog
+        meta["workdir"] = spec.workingDirectory
+        meta["submitted"] = String(Int(MonotonicClock.wallNow()))
+        meta["submit_host"] = spec.submitHost
+        meta["command"] = launch.command.joined(separator: " ")
+        if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
+        try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
+        for path in [paths.stdout, paths.stderr, paths.joblog] {
+            try? FileSystem.createDirectories(FileSystem.directoryName(path))
+        }
+        let keeper = KeeperOptions(
+            directory: paths.stateDirectory,
+            output: paths.stdout,
+            rows: terminal.rows,
+            columns: terminal.columns,
+            graceSeconds: Double(terminal.graceSeconds),
+            terminalType: terminal.type.isEmpty ? nil : terminal.type,
+            command: launch.command
+        )
+        let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw SystemError("open", paths.joblog) }
+        defer { FileDescriptor.close(log) }
+        var environment = options.jobEnvironment.filter { !$0.hasPrefix("QXUB_JOB_ID=") }
+        environment.append("QXUB_JOB_ID=" + jobID)
+        try options.store.link(jobID: jobID, to: paths.stateDirectory)
+        let pid = try localJobs.start(
+            script: paths.script,
+            arguments: [options.keeperExecutable, "keeper"] + keeper.arguments,
+            environment: environment,
+            log: log
+        )
+        try FileSystem.writeAtomically(paths.pidRecord, "\(pid)\n")
+        self.log.write("started interactive \(jobID) (\(kind), keeper \(pid)) in \(paths.stateDirectory)")
+        options.store.appendHistory(
+            jobID: jobID,
+            backend: kind.rawValue,
+            name: spec.name,
+            directory: paths.stateDirectory,
+            submitHost: spec.submitHost
+        )
+        return SubmittedJob(
+            jobID: jobID,
+            backend: kind.rawValue,
+            stateDirectory: paths.stateDirectory,
+            warnings: launch.warnings
+        )
     }
 
     private func kind(for spec: JobSpec) throws(SchedulerError) -> SchedulerKind {
@@ -370,7 +460,8 @@ package final class JobService {
         channel: UInt32,
         stdoutOffset: UInt64 = 0,
         stderrOffset: UInt64 = 0,
-        joblog: Bool = false
+        joblog: Bool = false,
+        stdoutTail: UInt64 = 0
     ) throws(AgentError) {
         guard channel != 0 else { throw AgentError(.malformedRequest, "watch needs a channel other than 0") }
         guard let job = options.store.job(id: jobID, defaultKind: options.defaultKind) else {
@@ -385,6 +476,12 @@ package final class JobService {
             paths.stdout = paths.joblog
             paths.stderr = paths.joblog
         }
+        let interactive = job.meta["interactive"] == "1"
+        var stdoutOffset = stdoutOffset
+        if interactive, stdoutTail > 0, let size = FileSystem.size(paths.stdout), size > stdoutTail {
+            // Taken back by `qxub attach`: the terminal's recent output, not the whole session.
+            stdoutOffset = max(stdoutOffset, size - stdoutTail)
+        }
         let follower = JobFollower(
             job,
             channel: channel,
@@ -393,11 +490,46 @@ package final class JobService {
             stderrOffset: stderrOffset
         )
         followLoop.follow(follower, directory: job.directory)
+        keepers.removeValue(forKey: channel)?.close()
+        if interactive && !joblog {
+            connectKeeper(channel: channel, jobID: job.jobID, directory: job.directory)
+        }
     }
 
     /// Stops the watch on `channel`; returns whether one was on.
     package func unwatch(channel: UInt32) -> Bool {
-        followLoop.unfollow(channel: channel)
+        keepers.removeValue(forKey: channel)?.close()
+        return followLoop.unfollow(channel: channel)
+    }
+
+    // MARK: - Interactive jobs' terminals
+
+    /// Reaches the keeper of the interactive job watched on `channel`: while connected, the keeper keeps the
+    /// job (its grace time runs only while no agent is connected), and says when it wrote output, which
+    /// wakes the job's follower at once (no wait for inotify or a poll).
+    private func connectKeeper(channel: UInt32, jobID: String, directory: String) {
+        guard let keeper = try? KeeperConnection(path: directory + "/" + KeeperOptions.socketName, loop: loop) else {
+            // An ended job's keeper is gone: its records and output are all there is.
+            return
+        }
+        keeper.onOutput = { [weak self] in self?.followLoop.wake(jobID: jobID) }
+        keeper.onClose = { [weak self, weak keeper] in
+            guard let self, let keeper, self.keepers[channel] === keeper else { return }
+            self.keepers[channel] = nil
+            self.followLoop.wake(jobID: jobID)
+        }
+        keepers[channel] = keeper
+    }
+
+    /// Keys typed on the client's terminal, for the interactive job watched on `channel` (dropped when it has
+    /// none: a job that is not interactive, or whose terminal has ended).
+    package func terminalInput(channel: UInt32, _ data: [UInt8]) {
+        keepers[channel]?.sendInput(data)
+    }
+
+    /// The client's terminal's new size, for the interactive job watched on `channel`.
+    package func terminalResize(channel: UInt32, rows: UInt16, columns: UInt16) {
+        keepers[channel]?.resize(rows: rows, columns: columns)
     }
 
     // MARK: - Cancel

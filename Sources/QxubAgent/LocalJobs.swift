@@ -38,11 +38,11 @@ package final class LocalJobs {
         kill(pid, signal) == 0 ? 0 : currentErrno()
     }
 
-    /// Starts `bash script` in a new session (its own process group, which a cancel signals as a whole), with
-    /// stdout and stderr on `log`; returns its pid.
-    func start(script: String, environment: [String], log: Int32) throws -> pid_t {
+    /// Starts `bash script` (or `arguments`: an interactive job's keeper) in a new session (its own process
+    /// group, which a cancel signals as a whole), with stdout and stderr on `log`; returns its pid.
+    func start(script: String, arguments: [String]? = nil, environment: [String], log: Int32) throws -> pid_t {
         let child = try ChildProcess.spawn(
-            ["/bin/bash", script],
+            arguments ?? ["/bin/bash", script],
             environment: environment,
             stdin: .null,
             stdout: .fileDescriptor(log),

@@ -8,11 +8,17 @@ import Glibc
 
 /// The `qxub` executable's entry: parse, run, and turn failures into messages and exit statuses.
 package enum Entry {
-    /// - Parameter commandLine: argv, the program's name first (`qx` means `qxub exec`).
+    /// - Parameter commandLine: argv, the program's name first (`qx` means `qxub exec`, `qxi` means
+    ///   `qxub interactive`).
     package static func main(_ commandLine: [String]) -> Never {
         let name = commandLine.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "qxub"
         let rest = Array(commandLine.dropFirst())
-        let arguments = name == "qx" ? QxArguments.execArguments(rest) : rest
+        let arguments =
+            switch name {
+            case "qx": QxArguments.execArguments(rest)
+            case "qxi": ["interactive"] + rest
+            default: rest
+            }
         // Before any parsing: a warm session holder may run the whole command in a fork that parsed before.
         if let code = WarmStartClient.forward(arguments) { exit(code) }
         run(arguments, warmConnection: nil)

@@ -132,11 +132,13 @@ extension QxubCommand {
             onlyStream: Output.Stream? = nil,
             joblog: Bool = false,
             connection: AgentConnection? = nil,
-            warmConnection: Int32? = nil
+            warmConnection: Int32? = nil,
+            terminal: JobTerminal? = nil
         ) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
             session.joblog = joblog
+            session.terminal = terminal
             // Opened at the first record, which comes after the job id is out (with --terse) and while ssh
             // winds down: GRDB's set-up and the schema check are off the path to the id.
             // A warm fork of `--terse` tells the qxub that waits its status before the record is written.
@@ -150,6 +152,7 @@ extension QxubCommand {
                 showWarnings: mode != .quiet
             )
             session.onStatus = { status.show($0) }
+            session.onTerminal = { status.terminalTaken = $0 == .take }
             let code = session.run()
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote,
                 offerInstall(platform: endpoint.platform.name)
@@ -166,7 +169,8 @@ extension QxubCommand {
                     start: start,
                     mode: mode,
                     onlyStream: onlyStream,
-                    joblog: joblog
+                    joblog: joblog,
+                    terminal: terminal
                 )
             }
             if Environment.get("QXUB_STATS") == "1" {
@@ -221,7 +225,9 @@ extension QxubCommand {
                 try Exec.runSession(
                     endpoint: AgentEndpoint(platform: try place.platform(), settings: place.settings()),
                     start: .attach(jobID: jobID),
-                    mode: quiet ? .quiet : .follow
+                    mode: quiet ? .quiet : .follow,
+                    // An interactive job's terminal becomes ours again (a batch job's output is only followed).
+                    terminal: quiet ? nil : JobTerminal(input: 0, output: 1)
                 )
             }
             if code != 0 { throw ExitCode(code) }

@@ -20,6 +20,11 @@ final class TerminalStatus {
 
     /// Warnings (things qxub could not do as asked) are shown unless the user asked for silence.
     private let showWarnings: Bool
+    /// The terminal is an interactive job's: only what the user must know (a lost connection, a warning) is
+    /// printed into it, no progress.
+    var terminalTaken = false {
+        didSet { if terminalTaken { stopTimer() } }
+    }
 
     init(quiet: Bool, loop: EventLoop, showWarnings: Bool = true) {
         self.quiet = quiet
@@ -97,6 +102,7 @@ final class TerminalStatus {
 
     private func line(_ text: String, always: Bool) {
         guard interactive || always, !quiet || text.hasPrefix("qxub: warning:") else { return }
+        guard always || !terminalTaken else { return }
         let prefix = lineOpen ? "\r\u{1B}[K" : ""
         lineOpen = false
         try? FileDescriptor.writeAll(2, prefix + text + "\n")

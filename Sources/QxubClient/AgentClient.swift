@@ -67,18 +67,30 @@ package final class AgentClient {
         stdoutOffset: UInt64 = 0,
         stderrOffset: UInt64 = 0,
         joblog: Bool = false,
+        stdoutTail: UInt64 = 0,
         onError: @escaping (ErrorMessage) -> Void
     ) -> UInt32 {
         let id = take(.watch(channel: channel, onError: onError))
-        let watch = Watch(
+        var watch = Watch(
             requestID: id,
             jobID: jobID,
             stdoutOffset: stdoutOffset,
             stderrOffset: stderrOffset,
             joblog: joblog
         )
+        watch.stdoutTail = stdoutTail
         transport.send(.watch(watch), channel: channel)
         return id
+    }
+
+    /// Bytes typed for the interactive job followed on `channel` (not answered).
+    package func terminalInput(_ data: [UInt8], channel: UInt32) {
+        transport.send(.terminalInput(TerminalInput(data: data)), channel: channel)
+    }
+
+    /// The new size of our terminal, for the interactive job followed on `channel` (not answered).
+    package func terminalResize(rows: UInt16, columns: UInt16, channel: UInt32) {
+        transport.send(.terminalResize(TerminalResize(rows: rows, columns: columns)), channel: channel)
     }
 
     /// Stops the stream on `channel` (the agent keeps the job's files; a later watch resumes from offsets).

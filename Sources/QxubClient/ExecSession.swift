@@ -46,6 +46,10 @@ package final class ExecSession {
     package var joblog = false
     /// Delays between reconnection attempts (seconds); past the last one qxub gives up with 255.
     package var reconnectDelays: [Double] = ReconnectPolicy().delays
+    /// Our terminal: an interactive job's, once it runs (nil: stdin is not a terminal).
+    package var terminal: JobTerminal?
+    /// Our terminal became the job's, or ours again.
+    package var onTerminal: (JobSessionStateMachine.TerminalControl) -> Void = { _ in }
     private var driver: JobSessionDriver?
 
     /// Opens the first session at once (so connection errors surface before anything else).
@@ -100,8 +104,10 @@ package final class ExecSession {
             machine: JobSessionStateMachine(configuration),
             endpoint: endpoint,
             connection: connection,
-            signals: mode == .dry || mode == .terse ? [] : [SIGINT, SIGTERM, SIGHUP]
+            signals: mode == .dry || mode == .terse ? [] : [SIGINT, SIGTERM, SIGHUP] + (terminal == nil ? [] : [SIGWINCH])
         )
+        driver.terminal = terminal
+        driver.onTerminal = { [unowned self] in onTerminal($0) }
         driver.history = history
         driver.onStatus = { [unowned self] in onStatus($0) }
         self.driver = driver

@@ -83,6 +83,10 @@ package struct HolderRouter {
             }
             request.requestID = take(client, request.requestID)
             return [.toAgent(.unwatch(request), channel: agentChannel)]
+        case .terminalInput, .terminalResize:
+            // Streamed to the job the client follows on that channel; never answered.
+            guard let agentChannel = streamChannel(client, channel) else { return [] }
+            return [.toAgent(message, channel: agentChannel)]
         case .unknown(let type, let requestID):
             // Its payload is not kept, so it cannot be passed on: answered as the agent answers a type it
             // does not know.
@@ -147,7 +151,8 @@ package struct HolderRouter {
             // A reply type this build does not know ends its request; its content cannot be passed on.
             guard let asker = answer(requestID, last: true) else { return [] }
             return reply(asker, .unknown(type, requestID: asker.requestID))
-        case .hello, .goodbye, .ping, .pong, .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery:
+        case .hello, .goodbye, .ping, .pong, .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery,
+            .terminalInput, .terminalResize:
             // The holder's own heartbeat's pongs, and what an agent never sends.
             return []
         }

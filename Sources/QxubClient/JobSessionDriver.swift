@@ -26,6 +26,10 @@ package final class JobSessionDriver {
     package private(set) var failure: ClientError?
     /// Wire bytes received over all sessions.
     package private(set) var wireBytesReceived = 0
+    /// Our terminal, for an interactive job (nil: stdin is not a terminal, or the session is not interactive).
+    package var terminal: JobTerminal?
+    /// Called when our terminal becomes the job's and when it is ours again (the status line stops, resumes).
+    package var onTerminal: (JobSessionStateMachine.TerminalControl) -> Void = { _ in }
 
     /// - Parameters:
     ///   - connection: the first session, opened earlier on `loop`.
@@ -60,6 +64,8 @@ package final class JobSessionDriver {
             loop.remove(signalFD)
             SignalPipe.restoreDefault(signals)
         }
+        // Whatever ended the session, our terminal is as it was before.
+        terminal?.release()
         writer.close()
         return exitCode ?? ExitCodes.internalError
     }
@@ -78,6 +84,10 @@ package final class JobSessionDriver {
             signalFD = fd
             loop.setReadable(fd) { [unowned self] in
                 for signal in SignalPipe.drain() {
+                    if signal == SIGWINCH {
+                        if let size = terminal?.size() { perform(machine.terminalResized(rows: size.rows, columns: size.columns)) }
+                        continue
+                    }
                     perform(machine.signal(signal == SIGINT ? .interrupt : .terminate))
                 }
             }
@@ -136,6 +146,7 @@ package final class JobSessionDriver {
             case .connect: reconnect()
             case .write(let target, let bytes): writer.write(target, bytes)
             case .status(let status): onStatus(status)
+            case .terminal(let control): controlTerminal(control)
             case .log(let line): ClientLog.write(line)
             case .recordSubmission(let job, let submitted): recordSubmission(job: job, submitted)
             case .recordEnd(_, let jobID, let code):
@@ -163,13 +174,14 @@ package final class JobSessionDriver {
                 case .failure(let error): perform(machine.requestFailed(.submit(job: job), error))
                 }
             }
-        case .watch(let job, let jobID, let stdoutOffset, let stderrOffset, let joblog):
+        case .watch(let job, let jobID, let stdoutOffset, let stderrOffset, let joblog, let stdoutTail):
             client.watch(
                 jobID: jobID,
                 channel: UInt32(job + 1),
                 stdoutOffset: stdoutOffset,
                 stderrOffset: stderrOffset,
-                joblog: joblog
+                joblog: joblog,
+                stdoutTail: stdoutTail
             ) { [unowned self] error in perform(machine.requestFailed(.watch(job: job), error)) }
         case .unwatch(let job, let jobID):
             client.unwatch(jobID: jobID, channel: UInt32(job + 1))
@@ -180,7 +192,24 @@ package final class JobSessionDriver {
                 case .failure(let error): perform(machine.requestFailed(.cancel(job: job), error))
                 }
             }
+        case .terminalInput(let job, let data):
+            client.terminalInput(data, channel: UInt32(job + 1))
+        case .terminalResize(let job, let rows, let columns):
+            client.terminalResize(rows: rows, columns: columns, channel: UInt32(job + 1))
         }
+    }
+
+    /// Our terminal becomes the job's (keys read and sent, its size sent), or ours again.
+    private func controlTerminal(_ control: JobSessionStateMachine.TerminalControl) {
+        switch control {
+        case .take:
+            guard let terminal else { break }
+            terminal.take(on: loop) { [unowned self] bytes in perform(machine.terminalInput(bytes)) }
+            if let size = terminal.size() { perform(machine.terminalResized(rows: size.rows, columns: size.columns)) }
+        case .release:
+            terminal?.release()
+        }
+        onTerminal(control)
     }
 
     private func reconnect() {

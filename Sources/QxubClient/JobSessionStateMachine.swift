@@ -49,6 +49,8 @@ package struct JobSessionStateMachine {
         package var remotePlatform: String?
         /// Output bytes waiting for our stdout (or stderr) above which the jobs' watches are paused.
         package var outputBacklogLimit = 1 << 20
+        /// Attaching to an interactive job replays at most this much of its terminal's recent output.
+        package var terminalReplay: UInt64 = 64 * 1024
 
         package init(
             presentation: Presentation,
@@ -80,9 +82,20 @@ package struct JobSessionStateMachine {
     /// What a request is for; the typed client gives it a request id and matches the reply to it.
     package enum Request: Sendable, Equatable {
         case submit(job: Int, spec: JobSpec, token: String, dryRun: Bool)
-        case watch(job: Int, jobID: String, stdoutOffset: UInt64, stderrOffset: UInt64, joblog: Bool)
+        case watch(job: Int, jobID: String, stdoutOffset: UInt64, stderrOffset: UInt64, joblog: Bool, stdoutTail: UInt64)
         case unwatch(job: Int, jobID: String)
         case cancel(job: Int, jobID: String)
+        /// Keys typed on our terminal, for the interactive job's terminal.
+        case terminalInput(job: Int, data: [UInt8])
+        case terminalResize(job: Int, rows: UInt16, columns: UInt16)
+    }
+
+    /// Our own terminal, for an interactive job.
+    package enum TerminalControl: Sendable, Equatable {
+        /// The job's terminal is up: ours becomes it (raw mode, keys sent, window size changes sent).
+        case take
+        /// Ours again (its mode as it was): before anything else is printed at the end.
+        case release
     }
 
     /// The request an error answers (nil: one that names no request of ours).
@@ -106,6 +119,7 @@ package struct JobSessionStateMachine {
         case connect
         case write(OutputSink.Target, [UInt8])
         case status(SessionStatus)
+        case terminal(TerminalControl)
         case log(String)
         case recordSubmission(job: Int, Submitted)
         case recordEnd(job: Int, jobID: String, code: Int32)
@@ -159,6 +173,16 @@ package struct JobSessionStateMachine {
     /// Bytes queued for our stdout and stderr, and whether the watches are paused for them.
     private var backlog = 0
     private var outputStalled = false
+    /// The job is interactive (its spec has a terminal, or the agent said so in a job state).
+    package private(set) var interactive = false
+    /// Our terminal is the job's (raw mode): from the job's start until the session ends.
+    package private(set) var terminalTaken = false
+    /// Keys typed while no watch was on (a lost session): sent after the next watch, in order.
+    private var pendingInput: [UInt8] = []
+    /// The last size of our terminal: sent again after every watch (it may have changed meanwhile).
+    private var terminalSize: (rows: UInt16, columns: UInt16)?
+    /// Keys kept while the session is down, at most (a paste into a lost session is not kept whole).
+    static let pendingInputLimit = 64 * 1024
 
     package init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -171,6 +195,7 @@ package struct JobSessionStateMachine {
             }
             return Job(start: start, sink: OutputSink(shape))
         }
+        if case .submit(let spec, _)? = configuration.jobs.first, spec.terminal != nil { interactive = true }
     }
 
     private var mode: Mode { configuration.mode }
@@ -198,6 +223,15 @@ package struct JobSessionStateMachine {
         state = .open
         agentHonoursTokens = capabilities.contains(ProtocolConstants.capabilitySubmitToken)
         reconnectingAfterStall = false
+        if interactive, jobs[0].jobID == nil, !capabilities.contains(ProtocolConstants.capabilityInteractive) {
+            return fail(
+                ClientError(
+                    "the qxub-agent on \(configuration.peerName) does not run interactive jobs (it is older than this qxub)",
+                    hint: "install this version's agent: `qxub agent install\(platformOption)`",
+                    exitCode: ExitCodes.unavailable
+                )
+            )
+        }
         var actions: [Action] = []
         switch configuration.presentation {
         case .exec:
@@ -511,9 +545,38 @@ package struct JobSessionStateMachine {
         return actions
     }
 
-    package func jobState(job index: Int, _ jobState: JobState) -> [Action] {
+    package mutating func jobState(job index: Int, _ jobState: JobState) -> [Action] {
         guard isLive, isExec, jobs.indices.contains(index) else { return [] }
-        return [.status(.state(jobState))]
+        if jobState.terminal { interactive = true }
+        var actions: [Action] = [.status(.state(jobState))]
+        if interactive, jobState.phase == .running, !terminalTaken, mode == .follow, configuration.onlyStream == nil,
+            !configuration.joblog
+        {
+            terminalTaken = true
+            actions.append(.terminal(.take))
+        }
+        return actions
+    }
+
+    /// Keys typed on our terminal (once it is the job's): sent now, or after the next watch.
+    package mutating func terminalInput(_ data: [UInt8]) -> [Action] {
+        guard isLive, terminalTaken, !data.isEmpty, jobs[0].code == nil else { return [] }
+        if state == .open, jobs[0].watching, pendingInput.isEmpty {
+            return [.send(.terminalInput(job: 0, data: data))]
+        }
+        pendingInput += data
+        if pendingInput.count > Self.pendingInputLimit {
+            pendingInput.removeFirst(pendingInput.count - Self.pendingInputLimit)
+        }
+        return []
+    }
+
+    /// Our terminal has a new size: the job's gets it now, or after the next watch.
+    package mutating func terminalResized(rows: UInt16, columns: UInt16) -> [Action] {
+        guard rows > 0, columns > 0 else { return [] }
+        terminalSize = (rows, columns)
+        guard isLive, terminalTaken, state == .open, jobs[0].watching, jobs[0].code == nil else { return [] }
+        return [.send(.terminalResize(job: 0, rows: rows, columns: columns))]
     }
 
     package mutating func jobEnd(job index: Int, _ termination: JobTermination) -> [Action] {
@@ -524,6 +587,7 @@ package struct JobSessionStateMachine {
         jobs[index].watching = false
         jobs[index].paused = false
         var actions: [Action] = jobs[index].sink.finish().map { .write($0.0, $0.1) }
+        actions += releaseTerminal()
         let jobID = jobs[index].jobID
         if isExec { actions.append(.log("job \(jobID ?? "?") ended: \(termination) → exit \(code)")) }
         if let jobID { actions.append(.recordEnd(job: index, jobID: jobID, code: code)) }
@@ -672,32 +736,55 @@ package struct JobSessionStateMachine {
         }
         jobs[index].watching = true
         let offsets = jobs[index].offsets
-        return [
+        // Attaching to a job that turns out to be interactive: its terminal's recent output, not all of it (the
+        // agent applies the tail to interactive jobs only).
+        let tail = isAttach && offsets[.stdout] == 0 && mode == .follow ? configuration.terminalReplay : 0
+        var actions: [Action] = [
             .send(
                 .watch(
                     job: index,
                     jobID: jobID,
                     stdoutOffset: offsets[.stdout] ?? 0,
                     stderrOffset: offsets[.stderr] ?? 0,
-                    joblog: configuration.joblog
+                    joblog: configuration.joblog,
+                    stdoutTail: tail
                 )
             )
         ]
+        if terminalTaken {
+            // The job's terminal may have another size than ours now, and keys typed meanwhile go after.
+            if let terminalSize {
+                actions.append(.send(.terminalResize(job: index, rows: terminalSize.rows, columns: terminalSize.columns)))
+            }
+            if !pendingInput.isEmpty {
+                actions.append(.send(.terminalInput(job: index, data: pendingInput)))
+                pendingInput = []
+            }
+        }
+        return actions
     }
 
     private mutating func fail(_ error: ClientError) -> [Action] {
-        [.fail(error)] + finishing(error.exitCode)
+        releaseTerminal() + [.fail(error)] + finishing(error.exitCode)
+    }
+
+    /// Our terminal back, if the job had it (before any line of ours is printed).
+    private mutating func releaseTerminal() -> [Action] {
+        guard terminalTaken else { return [] }
+        terminalTaken = false
+        return [.terminal(.release)]
     }
 
     /// Ends with `code` once the output still queued is written.
     private mutating func finishing(_ code: Int32) -> [Action] {
         guard isLive else { return [] }
+        let release = releaseTerminal()
         if backlog > 0 {
             state = .draining(code)
-            return []
+            return release
         }
         state = .finished(code)
-        return [.finish(code)]
+        return release + [.finish(code)]
     }
 
     private mutating func jobEnded() -> [Action] {

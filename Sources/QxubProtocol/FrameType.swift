@@ -30,6 +30,10 @@ package struct FrameType: RawRepresentable, Hashable, Sendable, CustomStringConv
     package static let jobState = FrameType(rawValue: 0x21)
     package static let jobEnd = FrameType(rawValue: 0x22)
 
+    // An interactive job's terminal, from the client, on the job's watch channel (never answered).
+    package static let terminalInput = FrameType(rawValue: 0x30)
+    package static let terminalResize = FrameType(rawValue: 0x31)
+
     package var description: String {
         switch self {
         case .hello: "hello"
@@ -50,6 +54,8 @@ package struct FrameType: RawRepresentable, Hashable, Sendable, CustomStringConv
         case .output: "output"
         case .jobState: "job-state"
         case .jobEnd: "job-end"
+        case .terminalInput: "terminal-input"
+        case .terminalResize: "terminal-resize"
         default: "type-0x" + String(rawValue, radix: 16)
         }
     }

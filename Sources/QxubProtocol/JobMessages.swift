@@ -125,6 +125,9 @@ package struct Watch: WireCodable, Hashable {
     package var stderrOffset: UInt64
     /// Stream the job log (the scheduler's own output, with qxub's audit block) as stdout instead.
     package var joblog: Bool
+    /// Non-zero: start stdout at most this many bytes before its end, if that is past `stdoutOffset` (an
+    /// interactive job's terminal, taken back by `qxub attach`, replays its recent output only).
+    package var stdoutTail: UInt64 = 0
     package init(
         requestID: UInt32,
         jobID: String,
@@ -144,6 +147,7 @@ package struct Watch: WireCodable, Hashable {
         writer.varint(3, stdoutOffset)
         writer.varint(4, stderrOffset)
         writer.bool(5, joblog)
+        if stdoutTail > 0 { writer.varint(6, stdoutTail) }
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "")
@@ -154,6 +158,7 @@ package struct Watch: WireCodable, Hashable {
             case 3: stdoutOffset = try field.int63()
             case 4: stderrOffset = try field.int63()
             case 5: joblog = try field.bool()
+            case 6: stdoutTail = try field.int63()
             default: break
             }
         }
@@ -390,15 +395,19 @@ package struct JobState: WireCodable, Hashable {
     package var host: String
     /// The scheduler's own word for the state (e.g. "PENDING", "R"), for display.
     package var detail: String
-    package init(phase: Phase, host: String = "", detail: String = "") {
+    /// The job is interactive: its stdout is a terminal's, and it takes ``TerminalInput`` on its channel.
+    package var terminal: Bool
+    package init(phase: Phase, host: String = "", detail: String = "", terminal: Bool = false) {
         self.phase = phase
         self.host = host
         self.detail = detail
+        self.terminal = terminal
     }
     package func encode(to writer: inout WireWriter) {
         writer.varint(1, UInt64(phase.rawValue))
         writer.string(2, host)
         writer.string(3, detail)
+        if terminal { writer.bool(4, true) }
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(phase: .unknown)
@@ -407,6 +416,7 @@ package struct JobState: WireCodable, Hashable {
             case 1: phase = UInt8(exactly: try field.uint64()).flatMap(Phase.init(rawValue:)) ?? .unknown
             case 2: host = try field.string()
             case 3: detail = try field.string()
+            case 4: terminal = try field.bool()
             default: break
             }
         }
@@ -524,6 +534,58 @@ package struct HistoryReport: WireCodable, Hashable {
         let runs = ReplySplitter.runs(of: entries, field: 2, maxPayload: maxPayload)
         return runs.enumerated().map { index, run in
             HistoryReport(requestID: requestID, entries: Array(entries[run]), more: index < runs.count - 1)
+        }
+    }
+}
+
+/// Bytes typed on the client's terminal for an interactive job, sent on the job's watch channel. Never
+/// answered: terminal input is a stream, like output the other way.
+package struct TerminalInput: WireCodable, Hashable {
+    /// Always 0 (field 1 is a request id in every client frame; nothing answers this one).
+    package var requestID: UInt32 = 0
+    package var data: [UInt8]
+    package init(data: [UInt8]) { self.data = data }
+    package func encode(to writer: inout WireWriter) {
+        writer.bytes(2, data)
+    }
+    package init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(data: [])
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: data = try field.bytes()
+            default: break
+            }
+        }
+    }
+}
+
+/// The client's terminal has a new size (SIGWINCH): applied to an interactive job's terminal, whose
+/// foreground process then gets its own SIGWINCH. Sent on the job's watch channel, never answered.
+package struct TerminalResize: WireCodable, Hashable {
+    package var requestID: UInt32 = 0
+    package var rows: UInt16
+    package var columns: UInt16
+    package init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
+    }
+    package func encode(to writer: inout WireWriter) {
+        writer.varint(2, UInt64(rows))
+        writer.varint(3, UInt64(columns))
+    }
+    package init(from reader: inout WireReader) throws(ProtocolError) {
+        self.init(rows: 0, columns: 0)
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: requestID = try field.uint32()
+            case 2: rows = UInt16(clamping: try field.uint64())
+            case 3: columns = UInt16(clamping: try field.uint64())
+            default: break
+            }
+        }
+        guard rows > 0, columns > 0 else {
+            throw .malformedPayload(type: .terminalResize, reason: "a terminal needs at least one row and column")
         }
     }
 }

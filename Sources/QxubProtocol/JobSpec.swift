@@ -144,6 +144,46 @@ package struct JobSpec: WireCodable, Hashable {
     package var clientVersion: String
     /// `--tag KEY=VALUE`: kept with the job (meta, history) for the user's own bookkeeping.
     package var tags: [KeyValue] = []
+    /// Set for an interactive job (`qxub interactive`): the command runs on a terminal, not as a batch job.
+    /// Only sent to an agent that lists ``ProtocolConstants/capabilityInteractive``.
+    package var terminal: Terminal?
+
+    /// The terminal of an interactive job, as the client's terminal is when it starts.
+    package struct Terminal: WireCodable, Hashable {
+        package var rows: UInt16
+        package var columns: UInt16
+        /// `TERM` for the far side ("xterm-256color").
+        package var type: String
+        /// Seconds the session outlives a lost connection (its keeper ends it then).
+        package var graceSeconds: UInt32
+
+        package init(rows: UInt16, columns: UInt16, type: String, graceSeconds: UInt32) {
+            self.rows = rows
+            self.columns = columns
+            self.type = type
+            self.graceSeconds = graceSeconds
+        }
+
+        package func encode(to writer: inout WireWriter) {
+            writer.varint(1, UInt64(rows))
+            writer.varint(2, UInt64(columns))
+            writer.string(3, type)
+            writer.varint(4, graceSeconds)
+        }
+
+        package init(from reader: inout WireReader) throws(ProtocolError) {
+            self.init(rows: 24, columns: 80, type: "", graceSeconds: 600)
+            while let field = try reader.next() {
+                switch field.number {
+                case 1: rows = UInt16(clamping: try field.uint64())
+                case 2: columns = UInt16(clamping: try field.uint64())
+                case 3: type = try field.string()
+                case 4: graceSeconds = try field.uint32()
+                default: break
+                }
+            }
+        }
+    }
 
     package init(
         name: String,
@@ -217,6 +257,7 @@ package struct JobSpec: WireCodable, Hashable {
         writer.string(21, submitHost)
         writer.string(22, clientVersion)
         writer.messages(23, tags)
+        writer.message(24, terminal)
     }
 
     package init(from reader: inout WireReader) throws(ProtocolError) {
@@ -249,6 +290,7 @@ package struct JobSpec: WireCodable, Hashable {
             case 21: submitHost = try field.string()
             case 22: clientVersion = try field.string()
             case 23: tags.append(try field.message())
+            case 24: terminal = try field.message()
             default: break
             }
         }

@@ -18,6 +18,8 @@ package enum Message: Hashable, Sendable {
     case output(Output)
     case jobState(JobState)
     case jobEnd(JobTermination)
+    case terminalInput(TerminalInput)
+    case terminalResize(TerminalResize)
     /// A frame type this build does not know; `requestID` is its field 1 when that is a number, else 0.
     case unknown(FrameType, requestID: UInt32)
 
@@ -41,6 +43,8 @@ package enum Message: Hashable, Sendable {
         case .output: .output
         case .jobState: .jobState
         case .jobEnd: .jobEnd
+        case .terminalInput: .terminalInput
+        case .terminalResize: .terminalResize
         case .unknown(let type, _): type
         }
     }
@@ -67,6 +71,8 @@ package enum Message: Hashable, Sendable {
         case .output(let value): payload = value.wireBytes()
         case .jobState(let value): payload = value.wireBytes()
         case .jobEnd(let value): payload = value.wireBytes()
+        case .terminalInput(let value): payload = value.wireBytes()
+        case .terminalResize(let value): payload = value.wireBytes()
         case .unknown(_, let requestID):
             var writer = WireWriter()
             writer.varint(1, requestID)
@@ -98,6 +104,8 @@ package enum Message: Hashable, Sendable {
         case .output: self = .output(try Output(wireBytes: bytes, type: type))
         case .jobState: self = .jobState(try JobState(wireBytes: bytes, type: type))
         case .jobEnd: self = .jobEnd(try JobTermination(wireBytes: bytes, type: type))
+        case .terminalInput: self = .terminalInput(try TerminalInput(wireBytes: bytes, type: type))
+        case .terminalResize: self = .terminalResize(try TerminalResize(wireBytes: bytes, type: type))
         default:
             self = .unknown(type, requestID: Message.requestID(inPayload: frame.payload))
         }
@@ -118,7 +126,7 @@ package enum Message: Hashable, Sendable {
         switch type {
         case .submit, .watch, .unwatch, .cancel, .statusQuery, .historyQuery, .ping: true
         case .hello, .goodbye, .pong, .error, .submitted, .cancelResult, .statusReport, .historyReport, .output,
-            .jobState, .jobEnd:
+            .jobState, .jobEnd, .terminalInput, .terminalResize:
             false
         default: true  // an unknown type: assume a newer peer's request, and answer it
         }

@@ -47,6 +47,10 @@ package enum ProtocolConstants {
     /// (each with `more` but the last), so the agent may split replies larger than one frame.
     package static let capabilitySplitReplies = "split-replies"
 
+    /// Capability name (agent): this side runs interactive jobs (``JobSpec/terminal``) and takes
+    /// ``TerminalInput`` and ``TerminalResize`` on a watched interactive job's channel.
+    package static let capabilityInteractive = "interactive"
+
     /// Seconds between a client's pings.
     package static let heartbeatInterval = 10.0
 }

@@ -16,6 +16,12 @@ enum SessionEvent: Sendable {
     case signal(JobSessionStateMachine.Interrupt)
     case backlog(Int)
     case stdoutClosed
+    /// Hellos exchanged with an agent that lists these capabilities.
+    case readyWith([String])
+    case jobState(job: Int, JobState)
+    /// Keys typed on our terminal.
+    case typed(String)
+    case resized(rows: UInt16, columns: UInt16)
 
     func apply(to machine: inout JobSessionStateMachine) -> [JobSessionStateMachine.Action] {
         switch self {
@@ -43,6 +49,14 @@ enum SessionEvent: Sendable {
             return machine.outputBacklog(bytes)
         case .stdoutClosed:
             return machine.stdoutClosed()
+        case .readyWith(let capabilities):
+            return machine.ready(capabilities: capabilities)
+        case .jobState(let job, let state):
+            return machine.jobState(job: job, state)
+        case .typed(let text):
+            return machine.terminalInput(Array(text.utf8))
+        case .resized(let rows, let columns):
+            return machine.terminalResized(rows: rows, columns: columns)
         }
     }
 }
@@ -116,8 +130,8 @@ enum Expect {
     static func submit(_ job: Int = 0, dryRun: Bool = false, token: String? = nil) -> A {
         .send(.submit(job: job, spec: Fixture.spec, token: token ?? "T\(job)", dryRun: dryRun))
     }
-    static func watch(_ job: Int = 0, _ jobID: String = "42", out: UInt64 = 0, err: UInt64 = 0) -> A {
-        .send(.watch(job: job, jobID: jobID, stdoutOffset: out, stderrOffset: err, joblog: false))
+    static func watch(_ job: Int = 0, _ jobID: String = "42", out: UInt64 = 0, err: UInt64 = 0, tail: UInt64 = 0) -> A {
+        .send(.watch(job: job, jobID: jobID, stdoutOffset: out, stderrOffset: err, joblog: false, stdoutTail: tail))
     }
     static func cancel(_ job: Int = 0, _ jobID: String = "42") -> A { .send(.cancel(job: job, jobID: jobID)) }
     static func write(_ text: String, _ target: OutputSink.Target = .stdout) -> A { .write(target, Array(text.utf8)) }
@@ -334,7 +348,9 @@ let execScenarios: [Scenario] = [
         name: "attach: Ctrl-C stops following, never cancels",
         configuration: Fixture.exec(attach: "7"),
         steps: [
-            Step(.ready(tokens: true), [Expect.watch(0, "7")], .open),
+            // An attach asks for an interactive job's recent terminal output only (the agent ignores the tail
+            // for batch jobs).
+            Step(.ready(tokens: true), [Expect.watch(0, "7", tail: 65536)], .open),
             Step(
                 .signal(.interrupt),
                 [
@@ -749,6 +765,11 @@ let batchScenarios: [Scenario] = [
 struct JobSessionStateMachineTests {
     @Test("exec paths", arguments: execScenarios)
     func exec(_ scenario: Scenario) {
+        play(scenario)
+    }
+
+    @Test("interactive paths", arguments: interactiveScenarios)
+    func interactive(_ scenario: Scenario) {
         play(scenario)
     }
 
