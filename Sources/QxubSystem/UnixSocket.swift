@@ -1,5 +1,3 @@
-import QxubSystem
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -7,7 +5,7 @@ import Darwin
 #endif
 
 /// Stream sockets at a path in the file system: the session holder listens on one in the private control
-/// directory; nothing of qxub listens on a network port.
+/// directory, an interactive job's keeper in the job's directory; nothing of qxub listens on a network port.
 package enum UnixSocket {
     /// Why a connect failed, as far as the caller acts on it.
     package enum ConnectFailure: Error, Equatable {
