@@ -62,8 +62,11 @@ package final class TerminalKeeper {
     private var unwritten: [UInt8] = []
     private var outputFailureLogged = false
 
-    /// How the command ended, once the keeper is done (the loop was stopped).
+    /// How the command ended, once the keeper is done.
     package private(set) var finished: ProcessExit?
+    /// Called once the keeper is done: the command ended, its output and exit record are written, the socket
+    /// is gone (``run(_:environment:)`` stops its loop).
+    package var onFinish: () -> Void = {}
 
     /// - Parameters:
     ///   - environment: the command's environment (the keeper's own, with `TERM` from the options).
@@ -92,6 +95,9 @@ package final class TerminalKeeper {
 
     /// The pid of the command (0 before ``start()``).
     package var commandPID: pid_t { childPID }
+
+    /// Agents connected now.
+    package var connectedAgents: Int { peers.count }
 
     /// Opens the output file, the pty and the socket, and starts the command. A command that cannot be
     /// started gets exit record 127, as a shell would say, so an agent following the job learns of it.
@@ -375,7 +381,7 @@ package final class TerminalKeeper {
         outputFD = -1
         jobs.detachTeardowns()
         log.write("done")
-        loop.stop()
+        onFinish()
     }
 
     /// `exit` as the job script writes it ("<status> <epoch> keeper"), unless the job wrote its own.
@@ -402,6 +408,7 @@ package final class TerminalKeeper {
             log: log,
             environment: commandEnvironment(environment, term: options.term)
         )
+        keeper.onFinish = { loop.stop() }
         do {
             let signals = try SignalPipe.install([SIGTERM, SIGHUP])
             loop.setReadable(signals) {
