@@ -18,6 +18,7 @@ extension InProcessAgentTests {
         let paths: JobPaths
 
         init() throws {
+            ignoreBrokenPipes()  // a peer that is gone must fail the test, not kill the runner
             directory = try temporaryDirectory()
             paths = JobPaths(stateDirectory: directory)
         }
