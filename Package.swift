@@ -81,7 +81,8 @@ let package = Package(
         .testTarget(name: "QxubClientTests", dependencies: ["QxubClient", "QxubProtocol"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QxubClient", "QxubProtocol", "QxubSystem", "QxubTestSupport"]
+            // QxubAgent for the terminal keeper's wire (KeeperConnection) against the built agent.
+            dependencies: ["QxubAgent", "QxubClient", "QxubProtocol", "QxubSystem", "QxubTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

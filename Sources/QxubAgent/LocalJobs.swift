@@ -92,8 +92,15 @@ package final class LocalJobs {
     /// flight; once the session is over, ``detachTeardowns()`` hands it to a process of the agent's own that
     /// stays until it is over (see ``AgentServer``).
     package func terminate(group pid: pid_t) -> Bool {
+        terminate(group: pid, steps: [.signal(SIGTERM), .wait(seconds: grace)])
+    }
+
+    /// Ends a process group with `steps` (the first a signal; SIGKILL ends them, ``Teardown``), as
+    /// ``terminate(group:)`` does with its own: a terminal keeper sends SIGHUP first, as a terminal that
+    /// goes away would.
+    package func terminate(group pid: pid_t, steps: [TeardownStep]) -> Bool {
         guard pid > 0 else { return false }
-        var steps = Teardown([.signal(SIGTERM), .wait(seconds: grace)])
+        var steps = Teardown(steps)
         guard case .signal(let first)? = steps.next(), signal(-pid, first) == 0 else { return false }
         groups[pid] = GroupTeardown(steps: steps, waitUntil: loop.now)
         advance(pid)

@@ -27,4 +27,9 @@ package struct JobPaths: Hashable, Sendable {
     package var metaRecord: String { stateDirectory + "/meta" }
     /// The process group of a local-backend job.
     package var pidRecord: String { stateDirectory + "/pid" }
+    /// An interactive job's terminal keeper: the unix socket agents reach it through, its log, and why it
+    /// ended the session when it did so itself (no qxub attached within the grace time).
+    package var keeperSocket: String { stateDirectory + "/keeper.sock" }
+    package var keeperLog: String { stateDirectory + "/keeper.log" }
+    package var keeperEndedRecord: String { stateDirectory + "/keeper-ended" }
 }

@@ -62,6 +62,24 @@ package enum FileSystem {
         try writeAtomically(path, Array(text.utf8), mode: mode)
     }
 
+    /// Writes `text` to a new file at `path` unless one is there already (returns false then), so that
+    /// readers never see half of it: written beside it, then linked into place (`link` fails on an existing
+    /// name, where `rename` would replace it). Where the filesystem has no hard links, renamed into place
+    /// when the name is still free.
+    package static func createAtomically(_ path: String, _ text: String, mode: mode_t = 0o600) throws -> Bool {
+        if exists(path) { return false }
+        let temporary = path + ".new.\(getpid())"
+        try writeAtomically(temporary, text, mode: mode)
+        defer { unlink(temporary) }
+        if link(temporary, path) == 0 { return true }
+        let error = currentErrno()
+        if error == EEXIST { return false }
+        guard error == EPERM || error == ENOTSUP || error == EOPNOTSUPP else { throw SystemError("link", path) }
+        if exists(path) { return false }
+        guard rename(temporary, path) == 0 else { throw SystemError("rename", path) }
+        return true
+    }
+
     /// The whole file, or nil when it does not exist or cannot be read.
     package static func read(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -16,6 +16,8 @@ exit(AgentMain.run(Array(CommandLine.arguments.dropFirst())))
 enum AgentMain {
     static let usage = """
         usage: qxub-agent serve        speak the qxub protocol on stdin/stdout (started by qxub)
+               qxub-agent keeper --dir DIR --rows R --cols C --grace SECONDS [--term TERM] -- COMMAND...
+                                       hold an interactive job's terminal (started by the agent)
                qxub-agent --version    print the version, protocol range and platform
         """
 
@@ -24,6 +26,13 @@ enum AgentMain {
         case "serve":
             // The environment is read here, once: the library takes it as options.
             return AgentServer.serve(options: AgentOptions.fromEnvironment(Environment.all()), log: printError)
+        case KeeperOptions.subcommand:
+            let options: KeeperOptions
+            do { options = try KeeperOptions(parsing: arguments) } catch {
+                printError("\(error)\n\(usage)")
+                return 64
+            }
+            return TerminalKeeper.run(options, environment: Environment.all())
         case "--version", "version":
             let versions = ProtocolConstants.versions
             print(

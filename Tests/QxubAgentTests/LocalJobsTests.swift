@@ -107,5 +107,23 @@ extension InProcessAgentTests {
             while !Self.liveMembers(of: group).isEmpty && MonotonicClock.now() < deadline { usleep(10_000) }
             #expect(Self.liveMembers(of: group).isEmpty, "no process of the job is left")
         }
+
+        @Test("a teardown with steps of its own: each signal to the group in order, SIGKILL once the wait is over")
+        func teardownWithOwnSteps() throws {
+            let loop = EventLoop(clock: ManualClock())
+            var sent: [Int32] = []
+            let jobs = LocalJobs(loop: loop, grace: 10) { pid, signal in
+                #expect(pid == -4242)
+                if signal != 0 { sent.append(signal) }
+                return 0
+            }
+            #expect(jobs.terminate(group: 4242, steps: [.signal(SIGHUP), .signal(SIGTERM), .wait(seconds: 2)]))
+            #expect(sent == [SIGHUP, SIGTERM])
+            try loop.advanceTime(by: 1.9)
+            #expect(sent == [SIGHUP, SIGTERM])
+            try loop.advanceTime(by: 0.2)
+            #expect(sent == [SIGHUP, SIGTERM, SIGKILL])
+            #expect(jobs.teardowns == 0)
+        }
     }
 }

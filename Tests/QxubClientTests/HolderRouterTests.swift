@@ -1,5 +1,6 @@
 import QxubClient
 import QxubProtocol
+import QxubSystem
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,3 @@
-import QxubSystem
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -7,7 +5,7 @@ import Darwin
 #endif
 
 /// Stream sockets at a path in the file system: the session holder listens on one in the private control
-/// directory; nothing of qxub listens on a network port.
+/// directory, an interactive job's keeper in the job's directory; nothing of qxub listens on a network port.
 package enum UnixSocket {
     /// Why a connect failed, as far as the caller acts on it.
     package enum ConnectFailure: Error, Equatable {
@@ -223,7 +221,32 @@ package enum UnixSocket {
     }
 
     /// Calls `body` with `path` as a socket address; nil when the path does not fit one.
+    ///
+    /// A path longer than `sun_path` (108 bytes on Linux: a deep state directory) is reached through a
+    /// descriptor of its directory, as `/proc/self/fd/N/NAME`; bind and connect both resolve it there.
     private static func withAddress(
+        _ path: String,
+        _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32
+    ) -> Int32? {
+        if let result = withShortAddress(path, body) { return result }
+        #if canImport(Glibc)
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let directory = open(
+            slash == path.startIndex ? "/" : String(path[..<slash]),
+            O_RDONLY | O_DIRECTORY | O_CLOEXEC
+        )
+        guard directory >= 0 else { return -1 }
+        let result = withShortAddress("/proc/self/fd/\(directory)/" + path[path.index(after: slash)...], body)
+        let error = currentErrno()  // the caller reads why bind or connect failed
+        FileDescriptor.close(directory)
+        errno = error
+        return result
+        #else
+        return nil
+        #endif
+    }
+
+    private static func withShortAddress(
         _ path: String,
         _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32
     ) -> Int32? {

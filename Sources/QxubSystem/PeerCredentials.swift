@@ -34,8 +34,8 @@ package struct PeerCredentials: Sendable, Equatable {
         #endif
     }
 
-    /// Only the user's own processes may use a session holder: anything else (another user, or a peer the
-    /// kernel says nothing about) is refused before a byte is read.
+    /// Only the user's own processes may use a session holder or a terminal keeper: anything else (another
+    /// user, or a peer the kernel says nothing about) is refused before a byte is read.
     package static func admits(_ peer: PeerCredentials?, ownUserID: uid_t) -> Bool {
         peer?.userID == ownUserID
     }
