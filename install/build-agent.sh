@@ -16,7 +16,7 @@ max_bytes=8000000
 echo "build-agent: swift build -c release --product qxub-agent -static-executable"
 # The linker warns that libswiftCore could dlopen; the agent never loads anything at run time.
 set +o pipefail
-swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -static-executable 2>&1 \
+swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -static-executable -Xswiftc -Osize 2>&1 \
   | grep -v -e "Using 'dlopen' in statically linked" -e '^\['
 status=${PIPESTATUS[0]}
 set -o pipefail

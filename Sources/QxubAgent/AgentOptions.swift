@@ -1,5 +1,6 @@
 import QxubProtocol
 import QxubScheduler
+import QxubSystem
 
 /// Everything the agent takes from its environment, read once where it starts (``fromEnvironment(_:)`` in
 /// `qxub-agent serve`): nothing deeper reads the environment, and tests build the value they need.

@@ -244,11 +244,9 @@ package final class JobService {
         }
         let keeper = KeeperOptions(
             directory: paths.stateDirectory,
-            output: paths.stdout,
-            rows: terminal.rows,
-            columns: terminal.columns,
-            graceSeconds: Double(terminal.graceSeconds),
-            terminalType: terminal.type.isEmpty ? nil : terminal.type,
+            windowSize: WindowSize(rows: terminal.rows, columns: terminal.columns),
+            grace: Double(terminal.graceSeconds),
+            term: terminal.type.isEmpty ? nil : terminal.type,
             command: launch.command
         )
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -259,7 +257,7 @@ package final class JobService {
         try options.store.link(jobID: jobID, to: paths.stateDirectory)
         let pid = try localJobs.start(
             script: paths.script,
-            arguments: [options.keeperExecutable, "keeper"] + keeper.arguments,
+            arguments: [options.keeperExecutable] + keeper.arguments,
             environment: environment,
             log: log
         )
@@ -508,7 +506,8 @@ package final class JobService {
     /// job (its grace time runs only while no agent is connected), and says when it wrote output, which
     /// wakes the job's follower at once (no wait for inotify or a poll).
     private func connectKeeper(channel: UInt32, jobID: String, directory: String) {
-        guard let keeper = try? KeeperConnection(path: directory + "/" + KeeperOptions.socketName, loop: loop) else {
+        guard case .success(let keeper) = KeeperConnection.connect(to: JobPaths(stateDirectory: directory).keeperSocket, on: loop)
+        else {
             // An ended job's keeper is gone: its records and output are all there is.
             return
         }
@@ -529,7 +528,7 @@ package final class JobService {
 
     /// The client's terminal's new size, for the interactive job watched on `channel`.
     package func terminalResize(channel: UInt32, rows: UInt16, columns: UInt16) {
-        keepers[channel]?.resize(rows: rows, columns: columns)
+        keepers[channel]?.resize(rows: rows, cols: columns)
     }
 
     // MARK: - Cancel

@@ -51,6 +51,9 @@ extension QxubCommand {
         /// Its walltime unless --time, -l walltime or the configuration gives one (the Python qxub's).
         static let defaultWalltime: UInt64 = 4 * 3600
         static let defaultGrace: UInt32 = 600
+        /// exec's output options do not apply; their defaults (a property wrapper's value needs a parse, which
+        /// cannot fail for no arguments).
+        static var defaultOutput: OutputOptions { (try? OutputOptions.parse([])) ?? OutputOptions() }
 
         package mutating func validate() throws {
             if job.array != nil {
@@ -91,7 +94,7 @@ extension QxubCommand {
                     context: context,
                     resources: resources,
                     job: options,
-                    output: OutputOptions(),
+                    output: Self.defaultOutput,
                     remote: platform.remote,
                     configuration: configuration,
                     platformName: platform.name
@@ -103,6 +106,10 @@ extension QxubCommand {
                     connection.abandon()
                     throw error
                 }
+                // The terminal's transcript is the job's stdout, in its state directory (a configured out/err path
+                // is for batch jobs).
+                spec.stdoutPath = nil
+                spec.stderrPath = nil
                 if spec.resources.walltimeSeconds == nil && !spec.resources.raw.contains(where: { $0.contains("walltime=") }) {
                     spec.resources.walltimeSeconds = Self.defaultWalltime
                 }

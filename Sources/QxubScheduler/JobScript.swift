@@ -9,6 +9,12 @@ package struct RenderedSubmission: Hashable, Sendable {
     package var command: [String]
     /// Options this scheduler cannot honour, said to the user rather than dropped in silence.
     package var warnings: [String] = []
+
+    package init(script: String, command: [String], warnings: [String] = []) {
+        self.script = script
+        self.command = command
+        self.warnings = warnings
+    }
 }
 
 /// Renders the bash job script for one scheduler.
