@@ -99,39 +99,46 @@ package final class TerminalKeeper {
     /// Agents connected now.
     package var connectedAgents: Int { peers.count }
 
-    /// Opens the output file, the pty and the socket, and starts the command. A command that cannot be
-    /// started gets exit record 127, as a shell would say, so an agent following the job learns of it.
+    /// Input queued for the terminal and not yet taken by it.
+    package var queuedInput: Int { masterInput?.pendingBytes ?? 0 }
+
+    /// Opens the output file, the pty and the socket, and starts the command. A keeper that cannot start it
+    /// (no such command, no pty, no socket) writes exit record 127, as a shell says of a command it cannot
+    /// run, so an agent following the job learns of it; the reason is in `keeper.log`.
     package func start() throws {
         openOutput()
-        let terminal = try PseudoTerminal.open()
-        self.terminal = terminal
-        masterOpen = true
-        try PseudoTerminal.setWindowSize(options.windowSize, of: terminal.master)
-        try FileDescriptor.setNonBlocking(terminal.master)
-        let listener = try UnixSocket.BoundListener.bind(paths.keeperSocket)
-        self.listener = listener
+        let terminal: PseudoTerminal
+        let listener: UnixSocket.BoundListener
         let child: ChildProcess
         do {
+            terminal = try PseudoTerminal.open()
+            self.terminal = terminal
+            try PseudoTerminal.setWindowSize(options.windowSize, of: terminal.master)
+            try FileDescriptor.setNonBlocking(terminal.master)
+            listener = try UnixSocket.BoundListener.bind(paths.keeperSocket)
+            self.listener = listener
+            childWatcher = try ChildWatcher.of(loop)
             child = try ChildProcess.spawn(
                 options.command,
                 environment: environment,
                 controllingTerminal: terminal.slavePath
             )
         } catch {
-            log.write("cannot start \(options.command.first ?? ""): \(error)")
+            log.write("cannot start \(options.command.joined(separator: " ")): \(error)")
             writeExitRecord(status: 127)
-            listener.close()
+            self.listener?.close()
             self.listener = nil
+            if let master = self.terminal?.master { FileDescriptor.close(master) }
+            self.terminal = nil
             throw error
         }
+        masterOpen = true
         childPID = child.pid
         log.write(
             "started \(options.command.joined(separator: " ")) as pid \(child.pid) on \(terminal.slavePath) "
                 + "(\(options.windowSize.rows)x\(options.windowSize.columns)), grace \(options.grace) s"
         )
-        let watcher = try ChildWatcher.of(loop)
-        childWatcher = watcher
-        watcher.watchExit(child.pid) { [weak self] exit in self?.handle(.childExited(exit)) }
+        childWatcher?.watchExit(child.pid) { [weak self] exit in self?.handle(.childExited(exit)) }
 
         let input = OutboxWriter(loop: loop, fd: terminal.master)
         input.lowWaterMark = Self.inputLowWater

@@ -108,6 +108,35 @@ extension InProcessAgentTests {
             #expect(FileSystem.readText(paths.exitRecord)?.hasPrefix("0 ") == true)
         }
 
+        @Test("input for a command that reads none stays bounded in the keeper, which goes on serving")
+        func inputIsBounded() throws {
+            let keeper = try keeper(["sleep", "1000"])
+            defer { kill(keeper.commandPID, SIGKILL) }
+            let flood = try connect()
+            let input = [UInt8](repeating: 0x61, count: 4 << 20)
+            flood.sendInput(input)
+            #expect(try turn { keeper.queuedInput > TerminalKeeper.inputHighWater })
+            // The keeper stopped reading: the rest waits in the agent's queue and the socket.
+            for _ in 0..<20 { try loop.runOnce(waitingUpTo: 0.01) }
+            #expect(keeper.queuedInput <= TerminalKeeper.inputHighWater + KeeperFrame.maxPayload)
+            #expect(flood.pendingBytes > 0)
+            // Still serving: another agent is accepted.
+            let other = try connect()
+            #expect(try turn { keeper.connectedAgents == 2 })
+            other.close()
+        }
+
+        @Test("a command that cannot be started: exit record 127, no socket left, the reason in keeper.log")
+        func commandCannotStart() throws {
+            #expect(throws: SystemError("spawn", "/nonexistent/shell", errno: ENOENT)) {
+                try keeper(["/nonexistent/shell"])
+            }
+            let record = try #require(FileSystem.readText(paths.exitRecord))
+            #expect(record.hasPrefix("127 ") && record.hasSuffix(" keeper\n"))
+            #expect(!FileSystem.exists(paths.keeperSocket))
+            #expect(FileSystem.readText(paths.keeperLog)?.contains("cannot start /nonexistent/shell") == true)
+        }
+
         @Test(
             "the keeper's exit record ('STATUS EPOCH keeper') is the job's end for the agent",
             arguments: [("3 1700000005 keeper\n", JobTermination.exited(3)), ("129 1700000005 keeper\n", .signaled(1))]
