@@ -230,6 +230,9 @@ package final class AgentSession {
                 message: "this agent (\(QxubVersion.current)) does not know the request \(type)",
                 hint: "install the agent that matches your qxub: `qxub agent install --platform NAME`"
             )
+        case .terminalInput, .terminalResize:
+            // Streams to a watched interactive job: never answered, not even when nothing takes them.
+            for handler in handlers where handler.handle(message, channel: channel, session: self) { return }
         case _ where !Message.isRequest(message.frameType):
             break  // A reply or event from the client (an error, say) is never answered: no ping-pong of errors.
         default:

@@ -36,6 +36,19 @@ package final class JobService {
     private var stopped = false
     /// The keepers of the interactive jobs watched, by channel: where their terminal input goes.
     private var keepers: [UInt32: KeeperConnection] = [:]
+    /// Interactive jobs watched whose keeper is not reachable yet (it is still starting): their channel's
+    /// keys and newest window size wait here, for ``keeperStartWait`` at most.
+    private var keeperBacklogs: [UInt32: KeeperBacklog] = [:]
+    private struct KeeperBacklog {
+        var jobID: String
+        var directory: String
+        var input: [UInt8] = []
+        var size: WindowSize?
+        var deadline: Double
+    }
+    /// How long a just-started keeper may take to listen on its socket.
+    static let keeperStartWait: Double = 10
+    static let keeperRetryInterval: Double = 0.02
 
     /// - Parameters:
     ///   - commands: runs qsub, qstat, qdel and friends (real commands on `loop` when nil).
@@ -72,6 +85,7 @@ package final class JobService {
         waitingSubmissions.removeAll()
         for keeper in keepers.values { keeper.close() }
         keepers.removeAll()
+        keeperBacklogs.removeAll()
         followLoop.stop()
         localJobs.stopWatchingChildren()
     }
@@ -198,7 +212,11 @@ package final class JobService {
     }
 
     /// The script and the command of a job: a batch job's submission, or an interactive job's terminal command.
-    private func rendering(_ spec: JobSpec, kind: SchedulerKind, paths: JobPaths) throws(SchedulerError)
+    private func rendering(
+        _ spec: JobSpec,
+        kind: SchedulerKind,
+        paths: JobPaths
+    ) throws(SchedulerError)
         -> RenderedSubmission
     {
         let backend = SchedulerBackend(kind: kind)
@@ -489,14 +507,21 @@ package final class JobService {
         )
         followLoop.follow(follower, directory: job.directory)
         keepers.removeValue(forKey: channel)?.close()
+        keeperBacklogs[channel] = nil
         if interactive && !joblog {
-            connectKeeper(channel: channel, jobID: job.jobID, directory: job.directory)
+            keeperBacklogs[channel] = KeeperBacklog(
+                jobID: job.jobID,
+                directory: job.directory,
+                deadline: loop.now + Self.keeperStartWait
+            )
+            connectKeeper(channel: channel)
         }
     }
 
     /// Stops the watch on `channel`; returns whether one was on.
     package func unwatch(channel: UInt32) -> Bool {
         keepers.removeValue(forKey: channel)?.close()
+        keeperBacklogs[channel] = nil
         return followLoop.unfollow(channel: channel)
     }
 
@@ -505,12 +530,25 @@ package final class JobService {
     /// Reaches the keeper of the interactive job watched on `channel`: while connected, the keeper keeps the
     /// job (its grace time runs only while no agent is connected), and says when it wrote output, which
     /// wakes the job's follower at once (no wait for inotify or a poll).
-    private func connectKeeper(channel: UInt32, jobID: String, directory: String) {
-        guard case .success(let keeper) = KeeperConnection.connect(to: JobPaths(stateDirectory: directory).keeperSocket, on: loop)
-        else {
-            // An ended job's keeper is gone: its records and output are all there is.
+    ///
+    /// A keeper started a moment ago may not listen yet: tried again every ``keeperRetryInterval`` until
+    /// ``keeperStartWait`` has passed, while the job has no exit record (an ended job's keeper is gone: its
+    /// records and output are all there is).
+    private func connectKeeper(channel: UInt32) {
+        guard !stopped, let backlog = keeperBacklogs[channel] else { return }
+        let paths = JobPaths(stateDirectory: backlog.directory)
+        guard case .success(let keeper) = KeeperConnection.connect(to: paths.keeperSocket, on: loop) else {
+            if loop.now < backlog.deadline && JobRecords(paths: paths).exitStatus == nil {
+                loop.schedule(after: Self.keeperRetryInterval) { [weak self] in self?.connectKeeper(channel: channel) }
+            } else {
+                keeperBacklogs[channel] = nil
+            }
             return
         }
+        keeperBacklogs[channel] = nil
+        let jobID = backlog.jobID
+        if let size = backlog.size { keeper.resize(rows: size.rows, cols: size.columns) }
+        if !backlog.input.isEmpty { keeper.sendInput(backlog.input) }
         keeper.onOutput = { [weak self] in self?.followLoop.wake(jobID: jobID) }
         keeper.onClose = { [weak self, weak keeper] in
             guard let self, let keeper, self.keepers[channel] === keeper else { return }
@@ -523,12 +561,23 @@ package final class JobService {
     /// Keys typed on the client's terminal, for the interactive job watched on `channel` (dropped when it has
     /// none: a job that is not interactive, or whose terminal has ended).
     package func terminalInput(channel: UInt32, _ data: [UInt8]) {
-        keepers[channel]?.sendInput(data)
+        if let keeper = keepers[channel] {
+            keeper.sendInput(data)
+        } else if keeperBacklogs[channel] != nil, keeperBacklogs[channel]!.input.count < Self.keeperBacklogLimit {
+            keeperBacklogs[channel]!.input += data
+        }
     }
+
+    /// Keys kept for a keeper that does not listen yet, at most.
+    static let keeperBacklogLimit = 64 * 1024
 
     /// The client's terminal's new size, for the interactive job watched on `channel`.
     package func terminalResize(channel: UInt32, rows: UInt16, columns: UInt16) {
-        keepers[channel]?.resize(rows: rows, cols: columns)
+        if let keeper = keepers[channel] {
+            keeper.resize(rows: rows, cols: columns)
+        } else if keeperBacklogs[channel] != nil {
+            keeperBacklogs[channel]!.size = WindowSize(rows: rows, columns: columns)
+        }
     }
 
     // MARK: - Cancel

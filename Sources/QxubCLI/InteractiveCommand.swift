@@ -48,8 +48,6 @@ extension QxubCommand {
 
         /// The name of an interactive job unless -N gives one (the Python qxub's).
         static let defaultName = "qxub-interactive"
-        /// Its walltime unless --time, -l walltime or the configuration gives one (the Python qxub's).
-        static let defaultWalltime: UInt64 = 4 * 3600
         static let defaultGrace: UInt32 = 600
         /// exec's output options do not apply; their defaults (a property wrapper's value needs a parse, which
         /// cannot fail for no arguments).
@@ -110,9 +108,6 @@ extension QxubCommand {
                 // is for batch jobs).
                 spec.stdoutPath = nil
                 spec.stderrPath = nil
-                if spec.resources.walltimeSeconds == nil && !spec.resources.raw.contains(where: { $0.contains("walltime=") }) {
-                    spec.resources.walltimeSeconds = Self.defaultWalltime
-                }
                 let size = terminal?.size() ?? (rows: 24, columns: 80)
                 var graceSeconds = Self.defaultGrace
                 if let grace { graceSeconds = UInt32(clamping: try ResourceParser.walltime(grace)) }

@@ -8,7 +8,8 @@ package struct QxubCommand: ParsableCommand {
         abstract: "Run commands as HPC batch jobs and watch them as if they ran in your terminal.",
         version: "qxub \(QxubVersion.current)",
         subcommands: [
-            Exec.self, Interactive.self, Batch.self, Attach.self, Status.self, Cancel.self, Monitor.self, Doctor.self, History.self,
+            Exec.self, Interactive.self, Batch.self, Attach.self, Status.self, Cancel.self, Monitor.self, Doctor.self,
+            History.self,
             PlatformCommand.self, SelectQueue.self, Estimate.self, Agent.self, Config.self, Session.self,
         ]
     )

@@ -105,7 +105,9 @@ final class TerminalStatus {
         guard always || !terminalTaken else { return }
         let prefix = lineOpen ? "\r\u{1B}[K" : ""
         lineOpen = false
-        try? FileDescriptor.writeAll(2, prefix + text + "\n")
+        // A raw terminal (the job's) does not turn "\n" into "\r\n".
+        let end = terminalTaken ? "\r\n" : "\n"
+        try? FileDescriptor.writeAll(2, prefix + text.replacingAll("\n", with: end) + end)
     }
 
     private func format(_ seconds: Double) -> String {

@@ -104,7 +104,8 @@ package final class ExecSession {
             machine: JobSessionStateMachine(configuration),
             endpoint: endpoint,
             connection: connection,
-            signals: mode == .dry || mode == .terse ? [] : [SIGINT, SIGTERM, SIGHUP] + (terminal == nil ? [] : [SIGWINCH])
+            signals: mode == .dry || mode == .terse
+                ? [] : [SIGINT, SIGTERM, SIGHUP] + (terminal == nil ? [] : [SIGWINCH])
         )
         driver.terminal = terminal
         driver.onTerminal = { [unowned self] in onTerminal($0) }

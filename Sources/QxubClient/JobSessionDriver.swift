@@ -85,7 +85,9 @@ package final class JobSessionDriver {
             loop.setReadable(fd) { [unowned self] in
                 for signal in SignalPipe.drain() {
                     if signal == SIGWINCH {
-                        if let size = terminal?.size() { perform(machine.terminalResized(rows: size.rows, columns: size.columns)) }
+                        if let size = terminal?.size() {
+                            perform(machine.terminalResized(rows: size.rows, columns: size.columns))
+                        }
                         continue
                     }
                     perform(machine.signal(signal == SIGINT ? .interrupt : .terminate))

@@ -82,7 +82,14 @@ package struct JobSessionStateMachine {
     /// What a request is for; the typed client gives it a request id and matches the reply to it.
     package enum Request: Sendable, Equatable {
         case submit(job: Int, spec: JobSpec, token: String, dryRun: Bool)
-        case watch(job: Int, jobID: String, stdoutOffset: UInt64, stderrOffset: UInt64, joblog: Bool, stdoutTail: UInt64)
+        case watch(
+            job: Int,
+            jobID: String,
+            stdoutOffset: UInt64,
+            stderrOffset: UInt64,
+            joblog: Bool,
+            stdoutTail: UInt64
+        )
         case unwatch(job: Int, jobID: String)
         case cancel(job: Int, jobID: String)
         /// Keys typed on our terminal, for the interactive job's terminal.
@@ -754,7 +761,9 @@ package struct JobSessionStateMachine {
         if terminalTaken {
             // The job's terminal may have another size than ours now, and keys typed meanwhile go after.
             if let terminalSize {
-                actions.append(.send(.terminalResize(job: index, rows: terminalSize.rows, columns: terminalSize.columns)))
+                actions.append(
+                    .send(.terminalResize(job: index, rows: terminalSize.rows, columns: terminalSize.columns))
+                )
             }
             if !pendingInput.isEmpty {
                 actions.append(.send(.terminalInput(job: index, data: pendingInput)))

@@ -31,12 +31,13 @@ package final class JobTerminal {
 
     /// Raw mode, and every key read from now on goes to `onInput`.
     ///
-    /// Output processing stays on (a newline still starts its line): the job's terminal already sends
-    /// "\r\n", and qxub's own lines (a lost connection) stay readable in the middle of a session.
+    /// Output processing is off too (as `ssh -t` does): the job's own terminal has done it, and a full-screen
+    /// program there that turned it off (vim) sends a bare "\n" to move down a line. qxub's own lines in the
+    /// middle of a session end in "\r\n" (``TerminalStatus``).
     package func take(on loop: EventLoop, onInput: @escaping ([UInt8]) -> Void) {
         guard mode == nil, let saved = try? TerminalMode.save(input) else { return }
         do {
-            try saved.enterRaw(outputProcessing: true)
+            try saved.enterRaw()
         } catch {
             ClientLog.write("terminal: cannot enter raw mode: \(error)")
             return

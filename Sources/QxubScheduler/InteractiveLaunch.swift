@@ -48,7 +48,16 @@ extension JobScript {
 extension SchedulerBackend {
     /// The wrapper script and the terminal command of an interactive job (the caller writes the script at
     /// `paths.script` and runs the command on a pseudo-terminal).
+    /// A scheduler's interactive job asks for ``interactiveWalltime`` when nothing else gives one (the Python
+    /// qxub's default; the local backend has no walltime).
     package func interactiveLaunch(for spec: JobSpec, paths: JobPaths) throws(SchedulerError) -> InteractiveLaunch {
-        try JobScript(spec: spec, paths: paths, kind: kind).renderInteractive()
+        var spec = spec
+        if kind != .local && spec.resources.requestedWalltimeSeconds == nil {
+            spec.resources.walltimeSeconds = Self.interactiveWalltime
+        }
+        return try JobScript(spec: spec, paths: paths, kind: kind).renderInteractive()
     }
+
+    /// 4 hours.
+    package static let interactiveWalltime: UInt64 = 4 * 3600
 }

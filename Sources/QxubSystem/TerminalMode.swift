@@ -21,12 +21,10 @@ package struct TerminalMode: Sendable {
     }
 
     /// Puts the terminal in raw mode (what `cfmakeraw` makes of the saved attributes): no echo, no line
-    /// editing, no signals from keys, 8-bit characters, reads return each byte; no output processing unless
-    /// `outputProcessing` keeps it as it was (a newline then still starts its line).
-    package func enterRaw(outputProcessing: Bool = false) throws(SystemError) {
+    /// editing, no signals from keys, no output processing, 8-bit characters, reads return each byte.
+    package func enterRaw() throws(SystemError) {
         var raw = saved
         cfmakeraw(&raw)
-        if outputProcessing { raw.c_oflag = saved.c_oflag }
         try apply(raw)
     }
 

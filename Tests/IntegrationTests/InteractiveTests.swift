@@ -12,9 +12,13 @@ import Glibc
 struct InteractiveTests {
     /// A shell on the job's terminal with a prompt the test can wait for.
     static func sandbox(_ label: String) throws -> Sandbox {
+        // The user's shell: bash without the machine's rc files (which set their own prompt).
         let sandbox = try Sandbox(label)
-        sandbox.environment["SHELL"] = "/bin/bash"
-        sandbox.environment["PS1"] = "qxi$ "
+        try FileSystem.writeAtomically(sandbox.directory + "/rc", "PS1='qxi$ '\n")
+        let shell = "exec /bin/bash --rcfile \(sandbox.directory)/rc --noprofile \"$@\"\n"
+        try FileSystem.writeAtomically(sandbox.directory + "/bin/testshell", "#!/bin/bash\n" + shell, mode: 0o755)
+        sandbox.environment["SHELL"] = sandbox.directory + "/bin/testshell"
+        sandbox.environment["QXUB_SCHEDULER"] = "local"
         sandbox.environment["TERM"] = "xterm"
         return sandbox
     }
