@@ -262,8 +262,12 @@ package final class JobService {
         }
         let keeper = KeeperOptions(
             directory: paths.stateDirectory,
-            windowSize: WindowSize(rows: terminal.rows, columns: terminal.columns),
-            grace: Double(terminal.graceSeconds),
+            windowSize: WindowSize(
+                rows: terminal.rows > 0 ? terminal.rows : 24,
+                columns: terminal.columns > 0 ? terminal.columns : 80
+            ),
+            // At least a second: the keeper counts its grace from its start too, until this agent connects.
+            grace: Double(max(terminal.graceSeconds, 1)),
             term: terminal.type.isEmpty ? nil : terminal.type,
             command: launch.command
         )
