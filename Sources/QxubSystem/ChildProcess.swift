@@ -57,6 +57,10 @@ package struct ChildProcess: Sendable {
     ///   - newSession: the child leads a new session and process group (it survives our terminal's Ctrl-C).
     ///   - newProcessGroup: the child gets its own process group in our session: the terminal's Ctrl-C
     ///     reaches only us, and we decide what it means for the child.
+    ///   - controllingTerminal: a terminal's path (a ``PseudoTerminal``'s slave) that the child opens as its
+    ///     stdin, stdout and stderr in a new session (this implies `newSession`; the three `Stdio` are
+    ///     ignored). Opened after `setsid` and without `O_NOCTTY`, it becomes the session's controlling
+    ///     terminal: job control, Ctrl-C and SIGWINCH reach the child's foreground process group.
     package static func spawn(
         _ arguments: [String],
         environment: [String]? = nil,
@@ -64,8 +68,12 @@ package struct ChildProcess: Sendable {
         stdout: Stdio = .inherit,
         stderr: Stdio = .inherit,
         newSession: Bool = false,
-        newProcessGroup: Bool = false
+        newProcessGroup: Bool = false,
+        controllingTerminal: String? = nil
     ) throws -> ChildProcess {
+        let newSession = newSession || controllingTerminal != nil
+        let (stdin, stdout, stderr) =
+            controllingTerminal == nil ? (stdin, stdout, stderr) : (.inherit, .inherit, .inherit)
         guard var program = arguments.first else { throw SystemError("spawn", "(empty argv)", errno: EINVAL) }
         // posix_spawnp searches our own PATH; with an environment given, search the child's instead.
         if let environment, !program.contains("/" as Character),
@@ -110,6 +118,14 @@ package struct ChildProcess: Sendable {
             case .fileDescriptor(let fd):
                 posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
+        }
+
+        if let controllingTerminal {
+            // File actions run after POSIX_SPAWN_SETSID (glibc): the session leader's first terminal opened
+            // without O_NOCTTY is its controlling terminal.
+            posix_spawn_file_actions_addopen(&actions, 0, controllingTerminal, O_RDWR, 0)
+            posix_spawn_file_actions_adddup2(&actions, 0, 1)
+            posix_spawn_file_actions_adddup2(&actions, 0, 2)
         }
 
         // Signals we ignore or catch must not leak into the child; nor our signal mask.
