@@ -14,6 +14,8 @@ struct InteractiveMessagesTests {
 
     static let pbsIDs = Fixtures.ids("pbs-real", file: "interactive-ids.txt")
     static let slurmIDs = Fixtures.ids("slurm-real", file: "interactive-ids.txt")
+    /// Files kept from an earlier recording (their ids are not in interactive-ids.txt).
+    static let earlierIDs = ["sigint-reentrant": "6025.vm"]
 
     static func terminal(_ scheduler: String, _ scenario: String) -> String {
         Fixtures.text(scheduler, "interactive-" + scenario + ".tty")
@@ -45,6 +47,9 @@ struct InteractiveMessagesTests {
         ("sighup", nil, .waiting, false),
         ("qdel-waiting", nil, .abandoned, false),
         ("ctrlc-running", nil, .started, false),
+        // SIGINT while qsub still wrote its first line: the line comes twice (qsub's handler reuses stdio).
+        ("sigint-reentrant", "(y|[n])? ", .waiting, true),
+        ("sigint-reentrant", nil, .abandoned, false),
     ]
 
     @Test(
@@ -55,7 +60,7 @@ struct InteractiveMessagesTests {
         let full = Self.terminal("pbs-real", scenario)
         let text = through.map { Self.prefix(full, through: $0, line: !$0.hasSuffix("? ")) } ?? full
         let messages = InteractiveMessages.read(text, kind: .pbspro)
-        let id = try #require(Self.pbsIDs["interactive-" + scenario])
+        let id = try #require(Self.pbsIDs["interactive-" + scenario] ?? Self.earlierIDs[scenario])
         #expect(messages == InteractiveMessages(state: state, jobID: id, asksToConfirmCancel: asks), "\(text)")
     }
 
@@ -132,8 +137,10 @@ struct InteractiveMessagesTests {
             let squeue = Fixtures.run("slurm-real", "interactive-\(scenario)-squeue").stdoutText
             #expect(squeue == "\(id)|CANCELLED|JobHeldUser\n")
         }
-        // The recording caught srun blocked after its first SIGINT: the second one ended it.
-        #expect(Fixtures.text("slurm-real", "interactive-sigint.tty.steps").contains("waited: still running"))
+        // An earlier recording caught srun blocked after its first SIGINT: the second one ended it.
+        let stuck = Fixtures.text("slurm-real", "interactive-sigint-stuck.tty.steps")
+        #expect(stuck.contains("  3.04 waited: still running\n  3.04 signal SIGINT\n  3.04 exit status 1\n"))
+        #expect(InteractiveMessages.read(Self.terminal("slurm-real", "sigint-stuck"), kind: .slurm).state == .abandoned)
         #expect(
             SchedulerBackend(kind: .slurm).interactiveCancel(jobID: "7")
                 == InteractiveCancel(command: nil, signal: SIGINT, repeatAfterSeconds: 2)
