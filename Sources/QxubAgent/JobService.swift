@@ -260,7 +260,7 @@ package final class JobService {
         for path in [paths.stdout, paths.stderr, paths.joblog] {
             try? FileSystem.createDirectories(FileSystem.directoryName(path))
         }
-        let keeper = KeeperOptions(
+        var keeper = KeeperOptions(
             directory: paths.stateDirectory,
             windowSize: WindowSize(
                 rows: terminal.rows > 0 ? terminal.rows : 24,
@@ -271,6 +271,7 @@ package final class JobService {
             term: terminal.type.isEmpty ? nil : terminal.type,
             command: launch.command
         )
+        keeper.scheduler = kind
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw SystemError("open", paths.joblog) }
         defer { FileDescriptor.close(log) }
