@@ -247,6 +247,8 @@ package final class JobService {
         meta["backend"] = SchedulerKind.local.rawValue
         meta["scheduler"] = kind.rawValue
         meta["interactive"] = "1"
+        // The keeper's socket is reachable from this node only.
+        meta["keeper_host"] = Environment.hostname()
         meta["name"] = spec.name
         meta["stdout"] = paths.stdout
         meta["stderr"] = paths.stderr
