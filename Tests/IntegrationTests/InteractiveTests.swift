@@ -121,6 +121,32 @@ struct InteractiveTests {
         )
     }
 
+    @Test("qxi is qxub interactive: --dry shows qsub -I with the job's options, the default name and 4 h")
+    func qxiDry() throws {
+        let sandbox = try Self.sandbox("interactive-qxi")
+        sandbox.environment["QXUB_SCHEDULER"] = "pbspro"
+        let qxi = sandbox.directory + "/bin/qxi"
+        #expect(symlink(BuiltProducts.qxub, qxi) == 0)
+        let run = try runCollectingOutput(
+            [qxi, "--dry", "-q", "normal", "--mem", "4GB", "--", "ipython"],
+            environment: sandbox.environmentList,
+            stdinBytes: [],
+            timeout: 60
+        )
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let expected = try #require(
+            run.stdoutText.split(separator: "\n").first { $0.hasPrefix("# submission command: ") }
+        )
+        #expect(
+            expected.hasPrefix(
+                "# submission command: qsub -I -N qxub-interactive -q normal -l walltime=4:00:00 -l mem=4GB -- /bin/bash "
+            ),
+            "\(expected)"
+        )
+        #expect(expected.hasSuffix("/job.sh"))
+        #expect(run.stdoutText.contains("ipython"), "the wrapper runs the command")
+    }
+
     @Test("without a terminal: a usage error that says to use exec")
     func noTerminal() throws {
         let sandbox = try Self.sandbox("interactive-notty")
