@@ -82,6 +82,19 @@ struct ResourceOptions: ParsableArguments {
     func validate() throws {
         if cpus == 0 { throw ValidationError("--cpus 0: a job needs at least one CPU") }
     }
+
+    /// The command line's resources: a named option wins over the same resource in `-l`.
+    var model: ResourceModel {
+        var model = ResourceModel()
+        model.fill(.mem, memory, origin: .option)
+        model.fill(.walltime, walltime, origin: .option)
+        model.fill(.ncpus, cpus.map(String.init), origin: .option)
+        model.fill(.ngpus, gpus.map(String.init), origin: .option)
+        model.fill(.jobfs, disk, origin: .option)
+        model.fill(.storage, storage, origin: .option)
+        model.fill(raw: raw, origin: .commandLineRaw, pass: true)
+        return model
+    }
 }
 
 /// Scheduler placement and identity.

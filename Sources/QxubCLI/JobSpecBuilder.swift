@@ -29,33 +29,22 @@ struct JobSpecBuilder {
         cli ?? preset?.string(key) ?? configKey.flatMap { configured($0) }
     }
 
-    /// One value per resource: the command line, else `defaults.<key>` (unless a raw `-l` names it).
-    private func configured(_ key: String, unlessRaw rawNames: [String] = []) -> String? {
-        guard let value = configuration.value("defaults.\(key)") else { return nil }
-        let raw = effectiveRaw.flatMap { $0.split(separator: ",") }.map {
-            $0.split(separator: "=").first.map(String.init) ?? ""
-        }
-        if rawNames.contains(where: raw.contains) { return nil }
-        return value.string
+    /// `defaults.<key>`, for the settings that are not resources.
+    private func configured(_ key: String) -> String? {
+        configuration.value("defaults.\(key)")?.string
     }
 
-    /// The raw `-l` requests: the command line's, else `defaults.resources` (as the Python qxub: only
-    /// when nothing else asks for resources). A key named there is not also taken from `defaults.<key>`.
-    private var effectiveRaw: [String] {
-        if !resources.raw.isEmpty { return resources.raw }
-        if let preset, !preset.list("resources").isEmpty {
-            // A preset's named entries (mem=, walltime=...) count as given, so the config's are not added.
-            let entries = preset.resourceEntries
-            return entries.raw + entries.named.map { $0.key + "=" + $0.value }
-        }
-        return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
-    }
-
-    /// Raw requests sent as they are (named ones from a preset become typed values instead).
-    private var passedRaw: [String] {
-        if !resources.raw.isEmpty { return resources.raw }
-        if let preset, !preset.list("resources").isEmpty { return preset.resourceEntries.raw }
-        return configuration.value("defaults.resources")?.list?.compactMap(\.string) ?? []
+    /// One value per resource, from the highest source that gives it in either spelling: the command line (a
+    /// named option, then `-l`), the shortcut or alias, then the configuration (its higher layer, whether
+    /// `defaults.<key>` or `defaults.resources`). Raw entries for other resources come from the first of these
+    /// that has any (as the Python qxub: `defaults.resources` only when nothing else asks for resources).
+    private var resourceModel: ResourceModel {
+        var model = resources.model
+        let presetEntries = preset.flatMap { $0.list("resources").isEmpty ? nil : $0.resourceEntries }
+        for key in ResourceModel.Key.allCases { model.fill(key, presetEntries?.named[key.rawValue], origin: .preset) }
+        if resources.raw.isEmpty, let presetEntries { model.fill(raw: presetEntries.raw, origin: .preset, pass: true) }
+        model.fill(configuration: configuration, listInEffect: resources.raw.isEmpty && presetEntries == nil)
+        return model
     }
 
     /// Messages for the user about values changed for a queue.
@@ -113,38 +102,8 @@ struct JobSpecBuilder {
             }
             variables.append(KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
         }
-        func number(_ text: String?, _ key: String) throws(ClientError) -> UInt32? {
-            guard let text else { return nil }
-            guard let value = UInt32(text), value > 0 else {
-                throw ClientError(
-                    "defaults.\(key) is '\(text)', not a positive whole number",
-                    hint: "fix it with `qxub config set defaults.\(key) 4`",
-                    exitCode: ExitCodes.usage
-                )
-            }
-            return value
-        }
-        let raw = passedRaw
-        let named = preset?.resourceEntries.named ?? [:]
-        var cpus = resources.cpus
-        if cpus == nil { cpus = try number(named["ncpus"] ?? configured("cpus", unlessRaw: ["ncpus"]), "cpus") }
-        var gpus = resources.gpus
-        if gpus == nil { gpus = try number(named["ngpus"] ?? configured("gpus", unlessRaw: ["ngpus"]), "gpus") }
-        var parsed = JobSpec.Resources(
-            cpus: cpus,
-            gpus: gpus,
-            storage: resources.storage ?? named["storage"] ?? configured("volumes", unlessRaw: ["storage"]),
-            raw: raw
-        )
-        if let memory = resources.memory ?? named["mem"] ?? configured("mem", unlessRaw: ["mem"]) {
-            parsed.memoryBytes = try ResourceParser.memory(memory)
-        }
-        if let walltime = resources.walltime ?? named["walltime"] ?? configured("runtime", unlessRaw: ["walltime"]) {
-            parsed.walltimeSeconds = try ResourceParser.walltime(walltime)
-        }
-        if let disk = resources.disk ?? named["jobfs"] ?? configured("disk", unlessRaw: ["jobfs"]) {
-            parsed.localDiskBytes = try ResourceParser.memory(disk)
-        }
+        let model = resourceModel
+        var parsed = try model.resolved()
 
         var queue = layered(job.queue, preset: "queue", config: "queue")
         // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
@@ -158,17 +117,9 @@ struct JobSpecBuilder {
         let wantsAuto =
             explicitAuto
             || (job.queue == nil && preset?.string("queue") == nil
-                && (resources.gpus != nil || internet || gpuType != nil))
+                && (model.gpusFromCommandLine || internet || gpuType != nil))
         if let definition = try definitionForQueues(required: explicitAuto) {
-            let request = QueueSelector.Request(
-                cpus: parsed.cpus,
-                memory: parsed.memoryBytes,
-                walltime: parsed.walltimeSeconds,
-                gpus: parsed.gpus,
-                gpuType: gpuType,
-                internet: internet,
-                localDisk: parsed.localDiskBytes
-            )
+            let request = QueueSelector.Request(parsed, gpuType: gpuType, internet: internet)
             let chosen = wantsAuto ? try QueueSelector.select(request, in: definition) : queue
             if let chosen {
                 let decision = try QueueSelector.adjust(
@@ -176,7 +127,7 @@ struct JobSpecBuilder {
                     queue: chosen,
                     in: definition,
                     auto: wantsAuto,
-                    cpusExplicit: resources.cpus != nil
+                    cpusExplicit: model.cpusFromCommandLine
                 )
                 queue = decision.queue
                 parsed.cpus = decision.cpus
@@ -235,17 +186,6 @@ struct JobSpecBuilder {
         let container = cliContext ? context.container : preset?.string("sif")
         let binds = cliContext ? context.binds : preset?.list("bind") ?? []
         templateVariables.values["name"] = name
-        // One value per resource: a raw entry for a resource that also has a typed value is dropped.
-        let typed: [String: Bool] = [
-            "mem": parsed.memoryBytes != nil, "walltime": parsed.walltimeSeconds != nil, "ncpus": parsed.cpus != nil,
-            "jobfs": parsed.localDiskBytes != nil, "ngpus": parsed.gpus != nil, "storage": parsed.storage != nil,
-        ]
-        parsed.raw = parsed.raw.compactMap { entry in
-            let kept = entry.split(separator: ",").filter { part in
-                !(typed[part.split(separator: "=").first.map(String.init) ?? ""] ?? false)
-            }
-            return kept.isEmpty ? nil : kept.joined(separator: ",")
-        }
         // Templates apply to storage as to paths (`defaults.volumes: gdata/{project}`).
         parsed.storage = resolve(parsed.storage)
         var spec = JobSpec(

@@ -132,14 +132,11 @@ extension QxubCommand {
                     platform: platform,
                     configuration: configuration
                 )
+                let model = resources.model
                 let request = QueueSelector.Request(
-                    cpus: resources.cpus,
-                    memory: try resources.memory.map(ResourceParser.memory),
-                    walltime: try resources.walltime.map(ResourceParser.walltime),
-                    gpus: resources.gpus,
+                    try model.resolved(),
                     gpuType: resources.gpuType,
-                    internet: resources.internet,
-                    localDisk: try resources.disk.map(ResourceParser.memory)
+                    internet: resources.internet
                 )
                 let queue = try QueueSelector.select(request, in: definition)
                 return try QueueSelector.adjust(
@@ -147,7 +144,7 @@ extension QxubCommand {
                     queue: queue,
                     in: definition,
                     auto: true,
-                    cpusExplicit: resources.cpus != nil
+                    cpusExplicit: model.cpusFromCommandLine
                 )
             }
             for warning in decision.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
@@ -176,21 +173,16 @@ extension QxubCommand {
                     platform: platform,
                     configuration: configuration
                 )
-                guard let time = resources.walltime else {
+                let resolved = try resources.model.resolved()
+                guard let seconds = resolved.walltimeSeconds else {
                     throw ClientError(
                         "--time is needed to estimate a cost",
                         hint: "for example --time 2h",
                         exitCode: ExitCodes.usage
                     )
                 }
-                let seconds = try ResourceParser.walltime(time)
-                let request = QueueSelector.Request(
-                    cpus: resources.cpus ?? 1,
-                    memory: try resources.memory.map(ResourceParser.memory),
-                    walltime: seconds,
-                    gpus: resources.gpus,
-                    gpuType: resources.gpuType
-                )
+                var request = QueueSelector.Request(resolved, gpuType: resources.gpuType)
+                request.cpus = resolved.cpus ?? 1
                 var rows: [(String, Double)] = []
                 for candidate in definition.queues where queue == nil || candidate.name == queue {
                     guard

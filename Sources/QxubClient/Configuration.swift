@@ -74,6 +74,11 @@ package struct Configuration: Sendable {
     package struct Layer: Sendable, Hashable {
         package var name: String
         package var path: String
+
+        package init(name: String, path: String) {
+            self.name = name
+            self.path = path
+        }
     }
 
     package private(set) var root: ConfigValue = .map([:])
@@ -179,13 +184,18 @@ package struct Configuration: Sendable {
                     exitCode: ExitCodes.usage
                 )
             }
-            configuration.root = configuration.root.merged(with: value)
-            configuration.layers.append(layer)
-            var single = Configuration()
-            single.root = value
-            for (key, _) in single.flattened { configuration.origins[key] = layer }
+            configuration.add(value, from: layer)
         }
         return configuration
+    }
+
+    /// Lays `value` (a file's settings) over the layers before it.
+    package mutating func add(_ value: ConfigValue, from layer: Layer) {
+        root = root.merged(with: value)
+        layers.append(layer)
+        var single = Configuration()
+        single.root = value
+        for (key, _) in single.flattened { origins[key] = layer }
     }
 
     /// The value at a dotted path such as `platforms.gadi.remote.host`.

@@ -664,6 +664,71 @@ struct ConfigurationTests {
         #expect(missing.exit == .exited(64) && missing.stderrText.contains("nci_gadi.yaml"))
     }
 
+    @Test("-l resources choose the queue, get CPUs for GPUs and meet the limits as the named options do")
+    func rawResourcesReachQueueRules() throws {
+        let (sandbox, project) = try layered()
+        sandbox.environment["QXUB_PLATFORM_FILE"] = Components.repositoryRoot + "/docs/platforms/nci_gadi.yaml"
+        let big = try dry(sandbox, in: project, ["-q", "auto", "-l", "mem=600GB"])
+        #expect(big.contains("#PBS -q hugemem\n"), "\(big)")
+        #expect(big.split(separator: "\n").filter { $0.contains("mem=") }.count == 1, "mem is sent once: \(big)")
+        let gpu = try dry(sandbox, in: project, ["-q", "auto", "-l", "ngpus=1"])
+        #expect(gpu.contains("#PBS -q gpuvolta\n") && gpu.contains("#PBS -l ncpus=12\n"), "\(gpu)")
+        #expect(gpu.contains("#PBS -l ngpus=1\n") && !gpu.contains("ncpus=8"), "\(gpu)")
+        let named = try dry(sandbox, in: project, ["--mem", "2GB", "-l", "mem=600GB,place=scatter", "-q", "auto"])
+        #expect(named.contains("#PBS -q normal\n") && named.contains("#PBS -l mem=2GB\n"), "--mem wins over -l mem")
+        #expect(named.contains("#PBS -l place=scatter\n") && !named.contains("600GB"), "\(named)")
+        let refused = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "exec", "--dry", "--backend",
+                "pbspro", "-q", "express", "-l", "ncpus=5000", "--", "true",
+            ],
+            environment: sandbox.environmentList
+        )
+        #expect(refused.exit == .exited(64), "\(refused.stdoutText)")
+        #expect(refused.stderrText.contains("5000 CPUs exceed the limit of 3200 on queue 'express'"))
+        let select = try sandbox.qxub(["select-queue", "-l", "mem=600GB"])
+        #expect(select.exit == .exited(0) && select.stdoutText == "hugemem\n", "\(select.stdoutText)")
+        let estimate = try sandbox.qxub(["estimate", "-l", "ncpus=48", "-l", "walltime=2:00:00"])
+        #expect(estimate.stdoutText.contains("normalbw    120 SU"), "\(estimate.stdoutText)\(estimate.stderrText)")
+    }
+
+    @Test("a higher layer wins whichever spelling each uses, and config list --show-origin names the value used")
+    func layerPrecedenceAcrossSpellings() throws {
+        let (sandbox, project) = try layered()
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "defaults:\n  resources: [mem=4GB, ncpus=1]\n"
+        )
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/project.yaml",
+            "defaults:\n  mem: 16GB\n  cpus: 8\n"
+        )
+        try FileSystem.writeAtomically(sandbox.directory + "/project/.qx/local.yaml", "")
+        let script = try dry(sandbox, in: project, [])
+        #expect(script.contains("#PBS -l mem=16GB\n") && script.contains("#PBS -l ncpus=8\n"), "\(script)")
+        #expect(!script.contains("mem=4GB") && !script.contains("ncpus=1\n"), "\(script)")
+        let origins = try runCollectingOutput(
+            [
+                "/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", project, BuiltProducts.qxub, "config", "list",
+                "--show-origin",
+            ],
+            environment: sandbox.environmentList
+        )
+        #expect(origins.stdoutText.contains("defaults.mem: 16GB  (project:"), "\(origins.stdoutText)")
+        // The other way round: the project's list beats the user's keys.
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "defaults:\n  mem: 16GB\n  cpus: 8\n"
+        )
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/project/.qx/project.yaml",
+            "defaults:\n  resources: [mem=4GB, ncpus=1]\n"
+        )
+        let reversed = try dry(sandbox, in: project, [])
+        #expect(reversed.contains("#PBS -l mem=4GB\n") && reversed.contains("#PBS -l ncpus=1\n"), "\(reversed)")
+        #expect(!reversed.contains("mem=16GB") && !reversed.contains("ncpus=8"), "\(reversed)")
+    }
+
     @Test("a definition named by URL is fetched once a day into the cache, and served from it when offline")
     func definitionURLCache() throws {
         let sandbox = try Sandbox("defurl")
