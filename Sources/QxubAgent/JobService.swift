@@ -247,6 +247,8 @@ package final class JobService {
         meta["backend"] = SchedulerKind.local.rawValue
         meta["scheduler"] = kind.rawValue
         meta["interactive"] = "1"
+        // The keeper's socket is reachable from this node only.
+        meta["keeper_host"] = Environment.hostname()
         meta["name"] = spec.name
         meta["stdout"] = paths.stdout
         meta["stderr"] = paths.stderr
@@ -260,13 +262,18 @@ package final class JobService {
         for path in [paths.stdout, paths.stderr, paths.joblog] {
             try? FileSystem.createDirectories(FileSystem.directoryName(path))
         }
-        let keeper = KeeperOptions(
+        var keeper = KeeperOptions(
             directory: paths.stateDirectory,
-            windowSize: WindowSize(rows: terminal.rows, columns: terminal.columns),
-            grace: Double(terminal.graceSeconds),
+            windowSize: WindowSize(
+                rows: terminal.rows > 0 ? terminal.rows : 24,
+                columns: terminal.columns > 0 ? terminal.columns : 80
+            ),
+            // At least a second: the keeper counts its grace from its start too, until this agent connects.
+            grace: Double(max(terminal.graceSeconds, 1)),
             term: terminal.type.isEmpty ? nil : terminal.type,
             command: launch.command
         )
+        keeper.scheduler = kind
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw SystemError("open", paths.joblog) }
         defer { FileDescriptor.close(log) }

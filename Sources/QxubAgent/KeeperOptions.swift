@@ -1,9 +1,10 @@
+import QxubScheduler
 import QxubSystem
 
 /// The command line of `qxub-agent keeper`: the agent renders it (``arguments``) to start a keeper, the
 /// keeper parses it (``init(parsing:)``).
 ///
-///     qxub-agent keeper --dir DIR --rows R --cols C --grace SECONDS [--term TERM] -- ARGV...
+///     qxub-agent keeper --dir DIR --rows R --cols C --grace SECONDS [--term TERM] [--scheduler KIND] -- ARGV...
 package struct KeeperOptions: Hashable, Sendable {
     /// The job's directory (0700): `out`, `exit`, `keeper.sock`, `keeper.log`, `keeper-ended`.
     package var directory: String
@@ -15,6 +16,9 @@ package struct KeeperOptions: Hashable, Sendable {
     package var term: String?
     /// The interactive command (the shell or the scheduler's interactive submission).
     package var command: [String]
+    /// Whose interactive command it is: a session ended while the scheduler still holds the job in its queue
+    /// is cancelled the way that scheduler needs (``SchedulerBackend/interactiveCancel(jobID:)``).
+    package var scheduler: SchedulerKind = .local
 
     /// The subcommand's name, the first of ``arguments``.
     package static let subcommand = "keeper"
@@ -41,6 +45,7 @@ package struct KeeperOptions: Hashable, Sendable {
             String(windowSize.columns), "--grace", Self.render(grace),
         ]
         if let term { arguments += ["--term", term] }
+        if scheduler != .local { arguments += ["--scheduler", scheduler.rawValue] }
         return arguments + ["--"] + command
     }
 
@@ -50,7 +55,7 @@ package struct KeeperOptions: Hashable, Sendable {
         guard rest.popFirst() == Self.subcommand else { throw ParseError("expected '\(Self.subcommand)' first") }
         var values: [String: String] = [:]
         while let option = rest.popFirst(), option != "--" {
-            guard ["--dir", "--rows", "--cols", "--grace", "--term"].contains(option) else {
+            guard ["--dir", "--rows", "--cols", "--grace", "--term", "--scheduler"].contains(option) else {
                 throw ParseError("unknown option '\(option)'")
             }
             guard let value = rest.popFirst() else { throw ParseError("\(option) needs a value") }
@@ -84,6 +89,12 @@ package struct KeeperOptions: Hashable, Sendable {
             term: values["--term"],
             command: Array(rest)
         )
+        if let name = values["--scheduler"] {
+            guard let kind = SchedulerKind(name: name) else {
+                throw ParseError("--scheduler '\(name)' is not local, slurm or pbspro")
+            }
+            scheduler = kind
+        }
     }
 
     /// Whole seconds without a fraction, so the command line reads as written.

@@ -61,6 +61,13 @@ package final class TerminalKeeper {
     private var outputFD: Int32 = -1
     private var unwritten: [UInt8] = []
     private var outputFailureLogged = false
+    /// The terminal's text until the scheduler started the job (its messages: the job id, whether it waits).
+    private var schedulerText: [UInt8] = []
+    private var messages = InteractiveMessages()
+    /// The scheduler's text read at most (its messages come first and are short).
+    static let schedulerTextLimit = 64 << 10
+    /// Seconds a waiting job's cancel may take before the command's process group is ended anyway.
+    package static let waitingCancelLimit = 15.0
 
     /// How the command ended, once the keeper is done.
     package private(set) var finished: ProcessExit?
@@ -178,7 +185,9 @@ package final class TerminalKeeper {
                     log.write("cannot write \(paths.keeperEndedRecord): \(error)")
                 }
             case .endChild:
-                if !jobs.terminate(
+                if options.scheduler != .local && messages.state != .started {
+                    cancelWaiting()
+                } else if !jobs.terminate(
                     group: childPID,
                     steps: [.signal(SIGHUP), .signal(SIGTERM), .wait(seconds: Self.endGrace)]
                 ) {
@@ -194,6 +203,54 @@ package final class TerminalKeeper {
                 readMaster()
                 if !masterOpen { complete() }
             }
+        }
+    }
+
+    // MARK: - A job still in the scheduler's queue
+
+    /// Follows the scheduler's messages on the terminal until the job starts: its id, and whether it waits.
+    private func readSchedulerMessages(_ bytes: ArraySlice<UInt8>) {
+        guard options.scheduler != .local, messages.state != .started,
+            schedulerText.count < Self.schedulerTextLimit
+        else { return }
+        schedulerText += bytes.prefix(Self.schedulerTextLimit - schedulerText.count)
+        messages = InteractiveMessages.read(String(decoding: schedulerText, as: UTF8.self), kind: options.scheduler)
+    }
+
+    /// Ends a session whose job has not started: the scheduler's cancel (PBS: `qdel ID`, then SIGHUP to qsub,
+    /// which a SIGINT would only make ask; Slurm: SIGINT to srun, again after 2 s), and after
+    /// ``waitingCancelLimit`` the process group's teardown in any case.
+    private func cancelWaiting() {
+        let cancel = SchedulerBackend(kind: options.scheduler).interactiveCancel(jobID: messages.jobID)
+        log.write(
+            "ending a session whose job has not started (\(messages.jobID ?? "no job id seen")): "
+                + (cancel.command.map { $0.joined(separator: " ") + ", then " } ?? "") + "signal \(cancel.signal)"
+        )
+        let group = childPID
+        func signal() {
+            guard finished == nil else { return }
+            _ = kill(-group, cancel.signal)
+            if let again = cancel.repeatAfterSeconds {
+                loop.schedule(after: again) { [weak self] in
+                    guard let self, finished == nil else { return }
+                    _ = kill(-group, cancel.signal)
+                }
+            }
+        }
+        loop.schedule(after: Self.waitingCancelLimit) { [weak self] in
+            guard let self, finished == nil else { return }
+            log.write("the waiting job's command is still there after \(Self.waitingCancelLimit) s: ending it")
+            _ = jobs.terminate(group: group, steps: [.signal(SIGHUP), .signal(SIGTERM), .wait(seconds: Self.endGrace)])
+        }
+        guard let command = cancel.command else { return signal() }
+        do {
+            try CommandRunner.onLoop(loop).run(command, 60) { [weak self] run in
+                self?.log.write("\(command.joined(separator: " ")): \(run.exit) \(run.stderrText.trimmingWhitespace())")
+                signal()
+            }
+        } catch {
+            log.write("cannot run \(command.joined(separator: " ")): \(error)")
+            signal()
         }
     }
 
@@ -237,6 +294,7 @@ package final class TerminalKeeper {
     /// Appends to `out`; while it cannot be written, holds up to ``unwrittenLimit`` bytes for the next try.
     private func append(_ bytes: ArraySlice<UInt8>) {
         unwritten.append(contentsOf: bytes)
+        readSchedulerMessages(bytes)
         openOutput()
         guard outputFD >= 0 else { return trimUnwritten() }
         var written = 0

@@ -172,7 +172,8 @@ package struct JobSpec: WireCodable, Hashable {
         }
 
         package init(from reader: inout WireReader) throws(ProtocolError) {
-            self.init(rows: 24, columns: 80, type: "", graceSeconds: 600)
+            // Absent fields are 0 (a varint 0 is not written): the agent takes 0 rows or columns as 24x80.
+            self.init(rows: 0, columns: 0, type: "", graceSeconds: 0)
             while let field = try reader.next() {
                 switch field.number {
                 case 1: rows = UInt16(clamping: try field.uint64())

@@ -181,3 +181,95 @@ struct InteractiveSlurmTests {
         )
     }
 }
+
+/// `qxub interactive --backend pbspro` on the real OpenPBS of Tests/Support/openpbs.sh, as its unprivileged user
+/// on the login node: `qsub -I -- /bin/bash job.sh` runs the wrapper on the job's terminal.
+@Suite("Interactive jobs on a real OpenPBS", .serialized, .enabled(if: RealPBS.available))
+struct InteractivePBSTests {
+    static func sandbox(_ label: String) throws -> PBSUserSandbox {
+        let sandbox = try PBSUserSandbox("interactive-" + label)
+        sandbox.extraEnvironment["TERM"] = "xterm"
+        return sandbox
+    }
+
+    static func start(_ sandbox: PBSUserSandbox, _ arguments: [String]) throws -> TerminalHarness {
+        try TerminalHarness(
+            sandbox.asUser([sandbox.bin + "/qxub"] + arguments),
+            environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        )
+    }
+
+    /// `qmgr -c LINE` as root inside the PBS namespace.
+    static func qmgr(_ line: String) throws -> CollectedRun {
+        let env = try RealPBS.environment()
+        return try runCollectingOutput(
+            [
+                "ip", "netns", "exec", env["QXUB_PBS_NETNS"] ?? "", "env",
+                "PBS_CONF_FILE=" + (env["PBS_CONF_FILE"] ?? ""),
+                (env["QXUB_PBS_PATH"] ?? "") + "/qmgr", "-c", line,
+            ],
+            timeout: 60
+        )
+    }
+
+    /// The job id in `qsub: waiting for job ID to start` on the screen, if it is there.
+    static func waitingJobID(_ screen: String) -> String? {
+        guard let start = screen.firstRange(ofLiteral: "qsub: waiting for job ") else { return nil }
+        let rest = screen[start.upperBound...]
+        guard let end = rest.firstRange(ofLiteral: " to start") else { return nil }
+        return String(rest[..<end.lowerBound])
+    }
+
+    @Test("a shell on the compute node: keys in, output out, exit 3 is qxub's although qsub -I exits 0")
+    func shell() throws {
+        let sandbox = try Self.sandbox("shell")
+        let session = try Self.start(sandbox, ["interactive", "--backend", "pbspro", "--time", "10m"])
+        let before = try session.mode()
+        // The job's shell is the PBS user's own login shell, with its own prompt: the job is running once qxub
+        // says so, and what is typed from then on is the shell's.
+        #expect(session.waitFor(" running on ", timeout: 120), "the job did not start: \(session.text)")
+        try session.type("echo in-job-$((${#PBS_JOBID} > 0))-$(tty)\r")
+        #expect(session.waitFor("in-job-1-/dev/pts/"), "not in a PBS job, or no terminal: \(session.text)")
+        try session.type("stty size\r")
+        #expect(session.waitFor("24 80"), "\(session.text)")
+        try session.resize(rows: 31, columns: 99)
+        try session.type("stty size\r")
+        #expect(session.waitFor("31 99"), "the job's terminal did not get the new size: \(session.text)")
+        try session.type("exit 3\r")
+        #expect(session.waitForExit(timeout: 60) == .exited(3), "\(session.text)")
+        #expect(try session.mode() == before, "the terminal's mode was not restored")
+    }
+
+    @Test("queued in a stopped queue: the status line says queued, Ctrl-C deletes the request, exit 130")
+    func cancelWhileQueued() throws {
+        let sandbox = try Self.sandbox("queued")
+        // A queue of this test's own that takes jobs and starts none (the server's others go on).
+        let queue = "qxihold\(getpid() % 10000)"
+        for line in [
+            "create queue \(queue) queue_type=execution", "set queue \(queue) enabled=True",
+            "set queue \(queue) started=False",
+        ] {
+            let run = try Self.qmgr(line)
+            #expect(run.exit == .exited(0), "qmgr -c '\(line)': \(run.stderrText)")
+        }
+        defer {
+            _ = try? sandbox.shell("qselect -q \(queue) | xargs -r qdel -W force")
+            _ = try? Self.qmgr("delete queue \(queue)")
+        }
+        let session = try Self.start(sandbox, ["interactive", "--backend", "pbspro", "-q", queue])
+        #expect(session.waitFor(" queued (", timeout: 60), "no queued status line: \(session.text)")
+        #expect(session.waitFor("qsub: waiting for job ", timeout: 60), "\(session.text)")
+        #expect(session.waitFor(" to start"), "\(session.text)")
+        let id = try #require(Self.waitingJobID(session.text), "\(session.text)")
+        #expect(try sandbox.shell("qstat -f \(id)").stdoutText.contains("job_state = Q"), "PBS does not queue \(id)")
+        // Ctrl-C typed: the terminal is still in normal mode, so its line discipline signals qxub.
+        try session.type("\u{03}")
+        #expect(session.waitForExit(timeout: 60) == .exited(130), "\(session.text)")
+        #expect(session.text.contains("cancelled before it started"), "\(session.text)")
+        let gone = sandbox.wait(timeout: 60) {
+            let stat = try? sandbox.shell("qstat -f \(id)")
+            return stat?.exit != .exited(0) || stat?.stdoutText.contains("job_state = F") == true
+        }
+        #expect(gone, "job \(id) is still in PBS's queue: \((try? sandbox.shell("qstat -f \(id)"))?.stdoutText ?? "")")
+    }
+}

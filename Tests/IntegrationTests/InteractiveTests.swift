@@ -103,6 +103,50 @@ struct InteractiveTests {
         #expect(second.waitForExit(timeout: 30) == .exited(5), "\(second.text)")
     }
 
+    @Test("nobody takes the terminal back within --grace: the keeper ends the job, and attach says why")
+    func graceExpires() throws {
+        let sandbox = try Self.sandbox("interactive-grace")
+        let first = try Self.start(sandbox, ["interactive", "--grace", "1s"])
+        #expect(first.waitFor("qxi$ "), "no prompt: \(first.text)")
+        let jobID = try #require(sandbox.submittedJobID(timeout: 10))
+        let directory = try #require(sandbox.jobDirectories.first)
+        kill(-first.child.pid, SIGKILL)
+        _ = first.waitForExit(timeout: 10)
+        #expect(sandbox.wait(timeout: 30) { FileSystem.exists(directory + "/keeper-ended") })
+        let run = try sandbox.qxub(["attach", jobID], timeout: 60)
+        #expect(run.exit == .exited(143), "\(run.stderrText)")
+        #expect(
+            run.stderrText.contains("no qxub was attached for 1 s; the interactive session was ended"),
+            "\(run.stderrText)"
+        )
+    }
+
+    @Test("qxi is qxub interactive: --dry shows qsub -I with the job's options, the default name and 4 h")
+    func qxiDry() throws {
+        let sandbox = try Self.sandbox("interactive-qxi")
+        sandbox.environment["QXUB_SCHEDULER"] = "pbspro"
+        let qxi = sandbox.directory + "/bin/qxi"
+        #expect(symlink(BuiltProducts.qxub, qxi) == 0)
+        let run = try runCollectingOutput(
+            [qxi, "--dry", "-q", "normal", "--mem", "4GB", "--", "ipython"],
+            environment: sandbox.environmentList,
+            stdinBytes: [],
+            timeout: 60
+        )
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let expected = try #require(
+            run.stdoutText.split(separator: "\n").first { $0.hasPrefix("# submission command: ") }
+        )
+        #expect(
+            expected.hasPrefix(
+                "# submission command: qsub -I -N qxub-interactive -q normal -l walltime=4:00:00 -l mem=4GB -- /bin/bash "
+            ),
+            "\(expected)"
+        )
+        #expect(expected.hasSuffix("/job.sh"))
+        #expect(run.stdoutText.contains("ipython"), "the wrapper runs the command")
+    }
+
     @Test("without a terminal: a usage error that says to use exec")
     func noTerminal() throws {
         let sandbox = try Self.sandbox("interactive-notty")

@@ -26,16 +26,23 @@ struct KeeperProcessTests {
     }
 
     /// Starts the keeper as the agent does: a session of its own, /dev/null for its standard descriptors.
-    func startKeeper(grace: Double, command: [String]) throws -> ChildProcess {
-        let options = KeeperOptions(
+    func startKeeper(
+        grace: Double,
+        command: [String],
+        scheduler: SchedulerKind = .local,
+        environment: [String]? = nil
+    ) throws -> ChildProcess {
+        var options = KeeperOptions(
             directory: directory,
             windowSize: WindowSize(rows: 24, columns: 80),
             grace: grace,
             term: "dumb",
             command: command
         )
+        options.scheduler = scheduler
         return try ChildProcess.spawn(
             [BuiltProducts.agent] + options.arguments,
+            environment: environment,
             stdin: .null,
             stdout: .null,
             stderr: .null,
@@ -119,6 +126,39 @@ struct KeeperProcessTests {
             "exit: \(FileSystem.readText(paths.exitRecord) ?? "none"); keeper.log: \(log)"
         )
         #expect(!FileSystem.exists(paths.keeperEndedRecord))
+        _ = try? runCollectingOutput(["rm", "-rf", directory], timeout: 30)
+    }
+
+    @Test("SIGTERM to a keeper whose PBS job still waits in the queue: qdel of the id qsub printed, then qsub ends")
+    func cancelWhileWaiting() throws {
+        let emulator = FileSystem.directoryName(#filePath) + "/../Support/pbs-emulator"
+        let state = directory + "/pbsemu"
+        let environment =
+            Environment.all().filter { !$0.hasPrefix("PATH=") && !$0.hasPrefix("PBS_EMU_HOME=") } + [
+                "PATH=\(emulator)/bin:" + (Environment.get("PATH") ?? "/usr/bin:/bin"), "PBS_EMU_HOME=" + state,
+            ]
+        // Held: it waits until someone releases it, which nobody does.
+        let keeper = try startKeeper(
+            grace: 60,
+            command: ["qsub", "-I", "-h", "--", "/bin/sleep", "100"],
+            scheduler: .pbspro,
+            environment: environment
+        )
+        #expect(try turn { output.contains("qsub: waiting for job ") }, "out: \(output); keeper.log: \(log)")
+        let jobID = try #require(
+            InteractiveMessages.read(output, kind: .pbspro).jobID,
+            "no job id in: \(output)"
+        )
+        kill(-keeper.pid, SIGTERM)
+        #expect(exit(of: keeper, bound: 30) == .exited(0), "keeper.log: \(log)")
+        #expect(log.contains("qdel \(jobID)"), "keeper.log: \(log)")
+        let status = try runCollectingOutput(["qstat", "-x", "-f", jobID], environment: environment, timeout: 30)
+        #expect(status.stdoutText.contains("job_state = F"), "the job is still queued: \(status.stdoutText)")
+        _ = try? runCollectingOutput(
+            ["python3", emulator + "/pbsemu.py", "reset"],
+            environment: environment,
+            timeout: 30
+        )
         _ = try? runCollectingOutput(["rm", "-rf", directory], timeout: 30)
     }
 }

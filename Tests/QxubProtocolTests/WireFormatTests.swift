@@ -95,6 +95,37 @@ struct WireFormatTests {
         )
     }
 
+    @Test("an interactive job: the job spec's terminal, a watch's tail, a job state's flag, keys and sizes")
+    func interactiveGoldens() {
+        var spec = JobSpec(name: "", command: .shell(""), workingDirectory: "")
+        spec.terminal = JobSpec.Terminal(rows: 24, columns: 80, type: "xterm", graceSeconds: 600)
+        // Field 24 (key 24 << 3 | 2 = 0xc2 0x01), 14 bytes: rows, columns, TERM, grace.
+        #expect(hex(spec.wireBytes()).hasSuffix("c2010e" + "0818" + "1050" + "1a05" + text("xterm") + "20d804"))
+        var watch = Watch(requestID: 1, jobID: "j")
+        watch.stdoutTail = 65536
+        #expect(payload(.watch(watch)) == "0801" + "1201" + text("j") + "30808004")
+        #expect(payload(.jobState(JobState(phase: .running, terminal: true))) == "0803" + "2001")
+        #expect(payload(.jobState(JobState(phase: .running))) == "0803", "a batch job's state is as before")
+        #expect(payload(.terminalInput(TerminalInput(data: Array("ls\r".utf8)))) == "1203" + "6c730d")
+        #expect(payload(.terminalResize(TerminalResize(rows: 30, columns: 100))) == "101e" + "1864")
+        #expect(Message.terminalInput(TerminalInput(data: [])).frame().type.rawValue == 0x30)
+        #expect(Message.terminalResize(TerminalResize(rows: 1, columns: 1)).frame().type.rawValue == 0x31)
+        #expect(!Message.isRequest(.terminalInput) && !Message.isRequest(.terminalResize), "never answered")
+    }
+
+    @Test("a terminal size of zero rows or columns is malformed")
+    func zeroTerminalSize() {
+        let frame = Frame(type: .terminalResize, channel: 1, payload: [0x10, 0x00, 0x18, 0x50])
+        #expect(
+            throws: ProtocolError.malformedPayload(
+                type: .terminalResize,
+                reason: "a terminal needs at least one row and column"
+            )
+        ) {
+            try Message(frame: frame)
+        }
+    }
+
     @Test("submit, submitted, watch, cancel, cancel result, status query and report")
     func requestGoldens() {
         let spec = JobSpec(name: "t", command: .argv(["echo", "a b"]), workingDirectory: "/w")
@@ -306,6 +337,16 @@ func sampleMessages() -> [Message] {
         .error(ErrorMessage(requestID: 1, code: .cancelFailed, message: "m", hint: "h")),
         .submit(Submit(requestID: 1, spec: spec)),
         .submit(Submit(requestID: 2, spec: JobSpec(name: "", command: .argv([]), workingDirectory: ""))),
+        .submit(
+            Submit(
+                requestID: 3,
+                spec: {
+                    var spec = JobSpec(name: "i", command: .argv([]), workingDirectory: "")
+                    spec.terminal = JobSpec.Terminal(rows: 1, columns: 65535, type: "", graceSeconds: 0)
+                    return spec
+                }()
+            )
+        ),
         .submit(Submit(requestID: 3, spec: spec, token: "00112233445566778899aabbccddeeff")),
         .submitted(
             Submitted(requestID: 1, jobID: "136[].vm", backend: "pbspro", stateDirectory: "/home/u/.qxub/jobs/136")
@@ -354,6 +395,9 @@ func sampleMessages() -> [Message] {
         .jobEnd(.killedByScheduler(.memory, detail: "OUT_OF_MEMORY", ranFirst: true)),
         .jobEnd(.exited(Int32.min)),
         .jobEnd(.cancelled(ranFirst: true)),
+        .jobState(JobState(phase: .running, host: "n", terminal: true)),
+        .terminalInput(TerminalInput(data: Array(0...255))),
+        .terminalResize(TerminalResize(rows: 65535, columns: 1)),
     ]
 }
 

@@ -40,10 +40,10 @@ extension Fixtures {
         )
     }
 
-    /// `ids.txt` of a recording: scenario name → the job id it got.
-    static func ids(_ scheduler: String) -> [String: String] {
+    /// `ids.txt` (or `file`) of a recording: scenario name → the job id it got.
+    static func ids(_ scheduler: String, file: String = "ids.txt") -> [String: String] {
         var ids: [String: String] = [:]
-        for line in text(scheduler, "ids.txt").split(separator: "\n") {
+        for line in text(scheduler, file).split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { ids[parts[0]] = parts[1] }
         }

@@ -33,10 +33,10 @@ cat >"$WD/exit3.sh" <<'EOF'
 echo hello
 exit 3
 EOF
+# "ready" comes from the process that becomes sleep: a ^C after it cannot miss the sleep.
 cat >"$WD/ctrlc.sh" <<'EOF'
 trap 'echo wrapper saw SIGINT' INT
-echo ready
-sleep 30
+bash -c 'echo ready; exec sleep 30'
 echo "sleep ended with status $?"
 EOF
 chown -R "$RUNAS" "$WD"

@@ -595,6 +595,70 @@ def real_scenarios():
     real_record("qstat-xf-env", ["qstat", "-xf", jid("env_r")], sm)
 
 
+def interactive_scenarios():
+    """pbs-real/interactive-*.tty (record-interactive.sh) replayed on a pseudo-terminal with the same steps:
+    the terminal's bytes and qsub's exit status must match exactly (the job id mapped). qsub's 30 s check and
+    60 s question are shortened (PBS_EMU_INTERACTIVE_CHECK/TIMEOUT); the messages are the same."""
+    d = os.path.join(H, "fx-interactive")  # ~/fx-interactive, as recorded
+    os.makedirs(d)
+    for name in ("exit3", "ctrlc"):
+        shutil.copy(os.path.join(FIXR, "interactive-%s.sh.txt" % name), os.path.join(d, name + ".sh"))
+    real = {}
+    for line in fx("interactive-ids.txt", FIXR).splitlines():
+        k, _, v = line.partition("=")
+        real[k] = v
+    waiting = r"expect:qsub: waiting for job (?P<id>\S+) to start\r\n"
+    question = r"expect:\(y\|\[n\]\)\? "
+    scenarios = [
+        ("exit3", [waiting, r"expect:completed\r\n"], [], "exit3"),
+        ("held", [waiting, "run:qrls {id}", r"expect:completed\r\n"], ["-h"], "exit3"),
+        ("sigint-yes", [waiting, "wait@1", "signal:SIGINT", question, r"send:y\r"], ["-h"], "exit3"),
+        ("sigterm-no", [waiting, "wait@1", "signal:SIGTERM", question, r"send:n\r", r"expect:\r\n", "run:qrls {id}",
+                        r"expect:completed\r\n"], ["-h"], "exit3"),
+        ("ctrlc-eof", [waiting, "wait@1", r"send:\x03", question, r"send:\x04"], ["-h"], "exit3"),
+        ("sighup", [waiting, "wait@1", "signal:SIGHUP"], ["-h"], "exit3"),
+        ("qdel-waiting", [waiting, "run:qdel {id}", "expect@45:apparently deleted"], ["-h"], "exit3"),
+        ("sigint-timeout", [waiting, "wait@1", "signal:SIGINT", question, "expect@75:deleting job"], ["-h"], "exit3"),
+        ("ctrlc-running", [waiting, r"expect:\nready\r\n", r"send:\x03", r"expect:completed\r\n"], [], "ctrlc"),
+    ]
+    env = dict(BASE_ENV)
+    env.update({"TERM": "xterm", "PBS_EMU_INTERACTIVE_CHECK": "1", "PBS_EMU_INTERACTIVE_TIMEOUT": "1", "PWD": d})
+    # The recording's server kept no job history (its qstat of a deleted job says Unknown Job Id).
+    open(os.path.join(EH, "job_history_off"), "w").close()
+    ours = {}
+    for name, steps, extra, script in scenarios:
+        out = os.path.join(T, "tty-" + name)
+        cmd = ["python3", os.path.join(EMU, "..", "ptyscript.py"), out] + steps + [
+            "--", "qsub", "-I", "-N", "fx-ix"] + extra + ["--", "/bin/bash", os.path.join(d, script + ".sh")]
+        p = subprocess.run(cmd, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+        got = open(out, "rb").read().decode("utf-8", "surrogateescape")
+        m = re.search(r"waiting for job (\S+) to start", got)
+        ours[name] = m.group(1) if m else "?"
+        key = "interactive-" + name
+        with open(os.path.join(FIXR, key + ".tty"), "rb") as f:  # "\r\n" kept: no universal newlines
+            exp = f.read().decode("utf-8", "surrogateescape").replace(real[key], ours[name])
+        check(key + ".tty", exp, got, p.stdout.decode("utf-8", "replace"))
+        rc = open(out + ".rc").read() if os.path.exists(out + ".rc") else "(none)"
+        check(key + ".tty.rc", fx(key + ".tty.rc", FIXR), rc)
+    for name in ("sigint-yes", "ctrlc-eof", "sigint-timeout"):
+        key = "interactive-%s-qstat" % name
+        rc, out, err = run("qstat", "-f", ours[name])
+        check(key, (fx_rc(key + ".rc", FIXR), fx(key + ".stdout", FIXR),
+                    fx(key + ".stderr", FIXR).replace(real["interactive-" + name], ours[name])), (rc, out, err))
+    rc, out, err = run("qsub", "-I", "-N", "fx-ix", "--", "/bin/bash", os.path.join(d, "exit3.sh"))
+    check("interactive-notty", (fx_rc("interactive-notty.rc", FIXR), fx("interactive-notty.stdout", FIXR),
+                                fx("interactive-notty.stderr", FIXR)), (rc, out, err))
+    # SIGHUP killed qsub and left its job held (and qdel still deletes it)
+    rc, out, err = run("qstat", "-f", ours["sighup"])
+    seq = int(ours["sighup"].split(".")[0])
+    sm = [(int(real["interactive-sighup"].split(".")[0]), seq)]
+    cmp_records("interactive-sighup-qstat", parse_text_full(fx("interactive-sighup-qstat.stdout", FIXR)),
+                parse_text_full(out), sm)
+    rc, out, err = run("qdel", ours["sighup"])
+    check("interactive-sighup-qdel", (fx_rc("interactive-sighup-qdel.rc", FIXR), ""), (rc, out + err))
+    os.unlink(os.path.join(EH, "job_history_off"))
+
+
 # ----------------------------------------------------------------------------------------
 # the scenarios
 # ----------------------------------------------------------------------------------------
@@ -820,6 +884,7 @@ def main():
         rc, out, err = run(*cmd)
         check("unsupported: %s" % " ".join(cmd), (2, True), (rc, err.startswith("pbsemu: unsupported option ")), err)
     real_scenarios()
+    interactive_scenarios()
     log = os.path.join(EH, "log", "runner.log")
     check("runner.log is empty after the pbs-real scenarios", "", open(log).read() if os.path.exists(log) else "")
     return finish()

@@ -20,6 +20,7 @@ import os
 import pwd
 import re
 import secrets
+import select
 import signal
 import sys
 import time
@@ -690,8 +691,11 @@ class SubmitOptions:
 def apply_opts(opts, o, level, prog_errors):
     """Apply parsed (opt, arg) pairs at precedence level (3 = command line, 2 = directive)."""
     for c, a in opts:
-        if c in "aGIRuX":
+        if c in "aGRuX":
             raise unsupported("-" + c)
+        if c == "I":
+            o.set("interactive", True, level)
+            continue
         if c == "A":
             o.set("Account_Name", a, level)
         elif c == "c":
@@ -866,6 +870,17 @@ def qsub_main(args):
     if errors:
         sys.stderr.write("".join(errors) + QSUB_USAGE)
         return 2
+    interactive = bool(o.get("interactive"))
+    if interactive:
+        if not is_exec:
+            raise unsupported("-I without -- command (an interactive login shell)")
+        if o.has("J"):
+            raise unsupported("-I with -J")
+        # qsub.c interactive_port(), before anything is submitted
+        if not (os.isatty(0) and os.isatty(1)):
+            sys.stderr.write("qsub:\tstandard input and output must be a terminal for\n"
+                             "\tinteractive job submission\n")
+            return 1
     if o.get("Mail_Points") and "j" in o.get("Mail_Points") and not o.has("J"):
         sys.stderr.write("qsub: mail option 'j' can not be used without array job\n")
         return 1
@@ -1060,7 +1075,8 @@ def qsub_main(args):
             "Mail_Points": o.get("Mail_Points", "a"),
             "Mail_Users": o.get("Mail_Users"),
             "Priority": str(int(o.get("Priority", "0"))),
-            "Rerunable": "False" if o.get("Rerunable") == "n" else "True",
+            # interactive jobs are never rerunable (pbs-real/interactive-sighup-qstat)
+            "Rerunable": "False" if o.get("Rerunable") == "n" or interactive else "True",
             "Shell_Path_List": o.get("Shell_Path_List"),
             "umask": str(int(o.wattrs["umask"][0])) if "umask" in o.wattrs else None,
             "umask_octal": o.wattrs["umask"][0] if "umask" in o.wattrs else None,
@@ -1079,6 +1095,8 @@ def qsub_main(args):
             "state": "H" if hold != "n" else "Q", "substate": 20 if hold != "n" else 10,
             "comment": None,
             "block": "block" in o.wattrs and o.wattrs["block"][0].lower() == "true",
+            # qsub -I: this qsub runs the command on its own terminal once the runner starts the job
+            "interactive": [os.getpid(), proc_starttime(os.getpid())] if interactive else None,
         }
         if depend:
             rec["dep_hold"] = True
@@ -1100,6 +1118,8 @@ def qsub_main(args):
     sys.stdout.flush()
     sys.stderr.flush()
     spawn_runner(seq)
+    if interactive:
+        return interactive_session(seq, jobid)
     if not o.get("z"):
         sys.stdout.write(jobid + "\n")
         sys.stdout.flush()
@@ -1527,6 +1547,20 @@ class Runner:
             rec["stime"] = int(now)
             rec["mtime"] = int(now)
             rec["comment"] = "Job Array Began at %s" % fmt_comment_time(now)
+        if rec.get("interactive"):
+            pid, start = rec["interactive"]
+            if proc_starttime(pid) == start:
+                # the qsub that waits for it runs the command on its terminal (interactive_session)
+                m["interactive_ready"] = True
+            else:
+                # the mom cannot reach a qsub that is gone: the job is thrown away (a best guess at what the
+                # server records; the real job simply vanished)
+                finalize_deleted(m, now)
+                try:
+                    os.unlink(CFG.p("running", marker_name(m["id"])))
+                except OSError:
+                    pass
+            return True
         try:
             ch = self.launch(rec, m, now)
         except Exception:
@@ -1606,43 +1640,7 @@ class Runner:
             spool_o = out_t if sp else spool_o
             err_t, fd_err, sp = open_target(err_t, "ER")
             spool_e = err_t if sp else spool_e
-        tmpdir = os.path.join(CFG.tmpdir_base, "pbs.%s" % jobid)
-        os.makedirs(tmpdir, exist_ok=True)
-        nodefile = CFG.p("aux", jobid)
-        res = rec["resources"]
-        chunks = parse_select(res["select"])
-        lines = []
-        first_ncpus = None
-        first_omp = None
-        for count, rr in chunks:
-            d = dict(rr)
-            n = int(d.get("ncpus", "1"))
-            if first_ncpus is None:
-                first_ncpus = n
-                first_omp = d.get("ompthreads")
-            mp = int(d.get("mpiprocs", "1" if n > 0 else "0"))
-            for _ in range(count):
-                lines.extend([CFG.host] * mp)
-        with open(nodefile, "w") as f:
-            f.write("".join(l + "\n" for l in lines))
-        env = {}
-        for n, v in rec["variable_list"]:
-            env[n] = unescape_env(v)
-        shell = (rec.get("Shell_Path_List") or "").split(",")[0].split("@")[0] or CFG.login_shell
-        env.update({
-            "HOME": CFG.job_home, "LOGNAME": CFG.user, "USER": CFG.user, "SHELL": shell,
-            "PATH": CFG.job_path,
-            "PBS_ENVIRONMENT": "PBS_BATCH", "ENVIRONMENT": "BATCH",
-            "PBS_JOBCOOKIE": secrets.token_hex(16).upper(),
-            "PBS_JOBDIR": CFG.job_home, "PBS_JOBID": jobid, "PBS_JOBNAME": rec["name"],
-            "PBS_MOMPORT": "15003", "PBS_NODEFILE": nodefile, "PBS_NODENUM": "0",
-            "PBS_QUEUE": rec["queue"], "PBS_TASKNUM": "1", "TMPDIR": tmpdir,
-            "NCPUS": str(first_ncpus if first_ncpus is not None else 1),
-            "OMP_NUM_THREADS": str(first_omp or (first_ncpus if first_ncpus is not None else 1)),
-        })
-        if m["kind"] == "subjob":
-            env["PBS_ARRAY_INDEX"] = str(m["index"])
-            env["PBS_ARRAY_ID"] = rec["id"]
+        env, shell = job_environment(rec, m)
         script_path = None
         if not rec.get("exec_argv"):
             script_path = CFG.p("mom_priv", "jobs", "%s.SC" % jobid)
@@ -1758,6 +1756,51 @@ class Runner:
                 os.unlink(p)
             except OSError:
                 pass
+
+
+def job_environment(rec, m):
+    """The job's environment as the mom sets it (and its TMPDIR and node file, created here), and its shell."""
+    jobid = m["id"]
+    tmpdir = os.path.join(CFG.tmpdir_base, "pbs.%s" % jobid)
+    os.makedirs(tmpdir, exist_ok=True)
+    nodefile = CFG.p("aux", jobid)
+    res = rec["resources"]
+    chunks = parse_select(res["select"])
+    lines = []
+    first_ncpus = None
+    first_omp = None
+    for count, rr in chunks:
+        d = dict(rr)
+        n = int(d.get("ncpus", "1"))
+        if first_ncpus is None:
+            first_ncpus = n
+            first_omp = d.get("ompthreads")
+        mp = int(d.get("mpiprocs", "1" if n > 0 else "0"))
+        for _ in range(count):
+            lines.extend([CFG.host] * mp)
+    with open(nodefile, "w") as f:
+        f.write("".join(l + "\n" for l in lines))
+    env = {}
+    for n, v in rec["variable_list"]:
+        env[n] = unescape_env(v)
+    shell = (rec.get("Shell_Path_List") or "").split(",")[0].split("@")[0] or CFG.login_shell
+    env.update({
+        "HOME": CFG.job_home, "LOGNAME": CFG.user, "USER": CFG.user, "SHELL": shell,
+        "PATH": CFG.job_path,
+        "PBS_ENVIRONMENT": "PBS_BATCH", "ENVIRONMENT": "BATCH",
+        "PBS_JOBCOOKIE": secrets.token_hex(16).upper(),
+        "PBS_JOBDIR": CFG.job_home, "PBS_JOBID": jobid, "PBS_JOBNAME": rec["name"],
+        "PBS_MOMPORT": "15003", "PBS_NODEFILE": nodefile, "PBS_NODENUM": "0",
+        "PBS_QUEUE": rec["queue"], "PBS_TASKNUM": "1", "TMPDIR": tmpdir,
+        "NCPUS": str(first_ncpus if first_ncpus is not None else 1),
+        "OMP_NUM_THREADS": str(first_omp or (first_ncpus if first_ncpus is not None else 1)),
+    })
+    if m["kind"] == "subjob":
+        env["PBS_ARRAY_INDEX"] = str(m["index"])
+        env["PBS_ARRAY_ID"] = rec["id"]
+    if rec.get("interactive"):
+        env["PBS_ENVIRONMENT"] = "PBS_INTERACTIVE"
+    return env, shell
 
 
 def rm_tree(path):
@@ -1931,6 +1974,8 @@ def attr_list(rec, m, now):
         add("exec_vnode", m.get("exec_vnode"))
     if not is_sub:
         add("Hold_Types", rec["Hold_Types"])
+    if rec.get("interactive"):
+        add("interactive", "True")
     add("Join_Path", rec["Join_Path"])
     add("Keep_Files", rec["Keep_Files"])
     add("Mail_Points", rec["Mail_Points"])
@@ -2545,6 +2590,226 @@ def delete_member(rec, m, now, force):
 
 
 # --------------------------------------------------------------------------------------
+# qsub -I: the waiting qsub, its question on SIGINT/SIGTERM, and the command on its terminal
+# (pbs-real/interactive-*.tty; OpenPBS src/cmds/qsub_sup.c interactive(), catchint(), bailout())
+# --------------------------------------------------------------------------------------
+
+def interactive_getchar(timeout):
+    """One byte of stdin: '' at end of input, None after `timeout` seconds (qsub's alarm(60))."""
+    ready, _, _ = select.select([0], [], [], timeout)
+    if not ready:
+        return None
+    try:
+        data = os.read(0, 1)
+    except OSError:
+        return ""
+    return data.decode("latin-1")
+
+
+def interactive_bailout(seq, jobid):
+    """qsub's bailout(): say so, delete the job as qdel does, exit 0."""
+    sys.stdout.write("Job %s is being deleted\n" % jobid)
+    sys.stdout.flush()
+    with Lock():
+        rec = load_rec(seq)
+        m = find_by_id(rec, jobid) if rec else None
+        if m is not None and not is_final(m):
+            delete_member(rec, m, time.time(), False)
+            save_rec(rec)
+    return 0
+
+
+def interactive_ask():
+    """catchint(): True to delete the job, False to go on waiting; None when nobody answered in 60 s."""
+    sys.stdout.write("Do you wish to terminate the job and exit (y|[n])? ")
+    sys.stdout.flush()
+    limit = float(os.environ.get("PBS_EMU_INTERACTIVE_TIMEOUT") or "60")
+    while True:
+        c = interactive_getchar(limit)
+        if c is None:
+            return None
+        if c in ("n", "N", "\n"):
+            break
+        if c in ("y", "Y", ""):
+            return True
+        sys.stdout.write("yes or no please\n")
+        sys.stdout.flush()
+        while c not in ("\n", "", None):
+            c = interactive_getchar(limit)
+    while c not in ("\n", "", None):
+        c = interactive_getchar(limit)
+    return False
+
+
+def interactive_session(seq, jobid):
+    sys.stdout.write("qsub: waiting for job %s to start\n" % jobid)
+    sys.stdout.flush()
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(1))
+    signal.signal(signal.SIGTERM, lambda *_: interrupted.append(1))
+
+    def no_suspend(*_):
+        sys.stdout.write("Sorry, you cannot suspend qsub until the job is started\n")
+        sys.stdout.flush()
+    signal.signal(signal.SIGTSTP, no_suspend)
+    # qsub asks the server every 30 s whether its job still exists
+    check_every = float(os.environ.get("PBS_EMU_INTERACTIVE_CHECK") or "30")
+    last_check = time.time()
+    while True:
+        if interrupted:
+            del interrupted[:]
+            answer = interactive_ask()
+            if answer is None:
+                sys.stdout.write("Timeout -- deleting job\n")
+                return interactive_bailout(seq, jobid)
+            if answer:
+                return interactive_bailout(seq, jobid)
+        with Lock(shared=True):
+            rec = load_rec(seq)
+        m = find_by_id(rec, jobid) if rec else None
+        if m is not None and m.get("interactive_ready") and m["state"] == "R" and not m.get("delete"):
+            break
+        if time.time() - last_check >= check_every:
+            last_check = time.time()
+            if m is None or is_final(m) or gone(rec, m):
+                sys.stderr.write("qsub: job %s apparently deleted\n" % jobid)
+                return 1
+        time.sleep(0.1)
+    sys.stdout.write("qsub: job %s ready\n\n" % jobid)
+    sys.stdout.flush()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_DFL)
+    status = interactive_run(seq, rec, m)
+    interactive_finish(seq, jobid, status)
+    sys.stdout.write("\nqsub: job %s completed\n" % jobid)
+    sys.stdout.flush()
+    return 0
+
+
+def interactive_run(seq, rec, m):
+    """The command, in its own process group in the terminal's foreground (as on the job's own terminal: a
+    typed ^C reaches the command, not qsub); its wait status. A qdel ends it as the runner ends a batch job."""
+    env, _shell = job_environment(rec, m)
+    um = int(rec["umask_octal"], 8) if rec.get("umask_octal") else 0o077
+    tty = os.isatty(0)
+    argv = rec["exec_argv"]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            if tty:
+                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(0, os.getpgrp())
+            for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT,
+                        signal.SIGXFSZ, signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+                signal.signal(sig, signal.SIG_DFL)
+            os.umask(um)
+            try:
+                os.chdir(CFG.job_home)
+            except OSError:
+                os.chdir("/")
+            try:
+                os.execvpe(argv[0], argv, env)
+            except OSError as e:
+                os.write(2, ("pbsemu: %s: %s\n" % (argv[0], os.strerror(e.errno))).encode())
+            os._exit(127)
+        except BaseException:
+            os._exit(127)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    if tty:
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(0, pid)
+        except OSError:
+            pass
+    sent = None
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            break
+        with Lock(shared=True):
+            now_rec = load_rec(seq)
+        now_m = find_by_id(now_rec, m["id"]) if now_rec else None
+        dreq = now_m.get("delete") if now_m else None
+        if dreq:
+            force = dreq.get("force")
+            if sent is None or force or time.time() - sent >= CFG.kill_delay:
+                try:
+                    os.killpg(pid, signal.SIGKILL if (force or sent is not None) else signal.SIGTERM)
+                except OSError:
+                    pass
+                sent = sent or time.time()
+        time.sleep(0.05)
+    if tty:
+        try:
+            os.tcsetpgrp(0, os.getpgrp())
+        except OSError:
+            pass
+    return status
+
+
+def interactive_finish(seq, jobid, status):
+    now = time.time()
+    with Lock():
+        rec = load_rec(seq)
+        m = find_by_id(rec, jobid) if rec else None
+        if m is not None:
+            es = 256 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            if m.get("delete"):
+                sub, tail = 91, "and terminated by %s" % m["delete"].get("by", rec["owner"])
+            else:
+                sub, tail = (92, "and finished") if es == 0 else (93, "and failed")
+            m["used"]["walltime"] = int(now - m["stime"])
+            m.update({"state": "F", "substate": sub, "exit_status": es, "obittime": int(now),
+                      "history_timestamp": int(now), "mtime": int(now),
+                      "comment": "Job run at %s on %s %s" % (fmt_comment_time(m["stime"]), m["exec_vnode"], tail)})
+            purge_if_no_history(m)
+            save_rec(rec)
+    for p in (CFG.p("running", marker_name(jobid)), CFG.p("aux", jobid)):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+    rm_tree(os.path.join(CFG.tmpdir_base, "pbs.%s" % jobid))
+
+
+# --------------------------------------------------------------------------------------
+# qrls (user holds only)
+# --------------------------------------------------------------------------------------
+
+def qrls_main(args):
+    try:
+        opts, idx = getopt("qrls", args, "h:")
+    except Fail as f:
+        sys.stderr.write(f.message + "usage: qrls [-h hold_list] job_identifier...\n")
+        return 2
+    for c, a in opts:
+        if a != "u":
+            raise unsupported("qrls -h %s" % a)
+    rc = 0
+    now = int(time.time())
+    for operand in args[idx:]:
+        parsed = parse_jobid(operand)
+        with Lock():
+            rec = load_rec(parsed[0]) if parsed else None
+            if rec is None or gone(rec, rec):
+                sys.stderr.write("qrls: Unknown Job Id %s\n" % operand)
+                rc = PBSE_UNKJOBID & 0xFF
+                continue
+            rec["Hold_Types"] = rec["Hold_Types"].replace("u", "") or "n"
+            if rec["Hold_Types"] == "n":
+                for m in members(rec) + ([rec] if rec["kind"] == "array" else []):
+                    if m["state"] == "H":
+                        m["state"], m["substate"] = "Q", 10
+                        m["etime"] = m["mtime"] = now
+            save_rec(rec)
+    return rc
+
+
+# --------------------------------------------------------------------------------------
 # maintenance
 # --------------------------------------------------------------------------------------
 
@@ -2607,6 +2872,8 @@ def main(prog, args):
             return qstat_main(args)
         if prog == "qdel":
             return qdel_main(args)
+        if prog == "qrls":
+            return qrls_main(args)
         if prog == "pbsemu":
             return maint_main(args)
     except Fail as f:

@@ -39,10 +39,10 @@ cat >"$WD/exit3.sh" <<'EOF'
 echo hello
 exit 3
 EOF
+# "ready" comes from the process that becomes sleep: a ^C after it cannot miss the sleep.
 cat >"$WD/ctrlc.sh" <<'EOF'
 trap 'echo wrapper saw SIGINT' INT
-echo ready
-sleep 30
+bash -c 'echo ready; exec sleep 30'
 echo "sleep ended with status $?"
 EOF
 chown -R "$QXUB_PBS_USER:$QXUB_PBS_USER" "$WD"
@@ -72,6 +72,9 @@ id_of() { sed -n 's/^qsub: waiting for job \([^ ]*\) to start.*/\1/p' "$OUT/$1.t
 : >"$OUT/interactive-ids.txt"
 ids() { printf '%s=%s\n' "$1" "$(id_of "$1")" >>"$OUT/interactive-ids.txt"; }
 WAITING='expect:qsub: waiting for job (?P<id>\S+) to start\r\n'
+# A signal that arrives while qsub is still writing that line makes its handler's printf write the line
+# again (stdio is not reentrant; interactive-sigint-reentrant.tty): signals wait until qsub has settled.
+SETTLE=wait@1
 QSUB=("${AS_USER[@]}" qsub -I -N fx-ix)
 
 # 1. A job that runs at once: its command prints and exits 3; qsub exits 0 all the same.
@@ -84,25 +87,25 @@ tty interactive-held "$WAITING" "run:$AS_USER_SH qrls {id}" 'expect:completed\r\
 ids interactive-held
 
 # 3. SIGINT while waiting: qsub asks; y deletes the job and exits 0.
-tty interactive-sigint-yes "$WAITING" signal:SIGINT 'expect:\(y\|\[n\]\)\? ' 'send:y\r' \
+tty interactive-sigint-yes "$WAITING" $SETTLE signal:SIGINT 'expect:\(y\|\[n\]\)\? ' 'send:y\r' \
   -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
 ids interactive-sigint-yes
 rec interactive-sigint-yes-qstat "qstat -f $(id_of interactive-sigint-yes)"
 
 # 4. SIGTERM while waiting: the same question; n goes on waiting (the job then runs when released).
-tty interactive-sigterm-no "$WAITING" signal:SIGTERM 'expect:\(y\|\[n\]\)\? ' 'send:n\r' \
+tty interactive-sigterm-no "$WAITING" $SETTLE signal:SIGTERM 'expect:\(y\|\[n\]\)\? ' 'send:n\r' \
   'expect:\r\n' "run:$AS_USER_SH qrls {id}" 'expect:completed\r\n' \
   -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
 ids interactive-sigterm-no
 
 # 5. A typed ^C (the terminal's SIGINT to its foreground group), then end of input (^D): deleted.
-tty interactive-ctrlc-eof "$WAITING" 'send:\x03' 'expect:\(y\|\[n\]\)\? ' 'send:\x04' \
+tty interactive-ctrlc-eof "$WAITING" $SETTLE 'send:\x03' 'expect:\(y\|\[n\]\)\? ' 'send:\x04' \
   -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
 ids interactive-ctrlc-eof
 rec interactive-ctrlc-eof-qstat "qstat -f $(id_of interactive-ctrlc-eof)"
 
 # 6. SIGHUP while waiting (the terminal hangs up): qsub dies at once, the job stays queued.
-tty interactive-sighup "$WAITING" signal:SIGHUP -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
+tty interactive-sighup "$WAITING" $SETTLE signal:SIGHUP -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
 ids interactive-sighup
 rec interactive-sighup-qstat "qstat -f $(id_of interactive-sighup)"
 rec interactive-sighup-qdel "qdel $(id_of interactive-sighup)"
@@ -113,7 +116,7 @@ tty interactive-qdel-waiting "$WAITING" "run:$AS_USER_SH qdel {id}" 'expect@45:a
 ids interactive-qdel-waiting
 
 # 8. SIGINT and no answer: qsub deletes the job after 60 s.
-tty interactive-sigint-timeout "$WAITING" signal:SIGINT 'expect:\(y\|\[n\]\)\? ' 'expect@75:deleting job' \
+tty interactive-sigint-timeout "$WAITING" $SETTLE signal:SIGINT 'expect:\(y\|\[n\]\)\? ' 'expect@75:deleting job' \
   -- "${QSUB[@]}" -h -- /bin/bash "$WD/exit3.sh"
 ids interactive-sigint-timeout
 rec interactive-sigint-timeout-qstat "qstat -f $(id_of interactive-sigint-timeout)"
@@ -122,6 +125,9 @@ rec interactive-sigint-timeout-qstat "qstat -f $(id_of interactive-sigint-timeou
 tty interactive-ctrlc-running "$WAITING" 'expect:\nready\r\n' 'send:\x03' 'expect:completed\r\n' \
   -- "${QSUB[@]}" -- /bin/bash "$WD/ctrlc.sh"
 ids interactive-ctrlc-running
+
+# 10. No terminal: refused before anything is submitted.
+rec interactive-notty "cd ~/fx-interactive && qsub -I -N fx-ix -- /bin/bash $WD/exit3.sh </dev/null"
 
 cp "$WD/exit3.sh" "$OUT/interactive-exit3.sh.txt"
 cp "$WD/ctrlc.sh" "$OUT/interactive-ctrlc.sh.txt"
