@@ -169,6 +169,10 @@ struct InteractiveSlurmTests {
             },
             "Slurm does not hold the job back: \(pending)"
         )
+        // srun's own messages are shown while the job waits, on lines of their own (the status line makes way).
+        let id = try #require(pending.split(separator: " ").first.map(String.init))
+        #expect(session.waitFor("srun: job \(id) queued and waiting for resources"), "\(session.text)")
+        #expect(session.text.contains("\r\u{1B}[Ksrun: "), "\(session.text)")
         // Ctrl-C typed: the terminal is still in normal mode, so its line discipline signals qxub.
         try session.type("\u{03}")
         #expect(session.waitForExit(timeout: 60) == .exited(130), "\(session.text)")
@@ -214,6 +218,34 @@ struct InteractivePBSTests {
         )
     }
 
+    /// A queue of the test's own that takes jobs and starts none (the server's other queues go on).
+    static func stoppedQueue(_ sandbox: PBSUserSandbox) throws -> String {
+        let queue = "qxihold\(getpid() % 10000)"
+        for line in [
+            "create queue \(queue) queue_type=execution", "set queue \(queue) enabled=True",
+            "set queue \(queue) started=False",
+        ] {
+            let run = try Self.qmgr(line)
+            #expect(run.exit == .exited(0), "qmgr -c '\(line)': \(run.stderrText)")
+        }
+        return queue
+    }
+
+    static func remove(_ queue: String, _ sandbox: PBSUserSandbox) {
+        _ = try? sandbox.shell("qselect -q \(queue) | xargs -r qdel -W force")
+        _ = try? Self.qmgr("delete queue \(queue)")
+    }
+
+    /// The id of the job waiting in `queue`, once PBS has it (bounded wait).
+    static func queuedJob(_ queue: String, _ sandbox: PBSUserSandbox) -> String? {
+        var id = ""
+        _ = sandbox.wait(timeout: 60) {
+            id = (try? sandbox.shell("qselect -q \(queue) -s Q"))?.stdoutText.trimmingWhitespaceForTests() ?? ""
+            return !id.isEmpty
+        }
+        return id.isEmpty ? nil : id
+    }
+
     @Test("a shell on the compute node: keys in, output out, exit 3 is qxub's although qsub -I exits 0")
     func shell() throws {
         let sandbox = try Self.sandbox("shell")
@@ -236,30 +268,13 @@ struct InteractivePBSTests {
     @Test("queued in a stopped queue: the status line says queued, Ctrl-C deletes the request, exit 130")
     func cancelWhileQueued() throws {
         let sandbox = try Self.sandbox("queued")
-        // A queue of this test's own that takes jobs and starts none (the server's others go on).
-        let queue = "qxihold\(getpid() % 10000)"
-        for line in [
-            "create queue \(queue) queue_type=execution", "set queue \(queue) enabled=True",
-            "set queue \(queue) started=False",
-        ] {
-            let run = try Self.qmgr(line)
-            #expect(run.exit == .exited(0), "qmgr -c '\(line)': \(run.stderrText)")
-        }
-        defer {
-            _ = try? sandbox.shell("qselect -q \(queue) | xargs -r qdel -W force")
-            _ = try? Self.qmgr("delete queue \(queue)")
-        }
+        let queue = try Self.stoppedQueue(sandbox)
+        defer { Self.remove(queue, sandbox) }
         let session = try Self.start(sandbox, ["interactive", "--backend", "pbspro", "-q", queue])
         #expect(session.waitFor(" queued (", timeout: 60), "no queued status line: \(session.text)")
-        // qsub's own `qsub: waiting for job ID to start` is the job's terminal, which qxub shows once the job runs.
-        var id = ""
-        #expect(
-            sandbox.wait(timeout: 60) {
-                id = (try? sandbox.shell("qselect -q \(queue) -s Q"))?.stdoutText.trimmingWhitespaceForTests() ?? ""
-                return !id.isEmpty
-            },
-            "PBS does not queue the job: \(session.text)"
-        )
+        let id = try #require(Self.queuedJob(queue, sandbox), "PBS does not queue the job: \(session.text)")
+        // qsub's own message is shown while the job waits, on a line of its own (the status line makes way).
+        #expect(session.waitFor("\r\u{1B}[Kqsub: waiting for job \(id) to start"), "\(session.text)")
         // Ctrl-C typed: the terminal is still in normal mode, so its line discipline signals qxub.
         try session.type("\u{03}")
         #expect(session.waitForExit(timeout: 60) == .exited(130), "\(session.text)")
