@@ -205,45 +205,67 @@ struct InteractivePBSTests {
         )
     }
 
-    /// `qmgr -c LINE` as root inside the PBS namespace.
-    static func qmgr(_ line: String) throws -> CollectedRun {
+    /// A PBS command (`qmgr`, `qselect`, `qstat`) as root, a manager of the server, inside its namespace.
+    static func pbsRoot(_ arguments: [String]) throws -> CollectedRun {
         let env = try RealPBS.environment()
         return try runCollectingOutput(
             [
                 "ip", "netns", "exec", env["QXUB_PBS_NETNS"] ?? "", "env",
                 "PBS_CONF_FILE=" + (env["PBS_CONF_FILE"] ?? ""),
-                (env["QXUB_PBS_PATH"] ?? "") + "/qmgr", "-c", line,
-            ],
+                (env["QXUB_PBS_PATH"] ?? "") + "/" + arguments[0],
+            ] + arguments.dropFirst(),
             timeout: 60
         )
     }
 
     /// A queue of the test's own that takes jobs and starts none (the server's other queues go on).
-    static func stoppedQueue(_ sandbox: PBSUserSandbox) throws -> String {
+    static func stoppedQueue() throws -> String {
         let queue = "qxihold\(getpid() % 10000)"
         for line in [
             "create queue \(queue) queue_type=execution", "set queue \(queue) enabled=True",
             "set queue \(queue) started=False",
         ] {
-            let run = try Self.qmgr(line)
+            let run = try pbsRoot(["qmgr", "-c", line])
             #expect(run.exit == .exited(0), "qmgr -c '\(line)': \(run.stderrText)")
         }
         return queue
     }
 
-    static func remove(_ queue: String, _ sandbox: PBSUserSandbox) {
-        _ = try? sandbox.shell("qselect -q \(queue) | xargs -r qdel -W force")
-        _ = try? Self.qmgr("delete queue \(queue)")
+    static func remove(_ queue: String) {
+        for id in queuedJobs(queue).split(separator: "\n") { _ = try? pbsRoot(["qdel", "-W", "force", String(id)]) }
+        _ = try? pbsRoot(["qmgr", "-c", "delete queue \(queue)"])
     }
 
-    /// The id of the job waiting in `queue`, once PBS has it (bounded wait).
-    static func queuedJob(_ queue: String, _ sandbox: PBSUserSandbox) -> String? {
+    /// The ids of the jobs waiting in `queue`, one a line.
+    static func queuedJobs(_ queue: String) -> String {
+        ((try? pbsRoot(["qselect", "-q", queue, "-s", "Q"]))?.stdoutText ?? "").trimmingWhitespaceForTests()
+    }
+
+    /// Whether PBS has let `id` go (finished, or forgotten without history).
+    static func released(_ id: String) -> Bool {
+        let stat = try? pbsRoot(["qstat", "-f", id])
+        return stat?.exit != .exited(0) || stat?.stdoutText.contains("job_state = F") == true
+    }
+
+    /// Ctrl-C while the job waits in a stopped queue: the status line says queued, qsub's own message shows, the
+    /// request is deleted and qxub exits 130.
+    static func cancelWhileQueued(_ session: TerminalHarness, queue: String, wait: (Double, () -> Bool) -> Bool) {
+        #expect(session.waitFor(" queued (", timeout: 60), "no queued status line: \(session.text)")
         var id = ""
-        _ = sandbox.wait(timeout: 60) {
-            id = (try? sandbox.shell("qselect -q \(queue) -s Q"))?.stdoutText.trimmingWhitespaceForTests() ?? ""
-            return !id.isEmpty
-        }
-        return id.isEmpty ? nil : id
+        #expect(
+            wait(60) {
+                id = queuedJobs(queue)
+                return !id.isEmpty
+            },
+            "PBS does not queue the job: \(session.text)"
+        )
+        // qsub's own message is shown while the job waits, on a line of its own (the status line makes way).
+        #expect(session.waitFor("\r\u{1B}[Kqsub: waiting for job \(id) to start"), "\(session.text)")
+        // Ctrl-C typed: the terminal is still in normal mode, so its line discipline signals qxub.
+        do { try session.type("\u{03}") } catch { Issue.record(error) }
+        #expect(session.waitForExit(timeout: 60) == .exited(130), "\(session.text)")
+        #expect(session.text.contains("cancelled before it started"), "\(session.text)")
+        #expect(wait(60) { released(id) }, "job \(id) is still in PBS's queue")
     }
 
     @Test("a shell on the compute node: keys in, output out, exit 3 is qxub's although qsub -I exits 0")
@@ -268,21 +290,49 @@ struct InteractivePBSTests {
     @Test("queued in a stopped queue: the status line says queued, Ctrl-C deletes the request, exit 130")
     func cancelWhileQueued() throws {
         let sandbox = try Self.sandbox("queued")
-        let queue = try Self.stoppedQueue(sandbox)
-        defer { Self.remove(queue, sandbox) }
+        let queue = try Self.stoppedQueue()
+        defer { Self.remove(queue) }
         let session = try Self.start(sandbox, ["interactive", "--backend", "pbspro", "-q", queue])
-        #expect(session.waitFor(" queued (", timeout: 60), "no queued status line: \(session.text)")
-        let id = try #require(Self.queuedJob(queue, sandbox), "PBS does not queue the job: \(session.text)")
-        // qsub's own message is shown while the job waits, on a line of its own (the status line makes way).
-        #expect(session.waitFor("\r\u{1B}[Kqsub: waiting for job \(id) to start"), "\(session.text)")
-        // Ctrl-C typed: the terminal is still in normal mode, so its line discipline signals qxub.
-        try session.type("\u{03}")
-        #expect(session.waitForExit(timeout: 60) == .exited(130), "\(session.text)")
-        #expect(session.text.contains("cancelled before it started"), "\(session.text)")
-        let gone = sandbox.wait(timeout: 60) {
-            let stat = try? sandbox.shell("qstat -f \(id)")
-            return stat?.exit != .exited(0) || stat?.stdoutText.contains("job_state = F") == true
-        }
-        #expect(gone, "job \(id) is still in PBS's queue: \((try? sandbox.shell("qstat -f \(id)"))?.stdoutText ?? "")")
+        Self.cancelWhileQueued(session, queue: queue) { sandbox.wait(timeout: $0, $1) }
+    }
+
+    /// From a laptop: qxub inside the PBS namespace reaches the login node through the real sshd there
+    /// (``RealPBSTests/remote(_:history:)``), whose agent runs `qsub -I` on its keeper's terminal.
+    static func remote(_ label: String) throws -> Sandbox {
+        let sandbox = try RealPBSTests().remote("interactive-" + label, history: false)
+        sandbox.environment["TERM"] = "xterm"
+        return sandbox
+    }
+
+    static func start(_ sandbox: Sandbox, _ arguments: [String]) throws -> TerminalHarness {
+        try TerminalHarness(
+            sandbox.commandPrefix + [BuiltProducts.qxub] + arguments,
+            environment: sandbox.environmentList,
+            rows: 33,
+            columns: 101
+        )
+    }
+
+    @Test("from a laptop through sshd: a shell on the compute node, exit 3 is qxub's, the terminal's mode restored")
+    func remoteShell() throws {
+        let sandbox = try Self.remote("shell")
+        let session = try Self.start(sandbox, ["interactive", "--platform", "pbsbox", "--time", "10m"])
+        let before = try session.mode()
+        #expect(session.waitFor(" running on ", timeout: 120), "the job did not start: \(session.text)")
+        try session.type("echo in-job-$((${#PBS_JOBID} > 0))-$(tty)-$(stty size)\r")
+        #expect(session.waitFor("in-job-1-/dev/pts/"), "not in a PBS job, or no terminal: \(session.text)")
+        #expect(session.waitFor("-33 101"), "the job's terminal does not have the window's size: \(session.text)")
+        try session.type("exit 3\r")
+        #expect(session.waitForExit(timeout: 60) == .exited(3), "\(session.text)")
+        #expect(try session.mode() == before, "the terminal's mode was not restored")
+    }
+
+    @Test("from a laptop through sshd: Ctrl-C while queued deletes the request, exit 130")
+    func remoteCancelWhileQueued() throws {
+        let sandbox = try Self.remote("queued")
+        let queue = try Self.stoppedQueue()
+        defer { Self.remove(queue) }
+        let session = try Self.start(sandbox, ["interactive", "--platform", "pbsbox", "-q", queue])
+        Self.cancelWhileQueued(session, queue: queue) { sandbox.wait(timeout: $0, $1) }
     }
 }
