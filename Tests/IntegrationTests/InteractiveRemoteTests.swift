@@ -163,7 +163,7 @@ struct InteractiveSlurmTests {
         return run.stdoutText.trimmingWhitespaceForTests()
     }
 
-    @Test("a shell on the compute node: keys in, output out, exit 3 is qxub's, the terminal's mode restored")
+    @Test("a shell on the compute node: keys, output, resize, Ctrl-C to the job, exit 3 is qxub's, mode restored")
     func shell() throws {
         let sandbox = try Self.sandbox("shell")
         let session = try InteractiveTests.start(sandbox, ["interactive", "--backend", "slurm", "--time", "10m"])
@@ -176,6 +176,13 @@ struct InteractiveSlurmTests {
         try session.resize(rows: 31, columns: 99)
         try session.type("stty size\r")
         #expect(session.waitFor("31 99"), "the job's terminal did not get the new size: \(session.text)")
+        // Ctrl-C reaches the job's foreground program through the scheduler's terminal, not qxub.
+        try session.type("echo sleeping; sleep 30\r")
+        #expect(session.waitFor("sleeping\r\n"), "\(session.text)")
+        try session.type("\u{03}")
+        try session.type("echo status=$?\r")
+        #expect(session.waitFor("status=130"), "Ctrl-C did not end the job's sleep: \(session.text)")
+        #expect(session.child.poll() == nil, "Ctrl-C ended qxub: \(session.text)")
         try session.type("exit 3\r")
         #expect(session.waitForExit(timeout: 60) == .exited(3), "\(session.text)")
         #expect(try session.mode() == before, "the terminal's mode was not restored")
@@ -307,7 +314,7 @@ extension RealPBSTests {
             #expect(wait(60) { released(id) }, "job \(id) is still in PBS's queue")
         }
 
-        @Test("a shell on the compute node: keys in, output out, exit 3 is qxub's although qsub -I exits 0")
+        @Test("a shell on the compute node: keys, output, Ctrl-C to the job, exit 3 is qxub's (qsub -I exits 0)")
         func shell() throws {
             let sandbox = try Self.sandbox("shell")
             let session = try Self.start(sandbox, ["interactive", "--backend", "pbspro", "--time", "10m"])
@@ -321,6 +328,13 @@ extension RealPBSTests {
             // handler): the size the job starts with is the one to check.
             try session.type("stty size\r")
             #expect(session.waitFor("33 101"), "the job's terminal does not have the window's size: \(session.text)")
+            // Ctrl-C reaches the job's foreground program through the scheduler's terminal, not qxub.
+            try session.type("echo sleeping; sleep 30\r")
+            #expect(session.waitFor("sleeping\r\n"), "\(session.text)")
+            try session.type("\u{03}")
+            try session.type("echo status=$?\r")
+            #expect(session.waitFor("status=130"), "Ctrl-C did not end the job's sleep: \(session.text)")
+            #expect(session.child.poll() == nil, "Ctrl-C ended qxub: \(session.text)")
             try session.type("exit 3\r")
             #expect(session.waitForExit(timeout: 60) == .exited(3), "\(session.text)")
             #expect(try session.mode() == before, "the terminal's mode was not restored")
