@@ -169,18 +169,8 @@ package final class JobService {
             }
             let rendered = try SchedulerBackend(kind: kind).submission(for: spec, paths: paths)
             try FileSystem.writeAtomically(paths.script, rendered.script, mode: 0o700)
-            var meta = JobMeta()
-            meta["backend"] = kind.rawValue
-            meta["name"] = spec.name
-            meta["stdout"] = paths.stdout
-            meta["stderr"] = paths.stderr
-            meta["joblog"] = paths.joblog
-            meta["workdir"] = spec.workingDirectory
-            meta["submitted"] = String(Int(MonotonicClock.wallNow()))
-            meta["submit_host"] = spec.submitHost
-            meta["command"] = rendered.command.joined(separator: " ")
+            var meta = Self.meta(spec, backend: kind, paths: paths, command: rendered.command)
             if let walltime = spec.resources.requestedWalltimeSeconds { meta["walltime"] = String(walltime) }
-            if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
             try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
             // PBS copies the job log into place when the job ends: its directory must exist.
             try? FileSystem.createDirectories(FileSystem.directoryName(paths.joblog))
@@ -242,22 +232,12 @@ package final class JobService {
         let launch = try SchedulerBackend(kind: kind).interactiveLaunch(for: spec, paths: paths)
         try FileSystem.writeAtomically(paths.script, launch.script, mode: 0o700)
         let jobID = "interactive-" + JobStore.randomHex(8)
-        var meta = JobMeta()
         // Followed as a local process (the keeper), whatever runs the job.
-        meta["backend"] = SchedulerKind.local.rawValue
+        var meta = Self.meta(spec, backend: .local, paths: paths, command: launch.command)
         meta["scheduler"] = kind.rawValue
         meta["interactive"] = "1"
         // The keeper's socket is reachable from this node only.
         meta["keeper_host"] = Environment.hostname()
-        meta["name"] = spec.name
-        meta["stdout"] = paths.stdout
-        meta["stderr"] = paths.stderr
-        meta["joblog"] = paths.joblog
-        meta["workdir"] = spec.workingDirectory
-        meta["submitted"] = String(Int(MonotonicClock.wallNow()))
-        meta["submit_host"] = spec.submitHost
-        meta["command"] = launch.command.joined(separator: " ")
-        if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
         try FileSystem.writeAtomically(paths.metaRecord, meta.serialized())
         for path in [paths.stdout, paths.stderr, paths.joblog] {
             try? FileSystem.createDirectories(FileSystem.directoryName(path))
@@ -301,6 +281,22 @@ package final class JobService {
             stateDirectory: paths.stateDirectory,
             warnings: launch.warnings
         )
+    }
+
+    /// What every job's `meta` says: how it is followed, its names and files, when and from where it came.
+    private static func meta(_ spec: JobSpec, backend: SchedulerKind, paths: JobPaths, command: [String]) -> JobMeta {
+        var meta = JobMeta()
+        meta["backend"] = backend.rawValue
+        meta["name"] = spec.name
+        meta["stdout"] = paths.stdout
+        meta["stderr"] = paths.stderr
+        meta["joblog"] = paths.joblog
+        meta["workdir"] = spec.workingDirectory
+        meta["submitted"] = String(Int(MonotonicClock.wallNow()))
+        meta["submit_host"] = spec.submitHost
+        meta["command"] = command.joined(separator: " ")
+        if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
+        return meta
     }
 
     private func kind(for spec: JobSpec) throws(SchedulerError) -> SchedulerKind {
