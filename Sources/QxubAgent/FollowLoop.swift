@@ -243,12 +243,15 @@ final class FollowLoop {
         var progressed = false
         follower.refreshRecords()
         let records = follower.records
-        // The running state always comes before the job's first output (even for a job that already ended).
+        // The running state always comes before the job's first output (even for a job that already ended), but
+        // for an interactive job's scheduler messages below.
         if let host = records.startedHost, follower.sentState?.phase != .running {
             progressed = send(follower, state: JobState(phase: .running, host: host)) || progressed
         }
         var atEnd = true
-        if follower.hasStarted {
+        // An interactive job's terminal has the scheduler's messages before the job starts (`qsub: waiting for
+        // job 123.server to start`): the user sees them while waiting. A batch job's files are empty until then.
+        if follower.hasStarted || follower.interactive {
             follower.readsOnAtOnce = false
             let budget = options.outputHighWater - sink.pendingOutputBytes
             guard budget > 0 else {

@@ -143,6 +143,10 @@ final class JobFollower {
         guard let status = records.exitStatus else { return nil }
         let sentTerm = records.exitNote == "term"
         if records.cancelled && (status > 128 || sentTerm) { return .cancelled(ranFirst: records.startedHost != nil) }
+        // An interactive job's keeper records the end of its terminal command (`srun --pty` exits 1 when its
+        // request is cancelled, `qsub -I` 0) only where the wrapper wrote none: after a cancel, that is the
+        // cancel's doing.
+        if records.cancelled && records.exitNote == "keeper" { return .cancelled(ranFirst: records.startedHost != nil) }
         // An interactive job's keeper ended it after its grace time without a qxub: it says why.
         if interactive, let reason = FileSystem.readText(paths.keeperEndedRecord)?.trimmingWhitespace(), !reason.isEmpty
         {

@@ -153,6 +153,7 @@ extension QxubCommand {
             )
             session.onStatus = { status.show($0) }
             session.onTerminal = { status.terminalTaken = $0 == .take }
+            session.onOutput = { status.makeWayForOutput() }
             let code = session.run()
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote,
                 offerInstall(platform: endpoint.platform.name)

@@ -86,6 +86,15 @@ final class TerminalStatus {
         }
     }
 
+    /// Job output follows on the same terminal: the open status line is cleared first, so the output starts
+    /// at the start of a line (an interactive job's scheduler says it waits while qxub's line says queued); the
+    /// line is drawn again below it at its next tick.
+    func makeWayForOutput() {
+        guard lineOpen else { return }
+        lineOpen = false
+        try? FileDescriptor.writeAll(2, "\r\u{1B}[K")
+    }
+
     private func redrawQueued(_ word: String) {
         guard let since = queuedSince else { return }
         let text = "qxub: job \(jobID) \(word) (\(format(MonotonicClock.now() - since)))"

@@ -50,6 +50,8 @@ package final class ExecSession {
     package var terminal: JobTerminal?
     /// Our terminal became the job's, or ours again.
     package var onTerminal: (JobSessionStateMachine.TerminalControl) -> Void = { _ in }
+    /// Job output is about to be written.
+    package var onOutput: () -> Void = {}
     private var driver: JobSessionDriver?
 
     /// Opens the first session at once (so connection errors surface before anything else).
@@ -109,6 +111,7 @@ package final class ExecSession {
         )
         driver.terminal = terminal
         driver.onTerminal = { [unowned self] in onTerminal($0) }
+        driver.onOutput = { [unowned self] in onOutput() }
         driver.history = history
         driver.onStatus = { [unowned self] in onStatus($0) }
         self.driver = driver

@@ -30,6 +30,8 @@ package final class JobSessionDriver {
     package var terminal: JobTerminal?
     /// Called when our terminal becomes the job's and when it is ours again (the status line stops, resumes).
     package var onTerminal: (JobSessionStateMachine.TerminalControl) -> Void = { _ in }
+    /// Called before job output is written (a status line drawn on the same terminal makes way for it).
+    package var onOutput: () -> Void = {}
 
     /// - Parameters:
     ///   - connection: the first session, opened earlier on `loop`.
@@ -146,7 +148,9 @@ package final class JobSessionDriver {
                     }
                 }
             case .connect: reconnect()
-            case .write(let target, let bytes): writer.write(target, bytes)
+            case .write(let target, let bytes):
+                onOutput()
+                writer.write(target, bytes)
             case .status(let status): onStatus(status)
             case .terminal(let control): controlTerminal(control)
             case .log(let line): ClientLog.write(line)

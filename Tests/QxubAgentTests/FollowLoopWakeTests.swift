@@ -125,6 +125,35 @@ extension InProcessAgentTests {
             #expect(JobServiceTests.output(agent, channel: 1, .stdout) == Array("hello\n".utf8))
         }
 
+        /// `qsub -I` and `srun --pty` say on the job's terminal that the job waits, and which it is, before its
+        /// wrapper runs: the user sees it while waiting. A batch job's files hold nothing before it starts.
+        @Test(
+            "before its started record, an interactive job's terminal output is sent, a batch job's is not",
+            arguments: [("backend=local\nscheduler=pbspro\ninteractive=1\n", true), ("backend=local\n", false)]
+        )
+        func outputBeforeStart(meta: String, sent: Bool) throws {
+            let root = try temporaryDirectory()
+            // A pid no process has; the stand-in for kill(2) says it is alive (the keeper, or the batch script).
+            let pid: pid_t = 4_194_001
+            let text = "qsub: waiting for job 12.vm to start\r\n"
+            let directory = try recordJob(
+                root: root,
+                jobID: "waiting-1",
+                backend: "local",
+                records: ["pid": "\(pid)\n", "out": text]
+            )
+            try FileSystem.writeAtomically(directory + "/meta", meta)
+            let probes = Probes()
+            probes.alive = [pid]
+            let agent = try Self.watching(["waiting-1"], root: root, probes: probes, inotify: false)
+            try agent.advance(by: 1)
+            #expect(JobServiceTests.output(agent, channel: 1, .stdout) == (sent ? Array(text.utf8) : []))
+            let phases = agent.messages(channel: 1).compactMap {
+                if case .jobState(let s) = $0 { s.phase } else { nil }
+            }
+            #expect(phases == [.queued], "still waiting")
+        }
+
         @Test("with inotify, output of one job among twenty idle ones arrives at once, and the others stay asleep")
         func inotifyWakesOneJob() throws {
             let root = try temporaryDirectory()

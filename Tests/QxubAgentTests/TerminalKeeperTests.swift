@@ -158,6 +158,37 @@ extension InProcessAgentTests {
             #expect(report.jobs.map(\.termination) == [termination])
         }
 
+        /// A cancelled interactive job's terminal command (`srun --pty`, `qsub -I`) ends with a status of its own
+        /// (srun: 1) and the wrapper, which never ran or was cut off, writes nothing: the keeper's record of that
+        /// status is not the job's end, the cancel is.
+        @Test(
+            "a cancelled interactive job whose end the keeper recorded is cancelled, whatever the command's status",
+            arguments: [
+                (["exit": "1 1700000005 keeper\n"], JobTermination.cancelled(ranFirst: false)),
+                (["exit": "0 1700000005 keeper\n"], .cancelled(ranFirst: false)),
+                (["started": "1700000000 node\n", "exit": "1 1700000005 keeper\n"], .cancelled(ranFirst: true)),
+                (["started": "1700000000 node\n", "exit": "129 1700000005 keeper\n"], .cancelled(ranFirst: true)),
+                // The wrapper's own record stays the job's end: the command ended before the cancel reached it.
+                (["started": "1700000000 node\n", "exit": "3 1700000005\n"], .exited(3)),
+            ]
+        )
+        func cancelledKeeperRecord(_ records: [String: String], _ termination: JobTermination) throws {
+            try recordJob(
+                root: directory,
+                jobID: "local-cancelled",
+                backend: "local",
+                records: records.merging(["cancelled": "1700000004\n"]) { $1 }
+            )
+            let agent = try InProcessAgent(stateRoot: directory)
+            try agent.sayHello()
+            try agent.send(.statusQuery(StatusQuery(requestID: 9, jobIDs: ["local-cancelled"])))
+            #expect(try agent.run { !$0.replies(to: 9).isEmpty })
+            let report = try #require(
+                agent.replies(to: 9).first.flatMap { if case .statusReport(let r) = $0 { r } else { nil } }
+            )
+            #expect(report.jobs.map(\.termination) == [termination])
+        }
+
         @Test(
             "a connection that sends a bad frame is closed; the others stay",
             arguments: [
