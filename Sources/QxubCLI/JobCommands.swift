@@ -191,7 +191,7 @@ extension QxubCommand {
                 }
             }
             if !unknown.isEmpty {
-                fflush(stdout)
+                fflush(nil)  // the answers printed so far go out first
                 try? FileDescriptor.writeAll(2, unknown)
             }
             // As the Python qxub: 0 running, 2 finished OK, 1 failed; for several jobs a failure wins over

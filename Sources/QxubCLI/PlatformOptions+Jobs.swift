@@ -50,6 +50,7 @@ extension PlatformOptions {
 
     /// The platform to ask about one job (see ``route(_:)``).
     func platform(of jobID: String) throws(ClientError) -> Platform {
-        try route([jobID]).groups.first?.platform ?? platform()
+        if let routed = try route([jobID]).groups.first?.platform { return routed }
+        return try platform()
     }
 }
