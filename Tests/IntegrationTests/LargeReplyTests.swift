@@ -77,14 +77,15 @@ struct LargeReplyTests {
         let run = try sandbox.qxub(["history", "list", "--remote", "-n", "10000"], timeout: 120)
         #expect(run.exit == .exited(0), "stderr: \(run.stderrText)")
         let lines = run.stdoutText.split(separator: "\n")
-        #expect(lines.count == 10_000)
-        // Oldest first on the screen: entries 2,001 to 12,000.
+        #expect(lines.count == 1 + 10_000)
+        #expect(lines.first?.hasPrefix("SUBMITTED") == true, "a header: \(lines.first ?? "")")
+        // Newest first (issue 13), after the header: entries 12,000 down to 2,001.
         #expect(
-            lines.first?.hasSuffix("job-name-2001-with-some-length  (from login-node-2001)") == true,
-            "\(lines.first ?? "")"
+            lines.dropFirst().first?.hasSuffix("job-name-12000-with-some-length  (from login-node-12000)") == true,
+            "\(lines.dropFirst().first ?? "")"
         )
         #expect(
-            lines.last?.hasSuffix("job-name-12000-with-some-length  (from login-node-12000)") == true,
+            lines.last?.hasSuffix("job-name-2001-with-some-length  (from login-node-2001)") == true,
             "\(lines.last ?? "")"
         )
     }

@@ -696,6 +696,13 @@ struct RemoteTests {
         let attach = try remote.qxub(["attach", id])
         #expect(attach.exit == .exited(3) && attach.stdoutText == "first\n", "\(attach.stderrText)")
         #expect(try remote.qxub(["history", "out", id]).stdoutText == "first\n")
+        // history out takes --platform too, which wins (and reaches a job that this history lacks).
+        #expect(try remote.qxub(["history", "out", "--platform", "bashbox", id]).stdoutText == "first\n")
+        let elsewhere = try remote.qxub(["history", "out", "--platform", "local", id])
+        #expect(
+            elsewhere.exit == .exited(69) && elsewhere.stderrText.contains("no job \(id)"),
+            "\(elsewhere.stderrText)"
+        )
         // Jobs of two platforms in one call: one session each, answers in the order asked.
         let slow = try remote.qxub([
             "exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "sleep 300",
