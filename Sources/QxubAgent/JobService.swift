@@ -650,7 +650,7 @@ package final class JobService {
         var resolver = JobStore.JobIDResolver(store: options.store)
         for id in jobIDs where jobs[id] == nil && answers[id] == nil {
             guard let job = resolver.job(id: id, defaultKind: options.defaultKind) else {
-                answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: "not a qxub job here"))
+                answers[id] = JobStatus(jobID: id, state: JobState(phase: .unknown, detail: JobState.notAQxubJob))
                 continue
             }
             let follower = JobFollower(job, channel: 0)

@@ -9,7 +9,7 @@ import Glibc
 /// The `qxub` executable's entry: parse, run, and turn failures into messages and exit statuses.
 package enum Entry {
     /// - Parameter commandLine: argv, the program's name first (`qx` means `qxub exec`, `qxi` means
-    ///   `qxub interactive`).
+    ///   `qxub interactive`, `qxet` means `qxub exec` and `qxtat` means `qxub status`, the Python qxub's names).
     package static func main(_ commandLine: [String]) -> Never {
         let name = commandLine.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "qxub"
         let rest = Array(commandLine.dropFirst())
@@ -17,6 +17,8 @@ package enum Entry {
             switch name {
             case "qx": QxArguments.execArguments(rest)
             case "qxi": ["interactive"] + rest
+            case "qxet": ["exec"] + rest
+            case "qxtat": ["status"] + rest
             default: rest
             }
         // Before any parsing: a warm session holder may run the whole command in a fork that parsed before.

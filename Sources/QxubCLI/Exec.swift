@@ -224,7 +224,7 @@ extension QxubCommand {
         package func run() throws {
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
                 try Exec.runSession(
-                    endpoint: AgentEndpoint(platform: try place.platform(), settings: place.settings()),
+                    endpoint: AgentEndpoint(platform: try place.platform(of: jobID), settings: place.settings()),
                     start: .attach(jobID: jobID),
                     mode: quiet ? .quiet : .follow,
                     // An interactive job's terminal becomes ours again (a batch job's output is only followed).

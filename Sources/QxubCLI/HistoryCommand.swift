@@ -39,8 +39,12 @@ extension QxubCommand {
         }
 
         package struct List: ParsableCommand {
-            package static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs.")
-            @Option(name: [.customShort("n"), .customLong("limit")], help: "How many.") var limit = 20
+            package static let configuration = CommandConfiguration(
+                commandName: "list",
+                abstract: "List recent jobs, newest first, after a header line.",
+                discussion: "Columns: submitted (local time, to the second), job id, platform, status or exit, name."
+            )
+            @Option(name: [.customShort("n"), .customLong("limit")], help: "How many (the newest).") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
             @Flag(
                 name: .customLong("remote"),
@@ -57,25 +61,35 @@ extension QxubCommand {
                         defer { requests.close() }
                         return try requests.history(limit: max(1, limit))
                     }
-                    if entries.isEmpty { print("no jobs yet") }
-                    for entry in entries.reversed() {
+                    if entries.isEmpty { print("no jobs yet") } else { print(Self.remoteHeader) }
+                    // The agent answers newest first.
+                    for entry in entries {
                         let end = entry.exitStatus.map { "exit \($0)" } ?? "no exit yet"
                         print(
-                            "\(LocalTime(time_t(entry.submittedAt)).minutes)  \(entry.jobID.padding(to: 18))\(end.padding(to: 12))\(entry.name)  (from \(entry.submitHost))"
+                            "\(LocalTime(time_t(entry.submittedAt)).seconds)  \(entry.jobID.padding(to: 18))\(end.padding(to: 12))\(entry.name)  (from \(entry.submitHost))"
                         )
                     }
                     return
                 }
                 let records = try History.store().recent(limit: max(1, limit), platform: platform)
-                if records.isEmpty { print("no jobs yet") }
-                for record in records.reversed() {
-                    let stamp = LocalTime(time_t(record.submittedAt)).minutes
+                if records.isEmpty { print("no jobs yet") } else { print(Self.header) }
+                for record in records {
+                    let stamp = LocalTime(time_t(record.submittedAt)).seconds
                     let end = record.exitCode.map { "exit \($0)" } ?? record.status
                     print(
                         "\(stamp)  \(record.jobID.padding(to: 18))\(record.platform.padding(to: 10))\(end.padding(to: 10))\(record.name)"
                     )
                 }
             }
+
+            /// The first line, on a terminal or not (as `ps` and `qstat` print theirs): scripts skip it with
+            /// `tail -n +2`.
+            static let header =
+                "SUBMITTED".padding(to: 21) + "JOB".padding(to: 18) + "PLATFORM".padding(to: 10)
+                + "STATUS".padding(to: 10)
+                + "NAME"
+            static let remoteHeader =
+                "SUBMITTED".padding(to: 21) + "JOB".padding(to: 18) + "STATUS".padding(to: 12) + "NAME  (FROM HOST)"
         }
 
         package struct Show: ParsableCommand {
@@ -97,17 +111,42 @@ extension QxubCommand {
             }
         }
 
-        /// Prints one of a job's streams, fetched through the agent (so remote jobs work too).
-        static func stream(_ jobID: String?, _ stream: Output.Stream, joblog: Bool = false) throws {
-            let record = try find(jobID)
+        /// Prints one of a job's streams, fetched through the agent (so remote jobs work too): the agent of the
+        /// platform the history recorded, or of `--platform` (which also reaches jobs the history lacks).
+        static func stream(
+            _ jobID: String?,
+            _ stream: Output.Stream,
+            joblog: Bool = false,
+            place: PlatformOptions
+        )
+            throws
+        {
+            let target: (platform: String?, jobID: String)
+            if let explicit = place.platformName {
+                if let jobID {
+                    target = (explicit, jobID)
+                } else {
+                    let newest = try store().recent(limit: 1, platform: explicit).first
+                    guard let newest else {
+                        throw CLIFailure(
+                            ClientError(
+                                "no job of \(explicit) in the history",
+                                hint: "give the job id",
+                                exitCode: 1
+                            )
+                        )
+                    }
+                    target = (explicit, newest.jobID)
+                }
+            } else {
+                let record = try find(jobID)
+                target = (record.platform, record.jobID)
+            }
             let code = try CLIFailure.catching { () throws(ClientError) -> Int32 in
-                let configuration = try Configuration.load()
-                let platform =
-                    record.platform == Platform.local.name
-                    ? Platform.local : try Platform.resolve(record.platform, configuration: configuration)
+                let platform = try Platform.resolve(target.platform, configuration: try place.configuration())
                 return try Exec.runSession(
-                    endpoint: AgentEndpoint(platform: platform, settings: .fromProcess()),
-                    start: .attach(jobID: record.jobID),
+                    endpoint: AgentEndpoint(platform: platform, settings: place.settings()),
+                    start: .attach(jobID: target.jobID),
                     mode: .follow,
                     onlyStream: stream,
                     joblog: joblog
@@ -122,8 +161,9 @@ extension QxubCommand {
                 abstract: "Print a job's stdout (waits for a running job; default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            @OptionGroup(title: "Where") var place: PlatformOptions
             package init() {}
-            package func run() throws { try History.stream(jobID, .stdout) }
+            package func run() throws { try History.stream(jobID, .stdout, place: place) }
         }
 
         package struct Log: ParsableCommand {
@@ -132,8 +172,9 @@ extension QxubCommand {
                 abstract: "Print a job's log: qxub's audit block and the scheduler's output (default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            @OptionGroup(title: "Where") var place: PlatformOptions
             package init() {}
-            package func run() throws { try History.stream(jobID, .stdout, joblog: true) }
+            package func run() throws { try History.stream(jobID, .stdout, joblog: true, place: place) }
         }
 
         package struct Err: ParsableCommand {
@@ -142,8 +183,9 @@ extension QxubCommand {
                 abstract: "Print a job's stderr (waits for a running job; default: the newest job)."
             )
             @Argument(help: "Job id or a unique prefix.") var jobID: String?
+            @OptionGroup(title: "Where") var place: PlatformOptions
             package init() {}
-            package func run() throws { try History.stream(jobID, .stderr) }
+            package func run() throws { try History.stream(jobID, .stderr, place: place) }
         }
     }
 }

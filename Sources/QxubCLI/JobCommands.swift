@@ -71,16 +71,17 @@ extension QxubCommand {
                 return
             }
             let outcomes = try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
-                let session: AgentRequests
-                if let requests {
-                    session = requests
-                } else {
-                    session = try AgentRequests(
-                        endpoint: AgentEndpoint(platform: try place.platform(), settings: place.settings())
+                if let requests { return try requests.cancel(ids) }
+                // Ids of several platforms (as the history knows them): one session per platform.
+                var outcomes: [(String, String)] = []
+                for (platform, group) in try place.route(ids).groups {
+                    let session = try AgentRequests(
+                        endpoint: AgentEndpoint(platform: platform, settings: place.settings())
                     )
-                    requests = session
+                    defer { session.close() }
+                    outcomes += try session.cancel(group)
                 }
-                return try session.cancel(ids)
+                return outcomes
             }
             for (id, outcome) in outcomes { print("\(id): \(outcome)") }
             if outcomes.contains(where: { $0.1.hasPrefix("failed") }) { throw ExitCode(1) }
@@ -127,30 +128,55 @@ extension QxubCommand {
             let format = snakemake ? "snakemake" : format
             let ids = given.isEmpty ? readIDsFromStdin() : given
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
-            let statuses = try CLIFailure.catching { () throws(ClientError) -> [JobStatus] in
-                let platform = try place.platform()
-                let requests = try AgentRequests(
-                    endpoint: AgentEndpoint(platform: platform, settings: place.settings())
-                )
-                defer { requests.close() }
-                let statuses = try requests.status(ids)
-                recordEnds(statuses, platform: platform.name)
-                return statuses
+            let (routed, statuses, platformOf) = try CLIFailure.catching {
+                () throws(ClientError) -> (RoutedJobs, [JobStatus], [String: String]) in
+                let routed = try place.route(ids)
+                var answers: [String: JobStatus] = [:]
+                var platformOf: [String: String] = [:]
+                for (platform, group) in routed.groups {
+                    let requests = try AgentRequests(
+                        endpoint: AgentEndpoint(platform: platform, settings: place.settings())
+                    )
+                    defer { requests.close() }
+                    let statuses = try requests.status(group)
+                    recordEnds(statuses, platform: platform.name)
+                    for status in statuses {
+                        answers[status.jobID] = status
+                        platformOf[status.jobID] = platform.name
+                    }
+                }
+                return (routed, ids.compactMap { answers[$0] }, platformOf)
             }
             var anyRunning = false
             var anyFailed = false
+            // Ids no agent knows: on stderr, all in one write (there may be thousands).
+            var unknown = ""
             for status in statuses {
                 let code = status.termination.map { ExitCodes.exit(for: $0).code }
+                if status.isUnknownJob {
+                    unknown += routed.unknownLine(status.jobID, platform: platformOf[status.jobID] ?? "")
+                }
                 switch format {
                 case "snakemake":
-                    print(status.state.phase != .finished ? "running" : (code == 0 ? "success" : "failed"))
+                    // An id nobody knows will never finish: failed, not running forever.
+                    print(
+                        status.isUnknownJob
+                            ? "failed"
+                            : status.state.phase != .finished ? "running" : (code == 0 ? "success" : "failed")
+                    )
                 case "json":
                     let exit = code.map { String($0) } ?? "null"
                     print(
                         "{\"job_id\": \"\(jsonEscape(status.jobID))\", \"status\": \"\(status.state.phase)\", \"host\": \"\(jsonEscape(status.state.host))\", \"exit_code\": \(exit)}"
                     )
                 case "exitcode":
-                    if status.state.phase != .finished { anyRunning = true } else if code != 0 { anyFailed = true }
+                    if status.isUnknownJob || (status.state.phase == .finished && code != 0) {
+                        anyFailed = true
+                    } else if status.state.phase != .finished {
+                        anyRunning = true
+                    }
+                case _ where status.isUnknownJob:
+                    break  // said on stderr
                 default:
                     let end =
                         status.termination.map { termination -> String in
@@ -163,6 +189,10 @@ extension QxubCommand {
                             + (status.state.detail.isEmpty ? "" : " [\(status.state.detail)]")
                     )
                 }
+            }
+            if !unknown.isEmpty {
+                fflush(nil)  // the answers printed so far go out first
+                try? FileDescriptor.writeAll(2, unknown)
             }
             // As the Python qxub: 0 running, 2 finished OK, 1 failed; for several jobs a failure wins over
             // a running job, which wins over success (2 only when every job succeeded).
@@ -240,12 +270,20 @@ extension QxubCommand {
         package func run() throws {
             let ids = Array(Set(jobIDs.isEmpty ? readIDsFromStdin() : jobIDs)).sorted()
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
-            let (succeeded, failed) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int) in
-                let platform = try place.platform()
-                let requests = try AgentRequests(
-                    endpoint: AgentEndpoint(platform: platform, settings: place.settings())
-                )
-                defer { requests.close() }
+            let (succeeded, failed, unknown) = try CLIFailure.catching { () throws(ClientError) -> (Int, Int, Int) in
+                // Ids of several platforms (as the history knows them): one session per platform.
+                let routed = try place.route(ids)
+                var sessions: [(platform: Platform, requests: AgentRequests, jobIDs: [String])] = []
+                defer { for session in sessions { session.requests.close() } }
+                for (platform, group) in routed.groups {
+                    sessions.append(
+                        (
+                            platform,
+                            try AgentRequests(endpoint: AgentEndpoint(platform: platform, settings: place.settings())),
+                            group
+                        )
+                    )
+                }
                 var reported: Set<String> = []
                 let live = !quiet && isatty(1) == 1
                 var drawn = 0
@@ -255,7 +293,17 @@ extension QxubCommand {
                     for id in ids { if let record = try? history.find(id) { names[id] = record.name } }
                 }
                 while true {
-                    let statuses = try requests.status(ids)
+                    var statuses: [JobStatus] = []
+                    var platformOf: [String: String] = [:]
+                    for session in sessions {
+                        let answered = try session.requests.status(session.jobIDs)
+                        recordEnds(
+                            answered.filter { $0.state.phase == .finished && !reported.contains($0.jobID) },
+                            platform: session.platform.name
+                        )
+                        for status in answered { platformOf[status.jobID] = session.platform.name }
+                        statuses += answered
+                    }
                     if live {
                         // Redraw the table in place: up over what was drawn, clear, draw.
                         let rows = table(statuses, names: names, started: started)
@@ -264,10 +312,6 @@ extension QxubCommand {
                         try? FileDescriptor.writeAll(1, text)
                         drawn = rows.count
                     }
-                    recordEnds(
-                        statuses.filter { $0.state.phase == .finished && !reported.contains($0.jobID) },
-                        platform: platform.name
-                    )
                     for status in statuses where status.state.phase == .finished && !reported.contains(status.jobID) {
                         reported.insert(status.jobID)
                         if !quiet && !live {
@@ -281,9 +325,18 @@ extension QxubCommand {
                         $0.state.phase == .unknown && !$0.state.detail.containsText("query failed")
                     }
                     if finished.count + unknown.count == statuses.count {
+                        // Unknown jobs are neither succeeded nor failed: said on stderr and counted apart.
+                        var lines = ""
+                        for status in unknown {
+                            lines +=
+                                status.isUnknownJob
+                                ? routed.unknownLine(status.jobID, platform: platformOf[status.jobID] ?? "")
+                                : "qxub: \(status.jobID): unknown: \(status.state.detail)\n"
+                        }
+                        try? FileDescriptor.writeAll(2, lines)
                         let ok = finished.filter { $0.termination.map { ExitCodes.exit(for: $0).code == 0 } ?? false }
                             .count
-                        return (ok, statuses.count - ok)
+                        return (ok, finished.count - ok, unknown.count)
                     }
                     if !quiet && !live && summary {
                         print(table(statuses, names: names, started: started)[0])
@@ -291,8 +344,11 @@ extension QxubCommand {
                     usleep(UInt32(max(0.5, interval) * 1_000_000))
                 }
             }
-            print("all jobs finished: \(succeeded) succeeded, \(failed) failed")
-            if failed > 0 { throw ExitCode(1) }
+            print(
+                "all jobs finished: \(succeeded) succeeded, \(failed) failed"
+                    + (unknown > 0 ? ", \(unknown) unknown" : "")
+            )
+            if failed > 0 || unknown > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -199,21 +199,37 @@ package final class HistoryStore: Sendable {
 
     /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
     package func find(_ jobID: String) throws -> Record? {
+        try queue().read { db in try Self.lookup(db, jobID) }
+    }
+
+    /// The platform of each id the history has (by id or unique prefix, as ``find(_:)``), in one read:
+    /// `qxub status` of thousands of ids asks this once.
+    package func platforms(of jobIDs: [String]) throws -> [String: String] {
         try queue().read { db in
-            if let row = try Row.fetchOne(
-                db,
-                sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
-                arguments: [jobID]
-            ) {
-                return Self.record(row)
+            var platforms: [String: String] = [:]
+            for id in jobIDs where platforms[id] == nil {
+                if let record = try Self.lookup(db, id) { platforms[id] = record.platform }
             }
-            let rows = try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM jobs WHERE job_id LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 2",
-                arguments: [Self.likePrefix(jobID)]
-            )
-            return rows.count == 1 ? Self.record(rows[0]) : nil
+            return platforms
         }
+    }
+
+    /// The newest record with this id, else the one record whose id starts with it.
+    private static func lookup(_ db: Database, _ jobID: String) throws -> Record? {
+        if let row = try Row.fetchOne(
+            db,
+            sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+            arguments: [jobID]
+        ) {
+            return record(row)
+        }
+        // GLOB, not LIKE: it is case-sensitive, so SQLite answers a prefix from the job_id index.
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM jobs WHERE job_id GLOB ? ORDER BY id DESC LIMIT 2",
+            arguments: [globPrefix(jobID)]
+        )
+        return rows.count == 1 ? record(rows[0]) : nil
     }
 
     /// Jobs submitted and not yet seen to end, newest first (optionally on one platform).
@@ -225,13 +241,17 @@ package final class HistoryStore: Sendable {
         try queue().read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? 0 }
     }
 
-    static func likePrefix(_ text: String) -> String {
+    /// A GLOB pattern matching ids that start with `text` (its `*`, `?` and `[` taken literally).
+    static func globPrefix(_ text: String) -> String {
         var escaped = ""
         for character in text {
-            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
-            escaped.append(character)
+            if character == "*" || character == "?" || character == "[" {
+                escaped += "[\(character)]"
+            } else {
+                escaped.append(character)
+            }
         }
-        return escaped + "%"
+        return escaped + "*"
     }
 
     static func record(_ row: Row) -> Record {

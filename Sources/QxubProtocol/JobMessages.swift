@@ -390,6 +390,9 @@ package struct JobState: WireCodable, Hashable {
             }
         }
     }
+    /// The detail of an unknown job that the agent has no record of (an id nobody submitted through it).
+    package static let notAQxubJob = "not a qxub job here"
+
     package var phase: Phase
     /// The execution host, once running.
     package var host: String

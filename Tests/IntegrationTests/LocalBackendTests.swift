@@ -152,7 +152,7 @@ struct LocalBackendTests {
         #expect(status.stdoutText.contains("\(quick): finished"))
         #expect(status.stdoutText.contains("exit status 3"))
         #expect(status.stdoutText.contains("\(slow): running"))
-        #expect(status.stdoutText.contains("local-nosuch: unknown"))
+        #expect(status.stderrText.contains("local-nosuch: unknown job"), "\(status.stderrText)")
         let snakemake = try sandbox.qxub(["status", "--format", "snakemake", quick, slow])
         #expect(snakemake.stdoutText == "failed\nrunning\n")
         // The Python qxub's spelling, as Snakemake profiles have it.
@@ -235,11 +235,18 @@ struct LocalBackendTests {
         )
         #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "second", "--", "exit 4"]).exit == .exited(4))
         let list = try sandbox.qxub(["history"])
+        // A header, then the newest first, submitted to the second (not a terminal here: the header still is).
         let lines = list.stdoutText.split(separator: "\n")
-        #expect(lines.count == 2, "\(list.stdoutText)")
-        #expect(lines.first?.contains("first") == true && lines.first?.contains("exit 0") == true)
-        #expect(lines.last?.contains("second") == true && lines.last?.contains("exit 4") == true)
-        let firstID = String(lines.first!.split(separator: " ", omittingEmptySubsequences: true)[2])
+        #expect(lines.count == 3, "\(list.stdoutText)")
+        #expect(
+            lines.first?.split(separator: " ") == ["SUBMITTED", "JOB", "PLATFORM", "STATUS", "NAME"],
+            "\(list.stdoutText)"
+        )
+        #expect(lines.last?.contains("first") == true && lines.last?.contains("exit 0") == true)
+        #expect(lines[1].contains("second") && lines[1].contains("exit 4"), "\(list.stdoutText)")
+        let columns = lines.last!.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(columns[1].split(separator: ":").count == 3, "a time with seconds: \(columns)")
+        let firstID = String(columns[2])
         let out = try sandbox.qxub(["history", "out", firstID])
         #expect(out.stdoutText == "out-one\n", "\(out.stderrText)")
         let err = try sandbox.qxub(["history", "err", String(firstID.prefix(10))])
@@ -254,9 +261,52 @@ struct LocalBackendTests {
         // The agent's own record on its host (here the local one): both jobs, with their exits.
         let remote = try sandbox.qxub(["history", "--remote"])
         let remoteLines = remote.stdoutText.split(separator: "\n")
-        #expect(remoteLines.count == 2, "\(remote.stdoutText) \(remote.stderrText)")
-        #expect(remoteLines.first?.contains("exit 0") == true && remoteLines.first?.contains("first") == true)
-        #expect(remoteLines.last?.contains("exit 4") == true && remoteLines.last?.contains("second") == true)
+        #expect(remoteLines.count == 3, "\(remote.stdoutText) \(remote.stderrText)")
+        #expect(remoteLines.first?.hasPrefix("SUBMITTED") == true, "\(remote.stdoutText)")
+        #expect(remoteLines.last?.contains("exit 0") == true && remoteLines.last?.contains("first") == true)
+        #expect(remoteLines[1].contains("exit 4") && remoteLines[1].contains("second"), "\(remote.stdoutText)")
+        #expect(remoteLines[1].split(separator: " ")[1].split(separator: ":").count == 3, "\(remote.stdoutText)")
+    }
+
+    @Test("an id that is nowhere is unknown on stderr: snakemake says failed, exitcode 1, monitor counts it unknown")
+    func unknownIDs() throws {
+        let sandbox = try Sandbox("nowhere")
+        let line =
+            "qxub: local-nosuch: unknown job: not in this machine's history, and the agent on local does not know it"
+            + " (a job submitted from elsewhere needs --platform)\n"
+        let status = try sandbox.qxub(["status", "local-nosuch"])
+        #expect(status.stdoutText == "" && status.stderrText == line, "\(status.stdoutText) \(status.stderrText)")
+        let snakemake = try sandbox.qxub(["status", "--format", "snakemake", "local-nosuch"])
+        #expect(snakemake.exit == .exited(0) && snakemake.stdoutText == "failed\n", "\(snakemake.stdoutText)")
+        #expect(snakemake.stderrText == line)
+        #expect(try sandbox.qxub(["status", "--format", "exitcode", "local-nosuch"]).exit == .exited(1))
+        let explicit = try sandbox.qxub(["status", "--platform", "local", "local-nosuch"])
+        #expect(explicit.stderrText == "qxub: local-nosuch: unknown job: the agent on local does not know it\n")
+        let monitor = try sandbox.qxub(["monitor", "-i", "0.5", "local-nosuch"], timeout: 60)
+        #expect(monitor.exit == .exited(1))
+        #expect(monitor.stdoutText == "all jobs finished: 0 succeeded, 0 failed, 1 unknown\n", "\(monitor.stdoutText)")
+        #expect(monitor.stderrText == line, "\(monitor.stderrText)")
+    }
+
+    @Test("qxet is qxub exec and qxtat is qxub status (links, as the Python qxub's commands)")
+    func pythonEntryPoints() throws {
+        let sandbox = try Sandbox("entrypoints")
+        for name in ["qxet", "qxtat"] { #expect(symlink(BuiltProducts.qxub, sandbox.directory + "/bin/" + name) == 0) }
+        let exec = try runCollectingOutput(
+            [sandbox.directory + "/bin/qxet", "--backend", "local", "--", "echo via-qxet; exit 5"],
+            environment: sandbox.environmentList,
+            timeout: 60
+        )
+        #expect(exec.exit == .exited(5) && exec.stdoutText == "via-qxet\n", "\(exec.stderrText)")
+        let id = try #require(
+            try sandbox.qxub(["history", "show"]).stdoutText.split(separator: "\n").first?.split(separator: " ").last
+        )
+        let status = try runCollectingOutput(
+            [sandbox.directory + "/bin/qxtat", "--format", "snakemake", String(id)],
+            environment: sandbox.environmentList,
+            timeout: 60
+        )
+        #expect(status.exit == .exited(0) && status.stdoutText == "failed\n", "\(id): \(status.stderrText)")
     }
 
     @Test("options the local backend cannot honour are named, not dropped in silence")

@@ -676,6 +676,54 @@ struct RemoteTests {
         #expect(unknown.stderrText.contains("no job local-nosuch"))
     }
 
+    @Test("a remote job's id needs no --platform: status, monitor, attach, cancel and history out ask its platform")
+    func idsResolvedThroughHistory() throws {
+        let remote = try remote("history-ids")
+        #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
+        let terse = try remote.qxub([
+            "exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "echo first; exit 3",
+        ])
+        let id = terse.stdoutText.trimmingWhitespaceForTests()
+        #expect(terse.exit == .exited(0) && id.hasPrefix("local-"), "\(terse.stderrText)")
+        let monitor = try remote.qxub(["monitor", "-i", "0.5", id])
+        #expect(monitor.exit == .exited(1), "\(monitor.stderrText)")
+        #expect(
+            monitor.stdoutText == "\(id): finished, exit status 3\nall jobs finished: 0 succeeded, 1 failed\n",
+            "\(monitor.stdoutText) \(monitor.stderrText)"
+        )
+        let snakemake = try remote.qxub(["status", "--format", "snakemake", id])
+        #expect(snakemake.stdoutText == "failed\n", "\(snakemake.stderrText)")
+        let attach = try remote.qxub(["attach", id])
+        #expect(attach.exit == .exited(3) && attach.stdoutText == "first\n", "\(attach.stderrText)")
+        #expect(try remote.qxub(["history", "out", id]).stdoutText == "first\n")
+        // history out takes --platform too, which wins (and reaches a job that this history lacks).
+        #expect(try remote.qxub(["history", "out", "--platform", "bashbox", id]).stdoutText == "first\n")
+        let elsewhere = try remote.qxub(["history", "out", "--platform", "local", id])
+        #expect(
+            elsewhere.exit == .exited(69) && elsewhere.stderrText.contains("no job \(id)"),
+            "\(elsewhere.stderrText)"
+        )
+        // Jobs of two platforms in one call: one session each, answers in the order asked.
+        let slow = try remote.qxub([
+            "exec", "--terse", "--platform", "bashbox", "--backend", "local", "--", "sleep 300",
+        ]).stdoutText.trimmingWhitespaceForTests()
+        let here = try remote.qxub(["exec", "--terse", "--backend", "local", "--", "sleep 300"]).stdoutText
+            .trimmingWhitespaceForTests()
+        let both = try remote.qxub(["status", "--format", "snakemake", slow, here, id])
+        #expect(both.stdoutText == "running\nrunning\nfailed\n", "\(both.stderrText)")
+        let cancel = try remote.qxub(["cancel", slow, here])
+        #expect(cancel.exit == .exited(0), "\(cancel.stderrText)")
+        #expect(
+            Set(cancel.stdoutText.split(separator: "\n")) == [
+                "\(slow): cancel requested", "\(here): cancel requested",
+            ],
+            "\(cancel.stdoutText)"
+        )
+        // An explicit --platform still wins: this machine's agent does not know the remote job.
+        let local = try remote.qxub(["status", "--platform", "local", id])
+        #expect(local.stderrText == "qxub: \(id): unknown job: the agent on local does not know it\n")
+    }
+
     @Test("100 jobs over one session against the real Slurm: one ssh session, every job's output tagged, a summary")
     func hundredJobsOneSession() throws {
         // Counts the sessions the batch opens itself: the holder a first qxub starts would add its own.

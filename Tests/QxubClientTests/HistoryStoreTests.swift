@@ -37,6 +37,26 @@ struct HistoryStoreTests {
         #expect(found.exitCode == 3 && found.status == "failed")
         #expect(try history.find("10") == nil, "an ambiguous prefix finds nothing")
         #expect(try history.find("1%") == nil, "LIKE wildcards are literal")
+        #expect(try history.find("1*") == nil, "GLOB wildcards are literal")
+    }
+
+    @Test("each id's platform in one read: exact ids, unique prefixes, and nothing for ids it does not have")
+    func platformsOfIDs() throws {
+        let (history, directory) = try store()
+        defer { _ = try? runCollectingOutput(["rm", "-rf", directory]) }
+        for (id, platform) in [("128.gadi-pbs", "gadi"), ("local-7", "local"), ("129.gadi-pbs", "gadi")] {
+            try history.recordSubmission(
+                jobID: id,
+                platform: platform,
+                backend: "pbspro",
+                name: "n",
+                command: "c",
+                workingDirectory: "/w",
+                stateDirectory: "/s"
+            )
+        }
+        let platforms = try history.platforms(of: ["128", "local-7", "12", "nosuch", "1[2]8*"])
+        #expect(platforms == ["128": "gadi", "local-7": "local"])
     }
 
     @Test("a file that is not a database is a clear error")
