@@ -254,19 +254,11 @@ package final class JobService {
             command: launch.command
         )
         keeper.scheduler = kind
-        let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw SystemError("open", paths.joblog) }
-        defer { FileDescriptor.close(log) }
-        var environment = options.jobEnvironment.filter { !$0.hasPrefix("QXUB_JOB_ID=") }
-        environment.append("QXUB_JOB_ID=" + jobID)
-        try options.store.link(jobID: jobID, to: paths.stateDirectory)
-        let pid = try localJobs.start(
-            script: paths.script,
-            arguments: [options.keeperExecutable] + keeper.arguments,
-            environment: environment,
-            log: log
+        let pid = try startLocalProcess(
+            jobID: jobID,
+            paths: paths,
+            arguments: [options.keeperExecutable] + keeper.arguments
         )
-        try FileSystem.writeAtomically(paths.pidRecord, "\(pid)\n")
         self.log.write("started interactive \(jobID) (\(kind), keeper \(pid)) in \(paths.stateDirectory)")
         options.store.appendHistory(
             jobID: jobID,
@@ -444,16 +436,23 @@ package final class JobService {
         }
     }
 
-    private func submitLocal(_ spec: JobSpec, paths: JobPaths, warnings: [String]) throws -> SubmittedJob {
-        let jobID = "local-" + JobStore.randomHex(8)
+    /// Starts a job's process on this host (the job script, or `arguments`: an interactive job's keeper) with
+    /// `QXUB_JOB_ID`, its output on the job log, indexed under `jobID`, its process group in the `pid` record.
+    private func startLocalProcess(jobID: String, paths: JobPaths, arguments: [String]? = nil) throws -> pid_t {
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw SystemError("open", paths.joblog) }
         defer { FileDescriptor.close(log) }
         var environment = options.jobEnvironment.filter { !$0.hasPrefix("QXUB_JOB_ID=") }
         environment.append("QXUB_JOB_ID=" + jobID)
         try options.store.link(jobID: jobID, to: paths.stateDirectory)
-        let pid = try localJobs.start(script: paths.script, environment: environment, log: log)
+        let pid = try localJobs.start(script: paths.script, arguments: arguments, environment: environment, log: log)
         try FileSystem.writeAtomically(paths.pidRecord, "\(pid)\n")
+        return pid
+    }
+
+    private func submitLocal(_ spec: JobSpec, paths: JobPaths, warnings: [String]) throws -> SubmittedJob {
+        let jobID = "local-" + JobStore.randomHex(8)
+        let pid = try startLocalProcess(jobID: jobID, paths: paths)
         self.log.write("started \(jobID) (local, process group \(pid)) in \(paths.stateDirectory)")
         options.store.appendHistory(
             jobID: jobID,
