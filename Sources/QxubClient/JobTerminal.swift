@@ -39,7 +39,12 @@ package final class JobTerminal {
         do {
             try saved.enterRaw()
         } catch {
-            ClientLog.write("terminal: cannot enter raw mode: \(error)")
+            // Without raw mode no key would reach the job: say so rather than sit there.
+            try? FileDescriptor.writeAll(
+                2,
+                "qxub: warning: cannot put this terminal in raw mode (\(error)); keys are not sent to the job: "
+                    + "`qxub attach ID` from another terminal takes it\n"
+            )
             return
         }
         mode = saved
