@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fully static qxub-agent and checks what a login node needs of it:
 #   - `ldd` says "not a dynamic executable" (runs on any glibc, however old),
-#   - at most 8 MB stripped,
+#   - at most 9 MB stripped (raised from 8 MB for issue 13: arrays and job resource records grow the agent;
+#     1 MB more is under a second of `qxub agent install` on a 10 Mbit/s link, once per cluster),
 #   - runs with an empty environment (`env -i`).
 #
 #   bash install/build-agent.sh          # result: .build-static/qxub-agent (stripped)
@@ -11,7 +12,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-max_bytes=8000000
+max_bytes=9000000
 
 echo "build-agent: swift build -c release --product qxub-agent -static-executable"
 # The linker warns that libswiftCore could dlopen; the agent never loads anything at run time.
