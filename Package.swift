@@ -42,7 +42,10 @@ let package = Package(
             name: "qxub-agent",
             dependencies: ["QxubAgent"],
             // Swift 5 mode only for this one file of top-level code: see the comment in main.swift.
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            // Static in every build, not only install/build-agent.sh's: a login node may have an older glibc
+            // than this machine, and `swift build -c release` must not leave a dynamic agent to be copied there.
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // Client side: agent launcher (local child or ssh), agent client, configuration.
         .target(

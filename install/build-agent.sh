@@ -14,10 +14,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 max_bytes=9000000
 
-echo "build-agent: swift build -c release --product qxub-agent -static-executable"
+# -static-executable comes from Package.swift (the agent is linked statically in every build).
+echo "build-agent: swift build -c release --product qxub-agent -Osize"
 # The linker warns that libswiftCore could dlopen; the agent never loads anything at run time.
 set +o pipefail
-swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -static-executable -Xswiftc -Osize 2>&1 \
+swift build -c release --product qxub-agent --scratch-path .build-static -Xswiftc -Osize 2>&1 \
   | grep -v -e "Using 'dlopen' in statically linked" -e '^\['
 status=${PIPESTATUS[0]}
 set -o pipefail

@@ -112,10 +112,20 @@ struct RemoteTests {
         #expect(gone.exit == .exited(69))
     }
 
-    @Test("a dynamically linked agent (a plain debug build) is refused for a cluster, with the static one named")
+    @Test("a dynamically linked agent is refused for a cluster, with the static one named")
     func dynamicAgentRefused() throws {
         let remote = try remote("dynamic-agent")
-        remote.sandbox.environment["QXUB_AGENT"] = BuiltProducts.directory + "/qxub-agent"
+        // A dynamically linked Swift executable of our own (the client, which is never linked statically),
+        // under the agent's name: every build links the agent itself statically (Package.swift).
+        let dynamic = remote.sandbox.directory + "/dynamic/qxub-agent"
+        try FileSystem.createDirectories(FileSystem.directoryName(dynamic), mode: 0o755)
+        try FileSystem.writeAtomically(
+            dynamic,
+            try #require(FileSystem.read(BuiltProducts.qxub, limit: 256 << 20)),
+            mode: 0o755
+        )
+        remote.sandbox.environment["QXUB_AGENT"] = dynamic
+        remote.sandbox.environment["QXUB_SHIM"] = FileSystem.directoryName(BuiltProducts.agent) + "/qxub-shim"
         let install = try remote.qxub(["agent", "install", "--platform", "bashbox"])
         #expect(install.exit == .exited(69), "\(install.stderrText)")
         #expect(
@@ -127,6 +137,7 @@ struct RemoteTests {
         #expect(agents.stdoutText.trimmingWhitespaceForTests() == "0", "nothing was sent")
         // The static agent the test command builds is accepted.
         remote.sandbox.environment["QXUB_AGENT"] = BuiltProducts.agent
+        remote.sandbox.environment["QXUB_SHIM"] = nil
         #expect(try remote.qxub(["agent", "install", "--platform", "bashbox"]).exit == .exited(0))
     }
 
