@@ -61,9 +61,10 @@ package final class TerminalKeeper {
     private var outputFD: Int32 = -1
     private var unwritten: [UInt8] = []
     private var outputFailureLogged = false
-    /// The terminal's text until the scheduler started the job (its messages: the job id, whether it waits).
-    private var schedulerText: [UInt8] = []
-    private var messages = InteractiveMessages()
+    /// The scheduler's messages on the terminal until it started the job: the job id, whether it waits.
+    private var messageReader: InteractiveMessageReader
+    private var schedulerTextRead = 0
+    private var messages: InteractiveMessages { messageReader.messages }
     /// The scheduler's text read at most (its messages come first and are short).
     static let schedulerTextLimit = 64 << 10
     /// Seconds a waiting job's cancel may take before the command's process group is ended anyway.
@@ -91,6 +92,7 @@ package final class TerminalKeeper {
         self.log = log
         self.environment = environment
         self.lifecycle = KeeperLifecycle(grace: options.grace)
+        self.messageReader = InteractiveMessageReader(kind: options.scheduler)
         self.jobs = LocalJobs(loop: loop, grace: Self.endGrace, signal: signal)
     }
 
@@ -211,10 +213,11 @@ package final class TerminalKeeper {
     /// Follows the scheduler's messages on the terminal until the job starts: its id, and whether it waits.
     private func readSchedulerMessages(_ bytes: ArraySlice<UInt8>) {
         guard options.scheduler != .local, messages.state != .started,
-            schedulerText.count < Self.schedulerTextLimit
+            schedulerTextRead < Self.schedulerTextLimit
         else { return }
-        schedulerText += bytes.prefix(Self.schedulerTextLimit - schedulerText.count)
-        messages = InteractiveMessages.read(String(decoding: schedulerText, as: UTF8.self), kind: options.scheduler)
+        let taken = bytes.prefix(Self.schedulerTextLimit - schedulerTextRead)
+        schedulerTextRead += taken.count
+        _ = messageReader.take(taken)
     }
 
     /// Ends a session whose job has not started: the scheduler's cancel (PBS: `qdel ID`, then SIGHUP to qsub,

@@ -35,24 +35,21 @@ package struct InteractiveMessages: Hashable, Sendable {
     /// Reads the terminal's text from its beginning (as much as has arrived: a last unfinished line counts only
     /// for PBS's question).
     package static func read(_ text: String, kind: SchedulerKind) -> InteractiveMessages {
-        var messages = InteractiveMessages()
-        guard kind != .local else { return InteractiveMessages(state: .started) }
-        // A terminal ends lines with "\r\n", which Swift reads as one Character.
-        var lines = text.split(omittingEmptySubsequences: false) { $0 == "\r\n" || $0 == "\n" }
-        let unfinished = lines.removeLast()
-        for line in lines {
-            switch kind {
-            case .pbspro: messages.readPBS(line)
-            case .slurm: messages.readSlurm(line)
-            case .local: break
-            }
-            if messages.state == .started || messages.state == .abandoned { return messages }
-        }
-        messages.asksToConfirmCancel =
-            kind == .pbspro && messages.state == .waiting
-            && unfinished.hasSuffix("Do you wish to terminate the job and exit (y|[n])? ")
-        return messages
+        var reader = InteractiveMessageReader(kind: kind)
+        return reader.take(Array(text.utf8)[...])
     }
+
+    /// Reads one complete line (without its line end).
+    mutating func read(line: Substring, kind: SchedulerKind) {
+        switch kind {
+        case .pbspro: readPBS(line)
+        case .slurm: readSlurm(line)
+        case .local: state = .started
+        }
+    }
+
+    /// Whether what follows is the user's, not the scheduler's.
+    var isSettled: Bool { state == .started || state == .abandoned }
 
     private mutating func readPBS(_ line: Substring) {
         // The question's line ends when it is answered ("...? y"); the answer is not a message.
@@ -102,5 +99,45 @@ package struct InteractiveMessages: Hashable, Sendable {
         }
         let word = line.dropFirst(prefix.count).dropLast(suffix.count)
         return word.contains(" ") ? nil : String(word)
+    }
+}
+
+/// Reads the scheduler's messages as the terminal's text arrives, each complete line once (the keeper's text
+/// arrives in chunks of any size; a line, or a "\r\n", may be split between two).
+package struct InteractiveMessageReader: Sendable {
+    package let kind: SchedulerKind
+    /// What was read so far.
+    package private(set) var messages: InteractiveMessages
+    /// The last line, not yet ended.
+    private var unfinished: [UInt8] = []
+
+    package init(kind: SchedulerKind) {
+        self.kind = kind
+        messages = InteractiveMessages(state: kind == .local ? .started : .submitting)
+    }
+
+    /// Reads `bytes`, the text that followed what was taken before, and returns what is known now.
+    package mutating func take(_ bytes: ArraySlice<UInt8>) -> InteractiveMessages {
+        guard !messages.isSettled else { return messages }
+        var rest = bytes
+        while let end = rest.firstIndex(of: UInt8(ascii: "\n")) {
+            unfinished += rest[..<end]
+            rest = rest[(end + 1)...]
+            // A terminal ends lines with "\r\n".
+            if unfinished.last == UInt8(ascii: "\r") { unfinished.removeLast() }
+            messages.read(line: Substring(String(decoding: unfinished, as: UTF8.self)), kind: kind)
+            unfinished.removeAll(keepingCapacity: true)
+            if messages.isSettled {
+                messages.asksToConfirmCancel = false
+                return messages
+            }
+        }
+        unfinished += rest
+        messages.asksToConfirmCancel =
+            kind == .pbspro && messages.state == .waiting
+            && String(decoding: unfinished, as: UTF8.self).hasSuffix(
+                "Do you wish to terminate the job and exit (y|[n])? "
+            )
+        return messages
     }
 }

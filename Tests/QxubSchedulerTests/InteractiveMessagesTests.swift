@@ -112,6 +112,27 @@ struct InteractiveMessagesTests {
         #expect(InteractiveMessages.read(slurm, kind: .slurm).jobID == Self.slurmIDs["interactive-begin"])
     }
 
+    @Test(
+        "read in chunks of any size (a line or its \\r\\n split between two), the messages are those of the whole text",
+        arguments: [1, 2, 3, 7, 64]
+    )
+    func chunked(size: Int) {
+        let recordings =
+            Self.pbsCases.map { ("pbs-real", $0.0, $0.1, SchedulerKind.pbspro) }
+            + Self.slurmCases.map { ("slurm-real", $0.0, $0.1, SchedulerKind.slurm) }
+        for (scheduler, scenario, through, kind) in recordings {
+            let full = Self.terminal(scheduler, scenario)
+            let text = through.map { Self.prefix(full, through: $0, line: !$0.hasSuffix("? ")) } ?? full
+            let bytes = Array(text.utf8)
+            var reader = InteractiveMessageReader(kind: kind)
+            var last = reader.messages
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                last = reader.take(bytes[start..<min(start + size, bytes.count)])
+            }
+            #expect(last == InteractiveMessages.read(text, kind: kind), "\(scheduler) \(scenario) \(through ?? "")")
+        }
+    }
+
     @Test("the local backend has no queue: its job has started")
     func local() {
         #expect(InteractiveMessages.read("", kind: .local).state == .started)
