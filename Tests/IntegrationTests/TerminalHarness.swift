@@ -99,3 +99,41 @@ final class TerminalHarness {
         return nil
     }
 }
+
+/// The checks every lane's interactive shell makes (local, through sshd, on the real Slurm and OpenPBS), from
+/// a shell that is ready for input: the window's size and a resize, Ctrl-C to the job's foreground program
+/// (not to qxub), and `exit 3` as qxub's exit status with the terminal's mode restored as it was (`before`).
+struct InteractiveShellScenario {
+    /// The size the job's terminal starts with, as `stty size` prints it.
+    var size = "24 80"
+    /// A new window size the job's terminal must follow; nil where the scheduler sends the size only once
+    /// (OpenPBS's `qsub -I`).
+    var resize: (rows: UInt16, columns: UInt16)? = nil
+    /// The shell's prompt after Ctrl-C, where the test knows it (the PBS user's own login shell has its own).
+    var prompt: String? = "qxi$ "
+    var exitTimeout: Double = 60
+
+    func run(_ session: TerminalHarness, modeBefore before: String) throws {
+        try session.type("stty size\r")
+        #expect(session.waitFor(size), "the job's terminal does not have the window's size: \(session.text)")
+        if let resize {
+            try session.resize(rows: resize.rows, columns: resize.columns)
+            try session.type("stty size\r")
+            #expect(
+                session.waitFor("\(resize.rows) \(resize.columns)"),
+                "the job's terminal did not get the new size: \(session.text)"
+            )
+        }
+        // Ctrl-C ends the job's foreground program, not qxub (nor the job).
+        try session.type("echo sleeping; sleep 30\r")
+        #expect(session.waitFor("sleeping\r\n"), "\(session.text)")
+        try session.type("\u{03}")
+        if let prompt { #expect(session.waitFor(prompt), "\(session.text)") }
+        try session.type("echo status=$?\r")
+        #expect(session.waitFor("status=130"), "Ctrl-C did not end the job's foreground program: \(session.text)")
+        #expect(session.child.poll() == nil, "Ctrl-C ended qxub: \(session.text)")
+        try session.type("exit 3\r")
+        #expect(session.waitForExit(timeout: exitTimeout) == .exited(3), "\(session.text)")
+        #expect(try session.mode() == before, "the terminal's mode was not restored")
+    }
+}
