@@ -142,4 +142,21 @@ struct NotificationTests {
                 == "qxub: warning: --notify: no webhook is configured (notifications.slack.webhook_url or notifications.discord.webhook_url): nothing will be sent\n"
         )
     }
+
+    @Test("batch --notify sends one message per job that ended, with its own exit code")
+    func batchNotifies() throws {
+        let server = try LoopbackWebhook()
+        let sandbox = try sandbox(slack: nil, discord: server.url("/hook"))
+        try FileSystem.writeAtomically(sandbox.directory + "/jobs.txt", "exit 0\nexit 5\n")
+        let child = try sandbox.start([
+            "batch", "--notify", "--backend", "local", "-N", "sweep", sandbox.directory + "/jobs.txt",
+        ])
+        let requests = server.serve(count: 2, status: 204, timeout: 60)
+        let run = collect(child, timeout: 60)
+        #expect(run.exit == .exited(1), "one job failed: \(run.stderrText)")
+        let contents = try requests.map { try #require(try json($0.body)["content"] as? String) }
+        #expect(contents.count == 2)
+        #expect(contents.contains { $0.contains("Job SUCCESS: sweep (") && $0.contains("exit code 0") }, "\(contents)")
+        #expect(contents.contains { $0.contains("Job FAILED: sweep (") && $0.contains("exit code 5") }, "\(contents)")
+    }
 }
