@@ -73,7 +73,7 @@ package struct JobNotifier: Sendable {
     }
 
     /// curl's options for one POST, in its config file syntax (quoted strings take `\\` and `\"`).
-    static func curlConfig(_ webhook: NotificationSettings.Webhook, body: String, timeout: Double) -> String {
+    package static func curlConfig(_ webhook: NotificationSettings.Webhook, body: String, timeout: Double) -> String {
         func quoted(_ text: String) -> String {
             "\"" + text.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\""
         }
@@ -92,7 +92,8 @@ package struct JobNotifier: Sendable {
     }
 
     /// Nil when the webhook answered 2xx; else what went wrong, in one line.
-    static func problem(_ run: CollectedRun, channel: NotificationSettings.Channel, timeout: Double) -> String? {
+    package static func problem(_ run: CollectedRun, channel: NotificationSettings.Channel, timeout: Double) -> String?
+    {
         let name = channel.rawValue
         if run.timedOut { return "cannot notify \(name): no answer within \(Int(timeout)) s" }
         guard run.exit == .exited(0) else {

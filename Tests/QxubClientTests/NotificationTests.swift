@@ -158,4 +158,37 @@ struct NotificationPayloadTests {
             #expect(notice == nil)
         }
     }
+
+    @Test("curl gets the URL and the body on stdin, quoted as its config syntax wants, with the time limit")
+    func curlConfig() {
+        let webhook = NotificationSettings.Webhook(channel: .slack, url: "https://h/x?a=\"b\"")
+        let config = JobNotifier.curlConfig(webhook, body: #"{"text":"a\nb"}"#, timeout: 5)
+        let lines = config.split(separator: "\n").map(String.init)
+        #expect(lines.first == #"url = "https://h/x?a=\"b\"""#)
+        #expect(lines.contains(#"data-binary = "{\"text\":\"a\\nb\"}""#))
+        #expect(lines.contains(#"header = "Content-Type: application/json""#))
+        #expect(lines.contains("max-time = 5") && lines.contains("connect-timeout = 5"))
+    }
+
+    @Test(
+        "what a curl run means: 2xx is sent, anything else is one line that names the channel",
+        arguments: [
+            (ProcessExit.exited(0), "204", false, nil),
+            (.exited(0), "200", false, nil),
+            (.exited(0), "500", false, "cannot notify discord: the webhook answered HTTP 500"),
+            (.exited(0), "302", false, "cannot notify discord: the webhook answered HTTP 302"),
+            (.exited(28), "000", false, "cannot notify discord: no answer within 5 s"),
+            (.signaled(9), "", true, "cannot notify discord: no answer within 5 s"),
+            (.exited(7), "000", false, "cannot notify discord: curl: (7) Failed to connect"),
+        ] as [(ProcessExit, String, Bool, String?)]
+    )
+    func curlOutcome(exit: ProcessExit, stdout: String, timedOut: Bool, problem: String?) {
+        let run = CollectedRun(
+            exit: exit,
+            stdout: Array(stdout.utf8),
+            stderr: Array("curl: (7) Failed to connect\n".utf8),
+            timedOut: timedOut
+        )
+        #expect(JobNotifier.problem(run, channel: .discord, timeout: 5) == problem)
+    }
 }
