@@ -78,7 +78,12 @@ extension QxubCommand {
                     )
                     var spec = try builder.build()
                     if index == 0 {
-                        for warning in builder.warnings {
+                        let notifyWarnings =
+                            job.notify
+                            ? NotificationSettings(configuration: configuration).warningsForNotify(
+                                followed: !output.terse
+                            ) : []
+                        for warning in builder.warnings + notifyWarnings {
                             try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
                         }
                     }
@@ -93,6 +98,24 @@ extension QxubCommand {
                 session.onMessage = { try? FileDescriptor.writeAll(2, "qxub: " + $0 + "\n") }
                 session.history = try? HistoryStore()
                 let code = session.run()
+                // One message per job that was seen to end, sent together once the batch is over (a post made
+                // while the batch runs would hold up the session's loop).
+                var notifier = JobNotifier(settings: NotificationSettings(configuration: configuration))
+                if job.notify, !output.terse, !notifier.settings.webhooks.isEmpty {
+                    let notices = zip(specs, session.results).compactMap { spec, outcome -> JobEndNotice? in
+                        guard let jobID = outcome.jobID, let code = outcome.code else { return nil }
+                        return JobEndNotice(
+                            jobID: jobID,
+                            name: spec.name,
+                            platform: platform.name,
+                            exitCode: code,
+                            elapsedSeconds: nil
+                        )
+                    }
+                    for warning in notifier.send(notices) where !output.quiet {
+                        try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
+                    }
+                }
                 if !output.terse && !output.quiet {
                     let results = session.results
                     let failed = results.enumerated().filter { ($0.element.code ?? 1) != 0 }

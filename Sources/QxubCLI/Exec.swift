@@ -111,15 +111,22 @@ extension QxubCommand {
                     connection.abandon()
                     throw error
                 }
+                let notifier =
+                    job.notify ? JobNotifier(settings: NotificationSettings(configuration: configuration)) : nil
                 if !output.quiet {
-                    for warning in builder.warnings { try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n") }
+                    let notifyWarnings = notifier.map { $0.settings.warningsForNotify(followed: mode != .terse) } ?? []
+                    for warning in builder.warnings + notifyWarnings {
+                        try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
+                    }
                 }
                 return try Self.runSession(
                     endpoint: endpoint,
                     start: .submit(spec),
                     mode: mode,
                     connection: connection,
-                    warmConnection: place.warmStartConnection
+                    warmConnection: place.warmStartConnection,
+                    notifier: notifier,
+                    jobName: spec.name
                 )
             }
             if code != 0 { throw ExitCode(code) }
@@ -133,7 +140,9 @@ extension QxubCommand {
             joblog: Bool = false,
             connection: AgentConnection? = nil,
             warmConnection: Int32? = nil,
-            terminal: JobTerminal? = nil
+            terminal: JobTerminal? = nil,
+            notifier: JobNotifier? = nil,
+            jobName: String? = nil
         ) throws(ClientError) -> Int32 {
             let session = try ExecSession(endpoint: endpoint, start: start, mode: mode, connection: connection)
             session.onlyStream = onlyStream
@@ -151,10 +160,20 @@ extension QxubCommand {
                 loop: session.eventLoop,
                 showWarnings: mode != .quiet
             )
-            session.onStatus = { status.show($0) }
+            var ending = JobEnding()
+            session.onStatus = {
+                ending.observe($0)
+                status.show($0)
+            }
             session.onTerminal = { status.terminalTaken = $0 == .take }
             session.onOutput = { status.makeWayForOutput() }
             let code = session.run()
+            // Only a job seen to end is told about (not one left running by Ctrl-C or a lost connection).
+            if var notifier, !notifier.settings.webhooks.isEmpty,
+                let notice = ending.notice(name: jobName, platform: endpoint.platform.name)
+            {
+                for warning in notifier.send(notice) { status.show(.warning(warning)) }
+            }
             if session.failure?.agentMissing == true, let remote = endpoint.platform.remote,
                 offerInstall(platform: endpoint.platform.name)
             {

@@ -159,7 +159,10 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("log-dir"), help: "The value of {log_dir} in templated names and paths.")
     var logDirectory: String?
 
-    @Flag(name: .customLong("notify"), help: "Slack/Discord notification (not supported by this qxub: use --email).")
+    @Flag(
+        name: .customLong("notify"),
+        help: "Send a Slack/Discord message when the job ends (webhooks under notifications: in the configuration)."
+    )
     var notify = false
 
     @Flag(name: .customLong("no-notify"), help: "No email, even if one is configured.")

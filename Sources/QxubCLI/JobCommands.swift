@@ -213,6 +213,10 @@ extension QxubCommand {
             Double = 5
         @Flag(name: .customLong("quiet"), help: "Only the final summary.") var quiet = false
         @Flag(name: .customLong("summary"), help: "Counts per state instead of a line per job.") var summary = false
+        @Flag(
+            name: .customLong("notify"),
+            help: "Send a Slack/Discord message as each job ends (webhooks under notifications: in the configuration)."
+        ) var notify = false
         @OptionGroup(title: "Where") var place: PlatformOptions
         package init() {}
 
@@ -267,6 +271,20 @@ extension QxubCommand {
             return rows
         }
 
+        /// The notice of a job's end as monitor saw it (elapsed from the job's own records).
+        static func notice(_ status: JobStatus, name: String?, platform: String) -> JobEndNotice {
+            let elapsed =
+                status.startedAt > 0 && status.endedAt >= status.startedAt
+                ? Int(clamping: status.endedAt - status.startedAt) : nil
+            return JobEndNotice(
+                jobID: status.jobID,
+                name: name,
+                platform: platform,
+                exitCode: status.termination.map { ExitCodes.exit(for: $0).code } ?? ExitCodes.unavailable,
+                elapsedSeconds: elapsed
+            )
+        }
+
         package func run() throws {
             let ids = Array(Set(jobIDs.isEmpty ? readIDsFromStdin() : jobIDs)).sorted()
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
@@ -292,6 +310,11 @@ extension QxubCommand {
                 if let history = try? HistoryStore() {
                     for id in ids { if let record = try? history.find(id) { names[id] = record.name } }
                 }
+                var notifier =
+                    notify ? JobNotifier(settings: NotificationSettings(configuration: try place.configuration())) : nil
+                for warning in notifier?.settings.warningsForNotify(followed: true) ?? [] {
+                    try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
+                }
                 while true {
                     var statuses: [JobStatus] = []
                     var platformOf: [String: String] = [:]
@@ -312,11 +335,20 @@ extension QxubCommand {
                         try? FileDescriptor.writeAll(1, text)
                         drawn = rows.count
                     }
+                    var notices: [JobEndNotice] = []
                     for status in statuses where status.state.phase == .finished && !reported.contains(status.jobID) {
                         reported.insert(status.jobID)
+                        notices.append(
+                            Self.notice(status, name: names[status.jobID], platform: platformOf[status.jobID] ?? "")
+                        )
                         if !quiet && !live {
                             let code = status.termination.map { ExitCodes.exit(for: $0).code } ?? ExitCodes.unavailable
                             print("\(status.jobID): finished, exit status \(code)")
+                        }
+                    }
+                    if notifier?.settings.webhooks.isEmpty == false, !notices.isEmpty {
+                        for warning in notifier!.send(notices) {
+                            try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
                         }
                     }
                     let finished = statuses.filter { $0.state.phase == .finished }

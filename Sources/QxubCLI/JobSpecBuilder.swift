@@ -220,11 +220,6 @@ struct JobSpecBuilder {
             clientVersion: QxubVersion.current
         )
         spec.tags = try job.parsedTags()
-        if job.notify {
-            warnings.append(
-                "--notify (Slack/Discord) is not supported by this qxub; --email sends the scheduler's mail"
-            )
-        }
         return spec
     }
 }

@@ -884,7 +884,11 @@ struct ConfigurationTests {
             ],
             environment: sandbox.environmentList
         )
-        #expect(notify.stderrText.contains("--notify (Slack/Discord) is not supported"))
+        #expect(
+            notify.stderrText.contains(
+                "qxub: warning: --notify: no webhook is configured (notifications.slack.webhook_url or notifications.discord.webhook_url): nothing will be sent"
+            )
+        )
         let run = try sandbox.qxub(["exec", "--backend", "local", "--tag", "rule=align", "--", "true"])
         #expect(run.exit == .exited(0))
         let meta = sandbox.jobDirectories.compactMap { FileSystem.readText($0 + "/meta") }.joined()
