@@ -81,6 +81,34 @@ struct PythonCommandsTests {
         )
     }
 
+    @Test("resources: a finished job's walltime and cpu time from its own record; '-' for what it could not record")
+    func resourcesLocal() throws {
+        let sandbox = try sandbox("resources")
+        // One to two seconds of cpu (a busy loop until bash's clock has moved on twice).
+        let busy = "end=$((SECONDS + 2)); while [ $SECONDS -lt $end ]; do :; done"
+        let run = try sandbox.qxub(["exec", "--backend", "local", "-N", "busy", "--", busy])
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let id = try #require(
+            try sandbox.qxub(["history"]).stdoutText.split(separator: "\n").dropFirst().first?
+                .split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.map(String.init)
+        )
+        let slow = try submit(sandbox, platform: "local", name: "slow", "sleep 300")
+        let resources = try sandbox.qxub(["resources", id, slow, "local-nosuch"])
+        #expect(resources.exit == .exited(1), "an unknown job: \(resources.stderrText)")
+        let lines = resources.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "a header and the finished job: \(resources.stdoutText)")
+        #expect(lines.first == "JOB                   WALLTIME   CPU TIME   MEM PEAK  CPUS  CPU EFFICIENCY")
+        let fields = try #require(lines.last?.split(separator: " ").map(String.init))
+        #expect(fields.count == 6 && fields[0] == id, "\(lines)")
+        #expect(["0:00:01", "0:00:02", "0:00:03"].contains(fields[1]), "walltime: \(lines)")
+        #expect(["0:00:01", "0:00:02"].contains(fields[2]), "cpu time of the busy loop: \(lines)")
+        // The local backend gives no cpu count and has no cgroup of the job's own.
+        #expect(fields[3...] == ["-", "-", "-"], "\(lines)")
+        #expect(resources.stderrText.contains("qxub: \(slow): running; what it used is known once it ends"))
+        #expect(resources.stderrText.contains("qxub: local-nosuch: unknown job"), "\(resources.stderrText)")
+        _ = try sandbox.qxub(["cancel", slow])
+    }
+
     @Test("an empty history: status list and summary say so and exit 0")
     func emptyHistory() throws {
         let sandbox = try sandbox("statusempty")
@@ -147,5 +175,23 @@ extension PBSBackendTests {
         let summary = try sandbox.qxub(["status", "summary"])
         #expect(summary.stdoutText == "local: 2 jobs: 1 running, 1 failed\n", "\(summary.stdoutText)")
         _ = try sandbox.qxub(["cancel", slow])
+    }
+    @Test("resources on the PBS emulator: the job's NCPUS, cpu time and the cpu efficiency")
+    func resourcesOnPBS() throws {
+        let sandbox = try sandbox("resources")
+        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
+        let busy = "end=$((SECONDS + 2)); while [ $SECONDS -lt $end ]; do :; done"
+        let run = try sandbox.qxub(["exec", "--terse", "--backend", "pbspro", "--cpus", "2", "--", busy])
+        let id = run.stdoutText.trimmingWhitespaceForTests()
+        #expect(sandbox.wait { (try? sandbox.qxub(["status", id]))?.stdoutText.contains("finished") == true })
+        let resources = try sandbox.qxub(["resources", id])
+        #expect(resources.exit == .exited(0), "\(resources.stderrText)")
+        let fields = try #require(
+            resources.stdoutText.split(separator: "\n").last?.split(separator: " ").map(String.init)
+        )
+        #expect(fields.count == 6 && fields[0] == id && fields[4] == "2", "\(resources.stdoutText)")
+        // One busy cpu of two: 1-2 s of cpu over 1-3 s of walltime (whole seconds from the records), 2 cpus.
+        let efficiency = try #require(Int(fields[5].dropLast()), "\(resources.stdoutText)")
+        #expect((15...100).contains(efficiency), "\(resources.stdoutText)")
     }
 }
