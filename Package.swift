@@ -60,6 +60,7 @@ let package = Package(
             name: "QxubCLI",
             dependencies: [
                 "QxubClient",
+                "QxubScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

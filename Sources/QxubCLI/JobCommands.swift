@@ -23,7 +23,10 @@ extension QxubCommand {
             name: .customLong("name"),
             help: "Cancel unfinished jobs whose name matches this pattern (e.g. 'train-*')."
         ) var namePattern: String?
-        @Flag(name: .customLong("all"), help: "Cancel every unfinished job of the platform.") var all = false
+        @Flag(
+            name: .customLong("all"),
+            help: "Cancel every unfinished job of the history (of --platform when given, else of all platforms)."
+        ) var all = false
         @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "List what would be cancelled.") var dryRun =
             false
         @OptionGroup(title: "Where") var place: PlatformOptions
@@ -37,41 +40,18 @@ extension QxubCommand {
         }
 
         package func run() throws {
-            var ids = jobIDs
-            // --name and --all need the agent even for a dry run; the cancels then use the same session.
-            var requests: AgentRequests?
-            defer { requests?.close() }
-            if namePattern != nil || all {
-                let platform = try CLIFailure.catching { () throws(ClientError) -> Platform in try place.platform() }
-                let records = try History.store().unfinished(platform: platform.name)
-                let candidates = records.filter { record in
-                    namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true
-                }.map(\.jobID)
-                if !candidates.isEmpty {
-                    ids = try CLIFailure.catching { () throws(ClientError) -> [String] in
-                        let session = try AgentRequests(
-                            endpoint: AgentEndpoint(platform: platform, settings: place.settings())
-                        )
-                        requests = session
-                        return try Self.stillUnfinished(candidates, requests: session, platform: platform.name)
-                    }
-                }
-                guard !ids.isEmpty else {
-                    print(
-                        "no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(platform.name) in the history"
-                    )
-                    return
-                }
-            } else if ids.isEmpty {
-                ids = readIDsFromStdin()
+            if let message = PythonSpellings.message(command: "cancel", arguments: jobIDs) {
+                try? FileDescriptor.writeAll(2, message)
+                throw ExitCode(ExitCodes.usage)
             }
+            if namePattern != nil || all { return try cancelFromHistory() }
+            let ids = jobIDs.isEmpty ? readIDsFromStdin() : jobIDs
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
             if dryRun {
                 for id in ids { print("\(id): would be cancelled") }
                 return
             }
             let outcomes = try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
-                if let requests { return try requests.cancel(ids) }
                 // Ids of several platforms (as the history knows them): one session per platform.
                 var outcomes: [(String, String)] = []
                 for (platform, group) in try place.route(ids).groups {
@@ -82,6 +62,51 @@ extension QxubCommand {
                     outcomes += try session.cancel(group)
                 }
                 return outcomes
+            }
+            for (id, outcome) in outcomes { print("\(id): \(outcome)") }
+            if outcomes.contains(where: { $0.1.hasPrefix("failed") }) { throw ExitCode(1) }
+        }
+
+        /// --name and --all: the history's unfinished jobs (of `--platform`, else of every platform that has
+        /// some), each platform's asked about first and then cancelled over the same session. They need the
+        /// agent even for a dry run.
+        private func cancelFromHistory() throws {
+            let platforms = try CLIFailure.catching { () throws(ClientError) -> [Platform] in
+                if place.platformName != nil { return [try place.platform()] }
+                let configuration = try place.configuration()
+                var names: [String] = []
+                for record in (try? History.store().unfinished()) ?? [] where !names.contains(record.platform) {
+                    names.append(record.platform)
+                }
+                // No unfinished job anywhere: the default platform, for the message.
+                if names.isEmpty { return [try Platform.resolve(nil, configuration: configuration)] }
+                return try names.map { name throws(ClientError) -> Platform in
+                    try Platform.resolve(name, configuration: configuration)
+                }
+            }
+            var outcomes: [(String, String)] = []
+            var found = false
+            for platform in platforms {
+                let records = try History.store().unfinished(platform: platform.name)
+                let candidates = records.filter { record in
+                    namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true
+                }.map(\.jobID)
+                guard !candidates.isEmpty else { continue }
+                outcomes += try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
+                    let session = try AgentRequests(
+                        endpoint: AgentEndpoint(platform: platform, settings: place.settings())
+                    )
+                    defer { session.close() }
+                    let ids = try Self.stillUnfinished(candidates, requests: session, platform: platform.name)
+                    found = found || !ids.isEmpty
+                    if dryRun { return ids.map { ($0, "would be cancelled") } }
+                    return try session.cancel(ids)
+                }
+            }
+            guard found else {
+                let names = platforms.map(\.name).joined(separator: ", ")
+                print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(names) in the history")
+                return
             }
             for (id, outcome) in outcomes { print("\(id): \(outcome)") }
             if outcomes.contains(where: { $0.1.hasPrefix("failed") }) { throw ExitCode(1) }
@@ -102,10 +127,27 @@ extension QxubCommand {
         }
     }
 
-    /// `qxub status JOB... [--format human|json|snakemake|exitcode]`
+    /// `qxub status [check] JOB...`, `qxub status list`, `qxub status summary`
     package struct Status: ParsableCommand {
         package static let configuration = CommandConfiguration(
             commandName: "status",
+            abstract: "Show where jobs are: queued, running or finished, and how they ended.",
+            discussion: """
+                `qxub status JOB...` (or `qxub status check JOB...`, the Python qxub's spelling) asks about jobs by \
+                id; `qxub status list` and `qxub status summary` show the history's newest jobs with their live states.
+                """,
+            subcommands: [Check.self, StatusList.self, StatusSummary.self],
+            defaultSubcommand: Check.self
+        )
+        package init() {}
+    }
+}
+
+extension QxubCommand.Status {
+    /// `qxub status [check] JOB... [--format human|json|snakemake|exitcode]`
+    package struct Check: ParsableCommand {
+        package static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Show where jobs are: queued, running or finished, and how they ended.",
             discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract)."
         )
@@ -123,8 +165,11 @@ extension QxubCommand {
         }
 
         package func run() throws {
-            // `qxub status check ID` (the Python qxub's subcommand) is `qxub status ID`.
-            let given = jobIDs.first == "check" ? Array(jobIDs.dropFirst()) : jobIDs
+            if let message = PythonSpellings.message(command: "status", arguments: jobIDs) {
+                try? FileDescriptor.writeAll(2, message)
+                throw ExitCode(ExitCodes.usage)
+            }
+            let given = jobIDs
             let format = snakemake ? "snakemake" : format
             let ids = given.isEmpty ? readIDsFromStdin() : given
             guard !ids.isEmpty else { throw ValidationError("no job ids: give them as arguments or on stdin") }
@@ -200,6 +245,9 @@ extension QxubCommand {
         }
     }
 
+}
+
+extension QxubCommand {
     /// `qxub monitor [JOB...]`: follow many jobs' states over one session until all have ended.
     package struct Monitor: ParsableCommand {
         package static let configuration = CommandConfiguration(

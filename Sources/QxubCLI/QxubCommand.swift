@@ -9,6 +9,7 @@ package struct QxubCommand: ParsableCommand {
         version: "qxub \(QxubVersion.current)",
         subcommands: [
             Exec.self, Interactive.self, Batch.self, Attach.self, Status.self, Cancel.self, Monitor.self, Doctor.self,
+            Resources.self,
             History.self,
             PlatformCommand.self, SelectQueue.self, Estimate.self, Agent.self, Config.self, Session.self,
         ]

@@ -385,6 +385,7 @@ package struct JobScript {
                 "fi",
             ]
         }
+        lines += usageRecord()
         lines += [
             "if [ -n \"$qxub_term\" ] && [ \"$qxub_status\" -eq 0 ]; then qxub_status=143; fi",
             "qxub_record exit \"$qxub_status $(date +%s)${qxub_term:+ term}\"",
@@ -395,6 +396,19 @@ package struct JobScript {
     }
 
     /// The audit block's lines (they write to stdout: the caller sends them to the job log).
+    /// What the command used, in the job log before the exit record (read by `qxub resources`, see
+    /// ``JobUsage``): the cpus the scheduler gave, the memory high-water of the job's own cgroup (only a cgroup
+    /// that names the job: the local backend's is the whole login session's, which says nothing about the job),
+    /// and bash's `times`: this script's user and system time, then its children's (the command, --pre,
+    /// --post). No fork: `times` in a subshell would report the subshell's children, none.
+    private func usageRecord() -> [String] {
+        [
+            "qxub_peak=-",
+            "while IFS=: read -r _ qxub_ctl qxub_cg; do case \"$qxub_ctl:$qxub_cg\" in :*job*) qxub_f=/sys/fs/cgroup$qxub_cg/memory.peak ;; memory:*job*) qxub_f=/sys/fs/cgroup/memory$qxub_cg/memory.max_usage_in_bytes ;; *) continue ;; esac; [ -r \"$qxub_f\" ] && read -r qxub_peak <\"$qxub_f\"; done 2>/dev/null </proc/self/cgroup",
+            "{ echo \"usage:          cpus=${NCPUS:-${SLURM_CPUS_ON_NODE:--}} memory_peak=${qxub_peak:--}\"; printf 'cpu times:      '; times; } >&3",
+        ]
+    }
+
     private func audit(_ mode: Mode) -> [String] {
         var lines = [
             "echo \"qxub \(QxubVersion.current): job $QXUB_JOB_ID (\(kind)\(mode == .interactive ? ", interactive" : "")) on $qxub_host, started $(date)\"",

@@ -76,6 +76,9 @@ if [ "$qxub_status" -eq 0 ] && [ -z "$qxub_term" ]; then
   exec 2>&4
   [ "$qxub_status" -eq 0 ] || echo "qxub: --post failed with exit status $qxub_status" >&2
 fi
+qxub_peak=-
+while IFS=: read -r _ qxub_ctl qxub_cg; do case "$qxub_ctl:$qxub_cg" in :*job*) qxub_f=/sys/fs/cgroup$qxub_cg/memory.peak ;; memory:*job*) qxub_f=/sys/fs/cgroup/memory$qxub_cg/memory.max_usage_in_bytes ;; *) continue ;; esac; [ -r "$qxub_f" ] && read -r qxub_peak <"$qxub_f"; done 2>/dev/null </proc/self/cgroup
+{ echo "usage:          cpus=${NCPUS:-${SLURM_CPUS_ON_NODE:--}} memory_peak=${qxub_peak:--}"; printf 'cpu times:      '; times; } >&3
 if [ -n "$qxub_term" ] && [ "$qxub_status" -eq 0 ]; then qxub_status=143; fi
 qxub_record exit "$qxub_status $(date +%s)${qxub_term:+ term}"
 echo "finished:       $(date), exit status $qxub_status" >&3
