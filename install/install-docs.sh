@@ -9,6 +9,7 @@
 #   PREFIX/share/bash-completion/completions/{qxub,qx}
 #   PREFIX/share/zsh/site-functions/{_qxub,_qx}
 #   PREFIX/share/fish/vendor_completions.d/{qxub,qx}.fish
+#   PREFIX/share/qxub/platforms/*.yaml      the shipped platform definitions (nci_gadi.yaml), to copy
 # GENERATE_MANUAL is swift-argument-parser's generate-manual tool (the tool of its generate-manual plugin),
 # run directly on the built qxub: the plugin would build every product of the package first.
 set -euo pipefail
@@ -22,6 +23,9 @@ install -d "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" 
 "$qxub" --generate-completion-script bash > "$prefix/share/bash-completion/completions/qxub"
 "$qxub" --generate-completion-script zsh > "$prefix/share/zsh/site-functions/_qxub"
 "$qxub" --generate-completion-script fish > "$prefix/share/fish/vendor_completions.d/qxub.fish"
+# The shipped platform definitions, for users to copy (hints point here).
+install -d "$prefix/share/qxub/platforms"
+install -m 0644 "$here/../docs/platforms/"*.yaml "$prefix/share/qxub/platforms/"
 # `qx` is `qxub exec`: its completions are qxub's, with `qx` read as `qxub exec`.
 install -m 0644 "$here/completions/qx.bash" "$prefix/share/bash-completion/completions/qx"
 install -m 0644 "$here/completions/_qx" "$prefix/share/zsh/site-functions/_qx"

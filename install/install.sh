@@ -12,6 +12,7 @@
 #   DIR/libexec/qxub/qxub-shim             the remote bootstrap sent with it
 #   DIR/share/{bash-completion,zsh,fish}/  shell completions (qxub and qx)
 #   DIR/share/man/man1/qxub.1              the manual page: `man qxub`
+#   DIR/share/qxub/platforms/              the shipped platform definitions (nci_gadi.yaml), to copy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="${HOME}/.local"
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
     --prefix=*) prefix=${1#--prefix=}; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install: unknown option $1 (try --prefix DIR)" >&2; exit 64 ;;
   esac
 done

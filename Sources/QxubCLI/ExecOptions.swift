@@ -191,7 +191,7 @@ struct JobOptions: ParsableArguments {
     func validate() throws {
         if template != nil {
             throw ValidationError(
-                "--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run"
+                "--template is not supported: qxub generates the job script itself (see `qxub help exec`); put set-up in --pre, or in a wrapper script you run"
             )
         }
         if notify && noNotify {

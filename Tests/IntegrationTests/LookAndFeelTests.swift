@@ -165,4 +165,34 @@ struct LookAndFeelTests {
         }
         #expect(man.stdoutText.contains("Submit a command as a batch job"))
     }
+
+    @Test("a hint for a missing platform definition points at the installed copy, never at docs/")
+    func hintsPointAtInstalledFiles() throws {
+        let (sandbox, prefix) = try installed()
+        sandbox.environment["QXUB_PLATFORM_FILE"] = nil
+        // qxub finds PREFIX from the binary it runs as (/proc/self/exe), so this one is a copy, not a link.
+        try FileSystem.createDirectories(prefix + "/bin", mode: 0o755)
+        let copy = try runCollectingOutput(["cp", BuiltProducts.qxub, prefix + "/bin/qxub"], timeout: 60)
+        #expect(copy.exit == .exited(0), "\(copy.stderrText)")
+        let installedRun = try runCollectingOutput(
+            [prefix + "/bin/qxub", "select-queue", "--cpus", "1"],
+            environment: sandbox.environmentList,
+            timeout: 60
+        )
+        #expect(installedRun.exit == .exited(64), "\(installedRun.stderrText)")
+        #expect(
+            installedRun.stderrText.contains(
+                "copy \(prefix)/share/qxub/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it"
+            ),
+            "\(installedRun.stderrText)"
+        )
+        #expect(FileSystem.exists(prefix + "/share/qxub/platforms/nci_gadi.yaml"))
+        // Without the shipped files (a qxub run from the build): how to write one, and where to read about it.
+        let bare = try sandbox.qxub(["select-queue", "--cpus", "1"])
+        #expect(bare.exit == .exited(64), "\(bare.stderrText)")
+        #expect(bare.stderrText.contains("`qxub help platform`"), "\(bare.stderrText)")
+        #expect(!bare.stderrText.contains("docs/") && !installedRun.stderrText.contains("docs/"))
+        let help = try sandbox.qxub(["help", "platform"])
+        #expect(help.stdoutText.contains("PREFIX/share/qxub/platforms"), "\(help.stdoutText)")
+    }
 }
