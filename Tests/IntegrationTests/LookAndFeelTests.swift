@@ -1,3 +1,4 @@
+import QxubClient
 import QxubSystem
 import Testing
 
@@ -194,5 +195,30 @@ struct LookAndFeelTests {
         #expect(!bare.stderrText.contains("docs/") && !installedRun.stderrText.contains("docs/"))
         let help = try sandbox.qxub(["help", "platform"])
         #expect(help.stdoutText.contains("PREFIX/share/qxub/platforms"), "\(help.stdoutText)")
+    }
+
+    @Test("a job PBS cannot start yet: a yellow queued line with a spinner, the time and PBS's reason")
+    func queuedReasonFromPBS() throws {
+        let sandbox = try Sandbox("look-pbs", fakeBinaries: fakeActivationTools, extraPath: [Components.pbsEmulatorBin])
+        sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
+        sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
+        sandbox.environment["NO_COLOR"] = nil
+        sandbox.cleanup.append([
+            "python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset",
+        ])
+        // More CPUs than the emulated cluster has: PBS queues it with "Can Never Run: Insufficient ...".
+        let session = try TerminalHarness(
+            [BuiltProducts.qxub, "exec", "--backend", "pbspro", "--cpus", "9999", "--", "true"],
+            environment: sandbox.environmentList
+        )
+        #expect(session.waitFor("Insufficient amount of resource: ncpus", timeout: 60), "\(session.text)")
+        #expect(session.text.contains("\u{1B}[33mqxub: job "), "yellow: \(session.text.debugDescription)")
+        #expect(
+            StatusLine.spinnerFrames.contains { session.text.contains($0 + " \u{1B}[33mqxub: job ") },
+            "a spinner before the line: \(session.text.debugDescription)"
+        )
+        #expect(session.text.contains(" queued ("), "\(session.text)")
+        try session.type("\u{03}")
+        #expect(session.waitForExit(timeout: 60) != nil, "\(session.text)")
     }
 }
