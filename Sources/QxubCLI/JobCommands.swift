@@ -263,7 +263,8 @@ extension QxubCommand {
                 let state = StatusLine.monitorState(status.state.phase, exitCode: code)
                 rows.append(
                     status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24)
-                        + render.paint(state.word.padding(to: 10), state.tone) + Self.elapsed(status).padding(to: 10)
+                        + render.paint(state.word, state.tone) + "".padding(to: 10 - state.word.count)
+                        + Self.elapsed(status).padding(to: 10)
                         + (code.map(String.init) ?? "")
                 )
             }

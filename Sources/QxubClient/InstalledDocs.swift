@@ -13,8 +13,8 @@ package enum InstalledDocs {
     package static var definitionHint: String {
         let shipped = platformsDirectory
         guard FileSystem.exists(shipped + "/nci_gadi.yaml") else {
-            return
-                "write a platform definition into ~/.config/qxub/platforms/ (`qxub help platform` says what it holds)"
+            return "put a platform definition into ~/.config/qxub/platforms/ (install.sh installs NCI Gadi's "
+                + "nci_gadi.yaml in PREFIX/share/qxub/platforms; `qxub help platform`)"
         }
         return "copy \(shipped)/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it (`qxub help platform`)"
     }
