@@ -314,7 +314,9 @@ final class FollowLoop {
         switch info.phase {
         case .queued, .held:
             if !follower.hasStarted {
-                progressed = send(follower, state: JobState(phase: info.phase, detail: info.rawState)) || progressed
+                progressed =
+                    send(follower, state: JobState(phase: info.phase, detail: info.rawState, reason: info.reason))
+                    || progressed
             }
         case .running:
             if !follower.hasStarted {

@@ -728,7 +728,7 @@ package final class JobService {
             if info.phase == .finished, let termination = info.termination { return finished(termination, follower) }
             return JobStatus(
                 jobID: follower.jobID,
-                state: JobState(phase: info.phase, host: info.host, detail: info.rawState)
+                state: JobState(phase: info.phase, host: info.host, detail: info.rawState, reason: info.reason)
             )
         }
         if follower.records.cancelled { return finished(.cancelled(ranFirst: follower.hasStarted), follower) }

@@ -259,11 +259,16 @@ extension QxubCommand {
 struct PlatformOptions: ParsableArguments {
     @Option(
         name: [.customLong("platform"), .customLong("profile")],
-        help: "Where to run: a platform from the configuration (default: defaults.platform, else this machine)."
+        help: "Where to run: a platform from the configuration (default: defaults.platform, else this machine).",
+        completion: .custom(CompletionValues.platforms)
     )
     var platformName: String?
 
-    @Option(name: .customLong("config"), help: "An extra configuration file, above all others.")
+    @Option(
+        name: .customLong("config"),
+        help: "An extra configuration file, above all others.",
+        completion: .file(extensions: ["yaml", "yml"])
+    )
     var configFile: String?
 
     /// Set by qxub itself in a warm fork of a session holder (``WarmStart``): the descriptor of the connection

@@ -105,7 +105,11 @@ struct JobOptions: ParsableArguments {
     )
     var name: String?
 
-    @Option(name: [.customShort("q"), .customLong("queue")], help: "Queue (PBS) or partition (Slurm).")
+    @Option(
+        name: [.customShort("q"), .customLong("queue")],
+        help: "Queue (PBS) or partition (Slurm).",
+        completion: .custom(CompletionValues.queues)
+    )
     var queue: String?
 
     @Option(name: [.customShort("P"), .customLong("project")], help: "Project (PBS -P) or account (Slurm).")
@@ -132,13 +136,21 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("vars"), help: "Several KEY=VALUE, separated by commas.")
     var variableList: String?
 
-    @Option(name: .customLong("execdir"), help: "Working directory of the job (default: the current directory).")
+    @Option(
+        name: .customLong("execdir"),
+        help: "Working directory of the job (default: the current directory).",
+        completion: .directory
+    )
     var workingDirectory: String?
 
     @Flag(name: .customLong("create-execdir"), help: "Create the working directory if it does not exist.")
     var createWorkingDirectory = false
 
-    @Option(name: .customLong("backend"), help: "Force the backend: local, slurm or pbspro (default: detected).")
+    @Option(
+        name: .customLong("backend"),
+        help: "Force the backend: local, slurm or pbspro (default: detected).",
+        completion: .list(CompletionValues.backends)
+    )
     var backend: String?
 
     @Option(
@@ -156,7 +168,11 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("tags"), help: "Several KEY=VALUE, separated by commas.")
     var tagList: String?
 
-    @Option(name: .customLong("log-dir"), help: "The value of {log_dir} in templated names and paths.")
+    @Option(
+        name: .customLong("log-dir"),
+        help: "The value of {log_dir} in templated names and paths.",
+        completion: .directory
+    )
     var logDirectory: String?
 
     @Flag(
@@ -178,7 +194,7 @@ struct JobOptions: ParsableArguments {
     func validate() throws {
         if template != nil {
             throw ValidationError(
-                "--template is not supported: qxub generates the job script itself (see docs/jobs.md); put set-up in --pre, or in a wrapper script you run"
+                "--template is not supported: qxub generates the job script itself (see `qxub help exec`); put set-up in --pre, or in a wrapper script you run"
             )
         }
         if notify && noNotify {
@@ -244,13 +260,17 @@ struct JobOptions: ParsableArguments {
 
 /// Where output goes and how qxub behaves.
 struct OutputOptions: ParsableArguments {
-    @Option(name: .customLong("out"), help: "File for the job's stdout (default: in the job's state directory).")
+    @Option(
+        name: .customLong("out"),
+        help: "File for the job's stdout (default: in the job's state directory).",
+        completion: .file()
+    )
     var stdout: String?
 
-    @Option(name: .customLong("err"), help: "File for the job's stderr.")
+    @Option(name: .customLong("err"), help: "File for the job's stderr.", completion: .file())
     var stderr: String?
 
-    @Option(name: .customLong("joblog"), help: "File for the scheduler's job log.")
+    @Option(name: .customLong("joblog"), help: "File for the scheduler's job log.", completion: .file())
     var joblog: String?
 
     @Flag(

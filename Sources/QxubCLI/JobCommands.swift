@@ -152,7 +152,8 @@ extension QxubCommand.Status {
             discussion: "--format snakemake prints success|running|failed (Snakemake's cluster-status contract)."
         )
         @Argument(help: "Job ids (read from stdin when none are given).") var jobIDs: [String] = []
-        @Option(help: "human, json, snakemake or exitcode.") var format: String = "human"
+        @Option(help: "human, json, snakemake or exitcode.", completion: .list(CompletionValues.statusFormats))
+        var format: String = "human"
         /// The Python qxub's spelling (`qxub status check ID --snakemake`), so Snakemake profiles keep working.
         @Flag(name: .customLong("snakemake"), help: .hidden) var snakemake = false
         @OptionGroup(title: "Where") var place: PlatformOptions
@@ -305,13 +306,18 @@ extension QxubCommand {
                 "JOB".padding(to: 22) + "NAME".padding(to: 24) + "STATE".padding(to: 10) + "ELAPSED".padding(to: 10)
                     + "EXIT"
             ]
+            // The table goes to stdout: colour when that is a terminal and NO_COLOR is not set.
+            let render = StatusLine(
+                colour: StatusLine.usesColour(terminal: isatty(1) == 1, noColor: Environment.get("NO_COLOR"))
+            )
             for status in statuses {
-                let exit = status.termination.map { String(ExitCodes.exit(for: $0).code) } ?? ""
-                let state =
-                    status.state.phase == .running && !status.state.host.isEmpty ? "running" : "\(status.state.phase)"
+                let code = status.termination.map { ExitCodes.exit(for: $0).code }
+                let state = StatusLine.monitorState(status.state.phase, exitCode: code)
                 rows.append(
                     status.jobID.padding(to: 22) + String((names[status.jobID] ?? "").prefix(23)).padding(to: 24)
-                        + state.padding(to: 10) + Self.elapsed(status).padding(to: 10) + exit
+                        + render.paint(state.word, state.tone) + "".padding(to: 10 - state.word.count)
+                        + Self.elapsed(status).padding(to: 10)
+                        + (code.map(String.init) ?? "")
                 )
             }
             let elapsed = Int(MonotonicClock.now() - started)
@@ -391,7 +397,8 @@ extension QxubCommand {
                         )
                         if !quiet && !live {
                             let code = status.termination.map { ExitCodes.exit(for: $0).code } ?? ExitCodes.unavailable
-                            print("\(status.jobID): finished, exit status \(code)")
+                            // A failure is marked, so that it stands out among the jobs that ended well.
+                            print("\(status.jobID): \(code == 0 ? "finished" : "FAILED"), exit status \(code)")
                         }
                     }
                     if notifier?.settings.webhooks.isEmpty == false, !notices.isEmpty {

@@ -74,7 +74,7 @@ struct JobSpecBuilder {
             definitions.isEmpty
                 ? "--queue auto needs a platform definition, and none is installed"
                 : "several platform definitions are loaded (\(definitions.map(\.name).joined(separator: ", "))) and none is named like the platform; set defaults.platform to choose one",
-            hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/ and adapt it, or give -q QUEUE",
+            hint: InstalledDocs.definitionHint + ", or give -q QUEUE",
             exitCode: ExitCodes.usage
         )
     }

@@ -8,6 +8,17 @@ extension QxubCommand {
         package static let configuration = CommandConfiguration(
             commandName: "platform",
             abstract: "Platforms from the configuration and the platform definitions (queues, limits, rules).",
+            discussion: """
+                A platform is a place to run jobs: this machine (`local`), or a cluster reached over ssh, configured \
+                as platforms.NAME.remote.host (`qxub config set platforms.gadi.remote.host gadi.nci.org.au`).
+
+                A platform definition is a YAML file of a cluster's queues, their limits, walltime rules and \
+                charge rates, which `--queue auto`, `select-queue` and `estimate` read. qxub reads every *.yaml in \
+                /etc/qxub/platforms, ~/.config/qxub/platforms and ~/.qxub/platforms (or QXUB_PLATFORM_PATHS, or \
+                platform_search_paths), QXUB_PLATFORM_FILE alone when set, and a platform's `definition:` (a file \
+                or an https URL). install.sh installs the shipped definitions (NCI Gadi's nci_gadi.yaml) in \
+                PREFIX/share/qxub/platforms: copy one to ~/.config/qxub/platforms/ and adapt it.
+                """,
             subcommands: [List.self, Info.self]
         )
         package init() {}
@@ -28,7 +39,7 @@ extension QxubCommand {
             if definitions.isEmpty {
                 throw ClientError(
                     "no platform definition is loaded",
-                    hint: "copy docs/platforms/nci_gadi.yaml to ~/.config/qxub/platforms/",
+                    hint: InstalledDocs.definitionHint,
                     exitCode: ExitCodes.usage
                 )
             }
@@ -64,7 +75,7 @@ extension QxubCommand {
                     print("\(definition.name): definition \(definition.source), \(definition.queues.count) queues")
                 }
                 if configured.isEmpty && definitions.isEmpty {
-                    print("no platforms: see docs/remote-setup.md and docs/platforms/")
+                    print("no platforms: see `qxub help platform` and `man qxub`")
                 }
             }
         }

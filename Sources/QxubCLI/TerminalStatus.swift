@@ -12,11 +12,13 @@ final class TerminalStatus {
     private let interactive: Bool
     private let quiet: Bool
     private var jobID = ""
-    private var queuedSince: Double?
     private var lineOpen = false
-    private let started = MonotonicClock.now()
-    private var timer: Int?
+    private let started: Double
     private weak var loop: EventLoop?
+    /// How lines read: colour on a terminal unless `NO_COLOR` says otherwise.
+    private let render: StatusLine
+    /// The spinner line of a waiting job, ticking on the session's event loop.
+    private var waiting: WaitingLine?
 
     /// Warnings (things qxub could not do as asked) are shown unless the user asked for silence.
     private let showWarnings: Bool
@@ -31,6 +33,10 @@ final class TerminalStatus {
         self.showWarnings = showWarnings
         self.interactive = !quiet && isatty(2) == 1
         self.loop = loop
+        self.started = loop.now
+        self.render = StatusLine(
+            colour: StatusLine.usesColour(terminal: isatty(2) == 1, noColor: Environment.get("NO_COLOR"))
+        )
     }
 
     func show(_ status: ExecSession.Status) {
@@ -45,9 +51,11 @@ final class TerminalStatus {
         case .state(let state):
             switch state.phase {
             case .queued, .held:
-                guard interactive else { return }
-                queuedSince = queuedSince ?? MonotonicClock.now()
-                redrawQueued(state.phase == .held ? "held" : "queued")
+                guard interactive, let loop else { return }
+                if waiting == nil {
+                    waiting = WaitingLine(loop: loop, line: render) { [weak self] text in self?.redraw(text) }
+                }
+                waiting?.show(jobID: jobID, held: state.phase == .held, reason: state.reason)
             case .running:
                 stopTimer()
                 line(
@@ -60,8 +68,7 @@ final class TerminalStatus {
         case .finished(let code, let message):
             stopTimer()
             if let message { line("qxub: \(message) (exit status \(code))", always: true) }
-            let elapsed = MonotonicClock.now() - started
-            line("qxub: job \(jobID) finished with exit status \(code) after \(format(elapsed))", always: false)
+            line(render.finished(jobID: jobID, code: code, elapsed: (loop?.now ?? started) - started), always: false)
         case .cancelling(let id):
             stopTimer()
             line("qxub: cancelling job \(id)… (press Ctrl-C again to leave it running)", always: true)
@@ -95,18 +102,13 @@ final class TerminalStatus {
         try? FileDescriptor.writeAll(2, "\r\u{1B}[K")
     }
 
-    private func redrawQueued(_ word: String) {
-        guard let since = queuedSince else { return }
-        let text = "qxub: job \(jobID) \(word) (\(format(MonotonicClock.now() - since)))"
+    private func redraw(_ text: String) {
         try? FileDescriptor.writeAll(2, "\r\u{1B}[K" + text)
         lineOpen = true
-        timer = loop?.schedule(after: 1) { [weak self] in self?.redrawQueued(word) }
     }
 
     private func stopTimer() {
-        if let timer { loop?.cancelTimer(timer) }
-        timer = nil
-        queuedSince = nil
+        waiting?.stop()
     }
 
     private func line(_ text: String, always: Bool) {
@@ -117,14 +119,5 @@ final class TerminalStatus {
         // A raw terminal (the job's) does not turn "\n" into "\r\n".
         let end = terminalTaken ? "\r\n" : "\n"
         try? FileDescriptor.writeAll(2, prefix + text.replacingAll("\n", with: end) + end)
-    }
-
-    private func format(_ seconds: Double) -> String {
-        let whole = Int(seconds)
-        if whole < 60 {
-            return "\(Int(seconds * 10) / 10 == whole ? "\(whole)" : "\(whole)").\(Int(seconds * 10) % 10)s"
-        }
-        if whole < 3600 { return "\(whole / 60)m\(whole % 60)s" }
-        return "\(whole / 3600)h\(whole / 60 % 60)m"
     }
 }

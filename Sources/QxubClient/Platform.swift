@@ -39,7 +39,7 @@ package struct Platform: Sendable, Hashable {
             throw ClientError(
                 "platform '\(name)' is not configured",
                 hint: known.isEmpty
-                    ? "add platforms.\(name).remote.host to ~/.config/qxub/config.yaml (see docs/remote-setup.md)"
+                    ? "`qxub config set platforms.\(name).remote.host HOST` adds it (`qxub help config`, `man qxub`)"
                     : "configured platforms: \(known.joined(separator: ", "))",
                 exitCode: ExitCodes.usage
             )
@@ -48,7 +48,7 @@ package struct Platform: Sendable, Hashable {
             // `remote: gadi` would otherwise quietly run the platform's jobs on this machine.
             throw ClientError(
                 "platforms.\(name).remote is '\(scalar)', not a section",
-                hint: "write it as `remote:` with `host: \(scalar)` indented below it (docs/remote-setup.md)",
+                hint: "write it as `remote:` with `host: \(scalar)` indented below it (`qxub help config`)",
                 exitCode: ExitCodes.usage
             )
         }

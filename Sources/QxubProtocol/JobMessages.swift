@@ -400,17 +400,22 @@ package struct JobState: WireCodable, Hashable {
     package var detail: String
     /// The job is interactive: its stdout is a terminal's, and it takes ``TerminalInput`` on its channel.
     package var terminal: Bool
-    package init(phase: Phase, host: String = "", detail: String = "", terminal: Bool = false) {
+    /// Why the scheduler keeps a queued job waiting, in its words ("Insufficient ncpus", "Priority"), when it
+    /// says; empty otherwise.
+    package var reason: String
+    package init(phase: Phase, host: String = "", detail: String = "", terminal: Bool = false, reason: String = "") {
         self.phase = phase
         self.host = host
         self.detail = detail
         self.terminal = terminal
+        self.reason = reason
     }
     package func encode(to writer: inout WireWriter) {
         writer.varint(1, UInt64(phase.rawValue))
         writer.string(2, host)
         writer.string(3, detail)
         if terminal { writer.bool(4, true) }
+        writer.string(5, reason)
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(phase: .unknown)
@@ -420,6 +425,7 @@ package struct JobState: WireCodable, Hashable {
             case 2: host = try field.string()
             case 3: detail = try field.string()
             case 4: terminal = try field.bool()
+            case 5: reason = try field.string()
             default: break
             }
         }

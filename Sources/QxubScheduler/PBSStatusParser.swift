@@ -43,8 +43,12 @@ package enum PBSStatusParser {
         let host = record.attributes["exec_host"].map { String($0.prefix { $0 != "/" && $0 != "+" }) } ?? ""
         var info = SchedulerJobInfo(jobID: record.jobID, phase: .unknown, host: host, rawState: state)
         switch state {
-        case "Q", "W", "T": info.phase = .queued
-        case "H": info.phase = .held
+        case "Q", "W", "T":
+            info.phase = .queued
+            info.reason = record.attributes["comment"] ?? ""
+        case "H":
+            info.phase = .held
+            info.reason = record.attributes["comment"] ?? ""
         case "R", "E", "B", "S", "U": info.phase = .running
         case "F", "X":
             info.phase = .finished

@@ -10,18 +10,22 @@ package struct SchedulerJobInfo: Hashable, Sendable {
     package var rawState: String
     /// How it ended, when finished and the scheduler can tell; `nil` means "ask the job's records".
     package var termination: JobTermination?
+    /// Why a queued job waits, in the scheduler's words (PBS `comment`, Slurm `Reason`); "" when it gives none.
+    package var reason: String
 
     package init(
         jobID: String,
         phase: JobState.Phase,
         host: String = "",
         rawState: String = "",
-        termination: JobTermination? = nil
+        termination: JobTermination? = nil,
+        reason: String = ""
     ) {
         self.jobID = jobID
         self.phase = phase
         self.host = host
         self.rawState = rawState
         self.termination = termination
+        self.reason = reason
     }
 }

@@ -74,6 +74,8 @@ package enum SlurmStatusParser {
         case "PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD":
             info.phase = reason.hasPrefix("JobHeld") || state == "REQUEUE_HOLD" ? .held : .queued
             info.host = ""
+            // squeue says "None" when it has no reason; `(Priority)` style parentheses are sacct's.
+            info.reason = reason == "None" ? "" : reason
         case "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING":
             info.phase = .running
         case "COMPLETED":

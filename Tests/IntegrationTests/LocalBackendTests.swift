@@ -183,6 +183,7 @@ struct LocalBackendTests {
     @Test("monitor on a terminal: a live table of state, elapsed time and exit code, redrawn in place")
     func monitorTable() throws {
         let sandbox = try Sandbox("monitortable")
+        sandbox.environment["NO_COLOR"] = nil
         let id = try sandbox.qxub(["exec", "--terse", "--backend", "local", "-N", "tabled", "--", "sleep 2; exit 4"])
             .stdoutText.trimmingWhitespaceForTests()
         // `script` gives monitor a real terminal (a pseudo-terminal), as a user's shell does.
@@ -195,7 +196,8 @@ struct LocalBackendTests {
         #expect(run.exit == .exited(1), "the job failed: \(screen)")
         #expect(screen.contains("ELAPSED") && screen.contains("\u{1B}[K"), "a table, redrawn in place: \(screen)")
         let rows = screen.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map {
-            String($0).replacingAll("\u{1B}[K", with: "")
+            String($0).replacingAll("\u{1B}[K", with: "").replacingAll("\u{1B}[31m", with: "")
+                .replacingAll("\u{1B}[0m", with: "")
         }
         #expect(
             rows.contains { row in
@@ -208,7 +210,9 @@ struct LocalBackendTests {
         let last = rows.last { $0.hasPrefix(id) } ?? ""
         let columns = last.split(separator: " ").map(String.init)
         try #require(columns.count >= 4, "the final row: \(columns)")
-        #expect(columns[columns.count - 3] == "finished", "\(columns)")
+        // A failure stands out: FAILED, in red unless NO_COLOR is set.
+        #expect(columns[columns.count - 3] == "FAILED", "\(columns)")
+        #expect(screen.contains("\u{1B}[31mFAILED\u{1B}[0m    "), "\(screen.debugDescription)")
         // How long it ran, in minutes and seconds: at least the job's own `sleep 2`.
         let ran = try #require(elapsedSeconds(columns[columns.count - 2]), "\(columns)")
         #expect(ran >= 2, "\(columns)")

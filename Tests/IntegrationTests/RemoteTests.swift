@@ -699,7 +699,7 @@ struct RemoteTests {
         let monitor = try remote.qxub(["monitor", "-i", "0.5", id])
         #expect(monitor.exit == .exited(1), "\(monitor.stderrText)")
         #expect(
-            monitor.stdoutText == "\(id): finished, exit status 3\nall jobs finished: 0 succeeded, 1 failed\n",
+            monitor.stdoutText == "\(id): FAILED, exit status 3\nall jobs finished: 0 succeeded, 1 failed\n",
             "\(monitor.stdoutText) \(monitor.stderrText)"
         )
         let snakemake = try remote.qxub(["status", "--format", "snakemake", id])

@@ -93,6 +93,11 @@ struct WireFormatTests {
             payload(.jobState(JobState(phase: .running, host: "gadi-cpu-1", detail: "R"))) == "0803" + "120a"
                 + text("gadi-cpu-1") + "1a01" + text("R")
         )
+        // Field 5, the reason a queued job waits: written only when the scheduler gives one.
+        #expect(
+            payload(.jobState(JobState(phase: .queued, detail: "Q", reason: "Priority"))) == "0801" + "1a01" + text("Q")
+                + "2a08" + text("Priority")
+        )
     }
 
     @Test("an interactive job: the job spec's terminal, a watch's tail, a job state's flag, keys and sizes")

@@ -20,6 +20,21 @@ struct PBSStatusParserTests {
         #expect(running.termination == nil)
     }
 
+    @Test("a queued or held job carries the scheduler's comment as the reason it waits; a running one does not")
+    func queuedReason() throws {
+        let comment = "    comment = Not Running: Insufficient amount of resource: ncpus \n"
+        let queued = Fixtures.text("pbs", "qstat-f-queued.txt").replacingAll(
+            "    substate = 10\n",
+            with: "    substate = 10\n" + comment
+        )
+        #expect(
+            PBSStatusParser.parse(queued)["127.vm"]?.reason == "Not Running: Insufficient amount of resource: ncpus "
+        )
+        #expect(try info("qstat-f-queued.txt", "127.vm").reason == "", "no comment, no reason")
+        let running = Fixtures.text("pbs", "qstat-f-running.txt")
+        #expect(try #require(PBSStatusParser.parse(running)["134.vm"]).reason == "")
+    }
+
     @Test(
         "how finished jobs ended",
         arguments: [

@@ -49,8 +49,19 @@ struct SlurmStatusParserTests {
                 host: "localhost",
                 rawState: "FAILED"
             ),
-            Self.id("pending"): SchedulerJobInfo(jobID: Self.id("pending"), phase: .queued, rawState: "PENDING"),
-            Self.id("held"): SchedulerJobInfo(jobID: Self.id("held"), phase: .held, rawState: "PENDING"),
+            // The reason a job waits (squeue's %r) is kept for the status line.
+            Self.id("pending"): SchedulerJobInfo(
+                jobID: Self.id("pending"),
+                phase: .queued,
+                rawState: "PENDING",
+                reason: "Resources"
+            ),
+            Self.id("held"): SchedulerJobInfo(
+                jobID: Self.id("held"),
+                phase: .held,
+                rawState: "PENDING",
+                reason: "JobHeldUser"
+            ),
             Self.id("timeout"): SchedulerJobInfo(
                 jobID: Self.id("timeout"),
                 phase: .running,
