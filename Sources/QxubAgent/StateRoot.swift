@@ -21,7 +21,7 @@ package enum StateRoot {
     ) throws(AgentError) -> String {
         var path = template
         if path == "~" || path.hasPrefix("~/"), let home, !home.isEmpty { path = home + path.dropFirst() }
-        for (name, value) in [("user", user), ("project", project)] where path.contains("{\(name)}") {
+        for (name, value) in [("user", user), ("project", project)] where path.containsText("{\(name)}") {
             guard !value.isEmpty else {
                 throw AgentError(
                     .submitFailed,
