@@ -19,9 +19,10 @@ package final class JobHarness: AgentRequestHandler {
     package func sessionReady(_ session: AgentSession) {
         let peer = session.negotiation?.peer
         if peer?.capabilities.contains(ProtocolConstants.capabilityVerbose) == true { log.mirrorToStderr = true }
+        if let root = peer?.stateRoot, !root.isEmpty { service.useStateRoot(root) }
         service.start(sink: session)
         log.write(
-            "session from \(peer?.software ?? "?") on \(peer?.hostname ?? "?"); scheduler \(service.defaultKind)"
+            "session from \(peer?.software ?? "?") on \(peer?.hostname ?? "?"); scheduler \(service.defaultKind); state in \(service.stateRoot)"
         )
     }
 
@@ -47,7 +48,8 @@ package final class JobHarness: AgentRequestHandler {
                             stateDirectory: job.stateDirectory,
                             script: job.script,
                             command: job.command,
-                            warnings: job.warnings
+                            warnings: job.warnings,
+                            room: job.room
                         )
                     )
                 ]

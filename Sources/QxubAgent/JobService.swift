@@ -22,11 +22,15 @@ package final class JobService {
         package var script: String = ""
         package var command: [String] = []
         package var warnings: [String] = []
+        /// A dry run's word on the room where job state lives (``StateRoot/room(root:free:)``).
+        package var room: String = ""
     }
 
     package typealias Reply<Value> = AgentReply<Value>
 
-    private let options: AgentOptions
+    private var options: AgentOptions
+    /// Why the client's state root cannot be used (an unknown placeholder): submissions are refused with it.
+    private var stateRootError: AgentError?
     private let loop: EventLoop
     private let log: AgentLog
     private let commands: CommandRunner
@@ -71,6 +75,29 @@ package final class JobService {
 
     /// The backend of jobs that do not name one.
     package var defaultKind: SchedulerKind { options.defaultKind }
+
+    /// The client's hello named a state root (``Hello/stateRoot``): this session's jobs live there, not in the
+    /// agent's default (`QXUB_STATE_DIR`, else `~/.qxub`). Called before ``start(sink:)``.
+    package func useStateRoot(_ template: String) {
+        do {
+            let user =
+                options.user.isEmpty
+                ? FileSystem.readText("/etc/passwd").flatMap { StateRoot.userName(uid: getuid(), passwd: $0) } ?? ""
+                : options.user
+            let root = try StateRoot.expand(
+                template,
+                user: user,
+                project: options.project,
+                home: options.home
+            )
+            options.store = JobStore(root: root)
+        } catch {
+            stateRootError = error
+        }
+    }
+
+    /// Where this session's jobs live.
+    package var stateRoot: String { options.store.root }
 
     /// The session is ready: job frames go to `sink` from now on.
     package func start(sink: JobEventSink) {
@@ -127,6 +154,7 @@ package final class JobService {
         var createdDirectory: String?
         do {
             let kind = try kind(for: spec)
+            if let stateRootError { return reply(.failure(stateRootError)) }
             if dryRun {
                 let directory = options.store.plannedJobDirectory()
                 let rendered = try rendering(spec, kind: kind, paths: paths(directory, spec))
@@ -138,7 +166,11 @@ package final class JobService {
                             stateDirectory: directory,
                             script: rendered.script,
                             command: rendered.command,
-                            warnings: rendered.warnings
+                            warnings: rendered.warnings,
+                            room: StateRoot.room(
+                                root: options.store.root,
+                                free: FreeSpace.availableBytes(options.store.root)
+                            )
                         )
                     )
                 )
@@ -146,6 +178,14 @@ package final class JobService {
             if !token.isEmpty, let earlier = options.store.directory(forToken: token) {
                 // A retry (the client lost the connection before our answer): the job of the first attempt.
                 return answerRetried(token, directory: earlier, deadline: loop.now + Self.retriedSubmissionWait, reply)
+            }
+            // Before anything is created: a job submitted into a full filesystem would be lost (no output, no
+            // exit record), so a full or nearly full state root refuses it here.
+            if let refusal = StateRoot.refusal(
+                root: options.store.root,
+                free: FreeSpace.availableBytes(options.store.root)
+            ) {
+                return reply(.failure(refusal))
             }
             let directory = try options.store.createJobDirectory()
             createdDirectory = directory

@@ -107,6 +107,20 @@ extension QxubCommand {
                     )
                     line("scheduler", peer.scheduler.isEmpty ? "unknown" : peer.scheduler)
                 }
+                // Where job state and output go (the platform's state_root, expanded by the agent), and the room
+                // there: a dry run submits nothing.
+                do throws(ClientError) {
+                    let planned = try requests.dryRun(
+                        JobSpec(name: "qxub-doctor", command: .shell("true"), workingDirectory: "")
+                    )
+                    line(
+                        "job output",
+                        FileSystem.directoryName(planned.stateDirectory) + "/ (script, records and output of each job)"
+                    )
+                    line("free space", planned.room.isEmpty ? "unknown (an older agent)" : planned.room)
+                } catch {
+                    line("job output", "not checked: \(error.message)")
+                }
                 if let remote = platform.remote {
                     if remote.sessionPersist == 0 {
                         line("session holder", "off (session_persist: 0)")

@@ -38,7 +38,9 @@ package struct AgentEndpoint: Sendable {
     /// The hello for this platform's sessions: deflate only where bytes cross a network (a local agent is a
     /// pipe between two processes on one machine).
     package func hello(heartbeat: Bool) -> Hello {
-        AgentConnection.hello(heartbeat: heartbeat, compression: platform.remote != nil)
+        var hello = AgentConnection.hello(heartbeat: heartbeat, compression: platform.remote != nil)
+        hello.stateRoot = platform.stateRoot ?? ""
+        return hello
     }
 
     /// Opens a new session (for a remote platform: after making sure the ssh master is alive).

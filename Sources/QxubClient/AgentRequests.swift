@@ -78,6 +78,14 @@ package final class AgentRequests {
         try ask { client, reply in client.history(limit: limit, reply: reply) }
     }
 
+    /// What the agent would submit for `spec`, submitting nothing: where the job's state would live and the
+    /// room there (``Submitted/room``).
+    package func dryRun(_ spec: JobSpec) throws(ClientError) -> Submitted {
+        try ask { client, reply in
+            client.submit(spec, dryRun: true) { reply($0.mapError { ClientError($0) }) }
+        }
+    }
+
     /// Round-trip times of `count` pings over this session, in seconds.
     package func pings(_ count: Int) throws(ClientError) -> [Double] {
         var times: [Double] = []

@@ -27,11 +27,44 @@ package struct Platform: Sendable, Hashable {
 
     package var name: String
     package var remote: Remote?
+    /// Where the agent keeps job state and output (``Hello/stateRoot``): `platforms.NAME.state_root`, else the
+    /// platform definition's `state_root`, with `{project}` replaced by `defaults.project` when that is set;
+    /// nil: the agent's default (`~/.qxub`).
+    package var stateRoot: String? = nil
 
     package static let local = Platform(name: "local", remote: nil)
 
     /// The platform chosen by `--platform` or `defaults.platform`; local when neither names one.
     package static func resolve(_ requested: String?, configuration: Configuration) throws(ClientError) -> Platform {
+        var platform = try resolveConnection(requested, configuration: configuration)
+        platform.stateRoot = stateRoot(of: platform.name, configuration: configuration)
+        return platform
+    }
+
+    /// The platform's state root as configured (see ``stateRoot``); the definition is read only when the
+    /// configuration does not say and the platform is a named one.
+    static func stateRoot(of name: String, configuration: Configuration) -> String? {
+        var template = configuration.string("platforms.\(name).state_root")
+        if template == nil, name != Platform.local.name,
+            let definitions = try? PlatformDefinition.all(configuration: configuration)
+        {
+            template =
+                PlatformDefinition.chosen(from: definitions, platform: name, configuration: configuration)?
+                .stateRoot
+        }
+        guard let template, !template.isEmpty else { return nil }
+        // The project the platform's jobs are charged to by default; -P of one command does not move the
+        // root, so that status, attach and cancel find the job without it. Else the cluster's $PROJECT.
+        if let project = configuration.string("defaults.project"), !project.isEmpty {
+            return template.replacingAll("{project}", with: project)
+        }
+        return template
+    }
+
+    private static func resolveConnection(
+        _ requested: String?,
+        configuration: Configuration
+    ) throws(ClientError) -> Platform {
         guard let name = requested ?? configuration.string("defaults.platform"), !name.isEmpty else { return .local }
         guard let entry = configuration.value("platforms.\(name)") else {
             if name == "local" { return .local }

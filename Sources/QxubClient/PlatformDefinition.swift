@@ -33,6 +33,8 @@ package struct PlatformDefinition: Sendable, Hashable {
     package var queues: [Queue]
     package var rules: [Rule]
     package var source: String
+    /// `state_root:` where the agent keeps job state and output on this cluster (see ``Platform/stateRoot``).
+    package var stateRoot: String? = nil
 
     package func queue(_ name: String) -> Queue? { queues.first { $0.name == name } }
 }
@@ -110,12 +112,14 @@ extension PlatformDefinition {
                 isDefault: map["is_default"]?.bool ?? false
             )
         }
-        return PlatformDefinition(
+        var definition = PlatformDefinition(
             name: entry["name"]?.string ?? "unnamed",
             queues: queues,
             rules: rules,
             source: source
         )
+        definition.stateRoot = entry["state_root"]?.string
+        return definition
     }
 
     /// Definitions from `QXUB_PLATFORM_FILE`, else every `*.yaml` in `QXUB_PLATFORM_PATHS` (colon-separated),

@@ -74,6 +74,9 @@ package struct Submitted: WireCodable, Hashable {
     package var command: [String]
     /// Things the user should know (an option this scheduler ignores, say).
     package var warnings: [String]
+    /// A dry run's word on the room where job state lives ("12 GB free under /scratch/a00/ab1234/.qxub"),
+    /// which `qxub doctor` shows; empty otherwise.
+    package var room: String = ""
     package init(
         requestID: UInt32,
         jobID: String,
@@ -81,7 +84,8 @@ package struct Submitted: WireCodable, Hashable {
         stateDirectory: String = "",
         script: String = "",
         command: [String] = [],
-        warnings: [String] = []
+        warnings: [String] = [],
+        room: String = ""
     ) {
         self.requestID = requestID
         self.jobID = jobID
@@ -90,6 +94,7 @@ package struct Submitted: WireCodable, Hashable {
         self.script = script
         self.command = command
         self.warnings = warnings
+        self.room = room
     }
     package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
@@ -99,6 +104,7 @@ package struct Submitted: WireCodable, Hashable {
         writer.string(5, script)
         writer.strings(6, command)
         writer.strings(7, warnings)
+        if !room.isEmpty { writer.string(8, room) }
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "", backend: "")
@@ -111,6 +117,7 @@ package struct Submitted: WireCodable, Hashable {
             case 5: script = try field.string()
             case 6: command.append(try field.string())
             case 7: warnings.append(try field.string())
+            case 8: room = try field.string()
             default: break
             }
         }

@@ -14,6 +14,9 @@ package struct Hello: WireCodable, Hashable {
     package var hostname: String
     /// The scheduler the agent found ("pbspro", "slurm", "local"); empty from the client.
     package var scheduler: String
+    /// From the client: where the agent keeps job state and output for this session (the platform's
+    /// `state_root`, `{user}`, `{project}` and a leading `~/` expanded by the agent); empty: the agent's default.
+    package var stateRoot: String = ""
 
     package init(
         versions: ClosedRange<UInt32> = ProtocolConstants.versions,
@@ -42,6 +45,7 @@ package struct Hello: WireCodable, Hashable {
         writer.string(6, platform)
         writer.string(7, hostname)
         writer.string(8, scheduler)
+        if !stateRoot.isEmpty { writer.string(9, stateRoot) }
     }
 
     package init(from reader: inout WireReader) throws(ProtocolError) {
@@ -58,6 +62,7 @@ package struct Hello: WireCodable, Hashable {
             case 6: platform = try field.string()
             case 7: hostname = try field.string()
             case 8: scheduler = try field.string()
+            case 9: stateRoot = try field.string()
             default: break
             }
         }

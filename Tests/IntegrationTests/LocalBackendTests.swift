@@ -89,7 +89,8 @@ struct LocalBackendTests {
         let sandbox = try Sandbox("fulldisk")
         let state = sandbox.directory + "/state"
         try FileSystem.createDirectories(state, mode: 0o755)
-        let mount = try runCollectingOutput(["mount", "-t", "tmpfs", "-o", "size=1m", "qxub-test-full", state])
+        // Room for the submission (under 64 MB free the agent refuses it, see StateRootTests); dd fills it below.
+        let mount = try runCollectingOutput(["mount", "-t", "tmpfs", "-o", "size=72m", "qxub-test-full", state])
         try #require(mount.exit == .exited(0), "this test mounts a tmpfs as root: \(mount.stderrText)")
         defer { _ = try? runCollectingOutput(["umount", "-l", state]) }
         let go = sandbox.directory + "/go"
