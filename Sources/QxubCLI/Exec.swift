@@ -19,6 +19,8 @@ extension QxubCommand {
                 Two or more arguments are an argv, passed exactly (no word splitting, globbing or expansion):
                   qxub exec -- python3 -c "print('hi there')"
                 The job's stdout and stderr arrive on yours; qxub exits with the job's exit status.
+                With --array 1-10, every subjob is followed: its lines tagged [index], a line of counts per
+                state on stderr, and the exit status of the lowest-numbered subjob that failed.
                 Ctrl-C cancels the job; a second Ctrl-C leaves it running.
                 """
         )
