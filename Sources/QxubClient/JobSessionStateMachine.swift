@@ -816,7 +816,10 @@ package struct JobSessionStateMachine {
     private mutating func jobEnded() -> [Action] {
         guard jobs.allSatisfy({ $0.code != nil }) else { return [] }
         if configuration.arrayIndices != nil {
-            return finishing(jobs.lazy.compactMap(\.code).first { $0 != 0 } ?? 0)
+            let code = jobs.lazy.compactMap(\.code).first { $0 != 0 } ?? 0
+            // The history holds the array (not its subjobs): it ends with the status qxub exits with.
+            let record: [Action] = jobs[0].jobID.map { [.recordEnd(job: 0, jobID: $0, code: code)] } ?? []
+            return record + finishing(code)
         }
         return finishing(failures)
     }

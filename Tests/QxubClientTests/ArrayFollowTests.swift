@@ -13,7 +13,7 @@ extension Fixture {
 
 let arrayScenarios: [Scenario] = [
     Scenario(
-        name: "subjobs followed: output tagged with the index, a count line per change, the failure's status",
+        name: "subjobs followed: output tagged with the index, a count line per change, the failure's status kept",
         configuration: Fixture.array([1, 2]),
         steps: [
             Step(.ready(tokens: true), [Expect.submit(0)], .open),
@@ -47,7 +47,7 @@ let arrayScenarios: [Scenario] = [
                 .jobEnd(job: 2, .exited(3)),
                 [
                     .recordEnd(job: 2, jobID: "7[2].s", code: 3), .status(.note("array 7[].s: 1 done, 1 failed")),
-                    .finish(3),
+                    .recordEnd(job: 0, jobID: "7[].s", code: 3), .finish(3),
                 ],
                 .finished(3)
             ),
@@ -74,7 +74,10 @@ let arrayScenarios: [Scenario] = [
             ),
             Step(
                 .jobEnd(job: 1, .exited(9)),
-                [.recordEnd(job: 1, jobID: "7_1", code: 9), .status(.note("array 7: 2 failed")), .finish(9)],
+                [
+                    .recordEnd(job: 1, jobID: "7_1", code: 9), .status(.note("array 7: 2 failed")),
+                    .recordEnd(job: 0, jobID: "7", code: 9), .finish(9),
+                ],
                 .finished(9)
             ),
         ]
