@@ -327,6 +327,7 @@ package final class JobService {
         meta["submitted"] = String(Int(MonotonicClock.wallNow()))
         meta["submit_host"] = spec.submitHost
         meta["command"] = command.joined(separator: " ")
+        meta["array"] = spec.array
         if !spec.tags.isEmpty { meta["tags"] = spec.tags.map { $0.key + "=" + $0.value }.joined(separator: ",") }
         return meta
     }
@@ -478,22 +479,54 @@ package final class JobService {
 
     /// Starts a job's process on this host (the job script, or `arguments`: an interactive job's keeper) with
     /// `QXUB_JOB_ID`, its output on the job log, indexed under `jobID`, its process group in the `pid` record.
-    private func startLocalProcess(jobID: String, paths: JobPaths, arguments: [String]? = nil) throws -> pid_t {
+    /// A subjob of an array (`arrayIndex`) sees its index as both PBS and Slurm name it, so that a script
+    /// written for either cluster runs locally; it is found through its array's index entry.
+    private func startLocalProcess(
+        jobID: String,
+        paths: JobPaths,
+        arguments: [String]? = nil,
+        array: (id: String, index: Int)? = nil
+    ) throws -> pid_t {
         let log = open(paths.joblog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw SystemError("open", paths.joblog) }
         defer { FileDescriptor.close(log) }
-        var environment = options.jobEnvironment.filter { !$0.hasPrefix("QXUB_JOB_ID=") }
+        let arrayVariables = ["PBS_ARRAY_INDEX", "PBS_ARRAY_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_JOB_ID"]
+        var environment = options.jobEnvironment.filter { variable in
+            !variable.hasPrefix("QXUB_JOB_ID=") && !arrayVariables.contains { variable.hasPrefix($0 + "=") }
+        }
         environment.append("QXUB_JOB_ID=" + jobID)
-        try options.store.link(jobID: jobID, to: paths.stateDirectory)
+        if let array {
+            environment += [
+                "PBS_ARRAY_INDEX=\(array.index)", "PBS_ARRAY_ID=" + array.id,
+                "SLURM_ARRAY_TASK_ID=\(array.index)", "SLURM_ARRAY_JOB_ID=" + array.id,
+            ]
+        } else {
+            try options.store.link(jobID: jobID, to: paths.stateDirectory)
+        }
         let pid = try localJobs.start(script: paths.script, arguments: arguments, environment: environment, log: log)
         try FileSystem.writeAtomically(paths.pidRecord, "\(pid)\n")
         return pid
     }
 
     private func submitLocal(_ spec: JobSpec, paths: JobPaths, warnings: [String]) throws -> SubmittedJob {
-        let jobID = "local-" + JobStore.randomHex(8)
-        let pid = try startLocalProcess(jobID: jobID, paths: paths)
-        self.log.write("started \(jobID) (local, process group \(pid)) in \(paths.stateDirectory)")
+        var jobID = "local-" + JobStore.randomHex(8)
+        if let range = spec.array.flatMap(ArrayRange.init) {
+            // One process per index, all at once, named as PBS names subjobs: local-…[] and local-…[3].
+            jobID += "[]"
+            try options.store.link(jobID: jobID, to: paths.stateDirectory)
+            for index in range.indices {
+                let subjobID = ArrayRange.subjobID(of: jobID, index: index)
+                let pid = try startLocalProcess(
+                    jobID: subjobID,
+                    paths: paths.subjob(index, ownJobLog: true),
+                    array: (jobID, index)
+                )
+                self.log.write("started \(subjobID) (local, process group \(pid)) in \(paths.stateDirectory)")
+            }
+        } else {
+            let pid = try startLocalProcess(jobID: jobID, paths: paths)
+            self.log.write("started \(jobID) (local, process group \(pid)) in \(paths.stateDirectory)")
+        }
         options.store.appendHistory(
             jobID: jobID,
             backend: SchedulerKind.local.rawValue,

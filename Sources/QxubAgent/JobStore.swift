@@ -100,9 +100,28 @@ package struct JobStore: Sendable {
 
         /// As ``JobStore/job(id:defaultKind:)``.
         package mutating func job(id: String, defaultKind: SchedulerKind) -> StoredJob? {
-            guard let jobID = canonical(id), let directory = store.directory(forJobID: jobID) else { return nil }
+            guard let jobID = canonical(id), let directory = store.directory(forJobID: jobID) else {
+                return subjob(id: id, defaultKind: defaultKind)
+            }
             let (meta, kind, paths) = store.job(directory: directory, defaultKind: defaultKind)
             return StoredJob(jobID: jobID, directory: directory, meta: meta, kind: kind, paths: paths)
+        }
+
+        /// A subjob of an array job submitted through qxub (`354[3].vm`, `354[3]`, Slurm `354_3`): the array's
+        /// directory, with the subjob's own records and output files.
+        private mutating func subjob(id: String, defaultKind: SchedulerKind) -> StoredJob? {
+            guard let (arrayID, index) = ArrayRange.split(subjobID: id), let arrayJobID = canonical(arrayID),
+                let directory = store.directory(forJobID: arrayJobID)
+            else { return nil }
+            let (meta, kind, paths) = store.job(directory: directory, defaultKind: defaultKind)
+            guard meta["array"] != nil else { return nil }
+            return StoredJob(
+                jobID: ArrayRange.subjobID(of: arrayJobID, index: index),
+                directory: directory,
+                meta: meta,
+                kind: kind,
+                paths: paths.subjob(index, ownJobLog: kind == .local)
+            )
         }
 
         /// As ``JobStore/canonicalJobID(_:)``.

@@ -19,6 +19,8 @@ extension QxubCommand {
                 Two or more arguments are an argv, passed exactly (no word splitting, globbing or expansion):
                   qxub exec -- python3 -c "print('hi there')"
                 The job's stdout and stderr arrive on yours; qxub exits with the job's exit status.
+                With --array 1-10, every subjob is followed: its lines tagged [index], a line of counts per
+                state on stderr, and the exit status of the lowest-numbered subjob that failed.
                 Ctrl-C cancels the job; a second Ctrl-C leaves it running.
                 """
         )
@@ -47,9 +49,9 @@ extension QxubCommand {
             if let commandString, commandString.trimmingCharacters(in: " \t\n").isEmpty {
                 throw ValidationError("--cmd is empty")
             }
-            if job.array != nil && !output.terse && !output.dry {
+            if let array = job.array, ArrayRange(array) == nil, !output.terse, !output.dry {
                 throw ValidationError(
-                    "following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)"
+                    "--array \(array): not an index range qxub can follow (such as 1-10, 1-10:2 or 1,3,5; at most \(ArrayRange.limit) indices); --terse submits it as it is"
                 )
             }
             try context.validate()
@@ -119,6 +121,15 @@ extension QxubCommand {
                         try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
                     }
                 }
+                if let array = spec.array, mode == .follow || mode == .quiet {
+                    return try Self.followArray(
+                        spec,
+                        range: array,
+                        endpoint: endpoint,
+                        connection: connection,
+                        quiet: mode == .quiet
+                    )
+                }
                 return try Self.runSession(
                     endpoint: endpoint,
                     start: .submit(spec),
@@ -130,6 +141,31 @@ extension QxubCommand {
                 )
             }
             if code != 0 { throw ExitCode(code) }
+        }
+
+        /// An array job followed: its subjobs' output tagged `[index]`, a line of counts per state on stderr,
+        /// the exit status of the first subjob that failed (in index order).
+        static func followArray(
+            _ spec: JobSpec,
+            range: String,
+            endpoint: AgentEndpoint,
+            connection: AgentConnection,
+            quiet: Bool
+        ) throws(ClientError) -> Int32 {
+            guard let indices = ArrayRange(range)?.indices else {
+                connection.abandon()
+                throw ClientError(
+                    "--array \(range): not an index range qxub can follow",
+                    hint: "give a range such as 1-10, 1-10:2 or 1,3,5, or submit it with --terse",
+                    exitCode: ExitCodes.usage
+                )
+            }
+            let session = try BatchSession(endpoint: endpoint, specs: [spec], terse: false, connection: connection)
+            session.arrayIndices = indices
+            session.quiet = quiet
+            if !quiet { session.onMessage = { try? FileDescriptor.writeAll(2, "qxub: " + $0 + "\n") } }
+            session.history = try? HistoryStore()
+            return session.run()
         }
 
         static func runSession(

@@ -26,13 +26,27 @@ package final class BatchSession {
     package var onMessage: (String) -> Void = { _ in }
     /// Where submissions and job ends are recorded (best effort).
     package var history: HistoryStore?
+    /// The one spec is an array job with these indices: its subjobs are followed
+    /// (``JobSessionStateMachine/Configuration/arrayIndices``).
+    package var arrayIndices: [Int]?
+    /// Follow without writing the jobs' output.
+    package var quiet = false
     private var driver: JobSessionDriver?
 
-    package init(endpoint: AgentEndpoint, specs: [JobSpec], terse: Bool) throws(ClientError) {
+    package init(
+        endpoint: AgentEndpoint,
+        specs: [JobSpec],
+        terse: Bool,
+        connection: AgentConnection? = nil
+    ) throws(ClientError) {
         self.specs = specs
         self.terse = terse
         self.endpoint = endpoint
-        self.connection = try endpoint.connect(loop: EventLoop())
+        if let connection {
+            self.connection = connection
+        } else {
+            self.connection = try endpoint.connect(loop: EventLoop())
+        }
     }
 
     /// The per-job outcomes, in input order (after ``run()``).
@@ -44,13 +58,14 @@ package final class BatchSession {
     package func run() -> Int32 {
         var configuration = JobSessionStateMachine.Configuration(
             presentation: .batch,
-            mode: terse ? .terse : .follow,
+            mode: terse ? .terse : quiet ? .quiet : .follow,
             // One token per job, sent with every attempt of its submission (see `Submit.token`).
             jobs: specs.map { .submit($0, token: Submit.newToken()) },
             peerName: endpoint.peerName,
             remotePlatform: endpoint.platform.remote == nil ? nil : endpoint.platform.name
         )
         configuration.reconnect = ReconnectPolicy(delays: reconnectDelays)
+        configuration.arrayIndices = arrayIndices
         let driver = JobSessionDriver(
             machine: JobSessionStateMachine(configuration),
             endpoint: endpoint,

@@ -51,6 +51,11 @@ package struct JobSessionStateMachine {
         package var outputBacklogLimit = 1 << 20
         /// Attaching to an interactive job replays at most this much of its terminal's recent output.
         package var terminalReplay: UInt64 = 64 * 1024
+        /// The one job submitted is an array with these indices (batch presentation): once submitted, its
+        /// subjobs are followed instead, their output tagged with their indices, their states counted in one
+        /// line (``ArrayProgress``), and the exit status is the first non-zero one (the submission's, then the
+        /// subjobs' in index order).
+        package var arrayIndices: [Int]?
 
         package init(
             presentation: Presentation,
@@ -154,6 +159,8 @@ package struct JobSessionStateMachine {
         package var sink: OutputSink
         package var code: Int32?
         package var message: String?
+        /// Its last known phase (counted in an array's status line).
+        package var phase: JobState.Phase?
 
         init(start: JobStart, sink: OutputSink) {
             self.start = start
@@ -190,6 +197,8 @@ package struct JobSessionStateMachine {
     private var terminalSize: (rows: UInt16, columns: UInt16)?
     /// Keys kept while the session is down, at most (a paste into a lost session is not kept whole).
     static let pendingInputLimit = 64 * 1024
+    /// The array's status line last shown (a new one only when a count changes).
+    private var arrayLine: String?
 
     package init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -197,6 +206,7 @@ package struct JobSessionStateMachine {
             let shape: OutputSink.Shape
             switch (configuration.presentation, configuration.mode) {
             case (.exec, .follow): shape = .raw(only: configuration.onlyStream)
+            case (.batch, .follow) where configuration.arrayIndices != nil: shape = .silent
             case (.batch, .follow), (.batch, .quiet): shape = .tagged(number: index + 1)
             default: shape = .silent
             }
@@ -458,6 +468,9 @@ package struct JobSessionStateMachine {
                 }
             }
             actions.append(.recordSubmission(job: index, submitted))
+            if let indices = configuration.arrayIndices, index == 0, mode != .terse {
+                return actions + followSubjobs(of: submitted.jobID, indices: indices)
+            }
             if mode == .terse {
                 actions.append(.write(.stdout, Array((submitted.jobID + "\n").utf8)))
                 if jobs.allSatisfy({ $0.jobID != nil || $0.code != nil }) { actions += finishing(failures) }
@@ -553,7 +566,11 @@ package struct JobSessionStateMachine {
     }
 
     package mutating func jobState(job index: Int, _ jobState: JobState) -> [Action] {
-        guard isLive, isExec, jobs.indices.contains(index) else { return [] }
+        guard isLive, jobs.indices.contains(index) else { return [] }
+        guard isExec else {
+            jobs[index].phase = jobState.phase
+            return arrayProgress()
+        }
         if jobState.terminal { interactive = true }
         var actions: [Action] = [.status(.state(jobState))]
         if interactive, jobState.phase == .running, !terminalTaken, mode == .follow, configuration.onlyStream == nil,
@@ -598,7 +615,7 @@ package struct JobSessionStateMachine {
         let jobID = jobs[index].jobID
         if isExec { actions.append(.log("job \(jobID ?? "?") ended: \(termination) → exit \(code)")) }
         if let jobID { actions.append(.recordEnd(job: index, jobID: jobID, code: code)) }
-        guard isExec else { return actions + jobEnded() }
+        guard isExec else { return actions + arrayProgress() + jobEnded() }
         return actions + [.status(.finished(code: code, message: message))] + finishing(code)
     }
 
@@ -797,7 +814,45 @@ package struct JobSessionStateMachine {
     }
 
     private mutating func jobEnded() -> [Action] {
-        jobs.allSatisfy({ $0.code != nil }) ? finishing(failures) : []
+        guard jobs.allSatisfy({ $0.code != nil }) else { return [] }
+        if configuration.arrayIndices != nil {
+            let code = jobs.lazy.compactMap(\.code).first { $0 != 0 } ?? 0
+            // The history holds the array (not its subjobs): it ends with the status qxub exits with.
+            let record: [Action] = jobs[0].jobID.map { [.recordEnd(job: 0, jobID: $0, code: code)] } ?? []
+            return record + finishing(code)
+        }
+        return finishing(failures)
+    }
+
+    /// The array job is submitted: it stands for its subjobs from now on (one job each, tagged with its index,
+    /// watched as `qxub attach ID[i]` would), and is itself done.
+    private mutating func followSubjobs(of arrayID: String, indices: [Int]) -> [Action] {
+        jobs[0].code = 0
+        let quiet = mode == .quiet
+        for arrayIndex in indices {
+            jobs.append(
+                Job(
+                    start: .attach(jobID: ArrayRange.subjobID(of: arrayID, index: arrayIndex)),
+                    sink: OutputSink(quiet ? .silent : .tagged(number: arrayIndex))
+                )
+            )
+        }
+        var actions: [Action] = [.status(.note("submitted array job \(arrayID): \(indices.count) subjobs"))]
+        for index in jobs.indices.dropFirst() { actions += watch(index) }
+        return actions + arrayProgress()
+    }
+
+    /// The array's status line, when a count changed.
+    private mutating func arrayProgress() -> [Action] {
+        guard configuration.arrayIndices != nil, let arrayID = jobs[0].jobID, jobs.count > 1 else { return [] }
+        let progress = ArrayProgress(
+            arrayID: arrayID,
+            subjobs: jobs.dropFirst().map { $0.code.map { .ended(code: $0) } ?? .waiting($0.phase) }
+        )
+        let line = progress.line
+        guard line != arrayLine else { return [] }
+        arrayLine = line
+        return [.status(.note(line))]
     }
 
     /// `qxub batch`'s exit status: the number of jobs that did not succeed, at most 100.

@@ -86,11 +86,11 @@ package struct JobScript {
                 hint: "use --mem, --cpus, --time, --gpus or --disk"
             )
         }
-        if kind == .local && spec.array != nil {
+        if kind == .local, let array = spec.array, ArrayRange(array) == nil {
             throw SchedulerError(
                 .malformedRequest,
-                "the local backend has no job arrays",
-                hint: "submit arrays to PBS Pro or Slurm, or use qxub batch"
+                "--array \(array): not an index range (at most \(ArrayRange.limit) indices)",
+                hint: "give a range such as 1-10, 1-10:2 or 1,3,5"
             )
         }
         if interactive, spec.array != nil {

@@ -129,9 +129,35 @@ struct ExecScenarios {
         for index in 1...3 {
             #expect(FileSystem.readText(directory + "/out.\(index)")?.hasPrefix("task ") == true)
         }
-        let follow = try exec(["--array", "1-3", "--", "true"])
+        let follow = try exec(["--array", "1-3x", "--", "true"])
         #expect(follow.exit == .exited(64))
         #expect(follow.stderrText.contains("--terse"))
+    }
+
+    /// `--array` followed: each subjob's lines once, tagged with its index; a line of counts per state on
+    /// stderr (plain lines: stderr is no terminal); the exit status of the subjob that failed; and
+    /// `qxub attach ID[2]` follows that one subjob.
+    func arrayFollowed() throws {
+        let script =
+            "i=${PBS_ARRAY_INDEX:-$SLURM_ARRAY_TASK_ID}; echo line $i; echo problem $i >&2; exit $(( i == 2 ? 5 : 0 ))"
+        let run = try exec(["--array", "1-3", "--", script])
+        #expect(run.exit == .exited(5), "\(run.stderrText)")
+        #expect(run.stdoutText.split(separator: "\n").sorted() == ["[1] line 1", "[2] line 2", "[3] line 3"])
+        let stderrLines = run.stderrText.split(separator: "\n").map(String.init)
+        #expect(
+            stderrLines.filter { $0.hasPrefix("[") }.sorted() == ["[1] problem 1", "[2] problem 2", "[3] problem 3"]
+        )
+        let submitted = try #require(stderrLines.first { $0.hasPrefix("qxub: submitted array job ") })
+        #expect(submitted.hasSuffix(": 3 subjobs"), "\(submitted)")
+        let arrayID = String(submitted.dropFirst("qxub: submitted array job ".count).dropLast(": 3 subjobs".count))
+        let counts = stderrLines.filter { $0.hasPrefix("qxub: array \(arrayID): ") }
+        #expect(counts.last == "qxub: array \(arrayID): 2 done, 1 failed", "\(run.stderrText)")
+        #expect(!run.stderrText.contains("\r") && !run.stderrText.contains("\u{1B}"), "plain lines off a terminal")
+        let subjobID =
+            arrayID.contains("[]") ? arrayID.replacingAll("[]", with: "[2]") : arrayID + "_2"
+        let attach = try sandbox.qxub(["attach", subjobID], timeout: 60)
+        #expect(attach.exit == .exited(5), "\(attach.stderrText)")
+        #expect(attach.stdoutText == "line 2\n")
     }
 
     func container() throws {

@@ -41,6 +41,30 @@ struct LocalBackendTests {
         try scenarios("cancel").cancelWhileRunning()
     }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
+    @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach ID[2]")
+    func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
+    @Test("--array --terse: each subjob has its own records and output") func arrayTerse() throws {
+        try scenarios("arrayterse").arrayTerse()
+    }
+
+    @Test("a local array subjob sees its index as PBS and Slurm name it, and its own QXUB_JOB_ID")
+    func arrayEnvironment() throws {
+        let sandbox = try Sandbox("arrayenv")
+        let run = try sandbox.qxub(
+            [
+                "exec", "--backend", "local", "--array", "4,7", "--",
+                "echo $PBS_ARRAY_INDEX $SLURM_ARRAY_TASK_ID $PBS_ARRAY_ID $QXUB_JOB_ID",
+            ],
+            timeout: 60
+        )
+        #expect(run.exit == .exited(0), "\(run.stderrText)")
+        let lines = run.stdoutText.split(separator: "\n").map(String.init).sorted()
+        try #require(lines.count == 2, "\(run.stdoutText)")
+        let arrayID = try #require(lines[0].split(separator: " ").dropFirst(3).first.map(String.init))
+        #expect(arrayID.hasPrefix("local-") && arrayID.hasSuffix("[]"), "\(arrayID)")
+        let prefix = String(arrayID.dropLast(2))
+        #expect(lines == ["[4] 4 4 \(arrayID) \(prefix)[4]", "[7] 7 7 \(arrayID) \(prefix)[7]"])
+    }
 
     @Test("a second Ctrl-C stops waiting for the cancel and says how to follow up")
     func secondInterrupt() throws {

@@ -49,6 +49,8 @@ struct PBSBackendTests {
     @Test("array jobs: each subjob has its own records and output") func array() throws {
         try scenarios("array").arrayTerse()
     }
+    @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach of one")
+    func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 

@@ -32,6 +32,8 @@ struct SlurmBackendTests {
     @Test("array jobs: each subjob has its own records and output") func array() throws {
         try scenarios("array").arrayTerse()
     }
+    @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach of one")
+    func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
     @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws {
         try scenarios("container").container()
     }
