@@ -31,7 +31,7 @@ extension QueueSelector {
             found.append(
                 Violation(
                     subject: "\(cpus) CPUs exceed the limit of \(limit)",
-                    nearest: "at most \(wholeNodes(atMost: limit)) CPUs"
+                    nearest: "at most \(count(wholeNodes(atMost: limit), "CPU"))"
                 )
             )
         } else if let perNode, cpus > perNode, cpus % perNode != 0 {
@@ -110,7 +110,7 @@ extension QueueSelector {
             // The most CPUs that may run this long, if fewer CPUs may.
             let fewer = queue.walltimeRules.filter { $0.1 >= walltime && $0.0.lowerBound < cpus }
                 .map { wholeNodes(atMost: min($0.0.upperBound, cpus - 1)) }.max()
-            if let fewer, fewer > 0 { nearest += ", or \(fewer) CPUs" }
+            if let fewer, fewer > 0 { nearest += ", or \(count(fewer, "CPU"))" }
             found.append(
                 Violation(
                     subject: "a walltime of \(hours(walltime)) exceeds the maximum of \(hours(limit)) for \(cpus) CPUs",
