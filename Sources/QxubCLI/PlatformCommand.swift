@@ -163,9 +163,12 @@ extension QxubCommand {
             commandName: "estimate",
             abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).",
             discussion: """
-                A queue with node sizes (cpus_per_node, memory_per_node) charges memory as NCI Gadi does:
-                  SUs = max(cpus, mem / (memory_per_node / cpus_per_node)) x hours x su_billing_rate
-                so --cpus 1 --mem 300GB is charged as the CPUs that go with 300GB of a node.
+                A queue with node sizes (cpus_per_node, memory_per_node) charges memory
+                as NCI Gadi does:
+                  SUs = max(cpus, mem / (memory_per_node / cpus_per_node))
+                        x hours x su_billing_rate
+                so --cpus 1 --mem 300GB is charged as the CPUs that go with 300GB of a
+                node.
                 """
         )
         @OptionGroup var resources: ResourceOptions

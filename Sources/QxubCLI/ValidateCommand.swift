@@ -18,7 +18,7 @@ extension QxubCommand {
                 each broken limit on stderr with the nearest request the queue takes,
                 and exit 64, as exec refuses it:
                   $ qxub validate --cpus 50 -q normal
-                  qxub: error: 50 CPUs on queue 'normal' span more than one node: ask for 48 or 96
+                  (stderr) 50 CPUs on queue 'normal' span more than one node: ask for 48 or 96
                 Reads the configuration and the platform definitions on this machine;
                 contacts no cluster.
                 """
