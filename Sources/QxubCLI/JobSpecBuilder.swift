@@ -79,6 +79,58 @@ struct JobSpecBuilder {
         )
     }
 
+    /// The queue the job asks for and the definition whose rules apply to it, before those rules adjust or
+    /// refuse anything (`qxub validate` reviews the same choice without submitting).
+    struct QueueChoice {
+        /// The job's resources, resolved from every source.
+        var resources: JobSpec.Resources
+        /// The named queue, or the one `--queue auto` chose; nil: the scheduler's default.
+        var queue: String?
+        /// The definition in use; nil: no queue rules apply.
+        var definition: PlatformDefinition?
+        var request: QueueSelector.Request
+        /// Chosen by the rules (`auto`, GPUs, internet) rather than named.
+        var auto: Bool
+        var cpusExplicit: Bool
+    }
+
+    mutating func queueChoice() throws(ClientError) -> QueueChoice {
+        let model = resourceModel
+        let parsed = try model.resolved()
+        let queue = layered(job.queue, preset: "queue", config: "queue")
+        // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
+        // known queue's minimums raise values (with a warning) and its limits refuse what cannot run.
+        // As the Python qxub: --gpus, --gpu-type and --internet imply --queue auto unless -q was given; without
+        // a definition they fall back to the configured queue, while an explicit `auto` needs one.
+        let explicitAuto = queue == "auto"
+        // A shortcut's gpu_type and internet count as if given on the command line.
+        let gpuType = resources.gpuType ?? preset?.string("gpu_type")
+        let internet = resources.internet || preset?.string("internet").flatMap { ConfigValue.string($0).bool } == true
+        let wantsAuto =
+            explicitAuto
+            || (job.queue == nil && preset?.string("queue") == nil
+                && (model.gpusFromCommandLine || internet || gpuType != nil))
+        var choice = QueueChoice(
+            resources: parsed,
+            queue: queue,
+            definition: nil,
+            request: QueueSelector.Request(parsed, gpuType: gpuType, internet: internet),
+            auto: wantsAuto,
+            cpusExplicit: model.cpusFromCommandLine
+        )
+        if let definition = try definitionForQueues(required: explicitAuto) {
+            choice.definition = definition
+            if wantsAuto {
+                choice.queue = try QueueSelector.select(
+                    choice.request,
+                    in: definition,
+                    cpusExplicit: choice.cpusExplicit
+                )
+            }
+        }
+        return choice
+    }
+
     mutating func build() throws(ClientError) -> JobSpec {
         let cwd = FileSystem.currentDirectory()
         func absolute(_ path: String?) -> String? {
@@ -102,38 +154,21 @@ struct JobSpecBuilder {
             }
             variables.append(KeyValue(String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
         }
-        let model = resourceModel
-        var parsed = try model.resolved()
-
-        var queue = layered(job.queue, preset: "queue", config: "queue")
-        // Queue rules from the platform definition: --queue auto, GPUs and --internet select a queue; a
-        // known queue's minimums raise values (with a warning) and its limits refuse what cannot run.
-        // As the Python qxub: --gpus, --gpu-type and --internet imply --queue auto unless -q was given; without
-        // a definition they fall back to the configured queue, while an explicit `auto` needs one.
-        let explicitAuto = queue == "auto"
-        // A shortcut's gpu_type and internet count as if given on the command line.
-        let gpuType = resources.gpuType ?? preset?.string("gpu_type")
-        let internet = resources.internet || preset?.string("internet").flatMap { ConfigValue.string($0).bool } == true
-        let wantsAuto =
-            explicitAuto
-            || (job.queue == nil && preset?.string("queue") == nil
-                && (model.gpusFromCommandLine || internet || gpuType != nil))
-        if let definition = try definitionForQueues(required: explicitAuto) {
-            let request = QueueSelector.Request(parsed, gpuType: gpuType, internet: internet)
-            let chosen = wantsAuto ? try QueueSelector.select(request, in: definition) : queue
-            if let chosen {
-                let decision = try QueueSelector.adjust(
-                    request,
-                    queue: chosen,
-                    in: definition,
-                    auto: wantsAuto,
-                    cpusExplicit: model.cpusFromCommandLine
-                )
-                queue = decision.queue
-                parsed.cpus = decision.cpus
-                parsed.localDiskBytes = decision.localDisk
-                for warning in decision.warnings { warnings.append(warning) }
-            }
+        let choice = try queueChoice()
+        var parsed = choice.resources
+        var queue = choice.queue
+        if let definition = choice.definition, let chosen = queue {
+            let decision = try QueueSelector.adjust(
+                choice.request,
+                queue: chosen,
+                in: definition,
+                auto: choice.auto,
+                cpusExplicit: choice.cpusExplicit
+            )
+            queue = decision.queue
+            parsed.cpus = decision.cpus
+            parsed.localDiskBytes = decision.localDisk
+            for warning in decision.warnings { warnings.append(warning) }
         }
         let givenProject = layered(job.project, preset: "project", config: "project")
         let project = givenProject ?? Environment.get("PROJECT")

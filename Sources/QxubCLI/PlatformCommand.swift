@@ -106,6 +106,11 @@ extension QxubCommand {
                     var facts = ["\(queue.billingRate) SU/core-hour"]
                     if let limit = queue.maxCPUs { facts.append("≤\(limit) cpus") }
                     if let limit = queue.maxMemory { facts.append("≤\(limit >> 30)GB") }
+                    if let cpus = queue.cpusPerNode {
+                        facts.append(
+                            "\(cpus) cpus" + (queue.memoryPerNode.map { "/\($0 >> 30)GB" } ?? "") + " per node"
+                        )
+                    }
                     if let type = queue.gpuType { facts.append("GPU \(type), \(queue.cpusPerGPU ?? 0) cpus/GPU") }
                     if queue.internet { facts.append("internet") }
                     let walltimes = queue.walltimeRules.map {
@@ -149,7 +154,7 @@ extension QxubCommand {
                     gpuType: resources.gpuType,
                     internet: resources.internet
                 )
-                let queue = try QueueSelector.select(request, in: definition)
+                let queue = try QueueSelector.select(request, in: definition, cpusExplicit: model.cpusFromCommandLine)
                 return try QueueSelector.adjust(
                     request,
                     queue: queue,
@@ -167,7 +172,15 @@ extension QxubCommand {
     package struct Estimate: ParsableCommand {
         package static let configuration = CommandConfiguration(
             commandName: "estimate",
-            abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate)."
+            abstract: "Service units a job would cost on each queue that can run it (cpus x hours x charge rate).",
+            discussion: """
+                A queue with node sizes (cpus_per_node, memory_per_node) charges memory
+                as NCI Gadi does:
+                  SUs = max(cpus, mem / (memory_per_node / cpus_per_node))
+                        x hours x su_billing_rate
+                so --cpus 1 --mem 300GB is charged as the CPUs that go with 300GB of a
+                node.
+                """
         )
         @OptionGroup var resources: ResourceOptions
         @Option(name: [.customShort("q"), .customLong("queue")], help: "Only this queue.") var queue: String?
@@ -206,7 +219,10 @@ extension QxubCommand {
                         )
                     else { continue }
                     rows.append(
-                        (candidate.name, Double(decision.cpus ?? 1) * Double(seconds) / 3600 * candidate.billingRate)
+                        (
+                            candidate.name,
+                            candidate.serviceUnits(cpus: decision.cpus ?? 1, memory: request.memory, seconds: seconds)
+                        )
                     )
                 }
                 guard !rows.isEmpty else {
@@ -216,7 +232,8 @@ extension QxubCommand {
                         exitCode: ExitCodes.usage
                     )
                 }
-                return rows.sorted { $0.1 < $1.1 }
+                // Cheapest first; equal charges in the definition's order.
+                return rows.enumerated().sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element)
             }
             for (name, units) in rows { print("\(name.padding(to: 12))\(String(Int(units.rounded()))) SU") }
             print("cheapest: \(rows[0].0)")

@@ -11,7 +11,7 @@ package struct QxubCommand: ParsableCommand {
             Exec.self, Interactive.self, Batch.self, Attach.self, Status.self, Cancel.self, Monitor.self, Doctor.self,
             Resources.self,
             History.self,
-            PlatformCommand.self, SelectQueue.self, Estimate.self, Agent.self, Config.self, Session.self,
+            PlatformCommand.self, SelectQueue.self, Estimate.self, Validate.self, Agent.self, Config.self, Session.self,
         ]
     )
 

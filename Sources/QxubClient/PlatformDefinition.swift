@@ -13,6 +13,11 @@ package struct PlatformDefinition: Sendable, Hashable {
         package var maxMemory, minMemory, maxLocalStorage, minLocalStorage: UInt64?
         /// (first core, last core, max walltime seconds)
         package var walltimeRules: [(ClosedRange<UInt32>, UInt64)]
+        /// The size of one node (`limits.cpus_per_node`, `limits.memory_per_node`): with them, memory and jobfs
+        /// are checked per node, a job above one node takes whole nodes, and memory is charged as Gadi does.
+        /// Absent (the Python qxub's files): every limit is per job.
+        package var cpusPerNode: UInt32? = nil
+        package var memoryPerNode: UInt64? = nil
 
         package static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.name == rhs.name }
         package func hash(into hasher: inout Hasher) { hasher.combine(name) }
@@ -70,6 +75,17 @@ extension PlatformDefinition {
             return try ResourceParser.memory(text)
         }
         func count(_ value: ConfigValue?) -> UInt32? { value?.string.flatMap { UInt32($0) } }
+        // A node size divides: 0 or text would make every multi-node rule meaningless.
+        func positive(_ value: ConfigValue?, _ key: String, queue: String) throws(ClientError) -> UInt32? {
+            guard let text = value?.string else { return nil }
+            guard let number = UInt32(text), number > 0 else {
+                throw ClientError(
+                    "\(source): queue \(queue): \(key) is '\(text)', not a positive whole number",
+                    exitCode: ExitCodes.usage
+                )
+            }
+            return number
+        }
         var queues: [Queue] = []
         for item in entry["queues"]?.list ?? [] {
             guard let queue = item.map, let name = queue["name"]?.string else { continue }
@@ -100,7 +116,9 @@ extension PlatformDefinition {
                     minMemory: try bytes(limits["min_memory"]),
                     maxLocalStorage: try bytes(limits["max_local_storage"]),
                     minLocalStorage: try bytes(limits["min_local_storage"]),
-                    walltimeRules: rules
+                    walltimeRules: rules,
+                    cpusPerNode: try positive(limits["cpus_per_node"], "limits.cpus_per_node", queue: name),
+                    memoryPerNode: try bytes(limits["memory_per_node"])
                 )
             )
         }

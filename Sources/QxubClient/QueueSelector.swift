@@ -36,8 +36,12 @@ package enum QueueSelector {
         package var warnings: [String]
     }
 
-    /// The queue the rules choose.
-    package static func select(_ request: Request, in definition: PlatformDefinition) throws(ClientError) -> String {
+    /// The queue the rules choose: the first whose rule holds and that can run the request.
+    package static func select(
+        _ request: Request,
+        in definition: PlatformDefinition,
+        cpusExplicit: Bool = false
+    ) throws(ClientError) -> String {
         if let type = request.gpuType?.lowercased() {
             let types = Set(definition.queues.compactMap(\.gpuType))
             guard types.contains(type) else {
@@ -53,34 +57,56 @@ package enum QueueSelector {
             let online = definition.queues.filter(\.internet).map(\.name)
             if !online.isEmpty { candidates = Set(online) }
         }
+        // The queues the rules name for this request, in the rules' order; the first that can run it is taken.
+        var named: [String] = []
         for rule in definition.rules where candidates.contains(rule.queue) && !rule.isDefault {
-            if evaluate(rule.condition, request) { return rule.queue }
+            if evaluate(rule.condition, request) { named.append(rule.queue) }
         }
-        if let fallback = definition.rules.first(where: { $0.isDefault && candidates.contains($0.queue) }) {
-            return fallback.queue
+        named += definition.rules.filter { $0.isDefault && candidates.contains($0.queue) }.map(\.queue)
+        if named.isEmpty, let first = definition.queues.first(where: { candidates.contains($0.name) }) {
+            named = [first.name]
         }
-        guard let first = definition.queues.first(where: { candidates.contains($0.name) }) else {
+        guard let first = named.first else {
             throw ClientError(
                 "\(definition.name) defines no queues",
                 hint: "check \(definition.source)",
                 exitCode: ExitCodes.usage
             )
         }
-        return first.name
+        func fits(_ name: String) -> Bool {
+            review(request, queue: name, in: definition, auto: true, cpusExplicit: cpusExplicit).violations.isEmpty
+        }
+        // A rule's queue that cannot run the request (50 CPUs on 48-CPU nodes) gives way to the next rule's, then
+        // to any queue the rules name that can; when none can, the first named one refuses it with its reason.
+        if let fitting = named.first(where: fits) { return fitting }
+        let others = definition.rules.map(\.queue).filter { candidates.contains($0) && !named.contains($0) }
+        return others.first(where: fits) ?? first
     }
 
-    /// Applies `queue`'s rules to the request: CPUs for GPUs, minimums, then limits (an error names the
-    /// limit and a queue that fits). Unknown queues pass untouched.
-    package static func adjust(
+    /// What `queue`'s rules make of a request: the adjusted values and every limit they break.
+    package struct Review: Sendable, Hashable {
+        package var decision: Decision
+        /// The request with the adjusted values, as the limits read it.
+        package var checked: Request
+        package var violations: [Violation]
+        /// "queue 'normal'" or "auto-selected queue 'normal'".
+        package var label: String
+    }
+
+    /// Applies `queue`'s rules to the request: CPUs for GPUs, minimums, then its limits (all of them, in order).
+    /// An unknown queue passes untouched.
+    package static func review(
         _ request: Request,
         queue name: String,
         in definition: PlatformDefinition,
         auto: Bool,
         cpusExplicit: Bool
-    ) throws(ClientError) -> Decision {
+    ) -> Review {
         var decision = Decision(queue: name, cpus: request.cpus, localDisk: request.localDisk, warnings: [])
-        guard let queue = definition.queue(name) else { return decision }
         let label = auto ? "auto-selected queue '\(name)'" : "queue '\(name)'"
+        guard let queue = definition.queue(name) else {
+            return Review(decision: decision, checked: request, violations: [], label: label)
+        }
         if let perGPU = queue.cpusPerGPU {
             if let gpus = request.gpus, !cpusExplicit {
                 decision.cpus = gpus * perGPU
@@ -107,48 +133,43 @@ package enum QueueSelector {
         var checked = request
         checked.cpus = decision.cpus
         checked.localDisk = decision.localDisk
-        if let problem = violation(checked, queue) {
-            let fits = definition.queues.filter {
-                violation(checked, $0) == nil && (request.gpus ?? 0 == 0 || $0.gpuType != nil)
-            }.map(\.name)
+        return Review(decision: decision, checked: checked, violations: violations(checked, queue), label: label)
+    }
+
+    /// The queues of `definition` that can run `review`'s request as it is (GPU queues only for a job with GPUs).
+    package static func queuesThatFit(
+        _ review: Review,
+        _ request: Request,
+        in definition: PlatformDefinition
+    )
+        -> [String]
+    {
+        definition.queues.filter {
+            violations(review.checked, $0).isEmpty && (request.gpus ?? 0 == 0 || $0.gpuType != nil)
+        }.map(\.name)
+    }
+
+    /// Applies `queue`'s rules to the request: CPUs for GPUs, minimums, then limits (an error names the first
+    /// limit broken, the nearest request the queue takes, and the queues that fit). Unknown queues pass untouched.
+    package static func adjust(
+        _ request: Request,
+        queue name: String,
+        in definition: PlatformDefinition,
+        auto: Bool,
+        cpusExplicit: Bool
+    ) throws(ClientError) -> Decision {
+        let review = review(request, queue: name, in: definition, auto: auto, cpusExplicit: cpusExplicit)
+        if let problem = review.violations.first {
+            let fits = queuesThatFit(review, request, in: definition)
             throw ClientError(
-                "\(problem) on \(label)",
+                problem.message(review.label),
                 hint: fits.isEmpty
                     ? "no queue of \(definition.name) fits this request: ask for less"
                     : "queues that fit: \(fits.joined(separator: ", ")) (or --queue auto)",
                 exitCode: ExitCodes.usage
             )
         }
-        return decision
-    }
-
-    /// The first limit `request` breaks on `queue`, as a sentence.
-    static func violation(_ request: Request, _ queue: PlatformDefinition.Queue) -> String? {
-        let cpus = request.cpus ?? 1
-        if let limit = queue.maxCPUs, cpus > limit { return "\(cpus) CPUs exceed the limit of \(limit)" }
-        if let limit = queue.maxMemory, let memory = request.memory, memory > limit {
-            return "\(memory >> 30)GB of memory exceed the limit of \(limit >> 30)GB"
-        }
-        if let limit = queue.minMemory, let memory = request.memory, memory < limit {
-            return "\(memory >> 30)GB of memory is below the minimum of \(limit >> 30)GB"
-        }
-        if let minimum = queue.minGPUs, minimum > 0, (request.gpus ?? 0) < minimum {
-            return "the queue needs at least \(minimum) GPU(s)"
-        }
-        if let gpus = request.gpus, gpus > 0 {
-            if queue.gpuType == nil { return "the queue has no GPUs" }
-            if let type = request.gpuType?.lowercased(), queue.gpuType != type {
-                return "the queue's GPUs are \(queue.gpuType!), not \(type)"
-            }
-            if let limit = queue.maxGPUs, gpus > limit { return "\(gpus) GPUs exceed the limit of \(limit)" }
-        }
-        if let limit = queue.maxLocalStorage, let disk = request.localDisk, disk > limit {
-            return "\(disk >> 30)GB of jobfs exceed the limit of \(limit >> 30)GB"
-        }
-        if let walltime = request.walltime, let limit = queue.maxWalltime(cores: cpus), walltime > limit {
-            return "a walltime of \(hours(walltime)) exceeds the maximum of \(hours(limit)) for \(cpus) CPUs"
-        }
-        return nil
+        return review.decision
     }
 
     /// Seconds as H:MM:SS.

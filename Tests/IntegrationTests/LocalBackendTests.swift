@@ -727,10 +727,17 @@ struct ConfigurationTests {
         #expect(sandbox.jobDirectories.isEmpty)
         let estimate = try sandbox.qxub(["estimate", "--cpus", "48", "--time", "2h"])
         #expect(
-            estimate.stdoutText.contains("normalbw    120 SU") && estimate.stdoutText.contains("normal      192 SU"),
+            estimate.stdoutText.contains("normal      192 SU") && estimate.stdoutText.contains("normalsr    192 SU"),
             "the Python qxub's figures for 48 cpus x 2 h"
         )
-        #expect(estimate.stdoutText.hasSuffix("cheapest: normalbw\n") && !estimate.stdoutText.contains("gpuvolta"))
+        // 48 CPUs are not whole 28-CPU normalbw nodes: PBS would refuse them there.
+        #expect(estimate.stdoutText.hasSuffix("cheapest: normal\n") && !estimate.stdoutText.contains("gpuvolta"))
+        #expect(!estimate.stdoutText.contains("normalbw"))
+        let broadwell = try sandbox.qxub(["estimate", "--cpus", "28", "--time", "2h"])
+        #expect(
+            broadwell.stdoutText.hasPrefix("normalbw    70 SU\n")
+                && broadwell.stdoutText.hasSuffix("cheapest: normalbw\n")
+        )
         sandbox.environment["QXUB_PLATFORM_FILE"] = nil
         sandbox.environment["QXUB_PLATFORM_PATHS"] = sandbox.directory + "/none"
         let missing = try runCollectingOutput(
@@ -767,8 +774,8 @@ struct ConfigurationTests {
         #expect(refused.stderrText.contains("5000 CPUs exceed the limit of 3200 on queue 'express'"))
         let select = try sandbox.qxub(["select-queue", "-l", "mem=600GB"])
         #expect(select.exit == .exited(0) && select.stdoutText == "hugemem\n", "\(select.stdoutText)")
-        let estimate = try sandbox.qxub(["estimate", "-l", "ncpus=48", "-l", "walltime=2:00:00"])
-        #expect(estimate.stdoutText.contains("normalbw    120 SU"), "\(estimate.stdoutText)\(estimate.stderrText)")
+        let estimate = try sandbox.qxub(["estimate", "-l", "ncpus=28", "-l", "walltime=2:00:00"])
+        #expect(estimate.stdoutText.contains("normalbw    70 SU"), "\(estimate.stdoutText)\(estimate.stderrText)")
     }
 
     @Test("a higher layer wins whichever spelling each uses, and config list --show-origin names the value used")

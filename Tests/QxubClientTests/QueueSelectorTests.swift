@@ -24,6 +24,12 @@ struct QueueSelectorTests {
         ("1 GPU", .init(gpus: 1), "gpuvolta"),
         ("4 A100", .init(gpus: 4, gpuType: "a100"), "dgxa100"),
         ("internet", .init(internet: true), "copyq"),
+        // A rule's queue that cannot run the request gives way: 208 CPUs are more than hugemem's 192.
+        ("208 cpus 1000GB", .init(cpus: 208, memory: 1000 * gib), "normalsr"),
+        ("96 cpus 380GB", .init(cpus: 96, memory: 380 * gib), "normalsr"),
+        // 50 CPUs span two of normal's 48-CPU nodes unevenly; one of normalsr's 104-CPU nodes holds them.
+        ("50 cpus", .init(cpus: 50), "normalsr"),
+        ("96 cpus", .init(cpus: 96), "normal"),
     ]
 
     @Test(
@@ -168,26 +174,33 @@ struct QueueSelectorTests {
         arguments: [
             (
                 "normal", QueueSelector.Request(cpus: 96, walltime: 60 * 3600),
-                "a walltime of 60:00:00 exceeds the maximum of 48:00:00 for 96 CPUs on queue 'normal'",
+                "a walltime of 60:00:00 exceeds the maximum of 48:00:00 for 96 CPUs on queue 'normal': ask for at most 48:00:00",
                 "no queue of gadi fits this request: ask for less"
             ),
             (
-                "normal", QueueSelector.Request(cpus: 1000, walltime: 30 * 3600),
-                "a walltime of 30:00:00 exceeds the maximum of 24:00:00 for 1000 CPUs on queue 'normal'",
-                "queues that fit: normalsr (or --queue auto)"
+                "normal", QueueSelector.Request(cpus: 960, walltime: 30 * 3600),
+                "a walltime of 30:00:00 exceeds the maximum of 24:00:00 for 960 CPUs on queue 'normal': ask for at most 24:00:00, or 672 CPUs",
+                "no queue of gadi fits this request: ask for less"
             ),
             (
-                "express", QueueSelector.Request(cpus: 5000), "5000 CPUs exceed the limit of 3200 on queue 'express'",
-                "queues that fit: normal, normalbw, normalsr (or --queue auto)"
+                "express", QueueSelector.Request(cpus: 96, walltime: 30 * 3600),
+                "a walltime of 30:00:00 exceeds the maximum of 24:00:00 for 96 CPUs on queue 'express': ask for at most 24:00:00",
+                "queues that fit: normal, normalsr, megamem (or --queue auto)"
+            ),
+            (
+                "express", QueueSelector.Request(cpus: 4800),
+                "4800 CPUs exceed the limit of 3200 on queue 'express': ask for at most 3168 CPUs",
+                "queues that fit: normal (or --queue auto)"
             ),
             (
                 "normal", QueueSelector.Request(memory: 300 << 30),
-                "300GB of memory exceed the limit of 190GB on queue 'normal'",
-                "queues that fit: normalsr, hugemem (or --queue auto)"
+                "300GB of memory on queue 'normal' exceed 190GB per node for 1 CPU on 1 node: ask for at most 190GB, or 96 CPUs (2 nodes)",
+                "queues that fit: normalsr, expresssr, hugemem, hugemembw, megamembw (or --queue auto)"
             ),
             (
-                "copyq", QueueSelector.Request(cpus: 4), "4 CPUs exceed the limit of 1 on queue 'copyq'",
-                "queues that fit: normal, express, normalbw, normalsr, hugemem, megamem (or --queue auto)"
+                "copyq", QueueSelector.Request(cpus: 4),
+                "4 CPUs exceed the limit of 1 on queue 'copyq': ask for at most 1 CPU",
+                "queues that fit: normal, express, normalbw, expressbw, normalsr, expresssr, hugemem, hugemembw, megamem, megamembw (or --queue auto)"
             ),
         ]
     )
@@ -207,7 +220,7 @@ struct QueueSelectorTests {
     func gpuQueueNeedsGPUs() {
         let expected = ClientError(
             "the queue needs at least 1 GPU(s) on queue 'gpuvolta'",
-            hint: "queues that fit: normal, express, normalbw, normalsr, hugemem, megamem (or --queue auto)",
+            hint: "queues that fit: normal, express, normalsr, expresssr, hugemem, megamem (or --queue auto)",
             exitCode: ExitCodes.usage
         )
         #expect(throws: expected) {
