@@ -47,6 +47,12 @@ extension QxubCommand {
             if let commandString, commandString.trimmingCharacters(in: " \t\n").isEmpty {
                 throw ValidationError("--cmd is empty")
             }
+            // `qxub exec -- ''` would submit a job that runs nothing and succeeds.
+            if let first = command.first, first.trimmingCharacters(in: " \t\n").isEmpty {
+                throw ValidationError(
+                    "the command after -- is empty: give the command to run, as in `qxub exec -- python train.py`"
+                )
+            }
             if job.array != nil && !output.terse && !output.dry {
                 throw ValidationError(
                     "following an array job's many subjobs is not supported yet: submit it with --terse (each subjob writes out.<index> and err.<index> in the job's state directory)"
