@@ -106,7 +106,9 @@ struct ResourceOptions: ParsableArguments {
         if cpus == 0 { throw ValidationError("--cpus 0: a job needs at least one CPU") }
         for (option, value) in [("--mem", memory), ("--time", walltime), ("--disk", disk)] {
             if let value, value.hasPrefix("-") {
-                throw ValidationError("\(option) \(value): the value must be positive, as in \(option) \(Self.examples[option]!)")
+                throw ValidationError(
+                    "\(option) \(value): the value must be positive, as in \(option) \(Self.examples[option]!)"
+                )
             }
         }
     }

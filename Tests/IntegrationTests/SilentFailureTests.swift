@@ -58,7 +58,10 @@ struct SilentFailureTests {
                 "--", "true",
             ]).exit == .exited(0)
         )
-        #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "sort-1", "--tag", "rule=sort", "--", "true"]).exit == .exited(0))
+        #expect(
+            try sandbox.qxub(["exec", "--backend", "local", "-N", "sort-1", "--tag", "rule=sort", "--", "true"]).exit
+                == .exited(0)
+        )
         #expect(try sandbox.qxub(["exec", "--backend", "local", "-N", "align-2", "--", "true"]).exit == .exited(0))
 
         let first = try #require(try jobID(sandbox, name: "align-1"))
