@@ -1,0 +1,68 @@
+import QxubSystem
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 13, item 5: a `definition:` URL whose server never answers costs one bounded fetch per URL, then
+/// nothing for the back-off time.
+@Suite("Definition URL fetch")
+struct DefinitionFetchTests {
+    @Test(
+        "two platforms on one silent URL: one connection, bounded; the next run within the back-off does not connect"
+    )
+    func silentServer() throws {
+        let sandbox = try Sandbox("definition-fetch")
+        let count = sandbox.directory + "/accepted"
+        // A loopback listener that accepts and never answers; it records how many connections it accepted.
+        let listener = try ChildProcess.spawn(
+            [
+                "python3", "-c",
+                """
+                import socket, sys
+                s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+                print(s.getsockname()[1], flush=True)
+                held = []
+                while True:
+                    c, _ = s.accept(); held.append(c)
+                    open(sys.argv[1], "w").write(str(len(held)))
+                """,
+                count,
+            ],
+            environment: sandbox.environmentList,
+            stdin: .null,
+            stdout: .pipe,
+            stderr: .null
+        )
+        defer {
+            listener.signal(SIGKILL)
+            _ = listener.wait()
+        }
+        let port = readLines(try #require(listener.stdout), count: 1, timeout: 10).trimmingWhitespaceForTests()
+        try #require(Int(port) != nil, "listener port: \(port)")
+        let url = "http://127.0.0.1:\(port)/gadi.yaml"
+        try FileSystem.createDirectories(sandbox.directory + "/config/qxub")
+        sandbox.environment["XDG_CONFIG_HOME"] = sandbox.directory + "/config"
+        sandbox.environment["XDG_CACHE_HOME"] = sandbox.directory + "/cache"
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "platforms:\n  one:\n    definition: \(url)\n  two:\n    definition: \(url)\n"
+        )
+
+        let start = MonotonicClock.now()
+        let first = try sandbox.qxub(["exec", "--dry", "--backend", "pbspro", "--", "true"], timeout: 60)
+        let elapsed = MonotonicClock.now() - start
+        #expect(first.exit == .exited(0), "\(first.stderrText)")
+        #expect(elapsed < 15, "the fetch is bounded: \(elapsed) s")
+        #expect(FileSystem.readText(count) == "1", "one connection for the one URL")
+        #expect(first.stderrText.split(separator: "\n").filter { $0.contains(url) }.count == 1, "said once: \(first.stderrText)")
+        #expect(first.stderrText.contains("not retried for 10 min"), "\(first.stderrText)")
+
+        let second = try sandbox.qxub(["exec", "--dry", "--backend", "pbspro", "--", "true"], timeout: 60)
+        #expect(second.exit == .exited(0), "\(second.stderrText)")
+        #expect(FileSystem.readText(count) == "1", "no new connection within the back-off")
+        #expect(second.stderrText.contains("the fetch failed 0 min ago"), "\(second.stderrText)")
+        #expect(second.stderrText.split(separator: "\n").filter { $0.contains(url) }.count == 1, "said once: \(second.stderrText)")
+    }
+}
