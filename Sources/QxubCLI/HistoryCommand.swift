@@ -42,7 +42,12 @@ extension QxubCommand {
             package static let configuration = CommandConfiguration(
                 commandName: "list",
                 abstract: "List recent jobs, newest first, after a header line.",
-                discussion: "Columns: submitted (local time, to the second), job id, platform, status or exit, name."
+                discussion: """
+                    Columns: submitted (local time, to the second), job id, platform, status or exit, name.
+                    --tag KEY=VALUE lists the jobs submitted with that --tag (--tag KEY: any value), --name the jobs
+                    whose name matches (a shell pattern: --name 'align-*'); `history show ID` prints a job's tags
+                    and output paths.
+                    """
             )
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many (the newest).") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
