@@ -154,6 +154,14 @@ final class JobFollower {
         }
         if sentTerm && (status == 0 || status == 128 + 15) { return .signaled(15) }
         if status > 128 && status <= 128 + 64 { return .signaled(status - 128) }
+        // The job script could not open the job's stdout or stderr: its message went to the job log only.
+        if records.exitNote == "output" {
+            return .exitUnrecorded(
+                status,
+                detail: "the job could not write its output files on \(records.startedHost ?? "its node") ("
+                    + "\(paths.stdout), \(paths.stderr)): check that their directory exists and is writable there"
+            )
+        }
         return .exited(status)
     }
 

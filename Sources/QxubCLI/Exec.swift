@@ -49,6 +49,12 @@ extension QxubCommand {
             if let commandString, commandString.trimmingCharacters(in: " \t\n").isEmpty {
                 throw ValidationError("--cmd is empty")
             }
+            // `qxub exec -- ''` would submit a job that runs nothing and succeeds.
+            if let first = command.first, first.trimmingCharacters(in: " \t\n").isEmpty {
+                throw ValidationError(
+                    "the command after -- is empty: give the command to run, as in `qxub exec -- python train.py`"
+                )
+            }
             if let array = job.array, ArrayRange(array) == nil, !output.terse, !output.dry {
                 throw ValidationError(
                     "--array \(array): not an index range qxub can follow (such as 1-10, 1-10:2 or 1,3,5; at most \(ArrayRange.limit) indices); --terse submits it as it is"

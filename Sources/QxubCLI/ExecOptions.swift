@@ -49,19 +49,42 @@ struct ContextOptions: ParsableArguments {
 
 /// What the job asks the scheduler for.
 struct ResourceOptions: ParsableArguments {
-    @Option(name: [.customLong("mem"), .customLong("memory")], help: "Memory: \(ResourceParser.memoryForms).")
+    // `.unconditional`: `--time -5` takes `-5` as the value (to be refused as negative), not as an option.
+    @Option(
+        name: [.customLong("mem"), .customLong("memory")],
+        parsing: .unconditional,
+        help: "Memory: \(ResourceParser.memoryForms)."
+    )
     var memory: String?
 
-    @Option(name: [.customLong("cpus"), .customLong("threads")], help: "CPU cores.")
+    @Option(
+        name: [.customLong("cpus"), .customLong("threads")],
+        parsing: .unconditional,
+        help: "CPU cores.",
+        transform: ResourceOptions.count("--cpus")
+    )
     var cpus: UInt32?
 
-    @Option(name: [.customLong("time"), .customLong("runtime")], help: "Walltime: \(ResourceParser.timeForms).")
+    @Option(
+        name: [.customLong("time"), .customLong("runtime")],
+        parsing: .unconditional,
+        help: "Walltime: \(ResourceParser.timeForms)."
+    )
     var walltime: String?
 
-    @Option(name: [.customLong("disk"), .customLong("jobfs")], help: "Node-local disk (PBS jobfs, Slurm --tmp).")
+    @Option(
+        name: [.customLong("disk"), .customLong("jobfs")],
+        parsing: .unconditional,
+        help: "Node-local disk (PBS jobfs, Slurm --tmp)."
+    )
     var disk: String?
 
-    @Option(name: .customLong("gpus"), help: "GPUs (without -q this selects a GPU queue and sets CPUs per GPU).")
+    @Option(
+        name: .customLong("gpus"),
+        parsing: .unconditional,
+        help: "GPUs (without -q this selects a GPU queue and sets CPUs per GPU).",
+        transform: ResourceOptions.count("--gpus")
+    )
     var gpus: UInt32?
 
     @Option(name: .customLong("gpu-type"), help: "GPU model for queue selection (e.g. v100, a100).")
@@ -81,6 +104,28 @@ struct ResourceOptions: ParsableArguments {
 
     func validate() throws {
         if cpus == 0 { throw ValidationError("--cpus 0: a job needs at least one CPU") }
+        for (option, value) in [("--mem", memory), ("--time", walltime), ("--disk", disk)] {
+            if let value, value.hasPrefix("-") {
+                throw ValidationError(
+                    "\(option) \(value): the value must be positive, as in \(option) \(Self.examples[option]!)"
+                )
+            }
+        }
+    }
+
+    private static let examples = ["--mem": "8GB", "--time": "2h", "--disk": "100GB", "--cpus": "4", "--gpus": "1"]
+
+    /// A count option's value: a negative or non-numeric one says what is expected (ArgumentParser's own
+    /// message for `--cpus -1` was "Missing value").
+    static func count(_ option: String) -> @Sendable (String) throws -> UInt32 {
+        { text in
+            guard let number = UInt32(text) else {
+                throw ValidationError(
+                    "\(option) \(text): the value must be a positive whole number, as in \(option) \(examples[option]!)"
+                )
+            }
+            return number
+        }
     }
 
     /// The command line's resources: a named option wins over the same resource in `-l`.

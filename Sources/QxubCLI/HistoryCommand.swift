@@ -42,10 +42,19 @@ extension QxubCommand {
             package static let configuration = CommandConfiguration(
                 commandName: "list",
                 abstract: "List recent jobs, newest first, after a header line.",
-                discussion: "Columns: submitted (local time, to the second), job id, platform, status or exit, name."
+                discussion: """
+                    Columns: submitted (local time, to the second), job id, platform, status or exit, name.
+                    --tag KEY=VALUE lists the jobs submitted with that --tag (--tag KEY: any value), --name the jobs
+                    whose name matches (a shell pattern: --name 'align-*'); `history show ID` prints a job's tags
+                    and output paths.
+                    """
             )
             @Option(name: [.customShort("n"), .customLong("limit")], help: "How many (the newest).") var limit = 20
             @Option(help: "Only jobs of this platform.") var platform: String?
+            @Option(help: "Only jobs with this tag: KEY=VALUE, or KEY for any value (as given with exec --tag).")
+            var tag: String?
+            @Option(help: "Only jobs of this name (a shell pattern such as 'align-*' matches several).")
+            var name: String?
             @Flag(
                 name: .customLong("remote"),
                 help: "Ask the platform's agent: every job submitted on the cluster, from any machine."
@@ -53,6 +62,9 @@ extension QxubCommand {
             package init() {}
             package func run() throws {
                 if remote {
+                    if tag != nil || name != nil {
+                        throw ValidationError("--tag and --name filter this machine's history: not with --remote")
+                    }
                     let entries = try CLIFailure.catching { () throws(ClientError) -> [HistoryEntry] in
                         let resolved = try Platform.resolve(platform, configuration: try Configuration.load())
                         let requests = try AgentRequests(
@@ -71,7 +83,10 @@ extension QxubCommand {
                     }
                     return
                 }
-                let records = try History.store().recent(limit: max(1, limit), platform: platform)
+                let records = try History.store().recent(
+                    limit: max(1, limit),
+                    matching: HistoryStore.Filter(platform: platform, tag: tag, name: name)
+                )
                 if records.isEmpty { print("no jobs yet") } else { print(Self.header) }
                 for record in records {
                     let stamp = LocalTime(time_t(record.submittedAt)).seconds
@@ -107,6 +122,14 @@ extension QxubCommand {
                 print("command:    \(record.command)")
                 print("directory:  \(record.workingDirectory)")
                 print("state:      \(record.stateDirectory)")
+                // The paths the job was given, else where the agent puts them (JobPaths' defaults).
+                func path(_ given: String, _ file: String) -> String {
+                    given.isEmpty ? record.stateDirectory + "/" + file : given
+                }
+                print("stdout:     \(path(record.stdoutPath, "out"))")
+                print("stderr:     \(path(record.stderrPath, "err"))")
+                print("joblog:     \(path(record.joblogPath, "joblog"))")
+                if !record.tags.isEmpty { print("tags:       \(record.tags.joined(separator: ", "))") }
                 print("status:     \(record.status)" + (record.exitCode.map { ", exit \($0)" } ?? ""))
             }
         }

@@ -184,15 +184,9 @@ struct JobSpecBuilder {
             queue: queue,
             templates: templates
         )
-        var warned: Set<String> = []
-        func resolve(_ text: String?) -> String? {
-            text.map {
-                templateVariables.resolve($0) { name in
-                    if warned.insert(name).inserted {
-                        ClientLog.write("unknown template variable {\(name)} in '\(text!)'")
-                    }
-                }
-            }
+        func resolve(_ text: String?) throws(ClientError) -> String? {
+            guard let text else { return nil }
+            return try templateVariables.resolveKnown(text)
         }
         // A remote working directory keeps {user} and {project} for the agent, which fills them in with
         // the cluster's values (the laptop's user name is often not the cluster's).
@@ -211,7 +205,7 @@ struct JobSpecBuilder {
             }
         }
         let name = JobName.sanitize(
-            resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command)
+            try resolve(layered(job.name, preset: "name", config: "name")) ?? JobName.defaultName(for: command)
         )
         // The context comes whole from one place: the command line if it names any, else the preset.
         let cliContext =
@@ -222,15 +216,23 @@ struct JobSpecBuilder {
         let binds = cliContext ? context.binds : preset?.list("bind") ?? []
         templateVariables.values["name"] = name
         // Templates apply to storage as to paths (`defaults.volumes: gdata/{project}`).
-        parsed.storage = resolve(parsed.storage)
+        parsed.storage = try resolve(parsed.storage)
+        let stdoutPath = absolute(try resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out"))))
+        let stderrPath = absolute(try resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err"))))
+        let joblogPath = absolute(try resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog"))))
+        // With the agent on this machine the files are ours to check: a job that cannot write them would end
+        // with 78 and its reason in the very file it could not write.
+        if remote == nil && !output.dry {
+            try OutputPathCheck.check([("--out", stdoutPath), ("--err", stderrPath), ("--joblog", joblogPath)])
+        }
+        let workingDirectory =
+            remote == nil
+            ? try resolve(job.workingDirectory ?? preset?.string("execdir"))
+            : resolveForCluster(job.workingDirectory ?? preset?.string("execdir"))
         var spec = JobSpec(
             name: name,
             command: command,
-            workingDirectory: absolute(
-                remote == nil
-                    ? resolve(job.workingDirectory ?? preset?.string("execdir"))
-                    : resolveForCluster(job.workingDirectory ?? preset?.string("execdir"))
-            ) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
+            workingDirectory: absolute(workingDirectory) ?? (remote == nil ? cwd : remote?.workingDirectory ?? ""),
             createWorkingDirectory: job.createWorkingDirectory,
             context: .init(
                 condaEnvironment: environment,
@@ -247,9 +249,9 @@ struct JobSpecBuilder {
             array: job.array ?? preset?.string("array"),
             email: job.noNotify ? nil : layered(job.email, preset: "email", config: "email"),
             emailEvents: layered(job.emailEvents, preset: "email_opts", config: "email_opts"),
-            stdoutPath: absolute(resolve(output.stdout ?? (sharedByManyJobs ? nil : configured("out")))),
-            stderrPath: absolute(resolve(output.stderr ?? (sharedByManyJobs ? nil : configured("err")))),
-            joblogPath: absolute(resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog")))),
+            stdoutPath: stdoutPath,
+            stderrPath: stderrPath,
+            joblogPath: joblogPath,
             backend: job.backend ?? "",
             submitHost: Environment.hostname(),
             clientVersion: QxubVersion.current

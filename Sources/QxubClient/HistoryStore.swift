@@ -21,6 +21,27 @@ package final class HistoryStore: Sendable {
         package var endedAt: Double?
         package var exitCode: Int?
         package var status: String
+        /// The files the job writes: empty when the job kept the default (its state directory).
+        package var stdoutPath = ""
+        package var stderrPath = ""
+        package var joblogPath = ""
+        /// `--tag` pairs as `KEY=VALUE`, in the order given.
+        package var tags: [String] = []
+    }
+
+    /// Which records a listing shows (every condition given must hold).
+    package struct Filter: Sendable, Hashable {
+        package var platform: String?
+        /// `KEY=VALUE` (that pair) or `KEY` (any value).
+        package var tag: String?
+        /// The job's name, or a shell pattern (`align-*`).
+        package var name: String?
+
+        package init(platform: String? = nil, tag: String? = nil, name: String? = nil) {
+            self.platform = platform
+            self.tag = tag
+            self.name = name
+        }
     }
 
     /// The open database; nil until first use for a store made with ``init(deferredPath:holdingRecords:)``.
@@ -32,6 +53,8 @@ package final class HistoryStore: Sendable {
     private struct Submission {
         var jobID, platform, backend, name, command, workingDirectory, stateDirectory: String
         var submittedAt: Double
+        var stdoutPath = "", stderrPath = "", joblogPath = ""
+        var tags: [String] = []
     }
     package let path: String
 
@@ -115,6 +138,24 @@ package final class HistoryStore: Sendable {
                         """
                 )
             }
+            // v2: output paths and tags (`--tag`), for `history show` and `history --tag`. Older databases gain
+            // the columns with empty values; older qxubs ignore them.
+            migrator.registerMigration("v2") { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE jobs ADD COLUMN stdout_path TEXT NOT NULL DEFAULT '';
+                        ALTER TABLE jobs ADD COLUMN stderr_path TEXT NOT NULL DEFAULT '';
+                        ALTER TABLE jobs ADD COLUMN joblog_path TEXT NOT NULL DEFAULT '';
+                        CREATE TABLE job_tags (
+                            job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                            key TEXT NOT NULL,
+                            value TEXT NOT NULL
+                        );
+                        CREATE INDEX job_tags_key ON job_tags(key, value);
+                        CREATE INDEX job_tags_job ON job_tags(job);
+                        """
+                )
+            }
             try migrator.migrate(queue)
             return queue
         } catch {
@@ -135,7 +176,11 @@ package final class HistoryStore: Sendable {
         name: String,
         command: String,
         workingDirectory: String,
-        stateDirectory: String
+        stateDirectory: String,
+        stdoutPath: String = "",
+        stderrPath: String = "",
+        joblogPath: String = "",
+        tags: [String] = []
     ) throws -> Int64 {
         let submission = Submission(
             jobID: jobID,
@@ -145,7 +190,11 @@ package final class HistoryStore: Sendable {
             command: command,
             workingDirectory: workingDirectory,
             stateDirectory: stateDirectory,
-            submittedAt: MonotonicClock.wallNow()
+            submittedAt: MonotonicClock.wallNow(),
+            stdoutPath: stdoutPath,
+            stderrPath: stderrPath,
+            joblogPath: joblogPath,
+            tags: tags
         )
         if holdsRecords {
             held.withLock { $0.append(submission) }
@@ -159,13 +208,22 @@ package final class HistoryStore: Sendable {
         try queue().write { db in
             try db.execute(
                 sql:
-                    "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted')",
+                    "INSERT INTO jobs (job_id, platform, backend, name, command, working_directory, state_directory, submitted_at, status, stdout_path, stderr_path, joblog_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?)",
                 arguments: [
                     submission.jobID, submission.platform, submission.backend, submission.name, submission.command,
                     submission.workingDirectory, submission.stateDirectory, submission.submittedAt,
+                    submission.stdoutPath, submission.stderrPath, submission.joblogPath,
                 ]
             )
-            return db.lastInsertedRowID
+            let row = db.lastInsertedRowID
+            for tag in submission.tags {
+                let pair = Self.split(tag)
+                try db.execute(
+                    sql: "INSERT INTO job_tags (job, key, value) VALUES (?, ?, ?)",
+                    arguments: [row, pair.key, pair.value ?? ""]
+                )
+            }
+            return row
         }
     }
 
@@ -182,19 +240,71 @@ package final class HistoryStore: Sendable {
 
     /// The newest records first.
     package func recent(limit: Int, platform: String? = nil) throws -> [Record] {
+        try recent(limit: limit, matching: Filter(platform: platform))
+    }
+
+    /// The newest records that pass `filter` first.
+    package func recent(limit: Int, matching filter: Filter) throws -> [Record] {
         try queue().read { db in
-            let rows: [Row]
-            if let platform {
-                rows = try Row.fetchAll(
-                    db,
-                    sql: "SELECT * FROM jobs WHERE platform = ? ORDER BY id DESC LIMIT ?",
-                    arguments: [platform, limit]
-                )
-            } else {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
+            var conditions: [String] = []
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            if let platform = filter.platform {
+                conditions.append("platform = ?")
+                arguments.append(platform)
             }
-            return rows.map(Self.record)
+            if let name = filter.name {
+                conditions.append("name GLOB ?")
+                arguments.append(name)
+            }
+            if let tag = filter.tag {
+                let pair = Self.split(tag)
+                if let value = pair.value {
+                    conditions.append("id IN (SELECT job FROM job_tags WHERE key = ? AND value = ?)")
+                    arguments += [pair.key, value]
+                } else {
+                    conditions.append("id IN (SELECT job FROM job_tags WHERE key = ?)")
+                    arguments.append(pair.key)
+                }
+            }
+            arguments.append(limit)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM jobs"
+                    + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+                    + " ORDER BY id DESC LIMIT ?",
+                arguments: StatementArguments(arguments)
+            )
+            var records = rows.map(Self.record)
+            // The tags of all these records in one read (`status` reads thousands of records this way).
+            if let oldest = records.last?.id {
+                var tags: [Int64: [String]] = [:]
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT job, key, value FROM job_tags WHERE job >= ? ORDER BY rowid",
+                    arguments: [oldest]
+                ) {
+                    tags[row["job"], default: []].append((row["key"] as String) + "=" + (row["value"] as String))
+                }
+                for index in records.indices { records[index].tags = tags[records[index].id] ?? [] }
+            }
+            return records
         }
+    }
+
+    /// `KEY=VALUE` as its parts; `KEY` alone has no value.
+    private static func split(_ tag: String) -> (key: String, value: String?) {
+        guard let equals = tag.firstIndex(of: "=") else { return (tag, nil) }
+        return (String(tag[..<equals]), String(tag[tag.index(after: equals)...]))
+    }
+
+    private static func withTags(_ db: Database, _ record: Record) throws -> Record {
+        var record = record
+        record.tags = try Row.fetchAll(
+            db,
+            sql: "SELECT key, value FROM job_tags WHERE job = ? ORDER BY rowid",
+            arguments: [record.id]
+        ).map { row in (row["key"] as String) + "=" + (row["value"] as String) }
+        return record
     }
 
     /// A job by id, or by a unique prefix of its id ("128" finds "128.gadi-pbs").
@@ -221,7 +331,7 @@ package final class HistoryStore: Sendable {
             sql: "SELECT * FROM jobs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
             arguments: [jobID]
         ) {
-            return record(row)
+            return try withTags(db, record(row))
         }
         // GLOB, not LIKE: it is case-sensitive, so SQLite answers a prefix from the job_id index.
         let rows = try Row.fetchAll(
@@ -229,7 +339,7 @@ package final class HistoryStore: Sendable {
             sql: "SELECT * FROM jobs WHERE job_id GLOB ? ORDER BY id DESC LIMIT 2",
             arguments: [globPrefix(jobID)]
         )
-        return rows.count == 1 ? record(rows[0]) : nil
+        return rows.count == 1 ? try withTags(db, record(rows[0])) : nil
     }
 
     /// Jobs submitted and not yet seen to end, newest first (optionally on one platform).
@@ -267,7 +377,10 @@ package final class HistoryStore: Sendable {
             submittedAt: row["submitted_at"],
             endedAt: row["ended_at"],
             exitCode: row["exit_code"],
-            status: row["status"]
+            status: row["status"],
+            stdoutPath: row["stdout_path"],
+            stderrPath: row["stderr_path"],
+            joblogPath: row["joblog_path"]
         )
     }
 }

@@ -247,7 +247,11 @@ package final class JobSessionDriver {
                 name: spec.name,
                 command: command,
                 workingDirectory: spec.workingDirectory,
-                stateDirectory: submitted.stateDirectory
+                stateDirectory: submitted.stateDirectory,
+                stdoutPath: spec.stdoutPath ?? "",
+                stderrPath: spec.stderrPath ?? "",
+                joblogPath: spec.joblogPath ?? "",
+                tags: spec.tags.map { $0.key + "=" + $0.value }
             )
         } catch {
             ClientLog.write("history: cannot record \(submitted.jobID): \(error)")

@@ -160,9 +160,12 @@ extension PlatformDefinition {
                 files += FileSystem.listDirectory(directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
                     .map { directory + "/" + $0 }
             }
+            // Each URL once, however many platforms name it (one fetch, one warning).
+            var fetched: Set<String> = []
             for (_, entry) in configuration.value("platforms")?.map ?? [:] {
                 guard let definition = entry.map?["definition"]?.string else { continue }
                 if definition.hasPrefix("http://") || definition.hasPrefix("https://") {
+                    guard fetched.insert(definition).inserted else { continue }
                     files.append(
                         try DefinitionCache.file(for: definition) {
                             ClientLog.write($0)

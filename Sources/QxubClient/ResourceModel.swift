@@ -21,6 +21,19 @@ package struct ResourceModel: Sendable, Hashable {
             case .storage: "volumes"
             }
         }
+
+        /// Other spellings of `defaults.<configKey>`: the PBS names and `memory`, as the Python qxub's docs write
+        /// them (its code read none of them, so they did nothing there).
+        package var configSynonyms: [String] {
+            switch self {
+            case .mem: ["memory"]
+            case .walltime: ["walltime", "time"]
+            case .ncpus: ["ncpus"]
+            case .ngpus: ["ngpus"]
+            case .jobfs: ["jobfs"]
+            case .storage: ["storage"]
+            }
+        }
     }
 
     /// Where a value came from, for messages and for the rules that depend on it.
@@ -87,11 +100,20 @@ package struct ResourceModel: Sendable, Hashable {
         }
         let listRank = rank("defaults.resources")
         for key in Key.allCases {
-            let named = configuration.value("defaults.\(key.configKey)")?.string
-            if let entry = fromList.values[key], named == nil || listRank > rank("defaults.\(key.configKey)") {
+            // Of the spellings given, the one from the highest layer (in one layer, the main one).
+            var spelling = key.configKey
+            for synonym in key.configSynonyms
+            where configuration.value("defaults.\(synonym)")?.string != nil
+                && (configuration.value("defaults.\(spelling)")?.string == nil
+                    || rank("defaults.\(synonym)") > rank("defaults.\(spelling)"))
+            {
+                spelling = synonym
+            }
+            let named = configuration.value("defaults.\(spelling)")?.string
+            if let entry = fromList.values[key], named == nil || listRank > rank("defaults.\(spelling)") {
                 fill(key, entry.text, origin: .configuredRaw)
             } else {
-                fill(key, named, origin: .configured(key.configKey))
+                fill(key, named, origin: .configured(spelling))
             }
         }
         raw += fromList.raw

@@ -40,6 +40,27 @@ package struct TemplateVariables: Sendable {
         self.values = values
     }
 
+    /// `text` with every `{variable}` replaced; an unknown one is refused (it would otherwise become a literal
+    /// `{log_dir}` directory), with the names that are known.
+    package func resolveKnown(_ text: String) throws(ClientError) -> String {
+        var missing: String?
+        let resolved = resolve(text) { name in if missing == nil { missing = name } }
+        guard let missing else { return resolved }
+        let hint =
+            switch missing {
+            case "log_dir": "give --log-dir DIR, or set templates.log_dir in your configuration"
+            case "project": "give -P PROJECT, or set defaults.project (or $PROJECT)"
+            case "queue": "give -q QUEUE, or set defaults.queue"
+            default: "define it under templates: in your configuration, or write {{\(missing)}} to keep it as it is"
+            }
+        throw ClientError(
+            "unknown template variable {\(missing)} in '\(text)'; known: "
+                + values.keys.sorted().map { "{\($0)}" }.joined(separator: ", "),
+            hint: hint,
+            exitCode: ExitCodes.usage
+        )
+    }
+
     /// `text` with every known `{variable}` replaced; `{{...}}` is left alone (it belongs to the cluster
     /// side); unknown names are reported through `unknown` and left as they are.
     package func resolve(_ text: String, unknown: (String) -> Void = { _ in }) -> String {

@@ -303,11 +303,13 @@ package struct JobScript {
             lines += audit(mode)
             // The user's stdout and stderr go to their own files from here on; fd 3 stays the job log.
             // The files are emptied before the started record appears, so a follower never streams old content.
+            // Note `output`: the agent says which files could not be written (the message here only reaches
+            // the job log, as the job's stderr is the file that failed).
             let directories = Set([parent(paths.stdout), parent(paths.stderr)].compactMap { $0 })
             lines.append("mkdir -p -- \(directories.sorted().map(shellQuote).joined(separator: " ")) 2>/dev/null")
             lines.append("exec 3>&1 4>&2")
             lines.append(
-                "{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) setup\"; exit 78; }"
+                "{ : >\(stdout) && : >\(stderr) && exec 1>>\(stdout) 2>>\(stderr); } || { echo \"qxub: cannot write the job's output files on $qxub_host\" >&4; qxub_record exit \"78 $(date +%s) output\"; exit 78; }"
             )
         case .interactive:
             lines.append(

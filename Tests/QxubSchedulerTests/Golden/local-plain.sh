@@ -31,7 +31,7 @@ echo 'stdout:         /home/u/.qxub/jobs/20261125-103000-abcdef/out'
 echo 'stderr:         /home/u/.qxub/jobs/20261125-103000-abcdef/err'
 mkdir -p -- /home/u/.qxub/jobs/20261125-103000-abcdef 2>/dev/null
 exec 3>&1 4>&2
-{ : >/home/u/.qxub/jobs/20261125-103000-abcdef/out && : >/home/u/.qxub/jobs/20261125-103000-abcdef/err && exec 1>>/home/u/.qxub/jobs/20261125-103000-abcdef/out 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err; } || { echo "qxub: cannot write the job's output files on $qxub_host" >&4; qxub_record exit "78 $(date +%s) setup"; exit 78; }
+{ : >/home/u/.qxub/jobs/20261125-103000-abcdef/out && : >/home/u/.qxub/jobs/20261125-103000-abcdef/err && exec 1>>/home/u/.qxub/jobs/20261125-103000-abcdef/out 2>>/home/u/.qxub/jobs/20261125-103000-abcdef/err; } || { echo "qxub: cannot write the job's output files on $qxub_host" >&4; qxub_record exit "78 $(date +%s) output"; exit 78; }
 qxub_record started "$(date +%s) $qxub_host"
 umask "$qxub_umask"
 cd -- /w || qxub_fail 78 'cannot enter the working directory /w on' "$qxub_host" '(use --create-execdir to create it)'
