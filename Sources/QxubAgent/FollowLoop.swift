@@ -364,7 +364,9 @@ final class FollowLoop {
     }
 
     private func advanceLocal(_ follower: JobFollower, now: Double) -> Bool {
-        guard let pid = follower.localPID else { return false }
+        guard let pid = follower.localPID else {
+            return follower.localArrayIndices.map { advanceLocalArray(follower, indices: $0) } ?? false
+        }
         if follower.processDescriptor == nil && !follower.processEnded { watchProcess(follower, pid) }
         if follower.processDescriptor != nil || localJobs.isAlive(pid) { return false }
         if follower.finishedWithoutRecordSince == nil { follower.finishedWithoutRecordSince = now }
@@ -384,6 +386,34 @@ final class FollowLoop {
     }
 
     /// Wakes the follower when the job's script ends (a pidfd); without pidfds, the back-off finds the end.
+    /// A local array job has no process of its own: it ends once every subjob has, with the status of the
+    /// lowest-numbered subjob that failed (as `qxub exec --array` reports it), else 0. Checked on the follow
+    /// loop's back-off: nothing raises an event for it.
+    private func advanceLocalArray(_ follower: JobFollower, indices: [Int]) -> Bool {
+        var failure: JobTermination?
+        for index in indices {
+            let paths = follower.paths.subjob(index, ownJobLog: true)
+            let records = JobRecords(paths: paths)
+            if let status = records.exitStatus {
+                if status != 0 && failure == nil { failure = .exited(status) }
+                continue
+            }
+            let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
+            if let pid, localJobs.isAlive(pid) { return false }
+            if failure == nil {
+                failure =
+                    records.cancelled
+                    ? .cancelled(ranFirst: records.startedAt != nil)
+                    : .killedByScheduler(
+                        .other,
+                        detail: "subjob \(index)'s processes ended without recording an exit status",
+                        ranFirst: records.startedAt != nil
+                    )
+            }
+        }
+        return finish(follower, failure ?? .exited(0))
+    }
+
     private func watchProcess(_ follower: JobFollower, _ pid: Int32) {
         guard let fd = ProcessDescriptor.open(pid) else { return }
         follower.processDescriptor = fd

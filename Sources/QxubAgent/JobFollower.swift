@@ -43,6 +43,8 @@ final class JobFollower {
     var processEnded = false
     /// An interactive job: its stdout is its terminal's output (said in every job state).
     let interactive: Bool
+    /// A local array job (`local-…[]`): the indices of its subjobs. It has no process of its own.
+    let localArrayIndices: [Int]?
 
     /// Follows `job` on `channel` from the given offsets, reading `paths` (the job's own, or its log as the
     /// only stream).
@@ -54,6 +56,9 @@ final class JobFollower {
         self.kind = job.kind
         self.walltime = job.walltime
         self.interactive = job.meta["interactive"] == "1"
+        self.localArrayIndices =
+            job.kind == .local && job.jobID.hasSuffix("[]")
+            ? job.meta["array"].flatMap(ArrayRange.init)?.indices : nil
         self.offsets = [.stdout: stdoutOffset, .stderr: stderrOffset]
         self.records = JobRecords(paths: self.paths)
     }

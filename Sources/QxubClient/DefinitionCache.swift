@@ -24,25 +24,28 @@ package enum DefinitionCache {
         return base + "/qxub/platforms"
     }
 
-    static func cachePath(for url: String) -> String {
+    static func cachePath(for url: String, in directory: String = directory) -> String {
         directory + "/" + String(url.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }) + ".yaml"
     }
 
     /// Where the last failed fetch of `url` is recorded (its reason; the time is the file's).
-    static func failurePath(for url: String) -> String { cachePath(for: url) + ".failed" }
+    static func failurePath(for url: String, in directory: String = directory) -> String {
+        cachePath(for: url, in: directory) + ".failed"
+    }
 
     /// A local file holding the definition at `url`: the cached copy while fresh, else a new download;
     /// a stale copy when the download fails or failed less than ``retryAfter`` ago (`warn` says so); an error
-    /// when there is none.
+    /// when there is none. `directory` is the cache's (tests give their own).
     package static func file(
         for url: String,
+        directory: String = directory,
         now: Double = MonotonicClock.wallNow(),
         warn: (String) -> Void = { _ in }
     ) throws(ClientError) -> String {
-        let path = cachePath(for: url)
+        let path = cachePath(for: url, in: directory)
         let cachedAge = age(path, now: now)
         if let cachedAge, cachedAge < maximumAge { return path }
-        let failure = failurePath(for: url)
+        let failure = failurePath(for: url, in: directory)
         let reason: String
         if let failedAge = age(failure, now: now), failedAge < retryAfter {
             let last = FileSystem.readText(failure)?.trimmingWhitespace() ?? ""

@@ -46,7 +46,8 @@ package struct Platform: Sendable, Hashable {
     static func stateRoot(of name: String, configuration: Configuration) -> String? {
         var template = configuration.string("platforms.\(name).state_root")
         if template == nil, name != Platform.local.name,
-            let definitions = try? PlatformDefinition.all(configuration: configuration)
+            // Silent: the queue choice reads the definitions again and says once what it could not fetch.
+            let definitions = try? PlatformDefinition.all(configuration: configuration, warn: false)
         {
             template =
                 PlatformDefinition.chosen(from: definitions, platform: name, configuration: configuration)?

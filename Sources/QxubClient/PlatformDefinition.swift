@@ -143,7 +143,12 @@ extension PlatformDefinition {
     /// Definitions from `QXUB_PLATFORM_FILE`, else every `*.yaml` in `QXUB_PLATFORM_PATHS` (colon-separated),
     /// `platform_search_paths`, or `/etc/qxub/platforms`, `~/.config/qxub/platforms`, `~/.qxub/platforms`;
     /// plus the `definition:` file of each configured platform.
-    package static func all(configuration: Configuration) throws(ClientError) -> [PlatformDefinition] {
+    /// `warn` says that a cached copy stands in for a URL that could not be fetched: on stderr, except where
+    /// a definition is read only for a side value (the state root) and the queue choice reads it again.
+    package static func all(
+        configuration: Configuration,
+        warn: Bool = true
+    ) throws(ClientError) -> [PlatformDefinition] {
         var files: [String] = []
         let home = Environment.get("HOME") ?? ""
         if let file = Environment.get("QXUB_PLATFORM_FILE"), !file.isEmpty {
@@ -169,7 +174,7 @@ extension PlatformDefinition {
                     files.append(
                         try DefinitionCache.file(for: definition) {
                             ClientLog.write($0)
-                            try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n")
+                            if warn { try? FileDescriptor.writeAll(2, "qxub: warning: " + $0 + "\n") }
                         }
                     )
                 } else {

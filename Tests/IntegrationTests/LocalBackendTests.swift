@@ -47,6 +47,23 @@ struct LocalBackendTests {
         try scenarios("arrayterse").arrayTerse()
     }
 
+    @Test("attach of a local array job (ID[]) ends once its subjobs have, with the lowest failed subjob's status")
+    func arrayAttachWhole() throws {
+        let sandbox = try Sandbox("arraywhole")
+        let submit = try sandbox.qxub(
+            [
+                "exec", "--backend", "local", "--array", "1-3", "--terse", "--",
+                "sleep 0.$PBS_ARRAY_INDEX; exit $(( PBS_ARRAY_INDEX >= 2 ? PBS_ARRAY_INDEX + 4 : 0 ))",
+            ],
+            timeout: 60
+        )
+        #expect(submit.exit == .exited(0), "\(submit.stderrText)")
+        let arrayID = submit.stdoutText.trimmingWhitespaceForTests()
+        #expect(arrayID.hasPrefix("local-") && arrayID.hasSuffix("[]"), "\(arrayID)")
+        let attach = try sandbox.qxub(["attach", arrayID], timeout: 60)
+        #expect(attach.exit == .exited(6), "subjob 2's status: \(attach.stderrText)")
+    }
+
     @Test("a local array subjob sees its index as PBS and Slurm name it, and its own QXUB_JOB_ID")
     func arrayEnvironment() throws {
         let sandbox = try Sandbox("arrayenv")

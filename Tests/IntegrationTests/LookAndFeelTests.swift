@@ -133,8 +133,8 @@ struct LookAndFeelTests {
             (
                 ["qxub", "exec", "--platform", "gadi", "-q", ""],
                 [
-                    "auto", "normal", "express", "normalbw", "normalsr", "hugemem", "megamem", "gpuvolta", "dgxa100",
-                    "copyq",
+                    "auto", "normal", "express", "normalbw", "expressbw", "normalsr", "expresssr", "hugemem",
+                    "hugemembw", "megamem", "megamembw", "gpuvolta", "dgxa100", "copyq",
                 ]
             ),
             (["qxub", "exec", "--queue", "gpu"], ["gpuvolta"]),

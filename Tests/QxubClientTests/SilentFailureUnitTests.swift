@@ -163,14 +163,12 @@ struct SilentFailureUnitTests {
     func definitionBackOff() throws {
         let cache = "/tmp/failures-cache-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         defer { _ = try? runCollectingOutput(["rm", "-rf", cache]) }
-        setenv("XDG_CACHE_HOME", cache, 1)
-        defer { unsetenv("XDG_CACHE_HOME") }
         // Nothing listens on port 1 of the loopback: the fetch fails at once.
         let url = "http://127.0.0.1:1/x.yaml"
         let now = MonotonicClock.wallNow()
         func failure(at time: Double) -> String? {
             do {
-                _ = try DefinitionCache.file(for: url, now: time)
+                _ = try DefinitionCache.file(for: url, directory: cache, now: time)
                 return nil
             } catch {
                 return error.message
