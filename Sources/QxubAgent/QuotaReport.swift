@@ -50,7 +50,13 @@ package struct QuotaReport: Hashable, Sendable {
                 guard let mount = lquotaMount(fs: fs, owner: owner), isUnder(root, mount),
                     let used = bytes(words[2]), let soft = bytes(words[3]), let hard = bytes(words[4])
                 else { continue }
-                return QuotaReport(filesystem: mount, usedBytes: used, softBytes: soft, hardBytes: hard, source: "lquota")
+                return QuotaReport(
+                    filesystem: mount,
+                    usedBytes: used,
+                    softBytes: soft,
+                    hardBytes: hard,
+                    source: "lquota"
+                )
             }
         }
         return nil
@@ -154,7 +160,8 @@ package struct QuotaReport: Hashable, Sendable {
 
     /// `bytes` in binary units with one decimal where it says something: "9.1 GiB", "10 GiB", "512 MiB".
     static func describe(_ bytes: UInt64) -> String {
-        for (shift, name) in [(50, "PiB"), (40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes >= 1 << shift {
+        for (shift, name) in [(50, "PiB"), (40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes >= 1 << shift
+        {
             let tenths = (bytes * 10 + (1 << shift) / 2) >> shift
             return tenths % 10 == 0 ? "\(tenths / 10) \(name)" : "\(tenths / 10).\(tenths % 10) \(name)"
         }
