@@ -49,7 +49,8 @@ package final class JobHarness: AgentRequestHandler {
                             script: job.script,
                             command: job.command,
                             warnings: job.warnings,
-                            room: job.room
+                            room: job.room,
+                            quota: job.quota
                         )
                     )
                 ]

@@ -24,6 +24,8 @@ package final class JobService {
         package var warnings: [String] = []
         /// A dry run's word on the room where job state lives (``StateRoot/room(root:free:)``).
         package var room: String = ""
+        /// A dry run's word on the disk quota there (``QuotaReport/summary``); empty when none was read.
+        package var quota: String = ""
     }
 
     package typealias Reply<Value> = AgentReply<Value>
@@ -37,6 +39,7 @@ package final class JobService {
     private let localJobs: LocalJobs
     private let poller: SchedulerPoller
     private let followLoop: FollowLoop
+    private let quotaCheck: QuotaCheck
     private var stopped = false
     /// The keepers of the interactive jobs watched, by channel: where their terminal input goes.
     private var keepers: [UInt32: KeeperConnection] = [:]
@@ -71,6 +74,7 @@ package final class JobService {
         localJobs = LocalJobs(loop: loop, grace: options.cancelGrace, signal: signal)
         poller = SchedulerPoller(loop: loop, pollInterval: options.pollInterval, commands: self.commands, log: log)
         followLoop = FollowLoop(loop: loop, options: options, poller: poller, localJobs: localJobs, log: log)
+        quotaCheck = QuotaCheck(commands: self.commands, log: log)
     }
 
     /// The backend of jobs that do not name one.
@@ -110,6 +114,7 @@ package final class JobService {
     package func stop() {
         stopped = true
         waitingSubmissions.removeAll()
+        quotaCheck.stop()
         for keeper in keepers.values { keeper.close() }
         keepers.removeAll()
         keeperBacklogs.removeAll()
@@ -140,6 +145,8 @@ package final class JobService {
     /// Seconds a retried submission waits for the first attempt's qsub/sbatch to finish (its timeout is 120 s).
     static let retriedSubmissionWait: Double = 130
     private var runningSubmissions = 0
+    /// The state root's quota once ``quotaCheck`` has answered (`.some(nil)`: none known).
+    private var knownQuota: QuotaReport??
     private var waitingSubmissions: [() -> Void] = []
 
     /// Submits `spec` (a dry run renders it only); `token` makes a retry of the same submission answer with
@@ -148,6 +155,15 @@ package final class JobService {
     package func submit(_ spec: JobSpec, token: String, dryRun: Bool, reply: Reply<SubmittedJob>) {
         guard runningSubmissions < Self.maxConcurrentSubmissions else {
             waitingSubmissions.append { [unowned self] in submit(spec, token: token, dryRun: dryRun, reply: reply) }
+            return
+        }
+        // The quota of the state root's filesystem, read once per session (bounded): until it is known,
+        // submissions wait for it.
+        guard let quota = knownQuota else {
+            quotaCheck.whenKnown(root: options.store.root) { [unowned self] report in
+                knownQuota = .some(report)
+                submit(spec, token: token, dryRun: dryRun, reply: reply)
+            }
             return
         }
         let spec = resolvedOnThisHost(spec)
@@ -170,7 +186,8 @@ package final class JobService {
                             room: StateRoot.room(
                                 root: options.store.root,
                                 free: FreeSpace.availableBytes(options.store.root)
-                            )
+                            ),
+                            quota: quota?.summary ?? ""
                         )
                     )
                 )
@@ -187,6 +204,7 @@ package final class JobService {
             ) {
                 return reply(.failure(refusal))
             }
+            if let refusal = quota?.refusal(root: options.store.root) { return reply(.failure(refusal)) }
             let directory = try options.store.createJobDirectory()
             createdDirectory = directory
             if !token.isEmpty, try !options.store.link(token: token, to: directory) {

@@ -118,6 +118,7 @@ extension QxubCommand {
                         FileSystem.directoryName(planned.stateDirectory) + "/ (script, records and output of each job)"
                     )
                     line("free space", planned.room.isEmpty ? "unknown (an older agent)" : planned.room)
+                    if !planned.quota.isEmpty { line("quota", planned.quota) }
                 } catch {
                     line("job output", "not checked: \(error.message)")
                 }

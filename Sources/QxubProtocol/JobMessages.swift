@@ -77,6 +77,9 @@ package struct Submitted: WireCodable, Hashable {
     /// A dry run's word on the room where job state lives ("12 GB free under /scratch/a00/ab1234/.qxub"),
     /// which `qxub doctor` shows; empty otherwise.
     package var room: String = ""
+    /// A dry run's word on the disk quota there ("9.1 GiB of 10 GiB used on /home (lquota)"); empty when the
+    /// agent read none.
+    package var quota: String = ""
     package init(
         requestID: UInt32,
         jobID: String,
@@ -85,7 +88,8 @@ package struct Submitted: WireCodable, Hashable {
         script: String = "",
         command: [String] = [],
         warnings: [String] = [],
-        room: String = ""
+        room: String = "",
+        quota: String = ""
     ) {
         self.requestID = requestID
         self.jobID = jobID
@@ -95,6 +99,7 @@ package struct Submitted: WireCodable, Hashable {
         self.command = command
         self.warnings = warnings
         self.room = room
+        self.quota = quota
     }
     package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
@@ -105,6 +110,7 @@ package struct Submitted: WireCodable, Hashable {
         writer.strings(6, command)
         writer.strings(7, warnings)
         if !room.isEmpty { writer.string(8, room) }
+        if !quota.isEmpty { writer.string(9, quota) }
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobID: "", backend: "")
@@ -118,6 +124,7 @@ package struct Submitted: WireCodable, Hashable {
             case 6: command.append(try field.string())
             case 7: warnings.append(try field.string())
             case 8: room = try field.string()
+            case 9: quota = try field.string()
             default: break
             }
         }
