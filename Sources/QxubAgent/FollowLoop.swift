@@ -398,7 +398,7 @@ final class FollowLoop {
                 if status != 0 && failure == nil { failure = .exited(status) }
                 continue
             }
-            let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
+            let pid = FileSystem.readText(paths.pidRecord).flatMap { Int32($0.trimmingWhitespace()) }
             if let pid, localJobs.isAlive(pid) { return false }
             if failure == nil {
                 failure =

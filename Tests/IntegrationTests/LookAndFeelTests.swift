@@ -129,7 +129,7 @@ struct LookAndFeelTests {
         "bash completion offers values: platforms, queues of the platform's definition, backends, formats, paths; qx too",
         arguments: [
             (["qxub", "exec", "--platform", ""], ["gadi", "hpc2", "local"]),
-            (["qxub", "status", "--platform", "h"], ["hpc2"]),
+            (["qxub", "status", "list", "--platform", "h"], ["hpc2"]),
             (
                 ["qxub", "exec", "--platform", "gadi", "-q", ""],
                 [
@@ -139,7 +139,7 @@ struct LookAndFeelTests {
             ),
             (["qxub", "exec", "--queue", "gpu"], ["gpuvolta"]),
             (["qxub", "exec", "--backend", ""], ["local", "pbspro", "slurm"]),
-            (["qxub", "status", "--format", ""], ["human", "json", "snakemake", "exitcode"]),
+            (["qxub", "status", "check", "--format", ""], ["human", "json", "snakemake", "exitcode"]),
             (["qxub", "exec", "--out", "prefix/share/man/man1/q"], ["prefix/share/man/man1/qxub.1"]),
             (["qx", "--platform", ""], ["gadi", "hpc2", "local"]),
             (["qx", "--backend", "s"], ["slurm"]),
