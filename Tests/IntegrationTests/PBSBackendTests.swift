@@ -51,6 +51,28 @@ struct PBSBackendTests {
     }
     @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach of one")
     func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
+    @Test("Ctrl-C while following an array: one `qdel ID[]` for the whole array, every subjob cancelled, 130")
+    func arrayCancelled() throws {
+        let sandbox = try sandbox("arraycancel")
+        // qdel as the agent runs it, logged: the emulator's, behind a wrapper first on PATH.
+        let shim = sandbox.directory + "/shim"
+        try FileSystem.createDirectories(shim, mode: 0o755)
+        try FileSystem.writeAtomically(
+            shim + "/qdel",
+            "#!/bin/sh\necho \"$*\" >> \(sandbox.directory)/qdel.log\nexec \(Components.pbsEmulatorBin)/qdel \"$@\"\n",
+            mode: 0o755
+        )
+        sandbox.environment["PATH"] = shim + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin")
+        let arrayID = try ExecScenarios(backend: "pbspro", sandbox: sandbox).arrayCancelled()
+        #expect(arrayID.contains("[]"), "\(arrayID)")
+        #expect(FileSystem.readText(sandbox.directory + "/qdel.log") == arrayID + "\n")
+        let qstat = try runCollectingOutput(
+            [Components.pbsEmulatorBin + "/qstat", "-x", "-t", arrayID],
+            environment: sandbox.environmentList,
+            timeout: 30
+        )
+        #expect(!qstat.stdoutText.contains(" R "), "no subjob runs: \(qstat.stdoutText)")
+    }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 

@@ -162,7 +162,10 @@ let arrayScenarios: [Scenario] = [
             ),
             Step(
                 .jobEnd(job: 1, .cancelled(ranFirst: true)),
-                [.recordEnd(job: 1, jobID: "7[1].s", code: 130), .status(.progress("array 7[].s: 1 queued, 1 failed"))],
+                [
+                    .recordEnd(job: 1, jobID: "7[1].s", code: 130),
+                    .status(.progress("array 7[].s: 1 queued, 1 failed")),
+                ],
                 .open
             ),
             Step(
