@@ -41,9 +41,10 @@ struct ArrayTerminalTests {
         for index in 1...3 {
             let preceding = before("[\(index)] line \(index)\r\n", in: screen)
             #expect(preceding.count == 1, "\(screen.debugDescription)")
-            // The live line was cleared before the output (or the output starts a fresh line).
+            // The live line was cleared before the output (or the output starts a fresh line: "\r\n" is one
+            // Character in Swift).
             #expect(
-                preceding.allSatisfy { $0.hasSuffix(clear) || $0.hasSuffix("\n") },
+                preceding.allSatisfy { $0.hasSuffix(clear) || $0.hasSuffix("\r\n") || $0.hasSuffix("\n") },
                 "output written over the status line: \(preceding) in \(screen.debugDescription)"
             )
         }
