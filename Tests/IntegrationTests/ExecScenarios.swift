@@ -170,9 +170,26 @@ struct ExecScenarios {
     }
 
     /// Ctrl-C while following an array: one cancel of the whole array (not one per subjob), every subjob ends
-    /// as cancelled, and qxub exits 130 as a cancelled job does. Returns the array's id.
+    /// as cancelled, and qxub exits 130 as a cancelled job does. With `cancelCommand` (`qdel`, `scancel`),
+    /// that command runs exactly once, with the array's id. Returns the array's id.
     @discardableResult
-    func arrayCancelled() throws -> String {
+    func arrayCancelled(cancelCommand: String? = nil) throws -> String {
+        let log = sandbox.directory + "/cancel.log"
+        if let cancelCommand {
+            // The scheduler's command as the agent runs it, logged: a wrapper first on PATH.
+            let path = sandbox.environment["PATH"] ?? "/usr/bin:/bin"
+            let real = try #require(
+                path.split(separator: ":").map { $0 + "/" + cancelCommand }.first { access($0, X_OK) == 0 }
+            )
+            let shim = sandbox.directory + "/shim"
+            try FileSystem.createDirectories(shim, mode: 0o755)
+            try FileSystem.writeAtomically(
+                shim + "/" + cancelCommand,
+                "#!/bin/sh\necho \"$*\" >> \(log)\nexec \(real) \"$@\"\n",
+                mode: 0o755
+            )
+            sandbox.environment["PATH"] = shim + ":" + path
+        }
         let script = "i=${PBS_ARRAY_INDEX:-$SLURM_ARRAY_TASK_ID}; echo started $i; sleep 300"
         let child = try sandbox.start(["exec", "--backend", backend, "--array", "1-3", "--", script])
         // Ctrl-C once every subjob runs: each has said so.
@@ -195,6 +212,7 @@ struct ExecScenarios {
             (1...3).allSatisfy { FileSystem.readText(directory + "/end.\($0)")?.hasPrefix("130 ") == true }
         }
         #expect(ends, "\((1...3).map { FileSystem.readText(directory + "/end.\($0)") ?? "none" })")
+        if cancelCommand != nil { #expect(FileSystem.readText(log) == arrayID + "\n", "one cancel, of the array") }
         return arrayID
     }
 
