@@ -692,10 +692,24 @@ package final class JobService {
         let paths = job.paths
         if JobRecords(paths: paths).exitStatus != nil { return reply(.success(false)) }
         try? FileSystem.writeAtomically(paths.cancelRecord, "\(Int(MonotonicClock.wallNow()))\n")
+        // The array itself (not one subjob): its subjobs, whose records and processes are their own.
+        let subjobs: [(id: String, paths: JobPaths)] =
+            paths.recordSuffix.isEmpty
+            ? (job.meta["array"].flatMap(ArrayRange.init)?.indices ?? []).map {
+                (ArrayRange.subjobID(of: job.jobID, index: $0), paths.subjob($0, ownJobLog: job.kind == .local))
+            } : []
         if job.kind == .local {
-            // This agent ends the job's process group itself.
-            let active = JobFollower(job, channel: 0).localProcessGroup.map { localJobs.terminate(group: $0) } ?? false
+            // This agent ends the job's process group itself; an array's, every subjob's.
+            let groups = subjobs.isEmpty ? [paths.pidRecord] : subjobs.map(\.paths.pidRecord)
+            var active = false
+            for record in groups {
+                guard let group = FileSystem.readText(record).flatMap({ pid_t($0.trimmingWhitespace()) }) else {
+                    continue
+                }
+                if localJobs.terminate(group: group) { active = true }
+            }
             reply(.success(active))
+            for subjob in subjobs { followLoop.wake(jobID: subjob.id) }
             return followLoop.wake(jobID: job.jobID)
         }
         let backend = SchedulerBackend(kind: job.kind)
@@ -719,6 +733,7 @@ package final class JobService {
                 }
                 // Learn the end soon rather than at the next regular query.
                 self.poller.askSoon(job.kind)
+                for subjob in subjobs { self.followLoop.wake(jobID: subjob.id) }
                 self.followLoop.wake(jobID: job.jobID)
             }
             runningCancels += 1

@@ -370,7 +370,10 @@ package struct JobRecords: Hashable, Sendable {
             endedAt = fields.count > 1 ? UInt64(fields[1]) : nil
             exitNote = fields.count > 2 ? String(fields[2]) : ""
         }
-        cancelled = FileSystem.exists(paths.cancelRecord)
+        // A subjob is cancelled with its array too (`qdel ID[]`, `scancel ID`, Ctrl-C on a followed array).
+        cancelled =
+            FileSystem.exists(paths.cancelRecord)
+            || (!paths.recordSuffix.isEmpty && FileSystem.exists(paths.stateDirectory + "/cancelled"))
     }
 
     /// The end of a job whose exit record could not be written (a full disk or quota): the job script then

@@ -19,8 +19,9 @@ extension QxubCommand {
                 Two or more arguments are an argv, passed exactly (no word splitting, globbing or expansion):
                   qxub exec -- python3 -c "print('hi there')"
                 The job's stdout and stderr arrive on yours; qxub exits with the job's exit status.
-                With --array 1-10, every subjob is followed: its lines tagged [index], a line of counts per
-                state on stderr, and the exit status of the lowest-numbered subjob that failed.
+                With --array 1-10, every subjob is followed: its lines tagged [index], the counts per state
+                on stderr (one live line on a terminal), and the exit status of the lowest-numbered subjob
+                that failed; Ctrl-C cancels the whole array.
                 Ctrl-C cancels the job; a second Ctrl-C leaves it running.
                 """
         )
@@ -169,9 +170,16 @@ extension QxubCommand {
             let session = try BatchSession(endpoint: endpoint, specs: [spec], terse: false, connection: connection)
             session.arrayIndices = indices
             session.quiet = quiet
-            if !quiet { session.onMessage = { try? FileDescriptor.writeAll(2, "qxub: " + $0 + "\n") } }
+            let status = quiet ? nil : ArrayStatus(loop: session.eventLoop)
+            if let status {
+                session.onMessage = { status.message($0) }
+                session.onProgress = { status.progress($0) }
+                session.onOutput = { status.makeWayForOutput() }
+            }
             session.history = try? HistoryStore()
-            return session.run()
+            let code = session.run()
+            status?.finish()
+            return code
         }
 
         static func runSession(

@@ -90,6 +90,8 @@ final class TerminalStatus {
             line("qxub: warning: \(message)", always: true)
         case .note(let text):
             line("qxub: \(text)", always: true)
+        case .progress(let text):
+            line("qxub: \(text)", always: false)
         }
     }
 

@@ -24,6 +24,12 @@ package final class BatchSession {
     /// Delays between reconnection attempts (seconds), as for `qxub exec`.
     package var reconnectDelays: [Double] = ReconnectPolicy().delays
     package var onMessage: (String) -> Void = { _ in }
+    /// A followed array's counts (``SessionStatus/progress(_:)``); ``onMessage`` when not set.
+    package var onProgress: ((String) -> Void)?
+    /// Job output is about to be written (a live status line on the terminal makes way for it).
+    package var onOutput: () -> Void = {}
+    /// The loop the session runs on (for timers of whoever renders the status).
+    package var eventLoop: EventLoop { connection.loop }
     /// Where submissions and job ends are recorded (best effort).
     package var history: HistoryStore?
     /// The one spec is an array job with these indices: its subjobs are followed
@@ -74,8 +80,13 @@ package final class BatchSession {
         )
         driver.history = history
         driver.onStatus = { [unowned self] status in
-            if case .note(let text) = status { onMessage(text) }
+            switch status {
+            case .note(let text): onMessage(text)
+            case .progress(let text): (onProgress ?? onMessage)(text)
+            default: break
+            }
         }
+        driver.onOutput = { [unowned self] in onOutput() }
         self.driver = driver
         return driver.run()
     }

@@ -269,7 +269,10 @@ package struct JobSessionStateMachine {
                 if let jobID = jobs[index].jobID {
                     guard mode != .terse else { continue }
                     actions += watch(index)
-                    if cancelRequested { actions.append(.send(.cancel(job: index, jobID: jobID))) }
+                    // An array's cancel is the array's own (below), not one per subjob.
+                    if cancelRequested && configuration.arrayIndices == nil {
+                        actions.append(.send(.cancel(job: index, jobID: jobID)))
+                    }
                 } else if (cancelRequested && !jobs[index].submitSent)
                     || (jobs[index].submitSent && !agentHonoursTokens)
                 {
@@ -295,6 +298,12 @@ package struct JobSessionStateMachine {
                     // (and after a Ctrl-C, the answer is cancelled at once).
                     actions.append(submit(index, spec: spec, token: token))
                 }
+            }
+            // A Ctrl-C while the session was down: the array's cancel went nowhere, so it goes now.
+            if configuration.arrayIndices != nil, cancelRequested, jobs.count > 1, let arrayID = jobs[0].jobID,
+                isLive
+            {
+                actions.append(.send(.cancel(job: 0, jobID: arrayID)))
             }
         }
         // The counter is reset by a useful session, not by any hello: a session that dies before answering
@@ -629,6 +638,9 @@ package struct JobSessionStateMachine {
             return [.finish(code)]
         }
         guard isLive else { return [] }
+        if configuration.arrayIndices != nil, let arrayID = jobs[0].jobID, jobs.count > 1 {
+            return cancelArray(arrayID, interrupt)
+        }
         guard isExec else {
             cancelRequested = true
             var actions: [Action] = [.status(.note("cancelling \(jobs.compactMap(\.jobID).count) jobs…"))]
@@ -816,7 +828,9 @@ package struct JobSessionStateMachine {
     private mutating func jobEnded() -> [Action] {
         guard jobs.allSatisfy({ $0.code != nil }) else { return [] }
         if configuration.arrayIndices != nil {
-            let code = jobs.lazy.compactMap(\.code).first { $0 != 0 } ?? 0
+            // Cancelled through qxub: the array ends as a cancelled job does, whatever its subjobs' statuses.
+            let code =
+                cancelRequested ? ExitCodes.interrupted : jobs.lazy.compactMap(\.code).first { $0 != 0 } ?? 0
             // The history holds the array (not its subjobs): it ends with the status qxub exits with.
             let record: [Action] = jobs[0].jobID.map { [.recordEnd(job: 0, jobID: $0, code: code)] } ?? []
             return record + finishing(code)
@@ -842,6 +856,35 @@ package struct JobSessionStateMachine {
         return actions + arrayProgress()
     }
 
+    /// Ctrl-C while following an array: one cancel of the whole array (the scheduler's `qdel ID[]`/`scancel
+    /// ID`, the local agent's every subjob), sent again on every new session until the subjobs end; qxub then
+    /// exits 130 as a cancelled job does. A second signal, or SIGTERM/SIGHUP, stops following at once and
+    /// leaves what runs running.
+    private mutating func cancelArray(_ arrayID: String, _ interrupt: Interrupt) -> [Action] {
+        interrupts += 1
+        if interrupt != .interrupt && !cancelRequested {
+            return [
+                .status(
+                    .note(
+                        "left array job \(arrayID) running; cancel it with `qxub cancel \(arrayID)\(platformOption)`"
+                    )
+                )
+            ] + finishing(ExitCodes.interrupted)
+        }
+        if interrupts > 1 || cancelRequested {
+            return [
+                .status(
+                    .note(
+                        "stopped waiting for array job \(arrayID): its cancel was requested but not yet confirmed, so subjobs may still be running; `qxub cancel \(arrayID)\(platformOption)` cancels them"
+                    )
+                )
+            ] + finishing(ExitCodes.interrupted)
+        }
+        cancelRequested = true
+        return [.status(.note("cancelling array job \(arrayID)… (press Ctrl-C again to leave it running)"))]
+            + (state == .open ? [.send(.cancel(job: 0, jobID: arrayID))] : [])
+    }
+
     /// The array's status line, when a count changed.
     private mutating func arrayProgress() -> [Action] {
         guard configuration.arrayIndices != nil, let arrayID = jobs[0].jobID, jobs.count > 1 else { return [] }
@@ -852,7 +895,7 @@ package struct JobSessionStateMachine {
         let line = progress.line
         guard line != arrayLine else { return [] }
         arrayLine = line
-        return [.status(.note(line))]
+        return [.status(.progress(line))]
     }
 
     /// `qxub batch`'s exit status: the number of jobs that did not succeed, at most 100.

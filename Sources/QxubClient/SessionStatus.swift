@@ -14,4 +14,7 @@ package enum SessionStatus: Sendable, Equatable {
     case warning(String)
     /// A line of `qxub batch`, shown as it is after `qxub: `.
     case note(String)
+    /// A followed array's counts per state (``ArrayProgress/line``): each replaces the one before, so a
+    /// terminal shows them as one line rewritten in place.
+    case progress(String)
 }

@@ -58,6 +58,32 @@ package struct StatusLine: Hashable, Sendable {
         )
     }
 
+    /// A followed array's counts (``ArrayProgress/line``) as a live line: spinner frame `frame`, each count in
+    /// its state's colour, the time since the array was submitted ("⠋ qxub: array 12[]: 1 queued, 2 done (4.2s)").
+    package func arrayProgress(_ line: String, elapsed: Double, frame: Int) -> String {
+        let spinner = Self.spinnerFrames[frame % Self.spinnerFrames.count]
+        return spinner + " " + arrayCounts(line) + " (\(Self.duration(elapsed)))"
+    }
+
+    /// `qxub: ` and the array's counts, each in its state's colour (green done, red failed, yellow queued or
+    /// held, running plain): the line that stays once the array has ended.
+    package func arrayCounts(_ line: String) -> String {
+        guard colour, let colon = line.firstRange(of: ": ") else { return "qxub: " + line }
+        let parts = line[colon.upperBound...].split(separator: ",").map { part -> String in
+            let text = String(part.drop { $0 == " " })
+            let word = text.split(separator: " ").last.map(String.init) ?? ""
+            let tone: Tone =
+                switch word {
+                case "done": .done
+                case "failed": .failed
+                case "queued", "held": .queued
+                default: .plain
+                }
+            return paint(text, tone)
+        }
+        return "qxub: " + line[..<colon.upperBound] + parts.joined(separator: ", ")
+    }
+
     /// How `qxub monitor` names a job's state: a finished job is `done` (green) when it exited 0 and
     /// `FAILED` (red) otherwise, so that a failure stands out in a table of many jobs.
     package static func monitorState(_ phase: JobState.Phase, exitCode: Int32?) -> (word: String, tone: Tone) {

@@ -138,6 +138,15 @@ struct ExecScenarios {
     /// stderr (plain lines: stderr is no terminal); the exit status of the subjob that failed; and
     /// `qxub attach ID[2]` follows that one subjob.
     func arrayFollowed() throws {
+        try Self.arrayFollowed(exec: { try exec($0) }, qxub: { try sandbox.qxub($0, timeout: 60) })
+    }
+
+    /// ``arrayFollowed()`` with the commands given: `exec` runs `qxub exec --backend … ARGS`, `qxub` any other
+    /// (so that the real-OpenPBS lane runs it as its user).
+    static func arrayFollowed(
+        exec: ([String]) throws -> CollectedRun,
+        qxub: ([String]) throws -> CollectedRun
+    ) throws {
         let script =
             "i=${PBS_ARRAY_INDEX:-$SLURM_ARRAY_TASK_ID}; echo line $i; echo problem $i >&2; exit $(( i == 2 ? 5 : 0 ))"
         let run = try exec(["--array", "1-3", "--", script])
@@ -155,9 +164,56 @@ struct ExecScenarios {
         #expect(!run.stderrText.contains("\r") && !run.stderrText.contains("\u{1B}"), "plain lines off a terminal")
         let subjobID =
             arrayID.contains("[]") ? arrayID.replacingAll("[]", with: "[2]") : arrayID + "_2"
-        let attach = try sandbox.qxub(["attach", subjobID], timeout: 60)
+        let attach = try qxub(["attach", subjobID])
         #expect(attach.exit == .exited(5), "\(attach.stderrText)")
         #expect(attach.stdoutText == "line 2\n")
+    }
+
+    /// Ctrl-C while following an array: one cancel of the whole array (not one per subjob), every subjob ends
+    /// as cancelled, and qxub exits 130 as a cancelled job does. With `cancelCommand` (`qdel`, `scancel`),
+    /// that command runs exactly once, with the array's id. Returns the array's id.
+    @discardableResult
+    func arrayCancelled(cancelCommand: String? = nil) throws -> String {
+        let log = sandbox.directory + "/cancel.log"
+        if let cancelCommand {
+            // The scheduler's command as the agent runs it, logged: a wrapper first on PATH.
+            let path = sandbox.environment["PATH"] ?? "/usr/bin:/bin"
+            let real = try #require(
+                path.split(separator: ":").map { $0 + "/" + cancelCommand }.first { access($0, X_OK) == 0 }
+            )
+            let shim = sandbox.directory + "/shim"
+            try FileSystem.createDirectories(shim, mode: 0o755)
+            try FileSystem.writeAtomically(
+                shim + "/" + cancelCommand,
+                "#!/bin/sh\necho \"$*\" >> \(log)\nexec \(real) \"$@\"\n",
+                mode: 0o755
+            )
+            sandbox.environment["PATH"] = shim + ":" + path
+        }
+        let script = "i=${PBS_ARRAY_INDEX:-$SLURM_ARRAY_TASK_ID}; echo started $i; sleep 300"
+        let child = try sandbox.start(["exec", "--backend", backend, "--array", "1-3", "--", script])
+        // Ctrl-C once every subjob runs: each has said so.
+        let head = readLines(child.stdout!, count: 3, timeout: 90)
+        #expect(head.split(separator: "\n").sorted() == ["[1] started 1", "[2] started 2", "[3] started 3"])
+        kill(-child.pid, SIGINT)  // the whole group, as a terminal does
+        let run = collect(child, timeout: 90)
+        #expect(run.exit == .exited(130), "\(run.stderrText)")
+        let lines = run.stderrText.split(separator: "\n").map(String.init)
+        let submitted = try #require(lines.first { $0.hasPrefix("qxub: submitted array job ") })
+        let arrayID = String(submitted.dropFirst("qxub: submitted array job ".count).dropLast(": 3 subjobs".count))
+        #expect(
+            lines.filter { $0.hasPrefix("qxub: cancelling") }
+                == ["qxub: cancelling array job \(arrayID)… (press Ctrl-C again to leave it running)"],
+            "one cancel, of the array: \(run.stderrText)"
+        )
+        let directory = try #require(sandbox.jobDirectories.first)
+        // The agent decided each subjob's end: cancelled through qxub (130), not deleted by someone else (143).
+        let ends = sandbox.wait(timeout: 60) {
+            (1...3).allSatisfy { FileSystem.readText(directory + "/end.\($0)")?.hasPrefix("130 ") == true }
+        }
+        #expect(ends, "\((1...3).map { FileSystem.readText(directory + "/end.\($0)") ?? "none" })")
+        if cancelCommand != nil { #expect(FileSystem.readText(log) == arrayID + "\n", "one cancel, of the array") }
+        return arrayID
     }
 
     func container() throws {

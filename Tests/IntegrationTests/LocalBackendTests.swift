@@ -43,6 +43,18 @@ struct LocalBackendTests {
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
     @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach ID[2]")
     func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
+    @Test("Ctrl-C while following an array cancels the whole array once: every subjob's process group gone, 130")
+    func arrayCancelled() throws {
+        let scenarios = try scenarios("arraycancel")
+        try scenarios.arrayCancelled()
+        let directory = try #require(scenarios.sandbox.jobDirectories.first)
+        let groups = (1...3).compactMap {
+            FileSystem.readText(directory + "/pid.\($0)").flatMap { pid_t($0.trimmingWhitespaceForTests()) }
+        }
+        #expect(groups.count == 3)
+        let gone = scenarios.sandbox.wait(timeout: 30) { groups.allSatisfy { kill(-$0, 0) != 0 } }
+        #expect(gone, "every subjob's process group ends")
+    }
     @Test("--array --terse: each subjob has its own records and output") func arrayTerse() throws {
         try scenarios("arrayterse").arrayTerse()
     }

@@ -51,6 +51,18 @@ struct PBSBackendTests {
     }
     @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach of one")
     func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
+    @Test("Ctrl-C while following an array: one `qdel ID[]` for the whole array, every subjob cancelled, 130")
+    func arrayCancelled() throws {
+        let sandbox = try sandbox("arraycancel")
+        let arrayID = try ExecScenarios(backend: "pbspro", sandbox: sandbox).arrayCancelled(cancelCommand: "qdel")
+        #expect(arrayID.contains("[]"), "\(arrayID)")
+        let qstat = try runCollectingOutput(
+            [Components.pbsEmulatorBin + "/qstat", "-x", "-t", arrayID],
+            environment: sandbox.environmentList,
+            timeout: 30
+        )
+        #expect(!qstat.stdoutText.contains(" R "), "no subjob runs: \(qstat.stdoutText)")
+    }
     @Test("Ctrl-C cancels the running job") func cancel() throws { try scenarios("cancel").cancelWhileRunning() }
     @Test("--terse, --quiet and --dry") func modes() throws { try scenarios("modes").terseQuietDry() }
 

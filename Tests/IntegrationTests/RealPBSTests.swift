@@ -109,6 +109,18 @@ struct RealPBSTests {
         #expect(gone, "job \(id) still in PBS after the cancel")
     }
 
+    @Test(
+        "--array 1-3 followed, subjob 2 failing: [index]-tagged output, subjob 2's exit status, attach ID[2]",
+        arguments: histories
+    )
+    func arrayFollowed(history: Bool) throws {
+        let sandbox = try sandbox("array", history: history)
+        try ExecScenarios.arrayFollowed(
+            exec: { try sandbox.qxub(["exec", "--backend", "pbspro"] + $0) },
+            qxub: { try sandbox.qxub($0, timeout: 90) }
+        )
+    }
+
     @Test("a short id (354 for 354.server) works with status, attach and cancel", arguments: [false])
     func shortIDs(history: Bool) throws {
         let sandbox = try sandbox("shortid", history: history)

@@ -34,6 +34,10 @@ struct SlurmBackendTests {
     }
     @Test("--array followed: [index]-tagged lines, counts per state, the failed subjob's status, attach of one")
     func arrayFollowed() throws { try scenarios("arrayfollow").arrayFollowed() }
+    @Test("Ctrl-C while following an array: one `scancel ID` for the whole array, every subjob cancelled, 130")
+    func arrayCancelled() throws {
+        try scenarios("arraycancel").arrayCancelled(cancelCommand: "scancel")
+    }
     @Test("containers: a missing image stops the job; binds reach the runtime") func container() throws {
         try scenarios("container").container()
     }

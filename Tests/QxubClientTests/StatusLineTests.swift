@@ -53,6 +53,20 @@ struct StatusLineTests {
         #expect(line == expected)
     }
 
+    @Test(
+        "an array's live line: spinner frame, each count in its state's colour, elapsed time; no escapes without colour"
+    )
+    func arrayProgress() {
+        let counts = "array 7[].gadi: 1 queued, 1 held, 3 running, 2 done, 1 failed"
+        #expect(
+            StatusLine(colour: true).arrayProgress(counts, elapsed: 4.2, frame: 11)
+                == "⠙ qxub: array 7[].gadi: \u{1B}[33m1 queued\u{1B}[0m, \u{1B}[33m1 held\u{1B}[0m, 3 running, "
+                + "\u{1B}[32m2 done\u{1B}[0m, \u{1B}[31m1 failed\u{1B}[0m (4.2s)"
+        )
+        #expect(StatusLine(colour: false).arrayProgress(counts, elapsed: 65, frame: 0) == "⠋ qxub: \(counts) (1m5s)")
+        #expect(StatusLine(colour: false).arrayCounts(counts) == "qxub: " + counts)
+    }
+
     @Test("the end line is green for exit status 0 and red otherwise")
     func finished() {
         let colour = StatusLine(colour: true)
