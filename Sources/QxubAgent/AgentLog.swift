@@ -24,7 +24,13 @@ package final class AgentLog {
         if mirrorToStderr { try? FileDescriptor.writeAll(2, "qxub-agent: " + text + "\n") }
         guard let path else { return }
         if let size = FileSystem.size(path), size > 1 << 20 { rename(path, path + ".1") }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        var fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // The default state root is made by the first job; a session whose jobs go to a platform's
+            // state_root may never make it, and its log must not be lost.
+            try? FileSystem.createDirectories(FileSystem.directoryName(path))
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { return }
         defer { FileDescriptor.close(fd) }
         try? FileDescriptor.writeAll(fd, "\(LocalTime.logStamp()) [\(getpid())] \(text)\n")
