@@ -18,7 +18,8 @@ extension QxubCommand {
                 From the scheduler's records where it still has them (`qstat -xf` resources_used.* on PBS Pro, \
                 which with job history off keeps nothing of a finished job; `sacct` on Slurm, which needs its \
                 accounting storage) and the job's own record, which fills what the scheduler does not say: the \
-                scheduler's walltime, cpu time, memory and cpus win where it has them. A line on stderr per job \
+                scheduler's walltime, cpu time, memory and cpus win where it has them (but a zero, a sample \
+                taken too soon, over a value of the job's own). A line on stderr per job \
                 says where its values came from, or why the scheduler had none. The job's own record: the job \
                 script writes, before its exit record, the cpus the \
                 scheduler gave (NCPUS, SLURM_CPUS_ON_NODE), the memory high-water of the job's cgroup \
@@ -53,7 +54,8 @@ extension QxubCommand {
                     requests.close()
                     if !asksScheduler {
                         notes +=
-                            "qxub: \(platform.name): this agent does not report the scheduler's records: qxub agent install\n"
+                            "qxub: \(platform.name): this agent does not report the scheduler's records: "
+                            + "qxub agent install --platform \(platform.name)\n"
                     }
                     recordEnds(statuses, platform: platform.name)
                     for status in statuses {

@@ -27,10 +27,11 @@ package struct SchedulerUsage: WireCodable, Hashable {
     }
 
     package func encode(to writer: inout WireWriter) {
-        if let walltimeMillis { writer.varint(1, walltimeMillis) }
-        if let cpuMillis { writer.varint(2, cpuMillis) }
-        if let memoryPeakBytes { writer.varint(3, memoryPeakBytes) }
-        if let cpus { writer.varint(4, cpus) }
+        // Zero is a value here (a job that used no measurable cpu): written explicitly, absent means unknown.
+        writer.optionalVarint(1, walltimeMillis)
+        writer.optionalVarint(2, cpuMillis)
+        writer.optionalVarint(3, memoryPeakBytes)
+        writer.optionalVarint(4, cpus)
         if !note.isEmpty { writer.string(5, note) }
     }
 

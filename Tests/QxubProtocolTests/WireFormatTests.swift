@@ -180,6 +180,8 @@ struct WireFormatTests {
         // walltime 62.5 s, cpu 1 s, 1 MiB, 2 cpus.
         let used = SchedulerUsage(walltimeMillis: 62_500, cpuMillis: 1000, memoryPeakBytes: 1 << 20, cpus: 2)
         #expect(hex(used.wireBytes()) == "08a4e803" + "10e807" + "18808040" + "2002")
+        // A zero is a value, written explicitly: 0 s of cpu, not "unknown".
+        #expect(hex(SchedulerUsage(cpuMillis: 0).wireBytes()) == "1000")
         let gone = SchedulerUsage(note: "gone")
         #expect(hex(gone.wireBytes()) == "2a04" + text("gone"))
         let status = JobStatus(jobID: "1", state: JobState(phase: .finished), schedulerUsage: SchedulerUsage(cpus: 2))
@@ -389,7 +391,7 @@ func sampleMessages() -> [Message] {
                         jobID: "3",
                         state: JobState(phase: .finished),
                         termination: .exited(0),
-                        schedulerUsage: SchedulerUsage(walltimeMillis: 1, cpuMillis: 2, memoryPeakBytes: 3, cpus: 4)
+                        schedulerUsage: SchedulerUsage(walltimeMillis: 1, cpuMillis: 0, memoryPeakBytes: 3, cpus: 4)
                     ),
                     JobStatus(
                         jobID: "4",

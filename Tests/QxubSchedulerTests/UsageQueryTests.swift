@@ -82,7 +82,7 @@ struct UsageQueryTests {
     }
 
     @Test(
-        "the merge: the scheduler's values win where it has them, the job's own fill the rest; the origin says which",
+        "the merge: the scheduler's values win (but a zero over a value of the job's own), the job's own fill the rest",
         arguments: [
             (
                 SchedulerUsage(walltimeMillis: 60_000, cpuMillis: 30_000, cpus: 2),
@@ -97,6 +97,13 @@ struct UsageQueryTests {
                 "from the job's own record: the scheduler no longer has job 7.vm (PBS keeps no job history here)"
             ),
             (nil, JobUsage(cpus: 1), JobUsage(cpus: 1), "from the job's own record"),
+            // PBS's sample of a short job: 0 s of cpu and 0kb; the job's own cpu time wins over the zero.
+            (
+                SchedulerUsage(walltimeMillis: 2000, cpuMillis: 0, memoryPeakBytes: 0, cpus: 2),
+                JobUsage(walltimeSeconds: 2, cpuSeconds: 1.5, cpus: 2),
+                JobUsage(walltimeSeconds: 2, cpuSeconds: 1.5, memoryPeakBytes: 0, cpus: 2),
+                "from the scheduler's records: walltime, mem peak, cpus; from the job's own record: cpu time"
+            ),
         ]
     )
     func merge(scheduler: SchedulerUsage?, own: JobUsage, merged: JobUsage, origin: String) {
