@@ -13,7 +13,7 @@ package enum AgentServer {
             software: "qxub-agent \(QxubVersion.current)",
             capabilities: [
                 ProtocolConstants.capabilityDeflate, ProtocolConstants.capabilitySubmitToken,
-                ProtocolConstants.capabilityInteractive,
+                ProtocolConstants.capabilityInteractive, ProtocolConstants.capabilityUsage,
             ],
             platform: Environment.platform(),
             hostname: Environment.hostname(),

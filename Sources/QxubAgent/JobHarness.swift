@@ -86,7 +86,7 @@ package final class JobHarness: AgentRequestHandler {
                 StatusReport.split(requestID: query.requestID, jobs: jobs, maxPayload: Self.replyBudget(session))
                     .map { .statusReport($0) }
             }
-            service.status(jobIDs: query.jobIDs, reply: reply)
+            service.status(jobIDs: query.jobIDs, usage: query.usage, reply: reply)
         case .terminalInput(let input):
             service.terminalInput(channel: channel, input.data)
         case .terminalResize(let resize):

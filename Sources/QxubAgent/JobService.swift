@@ -747,7 +747,9 @@ package final class JobService {
 
     /// The status of each job asked for, in the order asked (ids nobody submitted through qxub included, as
     /// unknown). Jobs without a record of their end are asked about in one scheduler query per backend.
-    package func status(jobIDs: [String], reply: Reply<[JobStatus]>) {
+    /// With `usage`, finished scheduler jobs also get the scheduler's record of what they used
+    /// (``usageOfFinished(_:kinds:reply:)``).
+    package func status(jobIDs: [String], usage: Bool = false, reply: Reply<[JobStatus]>) {
         var answers: [String: JobStatus] = [:]
         var askScheduler: [SchedulerKind: [String]] = [:]
         /// Each asked id's job (`354` asked, `354.vm` found) and its records.
@@ -770,23 +772,21 @@ package final class JobService {
                 askScheduler[job.kind, default: []].append(job.jobID)
             }
         }
-        let complete = { [jobs] in
-            reply(
-                .success(
-                    jobIDs.map { id in
-                        var status =
-                            answers[id]
-                            ?? JobStatus(
-                                jobID: id,
-                                state: JobState(phase: .unknown, detail: "the scheduler does not know it")
-                            )
-                        status.jobID = id
-                        status.startedAt = jobs[id]?.records.startedAt ?? 0
-                        status.endedAt = jobs[id]?.records.endedAt ?? 0
-                        return status
-                    }
-                )
-            )
+        let complete = { [jobs, weak self] in
+            let statuses = jobIDs.map { id in
+                var status =
+                    answers[id]
+                    ?? JobStatus(
+                        jobID: id,
+                        state: JobState(phase: .unknown, detail: "the scheduler does not know it")
+                    )
+                status.jobID = id
+                status.startedAt = jobs[id]?.records.startedAt ?? 0
+                status.endedAt = jobs[id]?.records.endedAt ?? 0
+                return status
+            }
+            guard usage, let self else { return reply(.success(statuses)) }
+            self.usageOfFinished(statuses, kinds: jobs.mapValues { ($0.jobID, $0.kind) }, reply: reply)
         }
         var pending = askScheduler.count
         guard pending > 0 else { return complete() }
@@ -799,6 +799,54 @@ package final class JobService {
                 }
                 pending -= 1
                 if pending == 0 { complete() }
+            }
+        }
+    }
+
+    /// `statuses` with each finished scheduler job's ``JobStatus/schedulerUsage``: one ``UsageQuery`` per
+    /// scheduler (bounded in time), whose failure becomes each job's note, never the reply's.
+    private func usageOfFinished(
+        _ statuses: [JobStatus],
+        kinds: [String: (jobID: String, kind: SchedulerKind)],
+        reply: Reply<[JobStatus]>
+    ) {
+        var idsByKind: [SchedulerKind: [String]] = [:]
+        for status in statuses where status.state.phase == .finished {
+            guard let job = kinds[status.jobID], job.kind != .local else { continue }
+            idsByKind[job.kind, default: []].append(job.jobID)
+        }
+        var usages: [String: SchedulerUsage] = [:]
+        let complete = {
+            reply(
+                .success(
+                    statuses.map { status in
+                        var status = status
+                        if let job = kinds[status.jobID] { status.schedulerUsage = usages[job.jobID] }
+                        return status
+                    }
+                )
+            )
+        }
+        var pending = idsByKind.count
+        guard pending > 0 else { return complete() }
+        for (kind, ids) in idsByKind {
+            let query = UsageQuery(kind: kind)
+            let unique = Array(Set(ids)).sorted()
+            let finish = { (answers: [String: SchedulerUsage]) in
+                usages.merge(answers) { first, _ in first }
+                pending -= 1
+                if pending == 0 { complete() }
+            }
+            guard let command = query.command(unique) else {
+                finish([:])
+                continue
+            }
+            do {
+                try commands.run(command, 30) { run in finish(query.answer(unique, run)) }
+            } catch {
+                log.write("cannot run \(command[0]): \(error)")
+                let note = SchedulerUsage(note: "cannot run \(command[0]): \(error)")
+                finish(Dictionary(uniqueKeysWithValues: unique.map { ($0, note) }))
             }
         }
     }

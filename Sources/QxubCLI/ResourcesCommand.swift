@@ -15,7 +15,13 @@ extension QxubCommand {
             commandName: "resources",
             abstract: "What finished jobs used: walltime, cpu time, memory high-water, cpu efficiency.",
             discussion: """
-                From the job's own record: the job script writes, before its exit record, the cpus the \
+                From the scheduler's records where it still has them (`qstat -xf` resources_used.* on PBS Pro, \
+                which with job history off keeps nothing of a finished job; `sacct` on Slurm, which needs its \
+                accounting storage) and the job's own record, which fills what the scheduler does not say: the \
+                scheduler's walltime, cpu time, memory and cpus win where it has them (but a zero, a sample \
+                taken too soon, over a value of the job's own). A line on stderr per job \
+                says where its values came from, or why the scheduler had none. The job's own record: the job \
+                script writes, before its exit record, the cpus the \
                 scheduler gave (NCPUS, SLURM_CPUS_ON_NODE), the memory high-water of the job's cgroup \
                 (memory.peak, or memory.max_usage_in_bytes) and bash's `times` for the command; the walltime \
                 is from its started and exit records. cpu efficiency = cpu time / (walltime × cpus). A value \
@@ -43,8 +49,14 @@ extension QxubCommand {
                 for (platform, group) in routed.groups {
                     let endpoint = AgentEndpoint(platform: platform, settings: place.settings())
                     let requests = try AgentRequests(endpoint: endpoint)
-                    let statuses = try requests.status(group)
+                    let asksScheduler = try requests.agentReportsUsage()
+                    let statuses = try requests.status(group, usage: asksScheduler)
                     requests.close()
+                    if !asksScheduler {
+                        notes +=
+                            "qxub: \(platform.name): this agent does not report the scheduler's records: "
+                            + "qxub agent install --platform \(platform.name)\n"
+                    }
                     recordEnds(statuses, platform: platform.name)
                     for status in statuses {
                         if status.isUnknownJob {
@@ -58,11 +70,13 @@ extension QxubCommand {
                             continue
                         }
                         let log = try Self.jobLog(status.jobID, endpoint: endpoint)
-                        var usage = JobUsage.fromJobLog(log)
+                        var own = JobUsage.fromJobLog(log)
                         if status.startedAt > 0, status.endedAt >= status.startedAt {
-                            usage.walltimeSeconds = Double(status.endedAt - status.startedAt)
+                            own.walltimeSeconds = Double(status.endedAt - status.startedAt)
                         }
-                        rows.append(Self.row(status.jobID, usage))
+                        let merged = UsageSources(own: own, scheduler: status.schedulerUsage)
+                        rows.append(Self.row(status.jobID, merged.usage))
+                        if asksScheduler { notes += "qxub: \(status.jobID): \(merged.origin)\n" }
                     }
                 }
             }

@@ -108,14 +108,16 @@ package final class AgentClient {
         return id
     }
 
-    /// The status of `jobIDs` (one request; the agent may answer in several reports, see ``StatusReport/more``).
+    /// The status of `jobIDs` (one request; the agent may answer in several reports, see ``StatusReport/more``);
+    /// with `usage`, also the scheduler's records of what finished jobs used (``StatusQuery/usage``).
     @discardableResult
     package func status(
         _ jobIDs: [String],
+        usage: Bool = false,
         reply: @escaping (Result<[JobStatus], ClientError>) -> Void
     ) -> UInt32 {
         let id = take(.status(asked: jobIDs.count, collected: [], reply))
-        transport.send(.statusQuery(StatusQuery(requestID: id, jobIDs: jobIDs)), channel: 0)
+        transport.send(.statusQuery(StatusQuery(requestID: id, jobIDs: jobIDs, usage: usage)), channel: 0)
         return id
     }
 

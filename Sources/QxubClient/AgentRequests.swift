@@ -60,7 +60,9 @@ package final class AgentRequests {
 
     /// The status of many jobs, in the order asked: one request per run of ids that fits a frame (one
     /// scheduler query each on the agent's side), each answered by one or more reports (``StatusReport/more``).
-    package func status(_ jobIDs: [String]) throws(ClientError) -> [JobStatus] {
+    /// With `usage` (an agent with ``ProtocolConstants/capabilityUsage``: see ``agentReportsUsage()``), finished
+    /// scheduler jobs come with the scheduler's records of what they used.
+    package func status(_ jobIDs: [String], usage: Bool = false) throws(ClientError) -> [JobStatus] {
         // Before the hello the peer's maximum is unknown: the announced default is what every agent takes.
         try waitForReady()
         let maxPayload = negotiation?.peerMaxPayload ?? ProtocolConstants.defaultMaxPayload
@@ -68,9 +70,15 @@ package final class AgentRequests {
         statuses.reserveCapacity(jobIDs.count)
         for run in StatusQuery.runs(of: jobIDs, maxPayload: maxPayload) {
             let ids = Array(jobIDs[run])
-            statuses += try ask { client, reply in client.status(ids, reply: reply) }
+            statuses += try ask { client, reply in client.status(ids, usage: usage, reply: reply) }
         }
         return statuses
+    }
+
+    /// Whether the agent reports the scheduler's records of what jobs used (older agents do not).
+    package func agentReportsUsage() throws(ClientError) -> Bool {
+        try waitForReady()
+        return negotiation?.peer.capabilities.contains(ProtocolConstants.capabilityUsage) == true
     }
 
     /// The agent's own record of submissions on its host, newest first (one or more reports).

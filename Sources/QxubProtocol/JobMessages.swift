@@ -236,13 +236,18 @@ package struct CancelResult: WireCodable, Hashable {
 package struct StatusQuery: WireCodable, Hashable {
     package var requestID: UInt32
     package var jobIDs: [String]
-    package init(requestID: UInt32, jobIDs: [String]) {
+    /// Also ask the scheduler what each finished job used (``JobStatus/schedulerUsage``; an agent with
+    /// ``ProtocolConstants/capabilityUsage``).
+    package var usage: Bool
+    package init(requestID: UInt32, jobIDs: [String], usage: Bool = false) {
         self.requestID = requestID
         self.jobIDs = jobIDs
+        self.usage = usage
     }
     package func encode(to writer: inout WireWriter) {
         writer.varint(1, requestID)
         writer.strings(2, jobIDs)
+        if usage { writer.bool(3, true) }
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(requestID: 0, jobIDs: [])
@@ -250,6 +255,7 @@ package struct StatusQuery: WireCodable, Hashable {
             switch field.number {
             case 1: requestID = try field.uint32()
             case 2: jobIDs.append(try field.string())
+            case 3: usage = try field.bool()
             default: break
             }
         }
@@ -271,18 +277,23 @@ package struct JobStatus: WireCodable, Hashable {
     /// When the job started and ended (seconds since the epoch, from its records; 0 when unknown).
     package var startedAt: UInt64
     package var endedAt: UInt64
+    /// The scheduler's record of what the job used, when the query asked for it (``StatusQuery/usage``)
+    /// and the job is a finished scheduler job.
+    package var schedulerUsage: SchedulerUsage?
     package init(
         jobID: String,
         state: JobState,
         termination: JobTermination? = nil,
         startedAt: UInt64 = 0,
-        endedAt: UInt64 = 0
+        endedAt: UInt64 = 0,
+        schedulerUsage: SchedulerUsage? = nil
     ) {
         self.jobID = jobID
         self.state = state
         self.termination = termination
         self.startedAt = startedAt
         self.endedAt = endedAt
+        self.schedulerUsage = schedulerUsage
     }
     package func encode(to writer: inout WireWriter) {
         writer.string(1, jobID)
@@ -290,6 +301,7 @@ package struct JobStatus: WireCodable, Hashable {
         writer.message(3, termination)
         writer.varint(4, startedAt)
         writer.varint(5, endedAt)
+        writer.message(6, schedulerUsage)
     }
     package init(from reader: inout WireReader) throws(ProtocolError) {
         self.init(jobID: "", state: JobState(phase: .unknown))
@@ -300,6 +312,7 @@ package struct JobStatus: WireCodable, Hashable {
             case 3: termination = try field.message()
             case 4: startedAt = try field.int63()
             case 5: endedAt = try field.int63()
+            case 6: schedulerUsage = try field.message()
             default: break
             }
         }

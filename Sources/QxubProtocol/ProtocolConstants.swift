@@ -51,6 +51,10 @@ package enum ProtocolConstants {
     /// ``TerminalInput`` and ``TerminalResize`` on a watched interactive job's channel.
     package static let capabilityInteractive = "interactive"
 
+    /// Capability name (agent): this side answers ``StatusQuery/usage`` with each finished scheduler job's
+    /// ``SchedulerUsage`` (the scheduler's own records: `qstat -xf` resources_used, `sacct`).
+    package static let capabilityUsage = "usage"
+
     /// Seconds between a client's pings.
     package static let heartbeatInterval = 10.0
 }

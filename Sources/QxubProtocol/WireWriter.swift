@@ -26,6 +26,13 @@ package struct WireWriter {
 
     package mutating func signed(_ field: Int, _ value: Int32) { signed(field, Int64(value)) }
 
+    /// Writes an optional unsigned value; `nil` writes nothing, `0` writes an explicit zero.
+    package mutating func optionalVarint(_ field: Int, _ value: UInt64?) {
+        guard let value else { return }
+        key(field, .varint)
+        appendVarint(value)
+    }
+
     /// Writes an optional signed value; `nil` writes nothing, `0` writes an explicit zero.
     package mutating func optionalSigned(_ field: Int, _ value: Int32?) {
         guard let value else { return }

@@ -171,6 +171,25 @@ struct WireFormatTests {
         #expect(payload(.statusReport(report)) == "0805" + "12" + format2(entry.count / 2) + entry)
     }
 
+    @Test("a status query that asks for usage, and a job's scheduler usage: present fields only, a note alone")
+    func usageGoldens() {
+        #expect(
+            payload(.statusQuery(StatusQuery(requestID: 5, jobIDs: ["1"], usage: true))) == "0805" + "1201" + text("1")
+                + "1801"
+        )
+        // walltime 62.5 s, cpu 1 s, 1 MiB, 2 cpus.
+        let used = SchedulerUsage(walltimeMillis: 62_500, cpuMillis: 1000, memoryPeakBytes: 1 << 20, cpus: 2)
+        #expect(hex(used.wireBytes()) == "08a4e803" + "10e807" + "18808040" + "2002")
+        // A zero is a value, written explicitly: 0 s of cpu, not "unknown".
+        #expect(hex(SchedulerUsage(cpuMillis: 0).wireBytes()) == "1000")
+        let gone = SchedulerUsage(note: "gone")
+        #expect(hex(gone.wireBytes()) == "2a04" + text("gone"))
+        let status = JobStatus(jobID: "1", state: JobState(phase: .finished), schedulerUsage: SchedulerUsage(cpus: 2))
+        #expect(hex(status.wireBytes()) == "0a01" + text("1") + "12020804" + "32022002")
+        let decoded = try? JobStatus(wireBytes: status.wireBytes()[...], type: .statusReport)
+        #expect(decoded == status)
+    }
+
     @Test("history query and report")
     func historyGoldens() {
         #expect(payload(.historyQuery(HistoryQuery(requestID: 3, limit: 50))) == "0803" + "1032")
@@ -361,12 +380,24 @@ func sampleMessages() -> [Message] {
         .cancel(JobRequest(requestID: 1, jobID: "5")),
         .cancelResult(CancelResult(requestID: 1, jobID: "5", wasActive: false)),
         .statusQuery(StatusQuery(requestID: 1, jobIDs: ["1", "2", "3"])),
+        .statusQuery(StatusQuery(requestID: 2, jobIDs: ["4.vm"], usage: true)),
         .statusReport(
             StatusReport(
                 requestID: 1,
                 jobs: [
                     JobStatus(jobID: "1", state: JobState(phase: .queued, detail: "PENDING")),
                     JobStatus(jobID: "2", state: JobState(phase: .finished), termination: .signaled(9)),
+                    JobStatus(
+                        jobID: "3",
+                        state: JobState(phase: .finished),
+                        termination: .exited(0),
+                        schedulerUsage: SchedulerUsage(walltimeMillis: 1, cpuMillis: 0, memoryPeakBytes: 3, cpus: 4)
+                    ),
+                    JobStatus(
+                        jobID: "4",
+                        state: JobState(phase: .finished),
+                        schedulerUsage: SchedulerUsage(note: "the scheduler no longer has job 4")
+                    ),
                 ]
             )
         ),
