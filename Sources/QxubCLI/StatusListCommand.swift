@@ -24,12 +24,18 @@ extension QxubCommand.Status {
         }
 
         package func run() throws {
-            let states = try StatusList.gather(limit: limit, place: place)
+            try Self.show(limit: limit, place: place) { $0.listLines() }
+        }
+
+        /// Prints `lines` of the live states (or that there are no jobs); exits 69 after them when a platform's
+        /// agent could not be reached.
+        static func show(limit: Int, place: PlatformOptions, lines: (HistoryLiveStates) -> [String]) throws {
+            let states = try gather(limit: limit, place: place)
             if states.platforms.isEmpty {
                 print(place.platformName.map { "no jobs of \($0) in the history" } ?? "the history is empty")
                 return
             }
-            for line in states.listLines() { print(line) }
+            for line in lines(states) { print(line) }
             if states.platforms.contains(where: { $0.problem != nil }) { throw ExitCode(ExitCodes.unavailable) }
         }
 
@@ -81,13 +87,7 @@ extension QxubCommand.Status {
         }
 
         package func run() throws {
-            let states = try StatusList.gather(limit: limit, place: place)
-            if states.platforms.isEmpty {
-                print(place.platformName.map { "no jobs of \($0) in the history" } ?? "the history is empty")
-                return
-            }
-            for line in states.summaryLines() { print(line) }
-            if states.platforms.contains(where: { $0.problem != nil }) { throw ExitCode(ExitCodes.unavailable) }
+            try StatusList.show(limit: limit, place: place) { $0.summaryLines() }
         }
     }
 }

@@ -179,11 +179,7 @@ extension PBSBackendTests {
     @Test("resources on the PBS emulator: the job's NCPUS, cpu time and the cpu efficiency")
     func resourcesOnPBS() throws {
         let sandbox = try sandbox("resources")
-        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
-        let busy = "end=$((SECONDS + 2)); while [ $SECONDS -lt $end ]; do :; done"
-        let run = try sandbox.qxub(["exec", "--terse", "--backend", "pbspro", "--cpus", "2", "--", busy])
-        let id = run.stdoutText.trimmingWhitespaceForTests()
-        #expect(sandbox.wait { (try? sandbox.qxub(["status", id]))?.stdoutText.contains("finished") == true })
+        let id = try sandbox.finishedBusyPBSJob()
         let resources = try sandbox.qxub(["resources", id])
         #expect(resources.exit == .exited(0), "\(resources.stderrText)")
         let fields = try #require(
@@ -193,5 +189,17 @@ extension PBSBackendTests {
         // One busy cpu of two: 1-2 s of cpu over 1-3 s of walltime (whole seconds from the records), 2 cpus.
         let efficiency = try #require(Int(fields[5].dropLast()), "\(resources.stdoutText)")
         #expect((15...100).contains(efficiency), "\(resources.stdoutText)")
+    }
+}
+
+extension Sandbox {
+    /// A PBS-emulator job of 2 CPUs that kept one busy for 2 s, once it has finished: its id.
+    func finishedBusyPBSJob() throws -> String {
+        environment["XDG_DATA_HOME"] = directory + "/data"
+        let busy = "end=$((SECONDS + 2)); while [ $SECONDS -lt $end ]; do :; done"
+        let run = try qxub(["exec", "--terse", "--backend", "pbspro", "--cpus", "2", "--", busy])
+        let id = run.stdoutText.trimmingWhitespaceForTests()
+        #expect(wait { (try? qxub(["status", id]))?.stdoutText.contains("finished") == true })
+        return id
     }
 }

@@ -6,11 +6,7 @@ extension PBSBackendTests {
     @Test("resources on the PBS emulator: qstat -xf's resources_used win; with history off the job's own record")
     func resourcesFromScheduler() throws {
         let sandbox = try sandbox("schedusage")
-        sandbox.environment["XDG_DATA_HOME"] = sandbox.directory + "/data"
-        let busy = "end=$((SECONDS + 2)); while [ $SECONDS -lt $end ]; do :; done"
-        let run = try sandbox.qxub(["exec", "--terse", "--backend", "pbspro", "--cpus", "2", "--", busy])
-        let id = run.stdoutText.trimmingWhitespaceForTests()
-        #expect(sandbox.wait { (try? sandbox.qxub(["status", id]))?.stdoutText.contains("finished") == true })
+        let id = try sandbox.finishedBusyPBSJob()
 
         let resources = try sandbox.qxub(["resources", id])
         let qstat = try runCollectingOutput(["qstat", "-xf", id], environment: sandbox.environmentList)
