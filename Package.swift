@@ -45,7 +45,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)],
             // Static in every build, not only install/build-agent.sh's: a login node may have an older glibc
             // than this machine, and `swift build -c release` must not leave a dynamic agent to be copied there.
-            linkerSettings: [.unsafeFlags(["-static-executable"])]
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(platforms: [.linux]))]
         ),
         // Client side: agent launcher (local child or ssh), agent client, configuration.
         .target(

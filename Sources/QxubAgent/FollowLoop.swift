@@ -365,7 +365,7 @@ final class FollowLoop {
 
     private func advanceLocal(_ follower: JobFollower, now: Double) -> Bool {
         guard let pid = follower.localPID else {
-            return follower.localArrayIndices.map { advanceLocalArray(follower, indices: $0) } ?? false
+            return follower.localArrayIndices != nil ? advanceLocalArray(follower) : false
         }
         if follower.processDescriptor == nil && !follower.processEnded { watchProcess(follower, pid) }
         if follower.processDescriptor != nil || localJobs.isAlive(pid) { return false }
@@ -386,32 +386,11 @@ final class FollowLoop {
     }
 
     /// Wakes the follower when the job's script ends (a pidfd); without pidfds, the back-off finds the end.
-    /// A local array job has no process of its own: it ends once every subjob has, with the status of the
-    /// lowest-numbered subjob that failed (as `qxub exec --array` reports it), else 0. Checked on the follow
-    /// loop's back-off: nothing raises an event for it.
-    private func advanceLocalArray(_ follower: JobFollower, indices: [Int]) -> Bool {
-        var failure: JobTermination?
-        for index in indices {
-            let paths = follower.paths.subjob(index, ownJobLog: true)
-            let records = JobRecords(paths: paths)
-            if let status = records.exitStatus {
-                if status != 0 && failure == nil { failure = .exited(status) }
-                continue
-            }
-            let pid = FileSystem.readText(paths.pidRecord).flatMap { Int32($0.trimmingWhitespace()) }
-            if let pid, localJobs.isAlive(pid) { return false }
-            if failure == nil {
-                failure =
-                    records.cancelled
-                    ? .cancelled(ranFirst: records.startedAt != nil)
-                    : .killedByScheduler(
-                        .other,
-                        detail: "subjob \(index)'s processes ended without recording an exit status",
-                        ranFirst: records.startedAt != nil
-                    )
-            }
-        }
-        return finish(follower, failure ?? .exited(0))
+    /// A local array job has no process of its own (``JobFollower/localArrayEnd(isAlive:)``). Checked on the
+    /// follow loop's back-off: nothing raises an event for it.
+    private func advanceLocalArray(_ follower: JobFollower) -> Bool {
+        guard let end = follower.localArrayEnd(isAlive: localJobs.isAlive) else { return false }
+        return finish(follower, end)
     }
 
     private func watchProcess(_ follower: JobFollower, _ pid: Int32) {

@@ -69,6 +69,40 @@ final class JobFollower {
         records = JobRecords(paths: paths)
     }
 
+    /// A local array job's end, once every subjob has ended: the status of the lowest-numbered subjob that
+    /// failed (as `qxub exec --array` reports it), else 0. Nil while a subjob's processes are alive (or this is
+    /// no local array job). `status` and the follow loop both decide it here.
+    func localArrayEnd(isAlive: (pid_t) -> Bool) -> JobTermination? {
+        guard let indices = localArrayIndices else { return nil }
+        var failure: JobTermination?
+        for index in indices {
+            let paths = self.paths.subjob(index, ownJobLog: true)
+            let records = JobRecords(paths: paths)
+            if let status = records.exitStatus {
+                if status != 0 && failure == nil { failure = .exited(status) }
+                continue
+            }
+            let pid = FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }
+            if let pid, isAlive(pid) { return nil }
+            if failure == nil {
+                failure =
+                    records.cancelled
+                    ? .cancelled(ranFirst: records.startedAt != nil)
+                    : .killedByScheduler(
+                        .other,
+                        detail: "subjob \(index)'s processes ended without recording an exit status",
+                        ranFirst: records.startedAt != nil
+                    )
+            }
+        }
+        return failure ?? .exited(0)
+    }
+
+    /// Whether any subjob of a local array job has started.
+    var localArrayStarted: Bool {
+        (localArrayIndices ?? []).contains { FileSystem.exists(paths.subjob($0, ownJobLog: true).startedRecord) }
+    }
+
     /// A local job's process group (its script's pid, from the `pid` record).
     var localProcessGroup: pid_t? {
         FileSystem.readText(paths.pidRecord).flatMap { pid_t($0.trimmingWhitespace()) }

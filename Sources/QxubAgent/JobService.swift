@@ -204,7 +204,13 @@ package final class JobService {
             ) {
                 return reply(.failure(refusal))
             }
-            if let refusal = quota?.refusal(root: options.store.root) { return reply(.failure(refusal)) }
+            if let refusal = quota?.refusal(root: options.store.root) {
+                // Read again for the next submission: the user may clean up (the hint says to) in the same
+                // session, which the session holder keeps for minutes.
+                knownQuota = nil
+                quotaCheck.forget()
+                return reply(.failure(refusal))
+            }
             let directory = try options.store.createJobDirectory()
             createdDirectory = directory
             if !token.isEmpty, try !options.store.link(token: token, to: directory) {
@@ -532,14 +538,24 @@ package final class JobService {
             // One process per index, all at once, named as PBS names subjobs: local-…[] and local-…[3].
             jobID += "[]"
             try options.store.link(jobID: jobID, to: paths.stateDirectory)
+            var started: [pid_t] = []
             for index in range.indices {
                 let subjobID = ArrayRange.subjobID(of: jobID, index: index)
-                let pid = try startLocalProcess(
-                    jobID: subjobID,
-                    paths: paths.subjob(index, ownJobLog: true),
-                    array: (jobID, index)
-                )
-                self.log.write("started \(subjobID) (local, process group \(pid)) in \(paths.stateDirectory)")
+                do {
+                    let pid = try startLocalProcess(
+                        jobID: subjobID,
+                        paths: paths.subjob(index, ownJobLog: true),
+                        array: (jobID, index)
+                    )
+                    started.append(pid)
+                    self.log.write("started \(subjobID) (local, process group \(pid)) in \(paths.stateDirectory)")
+                } catch {
+                    // The submission fails as a whole: subjobs already started would run with nobody to follow
+                    // or cancel them.
+                    self.log.write("could not start \(subjobID): \(error); ending the \(started.count) started")
+                    for pid in started { _ = localJobs.terminate(group: pid) }
+                    throw error
+                }
             }
         } else {
             let pid = try startLocalProcess(jobID: jobID, paths: paths)
@@ -853,6 +869,15 @@ package final class JobService {
 
     /// A local job without an exit record: its processes decide.
     private func localStatus(_ follower: JobFollower) -> JobStatus {
+        if follower.localArrayIndices != nil {
+            guard let end = follower.localArrayEnd(isAlive: localJobs.isAlive) else {
+                return JobStatus(
+                    jobID: follower.jobID,
+                    state: JobState(phase: follower.localArrayStarted ? .running : .queued)
+                )
+            }
+            return JobStatus(jobID: follower.jobID, state: JobState(phase: .finished), termination: end)
+        }
         if let pid = follower.localProcessGroup, localJobs.isAlive(pid) {
             let phase: JobState.Phase = follower.hasStarted ? .running : .queued
             return JobStatus(

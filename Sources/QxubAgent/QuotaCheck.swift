@@ -51,6 +51,11 @@ package final class QuotaCheck {
         }
     }
 
+    /// Forgets a quota read before: the next ``whenKnown(root:_:)`` runs the command again.
+    package func forget() {
+        if case .done = state { state = .notStarted }
+    }
+
     /// The session ended: submissions still waiting are dropped (their replies have nowhere to go).
     package func stop() {
         if case .running = state { state = .running(waiters: []) }

@@ -134,7 +134,8 @@ extension QxubCommand {
                         range: array,
                         endpoint: endpoint,
                         connection: connection,
-                        quiet: mode == .quiet
+                        quiet: mode == .quiet,
+                        notifier: notifier
                     )
                 }
                 return try Self.runSession(
@@ -157,7 +158,8 @@ extension QxubCommand {
             range: String,
             endpoint: AgentEndpoint,
             connection: AgentConnection,
-            quiet: Bool
+            quiet: Bool,
+            notifier: JobNotifier? = nil
         ) throws(ClientError) -> Int32 {
             guard let indices = ArrayRange(range)?.indices else {
                 connection.abandon()
@@ -179,6 +181,22 @@ extension QxubCommand {
             session.history = try? HistoryStore()
             let code = session.run()
             status?.finish()
+            // The array, once seen to end, as one message with the status qxub exits with (the lowest-numbered
+            // failed subjob's).
+            if var notifier, !notifier.settings.webhooks.isEmpty, let array = session.results.first,
+                let arrayID = array.jobID, array.code != nil
+            {
+                let notice = JobEndNotice(
+                    jobID: arrayID,
+                    name: spec.name,
+                    platform: endpoint.platform.name,
+                    exitCode: code,
+                    elapsedSeconds: nil
+                )
+                for warning in notifier.send([notice]) where !quiet {
+                    try? FileDescriptor.writeAll(2, "qxub: warning: \(warning)\n")
+                }
+            }
             return code
         }
 

@@ -44,7 +44,8 @@ struct HistoryLiveStates {
     static func detail(of status: JobStatus) -> String {
         if status.isUnknownJob { return "the agent does not know it" }
         if status.state.phase == .finished { return "" }
-        if !status.state.detail.isEmpty { return status.state.detail }
+        // The scheduler's reason ("Priority", "Insufficient ncpus"), not its raw state letter.
+        if !status.state.reason.isEmpty { return status.state.reason }
         return status.state.host.isEmpty ? "" : "on \(status.state.host)"
     }
 

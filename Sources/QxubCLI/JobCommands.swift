@@ -86,13 +86,16 @@ extension QxubCommand {
             }
             var outcomes: [(String, String)] = []
             var found = false
+            // Over several platforms, one that cannot be reached is said and the others are still cancelled;
+            // qxub then exits with that platform's status.
+            var unreachable: ClientError?
             for platform in platforms {
                 let records = try History.store().unfinished(platform: platform.name)
                 let candidates = records.filter { record in
                     namePattern.map { fnmatch($0, record.name, 0) == 0 } ?? true
                 }.map(\.jobID)
                 guard !candidates.isEmpty else { continue }
-                outcomes += try CLIFailure.catching { () throws(ClientError) -> [(String, String)] in
+                let cancel = { () throws(ClientError) -> [(String, String)] in
                     let session = try AgentRequests(
                         endpoint: AgentEndpoint(platform: platform, settings: place.settings())
                     )
@@ -102,13 +105,25 @@ extension QxubCommand {
                     if dryRun { return ids.map { ($0, "would be cancelled") } }
                     return try session.cancel(ids)
                 }
+                guard platforms.count > 1 else {
+                    outcomes += try CLIFailure.catching(cancel)
+                    continue
+                }
+                do throws(ClientError) {
+                    outcomes += try cancel()
+                } catch {
+                    unreachable = unreachable ?? error
+                    try? FileDescriptor.writeAll(2, "qxub: error: \(platform.name): \(error.description)\n")
+                }
             }
             guard found else {
+                if let unreachable { throw ExitCode(unreachable.exitCode) }
                 let names = platforms.map(\.name).joined(separator: ", ")
                 print("no unfinished jobs\(namePattern.map { " named \($0)" } ?? "") on \(names) in the history")
                 return
             }
             for (id, outcome) in outcomes { print("\(id): \(outcome)") }
+            if let unreachable { throw ExitCode(unreachable.exitCode) }
             if outcomes.contains(where: { $0.1.hasPrefix("failed") }) { throw ExitCode(1) }
         }
 

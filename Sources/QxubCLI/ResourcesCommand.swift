@@ -69,8 +69,14 @@ extension QxubCommand {
                                 "qxub: \(status.jobID): \(status.state.phase); what it used is known once it ends\n"
                             continue
                         }
-                        let log = try Self.jobLog(status.jobID, endpoint: endpoint)
-                        var own = JobUsage.fromJobLog(log)
+                        // A job log that cannot be read leaves the job's own values unknown; the other jobs'
+                        // rows are still printed.
+                        var own = JobUsage()
+                        do throws(ClientError) {
+                            own = JobUsage.fromJobLog(try Self.jobLog(status.jobID, endpoint: endpoint))
+                        } catch {
+                            notes += "qxub: \(status.jobID): cannot read its job log: \(error.message)\n"
+                        }
                         if status.startedAt > 0, status.endedAt >= status.startedAt {
                             own.walltimeSeconds = Double(status.endedAt - status.startedAt)
                         }

@@ -19,6 +19,8 @@ final class TerminalStatus {
     private let render: StatusLine
     /// The spinner line of a waiting job, ticking on the session's event loop.
     private var waiting: WaitingLine?
+    /// With `NO_COLOR`, the last waiting line printed (a new one only when it changes).
+    private var lastPlainWait = ""
 
     /// Warnings (things qxub could not do as asked) are shown unless the user asked for silence.
     private let showWarnings: Bool
@@ -52,6 +54,16 @@ final class TerminalStatus {
             switch state.phase {
             case .queued, .held:
                 guard interactive, let loop else { return }
+                guard render.colour else {
+                    // NO_COLOR: plain lines, one per change, nothing rewritten in place (as an array's counts).
+                    let word = state.phase == .held ? "held" : "queued"
+                    let text =
+                        "qxub: job \(jobID) \(word)"
+                        + (state.reason.isEmpty ? "" : " (\(state.reason.escapingControlCharacters))")
+                    if text != lastPlainWait { line(text, always: false) }
+                    lastPlainWait = text
+                    return
+                }
                 if waiting == nil {
                     waiting = WaitingLine(loop: loop, line: render) { [weak self] text in self?.redraw(text) }
                 }

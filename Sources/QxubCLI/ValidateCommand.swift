@@ -19,8 +19,11 @@ extension QxubCommand {
                 and exit 64, as exec refuses it:
                   $ qxub validate --cpus 50 -q normal
                   (stderr) 50 CPUs on queue 'normal' span more than one node: ask for 48 or 96
-                Reads the configuration and the platform definitions on this machine;
-                contacts no cluster.
+                A -q queue the definition does not list is also exit 64 (exec would
+                submit it unchecked and leave it to the scheduler; validate says that
+                its limits are unknown and names the definition's queues). Reads the
+                configuration and the platform definitions on this machine; contacts
+                no cluster.
                 """
         )
 

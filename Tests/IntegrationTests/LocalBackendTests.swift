@@ -59,21 +59,33 @@ struct LocalBackendTests {
         try scenarios("arrayterse").arrayTerse()
     }
 
-    @Test("attach of a local array job (ID[]) ends once its subjobs have, with the lowest failed subjob's status")
+    @Test(
+        "a local array job (ID[]): status says running while a subjob runs; attach ends once all have, with the lowest failed subjob's status"
+    )
     func arrayAttachWhole() throws {
         let sandbox = try Sandbox("arraywhole")
+        let gate = sandbox.directory + "/gate"
         let submit = try sandbox.qxub(
             [
                 "exec", "--backend", "local", "--array", "1-3", "--terse", "--",
-                "sleep 0.$PBS_ARRAY_INDEX; exit $(( PBS_ARRAY_INDEX >= 2 ? PBS_ARRAY_INDEX + 4 : 0 ))",
+                "while [ ! -e \(gate) ]; do sleep 0.05; done; exit $(( PBS_ARRAY_INDEX >= 2 ? PBS_ARRAY_INDEX + 4 : 0 ))",
             ],
             timeout: 60
         )
         #expect(submit.exit == .exited(0), "\(submit.stderrText)")
         let arrayID = submit.stdoutText.trimmingWhitespaceForTests()
         #expect(arrayID.hasPrefix("local-") && arrayID.hasSuffix("[]"), "\(arrayID)")
+        let running = try sandbox.qxub(["status", arrayID, "--format", "json"])
+        #expect(
+            running.stdoutText.contains("\"status\": \"running\"")
+                || running.stdoutText.contains("\"status\": \"queued\""),
+            "not finished while its subjobs wait: \(running.stdoutText)"
+        )
+        try FileSystem.writeAtomically(gate, "")
         let attach = try sandbox.qxub(["attach", arrayID], timeout: 60)
         #expect(attach.exit == .exited(6), "subjob 2's status: \(attach.stderrText)")
+        let ended = try sandbox.qxub(["status", arrayID, "--format", "exitcode"])
+        #expect(ended.exit == .exited(1), "finished with a non-zero status: \(ended.stdoutText) \(ended.stderrText)")
     }
 
     @Test("a local array subjob sees its index as PBS and Slurm name it, and its own QXUB_JOB_ID")

@@ -221,4 +221,29 @@ struct LookAndFeelTests {
         try session.type("\u{03}")
         #expect(session.waitForExit(timeout: 60) != nil, "\(session.text)")
     }
+
+    @Test("NO_COLOR on a terminal: a queued job's reason is a plain line, no spinner, nothing rewritten")
+    func queuedReasonPlain() throws {
+        let sandbox = try Sandbox(
+            "look-pbs-plain",
+            fakeBinaries: fakeActivationTools,
+            extraPath: [Components.pbsEmulatorBin]
+        )
+        sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
+        sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
+        sandbox.environment["NO_COLOR"] = "1"
+        sandbox.cleanup.append([
+            "python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset",
+        ])
+        let session = try TerminalHarness(
+            [BuiltProducts.qxub, "exec", "--backend", "pbspro", "--cpus", "9999", "--", "true"],
+            environment: sandbox.environmentList
+        )
+        #expect(session.waitFor("Insufficient amount of resource: ncpus", timeout: 60), "\(session.text)")
+        #expect(session.text.contains(" queued (Can Never Run: "), "\(session.text)")
+        #expect(!session.text.contains("\u{1B}"), "no escapes: \(session.text.debugDescription)")
+        #expect(!StatusLine.spinnerFrames.contains { session.text.contains($0) }, "\(session.text.debugDescription)")
+        try session.type("\u{03}")
+        #expect(session.waitForExit(timeout: 60) != nil, "\(session.text)")
+    }
 }

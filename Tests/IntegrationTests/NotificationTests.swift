@@ -159,4 +159,20 @@ struct NotificationTests {
         #expect(contents.contains { $0.contains("Job SUCCESS: sweep (") && $0.contains("exit code 0") }, "\(contents)")
         #expect(contents.contains { $0.contains("Job FAILED: sweep (") && $0.contains("exit code 5") }, "\(contents)")
     }
+
+    @Test("exec --array --notify sends one message for the array once it ended, with qxub's exit status")
+    func arrayNotifies() throws {
+        let server = try LoopbackWebhook()
+        let sandbox = try sandbox(slack: nil, discord: server.url("/hook"))
+        let child = try sandbox.start([
+            "exec", "--notify", "--backend", "local", "-N", "sweep", "--array", "1-3", "--",
+            "exit $(( PBS_ARRAY_INDEX == 2 ? 5 : 0 ))",
+        ])
+        let requests = server.serve(count: 1, status: 204, timeout: 60)
+        let run = collect(child, timeout: 60)
+        #expect(run.exit == .exited(5), "subjob 2's status: \(run.stderrText)")
+        let content = try #require(try requests.first.map { try json($0.body)["content"] as? String } ?? nil)
+        #expect(content.contains("Job FAILED: sweep (") && content.contains("exit code 5"), "\(content)")
+        #expect(content.contains("[]"), "the array's id: \(content)")
+    }
 }

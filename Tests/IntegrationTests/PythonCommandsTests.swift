@@ -81,6 +81,23 @@ struct PythonCommandsTests {
         )
     }
 
+    @Test("cancel --all over two platforms, one unreachable: the other's jobs are cancelled, the failure said")
+    func cancelAllOneUnreachable() throws {
+        let sandbox = try sandbox("cancelreach")
+        let slow = try submit(sandbox, platform: "local", name: "slow", "sleep 300")
+        let other = try submit(sandbox, platform: "other", name: "elsewhere", "sleep 300")
+        // `other` now names a cluster whose ssh is refused at once.
+        try FileSystem.writeAtomically(
+            sandbox.directory + "/config/qxub/config.yaml",
+            "platforms:\n  other:\n    remote:\n      host: 127.0.0.1\n      ssh_options: [Port=1, ConnectTimeout=5]\n"
+        )
+        let all = try sandbox.qxub(["cancel", "--all"])
+        #expect(all.stdoutText == "\(slow): cancel requested\n", "\(all.stdoutText) \(all.stderrText)")
+        #expect(all.stderrText.hasPrefix("qxub: error: other: "), "\(all.stderrText)")
+        #expect(all.exit == .exited(69), "the unreachable platform's status: \(all.stderrText)")
+        _ = other
+    }
+
     @Test("resources: a finished job's walltime and cpu time from its own record; '-' for what it could not record")
     func resourcesLocal() throws {
         let sandbox = try sandbox("resources")

@@ -3,6 +3,10 @@ import QxubProtocol
 import QxubSystem
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reading `lquota` and `quota -w -p` (Tests/Fixtures/quota) and the refusal of a submission at a full quota.
 @Suite("quota: the state root's disk quota")
 struct QuotaReportTests {
@@ -167,5 +171,26 @@ struct QuotaReportTests {
                 == "the job's output directory /data/.qxub is on /dev/sdc1, over its 9 GiB quota past the grace "
                 + "period (9.1 GiB used, says quota): the job was not submitted"
         )
+    }
+
+    @Test("the quota is read once per session, and again after a refusal (the user may have cleaned up)")
+    func readAgainAfterForget() throws {
+        var runs = 0
+        let commands = CommandRunner { arguments, _, completion in
+            runs += 1
+            completion(CollectedRun(exit: .exited(0), stdout: Array("no quota here\n".utf8), stderr: []))
+        }
+        let bin = "/tmp/qxub-quota-forget-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? runCollectingOutput(["rm", "-rf", bin]) }
+        try FileSystem.createDirectories(bin, mode: 0o755)
+        try FileSystem.writeAtomically(bin + "/lquota", "#!/bin/sh\n", mode: 0o755)
+        let check = QuotaCheck(commands: commands, log: AgentLog(path: nil), path: bin)
+        var answers = 0
+        check.whenKnown(root: "/home/u/.qxub") { _ in answers += 1 }
+        check.whenKnown(root: "/home/u/.qxub") { _ in answers += 1 }
+        #expect(runs == 1 && answers == 2)
+        check.forget()
+        check.whenKnown(root: "/home/u/.qxub") { _ in answers += 1 }
+        #expect(runs == 2 && answers == 3)
     }
 }
