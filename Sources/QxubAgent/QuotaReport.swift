@@ -141,8 +141,8 @@ package struct QuotaReport: Hashable, Sendable {
         guard limit > 0, usedBytes >= limit || graceExpired else { return nil }
         let state =
             graceExpired && usedBytes < hardBytes
-            ? "over its \(Self.describe(softBytes)) quota past the grace period (\(Self.describe(usedBytes)) used"
-            : "at its quota (\(Self.describe(usedBytes)) used of \(Self.describe(limit))"
+            ? "over its \(FreeSpace.describe(softBytes)) quota past the grace period (\(FreeSpace.describe(usedBytes)) used"
+            : "at its quota (\(FreeSpace.describe(usedBytes)) used of \(FreeSpace.describe(limit))"
         return AgentError(
             .submitFailed,
             "the job's output directory \(root) is on \(filesystem), \(state), says \(source)): "
@@ -155,16 +155,6 @@ package struct QuotaReport: Hashable, Sendable {
     /// `qxub doctor`'s line: "9.1 GiB of 10 GiB used on /home (lquota)".
     package var summary: String {
         let limit = hardBytes > 0 ? hardBytes : softBytes
-        return "\(Self.describe(usedBytes)) of \(Self.describe(limit)) used on \(filesystem) (\(source))"
-    }
-
-    /// `bytes` in binary units with one decimal where it says something: "9.1 GiB", "10 GiB", "512 MiB".
-    static func describe(_ bytes: UInt64) -> String {
-        for (shift, name) in [(50, "PiB"), (40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes >= 1 << shift
-        {
-            let tenths = (bytes * 10 + (1 << shift) / 2) >> shift
-            return tenths % 10 == 0 ? "\(tenths / 10) \(name)" : "\(tenths / 10).\(tenths % 10) \(name)"
-        }
-        return "\(bytes) B"
+        return "\(FreeSpace.describe(usedBytes)) of \(FreeSpace.describe(limit)) used on \(filesystem) (\(source))"
     }
 }

@@ -21,12 +21,12 @@ package enum FreeSpace {
         }
     }
 
-    /// `bytes` for people: "512 KB", "63 MB", "12.3 GB".
+    /// `bytes` for people, in binary units named as PBS names them (`gb` = 2^30 bytes): "512 KB", "63 MB", "9.1 GB".
     package static func describe(_ bytes: UInt64) -> String {
         let mb = bytes >> 20
         if mb >= 10 << 10 { return "\(bytes >> 30) GB" }
         if mb >= 1 << 10 {
-            let tenths = (bytes * 10) >> 30
+            let tenths = (bytes * 10 + (1 << 29)) >> 30  // to the nearest tenth
             return "\(tenths / 10).\(tenths % 10) GB"
         }
         if mb >= 1 { return "\(mb) MB" }

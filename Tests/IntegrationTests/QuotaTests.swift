@@ -64,7 +64,7 @@ struct QuotaTests {
             sandbox,
             config: config,
             root: root,
-            message: "the job's output directory \(root) is on /home, at its quota (10 GiB used of 10 GiB, says lquota)"
+            message: "the job's output directory \(root) is on /home, at its quota (10 GB used of 10 GB, says lquota)"
         )
     }
 
@@ -90,8 +90,8 @@ struct QuotaTests {
             sandbox,
             config: config,
             root: root,
-            message: "the job's output directory \(root) is on \(device), over its 9 GiB quota past the grace period "
-                + "(9.1 GiB used, says quota)"
+            message: "the job's output directory \(root) is on \(device), over its 9.0 GB quota past the grace period "
+                + "(9.1 GB used, says quota)"
         )
     }
 
@@ -113,7 +113,7 @@ struct QuotaTests {
         #expect(doctor.exit == .exited(0), "\(doctor.stderrText)")
         let lines = doctor.stdoutText.split(separator: "\n").map(String.init)
         #expect(
-            lines.contains("quota                 9.1 GiB of 10 GiB used on /home (lquota)"),
+            lines.contains("quota                 9.1 GB of 10 GB used on /home (lquota)"),
             "\(doctor.stdoutText)"
         )
     }

@@ -141,7 +141,7 @@ struct QuotaReportTests {
         #expect(error.code == .submitFailed)
         #expect(
             error.message
-                == "the job's output directory /home/ab1234/.qxub is on /home, at its quota (10 GiB used of 10 GiB, "
+                == "the job's output directory /home/ab1234/.qxub is on /home, at its quota (10 GB used of 10 GB, "
                 + "says lquota): the job was not submitted"
         )
         #expect(
@@ -157,7 +157,7 @@ struct QuotaReportTests {
             source: "lquota"
         )
         #expect(room.refusal(root: "/home/ab1234/.qxub") == nil)
-        #expect(room.summary == "9.1 GiB of 10 GiB used on /home (lquota)")
+        #expect(room.summary == "9.1 GB of 10 GB used on /home (lquota)")
         let expired = QuotaReport(
             filesystem: "/dev/sdc1",
             usedBytes: 9_728_000_000,
@@ -168,8 +168,8 @@ struct QuotaReportTests {
         )
         #expect(
             expired.refusal(root: "/data/.qxub")?.message
-                == "the job's output directory /data/.qxub is on /dev/sdc1, over its 9 GiB quota past the grace "
-                + "period (9.1 GiB used, says quota): the job was not submitted"
+                == "the job's output directory /data/.qxub is on /dev/sdc1, over its 9.0 GB quota past the grace "
+                + "period (9.1 GB used, says quota): the job was not submitted"
         )
     }
 
