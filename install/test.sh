@@ -32,6 +32,9 @@ echo "test: the README's first command, into a temporary prefix"
 QXUB_PREFIX=$(mktemp -d) bash install/quickstart.sh
 echo "test: swift build --build-tests"
 swift build --build-tests
+# The man page generator (swift-argument-parser's generate-manual), which the install tests run beside the
+# built qxub: a product of a dependency, so --build-tests does not build it.
+swift build --product generate-manual
 export QXUB_TEST_AGENT="$root/.build-static/qxub-agent"
 echo "test: swift test (agent under test: $QXUB_TEST_AGENT)"
 swift test --skip-build
