@@ -197,21 +197,28 @@ struct LookAndFeelTests {
         #expect(help.stdoutText.contains("PREFIX/share/qxub/platforms"), "\(help.stdoutText)")
     }
 
-    @Test("a job PBS cannot start yet: a yellow queued line with a spinner, the time and PBS's reason")
-    func queuedReasonFromPBS() throws {
-        let sandbox = try Sandbox("look-pbs", fakeBinaries: fakeActivationTools, extraPath: [Components.pbsEmulatorBin])
+    /// `qxub exec` on a terminal of a job the PBS emulator cannot start (more CPUs than it has: "Can Never Run:
+    /// Insufficient ..."), once PBS's reason is on the screen; `NO_COLOR` as given. The sandbox lives as long as
+    /// the caller keeps it.
+    func queuedOnPBS(_ label: String, noColor: String?) throws -> (Sandbox, TerminalHarness) {
+        let sandbox = try Sandbox(label, fakeBinaries: fakeActivationTools, extraPath: [Components.pbsEmulatorBin])
         sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
         sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
-        sandbox.environment["NO_COLOR"] = nil
+        sandbox.environment["NO_COLOR"] = noColor
         sandbox.cleanup.append([
             "python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset",
         ])
-        // More CPUs than the emulated cluster has: PBS queues it with "Can Never Run: Insufficient ...".
         let session = try TerminalHarness(
             [BuiltProducts.qxub, "exec", "--backend", "pbspro", "--cpus", "9999", "--", "true"],
             environment: sandbox.environmentList
         )
         #expect(session.waitFor("Insufficient amount of resource: ncpus", timeout: 60), "\(session.text)")
+        return (sandbox, session)
+    }
+
+    @Test("a job PBS cannot start yet: a yellow queued line with a spinner, the time and PBS's reason")
+    func queuedReasonFromPBS() throws {
+        let (sandbox, session) = try queuedOnPBS("look-pbs", noColor: nil)
         #expect(session.text.contains("\u{1B}[33mqxub: job "), "yellow: \(session.text.debugDescription)")
         #expect(
             StatusLine.spinnerFrames.contains { session.text.contains($0 + " \u{1B}[33mqxub: job ") },
@@ -220,30 +227,17 @@ struct LookAndFeelTests {
         #expect(session.text.contains(" queued ("), "\(session.text)")
         try session.type("\u{03}")
         #expect(session.waitForExit(timeout: 60) != nil, "\(session.text)")
+        withExtendedLifetime(sandbox) {}
     }
 
     @Test("NO_COLOR on a terminal: a queued job's reason is a plain line, no spinner, nothing rewritten")
     func queuedReasonPlain() throws {
-        let sandbox = try Sandbox(
-            "look-pbs-plain",
-            fakeBinaries: fakeActivationTools,
-            extraPath: [Components.pbsEmulatorBin]
-        )
-        sandbox.environment["PBS_EMU_HOME"] = sandbox.directory + "/pbs"
-        sandbox.environment["PBS_EMU_JOB_HOME"] = sandbox.directory + "/home"
-        sandbox.environment["NO_COLOR"] = "1"
-        sandbox.cleanup.append([
-            "python3", Components.repositoryRoot + "/Tests/Support/pbs-emulator/pbsemu.py", "reset",
-        ])
-        let session = try TerminalHarness(
-            [BuiltProducts.qxub, "exec", "--backend", "pbspro", "--cpus", "9999", "--", "true"],
-            environment: sandbox.environmentList
-        )
-        #expect(session.waitFor("Insufficient amount of resource: ncpus", timeout: 60), "\(session.text)")
+        let (sandbox, session) = try queuedOnPBS("look-pbs-plain", noColor: "1")
         #expect(session.text.contains(" queued (Can Never Run: "), "\(session.text)")
         #expect(!session.text.contains("\u{1B}"), "no escapes: \(session.text.debugDescription)")
         #expect(!StatusLine.spinnerFrames.contains { session.text.contains($0) }, "\(session.text.debugDescription)")
         try session.type("\u{03}")
         #expect(session.waitForExit(timeout: 60) != nil, "\(session.text)")
+        withExtendedLifetime(sandbox) {}
     }
 }
