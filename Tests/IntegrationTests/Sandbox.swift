@@ -22,7 +22,10 @@ final class Sandbox {
         for entry in Environment.all() {
             guard let equals = entry.firstIndex(of: "=") else { continue }
             let key = String(entry[..<equals])
-            if key.hasPrefix("QXUB_") || key.hasPrefix("PBS_") || key.hasPrefix("SLURM_") { continue }
+            // The runner's NO_COLOR must not decide what a test sees on its terminal: a test that wants it sets it.
+            if key.hasPrefix("QXUB_") || key.hasPrefix("PBS_") || key.hasPrefix("SLURM_") || key == "NO_COLOR" {
+                continue
+            }
             environment[key] = String(entry[entry.index(after: equals)...])
         }
         environment["HOME"] = directory + "/home"
