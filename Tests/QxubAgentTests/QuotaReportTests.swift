@@ -121,10 +121,10 @@ struct QuotaReportTests {
         let mountinfo = """
             22 1 0:21 / / rw,relatime shared:1 - overlay overlay rw
             30 22 8:17 / /home rw,relatime shared:2 - ext4 /dev/sdb1 rw
-            31 30 0:40 / /home/shared rw,relatime shared:3 - nfs nfs01:/export/home rw
+            31 30 0:40 / /home/lab rw,relatime shared:3 - nfs nfs01:/export/home rw
             """
         #expect(QuotaReport.mountSource(of: "/home/ab1234/.qxub", mountinfo: mountinfo)?.source == "/dev/sdb1")
-        #expect(QuotaReport.mountSource(of: "/home/shared/x", mountinfo: mountinfo)?.source == "nfs01:/export/home")
+        #expect(QuotaReport.mountSource(of: "/home/lab/x", mountinfo: mountinfo)?.source == "nfs01:/export/home")
         #expect(QuotaReport.mountSource(of: "/homework/x", mountinfo: mountinfo)?.source == "overlay")
     }
 
