@@ -70,7 +70,7 @@ extension QxubCommand {
                         context: context,
                         resources: resources,
                         job: job,
-                        output: output,
+                        output: output.request,
                         remote: platform.remote,
                         configuration: configuration,
                         sharedByManyJobs: true,

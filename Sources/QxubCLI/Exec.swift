@@ -106,7 +106,7 @@ extension QxubCommand {
                     context: context,
                     resources: resources,
                     job: job,
-                    output: output,
+                    output: output.request,
                     remote: platform.remote,
                     configuration: configuration,
                     preset: preset,

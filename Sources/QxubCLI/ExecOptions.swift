@@ -324,6 +324,11 @@ struct OutputOptions: ParsableArguments {
     )
     var dry = false
 
+    /// The paths (and whether to check them) for ``JobSpecBuilder``.
+    var request: JobSpecBuilder.OutputRequest {
+        .init(stdout: stdout, stderr: stderr, joblog: joblog, checkWritable: !dry)
+    }
+
     @Flag(name: .customLong("terse"), help: "Print only the job id and return at once.")
     var terse = false
 

@@ -49,9 +49,6 @@ extension QxubCommand {
         /// The name of an interactive job unless -N gives one (the Python qxub's).
         static let defaultName = "qxub-interactive"
         static let defaultGrace: UInt32 = 600
-        /// exec's output options do not apply; their defaults (a property wrapper's value needs a parse, which
-        /// cannot fail for no arguments).
-        static var defaultOutput: OutputOptions { (try? OutputOptions.parse([])) ?? OutputOptions() }
 
         package mutating func validate() throws {
             if job.array != nil {
@@ -92,7 +89,7 @@ extension QxubCommand {
                     context: context,
                     resources: resources,
                     job: options,
-                    output: Self.defaultOutput,
+                    output: .init(),
                     remote: platform.remote,
                     configuration: configuration,
                     platformName: platform.name

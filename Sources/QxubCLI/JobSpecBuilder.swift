@@ -8,11 +8,20 @@ import Glibc
 
 /// Turns the command line into a ``JobSpec``: parses resources, resolves paths, names the job.
 struct JobSpecBuilder {
+    /// The job's output files as given (nil: the configured path, else the file in its state directory), and
+    /// whether they are checked for writing before submission (not for a dry run).
+    struct OutputRequest {
+        var stdout: String? = nil
+        var stderr: String? = nil
+        var joblog: String? = nil
+        var checkWritable = true
+    }
+
     let command: JobSpec.Command
     let context: ContextOptions
     let resources: ResourceOptions
     let job: JobOptions
-    let output: OutputOptions
+    let output: OutputRequest
     /// Set for a remote platform: paths are the cluster's, resolved there against the working directory.
     var remote: Platform.Remote? = nil
     /// `defaults.*` and `templates:` apply where the command line says nothing.
@@ -222,7 +231,7 @@ struct JobSpecBuilder {
         let joblogPath = absolute(try resolve(output.joblog ?? (sharedByManyJobs ? nil : configured("joblog"))))
         // With the agent on this machine the files are ours to check: a job that cannot write them would end
         // with 78 and its reason in the very file it could not write.
-        if remote == nil && !output.dry {
+        if remote == nil && output.checkWritable {
             try OutputPathCheck.check([("--out", stdoutPath), ("--err", stderrPath), ("--joblog", joblogPath)])
         }
         let workingDirectory =

@@ -52,7 +52,7 @@ extension QxubCommand {
                     context: context,
                     resources: resources,
                     job: job,
-                    output: try Self.noOutputOptions(),
+                    output: .init(checkWritable: false),
                     configuration: configuration,
                     preset: try job.preset(for: words, context: context, configuration: configuration),
                     platformName: place.platformName
@@ -133,13 +133,6 @@ extension QxubCommand {
             }
             print("ok")
             return []
-        }
-
-        /// exec's output options as given when none are: the job spec needs them, validate has none.
-        static func noOutputOptions() throws(ClientError) -> OutputOptions {
-            do { return try OutputOptions.parse([]) } catch {
-                throw ClientError("internal: output options do not parse empty", exitCode: ExitCodes.internalError)
-            }
         }
     }
 }
